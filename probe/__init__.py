@@ -1,0 +1,42 @@
+"""probe: make soft prompts readable.
+
+Load a prompt-tuned model's soft prompt, find the nearest vocabulary tokens of every position, track how
+they drift during training, and compare initialisations.
+"""
+
+import os as _os
+
+# UMAP's Numba JIT dominates cold starts; cache compiled code in probe's own cache unless the user chose.
+_os.environ.setdefault(
+    "NUMBA_CACHE_DIR",
+    _os.path.join(
+        _os.environ.get("PROBE_CACHE_DIR")
+        or _os.path.join(_os.environ.get("XDG_CACHE_HOME") or _os.path.expanduser("~/.cache"), "probe"),
+        "numba",
+    ),
+)
+
+from probe.index import TokenFilter, VocabIndex  # noqa: E402
+from probe.models import DEFAULT_MODEL, LoadedModel, load_model  # noqa: E402
+from probe.prompts import SoftPrompt, load_prompt, load_prompts  # noqa: E402
+from probe.reports import NearestTokenReport, nearest_tokens  # noqa: E402
+from probe.runs import Run, find_runs, load_run  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LoadedModel",
+    "NearestTokenReport",
+    "Run",
+    "SoftPrompt",
+    "TokenFilter",
+    "VocabIndex",
+    "__version__",
+    "find_runs",
+    "load_model",
+    "load_prompt",
+    "load_prompts",
+    "load_run",
+    "nearest_tokens",
+]

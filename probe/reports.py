@@ -1,0 +1,423 @@
+"""Nearest-token reports: the k closest vocabulary tokens of every prompt position, and how far it sits.
+
+A report says, per position: its neighbours with cosines; its norm against the vocabulary's; its top-1
+cosine and the margin to the second; where that top-1 cosine falls among the vocabulary's own
+nearest-neighbour cosines (the "token manifold" percentile); how tight its neighbours are as a group;
+whether its top-1 token repeats elsewhere; which class labels it is near. A control (random vectors as in
+the paper, and sampled vocabulary rows) shows what "no learned structure" looks like on the same measures.
+No plotting here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from probe.index import VocabIndex, normalize_rows
+from probe.prompts import SoftPrompt, check_vectors
+from probe.tokens import frequency_ranks
+
+if TYPE_CHECKING:
+    from probe.models import LoadedModel
+
+OFF_MANIFOLD_PERCENTILE = 1.0
+"""A position whose top-1 cosine is below this percentile of the vocabulary's own is flagged off-manifold."""
+FAITHFULNESS_CAVEAT = (
+    "Nearest tokens describe where a prompt sits, not what it does: the reading can be unfaithful "
+    "(Khashabi et al. 2022, 'Prompt Waywardness')."
+)
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """One neighbouring token of a prompt position."""
+
+    rank: int
+    token_id: int
+    token: str
+    cosine: float
+
+
+@dataclass(frozen=True)
+class LabelHit:
+    """A class label with a token in a position's top-k."""
+
+    label: str
+    token: str
+    rank: int
+
+
+@dataclass(frozen=True)
+class PositionReading:
+    """Everything the report says about one prompt position."""
+
+    position: int
+    norm: float
+    norm_ratio: float
+    top1_cosine: float
+    margin: float
+    manifold_percentile: float
+    on_manifold: bool
+    coherence: float
+    neighbors: list[Neighbor]
+    repeats_at: list[int] = field(default_factory=list)
+    label_hits: list[LabelHit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Averages over a set of vectors (the prompt or a control)."""
+
+    name: str
+    count: int
+    mean_norm_ratio: float
+    mean_top1_cosine: float
+    mean_margin: float
+    mean_manifold_percentile: float
+    on_manifold_share: float
+    mean_coherence: float
+    duplicate_top1_share: float
+
+
+@dataclass(frozen=True)
+class NearestTokenReport:
+    """Nearest tokens and distance measures for every position of one prompt.
+
+    Convert with :meth:`to_dataframe`, :meth:`to_markdown`, :meth:`to_csv`, :meth:`to_json`.
+    """
+
+    model: str
+    fingerprint: str
+    k: int
+    source: str
+    step: int | None
+    role: str | None
+    vocab_mean_norm: float
+    searchable_tokens: int
+    approximate: bool
+    positions: list[PositionReading]
+    summary: Summary
+    labels: list[str] = field(default_factory=list)
+    controls: list[Summary] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (see :meth:`to_json`)."""
+        return _clean(asdict(self))
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON with ``model``, ``k`` and ``positions`` (each with ``position``, ``norm``, ``neighbors``...)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Tidy table: one row per (position, rank) with the position's measures repeated."""
+        rows = []
+        for p in self.positions:
+            labels = ",".join(f"{h.label}@{h.rank}" for h in p.label_hits)
+            for n in p.neighbors:
+                rows.append(
+                    {
+                        "position": p.position,
+                        "rank": n.rank,
+                        "token_id": n.token_id,
+                        "token": n.token,
+                        "cosine": n.cosine,
+                        "norm": p.norm,
+                        "norm_ratio": p.norm_ratio,
+                        "top1_cosine": p.top1_cosine,
+                        "margin": p.margin,
+                        "manifold_percentile": p.manifold_percentile,
+                        "on_manifold": p.on_manifold,
+                        "coherence": p.coherence,
+                        "repeats_at": ",".join(map(str, p.repeats_at)),
+                        "label_hits": labels,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def to_csv(self) -> str:
+        """:meth:`to_dataframe` as CSV text."""
+        buf = io.StringIO()
+        self.to_dataframe().to_csv(buf, index=False)
+        return buf.getvalue()
+
+    def to_markdown(self) -> str:
+        """A readable report: header, one table row per position, summary and controls, caveat."""
+        step = f", step {self.step}" if self.step is not None else ""
+        role = f", {self.role} prompt" if self.role else ""
+        kind = "approximate" if self.approximate else "exact"
+        lines = [
+            f"# Nearest tokens: {self.source}{role}{step}",
+            "",
+            f"model `{self.model}` | {len(self.positions)} positions | k={self.k} | {kind} cosine over "
+            f"{self.searchable_tokens} tokens | vocabulary mean norm {self.vocab_mean_norm:.3f}",
+            "",
+            "| pos | norm (x vocab) | top-1 cos | margin | manifold pct | coherence | neighbours (cosine) |",
+            "|---:|---:|---:|---:|---:|---:|:---|",
+        ]
+        for p in self.positions:
+            flags = []
+            if not p.on_manifold:
+                flags.append("off-manifold")
+            if p.repeats_at:
+                flags.append("repeats " + ",".join(map(str, p.repeats_at)))
+            if p.label_hits:
+                flags.append("labels " + ",".join(f"{h.label}@{h.rank}" for h in p.label_hits))
+            neighbours = " · ".join(f"{_md(n.token)} {n.cosine:.2f}" for n in p.neighbors)
+            note = f" ({'; '.join(flags)})" if flags else ""
+            lines.append(
+                f"| {p.position} | {p.norm:.2f} ({p.norm_ratio:.1f}x) | {p.top1_cosine:.3f} | {p.margin:.3f} | "
+                f"{p.manifold_percentile:.0f} | {_fmt(p.coherence)} | {neighbours}{note} |"
+            )
+        lines += ["", "| set | n | norm x vocab | top-1 cos | margin | manifold pct | on-manifold | coherence "
+                  "| dup top-1 |", "|:---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in [self.summary, *self.controls]:
+            lines.append(
+                f"| {s.name} | {s.count} | {s.mean_norm_ratio:.2f} | {s.mean_top1_cosine:.3f} | "
+                f"{s.mean_margin:.3f} | {s.mean_manifold_percentile:.0f} | {s.on_manifold_share:.0%} | "
+                f"{_fmt(s.mean_coherence)} | {s.duplicate_top1_share:.0%} |"
+            )
+        lines += [
+            "",
+            "manifold pct: where the top-1 cosine falls among each vocabulary token's cosine to its own nearest "
+            f"token (below {OFF_MANIFOLD_PERCENTILE:g} = off-manifold). coherence: mean pairwise cosine of the "
+            "top-k neighbours.",
+            "",
+            f"_{FAITHFULNESS_CAVEAT}_",
+            "",
+        ]
+        return "\n".join(lines)
+
+
+def _md(token: str) -> str:
+    return token.replace("|", "\\|").replace("`", "\\`") or "∅"
+
+
+def _fmt(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def _clean(obj: Any) -> Any:
+    """Make NaN JSON-safe (null) and numpy scalars plain."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# --------------------------------------------------------------------------- measures
+
+
+@dataclass(frozen=True)
+class Readings:
+    """Raw per-position measures as arrays (what reports, drift and replication all build on)."""
+
+    cosines: np.ndarray  # float32 [n, k]
+    token_ids: np.ndarray  # int64 [n, k]
+    norms: np.ndarray  # float32 [n]
+    norm_ratio: np.ndarray
+    margin: np.ndarray
+    manifold_percentile: np.ndarray
+    coherence: np.ndarray  # NaN when k == 1
+
+
+def read_positions(vectors: np.ndarray, index: VocabIndex, k: int) -> Readings:
+    """Neighbours and distance measures for rows of ``vectors`` (float32 [n, d]).
+
+    The margin needs the second neighbour, so at least 2 are always searched.
+    """
+    search_k = max(k, min(2, index.size))
+    cosines, ids = index.search(vectors, search_k)
+    norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
+    margin = cosines[:, 0] - cosines[:, 1] if search_k > 1 else np.full(len(vectors), np.nan, np.float32)
+    cosines, ids = cosines[:, :k], ids[:, :k]
+    return Readings(
+        cosines=cosines,
+        token_ids=ids,
+        norms=norms,
+        norm_ratio=norms / max(index.mean_norm, 1e-12),
+        margin=margin,
+        manifold_percentile=index.manifold_percentile(cosines[:, 0]),
+        coherence=neighbor_coherence(index, ids),
+    )
+
+
+def neighbor_coherence(index: VocabIndex, token_ids: np.ndarray) -> np.ndarray:
+    """Mean pairwise cosine among each row's neighbour embeddings (float32 [n]; NaN for k < 2)."""
+    n, k = token_ids.shape
+    if k < 2:
+        return np.full(n, np.nan, dtype=np.float32)
+    unit = normalize_rows(index._rows(np.unique(token_ids)))
+    lookup = {int(t): i for i, t in enumerate(np.unique(token_ids))}
+    rows = unit[np.vectorize(lookup.__getitem__)(token_ids)]  # [n, k, d]
+    gram = np.einsum("nkd,njd->nkj", rows, rows)
+    off_diagonal = gram.sum(axis=(1, 2)) - np.trace(gram, axis1=1, axis2=2)
+    return (off_diagonal / (k * (k - 1))).astype(np.float32)
+
+
+def duplicate_top1(top1: np.ndarray) -> list[list[int]]:
+    """For each position, the other positions that share its top-1 token."""
+    where: dict[int, list[int]] = defaultdict(list)
+    for i, t in enumerate(top1.tolist()):
+        where[t].append(i)
+    return [[j for j in where[t] if j != i] for i, t in enumerate(top1.tolist())]
+
+
+def label_token_ids(tokenizer: Any, label: str) -> list[int]:
+    """Token ids of a label as it appears in text (with and without a leading space).
+
+    Raises:
+        ValueError: the label is empty or tokenises to nothing.
+    """
+    if not isinstance(label, str) or not label.strip():
+        raise ValueError(f"label {label!r} is empty; labels must be non-empty text")
+    ids: list[int] = []
+    for variant in (label, " " + label):
+        for t in tokenizer(variant, add_special_tokens=False)["input_ids"]:
+            if t not in ids and t not in tokenizer.all_special_ids:
+                ids.append(int(t))
+    if not ids:
+        raise ValueError(f"label {label!r} tokenises to nothing with this tokenizer; use a word it knows")
+    return ids
+
+
+def summarize(name: str, readings: Readings, index: VocabIndex) -> Summary:
+    """Average the measures of a set of readings."""
+    dups = duplicate_top1(readings.token_ids[:, 0])
+    on = readings.manifold_percentile >= OFF_MANIFOLD_PERCENTILE
+    coherence = readings.coherence
+    return Summary(
+        name=name,
+        count=int(len(readings.norms)),
+        mean_norm_ratio=float(readings.norm_ratio.mean()),
+        mean_top1_cosine=float(readings.cosines[:, 0].mean()),
+        mean_margin=float(np.nanmean(readings.margin)) if np.isfinite(readings.margin).any() else float("nan"),
+        mean_manifold_percentile=float(readings.manifold_percentile.mean()),
+        on_manifold_share=float(on.mean()),
+        mean_coherence=float(np.nanmean(coherence)) if np.isfinite(coherence).any() else float("nan"),
+        duplicate_top1_share=float(np.mean([bool(d) for d in dups])),
+    )
+
+
+def control_vectors(
+    model: LoadedModel, index: VocabIndex, count: int, *, seed: int = 0, top_n: int = 5000
+) -> dict[str, np.ndarray]:
+    """The paper's controls: uniform [-0.5, 0.5] random vectors and rows sampled from the top-N vocabulary.
+
+    Returns:
+        {"random-uniform control": float32 [count, d], "sampled-vocab control": float32 [count, d]}.
+    """
+    rng = np.random.default_rng(seed)
+    random = rng.uniform(-0.5, 0.5, size=(count, index.dim)).astype(np.float32)
+    allowed = np.zeros(model.vocab_size, dtype=bool)
+    allowed[index.token_ids] = True
+    frequent = frequency_ranks(model.vocabulary, allowed)[:top_n]
+    if frequent.size == 0:
+        frequent = index.token_ids
+    picks = rng.choice(frequent, size=min(count, frequent.size), replace=False)
+    return {
+        "random-uniform control": random,
+        "sampled-vocab control": model.embeddings_numpy()[picks],
+    }
+
+
+def nearest_tokens(
+    prompt: SoftPrompt | np.ndarray,
+    model: LoadedModel,
+    k: int = 5,
+    labels: list[str] | None = None,
+    *,
+    index: VocabIndex | None = None,
+    controls: bool = False,
+    seed: int = 0,
+) -> NearestTokenReport:
+    """Nearest-token report for every position of a prompt.
+
+    Args:
+        prompt: a :class:`SoftPrompt` or float32 [p, d] vectors.
+        model: the model the prompt belongs to (from :func:`probe.load_model`).
+        k: neighbours per position.
+        labels: class names; their tokens are marked where they appear in a position's top-k.
+        index: a prebuilt :class:`VocabIndex` (default: the model's cached index).
+        controls: add the paper's control (random vectors) and sampled vocabulary rows.
+        seed: seed for the controls.
+
+    Returns:
+        The :class:`NearestTokenReport`.
+
+    Raises:
+        ValueError: wrong dimension, k out of range, or a label that tokenises to nothing.
+    """
+    if not isinstance(prompt, SoftPrompt):
+        prompt = SoftPrompt(vectors=check_vectors(prompt), source="<array>")
+    prompt.check_dim(model.dim, model.name)
+    if index is None:
+        index = VocabIndex.for_model(model)
+    if index.dim != model.dim:
+        raise ValueError(f"index has dim {index.dim}, model '{model.name}' has dim {model.dim}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= index.size:
+        raise ValueError(f"k is {k!r}; expected an integer from 1 to {index.size} (searchable tokens)")
+    labels = list(labels or [])
+    label_ids = {label: set(label_token_ids(model.tokenizer, label)) for label in labels}
+
+    readings = read_positions(prompt.vectors, index, k)
+    display = model.vocabulary.display
+    repeats = duplicate_top1(readings.token_ids[:, 0])
+    positions = []
+    for i in range(prompt.length):
+        ids = readings.token_ids[i]
+        hits = [
+            LabelHit(label=label, token=display[t], rank=r + 1)
+            for r, t in enumerate(ids.tolist())
+            for label in labels
+            if t in label_ids[label]
+        ]
+        positions.append(
+            PositionReading(
+                position=i,
+                norm=float(readings.norms[i]),
+                norm_ratio=float(readings.norm_ratio[i]),
+                top1_cosine=float(readings.cosines[i, 0]),
+                margin=float(readings.margin[i]),
+                manifold_percentile=float(readings.manifold_percentile[i]),
+                on_manifold=bool(readings.manifold_percentile[i] >= OFF_MANIFOLD_PERCENTILE),
+                coherence=float(readings.coherence[i]),
+                neighbors=[
+                    Neighbor(rank=r + 1, token_id=int(t), token=display[t], cosine=float(c))
+                    for r, (t, c) in enumerate(zip(ids.tolist(), readings.cosines[i].tolist(), strict=True))
+                ],
+                repeats_at=repeats[i],
+                label_hits=hits,
+            )
+        )
+    control_summaries = []
+    if controls:
+        count = max(prompt.length, 100)
+        for name, vectors in control_vectors(model, index, count, seed=seed).items():
+            control_summaries.append(summarize(name, read_positions(vectors, index, k), index))
+    return NearestTokenReport(
+        model=model.name,
+        fingerprint=model.fingerprint,
+        k=k,
+        source=prompt.source,
+        step=prompt.step,
+        role=prompt.role,
+        vocab_mean_norm=index.mean_norm,
+        searchable_tokens=index.size,
+        approximate=index.approximate,
+        positions=positions,
+        summary=summarize("prompt", readings, index),
+        labels=labels,
+        controls=control_summaries,
+    )

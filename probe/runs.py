@@ -1,0 +1,285 @@
+"""The on-disk training run: a manifest, prompt snapshots, metrics and a PEFT adapter.
+
+```
+RUN/
+  manifest.json                  format, model, init, seed, settings, status, final metrics
+  snapshots/step-00000000.safetensors   the prompt at step 0, every S steps, and the last step
+  metrics.jsonl                  one JSON object a line: {"kind": "train"|"eval", "step": ..., ...}
+  adapter/                       PEFT adapter of the final prompt (PeftModel.from_pretrained loads it)
+```
+
+Every file is written atomically (temp file + ``os.replace``) and metrics lines are appended and fsynced,
+so a run killed at any moment keeps every snapshot written so far and stays readable; a reader skips a torn
+last metrics line. Snapshots are listed from the folder, not from the manifest, so the manifest may lag.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probe.prompts import SoftPrompt, check_vectors
+from probe.util import atomic_write_bytes, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+RUN_FORMAT = 1
+MANIFEST = "manifest.json"
+SNAPSHOTS = "snapshots"
+METRICS = "metrics.jsonl"
+ADAPTER = "adapter"
+SNAPSHOT_KEY = "prompt"
+_SNAPSHOT_NAME = re.compile(r"^step-(\d{8})\.safetensors$")
+STATUSES = ("running", "finished", "interrupted", "failed")
+REQUIRED_FIELDS = ("format", "model", "init", "length", "seed", "status")
+
+
+def snapshot_name(step: int) -> str:
+    """File name of the snapshot at ``step``."""
+    return f"step-{step:08d}.safetensors"
+
+
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder with a probe run manifest."""
+    p = Path(path)
+    return p.is_dir() and (p / MANIFEST).is_file()
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    manifest_path = path / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"'{path}' is not a probe run: it has no {MANIFEST}") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"run manifest '{manifest_path}' is corrupt ({e}); the run cannot be read") from e
+    if not isinstance(manifest, dict):
+        raise ValueError(f"run manifest '{manifest_path}' holds a {type(manifest).__name__}; expected an object")
+    missing = [f for f in REQUIRED_FIELDS if f not in manifest]
+    if missing:
+        raise ValueError(f"run manifest '{manifest_path}' lacks {missing}; it was not written by probe")
+    if manifest["format"] != RUN_FORMAT:
+        raise ValueError(
+            f"run manifest '{manifest_path}' has format {manifest['format']!r}; this probe reads format {RUN_FORMAT}"
+        )
+    return manifest
+
+
+@dataclass
+class Run:
+    """A training run folder opened for reading (it may still be being written).
+
+    Attributes:
+        path: the run folder.
+        manifest: the manifest as a dict.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The run folder's name."""
+        return self.path.name
+
+    @property
+    def steps(self) -> list[int]:
+        """Steps with a snapshot on disk, ascending (read from the folder each time)."""
+        folder = self.path / SNAPSHOTS
+        if not folder.is_dir():
+            return []
+        found = []
+        for entry in os.listdir(folder):
+            m = _SNAPSHOT_NAME.match(entry)
+            if m:
+                found.append(int(m.group(1)))
+        return sorted(found)
+
+    @property
+    def status(self) -> str:
+        """running / finished / interrupted / failed, as last recorded."""
+        return str(self.manifest.get("status"))
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels of the task."""
+        return list(self.manifest.get("labels") or [])
+
+    def snapshot(self, step: int) -> SoftPrompt:
+        """The prompt at ``step``.
+
+        Raises:
+            ValueError: no snapshot at that step, or the file is corrupt.
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        path = self.path / SNAPSHOTS / snapshot_name(step)
+        if not path.is_file():
+            raise ValueError(f"run '{self.path}' has no snapshot at step {step}; it has steps {_span(self.steps)}")
+        try:
+            vectors = load_file(str(path))[SNAPSHOT_KEY]
+        except (SafetensorError, KeyError, OSError) as e:
+            raise ValueError(f"snapshot '{path}' is unreadable ({e}); delete it to resume from the one before") from e
+        return SoftPrompt(
+            vectors=check_vectors(vectors, what=str(path)),
+            source=str(self.path),
+            step=step,
+            role="encoder" if self.manifest.get("kind") == "seq2seq" else None,
+            base_model=self.manifest.get("model"),
+            metadata={"run": self.name, "init": self.manifest.get("init")},
+        )
+
+    def initial_prompt(self) -> SoftPrompt:
+        """The step-0 snapshot."""
+        return self.snapshot(self._require_steps()[0])
+
+    def latest_prompt(self) -> SoftPrompt:
+        """The last snapshot (the final prompt once finished)."""
+        return self.snapshot(self._require_steps()[-1])
+
+    def iter_snapshots(self, steps: list[int] | None = None) -> Iterator[SoftPrompt]:
+        """Yield snapshots one at a time (memory stays at one snapshot)."""
+        for step in steps if steps is not None else self.steps:
+            yield self.snapshot(step)
+
+    def _require_steps(self) -> list[int]:
+        steps = self.steps
+        if not steps:
+            raise ValueError(f"run '{self.path}' has no snapshots yet")
+        return steps
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every complete line of metrics.jsonl (a torn last line from a crash is skipped)."""
+        path = self.path / METRICS
+        if not path.is_file():
+            return []
+        out = []
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # torn tail of a write in progress or a crash
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    logger.warning("skipping a corrupt metrics line in %s", path)
+        return out
+
+    def metrics(self) -> pd.DataFrame:
+        """Training metrics per step (step, loss, lr, ...)."""
+        rows = [r for r in self.records() if r.get("kind") == "train"]
+        return pd.DataFrame(rows).drop(columns="kind") if rows else pd.DataFrame(columns=["step", "loss", "lr"])
+
+    def evaluations(self) -> pd.DataFrame:
+        """Evaluations (step, accuracy, discrete_accuracy, ...)."""
+        rows = [r for r in self.records() if r.get("kind") == "eval"]
+        if not rows:
+            return pd.DataFrame(columns=["step", "accuracy", "discrete_accuracy"])
+        return pd.DataFrame(rows).drop(columns="kind")
+
+    def reload(self) -> Run:
+        """Re-read the manifest (for a run still being written)."""
+        self.manifest = _read_manifest(self.path)
+        return self
+
+
+def _span(steps: list[int]) -> str:
+    if not steps:
+        return "none"
+    return f"{steps[0]}..{steps[-1]} ({len(steps)} snapshots)"
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Open a run folder.
+
+    Raises:
+        FileNotFoundError: no such folder or no manifest.
+        ValueError: corrupt manifest.
+    """
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        raise FileNotFoundError(f"run folder '{path}' does not exist")
+    return Run(path=p, manifest=_read_manifest(p))
+
+
+def find_runs(root: str | os.PathLike[str]) -> list[Run]:
+    """Every readable run directly under ``root`` (or ``root`` itself), sorted by name; broken ones skipped."""
+    p = Path(root).expanduser()
+    if not p.is_dir():
+        return []
+    candidates = [p] if is_run_folder(p) else sorted(c for c in p.iterdir() if is_run_folder(c))
+    runs = []
+    for c in candidates:
+        try:
+            runs.append(load_run(c))
+        except (ValueError, FileNotFoundError) as e:
+            logger.warning("skipping %s: %s", c, e)
+    return runs
+
+
+class RunWriter:
+    """Writes a run folder as training goes. Only one process (rank 0) should hold one.
+
+    Args:
+        path: the run folder (created; must not already hold a run unless ``resume``).
+        manifest: the initial manifest fields.
+        resume: open an existing run to continue it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], manifest: dict[str, Any], *, resume: bool = False) -> None:
+        self.path = Path(path)
+        if is_run_folder(self.path) and not resume:
+            raise ValueError(f"'{self.path}' already holds a run; pick a new --out, or resume it")
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"'{self.path}' is a file; a run needs a folder")
+        (self.path / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
+        self.manifest = {"format": RUN_FORMAT, **manifest}
+        self.manifest.setdefault("status", "running")
+        self.manifest.setdefault("created", time.time())
+        self.write_manifest()
+
+    def write_manifest(self) -> None:
+        """Atomically rewrite manifest.json."""
+        self.manifest["updated"] = time.time()
+        atomic_write_json(self.path / MANIFEST, self.manifest)
+
+    def update(self, **fields: Any) -> None:
+        """Set manifest fields and rewrite it."""
+        self.manifest.update(fields)
+        self.write_manifest()
+
+    def write_snapshot(self, step: int, vectors: np.ndarray) -> Path:
+        """Atomically write the prompt at ``step``; when this returns, the snapshot is on disk."""
+        from safetensors.numpy import save
+
+        vectors = check_vectors(vectors, what=f"snapshot {step}")
+        blob = save({SNAPSHOT_KEY: vectors}, metadata={"step": str(step)})
+        path = self.path / SNAPSHOTS / snapshot_name(step)
+        atomic_write_bytes(path, blob)
+        return path
+
+    def log(self, kind: str, **values: Any) -> None:
+        """Append one metrics line (fsynced)."""
+        line = json.dumps({"kind": kind, **values}, allow_nan=True) + "\n"
+        with open(self.path / METRICS, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop snapshots and metrics past ``step`` (they belong to the lost tail)."""
+        for s in load_run(self.path).steps:
+            if s > step:
+                (self.path / SNAPSHOTS / snapshot_name(s)).unlink(missing_ok=True)
+        records = [r for r in Run(self.path, self.manifest).records() if r.get("step", 0) <= step]
+        atomic_write_bytes(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in records).encode())

@@ -1,0 +1,137 @@
+"""Shared fixtures: the real default model, and tiny random GPT-2 / T5 / BERT models built offline.
+
+No causal or seq2seq model is available offline, so tiny ones are built from configs (hidden 32, 2 layers)
+with tokenizers trained here on a small corpus. Their sizes are asserted: a misspelled config field is
+silently ignored by transformers, and would otherwise give a much larger model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import torch  # noqa: E402
+
+CORPUS = [
+    "The team won the match after a late goal in the final minute.",
+    "Scientists measured the spin of the particle with a new detector.",
+    "The central bank raised interest rates to slow inflation.",
+    "Parliament passed the bill after a long debate on the budget.",
+    "A new phone chip doubles battery life and speeds up graphics.",
+    "The striker signed a contract with the club for three seasons.",
+    "Researchers found water ice in a crater near the lunar pole.",
+    "Shares fell sharply as investors worried about the trade deficit.",
+    "Voters went to the polls to elect a new mayor on Sunday.",
+    "The software update fixes a security flaw in the browser.",
+] * 3
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test session gets its own probe cache, so tests never read a cache from another run."""
+    os.environ["PROBE_CACHE_DIR"] = str(tmp_path_factory.mktemp("probe-cache"))
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The real bundled all-MiniLM-L6-v2, loaded once."""
+    from probe import load_model
+
+    return load_model("default", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def default_index(default_model):
+    from probe import VocabIndex
+
+    return VocabIndex.for_model(default_model)
+
+
+def _bpe_tokenizer(tmp: Path):
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = ByteLevelBPETokenizer()
+    tok.train_from_iterator(CORPUS, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
+        unk_token="<|endoftext|>", pad_token="<|endoftext|>",
+    )
+
+
+def _unigram_tokenizer():
+    from tokenizers import SentencePieceUnigramTokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = SentencePieceUnigramTokenizer()
+    tok.train_from_iterator(CORPUS, vocab_size=300, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok._tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def _count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer GPT-2 with hidden size 32 and a 400-token byte-level BPE, saved to a folder."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    tokenizer = _bpe_tokenizer(path)
+    torch.manual_seed(0)
+    config = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=128, vocab_size=len(tokenizer),
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = GPT2LMHeadModel(config)
+    assert model.config.n_embd == 32 and len(model.transformer.h) == 2
+    assert _count(model) < 60_000, _count(model)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer T5 (d_model 32) whose embedding matrix is padded 28 rows past its 300-token tokenizer."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    path = tmp_path_factory.mktemp("tiny-t5")
+    tokenizer = _unigram_tokenizer()
+    torch.manual_seed(0)
+    config = T5Config(d_model=32, d_ff=64, d_kv=16, num_layers=2, num_decoder_layers=2, num_heads=2,
+                      vocab_size=len(tokenizer) + 28, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+    model = T5ForConditionalGeneration(config)
+    assert model.config.d_model == 32 and len(model.encoder.block) == 2 and len(model.decoder.block) == 2
+    assert model.get_input_embeddings().weight.shape[0] == len(tokenizer) + 28
+    assert _count(model) < 120_000, _count(model)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT (hidden 32) with the default model's WordPiece tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from probe.models import bundled_model_path
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=len(tokenizer), max_position_embeddings=128)
+    model = BertModel(config)
+    assert model.config.hidden_size == 32 and len(model.encoder.layer) == 2
+    assert _count(model) < 1_100_000, _count(model)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
