@@ -117,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    _quiet_libraries(args.debug)
     if args.command is None:
         parser.print_help()
         return 2
@@ -141,6 +142,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"probe {args.command}: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug)",
               file=sys.stderr)
         return 1
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """The CLI's stderr is for probe's own lines; library chatter and load bars only with --debug."""
+    if debug:
+        return
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore")
 
 
 def _one_line(e: BaseException) -> str:

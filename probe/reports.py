@@ -22,7 +22,7 @@ import pandas as pd
 
 from probe.index import VocabIndex, normalize_rows
 from probe.prompts import SoftPrompt, check_vectors
-from probe.tokens import frequency_ranks
+from probe.tokens import frequency_ranks, surface_form
 
 if TYPE_CHECKING:
     from probe.models import LoadedModel
@@ -284,8 +284,10 @@ def label_token_ids(tokenizer: Any, label: str) -> list[int]:
         raise ValueError(f"label {label!r} is empty; labels must be non-empty text")
     ids: list[int] = []
     for variant in (label, " " + label):
-        for t in tokenizer(variant, add_special_tokens=False)["input_ids"]:
-            if t not in ids and t not in tokenizer.all_special_ids:
+        found = tokenizer(variant, add_special_tokens=False)["input_ids"]
+        for t, piece in zip(found, tokenizer.convert_ids_to_tokens(found), strict=True):
+            # a bare word-start marker ("▁", "Ġ") is not a piece of the label
+            if t not in ids and t not in tokenizer.all_special_ids and surface_form(piece or "").strip():
                 ids.append(int(t))
     if not ids:
         raise ValueError(f"label {label!r} tokenises to nothing with this tokenizer; use a word it knows")

@@ -83,6 +83,12 @@ def display_token(piece: str, text: str) -> str:
     """
     if piece.startswith("##") and len(piece) > 2:
         return piece
+    if piece in (_BYTE_LEVEL_SPACE, _SENTENCEPIECE_SPACE):
+        return SPACE_MARK
+    if "\ufffd" in text:  # a lone byte of a multi-byte character: show the bytes
+        raw = _byte_level_bytes(piece)
+        if raw is not None:
+            return "".join(f"\\x{b:02x}" for b in raw)
     if piece.startswith((_BYTE_LEVEL_SPACE, _SENTENCEPIECE_SPACE)) and len(piece) > 1:
         rest = text.lstrip(" ") if text.startswith(" ") else piece[1:]
         return SPACE_MARK + _escape(rest)
@@ -95,6 +101,27 @@ def display_token(piece: str, text: str) -> str:
     if text == " ":
         return SPACE_MARK
     return _escape(text)
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    # GPT-2's byte-level alphabet: printable Latin-1 bytes map to themselves, the other bytes to 256 + n.
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return {ch: b for b, ch in table.items()}
+
+
+def _byte_level_bytes(piece: str) -> bytes | None:
+    """The raw bytes of a GPT-2 style byte-level piece, or None if it is not one."""
+    decoder = _byte_decoder()
+    if piece and all(ch in decoder for ch in piece):
+        return bytes(decoder[ch] for ch in piece)
+    return None
 
 
 def surface_form(piece: str) -> str:
