@@ -1,0 +1,121 @@
+"""The demo: one prompt per paper initialisation on the default model and the bundled data, then readings.
+
+``probe demo`` trains the three runs into a runs folder (skipping runs already finished with the same
+config, resuming interrupted ones) and prints each run's accuracy, a nearest-token report, and a comparison
+of the initialisations.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from probe.drift import drift_table, summarize_run
+from probe.index import VocabIndex
+from probe.inits import PAPER_INITS
+from probe.models import LoadedModel, load_model
+from probe.reports import FAITHFULNESS_CAVEAT, nearest_tokens
+from probe.runs import Run, is_run_folder, load_run
+from probe.training import TrainConfig, train
+
+DEFAULT_RUNS_DIR = "probe-runs"
+
+
+def default_runs_dir() -> Path:
+    """``$PROBE_RUNS_DIR``, else ``./probe-runs``."""
+    return Path(os.environ.get("PROBE_RUNS_DIR") or DEFAULT_RUNS_DIR)
+
+
+def demo_configs(base: TrainConfig | None = None) -> dict[str, TrainConfig]:
+    """Run name -> config for the three paper initialisations."""
+    base = base or TrainConfig()
+    return {init.value: replace(base, init=init.value) for init in PAPER_INITS}
+
+
+def ensure_runs(out: str | os.PathLike[str], configs: dict[str, TrainConfig], *, model: LoadedModel,
+                progress: bool = True, force: bool = False) -> list[Run]:
+    """Train each run that is missing; resume interrupted ones; keep finished ones with the same config.
+
+    Raises:
+        ValueError: a finished run in the folder has another config (use ``force`` to retrain it).
+    """
+    import shutil
+
+    runs = []
+    for name, config in configs.items():
+        path = Path(out) / name
+        if is_run_folder(path):
+            run = load_run(path)
+            same = TrainConfig.from_dict(run.manifest.get("config", {})) == config if "config" in run.manifest else False
+            if force or not same:
+                if not force:
+                    raise ValueError(f"'{path}' holds a run with other settings; pass --force to retrain it, "
+                                     "or another --out")
+                shutil.rmtree(path)
+            elif run.status == "finished":
+                runs.append(run)
+                continue
+            else:
+                runs.append(train(config, path, model=model, resume=True, progress=progress))
+                continue
+        runs.append(train(config, path, model=model, progress=progress))
+    return runs
+
+
+def comparison_table(runs: list[Run], model: LoadedModel, index: VocabIndex, *, k: int = 5) -> pd.DataFrame:
+    """One row per run: accuracies, distance travelled, init tokens kept, label tokens near, manifold share."""
+    rows = []
+    for run in runs:
+        table = drift_table(run, model, index=index, k=k)
+        summary = summarize_run(run, model, table, index=index, k=k)
+        report = nearest_tokens(run.latest_prompt(), model, k=k, labels=run.labels, index=index)
+        final = run.manifest.get("final") or {}
+        rows.append({
+            "run": run.name,
+            "init": summary.init,
+            "accuracy": final.get("accuracy"),
+            "discrete_accuracy": final.get("discrete_accuracy"),
+            "zero_shot": run.manifest.get("zero_shot_accuracy"),
+            "distance_travelled": summary.mean_distance_travelled,
+            "cos_final_to_init": summary.mean_cos_final_to_init,
+            "init_token_kept_top1": f"{summary.init_token_top1}/{summary.init_token_positions}",
+            "label_in_topk": sum(1 for p in report.positions if p.label_hits),
+            "on_manifold": report.summary.on_manifold_share,
+            "duplicate_top1": summary.duplicate_top1,
+            "mean_coherence": report.summary.mean_coherence,
+        })
+    return pd.DataFrame(rows)
+
+
+def demo_text(runs: list[Run], model: LoadedModel, index: VocabIndex, *, k: int = 5, positions: int = 8) -> str:
+    """The demo's printed summary (markdown)."""
+    parts = [f"# probe demo: {len(runs)} prompts on `{model.name}`", ""]
+    table = comparison_table(runs, model, index, k=k)
+    parts += ["## Initialisations compared", "", table.to_markdown(index=False, floatfmt=".3f"), "",
+              "accuracy: soft prompt on the test split; discrete_accuracy: each position replaced by its nearest "
+              "token; zero_shot: the frozen model without a prompt.", ""]
+    for run in runs:
+        report = nearest_tokens(run.latest_prompt(), model, k=k, labels=run.labels, index=index)
+        parts += [f"## {run.name}: first {min(positions, len(report.positions))} positions after "
+                  f"{run.latest_prompt().step} steps", ""]
+        for p in report.positions[:positions]:
+            words = ", ".join(n.token for n in p.neighbors)
+            flag = "" if p.on_manifold else "  (off-manifold)"
+            parts.append(f"- {p.position:>2}: {words}  [top-1 cos {p.top1_cosine:.2f}]{flag}")
+        parts.append("")
+    parts += [f"_{FAITHFULNESS_CAVEAT}_", ""]
+    return "\n".join(parts)
+
+
+def run_demo(out: str | os.PathLike[str] | None = None, *, base: TrainConfig | None = None,
+             progress: bool = True, force: bool = False) -> tuple[list[Run], str]:
+    """Train (or reuse) the three demo runs and return them with the printed summary."""
+    out = Path(out) if out is not None else default_runs_dir()
+    configs = demo_configs(base)
+    model = load_model(next(iter(configs.values())).model)
+    runs = ensure_runs(out, configs, model=model, progress=progress, force=force)
+    index = VocabIndex.for_model(model)
+    return runs, demo_text(runs, model, index)
