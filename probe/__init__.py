@@ -16,11 +16,11 @@ _os.environ.setdefault(
     ),
 )
 
-from probe.index import TokenFilter, VocabIndex  # noqa: E402
-from probe.models import DEFAULT_MODEL, LoadedModel, load_model  # noqa: E402
-from probe.prompts import SoftPrompt, load_prompt, load_prompts  # noqa: E402
-from probe.reports import NearestTokenReport, nearest_tokens  # noqa: E402
-from probe.runs import Run, find_runs, load_run  # noqa: E402
+from probe.index import TokenFilter, VocabIndex
+from probe.models import DEFAULT_MODEL, LoadedModel, load_model
+from probe.prompts import SoftPrompt, load_prompt, load_prompts
+from probe.reports import NearestTokenReport, nearest_tokens
+from probe.runs import Run, find_runs, load_run
 
 __version__ = "0.1.0"
 

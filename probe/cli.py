@@ -16,8 +16,15 @@ from probe.util import atomic_write_text
 
 logger = logging.getLogger("probe")
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, TypeError, PermissionError,
-                                                 IsADirectoryError, NotADirectoryError, KeyError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    TypeError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    KeyError,
+)
 FORMATS = ("md", "json", "csv")
 
 
@@ -71,8 +78,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _add_report(sub: Any) -> None:
-    p = sub.add_parser("report", help="nearest-token report for a soft prompt",
-                       description="Nearest vocabulary tokens of every position of a soft prompt.")
+    p = sub.add_parser(
+        "report",
+        help="nearest-token report for a soft prompt",
+        description="Nearest vocabulary tokens of every position of a soft prompt.",
+    )
     p.add_argument("prompt", help="PEFT adapter folder, .safetensors, .pt/.pth, .npy, or a probe run folder")
     p.add_argument("--model", help="model name or folder (default: the one the prompt records, else 'default')")
     p.add_argument("-k", type=_positive_int, default=5, help="neighbours per position (default 5)")
@@ -139,8 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a crash still gets one line; --debug shows where
         if args.debug:
             raise
-        print(f"probe {args.command}: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug)",
-              file=sys.stderr)
+        print(
+            f"probe {args.command}: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug)",
+            file=sys.stderr,
+        )
         return 1
 
 

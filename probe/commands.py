@@ -60,8 +60,9 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
             convert = float
         elif f.name == "init_scale":
             convert = _scale
-        parser.add_argument(flag, dest=f.name, type=convert, default=f.default,
-                            help=_HELP.get(f.name, f"default {f.default}"))
+        parser.add_argument(
+            flag, dest=f.name, type=convert, default=f.default, help=_HELP.get(f.name, f"default {f.default}")
+        )
 
 
 def _scale(text: str) -> float | str:
@@ -80,15 +81,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(**fields)
     run = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     final = run.manifest.get("final", {})
-    print(f"run {run.path}: {len(run.steps)} snapshots, accuracy {final.get('accuracy', float('nan')):.3f} "
-          f"(discretised {final.get('discrete_accuracy', float('nan')):.3f}, zero-shot "
-          f"{run.manifest.get('zero_shot_accuracy', float('nan')):.3f})")
+    print(
+        f"run {run.path}: {len(run.steps)} snapshots, accuracy {final.get('accuracy', float('nan')):.3f} "
+        f"(discretised {final.get('discrete_accuracy', float('nan')):.3f}, zero-shot "
+        f"{run.manifest.get('zero_shot_accuracy', float('nan')):.3f})"
+    )
     return 0
 
 
 def add_train(sub: Any) -> None:
-    p = sub.add_parser("train", help="train a soft prompt and write a run folder",
-                       description="Train a soft prompt with the model frozen; snapshots are written as it goes.")
+    p = sub.add_parser(
+        "train",
+        help="train a soft prompt and write a run folder",
+        description="Train a soft prompt with the model frozen; snapshots are written as it goes.",
+    )
     p.add_argument("--out", required=True, help="run folder to create (or to resume with --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last snapshot")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -139,8 +145,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     a, b = load_prompt(args.a), load_prompt(args.b)
     if a.base_model and b.base_model and a.base_model != b.base_model and not args.model:
-        raise ValueError(f"'{args.a}' was trained on {a.base_model} and '{args.b}' on {b.base_model}; "
-                         "compare prompts of the same model")
+        raise ValueError(
+            f"'{args.a}' was trained on {a.base_model} and '{args.b}' on {b.base_model}; "
+            "compare prompts of the same model"
+        )
     model = load_model(args.model or a.base_model or "default", device="cpu")
     a.check_dim(model.dim, model.name)
     b.check_dim(model.dim, model.name)

@@ -34,13 +34,21 @@ class Comparison:
 
     def to_markdown(self) -> str:
         """Both tables with a one-line summary."""
-        return "\n".join([
-            f"mean cosine by position {self.mean_cosine:.3f}; after matching positions {self.mean_matched_cosine:.3f}",
-            "",
-            "## Same position", "", self.by_position.to_markdown(index=False, floatfmt=".3f"),
-            "", "## Matched positions (Hungarian on cosine)", "",
-            self.matching.to_markdown(index=False, floatfmt=".3f"), "",
-        ])
+        return "\n".join(
+            [
+                f"mean cosine by position {self.mean_cosine:.3f}; "
+                f"after matching positions {self.mean_matched_cosine:.3f}",
+                "",
+                "## Same position",
+                "",
+                self.by_position.to_markdown(index=False, floatfmt=".3f"),
+                "",
+                "## Matched positions (Hungarian on cosine)",
+                "",
+                self.matching.to_markdown(index=False, floatfmt=".3f"),
+                "",
+            ]
+        )
 
 
 def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,8 +56,9 @@ def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return len(sa & sb) / len(sa | sb)
 
 
-def compare_prompts(a: SoftPrompt, b: SoftPrompt, index: VocabIndex, *, k: int = 5,
-                    display: list[str] | None = None) -> Comparison:
+def compare_prompts(
+    a: SoftPrompt, b: SoftPrompt, index: VocabIndex, *, k: int = 5, display: list[str] | None = None
+) -> Comparison:
     """Compare prompt A with prompt B.
 
     Raises:
@@ -63,20 +72,24 @@ def compare_prompts(a: SoftPrompt, b: SoftPrompt, index: VocabIndex, *, k: int =
     _, ids_b = index.search(b.vectors, k)
     name = (lambda t: display[t]) if display else str
     n = min(a.length, b.length)
-    by_position = pd.DataFrame({
-        "position": np.arange(n),
-        "cosine": cos[np.arange(n), np.arange(n)],
-        "jaccard_topk": [_jaccard(ids_a[i], ids_b[i]) for i in range(n)],
-        "top1_a": [name(t) for t in ids_a[:n, 0]],
-        "top1_b": [name(t) for t in ids_b[:n, 0]],
-    })
+    by_position = pd.DataFrame(
+        {
+            "position": np.arange(n),
+            "cosine": cos[np.arange(n), np.arange(n)],
+            "jaccard_topk": [_jaccard(ids_a[i], ids_b[i]) for i in range(n)],
+            "top1_a": [name(t) for t in ids_a[:n, 0]],
+            "top1_b": [name(t) for t in ids_b[:n, 0]],
+        }
+    )
     rows, cols = linear_sum_assignment(-cos)
-    matching = pd.DataFrame({
-        "position_a": rows,
-        "position_b": cols,
-        "cosine": cos[rows, cols],
-        "jaccard_topk": [_jaccard(ids_a[i], ids_b[j]) for i, j in zip(rows, cols, strict=True)],
-        "top1_a": [name(t) for t in ids_a[rows, 0]],
-        "top1_b": [name(t) for t in ids_b[cols, 0]],
-    })
+    matching = pd.DataFrame(
+        {
+            "position_a": rows,
+            "position_b": cols,
+            "cosine": cos[rows, cols],
+            "jaccard_topk": [_jaccard(ids_a[i], ids_b[j]) for i, j in zip(rows, cols, strict=True)],
+            "top1_a": [name(t) for t in ids_a[rows, 0]],
+            "top1_b": [name(t) for t in ids_b[cols, 0]],
+        }
+    )
     return Comparison(by_position, matching, float(by_position["cosine"].mean()), float(matching["cosine"].mean()))

@@ -142,8 +142,10 @@ def load_labelled(
     else:
         p = Path(path).expanduser()
         if not p.is_file():
-            raise FileNotFoundError(f"data file '{path}' does not exist; give a .csv, .tsv or .jsonl file, "
-                                    f"or one of the bundled sets {', '.join(BUNDLED_SETS)}")
+            raise FileNotFoundError(
+                f"data file '{path}' does not exist; give a .csv, .tsv or .jsonl file, "
+                f"or one of the bundled sets {', '.join(BUNDLED_SETS)}"
+            )
         fmt = _format(p)
         blob = p.read_bytes()
         source = str(p)
@@ -214,8 +216,10 @@ def train_test(
         cut = max(1, round(len(rows) * test_fraction))
         test_idx += rows[:cut]
         train_idx += rows[cut:]
-    return DataSplits(data.subset(sorted(train_idx), f"{data.source}:train"),
-                      data.subset(sorted(test_idx), f"{data.source}:test"))
+    return DataSplits(
+        data.subset(sorted(train_idx), f"{data.source}:train"),
+        data.subset(sorted(test_idx), f"{data.source}:test"),
+    )
 
 
 def _has_split(path: str | os.PathLike[str]) -> bool:
@@ -227,8 +231,9 @@ def _has_split(path: str | os.PathLike[str]) -> bool:
     return {"train", "test"} <= values
 
 
-def load_hf_dataset(name: str, *, split: str = "train", text_column: str = "text",
-                    label_column: str = "label") -> LabelledData:  # pragma: no cover - needs the network
+def load_hf_dataset(
+    name: str, *, split: str = "train", text_column: str = "text", label_column: str = "label"
+) -> LabelledData:  # pragma: no cover - needs the network
     """Load a Hugging Face ``datasets`` split (for users who are online; needs ``pip install datasets``)."""
     try:
         import datasets
@@ -240,5 +245,6 @@ def load_hf_dataset(name: str, *, split: str = "train", text_column: str = "text
     if hasattr(feature, "names"):
         labels = [feature.names[i] for i in labels]
     labels = [str(x) for x in labels]
-    return LabelledData([str(t) for t in ds[text_column]], labels, list(dict.fromkeys(labels)),
-                        source=f"hf:{name}:{split}")
+    return LabelledData(
+        [str(t) for t in ds[text_column]], labels, list(dict.fromkeys(labels)), source=f"hf:{name}:{split}"
+    )

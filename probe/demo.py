@@ -35,8 +35,14 @@ def demo_configs(base: TrainConfig | None = None) -> dict[str, TrainConfig]:
     return {init.value: replace(base, init=init.value) for init in PAPER_INITS}
 
 
-def ensure_runs(out: str | os.PathLike[str], configs: dict[str, TrainConfig], *, model: LoadedModel,
-                progress: bool = True, force: bool = False) -> list[Run]:
+def ensure_runs(
+    out: str | os.PathLike[str],
+    configs: dict[str, TrainConfig],
+    *,
+    model: LoadedModel,
+    progress: bool = True,
+    force: bool = False,
+) -> list[Run]:
     """Train each run that is missing; resume interrupted ones; keep finished ones with the same config.
 
     Raises:
@@ -49,11 +55,14 @@ def ensure_runs(out: str | os.PathLike[str], configs: dict[str, TrainConfig], *,
         path = Path(out) / name
         if is_run_folder(path):
             run = load_run(path)
-            same = TrainConfig.from_dict(run.manifest.get("config", {})) == config if "config" in run.manifest else False
+            same = (
+                TrainConfig.from_dict(run.manifest.get("config", {})) == config if "config" in run.manifest else False
+            )
             if force or not same:
                 if not force:
-                    raise ValueError(f"'{path}' holds a run with other settings; pass --force to retrain it, "
-                                     "or another --out")
+                    raise ValueError(
+                        f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"
+                    )
                 shutil.rmtree(path)
             elif run.status == "finished":
                 runs.append(run)
@@ -73,20 +82,22 @@ def comparison_table(runs: list[Run], model: LoadedModel, index: VocabIndex, *, 
         summary = summarize_run(run, model, table, index=index, k=k)
         report = nearest_tokens(run.latest_prompt(), model, k=k, labels=run.labels, index=index)
         final = run.manifest.get("final") or {}
-        rows.append({
-            "run": run.name,
-            "init": summary.init,
-            "accuracy": final.get("accuracy"),
-            "discrete_accuracy": final.get("discrete_accuracy"),
-            "zero_shot": run.manifest.get("zero_shot_accuracy"),
-            "distance_travelled": summary.mean_distance_travelled,
-            "cos_final_to_init": summary.mean_cos_final_to_init,
-            "init_token_kept_top1": f"{summary.init_token_top1}/{summary.init_token_positions}",
-            "label_in_topk": sum(1 for p in report.positions if p.label_hits),
-            "on_manifold": report.summary.on_manifold_share,
-            "duplicate_top1": summary.duplicate_top1,
-            "mean_coherence": report.summary.mean_coherence,
-        })
+        rows.append(
+            {
+                "run": run.name,
+                "init": summary.init,
+                "accuracy": final.get("accuracy"),
+                "discrete_accuracy": final.get("discrete_accuracy"),
+                "zero_shot": run.manifest.get("zero_shot_accuracy"),
+                "distance_travelled": summary.mean_distance_travelled,
+                "cos_final_to_init": summary.mean_cos_final_to_init,
+                "init_token_kept_top1": f"{summary.init_token_top1}/{summary.init_token_positions}",
+                "label_in_topk": sum(1 for p in report.positions if p.label_hits),
+                "on_manifold": report.summary.on_manifold_share,
+                "duplicate_top1": summary.duplicate_top1,
+                "mean_coherence": report.summary.mean_coherence,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -94,13 +105,22 @@ def demo_text(runs: list[Run], model: LoadedModel, index: VocabIndex, *, k: int 
     """The demo's printed summary (markdown)."""
     parts = [f"# probe demo: {len(runs)} prompts on `{model.name}`", ""]
     table = comparison_table(runs, model, index, k=k)
-    parts += ["## Initialisations compared", "", table.to_markdown(index=False, floatfmt=".3f"), "",
-              "accuracy: soft prompt on the test split; discrete_accuracy: each position replaced by its nearest "
-              "token; zero_shot: the frozen model without a prompt.", ""]
+    parts += [
+        "## Initialisations compared",
+        "",
+        table.to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "accuracy: soft prompt on the test split; discrete_accuracy: each position replaced by its nearest "
+        "token; zero_shot: the frozen model without a prompt.",
+        "",
+    ]
     for run in runs:
         report = nearest_tokens(run.latest_prompt(), model, k=k, labels=run.labels, index=index)
-        parts += [f"## {run.name}: first {min(positions, len(report.positions))} positions after "
-                  f"{run.latest_prompt().step} steps", ""]
+        parts += [
+            f"## {run.name}: first {min(positions, len(report.positions))} positions after "
+            f"{run.latest_prompt().step} steps",
+            "",
+        ]
         for p in report.positions[:positions]:
             words = ", ".join(n.token for n in p.neighbors)
             flag = "" if p.on_manifold else "  (off-manifold)"
@@ -110,8 +130,13 @@ def demo_text(runs: list[Run], model: LoadedModel, index: VocabIndex, *, k: int 
     return "\n".join(parts)
 
 
-def run_demo(out: str | os.PathLike[str] | None = None, *, base: TrainConfig | None = None,
-             progress: bool = True, force: bool = False) -> tuple[list[Run], str]:
+def run_demo(
+    out: str | os.PathLike[str] | None = None,
+    *,
+    base: TrainConfig | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> tuple[list[Run], str]:
     """Train (or reuse) the three demo runs and return them with the printed summary."""
     out = Path(out) if out is not None else default_runs_dir()
     configs = demo_configs(base)

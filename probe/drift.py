@@ -21,8 +21,16 @@ if TYPE_CHECKING:
     from probe.runs import Run
 
 DRIFT_COLUMNS = (
-    "step", "position", "cos_to_init", "l2_to_init", "cos_to_prev", "norm",
-    "top1_id", "top1_token", "top1_cos", "jaccard_prev",
+    "step",
+    "position",
+    "cos_to_init",
+    "l2_to_init",
+    "cos_to_prev",
+    "norm",
+    "top1_id",
+    "top1_token",
+    "top1_cos",
+    "jaccard_prev",
 )
 
 
@@ -31,7 +39,11 @@ def _cos_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def drift_frames(
-    snapshots: Iterable[tuple[int, np.ndarray]], index: VocabIndex, *, k: int = 5, chunk: int = 64,
+    snapshots: Iterable[tuple[int, np.ndarray]],
+    index: VocabIndex,
+    *,
+    k: int = 5,
+    chunk: int = 64,
     display: list[str] | None = None,
 ) -> Iterable[pd.DataFrame]:
     """Yield drift rows chunk by chunk for ``(step, vectors [p, d])`` pairs in step order.
@@ -55,20 +67,27 @@ def drift_frames(
                 init = prev = v
             block = slice(j * p, (j + 1) * p)
             sets = [set(r.tolist()) for r in ids[block]]
-            jaccard = ([len(a & b) / len(a | b) for a, b in zip(sets, prev_sets, strict=True)]
-                       if prev_sets is not None else [1.0] * p)
-            rows.append(pd.DataFrame({
-                "step": step,
-                "position": np.arange(p),
-                "cos_to_init": _cos_rows(v, init),
-                "l2_to_init": np.linalg.norm(v - init, axis=1),
-                "cos_to_prev": _cos_rows(v, prev),
-                "norm": np.linalg.norm(v, axis=1),
-                "top1_id": ids[block, 0],
-                "top1_token": [display[t] for t in ids[block, 0]] if display else ids[block, 0].astype(str),
-                "top1_cos": cos[block, 0],
-                "jaccard_prev": jaccard,
-            }))
+            jaccard = (
+                [len(a & b) / len(a | b) for a, b in zip(sets, prev_sets, strict=True)]
+                if prev_sets is not None
+                else [1.0] * p
+            )
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "step": step,
+                        "position": np.arange(p),
+                        "cos_to_init": _cos_rows(v, init),
+                        "l2_to_init": np.linalg.norm(v - init, axis=1),
+                        "cos_to_prev": _cos_rows(v, prev),
+                        "norm": np.linalg.norm(v, axis=1),
+                        "top1_id": ids[block, 0],
+                        "top1_token": [display[t] for t in ids[block, 0]] if display else ids[block, 0].astype(str),
+                        "top1_cos": cos[block, 0],
+                        "jaccard_prev": jaccard,
+                    }
+                )
+            )
             prev, prev_sets = v, sets
         buffer.clear()
         return pd.concat(rows, ignore_index=True)
@@ -87,8 +106,15 @@ def drift_frames(
         yield flush()
 
 
-def drift_table(run: Run, model: LoadedModel, *, index: VocabIndex | None = None, k: int = 5,
-                steps: list[int] | None = None, chunk: int = 64) -> pd.DataFrame:
+def drift_table(
+    run: Run,
+    model: LoadedModel,
+    *,
+    index: VocabIndex | None = None,
+    k: int = 5,
+    steps: list[int] | None = None,
+    chunk: int = 64,
+) -> pd.DataFrame:
     """Per (step, position): cosine and L2 to the initial vector, cosine to the previous snapshot, norm,
     top-1 token and cosine, and Jaccard of the top-k set against the previous snapshot.
 
@@ -142,8 +168,14 @@ class DriftSummary:
         return dict(self.__dict__)
 
 
-def summarize_run(run: Run, model: LoadedModel, table: pd.DataFrame | None = None, *,
-                  index: VocabIndex | None = None, k: int = 5) -> DriftSummary:
+def summarize_run(
+    run: Run,
+    model: LoadedModel,
+    table: pd.DataFrame | None = None,
+    *,
+    index: VocabIndex | None = None,
+    k: int = 5,
+) -> DriftSummary:
     """Distance travelled, init tokens kept (top-1 and top-k), duplicate top-1 tokens and convergence."""
     index = index or VocabIndex.for_model(model)
     table = table if table is not None else drift_table(run, model, index=index, k=k)

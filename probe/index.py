@@ -159,9 +159,9 @@ class VocabIndex:
             self._faiss_index = index
         return self._faiss_index
 
-    def search(self, queries: np.ndarray | torch.Tensor, k: int = 5, *, batch_size: int = 4096) -> tuple[
-        np.ndarray, np.ndarray
-    ]:
+    def search(
+        self, queries: np.ndarray | torch.Tensor, k: int = 5, *, batch_size: int = 4096
+    ) -> tuple[np.ndarray, np.ndarray]:
         """k nearest tokens by cosine for every query row.
 
         Args:

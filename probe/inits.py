@@ -165,8 +165,11 @@ def initialise(
     # TEXT
     if not text or not text.strip():
         raise ValueError("text init needs a non-empty text; pass text= (--init-text on the CLI)")
-    ids = [i for i in model.tokenizer(text, add_special_tokens=False)["input_ids"]
-           if i not in model.tokenizer.all_special_ids]
+    ids = [
+        i
+        for i in model.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if i not in model.tokenizer.all_special_ids
+    ]
     if not ids:
         raise ValueError(f"init text {text!r} tokenises to nothing; use words the tokenizer knows")
     cycled = [ids[i % len(ids)] for i in range(length)]

@@ -370,8 +370,12 @@ def _load_run(path: Path, key: str | None) -> list[SoftPrompt]:
 
 for _loader in (
     Loader("npy", "a .npy float array", _suffix(".npy", ".npz"), _load_npy),
-    Loader("torch", "a .pt/.pth tensor or dict of tensors, read with weights_only", _suffix(".pt", ".pth", ".bin"),
-           _load_torch_file),
+    Loader(
+        "torch",
+        "a .pt/.pth tensor or dict of tensors, read with weights_only",
+        _suffix(".pt", ".pth", ".bin"),
+        _load_torch_file,
+    ),
     Loader("safetensors", "a .safetensors file", _suffix(".safetensors"), _load_safetensors),
     Loader("peft", f"a PEFT prompt-tuning folder with {ADAPTER_CONFIG}", _is_adapter, _load_adapter),
     Loader("run", "a probe training run folder", _is_run, _load_run),

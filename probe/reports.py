@@ -175,8 +175,11 @@ class NearestTokenReport:
                 f"| {p.position} | {p.norm:.2f} ({p.norm_ratio:.1f}x) | {p.top1_cosine:.3f} | {p.margin:.3f} | "
                 f"{p.manifold_percentile:.0f} | {_fmt(p.coherence)} | {neighbours}{note} |"
             )
-        lines += ["", "| set | n | norm x vocab | top-1 cos | margin | manifold pct | on-manifold | coherence "
-                  "| dup top-1 |", "|:---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "| set | n | norm x vocab | top-1 cos | margin | manifold pct | on-manifold | coherence | dup top-1 |",
+            "|:---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for s in [self.summary, *self.controls]:
             lines.append(
                 f"| {s.name} | {s.count} | {s.mean_norm_ratio:.2f} | {s.mean_top1_cosine:.3f} | "
@@ -301,7 +304,7 @@ def summarize(name: str, readings: Readings, index: VocabIndex) -> Summary:
     coherence = readings.coherence
     return Summary(
         name=name,
-        count=int(len(readings.norms)),
+        count=len(readings.norms),
         mean_norm_ratio=float(readings.norm_ratio.mean()),
         mean_top1_cosine=float(readings.cosines[:, 0].mean()),
         mean_margin=float(np.nanmean(readings.margin)) if np.isfinite(readings.margin).any() else float("nan"),

@@ -87,8 +87,9 @@ class Task:
     @torch.no_grad()
     def predict(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Predicted label index for each text with the current prompt."""
-        out = [self.scores(texts[i : i + batch_size]).argmax(dim=1).cpu().numpy()
-               for i in range(0, len(texts), batch_size)]
+        out = [
+            self.scores(texts[i : i + batch_size]).argmax(dim=1).cpu().numpy() for i in range(0, len(texts), batch_size)
+        ]
         return np.concatenate(out)
 
     def scores(self, texts: list[str]) -> torch.Tensor:
@@ -101,8 +102,14 @@ class Task:
         raise NotImplementedError
 
     def _encode(self, texts: list[str], add_special_tokens: bool = True) -> dict[str, torch.Tensor]:
-        batch = self.model.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="pt", add_special_tokens=add_special_tokens)
+        batch = self.model.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            add_special_tokens=add_special_tokens,
+        )
         return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
 
 
@@ -178,8 +185,9 @@ class CausalTask(_GenerativeTask):
         rows, spans = [], []
         for text, target in zip(texts, targets, strict=True):
             label = self._label_ids(self.label_names[target])
-            ids = tok(text, add_special_tokens=True, truncation=True,
-                      max_length=self.max_length - len(label))["input_ids"]
+            ids = tok(text, add_special_tokens=True, truncation=True, max_length=self.max_length - len(label))[
+                "input_ids"
+            ]
             spans.append((len(ids), len(label)))
             rows.append(ids + label)
         width = max(len(r) for r in rows)
@@ -227,8 +235,14 @@ class Seq2SeqTask(_GenerativeTask):
 _TASKS = {"encoder": EncoderTask, "causal": CausalTask, "seq2seq": Seq2SeqTask}
 
 
-def make_task(model: LoadedModel, peft_model: PeftModel, label_names: list[str], *, max_length: int = 128,
-              temperature: float = 0.05) -> Task:
+def make_task(
+    model: LoadedModel,
+    peft_model: PeftModel,
+    label_names: list[str],
+    *,
+    max_length: int = 128,
+    temperature: float = 0.05,
+) -> Task:
     """The task for the model's kind.
 
     Raises:

@@ -106,7 +106,11 @@ def display_token(piece: str, text: str) -> str:
 @functools.lru_cache(maxsize=1)
 def _byte_decoder() -> dict[str, int]:
     # GPT-2's byte-level alphabet: printable Latin-1 bytes map to themselves, the other bytes to 256 + n.
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     table = {b: chr(b) for b in printable}
     extra = 0
     for b in range(256):

@@ -86,7 +86,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "init", InitMethod.parse(self.init).value)
-        for name in ("length", "steps", "batch_size", "snapshot_every", "eval_every", "vocab_top_n", "max_length"):
+        for name in (
+            "length",
+            "steps",
+            "batch_size",
+            "snapshot_every",
+            "eval_every",
+            "vocab_top_n",
+            "max_length",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} is {value!r}; expected a positive integer")
@@ -94,7 +102,11 @@ class TrainConfig:
             raise ValueError(f"optimizer '{self.optimizer}' is not known; expected 'adamw' or 'adafactor'")
         for name in ("lr", "temperature"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not (value > 0 and math.isfinite(value)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (value > 0 and math.isfinite(value))
+            ):
                 raise ValueError(f"{name} is {value!r}; expected a positive number")
         if self.init == InitMethod.TEXT.value and not (self.init_text or "").strip():
             raise ValueError("init 'text' needs init_text (--init-text)")
@@ -138,17 +150,15 @@ def make_optimizer(name: Optimizer, params: list[torch.nn.Parameter], lr: float)
     if name == "adafactor":
         from transformers.optimization import Adafactor
 
-        return Adafactor(params, lr=lr, scale_parameter=False, relative_step=False, warmup_init=False,
-                         weight_decay=1e-5)
+        return Adafactor(
+            params, lr=lr, scale_parameter=False, relative_step=False, warmup_init=False, weight_decay=1e-5
+        )
     return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
 
 def is_main_process() -> bool:
     """Rank 0 of a distributed run (or a single process): the only one that writes the run folder."""
-    for var in ("RANK", "LOCAL_RANK"):
-        if os.environ.get(var, "0") not in ("", "0"):
-            return False
-    return True
+    return all(os.environ.get(var, "0") in ("", "0") for var in ("RANK", "LOCAL_RANK"))
 
 
 @torch.no_grad()
@@ -203,8 +213,9 @@ def train(
 
     torch.manual_seed(config.seed)
     model = model or load_model(config.model)
-    splits = splits or train_test(config.data, text_column=config.text_column, label_column=config.label_column,
-                                  seed=config.seed)
+    splits = splits or train_test(
+        config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed
+    )
     labels = splits.train.label_names
     index = VocabIndex.for_model(model)
     writer_main = is_main_process()
@@ -218,8 +229,16 @@ def train(
         vectors = run.snapshot(start_step).vectors if run.steps else None
         init_record = run.manifest["init_details"]
     if not resume or vectors is None:
-        init = initialise(config.init, model, config.length, seed=config.seed, labels=labels,
-                          text=config.init_text, scale=config.init_scale, top_n=config.vocab_top_n)
+        init = initialise(
+            config.init,
+            model,
+            config.length,
+            seed=config.seed,
+            labels=labels,
+            text=config.init_text,
+            scale=config.init_scale,
+            top_n=config.vocab_top_n,
+        )
         vectors = init.vectors
         init_record = {"method": init.method.value, "token_ids": init.token_ids, **init.details}
 
@@ -262,8 +281,10 @@ def train(
     test_texts, test_targets = splits.test.texts, splits.test.targets
 
     def evaluate(step: int) -> dict[str, float]:
-        result = {"accuracy": accuracy(task, test_texts, test_targets),
-                  "discrete_accuracy": discretised_accuracy(task, index, test_texts, test_targets)}
+        result = {
+            "accuracy": accuracy(task, test_texts, test_targets),
+            "discrete_accuracy": discretised_accuracy(task, index, test_texts, test_targets),
+        }
         if writer:
             writer.log("eval", step=step, **result)
         return result
@@ -289,8 +310,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            record = StepRecord(step=step, loss=float(loss.detach()), lr=config.lr,
-                                seconds=time.perf_counter() - began)
+            record = StepRecord(step=step, loss=float(loss.detach()), lr=config.lr, seconds=time.perf_counter() - began)
             if writer:
                 writer.log("train", step=step, loss=record.loss, lr=record.lr, seconds=round(record.seconds, 5))
                 if step % config.snapshot_every == 0 or step == config.steps:

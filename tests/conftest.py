@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
-import torch  # noqa: E402
+import torch
 
 CORPUS = [
     "The team won the match after a late goal in the final minute.",
@@ -59,8 +59,11 @@ def _bpe_tokenizer(tmp: Path):
     tok = ByteLevelBPETokenizer()
     tok.train_from_iterator(CORPUS, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok._tokenizer, eos_token="<|endoftext|>", bos_token="<|endoftext|>",
-        unk_token="<|endoftext|>", pad_token="<|endoftext|>",
+        tokenizer_object=tok._tokenizer,
+        eos_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
     )
 
 
@@ -87,8 +90,15 @@ def tiny_gpt2_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-gpt2")
     tokenizer = _bpe_tokenizer(path)
     torch.manual_seed(0)
-    config = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=128, vocab_size=len(tokenizer),
-                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     model = GPT2LMHeadModel(config)
     assert model.config.n_embd == 32 and len(model.transformer.h) == 2
     assert _count(model) < 60_000, _count(model)
@@ -105,9 +115,18 @@ def tiny_t5_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-t5")
     tokenizer = _unigram_tokenizer()
     torch.manual_seed(0)
-    config = T5Config(d_model=32, d_ff=64, d_kv=16, num_layers=2, num_decoder_layers=2, num_heads=2,
-                      vocab_size=len(tokenizer) + 28, pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id)
+    config = T5Config(
+        d_model=32,
+        d_ff=64,
+        d_kv=16,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=2,
+        vocab_size=len(tokenizer) + 28,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
     model = T5ForConditionalGeneration(config)
     assert model.config.d_model == 32 and len(model.encoder.block) == 2 and len(model.decoder.block) == 2
     assert model.get_input_embeddings().weight.shape[0] == len(tokenizer) + 28
@@ -127,8 +146,14 @@ def tiny_bert_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
     torch.manual_seed(0)
-    config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                        vocab_size=len(tokenizer), max_position_embeddings=128)
+    config = BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=128,
+    )
     model = BertModel(config)
     assert model.config.hidden_size == 32 and len(model.encoder.layer) == 2
     assert _count(model) < 1_100_000, _count(model)

@@ -23,10 +23,14 @@ def default_adapter(tmp_path_factory):
     from probe.models import bundled_model_path
 
     path = tmp_path_factory.mktemp("adapter")
-    model = get_peft_model(AutoModel.from_pretrained(bundled_model_path()),
-                           PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=5))
+    model = get_peft_model(
+        AutoModel.from_pretrained(bundled_model_path()),
+        PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=5),
+    )
     with torch.no_grad():
-        model.prompt_encoder["default"].embedding.weight.copy_(torch.randn(5, 384, generator=torch.Generator().manual_seed(4)))
+        model.prompt_encoder["default"].embedding.weight.copy_(
+            torch.randn(5, 384, generator=torch.Generator().manual_seed(4))
+        )
     model.save_pretrained(path)
     return path
 
@@ -40,10 +44,16 @@ def test_report__json_matches_independent_brute_force(default_adapter, default_m
     prompt = load_file(default_adapter / "adapter_model.safetensors")["prompt_embeddings"].numpy()
     vocab = default_model.embeddings_numpy()
     tok = default_model.tokenizer
-    allowed = np.array([i for i in range(len(tok)) if i not in tok.all_special_ids
-                        and not tok.convert_ids_to_tokens(i).startswith("[unused")])
+    allowed = np.array(
+        [
+            i
+            for i in range(len(tok))
+            if i not in tok.all_special_ids and not tok.convert_ids_to_tokens(i).startswith("[unused")
+        ]
+    )
     sims = (prompt / np.linalg.norm(prompt, axis=1, keepdims=True)) @ (
-        vocab[allowed] / np.linalg.norm(vocab[allowed], axis=1, keepdims=True)).T
+        vocab[allowed] / np.linalg.norm(vocab[allowed], axis=1, keepdims=True)
+    ).T
     for pos in data["positions"]:
         order = np.argsort(-sims[pos["position"]])[:5]
         assert [n["token_id"] for n in pos["neighbors"]] == allowed[order].tolist()
@@ -109,8 +119,12 @@ def test_report__bad_k_is_an_argparse_error(capsys):
 
 def test_cli__debug_shows_the_traceback(tmp_path):
     np.save(tmp_path / "p.npy", np.ones((3, 768), np.float32))
-    run = subprocess.run([sys.executable, "-m", "probe", "--debug", "report", str(tmp_path / "p.npy")],
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "probe", "--debug", "report", str(tmp_path / "p.npy")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode != 0 and "Traceback" in run.stderr
 
 

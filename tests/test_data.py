@@ -10,8 +10,10 @@ from probe.data import load_labelled, train_test
 
 
 def test_bundled__feelings_and_topics_have_fixed_splits():
-    for name, labels in (("feelings", ["joy", "anger", "fear", "sadness"]),
-                         ("topics", ["science", "sports", "business", "politics"])):
+    for name, labels in (
+        ("feelings", ["joy", "anger", "fear", "sadness"]),
+        ("topics", ["science", "sports", "business", "politics"]),
+    ):
         splits = train_test(name)
         assert splits.train.label_names == labels
         assert len(splits.train) == 192 and len(splits.test) == 64

@@ -59,8 +59,27 @@ def test_cli_train__own_csv_each_init(tmp_path, capsys):
     (tmp_path / "mine.csv").write_text("\n".join(rows) + "\n")
     for init in ("random-uniform", "sampled-vocab", "class-label"):
         out = tmp_path / init
-        assert main(["train", "--data", str(tmp_path / "mine.csv"), "--init", init, "--length", "3", "--steps", "4",
-                     "--snapshot-every", "2", "--out", str(out), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--data",
+                    str(tmp_path / "mine.csv"),
+                    "--init",
+                    init,
+                    "--length",
+                    "3",
+                    "--steps",
+                    "4",
+                    "--snapshot-every",
+                    "2",
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         assert "3 snapshots" in capsys.readouterr().out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -16,10 +18,17 @@ def synthetic_run(tmp_path, default_model):
     tok = default_model.tokenizer
     e = default_model.embeddings_numpy()
     joy, fear, music = (e[tok.convert_tokens_to_ids(w)] for w in ("joy", "fear", "music"))
-    writer = RunWriter(tmp_path / "run", {
-        "model": default_model.name, "init": "class-label", "length": 2, "seed": 0, "labels": ["joy", "fear"],
-        "init_details": {"token_ids": [[tok.convert_tokens_to_ids("joy")], [tok.convert_tokens_to_ids("music")]]},
-    })
+    writer = RunWriter(
+        tmp_path / "run",
+        {
+            "model": default_model.name,
+            "init": "class-label",
+            "length": 2,
+            "seed": 0,
+            "labels": ["joy", "fear"],
+            "init_details": {"token_ids": [[tok.convert_tokens_to_ids("joy")], [tok.convert_tokens_to_ids("music")]]},
+        },
+    )
     for step, t in zip((0, 10, 20, 30), (0.0, 0.3, 0.8, 1.0), strict=True):
         writer.write_snapshot(step, np.stack([(1 - t) * joy + t * fear, music]))
     return load_run(tmp_path / "run")
@@ -39,7 +48,7 @@ def test_drift_table__matches_independent_recomputation(synthetic_run, default_m
         cos_prev = (v * prev).sum(1) / np.linalg.norm(v, axis=1) / np.linalg.norm(prev, axis=1)
         np.testing.assert_allclose(rows["cos_to_prev"], cos_prev, atol=1e-5)
         np.testing.assert_allclose(rows["norm"], np.linalg.norm(v, axis=1), rtol=1e-5)
-        scores, ids = default_index.search(v, 5)
+        _scores, ids = default_index.search(v, 5)
         assert rows["top1_id"].tolist() == ids[:, 0].tolist()
         prev = v
     first = table[(table["step"] == 0)]["top1_token"].tolist()
@@ -56,7 +65,7 @@ def test_convergence_and_summary(synthetic_run, default_model, default_index):
     summary = summarize_run(synthetic_run, default_model, table, index=default_index)
     assert summary.init_token_top1 == 1 and summary.init_token_positions == 2  # music kept, joy lost
     snaps = [synthetic_run.snapshot(s).vectors for s in synthetic_run.steps]
-    travelled = sum(np.linalg.norm(b - a, axis=1) for a, b in zip(snaps, snaps[1:], strict=False))
+    travelled = sum(np.linalg.norm(b - a, axis=1) for a, b in itertools.pairwise(snaps))
     assert summary.mean_distance_travelled == pytest.approx(travelled.mean(), rel=1e-5)
 
 

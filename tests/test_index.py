@@ -41,9 +41,9 @@ def test_search__faiss_and_torch_backends_agree(default_model):
 def test_search__zero_rows_and_zero_queries_score_zero():
     vocab = np.eye(4, dtype=np.float32)
     vocab[2] = 0.0
-    scores, ids = VocabIndex(vocab).search(np.zeros((1, 4), np.float32), 4)
+    scores, _ids = VocabIndex(vocab).search(np.zeros((1, 4), np.float32), 4)
     np.testing.assert_array_equal(scores, np.zeros((1, 4)))
-    s, i = VocabIndex(vocab).search(np.array([[0, 0, 1, 0]], np.float32), 1)
+    s, _i = VocabIndex(vocab).search(np.array([[0, 0, 1, 0]], np.float32), 1)
     assert s[0, 0] == 0.0  # the zero row is nobody's match above zero
 
 
@@ -146,6 +146,6 @@ def test_threads__faiss_and_torch_in_one_process(default_index):
     n = configure_threads(2)
     assert torch.get_num_threads() == 2 and faiss.omp_get_max_threads() == 2 and n == 2
     q = np.random.default_rng(3).normal(size=(200, 384)).astype(np.float32)
-    s1, i1 = default_index.search(q, 5)
+    _s1, i1 = default_index.search(q, 5)
     torch_result = torch.topk(torch.from_numpy(normalize_rows(q)) @ torch.from_numpy(default_index.unit).T, 5)
     np.testing.assert_array_equal(i1, default_index.token_ids[torch_result.indices.numpy()])

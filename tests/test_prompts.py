@@ -59,8 +59,9 @@ def test_load_prompts__peft_seq2seq_adapter_has_encoder_and_decoder(tiny_t5_path
 
 def test_load_prompt__peft_bin_adapter(tmp_path):
     vectors = torch.randn(4, 8)
-    (tmp_path / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 4, "token_dim": 8}))
+    (tmp_path / "adapter_config.json").write_text(
+        json.dumps({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 4, "token_dim": 8})
+    )
     torch.save({"prompt_embeddings": vectors}, tmp_path / "adapter_model.bin")
     np.testing.assert_array_equal(load_prompt(tmp_path).vectors, vectors.numpy())
 
@@ -184,8 +185,10 @@ def test_load_prompt__refuses_object_npy(tmp_path):
         ({"peft_type": "LORA"}, "'LORA' adapter"),
         ({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 10**9}, "expected 1 to"),
         ({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": "4"}, "expected a positive integer"),
-        ({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 4, "base_model_name_or_path": ["../.."]},
-         "expected a string"),
+        (
+            {"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 4, "base_model_name_or_path": ["../.."]},
+            "expected a string",
+        ),
         ({"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 3}, r"4 rows.*num_virtual_tokens=3"),
     ],
 )
@@ -197,8 +200,15 @@ def test_load_prompt__hostile_adapter_configs(tmp_path, config, message):
 
 
 def test_load_prompt__adapter_base_path_is_recorded_not_followed(tmp_path):
-    (tmp_path / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 4, "base_model_name_or_path": "../../etc/passwd"}))
+    (tmp_path / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "peft_type": "PROMPT_TUNING",
+                "num_virtual_tokens": 4,
+                "base_model_name_or_path": "../../etc/passwd",
+            }
+        )
+    )
     save_file({"prompt_embeddings": torch.randn(4, 8)}, tmp_path / "adapter_model.safetensors")
     prompt = load_prompt(tmp_path)
     assert prompt.base_model == "../../etc/passwd"  # kept as text for the user to see, never opened

@@ -37,8 +37,10 @@ def test_nearest_tokens__token_embeddings_find_themselves(default_model, default
     report = nearest_tokens(default_model.embeddings_numpy()[ids], default_model, k=3, index=default_index)
     assert [p.neighbors[0].token for p in report.positions] == words
     assert all(p.top1_cosine > 0.999 and p.on_manifold for p in report.positions)
-    assert all(p.norm == pytest.approx(float(np.linalg.norm(default_model.embeddings_numpy()[i])), rel=1e-5)
-               for p, i in zip(report.positions, ids, strict=True))
+    assert all(
+        p.norm == pytest.approx(float(np.linalg.norm(default_model.embeddings_numpy()[i])), rel=1e-5)
+        for p, i in zip(report.positions, ids, strict=True)
+    )
 
 
 def test_nearest_tokens__repeats_and_labels(default_model, default_index):
@@ -110,7 +112,8 @@ def test_label_token_ids__label_that_tokenises_to_nothing(default_model, tiny_t5
     with pytest.raises(ValueError, match="tokenises to nothing"):
         label_token_ids(m.tokenizer, "</s>")
     assert label_token_ids(default_model.tokenizer, "World News") == default_model.tokenizer.convert_tokens_to_ids(
-        ["world", "news"])
+        ["world", "news"]
+    )
 
 
 def test_nearest_tokens__causal_and_seq2seq_display_markers(tiny_gpt2_path, tiny_t5_path):

@@ -58,8 +58,23 @@ def test_train__snapshots_manifest_and_metrics(class_label_run):
     run, _ = class_label_run
     assert run.steps == list(range(0, 151, 10))
     m = run.manifest
-    for key in ("model", "fingerprint", "labels", "init", "init_details", "seed", "length", "optimizer", "lr",
-                "steps", "snapshot_every", "data", "status", "created", "final"):
+    for key in (
+        "model",
+        "fingerprint",
+        "labels",
+        "init",
+        "init_details",
+        "seed",
+        "length",
+        "optimizer",
+        "lr",
+        "steps",
+        "snapshot_every",
+        "data",
+        "status",
+        "created",
+        "final",
+    ):
         assert key in m, key
     assert m["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert len(m["data"]["sha256"]) == 64
@@ -95,8 +110,14 @@ def test_train__adapter_loads_in_peft_and_equals_final_snapshot(class_label_run)
 
 
 def _tiny_splits() -> DataSplits:
-    texts = ["the team won the match", "the match was a draw", "rates rose at the bank", "shares fell at the bank",
-             "the team lost the match", "the bank cut rates"] * 2
+    texts = [
+        "the team won the match",
+        "the match was a draw",
+        "rates rose at the bank",
+        "shares fell at the bank",
+        "the team lost the match",
+        "the bank cut rates",
+    ] * 2
     labels = ["sports", "sports", "money", "money", "sports", "money"] * 2
     data = LabelledData(texts, labels, ["sports", "money"])
     return DataSplits(data, data)
@@ -106,8 +127,17 @@ def _tiny_splits() -> DataSplits:
 def test_train__tiny_models_of_every_kind(fixture, request, tmp_path):
     model = load_model(request.getfixturevalue(fixture), device="cpu")
     before = _params_digest(model.model)
-    config = TrainConfig(model=str(model.name), init="sampled-vocab", length=4, steps=40, batch_size=6, lr=0.1,
-                         snapshot_every=20, eval_every=20, vocab_top_n=100)
+    config = TrainConfig(
+        model=str(model.name),
+        init="sampled-vocab",
+        length=4,
+        steps=40,
+        batch_size=6,
+        lr=0.1,
+        snapshot_every=20,
+        eval_every=20,
+        vocab_top_n=100,
+    )
     run = train(config, tmp_path / "run", model=model, splits=_tiny_splits(), progress=False)
     assert run.steps == [0, 20, 40]
     losses = run.metrics()["loss"].to_numpy()
@@ -179,10 +209,14 @@ def test_train__sigkill_at_ten_moments_keeps_every_snapshot_and_resumes(tiny_gpt
     seen: set[int] = set()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     kills = 0
-    for attempt in range(10):
+    for _attempt in range(10):
         resume = "1" if (out / "manifest.json").exists() else "0"
-        proc = subprocess.Popen([sys.executable, str(script), str(tiny_gpt2_path), str(out), resume], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(tiny_gpt2_path), str(out), resume],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         # wait until training has started writing, then kill at a random moment
         deadline = time.time() + 120
         while time.time() < deadline and proc.poll() is None and not (out / "metrics.jsonl").exists():
@@ -200,13 +234,20 @@ def test_train__sigkill_at_ten_moments_keeps_every_snapshot_and_resumes(tiny_gpt
         seen = set(steps)
         run.records()  # a torn metrics line is skipped, not an error
     assert kills >= 8
-    done = subprocess.run([sys.executable, str(script), str(tiny_gpt2_path), str(out), "1"], env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tiny_gpt2_path), str(out), "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "DONE" in done.stdout, done.stderr[-2000:]
     run = load_run(out)
     assert run.status == "finished" and run.steps[-1] == 400
     assert run.steps == list(range(0, 401, 5))
-    assert torch.equal(torch.from_numpy(load_prompt(out / "adapter").vectors), torch.from_numpy(run.latest_prompt().vectors))
+    assert torch.equal(
+        torch.from_numpy(load_prompt(out / "adapter").vectors), torch.from_numpy(run.latest_prompt().vectors)
+    )
 
 
 def test_train__resume_with_other_config_is_refused(tmp_path, tiny_bert_path):
@@ -214,5 +255,11 @@ def test_train__resume_with_other_config_is_refused(tmp_path, tiny_bert_path):
     config = TrainConfig(model=str(model.name), length=2, steps=2, batch_size=4, vocab_top_n=50)
     train(config, tmp_path / "run", model=model, splits=_tiny_splits(), progress=False)
     with pytest.raises(ValueError, match="another config"):
-        train(replace(config, lr=0.5), tmp_path / "run", model=model, splits=_tiny_splits(), resume=True,
-              progress=False)
+        train(
+            replace(config, lr=0.5),
+            tmp_path / "run",
+            model=model,
+            splits=_tiny_splits(),
+            resume=True,
+            progress=False,
+        )
