@@ -203,4 +203,47 @@ def add_demo(sub: Any) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-ALL: list[Callable[[Any], None]] = [add_train, add_drift, add_compare, add_demo]
+# --------------------------------------------------------------------------- dashboard
+
+
+def app_path() -> str:
+    """Path of the Streamlit app: next to the package in a checkout, or installed beside it."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "app.py", here / "app.py"):
+        if candidate.is_file():
+            return str(candidate)
+    raise FileNotFoundError("app.py not found next to the probe package; run from a checkout of probe")
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from probe.demo import default_runs_dir, run_demo
+    from probe.runs import find_runs
+
+    runs_dir = args.runs_dir or str(default_runs_dir())
+    if not args.no_demo and not find_runs(runs_dir):
+        print(f"no runs in {runs_dir}: training the demo runs first (about two minutes)", file=sys.stderr)
+        run_demo(runs_dir, progress=True)
+    command = [
+        sys.executable, "-m", "streamlit", "run", app_path(),
+        "--server.address", args.host, "--server.port", str(args.port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+        "--", "--runs", runs_dir,
+    ]
+    print(f"probe dashboard: http://{args.host}:{args.port}  (runs: {runs_dir}; Ctrl-C to stop)", flush=True)
+    return subprocess.call(command)
+
+
+def add_dashboard(sub: Any) -> None:
+    p = sub.add_parser("dashboard", help="serve the Streamlit dashboard (trains the demo runs if there are none)")
+    p.add_argument("runs_dir", nargs="?", help="runs folder (default $PROBE_RUNS_DIR or ./probe-runs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default localhost only)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--no-demo", action="store_true", help="do not train the demo runs when the folder is empty")
+    p.set_defaults(func=cmd_dashboard)
+
+
+ALL: list[Callable[[Any], None]] = [add_train, add_drift, add_compare, add_demo, add_dashboard]

@@ -160,3 +160,17 @@ def tiny_bert_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory: pytest.TempPathFactory, default_model) -> Path:
+    """The three demo runs, short (10 steps, 5 positions), trained once per test session."""
+    from dataclasses import replace
+
+    from probe.demo import demo_configs, ensure_runs
+    from probe.training import TrainConfig
+
+    out = tmp_path_factory.mktemp("demo-runs")
+    base = replace(TrainConfig(), steps=10, length=5)
+    ensure_runs(out, demo_configs(base), model=default_model, progress=False)
+    return out

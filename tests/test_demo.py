@@ -10,10 +10,8 @@ from probe.cli import main
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--out", str(out), "--steps", "10", "--length", "5", "--no-progress"]) == 0
-    return out
+def demo_dir(demo_runs):
+    return demo_runs
 
 
 def test_demo__three_inits_with_readings(demo_dir, capsys):

@@ -1,0 +1,191 @@
+"""Plotly figure builders: tidy data in, ``go.Figure`` out. No Streamlit here, nothing is shown."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+PALETTE = px.colors.qualitative.Set2
+CLOUD_COLOR = "rgba(150, 150, 150, 0.25)"
+
+
+def _colors(keys: list[str]) -> dict[str, str]:
+    return {key: PALETTE[i % len(PALETTE)] for i, key in enumerate(keys)}
+
+
+def vocab_cloud(tokens: pd.DataFrame, *, title: str = "Vocabulary map") -> go.Figure:
+    """The vocabulary as a WebGL point cloud with the token on hover (columns token, x, y)."""
+    fig = go.Figure(
+        go.Scattergl(
+            x=tokens["x"],
+            y=tokens["y"],
+            mode="markers",
+            marker={"size": 3, "color": CLOUD_COLOR},
+            text=tokens["token"],
+            hovertemplate="%{text}<extra>vocabulary</extra>",
+            name="vocabulary",
+        )
+    )
+    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, height=620,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    return fig
+
+
+def prompt_map(
+    tokens: pd.DataFrame,
+    paths: pd.DataFrame,
+    *,
+    step: int | None = None,
+    highlight: int | None = None,
+    color_by: str = "run",
+    title: str = "Prompt positions in the vocabulary map",
+) -> go.Figure:
+    """Vocabulary cloud plus each position's trajectory over the snapshots.
+
+    Args:
+        tokens: vocabulary cloud (token, x, y).
+        paths: from :func:`probe.views.trajectories` (run, init, step, position, x, y, neighbours, top1_cos,
+            on_manifold).
+        step: mark each position at its last snapshot at or before this step (default: the last).
+        highlight: a position to draw thicker in every run.
+        color_by: "run" or "init".
+    """
+    fig = vocab_cloud(tokens, title=title)
+    if paths.empty:
+        return fig
+    colors = _colors(sorted(paths[color_by].astype(str).unique()))
+    for (group, position), track in paths.groupby([color_by, "position"], sort=True):
+        track = track.sort_values("step")
+        emphasis = highlight is not None and position == highlight
+        fig.add_trace(
+            go.Scattergl(
+                x=track["x"],
+                y=track["y"],
+                mode="lines",
+                line={"color": colors[str(group)], "width": 3 if emphasis else 1},
+                opacity=1.0 if emphasis or highlight is None else 0.35,
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=str(group),
+            )
+        )
+    current = paths if step is None else paths[paths["step"] <= step]
+    current = current.sort_values("step").groupby(["run", "position"], as_index=False).tail(1)
+    for group, points in current.groupby(color_by, sort=True):
+        on = points["on_manifold"].astype(bool)
+        for flag, symbol, suffix in ((True, "circle", ""), (False, "x", " (off-manifold)")):
+            part = points[on == flag]
+            if part.empty:
+                continue
+            sizes = [16 if highlight is not None and p == highlight else 10 for p in part["position"]]
+            fig.add_trace(
+                go.Scattergl(
+                    x=part["x"],
+                    y=part["y"],
+                    mode="markers",
+                    marker={"size": sizes, "color": colors[str(group)], "symbol": symbol,
+                            "line": {"width": 1, "color": "black"}},
+                    customdata=part[["position", "step", "run"]].to_numpy(),
+                    text=part["neighbours"],
+                    hovertemplate="run %{customdata[2]}<br>position %{customdata[0]}, step %{customdata[1]}"
+                    "<br>%{text}<extra></extra>",
+                    name=f"{group}{suffix}",
+                    legendgroup=str(group),
+                )
+            )
+    return fig
+
+
+def token_river(drift: pd.DataFrame, *, title: str = "Top-1 token of each position over training") -> go.Figure:
+    """Heatmap of positions x steps: colour is the top-1 cosine, text the top-1 token."""
+    z = drift.pivot(index="position", columns="step", values="top1_cos")
+    text = drift.pivot(index="position", columns="step", values="top1_token")
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.to_numpy(),
+            x=[str(s) for s in z.columns],
+            y=[str(p) for p in z.index],
+            text=text.to_numpy(),
+            texttemplate="%{text}",
+            textfont={"size": 9},
+            colorscale="Viridis",
+            colorbar={"title": "top-1 cos"},
+            hovertemplate="position %{y}, step %{x}<br>%{text} (%{z:.2f})<extra></extra>",
+        )
+    )
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="position", yaxis={"autorange": "reversed"},
+                      height=max(300, 22 * len(z.index) + 120), margin={"t": 40})
+    return fig
+
+
+DRIFT_METRICS = {
+    "cos_to_init": "cosine to the initial vector",
+    "norm": "L2 norm",
+    "jaccard_prev": "top-k overlap with the previous snapshot (Jaccard)",
+    "top1_cos": "top-1 cosine",
+    "l2_to_init": "L2 distance to the initial vector",
+}
+
+
+def drift_curves(drift: pd.DataFrame, metric: str = "cos_to_init", *, highlight: int | None = None) -> go.Figure:
+    """One line per position (and the mean, bold) of a drift metric over steps, one colour per run."""
+    if metric not in DRIFT_METRICS:
+        raise ValueError(f"drift metric '{metric}' is not known; expected one of {', '.join(DRIFT_METRICS)}")
+    fig = go.Figure()
+    runs = sorted(drift["run"].unique()) if "run" in drift else ["run"]
+    colors = _colors(runs)
+    for run in runs:
+        part = drift[drift["run"] == run] if "run" in drift else drift
+        for position, line in part.groupby("position"):
+            emphasis = highlight is not None and position == highlight
+            fig.add_trace(go.Scatter(x=line["step"], y=line[metric], mode="lines",
+                                     line={"color": colors[run], "width": 3 if emphasis else 0.7},
+                                     opacity=1.0 if emphasis else 0.3, showlegend=False,
+                                     hovertemplate=f"{run} position {position}<br>step %{{x}}: %{{y:.3f}}"
+                                     "<extra></extra>"))
+        mean = part.groupby("step")[metric].mean()
+        fig.add_trace(go.Scatter(x=mean.index, y=mean.to_numpy(), mode="lines", name=f"{run} (mean)",
+                                 line={"color": colors[run], "width": 3}))
+    fig.update_layout(title=DRIFT_METRICS[metric], xaxis_title="step", yaxis_title=metric, height=380,
+                      margin={"t": 40})
+    return fig
+
+
+def neighbour_heatmap(table: pd.DataFrame, *, title: str = "Cosine of each position's neighbours") -> go.Figure:
+    """Positions x rank heatmap of cosines with tokens as text (from ``NearestTokenReport.to_dataframe()``)."""
+    z = table.pivot(index="position", columns="rank", values="cosine")
+    text = table.pivot(index="position", columns="rank", values="token")
+    fig = go.Figure(
+        go.Heatmap(z=z.to_numpy(), x=[f"#{r}" for r in z.columns], y=[str(p) for p in z.index], text=text.to_numpy(),
+                   texttemplate="%{text}", textfont={"size": 10}, colorscale="Blues", colorbar={"title": "cosine"},
+                   hovertemplate="position %{y}, rank %{x}<br>%{text}: %{z:.3f}<extra></extra>")
+    )
+    fig.update_layout(title=title, yaxis={"autorange": "reversed"}, height=max(300, 24 * len(z.index) + 120),
+                      margin={"t": 40})
+    return fig
+
+
+def init_comparison(table: pd.DataFrame, *, title: str = "Accuracy by initialisation") -> go.Figure:
+    """Grouped bars of soft, discretised and zero-shot accuracy per run (columns run, accuracy, ...)."""
+    fig = go.Figure()
+    for column, name in (("accuracy", "soft prompt"), ("discrete_accuracy", "discretised"), ("zero_shot", "zero-shot")):
+        if column in table:
+            fig.add_trace(go.Bar(x=table["run"], y=table[column], name=name,
+                                 hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>"))
+    fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1], "title": "test accuracy"}, height=360,
+                      margin={"t": 40})
+    return fig
+
+
+def loss_curves(metrics: dict[str, pd.DataFrame], *, title: str = "Training loss") -> go.Figure:
+    """Loss over steps per run (``{run: run.metrics()}``), smoothed over 10 steps."""
+    fig = go.Figure()
+    colors = _colors(sorted(metrics))
+    for run, frame in sorted(metrics.items()):
+        if frame.empty:
+            continue
+        fig.add_trace(go.Scatter(x=frame["step"], y=frame["loss"].rolling(10, min_periods=1).mean(), name=run,
+                                 line={"color": colors[run]}))
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=320, margin={"t": 40})
+    return fig

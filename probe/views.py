@@ -1,0 +1,190 @@
+"""Data preparation for the dashboard: tidy tables the views show, computed from runs, reports and maps.
+
+``app.py`` only lays these out; every number it shows is computed here (and tested here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from probe.index import VocabIndex
+from probe.reports import NearestTokenReport, nearest_tokens
+from probe.runs import Run
+from probe.util import atomic_write_bytes, cache_root
+
+if TYPE_CHECKING:
+    from probe.models import LoadedModel
+    from probe.projection import VocabMap
+    from probe.prompts import SoftPrompt
+
+logger = logging.getLogger(__name__)
+
+
+def snapshot_at(run: Run, step: int) -> int:
+    """The run's last snapshot step at or before ``step`` (its first if none)."""
+    steps = run.steps
+    if not steps:
+        raise ValueError(f"run '{run.path}' has no snapshots yet")
+    earlier = [s for s in steps if s <= step]
+    return earlier[-1] if earlier else steps[0]
+
+
+def position_table(report: NearestTokenReport) -> pd.DataFrame:
+    """One row per position: its neighbours as text and its distance measures (for the dashboard table)."""
+    rows = []
+    for p in report.positions:
+        rows.append(
+            {
+                "position": p.position,
+                "neighbours": ", ".join(f"{n.token} ({n.cosine:.2f})" for n in p.neighbors),
+                "top1": p.neighbors[0].token,
+                "top1_cos": p.top1_cosine,
+                "margin": p.margin,
+                "norm_x_vocab": p.norm_ratio,
+                "manifold_pct": p.manifold_percentile,
+                "on_manifold": p.on_manifold,
+                "labels": ", ".join(f"{h.label}@{h.rank}" for h in p.label_hits),
+                "repeats_at": ", ".join(map(str, p.repeats_at)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def search_positions(report: NearestTokenReport, query: str) -> list[int]:
+    """Positions whose top-k holds a token containing ``query`` (case-insensitive, markers ignored)."""
+    q = query.strip().lower().lstrip("#␣")
+    if not q:
+        return [p.position for p in report.positions]
+    found = []
+    for p in report.positions:
+        if any(q in n.token.lower().lstrip("#␣") for n in p.neighbors):
+            found.append(p.position)
+    return found
+
+
+def run_report(run: Run, step: int, model: LoadedModel, index: VocabIndex, k: int) -> NearestTokenReport:
+    """The nearest-token report of a run's snapshot at (or just before) ``step``, labels marked."""
+    prompt = run.snapshot(snapshot_at(run, step))
+    return nearest_tokens(prompt, model, k=k, labels=run.labels or None, index=index)
+
+
+def prompt_report(prompt: SoftPrompt, model: LoadedModel, index: VocabIndex, k: int) -> NearestTokenReport:
+    """The nearest-token report of a loaded prompt file or adapter."""
+    return nearest_tokens(prompt, model, k=k, index=index)
+
+
+def _run_signature(run: Run) -> str:
+    steps = run.steps
+    return f"{run.path.resolve()}|{steps}|{run.manifest.get('updated')}"
+
+
+def trajectories(
+    vmap: VocabMap,
+    runs: list[Run],
+    index: VocabIndex,
+    *,
+    k: int = 3,
+    display: list[str],
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """Every snapshot of every run placed in the map: run, init, step, position, x, y, top-k text, on-manifold.
+
+    Coordinates are cached per (map, run, snapshot list) in probe's cache as safetensors.
+    """
+    from probe.projection import map_key
+    from probe.reports import OFF_MANIFOLD_PERCENTILE
+
+    frames = []
+    for run in runs:
+        if not run.steps:
+            continue
+        key = hashlib.sha256(
+            (map_key(vmap.fingerprint, vmap.config, vmap.token_ids) + _run_signature(run)).encode()
+        ).hexdigest()[:32]
+        cached = _read_coords(key, cache_dir)
+        vectors = [run.snapshot(s).vectors for s in run.steps]
+        stacked = np.concatenate(vectors)
+        p = vectors[0].shape[0]
+        xy = cached if cached is not None and cached.shape == (len(stacked), 2) else None
+        if xy is None:
+            xy = vmap.transform(stacked)
+            _write_coords(key, xy, cache_dir)
+        cos, ids = index.search(stacked, k)
+        pct = index.manifold_percentile(cos[:, 0])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run": run.name,
+                    "init": str(run.manifest.get("init")),
+                    "step": np.repeat(run.steps, p),
+                    "position": np.tile(np.arange(p), len(run.steps)),
+                    "x": xy[:, 0],
+                    "y": xy[:, 1],
+                    "neighbours": [", ".join(display[t] for t in row) for row in ids],
+                    "top1_cos": cos[:, 0],
+                    "on_manifold": pct >= OFF_MANIFOLD_PERCENTILE,
+                }
+            )
+        )
+    columns = ["run", "init", "step", "position", "x", "y", "neighbours", "top1_cos", "on_manifold"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _coords_path(key: str, cache_dir: str | os.PathLike[str] | None) -> Path:
+    return (Path(cache_dir) if cache_dir is not None else cache_root()) / "coords" / f"{key}.safetensors"
+
+
+def _read_coords(key: str, cache_dir: str | os.PathLike[str] | None) -> np.ndarray | None:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = _coords_path(key, cache_dir)
+    if not path.is_file():
+        return None
+    try:
+        return load_file(str(path))["xy"]
+    except (SafetensorError, OSError, KeyError):
+        return None  # a partial or foreign file is recomputed, never trusted
+
+
+def _write_coords(key: str, xy: np.ndarray, cache_dir: str | os.PathLike[str] | None) -> None:
+    from safetensors.numpy import save
+
+    try:
+        atomic_write_bytes(_coords_path(key, cache_dir), save({"xy": np.ascontiguousarray(xy, np.float32)}))
+    except OSError as e:
+        logger.warning("could not cache map coordinates: %s", e)
+
+
+def map_tokens(vmap: VocabMap, display: list[str]) -> pd.DataFrame:
+    """The vocabulary cloud: token id, text, x, y."""
+    return pd.DataFrame(
+        {
+            "token_id": vmap.token_ids,
+            "token": [display[t] for t in vmap.token_ids],
+            "x": vmap.coords[:, 0],
+            "y": vmap.coords[:, 1],
+        }
+    )
+
+
+def neighbour_ids(runs: list[Run], index: VocabIndex, k: int = 5) -> np.ndarray:
+    """Top-k token ids of every run's first and latest snapshot (extra tokens for the map sample)."""
+    ids = []
+    for run in runs:
+        for step in {run.steps[0], run.steps[-1]} if run.steps else ():
+            ids.append(index.search(run.snapshot(step).vectors, k)[1].ravel())
+    return np.unique(np.concatenate(ids)) if ids else np.array([], dtype=np.int64)
+
+
+def to_json_bytes(obj: object) -> bytes:
+    """Pretty JSON bytes for a download button."""
+    return json.dumps(obj, indent=2, default=str).encode()

@@ -1,0 +1,88 @@
+"""app.py with Streamlit's AppTest: the runs view, linked controls, and the empty and error states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture()
+def app_env(monkeypatch):
+    monkeypatch.setenv("PROBE_MAP", "pca")  # UMAP is covered by test_projection and the browser test
+
+    def start(runs_dir) -> AppTest:
+        monkeypatch.setenv("PROBE_RUNS_DIR", str(runs_dir))
+        return AppTest.from_file(APP, default_timeout=300).run()
+
+    return start
+
+
+def test_app__empty_runs_folder_says_how_to_make_runs(app_env, tmp_path):
+    at = app_env(tmp_path)
+    assert not at.exception
+    assert any("probe demo" in info.value for info in at.info)
+
+
+def test_app__shows_each_run_with_its_nearest_tokens(app_env, demo_runs, default_model):
+    from probe import load_run, nearest_tokens
+
+    at = app_env(demo_runs)
+    assert not at.exception
+    titles = [s.value for s in at.subheader]
+    assert titles == ["class-label · step 10", "random-uniform · step 10", "sampled-vocab · step 10"]
+    table = at.dataframe[0].value
+    expected = nearest_tokens(load_run(demo_runs / "class-label").latest_prompt(), default_model, k=5)
+    assert table["top1"].tolist() == [p.neighbors[0].token for p in expected.positions]
+
+
+def test_app__k_slider_and_run_selection_change_the_view(app_env, demo_runs):
+    at = app_env(demo_runs)
+    at.sidebar.slider[0].set_value(2).run()
+    assert not at.exception
+    assert at.dataframe[0].value["neighbours"].str.count(r"\(").eq(2).all()
+    at.sidebar.multiselect[0].set_value(["sampled-vocab"]).run()
+    assert [s.value for s in at.subheader] == ["sampled-vocab · step 10"]
+
+
+def test_app__step_slider_moves_the_table_to_that_snapshot(app_env, demo_runs):
+    at = app_env(demo_runs)
+    at.sidebar.select_slider[0].set_value(0).run()
+    assert not at.exception
+    assert at.subheader[0].value == "class-label · step 0"
+    assert at.dataframe[0].value["top1"].tolist()[:4] == ["joy", "anger", "fear", "sadness"]
+
+
+def test_app__token_search(app_env, demo_runs):
+    at = app_env(demo_runs)
+    at.text_input(key="token_query").input("sadness").run()
+    positions = at.dataframe[0].value["position"].tolist()
+    assert 3 in positions and len(positions) < 5
+
+
+def test_app__inspect_a_file_errors_are_shown_not_raised(app_env, demo_runs, tmp_path):
+    import numpy as np
+
+    at = app_env(demo_runs)
+    inputs = [t for t in at.text_input if "adapter" in (t.placeholder or "")]
+    inputs[0].input(str(tmp_path / "missing.npy")).run()
+    assert not at.exception
+    assert "does not exist" in at.error[0].value
+    np.save(tmp_path / "wrong.npy", np.ones((3, 768), np.float32))
+    inputs[0].input(str(tmp_path / "wrong.npy")).run()
+    assert "768" in at.error[0].value and "384" in at.error[0].value
+
+
+def test_app__inspect_a_prompt_file(app_env, demo_runs, tmp_path, default_model):
+    import numpy as np
+
+    ids = default_model.tokenizer.convert_tokens_to_ids(["music", "ocean"])
+    np.save(tmp_path / "p.npy", default_model.embeddings_numpy()[ids])
+    at = app_env(demo_runs)
+    inputs = [t for t in at.text_input if "adapter" in (t.placeholder or "")]
+    inputs[0].input(str(tmp_path / "p.npy")).run()
+    assert not at.exception
+    assert at.dataframe[-1].value["top1"].tolist() == ["music", "ocean"]

@@ -1,0 +1,140 @@
+"""The dashboard in a real browser: streamlit run app.py, driven in Debian's Chromium with Playwright.
+
+Never runs ``playwright install``: the browser is the system's ``chromium`` (``executable_path``). Saves the
+README's screenshots to docs/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def umap_ready(demo_runs, default_model, default_index):
+    """Fit the dashboard's UMAP map once, into the test cache, so the page shows UMAP straight away."""
+    from probe.projection import MapConfig, fit_map
+    from probe.runs import find_runs
+    from probe.views import neighbour_ids
+
+    extra = neighbour_ids(find_runs(demo_runs), default_index, k=5)
+    return fit_map(default_model, default_index, MapConfig(), extra_ids=extra)
+
+
+@pytest.fixture(scope="module")
+def server(demo_runs, umap_ready):
+    port = _free_port()
+    env = {**os.environ, "PROBE_MAP": "umap", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe", "dashboard", str(demo_runs), "--port", str(port), "--no-demo"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {proc.stdout.read() if proc.stdout else ''}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def _wait_idle(page) -> None:
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
+    page.wait_for_timeout(500)
+
+
+def _no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_browser__tables_map_selection_and_screenshots(server, browser, demo_runs, default_model):
+    from probe import load_run, nearest_tokens
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server)
+    page.wait_for_selector("text=class-label · step 10", timeout=180_000)
+    _wait_idle(page)
+    _no_exception(page)
+
+    # the nearest-token table shows what probe report says for the same run
+    expected = nearest_tokens(load_run(demo_runs / "class-label").latest_prompt(), default_model, k=5)
+    page.wait_for_selector('[role="gridcell"]', state="attached", timeout=60_000)
+    cells = page.locator('[role="gridcell"]').all_text_contents()
+    for p in expected.positions:
+        assert p.neighbors[0].token in cells
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "dashboard-tokens.png"))
+
+    # the map draws the vocabulary and the three runs' trajectories in one frame
+    page.get_by_role("tab", name="Map").click()
+    page.wait_for_selector("text=UMAP map of", timeout=120_000)
+    _wait_idle(page)
+    _no_exception(page)
+    chart = page.locator('[role="tabpanel"]:visible .js-plotly-plot').first
+    chart.wait_for(timeout=60_000)
+    legend = chart.locator(".legendtext").all_text_contents()
+    assert {"class-label", "sampled-vocab", "random-uniform (off-manifold)"} <= set(legend)
+    assert chart.locator("canvas").count() > 0  # the WebGL vocabulary cloud
+    page.screenshot(path=str(DOCS / "dashboard-map.png"))
+
+    # selecting a single run changes the view
+    page.get_by_role("tab", name="Nearest tokens").click()
+    before = page.locator("h3").all_inner_texts()
+    assert any("random-uniform" in t for t in before)
+    page.get_by_role("button", name="Remove random-uniform").click()
+    page.wait_for_function("() => ![...document.querySelectorAll('h3')].some(h => h.innerText.includes('random'))",
+                           timeout=60_000)
+    _wait_idle(page)
+    after = page.locator("h3").all_inner_texts()
+    assert not any("random-uniform" in t for t in after) and any("class-label" in t for t in after)
+
+    for tab in ("Drift", "Compare", "Inspect a file"):
+        page.get_by_role("tab", name=tab).click()
+        _wait_idle(page)
+        _no_exception(page)
+    page.close()
