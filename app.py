@@ -87,7 +87,9 @@ def get_map(name: str, method: str, extra: tuple[int, ...]) -> tuple[VocabMap, s
         return job.result, None
     if job.error:
         return pca_map(name, extra), f"UMAP failed ({job.error}); showing PCA."
-    return pca_map(name, extra), "UMAP map is being fitted in the background (about a minute the first time); showing PCA."
+    return pca_map(
+        name, extra
+    ), "UMAP map is being fitted in the background (about a minute the first time); showing PCA."
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -139,8 +141,13 @@ st.sidebar.caption("What did the soft prompt learn?")
 runs_dir = st.sidebar.text_input("Runs folder", value=st.session_state.get("runs_dir", _cli_runs_dir()))
 st.session_state["runs_dir"] = runs_dir
 k = st.sidebar.slider("Neighbours per position (k)", 1, 20, 5)
-method = st.sidebar.radio("Map", ["umap", "pca"], index=0 if os.environ.get("PROBE_MAP", "umap") == "umap" else 1,
-                          horizontal=True, help="UMAP is fitted once per model and cached; PCA is instant.")
+method = st.sidebar.radio(
+    "Map",
+    ["umap", "pca"],
+    index=0 if os.environ.get("PROBE_MAP", "umap") == "umap" else 1,
+    horizontal=True,
+    help="UMAP is fitted once per model and cached; PCA is instant.",
+)
 
 runs = find_runs(runs_dir)
 runs = [r for r in runs if r.steps]
@@ -163,8 +170,11 @@ if len(models) > 1:
 model_name = models[0] if models else "default"
 
 all_steps = sorted({s for r in selected for s in r.steps})
-step = st.sidebar.select_slider("Step", options=all_steps, value=all_steps[-1]) if len(all_steps) > 1 else (
-    all_steps[0] if all_steps else 0)
+step = (
+    st.sidebar.select_slider("Step", options=all_steps, value=all_steps[-1])
+    if len(all_steps) > 1
+    else (all_steps[0] if all_steps else 0)
+)
 positions = max((len(r.latest_prompt().vectors) for r in selected), default=0)
 highlight_options = ["none", *range(positions)]
 if "pending_highlight" in st.session_state:  # a click in a table or the map, applied before the widget exists
@@ -191,13 +201,21 @@ with tabs[0]:
             if hits is not None:
                 table = table[table["position"].isin(hits)]
             st.subheader(f"{run.name} · step {at}")
-            st.caption(f"init {run.manifest.get('init')} · {len(report.positions)} positions · "
-                       f"{report.summary.on_manifold_share:.0%} on the token manifold · status {run.status}")
+            st.caption(
+                f"init {run.manifest.get('init')} · {len(report.positions)} positions · "
+                f"{report.summary.on_manifold_share:.0%} on the token manifold · status {run.status}"
+            )
             styled = table.style.apply(
                 lambda row: ["background-color: #fff3b0" if row["position"] == focus else "" for _ in row], axis=1
             ).format({"top1_cos": "{:.3f}", "margin": "{:.3f}", "norm_x_vocab": "{:.2f}", "manifold_pct": "{:.0f}"})
-            event = st.dataframe(styled, hide_index=True, width="stretch", on_select="rerun",
-                                 selection_mode="single-row", key=f"table-{run.name}")
+            event = st.dataframe(
+                styled,
+                hide_index=True,
+                width="stretch",
+                on_select="rerun",
+                selection_mode="single-row",
+                key=f"table-{run.name}",
+            )
             rows = event.selection.rows if event and event.selection else []
             if rows:
                 picked = int(table.iloc[rows[0]]["position"])
@@ -205,10 +223,12 @@ with tabs[0]:
                     st.session_state["pending_highlight"] = picked
                     st.rerun()
             c1, c2 = st.columns(2)
-            c1.download_button("report.csv", report.to_csv(), f"{run.name}-step{at}.csv", "text/csv",
-                               key=f"csv-{run.name}")
-            c2.download_button("report.json", report.to_json(), f"{run.name}-step{at}.json", "application/json",
-                               key=f"json-{run.name}")
+            c1.download_button(
+                "report.csv", report.to_csv(), f"{run.name}-step{at}.csv", "text/csv", key=f"csv-{run.name}"
+            )
+            c2.download_button(
+                "report.json", report.to_json(), f"{run.name}-step{at}.json", "application/json", key=f"json-{run.name}"
+            )
         st.caption(FAITHFULNESS_CAVEAT)
 
 # ---------------------------------------------------------------- drift
@@ -223,8 +243,9 @@ with tabs[1]:
         for run in selected:
             part = drift[drift["run"] == run.name]
             if not part.empty:
-                st.plotly_chart(plots.token_river(part, title=f"{run.name}: top-1 token over training"),
-                                width="stretch")
+                st.plotly_chart(
+                    plots.token_river(part, title=f"{run.name}: top-1 token over training"), width="stretch"
+                )
         st.plotly_chart(plots.loss_curves({r.name: r.metrics() for r in selected}), width="stretch")
         st.download_button("drift.csv", drift.to_csv(index=False), "drift.csv", "text/csv")
 

@@ -7,6 +7,7 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -144,7 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         if args.debug:
             raise
-        print(f"probe {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        hint = ""
+        if e.errno == errno.ENOSPC:
+            hint = " (the disk is full: free some space or write elsewhere; files already written are intact)"
+        print(f"probe {args.command}: error: {_one_line(e)}{hint}", file=sys.stderr)
         return 2
     except Exception as e:  # a crash still gets one line; --debug shows where
         if args.debug:

@@ -228,10 +228,24 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         print(f"no runs in {runs_dir}: training the demo runs first (about two minutes)", file=sys.stderr)
         run_demo(runs_dir, progress=True)
     command = [
-        sys.executable, "-m", "streamlit", "run", app_path(),
-        "--server.address", args.host, "--server.port", str(args.port),
-        "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
-        "--", "--runs", runs_dir,
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        app_path(),
+        "--server.address",
+        args.host,
+        "--server.port",
+        str(args.port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--",
+        "--runs",
+        runs_dir,
     ]
     print(f"probe dashboard: http://{args.host}:{args.port}  (runs: {runs_dir}; Ctrl-C to stop)", flush=True)
     return subprocess.call(command)

@@ -27,8 +27,14 @@ def vocab_cloud(tokens: pd.DataFrame, *, title: str = "Vocabulary map") -> go.Fi
             name="vocabulary",
         )
     )
-    fig.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False}, height=620,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    fig.update_layout(
+        title=title,
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        height=620,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "h"},
+    )
     return fig
 
 
@@ -84,8 +90,12 @@ def prompt_map(
                     x=part["x"],
                     y=part["y"],
                     mode="markers",
-                    marker={"size": sizes, "color": colors[str(group)], "symbol": symbol,
-                            "line": {"width": 1, "color": "black"}},
+                    marker={
+                        "size": sizes,
+                        "color": colors[str(group)],
+                        "symbol": symbol,
+                        "line": {"width": 1, "color": "black"},
+                    },
                     customdata=part[["position", "step", "run"]].to_numpy(),
                     text=part["neighbours"],
                     hovertemplate="run %{customdata[2]}<br>position %{customdata[0]}, step %{customdata[1]}"
@@ -114,8 +124,14 @@ def token_river(drift: pd.DataFrame, *, title: str = "Top-1 token of each positi
             hovertemplate="position %{y}, step %{x}<br>%{text} (%{z:.2f})<extra></extra>",
         )
     )
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="position", yaxis={"autorange": "reversed"},
-                      height=max(300, 22 * len(z.index) + 120), margin={"t": 40})
+    fig.update_layout(
+        title=title,
+        xaxis_title="step",
+        yaxis_title="position",
+        yaxis={"autorange": "reversed"},
+        height=max(300, 22 * len(z.index) + 120),
+        margin={"t": 40},
+    )
     return fig
 
 
@@ -139,16 +155,28 @@ def drift_curves(drift: pd.DataFrame, metric: str = "cos_to_init", *, highlight:
         part = drift[drift["run"] == run] if "run" in drift else drift
         for position, line in part.groupby("position"):
             emphasis = highlight is not None and position == highlight
-            fig.add_trace(go.Scatter(x=line["step"], y=line[metric], mode="lines",
-                                     line={"color": colors[run], "width": 3 if emphasis else 0.7},
-                                     opacity=1.0 if emphasis else 0.3, showlegend=False,
-                                     hovertemplate=f"{run} position {position}<br>step %{{x}}: %{{y:.3f}}"
-                                     "<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=line["step"],
+                    y=line[metric],
+                    mode="lines",
+                    line={"color": colors[run], "width": 3 if emphasis else 0.7},
+                    opacity=1.0 if emphasis else 0.3,
+                    showlegend=False,
+                    hovertemplate=f"{run} position {position}<br>step %{{x}}: %{{y:.3f}}<extra></extra>",
+                )
+            )
         mean = part.groupby("step")[metric].mean()
-        fig.add_trace(go.Scatter(x=mean.index, y=mean.to_numpy(), mode="lines", name=f"{run} (mean)",
-                                 line={"color": colors[run], "width": 3}))
-    fig.update_layout(title=DRIFT_METRICS[metric], xaxis_title="step", yaxis_title=metric, height=380,
-                      margin={"t": 40})
+        fig.add_trace(
+            go.Scatter(
+                x=mean.index,
+                y=mean.to_numpy(),
+                mode="lines",
+                name=f"{run} (mean)",
+                line={"color": colors[run], "width": 3},
+            )
+        )
+    fig.update_layout(title=DRIFT_METRICS[metric], xaxis_title="step", yaxis_title=metric, height=380, margin={"t": 40})
     return fig
 
 
@@ -157,12 +185,21 @@ def neighbour_heatmap(table: pd.DataFrame, *, title: str = "Cosine of each posit
     z = table.pivot(index="position", columns="rank", values="cosine")
     text = table.pivot(index="position", columns="rank", values="token")
     fig = go.Figure(
-        go.Heatmap(z=z.to_numpy(), x=[f"#{r}" for r in z.columns], y=[str(p) for p in z.index], text=text.to_numpy(),
-                   texttemplate="%{text}", textfont={"size": 10}, colorscale="Blues", colorbar={"title": "cosine"},
-                   hovertemplate="position %{y}, rank %{x}<br>%{text}: %{z:.3f}<extra></extra>")
+        go.Heatmap(
+            z=z.to_numpy(),
+            x=[f"#{r}" for r in z.columns],
+            y=[str(p) for p in z.index],
+            text=text.to_numpy(),
+            texttemplate="%{text}",
+            textfont={"size": 10},
+            colorscale="Blues",
+            colorbar={"title": "cosine"},
+            hovertemplate="position %{y}, rank %{x}<br>%{text}: %{z:.3f}<extra></extra>",
+        )
     )
-    fig.update_layout(title=title, yaxis={"autorange": "reversed"}, height=max(300, 24 * len(z.index) + 120),
-                      margin={"t": 40})
+    fig.update_layout(
+        title=title, yaxis={"autorange": "reversed"}, height=max(300, 24 * len(z.index) + 120), margin={"t": 40}
+    )
     return fig
 
 
@@ -171,10 +208,17 @@ def init_comparison(table: pd.DataFrame, *, title: str = "Accuracy by initialisa
     fig = go.Figure()
     for column, name in (("accuracy", "soft prompt"), ("discrete_accuracy", "discretised"), ("zero_shot", "zero-shot")):
         if column in table:
-            fig.add_trace(go.Bar(x=table["run"], y=table[column], name=name,
-                                 hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>"))
-    fig.update_layout(title=title, barmode="group", yaxis={"range": [0, 1], "title": "test accuracy"}, height=360,
-                      margin={"t": 40})
+            fig.add_trace(
+                go.Bar(
+                    x=table["run"],
+                    y=table[column],
+                    name=name,
+                    hovertemplate="%{x}: %{y:.3f}<extra>" + name + "</extra>",
+                )
+            )
+    fig.update_layout(
+        title=title, barmode="group", yaxis={"range": [0, 1], "title": "test accuracy"}, height=360, margin={"t": 40}
+    )
     return fig
 
 
@@ -185,7 +229,13 @@ def loss_curves(metrics: dict[str, pd.DataFrame], *, title: str = "Training loss
     for run, frame in sorted(metrics.items()):
         if frame.empty:
             continue
-        fig.add_trace(go.Scatter(x=frame["step"], y=frame["loss"].rolling(10, min_periods=1).mean(), name=run,
-                                 line={"color": colors[run]}))
+        fig.add_trace(
+            go.Scatter(
+                x=frame["step"],
+                y=frame["loss"].rolling(10, min_periods=1).mean(),
+                name=run,
+                line={"color": colors[run]},
+            )
+        )
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=320, margin={"t": 40})
     return fig

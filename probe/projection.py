@@ -113,9 +113,7 @@ class VocabMap:
         cos, rows = self._index.search(vectors, k)
         # search returns positions in the sample because the index was built on the sample itself
         weights = membership_weights(1.0 - cos)
-        return (np.einsum("mk,mkc->mc", weights, self.coords[rows]) / weights.sum(1, keepdims=True)).astype(
-            np.float32
-        )
+        return (np.einsum("mk,mkc->mc", weights, self.coords[rows]) / weights.sum(1, keepdims=True)).astype(np.float32)
 
 
 def membership_weights(distances: np.ndarray, n_iter: int = 64) -> np.ndarray:
@@ -173,7 +171,9 @@ def _cache_folder(cache_dir: str | os.PathLike[str] | None) -> Path:
     return (Path(cache_dir) if cache_dir is not None else cache_root()) / "maps"
 
 
-def load_cached_map(model: LoadedModel, key: str, *, cache_dir: str | os.PathLike[str] | None = None) -> VocabMap | None:
+def load_cached_map(
+    model: LoadedModel, key: str, *, cache_dir: str | os.PathLike[str] | None = None
+) -> VocabMap | None:
     """The cached map with this key, or None when absent, partial or written for another model."""
     from safetensors.numpy import load_file
 
@@ -229,7 +229,9 @@ def _save_map(vmap: VocabMap, key: str, cache_dir: str | os.PathLike[str] | None
     atomic_write_bytes(folder / f"{key}.json", json.dumps(meta, indent=2).encode())
 
 
-def map_trustworthiness(x: np.ndarray, y: np.ndarray, *, sample: int = 2000, n_neighbors: int = 10, seed: int = 0) -> float:
+def map_trustworthiness(
+    x: np.ndarray, y: np.ndarray, *, sample: int = 2000, n_neighbors: int = 10, seed: int = 0
+) -> float:
     """sklearn's trustworthiness (cosine) of a 2-D map on a seeded sample of points."""
     from sklearn.manifold import trustworthiness
 

@@ -51,7 +51,11 @@ def server(demo_runs, umap_ready):
     env = {**os.environ, "PROBE_MAP": "umap", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "probe", "dashboard", str(demo_runs), "--port", str(port), "--no-demo"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -127,8 +131,9 @@ def test_browser__tables_map_selection_and_screenshots(server, browser, demo_run
     before = page.locator("h3").all_inner_texts()
     assert any("random-uniform" in t for t in before)
     page.get_by_role("button", name="Remove random-uniform").click()
-    page.wait_for_function("() => ![...document.querySelectorAll('h3')].some(h => h.innerText.includes('random'))",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('h3')].some(h => h.innerText.includes('random'))", timeout=60_000
+    )
     _wait_idle(page)
     after = page.locator("h3").all_inner_texts()
     assert not any("random-uniform" in t for t in after) and any("class-label" in t for t in after)

@@ -15,9 +15,19 @@ def drift():
     for run in ("a", "b"):
         for step in (0, 10, 20):
             for position in range(3):
-                rows.append({"run": run, "step": step, "position": position, "cos_to_init": 1 - step / 100,
-                             "norm": 1.0 + position, "jaccard_prev": 1.0, "top1_cos": 0.5, "l2_to_init": step / 10,
-                             "top1_token": f"t{position}{step}"})
+                rows.append(
+                    {
+                        "run": run,
+                        "step": step,
+                        "position": position,
+                        "cos_to_init": 1 - step / 100,
+                        "norm": 1.0 + position,
+                        "jaccard_prev": 1.0,
+                        "top1_cos": 0.5,
+                        "l2_to_init": step / 10,
+                        "top1_token": f"t{position}{step}",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -43,11 +53,19 @@ def test_drift_curves__one_line_per_position_and_a_mean_per_run(drift):
 
 def test_prompt_map__cloud_tracks_and_off_manifold_markers():
     tokens = pd.DataFrame({"token": ["a", "b", "c"], "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.0]})
-    paths = pd.DataFrame({
-        "run": ["r"] * 4, "init": ["class-label"] * 4, "step": [0, 0, 10, 10], "position": [0, 1, 0, 1],
-        "x": [0.0, 1.0, 0.5, 1.5], "y": [0.0, 0.0, 0.5, 0.5], "neighbours": ["a", "b", "a", "c"],
-        "top1_cos": [1.0, 1.0, 0.9, 0.1], "on_manifold": [True, True, True, False],
-    })
+    paths = pd.DataFrame(
+        {
+            "run": ["r"] * 4,
+            "init": ["class-label"] * 4,
+            "step": [0, 0, 10, 10],
+            "position": [0, 1, 0, 1],
+            "x": [0.0, 1.0, 0.5, 1.5],
+            "y": [0.0, 0.0, 0.5, 0.5],
+            "neighbours": ["a", "b", "a", "c"],
+            "top1_cos": [1.0, 1.0, 0.9, 0.1],
+            "on_manifold": [True, True, True, False],
+        }
+    )
     fig = plots.prompt_map(tokens, paths, step=10)
     assert fig.data[0].name == "vocabulary" and list(fig.data[0].text) == ["a", "b", "c"]
     lines = [t for t in fig.data if t.mode == "lines"]
@@ -60,12 +78,14 @@ def test_prompt_map__cloud_tracks_and_off_manifold_markers():
 
 
 def test_neighbour_heatmap_and_init_comparison():
-    table = pd.DataFrame({"position": [0, 0, 1, 1], "rank": [1, 2, 1, 2], "token": ["a", "b", "c", "d"],
-                          "cosine": [0.9, 0.8, 0.7, 0.6]})
+    table = pd.DataFrame(
+        {"position": [0, 0, 1, 1], "rank": [1, 2, 1, 2], "token": ["a", "b", "c", "d"], "cosine": [0.9, 0.8, 0.7, 0.6]}
+    )
     heat = plots.neighbour_heatmap(table).data[0]
     assert heat.text[1][0] == "c" and np.asarray(heat.z)[0, 1] == 0.8
-    comparison = pd.DataFrame({"run": ["x", "y"], "accuracy": [0.7, 0.8], "discrete_accuracy": [0.5, 0.4],
-                               "zero_shot": [0.5, 0.5]})
+    comparison = pd.DataFrame(
+        {"run": ["x", "y"], "accuracy": [0.7, 0.8], "discrete_accuracy": [0.5, 0.4], "zero_shot": [0.5, 0.5]}
+    )
     fig = plots.init_comparison(comparison)
     assert [t.name for t in fig.data] == ["soft prompt", "discretised", "zero-shot"]
     assert list(fig.data[0].y) == [0.7, 0.8]

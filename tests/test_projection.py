@@ -68,8 +68,9 @@ def test_pca__exact_and_fast(default_model, default_index, tmp_path):
 
 def test_map__extra_ids_join_the_sample(default_model, default_index, tmp_path):
     rare = np.array([default_index.token_ids[-1]])
-    vmap = fit_map(default_model, default_index, MapConfig(method="pca", n_vocab=100), extra_ids=rare,
-                   cache_dir=tmp_path)
+    vmap = fit_map(
+        default_model, default_index, MapConfig(method="pca", n_vocab=100), extra_ids=rare, cache_dir=tmp_path
+    )
     assert rare[0] in vmap.token_ids and len(vmap.token_ids) == 101
 
 
