@@ -133,6 +133,7 @@ class StepRecord:
     loss: float
     lr: float
     seconds: float
+    prompt: torch.Tensor | None = None  # the live prompt parameter [p, d]; copy it to keep it
     extra: dict[str, float] = field(default_factory=dict)
 
 
@@ -161,6 +162,28 @@ def is_main_process() -> bool:
     return all(os.environ.get(var, "0") in ("", "0") for var in ("RANK", "LOCAL_RANK"))
 
 
+def distributed() -> tuple[int, int]:
+    """(rank, world size); under ``accelerate launch`` / torchrun the process group is set up here (gloo on CPU)."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        from accelerate import PartialState
+
+        PartialState()  # reads the launcher's environment and initialises the process group
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _average_gradient(weight: torch.nn.Parameter, world: int) -> None:
+    import torch.distributed as dist
+
+    if world > 1 and weight.grad is not None:
+        dist.all_reduce(weight.grad, op=dist.ReduceOp.SUM)
+        weight.grad /= world
+
+
 @torch.no_grad()
 def accuracy(task: Task, texts: list[str], targets: list[int]) -> float:
     """Share of ``texts`` the prompted model labels correctly."""
@@ -182,7 +205,7 @@ def discretised_accuracy(task: Task, index: Any, texts: list[str], targets: list
         weight.copy_(saved)
 
 
-def train(
+def train(  # noqa: C901 - one loop, kept in one place so its order reads top to bottom
     config: TrainConfig,
     out: str | os.PathLike[str],
     *,
@@ -204,7 +227,11 @@ def train(
         callbacks: called after every step with a :class:`StepRecord`.
 
     Returns:
-        The finished (or interrupted) :class:`Run`.
+        The finished :class:`Run` (None on ranks other than 0 of a distributed run).
+
+    Under ``accelerate launch`` with N processes this is data parallel: each rank takes its share of the
+    step's batch (the same global batch as a single process), gradients are averaged across ranks, and only
+    rank 0 evaluates and writes the run folder.
 
     Raises:
         ValueError: bad config or data, or a run already in ``out`` without ``resume``.
@@ -218,7 +245,10 @@ def train(
     )
     labels = splits.train.label_names
     index = VocabIndex.for_model(model)
-    writer_main = is_main_process()
+    rank, world = distributed()
+    writer_main = rank == 0 and is_main_process()
+    if world > config.batch_size:
+        raise ValueError(f"batch_size {config.batch_size} is smaller than the {world} processes; raise --batch-size")
 
     start_step = 0
     if resume:
@@ -305,12 +335,16 @@ def train(
                 step = config.steps
                 break
             began = time.perf_counter()
+            shard = rows[rank::world]  # this rank's share of the global batch
             # the frozen model stays in eval mode (no dropout): only the prompt changes
-            loss = task.loss([texts[i] for i in rows], [targets[i] for i in rows])
+            loss = task.loss([texts[i] for i in shard], [targets[i] for i in shard])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            _average_gradient(weight, world)
             optimizer.step()
-            record = StepRecord(step=step, loss=float(loss.detach()), lr=config.lr, seconds=time.perf_counter() - began)
+            record = StepRecord(
+                step=step, loss=float(loss.detach()), lr=config.lr, seconds=time.perf_counter() - began, prompt=weight
+            )
             if writer:
                 writer.log("train", step=step, loss=record.loss, lr=record.lr, seconds=round(record.seconds, 5))
                 if step % config.snapshot_every == 0 or step == config.steps:
@@ -335,7 +369,7 @@ def train(
             bar.close()
 
     if writer is None:
-        return load_run(out) if Path(out).exists() else None  # type: ignore[return-value]
+        return None  # type: ignore[return-value]  # only rank 0 owns the run folder
     if config.steps not in load_run(out).steps:  # a resumed run that was already complete
         writer.write_snapshot(config.steps, weight.detach().float().cpu().numpy())
     if not last:
