@@ -205,7 +205,7 @@ def discretised_accuracy(task: Task, index: Any, texts: list[str], targets: list
         weight.copy_(saved)
 
 
-def train(  # noqa: C901 - one loop, kept in one place so its order reads top to bottom
+def train(
     config: TrainConfig,
     out: str | os.PathLike[str],
     *,
