@@ -185,8 +185,18 @@ highlight = st.sidebar.selectbox("Highlight position", highlight_options, key="h
 focus = None if highlight == "none" else int(highlight)
 if any(r.status == "running" for r in selected):
     st.sidebar.info("A selected run is still training; the page refreshes as snapshots arrive.")
+    seen = signature(selected)
 
-tabs = st.tabs(["Nearest tokens", "Drift", "Map", "Compare", "Inspect a file"])
+    @st.fragment(run_every=5)
+    def _watch_runs() -> None:
+        fresh = [r for r in find_runs(runs_dir) if r.name in selected_names]
+        if signature(fresh) != seen:
+            st.rerun()
+
+    with st.sidebar:
+        _watch_runs()
+
+tabs = st.tabs(["Nearest tokens", "Drift", "Map", "Compare", "Findings", "Inspect a file"])
 
 # ---------------------------------------------------------------- nearest tokens
 
@@ -291,9 +301,22 @@ with tabs[3]:
         st.plotly_chart(plots.init_comparison(table), width="stretch")
         st.download_button("comparison.csv", table.to_csv(index=False), "comparison.csv", "text/csv")
 
-# ---------------------------------------------------------------- inspect a file
+# ---------------------------------------------------------------- findings
 
 with tabs[4]:
+    findings_dir = st.text_input("Replication folder", value=os.environ.get("PROBE_REPLICATE_DIR", "probe-replicate"))
+    report_text = views.findings_report(findings_dir)
+    if report_text is None:
+        st.info(
+            f"No report in `{findings_dir}` yet. Measure the paper's findings with "
+            f"`probe replicate --quick --out {findings_dir}` (about 6 minutes on two CPU cores)."
+        )
+    else:
+        st.markdown(report_text)
+
+# ---------------------------------------------------------------- inspect a file
+
+with tabs[5]:
     path = st.text_input("Prompt file or PEFT adapter folder", placeholder="/path/to/adapter or prompt.safetensors")
     file_model = st.text_input("Model", value="default")
     if path:

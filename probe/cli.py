@@ -72,7 +72,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         from probe.runs import load_run
 
         labels = load_run(args.prompt).labels or None
-    report = nearest_tokens(prompt, model, k=args.k, labels=labels, controls=args.controls)
+    index = None
+    if args.all_tokens:
+        from probe.index import TokenFilter, VocabIndex
+
+        index = VocabIndex.for_model(model, token_filter=TokenFilter(exclude_special=False, exclude_unused=False))
+    report = nearest_tokens(prompt, model, k=args.k, labels=labels, controls=args.controls, index=index)
     text = {"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
     _emit(text, args.out)
     return 0
@@ -93,6 +98,11 @@ def _add_report(sub: Any) -> None:
     p.add_argument("--key", help="tensor name in a file holding several")
     p.add_argument("--role", choices=("encoder", "decoder"), help="which half of a seq2seq adapter")
     p.add_argument("--controls", action="store_true", help="add random-vector and sampled-vocab controls")
+    p.add_argument(
+        "--all-tokens",
+        action="store_true",
+        help="search every vocabulary row (by default special and [unused] tokens are left out)",
+    )
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model repo's own code")
     p.set_defaults(func=cmd_report)
 

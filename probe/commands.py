@@ -260,4 +260,43 @@ def add_dashboard(sub: Any) -> None:
     p.set_defaults(func=cmd_dashboard)
 
 
-ALL: list[Callable[[Any], None]] = [add_train, add_drift, add_compare, add_demo, add_dashboard]
+# --------------------------------------------------------------------------- replicate
+
+
+def cmd_replicate(args: argparse.Namespace) -> int:
+    from probe.replicate import REPORT_MD, ReplicateConfig, measure_findings, render, replicate
+
+    if args.measure_only:
+        findings, table, context = measure_findings(f"{args.out}/runs", k=args.k)
+        _emit(render(findings, table, context), None)
+        return 0
+    overrides: dict[str, Any] = {"model": args.model, "data": args.data, "k": args.k}
+    if args.seeds:
+        overrides["seeds"] = tuple(args.seeds)
+    if args.lengths:
+        overrides["lengths"] = tuple(args.lengths)
+    if args.steps:
+        overrides["steps"] = args.steps
+    config = ReplicateConfig.quick(**overrides) if args.quick else ReplicateConfig(**overrides)
+    text = replicate(config, args.out, progress=not args.no_progress)
+    _emit(text, None)
+    print(f"wrote {args.out}/{REPORT_MD}", file=sys.stderr)
+    return 0
+
+
+def add_replicate(sub: Any) -> None:
+    p = sub.add_parser("replicate", help="measure the paper's findings on learned prompts (section 7)")
+    p.add_argument("--quick", action="store_true", help="2 seeds x 40 steps (about 6 minutes on 2 cores)")
+    p.add_argument("--out", default="probe-replicate", help="folder for runs and the report (default probe-replicate)")
+    p.add_argument("--model", default="default")
+    p.add_argument("--data", default="feelings")
+    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--lengths", type=int, nargs="+")
+    p.add_argument("--steps", type=int)
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--measure-only", action="store_true", help="only recompute the report from the saved runs")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_replicate)
+
+
+ALL: list[Callable[[Any], None]] = [add_train, add_drift, add_compare, add_demo, add_dashboard, add_replicate]

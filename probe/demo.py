@@ -95,6 +95,7 @@ def comparison_table(runs: list[Run], model: LoadedModel, index: VocabIndex, *, 
                 "label_in_topk": sum(1 for p in report.positions if p.label_hits),
                 "on_manifold": report.summary.on_manifold_share,
                 "duplicate_top1": summary.duplicate_top1,
+                "mean_converged_at": summary.mean_converged_at,
                 "mean_coherence": report.summary.mean_coherence,
             }
         )

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Backend = Literal["faiss", "torch"]
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 MANIFOLD_SAMPLE = 5_000
 """How many vocabulary tokens (seeded sample) give the reference distribution of nearest-neighbour cosines."""
 
@@ -99,6 +99,7 @@ class VocabIndex:
         token_ids: int64 [n], which rows may be returned (after the :class:`TokenFilter`).
         fingerprint: the model fingerprint the index belongs to.
         backend: "faiss" (default, falls back to torch if FAISS is missing) or "torch" (matmul + topk).
+        device: where the torch backend searches ("cpu", "cuda"); the GPU path, since faiss-gpu wheels lag.
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class VocabIndex:
         fingerprint: str = "",
         backend: Backend = "faiss",
         token_filter: TokenFilter | None = None,
+        device: str | torch.device = "cpu",
         _faiss_index: object | None = None,
     ) -> None:
         if backend not in ("faiss", "torch"):
@@ -132,9 +134,11 @@ class VocabIndex:
             logger.warning("faiss is not importable; falling back to the torch backend")
             backend = "torch"
         self.backend: Backend = backend
+        self.device = torch.device(device)
         self._faiss_index = _faiss_index
         self._unit_torch: torch.Tensor | None = None
         self.manifold_reference: np.ndarray | None = None
+        self.frequency_order: np.ndarray | None = None  # searchable ids, most frequent English word first
 
     @property
     def size(self) -> int:
@@ -202,10 +206,10 @@ class VocabIndex:
             s, r = self._index().search(q, k)
             return s, r
         if self._unit_torch is None:
-            self._unit_torch = torch.from_numpy(self.unit)
-        sims = torch.from_numpy(q) @ self._unit_torch.T
+            self._unit_torch = torch.from_numpy(self.unit).to(self.device)
+        sims = torch.from_numpy(q).to(self.device) @ self._unit_torch.T
         s, r = torch.topk(sims, k, dim=1)
-        return s.numpy(), r.numpy()
+        return s.cpu().numpy(), r.cpu().numpy()
 
     def cosine_to(self, queries: np.ndarray, token_ids: np.ndarray) -> np.ndarray:
         """Cosine between each query row and the given token ids: float32 [n, len(token_ids)]."""
@@ -277,6 +281,9 @@ class VocabIndex:
         token_ids = np.flatnonzero(token_filter.allowed(model.vocabulary)).astype(np.int64)
         index = cls(embeddings, token_ids, fingerprint=model.fingerprint, backend=backend, token_filter=token_filter)
         index.compute_manifold_reference()
+        allowed = np.zeros(model.vocab_size, dtype=bool)
+        allowed[token_ids] = True
+        index.frequency_order = frequency_ranks(model.vocabulary, allowed)
         if use_cache:
             try:
                 _write_cache(folder, index)
@@ -317,6 +324,7 @@ def _read_cache(
         embeddings, arrays["token_ids"], fingerprint=fingerprint, backend=backend, token_filter=token_filter
     )
     index.manifold_reference = arrays["manifold_reference"]
+    index.frequency_order = arrays.get("frequency_order")
     return index
 
 
@@ -325,7 +333,10 @@ def _write_cache(folder: Path, index: VocabIndex) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     assert index.manifold_reference is not None
-    blob = save({"token_ids": index.token_ids, "manifold_reference": index.manifold_reference})
+    arrays = {"token_ids": index.token_ids, "manifold_reference": index.manifold_reference}
+    if index.frequency_order is not None:
+        arrays["frequency_order"] = index.frequency_order
+    blob = save(arrays)
     # Arrays first, then the meta that vouches for them: a crash in between leaves a cache that fails the
     # sha256 check and is rebuilt.
     atomic_write_bytes(folder / _ARRAYS, blob)

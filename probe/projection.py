@@ -1,8 +1,9 @@
 """A 2-D map of the vocabulary, fitted once per model, with every prompt and snapshot placed in it.
 
-UMAP (cosine) is fitted on a seeded vocabulary sample: the N most frequent tokens plus any extra tokens
-asked for (the neighbours of the prompts shown). The fitted coordinates are cached on disk (safetensors +
-JSON, no pickle) keyed by the model fingerprint and the map's parameters, and reused across runs and sessions.
+UMAP (cosine, on the exact k-nearest-neighbour graph from FAISS) is fitted on a seeded vocabulary sample: the
+N most frequent tokens plus any extra tokens asked for (the neighbours of the prompts shown). The fitted
+coordinates are cached on disk (safetensors + JSON, no pickle) keyed by the model fingerprint and the map's
+parameters, and reused across runs and sessions.
 
 Prompts are placed with UMAP's own transform initialisation: each vector goes to the membership-weighted mean
 of its ``n_neighbors`` nearest sample tokens (cosine, exact, through FAISS), with the weights UMAP's fuzzy
@@ -21,6 +22,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -146,9 +148,12 @@ def membership_weights(distances: np.ndarray, n_iter: int = 64) -> np.ndarray:
 
 def sample_ids(model: LoadedModel, index: VocabIndex, n_vocab: int, extra_ids: np.ndarray | None = None) -> np.ndarray:
     """The N most frequent searchable tokens plus ``extra_ids`` (sorted, unique)."""
-    allowed = np.zeros(model.vocab_size, dtype=bool)
-    allowed[index.token_ids] = True
-    ids = frequency_ranks(model.vocabulary, allowed)[:n_vocab]
+    order = index.frequency_order
+    if order is None:
+        allowed = np.zeros(model.vocab_size, dtype=bool)
+        allowed[index.token_ids] = True
+        order = frequency_ranks(model.vocabulary, allowed)
+    ids = order[:n_vocab]
     if ids.size < n_vocab:  # tokens wordfreq does not know still belong to the vocabulary
         rest = np.setdiff1d(index.token_ids, ids)
         rng = np.random.default_rng(0)
@@ -279,6 +284,10 @@ def fit_map(
             import umap
         except ImportError as e:  # pragma: no cover - umap-learn is a dependency
             raise ImportError("the UMAP map needs umap-learn: pip install umap-learn") from e
+        # Exact cosine kNN through FAISS replaces UMAP's NN-descent: exact, and it skips compiling pynndescent,
+        # which halves a cold fit (bench/results.md).
+        cos, knn = VocabIndex(x).search(x, config.n_neighbors)
+        distances = np.maximum(1.0 - cos, 0.0).astype(np.float32)
         reducer = umap.UMAP(
             n_neighbors=config.n_neighbors,
             min_dist=config.min_dist,
@@ -286,8 +295,11 @@ def fit_map(
             random_state=config.seed,
             n_epochs=config.n_epochs,
             n_jobs=1,  # random_state forces one thread anyway; say so explicitly
+            precomputed_knn=(knn.astype(np.int64), distances, None),
         )
-        coords = reducer.fit_transform(x).astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "transform will be unavailable": probe places points itself
+            coords = reducer.fit_transform(x).astype(np.float32)
     seconds = time.perf_counter() - started
     vmap = VocabMap(
         config=config,

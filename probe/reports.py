@@ -106,6 +106,7 @@ class NearestTokenReport:
     summary: Summary
     labels: list[str] = field(default_factory=list)
     controls: list[Summary] = field(default_factory=list)
+    token_filter: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (see :meth:`to_json`)."""
@@ -425,4 +426,5 @@ def nearest_tokens(
         summary=summarize("prompt", readings, index),
         labels=labels,
         controls=control_summaries,
+        token_filter=asdict(index.token_filter),
     )

@@ -320,10 +320,13 @@ def train(
         return result
 
     if writer and start_step == 0:
-        writer.write_snapshot(0, weight.detach().float().cpu().numpy())
-        zero_shot = float((task.zero_shot(test_texts) == np.asarray(test_targets)).mean())
-        writer.update(zero_shot_accuracy=zero_shot)
-        evaluate(0)
+        written = load_run(out)
+        if 0 not in written.steps:  # never rewrite a snapshot a reader may already hold
+            writer.write_snapshot(0, weight.detach().float().cpu().numpy())
+        if not any(r.get("kind") == "eval" and r.get("step") == 0 for r in written.records()):
+            zero_shot = float((task.zero_shot(test_texts) == np.asarray(test_targets)).mean())
+            writer.update(zero_shot_accuracy=zero_shot)
+            evaluate(0)
 
     bar = _progress(config.steps, start_step, enabled=progress and writer_main, desc=f"{config.init}")
     last: dict[str, float] = {}

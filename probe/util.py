@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 _THREADS_SET = False
+BLAS_THRESHOLD = 20
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -74,6 +75,9 @@ def configure_threads(n: int | None = None) -> int:
         import faiss
 
         faiss.omp_set_num_threads(n)
+        # faiss 1.15 sends query batches below 128,000 floats (330 queries at d=384) down a scalar path that
+        # is 7x slower than its BLAS path here; 20 queries is where BLAS starts to pay (bench/results.md).
+        faiss.cvar.distance_compute_blas_threshold = BLAS_THRESHOLD
     except ImportError:  # pragma: no cover
         pass
     _THREADS_SET = True

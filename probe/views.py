@@ -188,3 +188,13 @@ def neighbour_ids(runs: list[Run], index: VocabIndex, k: int = 5) -> np.ndarray:
 def to_json_bytes(obj: object) -> bytes:
     """Pretty JSON bytes for a download button."""
     return json.dumps(obj, indent=2, default=str).encode()
+
+
+def findings_report(folder: str | os.PathLike[str]) -> str | None:
+    """The latest ``probe replicate`` report (markdown) in ``folder``, or None if there is none."""
+    from probe.replicate import REPORT_MD
+
+    path = Path(folder) / REPORT_MD
+    if not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8", errors="replace")

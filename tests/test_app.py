@@ -86,3 +86,13 @@ def test_app__inspect_a_prompt_file(app_env, demo_runs, tmp_path, default_model)
     inputs[0].input(str(tmp_path / "p.npy")).run()
     assert not at.exception
     assert at.dataframe[-1].value["top1"].tolist() == ["music", "ocean"]
+
+
+def test_app__findings_tab_empty_and_with_a_report(app_env, demo_runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROBE_REPLICATE_DIR", str(tmp_path))
+    at = app_env(demo_runs)
+    assert any("probe replicate --quick" in info.value for info in at.info)
+    (tmp_path / "report.md").write_text("# Lester et al. (2021), section 7, measured\n\n| # | finding |\n")
+    at = app_env(demo_runs)
+    assert not at.exception
+    assert any("section 7, measured" in m.value for m in at.markdown)

@@ -131,3 +131,19 @@ def test_cli__debug_shows_the_traceback(tmp_path):
 def test_cli__python_dash_m_and_version():
     run = subprocess.run([sys.executable, "-m", "probe", "--version"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.startswith("probe ")
+
+
+def test_report__all_tokens_matches_brute_force_over_every_row(default_adapter, default_model, capsys):
+    assert main(["report", str(default_adapter), "--format", "json", "--all-tokens"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["token_filter"]["exclude_special"] is False and data["searchable_tokens"] == 30522
+    from safetensors.torch import load_file
+
+    prompt = load_file(default_adapter / "adapter_model.safetensors")["prompt_embeddings"].numpy()
+    vocab = default_model.embeddings_numpy()
+    sims = (prompt / np.linalg.norm(prompt, axis=1, keepdims=True)) @ (
+        vocab / np.linalg.norm(vocab, axis=1, keepdims=True)
+    ).T
+    for pos in data["positions"]:
+        order = np.argsort(-sims[pos["position"]])[:5]
+        assert [n["token_id"] for n in pos["neighbors"]] == order.tolist()
