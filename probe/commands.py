@@ -264,12 +264,8 @@ def add_dashboard(sub: Any) -> None:
 
 
 def cmd_replicate(args: argparse.Namespace) -> int:
-    from probe.replicate import REPORT_MD, ReplicateConfig, measure_findings, render, replicate
+    from probe.replicate import REPORT_MD, ReplicateConfig, replicate, write_report
 
-    if args.measure_only:
-        findings, table, context = measure_findings(f"{args.out}/runs", k=args.k)
-        _emit(render(findings, table, context), None)
-        return 0
     overrides: dict[str, Any] = {"model": args.model, "data": args.data, "k": args.k}
     if args.seeds:
         overrides["seeds"] = tuple(args.seeds)
@@ -278,7 +274,10 @@ def cmd_replicate(args: argparse.Namespace) -> int:
     if args.steps:
         overrides["steps"] = args.steps
     config = ReplicateConfig.quick(**overrides) if args.quick else ReplicateConfig(**overrides)
-    text = replicate(config, args.out, progress=not args.no_progress)
+    if args.measure_only:
+        text = write_report(config, args.out)
+    else:
+        text = replicate(config, args.out, progress=not args.no_progress)
     _emit(text, None)
     print(f"wrote {args.out}/{REPORT_MD}", file=sys.stderr)
     return 0
@@ -286,7 +285,7 @@ def cmd_replicate(args: argparse.Namespace) -> int:
 
 def add_replicate(sub: Any) -> None:
     p = sub.add_parser("replicate", help="measure the paper's findings on learned prompts (section 7)")
-    p.add_argument("--quick", action="store_true", help="2 seeds x 40 steps (about 6 minutes on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="2 seeds x 40 steps (about 5 minutes on 2 cores)")
     p.add_argument("--out", default="probe-replicate", help="folder for runs and the report (default probe-replicate)")
     p.add_argument("--model", default="default")
     p.add_argument("--data", default="feelings")
