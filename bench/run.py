@@ -396,7 +396,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", choices=["search", "large", "training", "projection", "memory"])
+    parser.add_argument("--render", action="store_true", help="rewrite results.md from results.json, measure nothing")
     args = parser.parse_args()
+    if args.render:
+        write_reports(json.loads((HERE / "results.json").read_text()))
+        return
     sections = args.only or ["search", "large", "training", "projection", "memory"]
     results: dict = {
         "machine": {
@@ -490,6 +494,7 @@ def write_reports(results: dict) -> None:
 
 def targets(results: dict) -> str:
     lines = ["## Targets\n", "| target | measured | met |", "|---|---|---|"]
+    notes: list[str] = []
     if "search" in results:
         for r in results["search"]:
             lines.append(
@@ -500,6 +505,16 @@ def targets(results: dict) -> str:
                 f"| search >= 1.3x torch ({r['case']}) | {r['speedup_vs_torch']:.2f}x | "
                 f"{'yes' if r['speedup_vs_torch'] >= 1.3 else 'no'} |"
             )
+            if r["speedup_vs_torch"] < 1.3:
+                torch_share = r["torch_gflops"] / r["sgemm_gflops"]
+                notes.append(
+                    f"- {r['case']}: torch brute force itself runs at {torch_share:.0%} of the measured sgemm rate "
+                    f"(the matmul dominates its topk at this size), so beating it by 1.3x would need "
+                    f"{1.3 * torch_share:.0%} of the measured sgemm rate; probe's path reached "
+                    f"{r['ratio_to_sgemm']:.0%}. "
+                    "Missed: both paths are bound by the same matrix product here, and probe's is already at the "
+                    "sgemm rate."
+                )
     if "training" in results:
         r = results["training"]["ratio"]
         lines.append(f"| training step <= 1.05x plain PEFT | {r:.3f}x | {'yes' if r <= 1.05 else 'no'} |")
@@ -521,6 +536,8 @@ def targets(results: dict) -> str:
             f"| drift memory bounded as snapshots grow | {', '.join(f'{p:.0f}' for p in peaks)} MB | "
             f"{'yes' if flat else 'no'} |"
         )
+    if notes:
+        lines += ["", "Targets missed, and why:", "", *notes]
     return "\n".join(lines) + "\n"
 
 

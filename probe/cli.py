@@ -29,12 +29,14 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 FORMATS = ("md", "json", "csv")
 
 
-def _emit(text: str, out: str | None) -> None:
+def emit(text: str, out: str | None) -> None:
+    """Write command output to ``out`` atomically (saying so on stderr), or to stdout."""
+    text = text if text.endswith("\n") else text + "\n"
     if out:
         atomic_write_text(out, text)
         print(f"wrote {out}", file=sys.stderr)
     else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.write(text)
 
 
 def _labels(text: str | None) -> list[str] | None:
@@ -79,7 +81,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         index = VocabIndex.for_model(model, token_filter=TokenFilter(exclude_special=False, exclude_unused=False))
     report = nearest_tokens(prompt, model, k=args.k, labels=labels, controls=args.controls, index=index)
     text = {"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
-    _emit(text, args.out)
+    emit(text, args.out)
     return 0
 
 

@@ -13,17 +13,9 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from probe.util import atomic_write_text
+from probe.cli import emit as _emit
 
 FORMATS = ("md", "json", "csv")
-
-
-def _emit(text: str, out: str | None) -> None:
-    if out:
-        atomic_write_text(out, text if text.endswith("\n") else text + "\n")
-        print(f"wrote {out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def _table(df: Any, fmt: str) -> str:

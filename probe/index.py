@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
+from probe.cache import read_cache, write_cache
 from probe.tokens import Vocabulary, frequency_ranks
-from probe.util import atomic_write_bytes, cache_root, configure_threads
+from probe.util import cache_root, configure_threads
 
 if TYPE_CHECKING:
     from probe.models import LoadedModel
@@ -299,27 +300,11 @@ _ARRAYS = "arrays.safetensors"
 def _read_cache(
     folder: Path, fingerprint: str, token_filter: TokenFilter, embeddings: np.ndarray, backend: Backend
 ) -> VocabIndex | None:
-    meta_path = folder / _META
-    if not meta_path.is_file():
+    expected = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "filter": asdict(token_filter)}
+    found = read_cache(folder / _META, folder / _ARRAYS, expected)
+    if found is None:
         return None
-    try:
-        from safetensors.numpy import load_file
-
-        meta = json.loads(meta_path.read_text())
-        arrays_path = folder / _ARRAYS
-        blob = arrays_path.read_bytes()
-        if (
-            meta.get("format") != CACHE_FORMAT
-            or meta.get("fingerprint") != fingerprint
-            or meta.get("filter") != asdict(token_filter)
-            or meta.get("arrays_sha256") != hashlib.sha256(blob).hexdigest()
-        ):
-            logger.info("index cache at %s does not match this model or is incomplete; rebuilding", folder)
-            return None
-        arrays = load_file(str(arrays_path))
-    except (OSError, ValueError, KeyError) as e:
-        logger.info("index cache at %s is unreadable (%s); rebuilding", folder, e)
-        return None
+    _, arrays = found
     index = VocabIndex(
         embeddings, arrays["token_ids"], fingerprint=fingerprint, backend=backend, token_filter=token_filter
     )
@@ -329,22 +314,14 @@ def _read_cache(
 
 
 def _write_cache(folder: Path, index: VocabIndex) -> None:
-    from safetensors.numpy import save
-
-    folder.mkdir(parents=True, exist_ok=True)
     assert index.manifold_reference is not None
     arrays = {"token_ids": index.token_ids, "manifold_reference": index.manifold_reference}
     if index.frequency_order is not None:
         arrays["frequency_order"] = index.frequency_order
-    blob = save(arrays)
-    # Arrays first, then the meta that vouches for them: a crash in between leaves a cache that fails the
-    # sha256 check and is rebuilt.
-    atomic_write_bytes(folder / _ARRAYS, blob)
     meta = {
         "format": CACHE_FORMAT,
         "fingerprint": index.fingerprint,
         "filter": asdict(index.token_filter),
-        "arrays_sha256": hashlib.sha256(blob).hexdigest(),
         "size": index.size,
     }
-    atomic_write_bytes(folder / _META, json.dumps(meta, indent=2).encode())
+    write_cache(folder / _META, folder / _ARRAYS, arrays, meta)

@@ -107,32 +107,60 @@ def prompt_map(
     return fig
 
 
-def token_river(drift: pd.DataFrame, *, title: str = "Top-1 token of each position over training") -> go.Figure:
-    """Heatmap of positions x steps: colour is the top-1 cosine, text the top-1 token."""
-    z = drift.pivot(index="position", columns="step", values="top1_cos")
-    text = drift.pivot(index="position", columns="step", values="top1_token")
+def _token_heatmap(
+    table: pd.DataFrame,
+    columns: str,
+    values: str,
+    *,
+    x_label,
+    colorscale: str,
+    colorbar: str,
+    hover: str,
+    title: str,
+    xaxis_title: str,
+    font_size: int,
+) -> go.Figure:
+    """Positions (rows) x ``columns`` heatmap coloured by ``values`` with each cell's token written in it."""
+    z = table.pivot(index="position", columns=columns, values=values)
+    text = table.pivot(index="position", columns=columns, values="token")
     fig = go.Figure(
         go.Heatmap(
             z=z.to_numpy(),
-            x=[str(s) for s in z.columns],
+            x=[x_label(c) for c in z.columns],
             y=[str(p) for p in z.index],
             text=text.to_numpy(),
             texttemplate="%{text}",
-            textfont={"size": 9},
-            colorscale="Viridis",
-            colorbar={"title": "top-1 cos"},
-            hovertemplate="position %{y}, step %{x}<br>%{text} (%{z:.2f})<extra></extra>",
+            textfont={"size": font_size},
+            colorscale=colorscale,
+            colorbar={"title": colorbar},
+            hovertemplate=hover,
         )
     )
     fig.update_layout(
         title=title,
-        xaxis_title="step",
+        xaxis_title=xaxis_title,
         yaxis_title="position",
         yaxis={"autorange": "reversed"},
         height=max(300, 22 * len(z.index) + 120),
         margin={"t": 40},
     )
     return fig
+
+
+def token_river(drift: pd.DataFrame, *, title: str = "Top-1 token of each position over training") -> go.Figure:
+    """Heatmap of positions x steps: colour is the top-1 cosine, text the top-1 token."""
+    return _token_heatmap(
+        drift.rename(columns={"top1_token": "token"}),
+        "step",
+        "top1_cos",
+        x_label=str,
+        colorscale="Viridis",
+        colorbar="top-1 cos",
+        hover="position %{y}, step %{x}<br>%{text} (%{z:.2f})<extra></extra>",
+        title=title,
+        xaxis_title="step",
+        font_size=9,
+    )
 
 
 DRIFT_METRICS = {
@@ -182,25 +210,18 @@ def drift_curves(drift: pd.DataFrame, metric: str = "cos_to_init", *, highlight:
 
 def neighbour_heatmap(table: pd.DataFrame, *, title: str = "Cosine of each position's neighbours") -> go.Figure:
     """Positions x rank heatmap of cosines with tokens as text (from ``NearestTokenReport.to_dataframe()``)."""
-    z = table.pivot(index="position", columns="rank", values="cosine")
-    text = table.pivot(index="position", columns="rank", values="token")
-    fig = go.Figure(
-        go.Heatmap(
-            z=z.to_numpy(),
-            x=[f"#{r}" for r in z.columns],
-            y=[str(p) for p in z.index],
-            text=text.to_numpy(),
-            texttemplate="%{text}",
-            textfont={"size": 10},
-            colorscale="Blues",
-            colorbar={"title": "cosine"},
-            hovertemplate="position %{y}, rank %{x}<br>%{text}: %{z:.3f}<extra></extra>",
-        )
+    return _token_heatmap(
+        table,
+        "rank",
+        "cosine",
+        x_label=lambda r: f"#{r}",
+        colorscale="Blues",
+        colorbar="cosine",
+        hover="position %{y}, rank %{x}<br>%{text}: %{z:.3f}<extra></extra>",
+        title=title,
+        xaxis_title="rank",
+        font_size=10,
     )
-    fig.update_layout(
-        title=title, yaxis={"autorange": "reversed"}, height=max(300, 24 * len(z.index) + 120), margin={"t": 40}
-    )
-    return fig
 
 
 def init_comparison(table: pd.DataFrame, *, title: str = "Accuracy by initialisation") -> go.Figure:

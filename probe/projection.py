@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from probe.cache import read_cache, write_cache
 from probe.index import VocabIndex, normalize_rows
 from probe.tokens import frequency_ranks
-from probe.util import atomic_write_bytes, cache_root
+from probe.util import cache_root
 
 if TYPE_CHECKING:
     from probe.models import LoadedModel
@@ -180,26 +181,13 @@ def load_cached_map(
     model: LoadedModel, key: str, *, cache_dir: str | os.PathLike[str] | None = None
 ) -> VocabMap | None:
     """The cached map with this key, or None when absent, partial or written for another model."""
-    from safetensors.numpy import load_file
-
     folder = _cache_folder(cache_dir)
-    meta_path, arrays_path = folder / f"{key}.json", folder / f"{key}.safetensors"
-    if not meta_path.is_file() or not arrays_path.is_file():
+    found = read_cache(
+        folder / f"{key}.json", folder / f"{key}.safetensors", {"format": MAP_FORMAT, "fingerprint": model.fingerprint}
+    )
+    if found is None:
         return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        blob = arrays_path.read_bytes()
-        if (
-            meta.get("format") != MAP_FORMAT
-            or meta.get("fingerprint") != model.fingerprint
-            or meta.get("arrays_sha256") != hashlib.sha256(blob).hexdigest()
-        ):
-            logger.info("map cache %s does not match or is incomplete; refitting", key)
-            return None
-        arrays = load_file(str(arrays_path))
-    except (OSError, ValueError, KeyError) as e:
-        logger.info("map cache %s is unreadable (%s); refitting", key, e)
-        return None
+    meta, arrays = found
     vmap = VocabMap(
         config=MapConfig(**meta["config"]),
         fingerprint=meta["fingerprint"],
@@ -214,24 +202,19 @@ def load_cached_map(
 
 
 def _save_map(vmap: VocabMap, key: str, cache_dir: str | os.PathLike[str] | None) -> None:
-    from safetensors.numpy import save
-
     folder = _cache_folder(cache_dir)
     arrays = {"token_ids": vmap.token_ids, "coords": vmap.coords}
     if vmap.pca_mean is not None and vmap.pca_components is not None:
         arrays |= {"pca_mean": vmap.pca_mean, "pca_components": vmap.pca_components}
-    blob = save(arrays)
-    atomic_write_bytes(folder / f"{key}.safetensors", blob)
     meta = {
         "format": MAP_FORMAT,
         "fingerprint": vmap.fingerprint,
         "config": asdict(vmap.config),
         "trustworthiness": vmap.trustworthiness,
         "fit_seconds": vmap.fit_seconds,
-        "arrays_sha256": hashlib.sha256(blob).hexdigest(),
         "created": time.time(),
     }
-    atomic_write_bytes(folder / f"{key}.json", json.dumps(meta, indent=2).encode())
+    write_cache(folder / f"{key}.json", folder / f"{key}.safetensors", arrays, meta)
 
 
 def map_trustworthiness(
