@@ -232,6 +232,8 @@ with tabs[0]:
                 if picked != focus:
                     st.session_state["pending_highlight"] = picked
                     st.rerun()
+            with st.expander("Cosine heatmap of the neighbours"):
+                st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch", key=f"heat-{run.name}")
             c1, c2 = st.columns(2)
             c1.download_button(
                 "report.csv", report.to_csv(), f"{run.name}-step{at}.csv", "text/csv", key=f"csv-{run.name}"
