@@ -175,7 +175,7 @@ step = (
     if len(all_steps) > 1
     else (all_steps[0] if all_steps else 0)
 )
-positions = max((len(r.latest_prompt().vectors) for r in selected), default=0)
+positions = max((int(r.manifest["length"]) for r in selected), default=0)  # no snapshot read per rerun
 highlight_options = ["none", *range(positions)]
 if "pending_highlight" in st.session_state:  # a click in a table or the map, applied before the widget exists
     st.session_state["highlight"] = st.session_state.pop("pending_highlight")

@@ -17,15 +17,7 @@ from probe.util import atomic_write_text
 
 logger = logging.getLogger("probe")
 
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    FileNotFoundError,
-    TypeError,
-    PermissionError,
-    IsADirectoryError,
-    NotADirectoryError,
-    KeyError,
-)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, TypeError, KeyError, OSError)
 FORMATS = ("md", "json", "csv")
 
 
@@ -152,13 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as e:
         if args.debug:
             raise
-        print(f"probe {args.command}: error: {_one_line(e)}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        if args.debug:
-            raise
         hint = ""
-        if e.errno == errno.ENOSPC:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             hint = " (the disk is full: free some space or write elsewhere; files already written are intact)"
         print(f"probe {args.command}: error: {_one_line(e)}{hint}", file=sys.stderr)
         return 2

@@ -42,8 +42,6 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        if f.name == "snapshot_every":
-            flag = "--snapshot-every"
         kind = hints[f.name]
         convert: Callable[[str], Any] = str
         if kind is int:

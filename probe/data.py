@@ -37,6 +37,7 @@ class LabelledData:
         label_names: the classes, in first-seen order (or as given).
         source: where the data came from.
         sha256: hash of the source bytes (empty for in-memory data).
+        splits: the file's split column per row ("train", "test", ...), when it has one.
     """
 
     texts: list[str]
@@ -44,6 +45,7 @@ class LabelledData:
     label_names: list[str]
     source: str = "<memory>"
     sha256: str = ""
+    splits: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
@@ -71,6 +73,7 @@ class LabelledData:
             label_names=self.label_names,
             source=source or self.source,
             sha256=self.sha256,
+            splits=None if self.splits is None else [self.splits[i] for i in indices],
         )
 
 
@@ -177,7 +180,8 @@ def load_labelled(
     names = list(dict.fromkeys(labels))
     if len(names) < 2:
         raise ValueError(f"data file '{source}' has a single class {names}; classification needs at least 2")
-    return LabelledData(texts, labels, names, source=source, sha256=hashlib.sha256(blob).hexdigest())
+    splits = [str(r.get(split_column)) for r in rows] if split_column in columns else None
+    return LabelledData(texts, labels, names, source=source, sha256=hashlib.sha256(blob).hexdigest(), splits=splits)
 
 
 def train_test(
@@ -195,14 +199,11 @@ def train_test(
     """
     import random
 
-    data = load_labelled(path, text_column=text_column, label_column=label_column)
-    if str(path) in BUNDLED_SETS or _has_split(path):
-        train = load_labelled(path, text_column=text_column, label_column=label_column, split="train")
-        test = load_labelled(path, text_column=text_column, label_column=label_column, split="test")
-        names = data.label_names
+    data = load_labelled(path, text_column=text_column, label_column=label_column)  # the file is read once
+    if data.splits is not None and {"train", "test"} <= set(data.splits):
         return DataSplits(
-            LabelledData(train.texts, train.labels, names, f"{data.source}:train", data.sha256),
-            LabelledData(test.texts, test.labels, names, f"{data.source}:test", data.sha256),
+            data.subset([i for i, s in enumerate(data.splits) if s == "train"], f"{data.source}:train"),
+            data.subset([i for i, s in enumerate(data.splits) if s == "test"], f"{data.source}:test"),
         )
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction is {test_fraction}; expected a number between 0 and 1")
@@ -220,15 +221,6 @@ def train_test(
         data.subset(sorted(train_idx), f"{data.source}:train"),
         data.subset(sorted(test_idx), f"{data.source}:test"),
     )
-
-
-def _has_split(path: str | os.PathLike[str]) -> bool:
-    p = Path(path)
-    if not p.is_file():
-        return False
-    rows = _rows_from_bytes(p.read_bytes(), str(p), _format(p))
-    values = {r.get("split") for r in rows}
-    return {"train", "test"} <= values
 
 
 def load_hf_dataset(

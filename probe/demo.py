@@ -55,14 +55,12 @@ def ensure_runs(
         path = Path(out) / name
         if is_run_folder(path):
             run = load_run(path)
-            same = (
-                TrainConfig.from_dict(run.manifest.get("config", {})) == config if "config" in run.manifest else False
-            )
+            same = "config" in run.manifest and TrainConfig.from_dict(run.manifest["config"]) == config
+            if not same and not force:
+                raise ValueError(
+                    f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"
+                )
             if force or not same:
-                if not force:
-                    raise ValueError(
-                        f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"
-                    )
                 shutil.rmtree(path)
             elif run.status == "finished":
                 runs.append(run)

@@ -262,9 +262,8 @@ def neighbor_coherence(index: VocabIndex, token_ids: np.ndarray) -> np.ndarray:
     n, k = token_ids.shape
     if k < 2:
         return np.full(n, np.nan, dtype=np.float32)
-    unit = normalize_rows(index._rows(np.unique(token_ids)))
-    lookup = {int(t): i for i, t in enumerate(np.unique(token_ids))}
-    rows = unit[np.vectorize(lookup.__getitem__)(token_ids)]  # [n, k, d]
+    unique, inverse = np.unique(token_ids, return_inverse=True)
+    rows = normalize_rows(index._rows(unique))[inverse.reshape(n, k)]  # [n, k, d]
     gram = np.einsum("nkd,njd->nkj", rows, rows)
     off_diagonal = gram.sum(axis=(1, 2)) - np.trace(gram, axis1=1, axis2=2)
     return (off_diagonal / (k * (k - 1))).astype(np.float32)

@@ -22,7 +22,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,7 +134,6 @@ class StepRecord:
     lr: float
     seconds: float
     prompt: torch.Tensor | None = None  # the live prompt parameter [p, d]; copy it to keep it
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def batches(n: int, batch_size: int, seed: int, start: int = 1) -> Iterator[tuple[int, np.ndarray]]:

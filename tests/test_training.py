@@ -228,7 +228,7 @@ def test_train__sigkill_at_ten_moments_keeps_every_snapshot_and_resumes(tiny_gpt
         proc.communicate(timeout=60)
         run = load_run(out)  # the manifest is always whole
         steps = run.steps
-        assert seen <= set(steps) | {s for s in seen if s > max(steps, default=0)}
+        assert seen <= set(steps)  # nothing reported as written is ever lost
         for step in steps:  # every snapshot on disk is complete and readable
             assert run.snapshot(step).vectors.shape == (4, 32)
         seen = set(steps)
