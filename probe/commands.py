@@ -33,6 +33,8 @@ _HELP = {
     "data": "CSV/TSV/JSONL with text and label columns, or a bundled set: feelings, topics",
     "init": "random-uniform | sampled-vocab | class-label | text",
     "init_scale": "random-uniform bound: a number (paper 0.5) or 'vocab-norm'",
+    "eval_size": "test rows evaluated during training (seeded, stratified); the end uses the whole split",
+    "eval_discrete": "also measure the discretised accuracy at evaluations during training (always at the end)",
 }
 
 
@@ -44,6 +46,9 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind = hints[f.name]
         convert: Callable[[str], Any] = str
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action="store_true", help=_HELP.get(f.name, "off by default"))
+            continue
         if kind is int:
             convert = int
         elif kind is float:

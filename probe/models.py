@@ -63,6 +63,7 @@ class LoadedModel:
     fingerprint: str
     source: str
     _vocabulary: Vocabulary | None = field(default=None, repr=False)
+    _token_memo: dict[tuple[str, int, bool], list[int]] = field(default_factory=dict, repr=False)
 
     @property
     def dim(self) -> int:
@@ -85,6 +86,21 @@ class LoadedModel:
         if self._vocabulary is None:
             self._vocabulary = build_vocabulary(self.tokenizer)
         return self._vocabulary
+
+    def token_ids(self, texts: list[str], *, max_length: int, add_special_tokens: bool = True) -> list[list[int]]:
+        """Token ids of each text, truncated to ``max_length``; each text is tokenised once per model.
+
+        The memo outlives a task, so a data set is tokenised once across evaluations and runs.
+        """
+        memo = self._token_memo
+        missing = list(dict.fromkeys(t for t in texts if (t, max_length, add_special_tokens) not in memo))
+        if missing:
+            encoded = self.tokenizer(
+                missing, truncation=True, max_length=max_length, add_special_tokens=add_special_tokens
+            )["input_ids"]
+            for text, ids in zip(missing, encoded, strict=True):
+                memo[(text, max_length, add_special_tokens)] = list(ids)
+        return [memo[(t, max_length, add_special_tokens)] for t in texts]
 
     def embeddings_numpy(self) -> np.ndarray:
         """The embeddings as a float32 [V, d] numpy array (shares memory)."""

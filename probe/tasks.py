@@ -12,12 +12,15 @@ The PEFT model prepends the prompt exactly as it does for PEFT users, so a saved
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from probe.batching import plan_batches
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -60,15 +63,30 @@ def prompt_parameter(peft_model: PeftModel) -> torch.nn.Parameter:
     return peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight
 
 
+EVAL_MAX_TOKENS = 8192
+"""Token budget of one evaluation batch (rows x longest row, prompt included); chosen for CPU throughput."""
+TRAIN_MAX_TOKENS = 4096
+"""Token budget of one training micro-batch (activations are kept for backward)."""
+PASS_OVERHEAD = 64
+"""Fixed cost of one forward pass, in tokens, that the batch planner weighs against padding."""
+
+
 @dataclass
-class Task:
-    """A classification task over ``label_names`` for one PEFT-wrapped model."""
+class Task(ABC):
+    """A classification task over ``label_names`` for one PEFT-wrapped model.
+
+    Texts are tokenised once per model (:meth:`LoadedModel.token_ids`); every pass runs on length-bucketed
+    batches (:func:`probe.batching.plan_batches`), so no row is padded to a much longer one.
+    Subclasses implement :meth:`_scores` (and :meth:`_loss` when the loss is not cross-entropy).
+    """
 
     model: LoadedModel
     peft_model: PeftModel
     label_names: list[str]
     max_length: int = 128
     temperature: float = 0.05
+    eval_max_tokens: int = EVAL_MAX_TOKENS
+    train_max_tokens: int = TRAIN_MAX_TOKENS
 
     def __post_init__(self) -> None:
         tok = self.model.tokenizer
@@ -80,37 +98,78 @@ class Task:
 
     # -- public API ---------------------------------------------------------------------------------
 
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text as the task feeds it (memoised on the model)."""
+        return self.model.token_ids(texts, max_length=self.max_length)
+
     def loss(self, texts: list[str], targets: list[int]) -> torch.Tensor:
-        """Training loss of the prompted model on a batch (scalar, differentiable in the prompt)."""
-        raise NotImplementedError
+        """Mean training loss over the batch (scalar, differentiable in the prompt).
 
-    @torch.no_grad()
-    def predict(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Predicted label index for each text with the current prompt."""
-        out = [
-            self.scores(texts[i : i + batch_size]).argmax(dim=1).cpu().numpy() for i in range(0, len(texts), batch_size)
-        ]
-        return np.concatenate(out)
+        The batch runs as length-bucketed micro-batches whose mean losses are recombined by their sizes, so
+        the value (and its gradient) is the one of the whole batch at once.
+        """
+        ids = self.tokenize(texts)
+        plan = plan_batches(
+            [len(x) for x in ids], max_tokens=self.train_max_tokens, overhead=PASS_OVERHEAD, extra=self.p
+        )
+        total = torch.zeros((), device=self.device)
+        for rows in plan.batches:
+            part = self._loss([ids[i] for i in rows], [targets[i] for i in rows])
+            total = total + part * (len(rows) / len(ids))
+        return total
 
-    def scores(self, texts: list[str]) -> torch.Tensor:
-        """float [B, L]: how much each label fits each text (higher is better)."""
-        raise NotImplementedError
+    def scores(self, texts: list[str], *, prompt: bool = True) -> torch.Tensor:
+        """float [B, L]: how much each label fits each text (higher is better), in one pass."""
+        return self._scores(self.tokenize(texts), prompt=prompt)
 
-    @torch.no_grad()
+    def predict(self, texts: list[str], *, prompt: bool = True) -> np.ndarray:
+        """int [B]: predicted label index of each text, in length-bucketed batches under inference mode.
+
+        Args:
+            texts: the inputs.
+            prompt: with the soft prompt (False: the frozen model alone, the zero-shot baseline).
+        """
+        ids = self.tokenize(texts)
+        plan = plan_batches(
+            [len(x) for x in ids],
+            max_tokens=max(1, self.eval_max_tokens // self._rows_per_text()),
+            overhead=PASS_OVERHEAD,
+            extra=self.p if prompt else 0,
+        )
+        out = np.empty(len(ids), dtype=np.int64)
+        self.peft_model.eval()
+        with torch.inference_mode():
+            for rows in plan.batches:
+                out[rows] = self._scores([ids[i] for i in rows], prompt=prompt).argmax(dim=1).cpu().numpy()
+        return out
+
     def zero_shot(self, texts: list[str]) -> np.ndarray:
         """Predictions of the frozen model without any prompt (the untrained baseline)."""
-        raise NotImplementedError
+        return self.predict(texts, prompt=False)
 
-    def _encode(self, texts: list[str], add_special_tokens: bool = True) -> dict[str, torch.Tensor]:
-        batch = self.model.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-            add_special_tokens=add_special_tokens,
-        )
-        return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+    # -- for subclasses -----------------------------------------------------------------------------
+
+    def _rows_per_text(self) -> int:
+        """Rows one text becomes in a scoring pass (generative tasks score every label as its own row)."""
+        return 1
+
+    @abstractmethod
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        """float [B, L] label scores for token-id rows, with or without the prompt."""
+
+    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        logits = self._scores(ids) / self.temperature
+        return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
+
+    def _pad(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Right-padded ``input_ids`` and ``attention_mask`` on the model's device."""
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.model.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for i, row in enumerate(ids):
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
 
 
 class EncoderTask(Task):
@@ -122,53 +181,48 @@ class EncoderTask(Task):
 
     def _label_embeddings(self) -> torch.Tensor:
         if "labels" not in self._label_cache:
-            with torch.no_grad():
-                batch = self._encode(self.label_names)
+            # ordinary tensors even when first asked for under inference mode: training multiplies by them
+            with torch.inference_mode(False), torch.no_grad():
+                batch = self._pad(self.tokenize(self.label_names))
                 hidden = self.model.model(**batch).last_hidden_state  # the base model: no prompt
                 self._label_cache["labels"] = self._pool(hidden.float(), batch["attention_mask"])
         return self._label_cache["labels"]
 
-    def scores(self, texts: list[str]) -> torch.Tensor:
-        batch = self._encode(texts)
-        hidden = self.peft_model(**batch).last_hidden_state[:, self.p :]  # drop the prompt positions
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        batch = self._pad(ids)
+        if prompt:
+            hidden = self.peft_model(**batch).last_hidden_state[:, self.p :]  # drop the prompt positions
+        else:
+            hidden = self.model.model(**batch).last_hidden_state
         return self._pool(hidden.float(), batch["attention_mask"]) @ self._label_embeddings().T
-
-    def loss(self, texts: list[str], targets: list[int]) -> torch.Tensor:
-        logits = self.scores(texts) / self.temperature
-        return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
-
-    @torch.no_grad()
-    def zero_shot(self, texts: list[str]) -> np.ndarray:
-        batch = self._encode(texts)
-        hidden = self.model.model(**batch).last_hidden_state
-        pooled = self._pool(hidden.float(), batch["attention_mask"])
-        return (pooled @ self._label_embeddings().T).argmax(1).cpu().numpy()
 
 
 class _GenerativeTask(Task):
     """Shared rank classification for causal and seq2seq: log-likelihood of each label's tokens."""
 
+    @abstractmethod
     def _label_ids(self, label: str) -> list[int]:
-        raise NotImplementedError
+        """The label's token ids as the model must produce them."""
 
-    def _pairs(self, texts: list[str], targets: list[int]) -> torch.Tensor:
-        """Sum log-likelihood of label ``targets[i]`` after text i (float [B]); differentiable."""
-        raise NotImplementedError
+    @abstractmethod
+    def _pairs(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        """Sum log-likelihood of label ``targets[i]`` after row i (float [B]); differentiable."""
 
-    def scores(self, texts: list[str]) -> torch.Tensor:
-        n, labels = len(texts), len(self.label_names)
-        flat_texts = [t for t in texts for _ in range(labels)]
-        flat_targets = [j for _ in texts for j in range(labels)]
-        return self._pairs(flat_texts, flat_targets).view(n, labels)
+    def _rows_per_text(self) -> int:
+        return len(self.label_names)
 
-    def loss(self, texts: list[str], targets: list[int]) -> torch.Tensor:
-        lengths = torch.tensor([len(self._label_ids(self.label_names[t])) for t in targets], device=self.device)
-        return -(self._pairs(texts, targets) / lengths).mean()
-
-    @torch.no_grad()
-    def zero_shot(self, texts: list[str]) -> np.ndarray:
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        n, labels = len(ids), len(self.label_names)
+        flat_ids = [row for row in ids for _ in range(labels)]
+        flat_targets = [j for _ in ids for j in range(labels)]
+        if prompt:
+            return self._pairs(flat_ids, flat_targets).view(n, labels)
         with self.peft_model.disable_adapter():
-            return self.predict(texts)
+            return self._pairs(flat_ids, flat_targets).view(n, labels)
+
+    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        lengths = torch.tensor([len(self._label_ids(self.label_names[t])) for t in targets], device=self.device)
+        return -(self._pairs(ids, targets) / lengths).mean()
 
 
 class CausalTask(_GenerativeTask):
@@ -180,24 +234,16 @@ class CausalTask(_GenerativeTask):
             raise ValueError(f"label {label!r} tokenises to nothing; use a word the tokenizer knows")
         return ids
 
-    def _pairs(self, texts: list[str], targets: list[int]) -> torch.Tensor:
-        tok = self.model.tokenizer
+    def _pairs(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
         rows, spans = [], []
-        for text, target in zip(texts, targets, strict=True):
+        for text_ids, target in zip(ids, targets, strict=True):
             label = self._label_ids(self.label_names[target])
-            ids = tok(text, add_special_tokens=True, truncation=True, max_length=self.max_length - len(label))[
-                "input_ids"
-            ]
-            spans.append((len(ids), len(label)))
-            rows.append(ids + label)
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            input_ids[i, : len(r)] = torch.tensor(r)
-            mask[i, : len(r)] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        logits = self.peft_model(input_ids=input_ids, attention_mask=mask).logits
+            text_ids = text_ids[: max(1, self.max_length - len(label))]  # room for the label within max_length
+            spans.append((len(text_ids), len(label)))
+            rows.append(text_ids + label)
+        batch = self._pad(rows)
+        input_ids, width = batch["input_ids"], batch["input_ids"].shape[1]
+        logits = self.peft_model(**batch).logits
         logits = logits[:, -width:].float()  # drop the prompt positions, whether or not PEFT prepended them
         logp = logits.log_softmax(-1)
         total = []
@@ -217,8 +263,8 @@ class Seq2SeqTask(_GenerativeTask):
             raise ValueError(f"label {label!r} tokenises to nothing; use a word the tokenizer knows")
         return ids
 
-    def _pairs(self, texts: list[str], targets: list[int]) -> torch.Tensor:
-        batch = self._encode(texts)
+    def _pairs(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        batch = self._pad(ids)
         labels = [self._label_ids(self.label_names[t]) for t in targets]
         width = max(len(x) for x in labels)
         target = torch.full((len(labels), width), -100, dtype=torch.long)
@@ -242,12 +288,22 @@ def make_task(
     *,
     max_length: int = 128,
     temperature: float = 0.05,
+    eval_max_tokens: int = EVAL_MAX_TOKENS,
+    train_max_tokens: int = TRAIN_MAX_TOKENS,
 ) -> Task:
-    """The task for the model's kind.
+    """The task for the model's kind (batch budgets in tokens: see :func:`probe.batching.plan_batches`).
 
     Raises:
         ValueError: fewer than two labels.
     """
     if len(label_names) < 2:
         raise ValueError(f"classification needs at least 2 labels, got {label_names}")
-    return _TASKS[model.kind](model, peft_model, list(label_names), max_length=max_length, temperature=temperature)
+    return _TASKS[model.kind](
+        model,
+        peft_model,
+        list(label_names),
+        max_length=max_length,
+        temperature=temperature,
+        eval_max_tokens=eval_max_tokens,
+        train_max_tokens=train_max_tokens,
+    )

@@ -30,10 +30,11 @@ import numpy as np
 import torch
 
 from probe.data import BUNDLED, DataSplits, train_test
+from probe.evaluation import accuracy, discretised_accuracy, eval_subset, zero_shot_accuracy
 from probe.inits import InitMethod, Scale, initialise
 from probe.models import LoadedModel, canonical_name, load_model
 from probe.runs import ADAPTER, Run, RunWriter, load_run
-from probe.tasks import Task, make_task, prompt_parameter, wrap_with_prompt
+from probe.tasks import make_task, prompt_parameter, wrap_with_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,12 @@ class TrainConfig:
         optimizer: "adamw" or "adafactor" (the paper's, constant lr, no parameter scaling).
         lr: learning rate.
         snapshot_every: write the prompt every S steps (and at step 0 and the last step).
-        eval_every: evaluate on the test split every E steps (and at step 0 and the last step).
+        eval_every: evaluate every E steps (and at step 0); during training on a fixed subset of the test
+            split, at the last step on the whole split.
+        eval_size: rows of the seeded, stratified test subset used during training (the whole split when it
+            is smaller); the final figures are always the whole split's.
+        eval_discrete: also measure the discretised accuracy at evaluations during training (it is always
+            measured at the end).
         seed: seeds the init, the batches and the split.
         init_scale: bound of random-uniform: a number (paper: 0.5) or "vocab-norm".
         vocab_top_n: sampled-vocab draws from this many most frequent tokens.
@@ -75,6 +81,8 @@ class TrainConfig:
     lr: float = 0.01
     snapshot_every: int = 10
     eval_every: int = 50
+    eval_size: int = 200
+    eval_discrete: bool = False
     seed: int = 0
     init_scale: Scale = 0.5
     vocab_top_n: int = 5000
@@ -92,12 +100,15 @@ class TrainConfig:
             "batch_size",
             "snapshot_every",
             "eval_every",
+            "eval_size",
             "vocab_top_n",
             "max_length",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} is {value!r}; expected a positive integer")
+        if not isinstance(self.eval_discrete, bool):
+            raise ValueError(f"eval_discrete is {self.eval_discrete!r}; expected true or false")
         if self.optimizer not in ("adamw", "adafactor"):
             raise ValueError(f"optimizer '{self.optimizer}' is not known; expected 'adamw' or 'adafactor'")
         for name in ("lr", "temperature"):
@@ -183,27 +194,6 @@ def _average_gradient(weight: torch.nn.Parameter, world: int) -> None:
         weight.grad /= world
 
 
-@torch.no_grad()
-def accuracy(task: Task, texts: list[str], targets: list[int]) -> float:
-    """Share of ``texts`` the prompted model labels correctly."""
-    task.peft_model.eval()
-    return float((task.predict(texts) == np.asarray(targets)).mean())
-
-
-@torch.no_grad()
-def discretised_accuracy(task: Task, index: Any, texts: list[str], targets: list[int]) -> float:
-    """Accuracy with each position replaced by its nearest token's embedding (the prompt "read as words")."""
-    weight = prompt_parameter(task.peft_model)
-    saved = weight.detach().clone()
-    _, ids = index.search(saved.float().cpu().numpy(), 1)
-    embeddings = task.model.embeddings[ids[:, 0]]
-    try:
-        weight.copy_(embeddings.to(weight.device, weight.dtype))
-        return accuracy(task, texts, targets)
-    finally:
-        weight.copy_(saved)
-
-
 def train(
     config: TrainConfig,
     out: str | os.PathLike[str],
@@ -213,7 +203,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     callbacks: list[Callable[[StepRecord], None]] | None = None,
-) -> Run:
+) -> Run | None:
     """Train a prompt and write the run folder.
 
     Args:
@@ -226,7 +216,7 @@ def train(
         callbacks: called after every step with a :class:`StepRecord`.
 
     Returns:
-        The finished :class:`Run` (None on ranks other than 0 of a distributed run).
+        The finished :class:`Run` on the process that writes it; None on the other ranks of a distributed run.
 
     Under ``accelerate launch`` with N processes this is data parallel: each rank takes its share of the
     step's batch (the same global batch as a single process), gradients are averaged across ranks, and only
@@ -235,55 +225,84 @@ def train(
     Raises:
         ValueError: bad config or data, or a run already in ``out`` without ``resume``.
     """
-    from probe.index import VocabIndex
+    trainer = Trainer(config, out, model=model, splits=splits, resume=resume, callbacks=callbacks)
+    return trainer.fit(progress=progress)
 
-    torch.manual_seed(config.seed)
-    model = model or load_model(config.model)
-    splits = splits or train_test(
-        config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed
-    )
-    labels = splits.train.label_names
-    index = VocabIndex.for_model(model)
-    rank, world = distributed()
-    writer_main = rank == 0 and is_main_process()
-    if world > config.batch_size:
-        raise ValueError(f"batch_size {config.batch_size} is smaller than the {world} processes; raise --batch-size")
 
-    start_step = 0
-    if resume:
-        run = load_run(out)
-        if TrainConfig.from_dict(run.manifest["config"]) != config:
-            raise ValueError(f"run '{out}' was made with another config; resume it with its own (probe train --resume)")
-        start_step = run.steps[-1] if run.steps else 0
-        vectors = run.snapshot(start_step).vectors if run.steps else None
-        init_record = run.manifest["init_details"]
-    if not resume or vectors is None:
+class Trainer:
+    """probe's training loop as named steps: set up, step, evaluate, snapshot, finish.
+
+    Built by :func:`train`; the run folder is written only by the process of rank 0 (``self.writer``).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: str | os.PathLike[str],
+        *,
+        model: LoadedModel | None = None,
+        splits: DataSplits | None = None,
+        resume: bool = False,
+        callbacks: list[Callable[[StepRecord], None]] | None = None,
+    ) -> None:
+        from probe.index import VocabIndex
+
+        torch.manual_seed(config.seed)
+        self.config, self.out, self.callbacks = config, Path(out), list(callbacks or [])
+        self.model = model or load_model(config.model)
+        self.splits = splits or train_test(
+            config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed
+        )
+        self.labels = self.splits.train.label_names
+        self.index = VocabIndex.for_model(self.model)
+        self.rank, self.world = distributed()
+        if self.world > config.batch_size:
+            raise ValueError(
+                f"batch_size {config.batch_size} is smaller than the {self.world} processes; raise --batch-size"
+            )
+        self.start_step, vectors, init_record = self._starting_point(resume)
+        self.peft_model = wrap_with_prompt(self.model, vectors)
+        self.task = make_task(
+            self.model, self.peft_model, self.labels, max_length=config.max_length, temperature=config.temperature
+        )
+        self.weight = prompt_parameter(self.peft_model)
+        self.optimizer = make_optimizer(config.optimizer, [self.weight], config.lr)
+        self.during = eval_subset(self.splits.test, config.eval_size, config.seed)
+        self.writer = self._open_writer(init_record, resume) if self.rank == 0 and is_main_process() else None
+
+    # -- set up -------------------------------------------------------------------------------------
+
+    def _starting_point(self, resume: bool) -> tuple[int, np.ndarray, dict[str, Any]]:
+        """(first step, prompt vectors, init record): the last snapshot of a resumed run, else a fresh init."""
+        config = self.config
+        if resume:
+            run = load_run(self.out)
+            if TrainConfig.from_dict(run.manifest["config"]) != config:
+                raise ValueError(
+                    f"run '{self.out}' was made with another config; resume it with its own (probe train --resume)"
+                )
+            if run.steps:
+                return run.steps[-1], run.snapshot(run.steps[-1]).vectors, run.manifest["init_details"]
         init = initialise(
             config.init,
-            model,
+            self.model,
             config.length,
             seed=config.seed,
-            labels=labels,
+            labels=self.labels,
             text=config.init_text,
             scale=config.init_scale,
             top_n=config.vocab_top_n,
         )
-        vectors = init.vectors
-        init_record = {"method": init.method.value, "token_ids": init.token_ids, **init.details}
+        return 0, init.vectors, {"method": init.method.value, "token_ids": init.token_ids, **init.details}
 
-    peft_model = wrap_with_prompt(model, vectors)
-    task = make_task(model, peft_model, labels, max_length=config.max_length, temperature=config.temperature)
-    weight = prompt_parameter(peft_model)
-    optimizer = make_optimizer(config.optimizer, [weight], config.lr)
-
-    writer = None
-    if writer_main:
+    def _open_writer(self, init_record: dict[str, Any], resume: bool) -> RunWriter:
+        config, splits = self.config, self.splits
         manifest = {
-            "model": canonical_name(model.name),
-            "fingerprint": model.fingerprint,
-            "kind": model.kind,
-            "task": f"{model.kind}-classification",
-            "labels": labels,
+            "model": canonical_name(self.model.name),
+            "fingerprint": self.model.fingerprint,
+            "kind": self.model.kind,
+            "task": f"{self.model.kind}-classification",
+            "labels": self.labels,
             "init": config.init,
             "init_details": init_record,
             "seed": config.seed,
@@ -299,86 +318,135 @@ def train(
                 "train_size": len(splits.train),
                 "test_size": len(splits.test),
             },
+            "evaluation": {
+                "during_training": {
+                    "split": "test",
+                    "rows": len(self.during),
+                    "of": len(splits.test),
+                    "stratified_seed": config.seed,
+                    "discretised": config.eval_discrete,
+                },
+                "final": {"split": "test", "rows": len(splits.test), "discretised": True},
+                "zero_shot": {"split": "test", "rows": len(splits.test)},
+            },
             "config": config.to_dict(),
             "status": "running",
         }
-        writer = RunWriter(out, manifest, resume=resume)
+        writer = RunWriter(self.out, manifest, resume=resume)
         if resume:
-            writer.truncate_after(start_step)
-            writer.update(status="running", resumed_from=start_step)
+            writer.truncate_after(self.start_step)
+            writer.update(status="running", resumed_from=self.start_step)
+        return writer
 
-    test_texts, test_targets = splits.test.texts, splits.test.targets
+    # -- the loop -----------------------------------------------------------------------------------
 
-    def evaluate(step: int) -> dict[str, float]:
-        result = {
-            "accuracy": accuracy(task, test_texts, test_targets),
-            "discrete_accuracy": discretised_accuracy(task, index, test_texts, test_targets),
-        }
-        if writer:
-            writer.log("eval", step=step, **result)
+    def fit(self, *, progress: bool = True) -> Run | None:
+        """Run from the starting point to ``config.steps``; returns the run (None on ranks that do not write)."""
+        config = self.config
+        if self.start_step == 0:
+            self._begin()
+        bar = _progress(config.steps, self.start_step, enabled=progress and self.writer is not None, desc=config.init)
+        last: dict[str, float] = {}
+        step = self.start_step
+        texts, targets = self.splits.train.texts, self.splits.train.targets
+        try:
+            for step, rows in batches(len(texts), config.batch_size, config.seed, start=self.start_step + 1):
+                if step > config.steps:
+                    step = config.steps
+                    break
+                record = self.step(step, [texts[i] for i in rows], [targets[i] for i in rows])
+                if step % config.snapshot_every == 0 or step == config.steps:
+                    self.snapshot(step)
+                if step == config.steps:
+                    last = self.evaluate(step, final=True)
+                elif step % config.eval_every == 0:
+                    last = self.evaluate(step)
+                for callback in self.callbacks:
+                    callback(record)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record.loss:.3f}", **{k[:8]: f"{v:.2f}" for k, v in last.items()})
+        except KeyboardInterrupt:
+            self._set_status("interrupted", step)
+            raise
+        except BaseException:
+            self._set_status("failed", step)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.finish(last)
+
+    def _begin(self) -> None:
+        """Step 0: the initial snapshot, the zero-shot baseline and the first evaluation (once per run)."""
+        if self.writer is None:
+            return
+        written = load_run(self.out)
+        if 0 not in written.steps:  # never rewrite a snapshot a reader may already hold
+            self.snapshot(0)
+        if not any(r.get("kind") == "eval" and r.get("step") == 0 for r in written.records()):
+            test = self.splits.test
+            self.writer.update(zero_shot_accuracy=zero_shot_accuracy(self.task, test.texts, test.targets))
+            self.evaluate(0)
+
+    def step(self, step: int, texts: list[str], targets: list[int]) -> StepRecord:
+        """One optimisation step on this rank's share of the global batch; rank 0 logs it."""
+        began = time.perf_counter()
+        # the frozen model stays in eval mode (no dropout): only the prompt changes
+        share = slice(self.rank, None, self.world)
+        loss = self.task.loss(texts[share], targets[share])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        _average_gradient(self.weight, self.world)
+        self.optimizer.step()
+        record = StepRecord(
+            step=step,
+            loss=float(loss.detach()),
+            lr=self.config.lr,
+            seconds=time.perf_counter() - began,
+            prompt=self.weight,
+        )
+        if self.writer:
+            self.writer.log("train", step=step, loss=record.loss, lr=record.lr, seconds=round(record.seconds, 5))
+        return record
+
+    def evaluate(self, step: int, *, final: bool = False) -> dict[str, float]:
+        """Accuracy at ``step``: on the training-time subset, or on the whole test split when ``final``.
+
+        The discretised accuracy is measured at the end, and during training only with ``eval_discrete``.
+        Only the writing process evaluates; the others return an empty dict.
+        """
+        if self.writer is None:
+            return {}
+        data = self.splits.test if final else self.during
+        result = {"accuracy": accuracy(self.task, data.texts, data.targets)}
+        if final or self.config.eval_discrete:
+            result["discrete_accuracy"] = discretised_accuracy(self.task, self.index, data.texts, data.targets)
+        on = "full" if len(data) == len(self.splits.test) else "subset"
+        self.writer.log("eval", step=step, on=on, rows=len(data), **result)
         return result
 
-    if writer and start_step == 0:
-        written = load_run(out)
-        if 0 not in written.steps:  # never rewrite a snapshot a reader may already hold
-            writer.write_snapshot(0, weight.detach().float().cpu().numpy())
-        if not any(r.get("kind") == "eval" and r.get("step") == 0 for r in written.records()):
-            zero_shot = float((task.zero_shot(test_texts) == np.asarray(test_targets)).mean())
-            writer.update(zero_shot_accuracy=zero_shot)
-            evaluate(0)
+    def snapshot(self, step: int) -> None:
+        """Write the prompt as it is at ``step`` (rank 0 only)."""
+        if self.writer:
+            self.writer.write_snapshot(step, self.weight.detach().float().cpu().numpy())
 
-    bar = _progress(config.steps, start_step, enabled=progress and writer_main, desc=f"{config.init}")
-    last: dict[str, float] = {}
-    step = start_step
-    texts, targets = splits.train.texts, splits.train.targets
-    try:
-        for step, rows in batches(len(texts), config.batch_size, config.seed, start=start_step + 1):
-            if step > config.steps:
-                step = config.steps
-                break
-            began = time.perf_counter()
-            shard = rows[rank::world]  # this rank's share of the global batch
-            # the frozen model stays in eval mode (no dropout): only the prompt changes
-            loss = task.loss([texts[i] for i in shard], [targets[i] for i in shard])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            _average_gradient(weight, world)
-            optimizer.step()
-            record = StepRecord(
-                step=step, loss=float(loss.detach()), lr=config.lr, seconds=time.perf_counter() - began, prompt=weight
-            )
-            if writer:
-                writer.log("train", step=step, loss=record.loss, lr=record.lr, seconds=round(record.seconds, 5))
-                if step % config.snapshot_every == 0 or step == config.steps:
-                    writer.write_snapshot(step, weight.detach().float().cpu().numpy())
-                if step % config.eval_every == 0 or step == config.steps:
-                    last = evaluate(step)
-            for callback in callbacks or []:
-                callback(record)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{record.loss:.3f}", **{k[:8]: f"{v:.2f}" for k, v in last.items()})
-    except KeyboardInterrupt:
-        if writer:
-            writer.update(status="interrupted", last_step=step)
-        raise
-    except BaseException:
-        if writer:
-            writer.update(status="failed", last_step=step)
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
+    def finish(self, last: dict[str, float]) -> Run | None:
+        """Close the run: last snapshot, final evaluation on the whole split, the PEFT adapter, the manifest."""
+        if self.writer is None:
+            return None  # only rank 0 owns the run folder
+        steps = self.config.steps
+        if steps not in load_run(self.out).steps:  # a resumed run that was already complete
+            self.snapshot(steps)
+        if not last:  # the loop ran no step: a resumed run that was already complete
+            last = self.evaluate(steps, final=True)
+        save_adapter(self.peft_model, self.out / ADAPTER, canonical_name(self.model.name))
+        self.writer.update(status="finished", last_step=steps, final=last, finished=time.time())
+        return load_run(self.out)
 
-    if writer is None:
-        return None  # type: ignore[return-value]  # only rank 0 owns the run folder
-    if config.steps not in load_run(out).steps:  # a resumed run that was already complete
-        writer.write_snapshot(config.steps, weight.detach().float().cpu().numpy())
-    if not last:
-        last = evaluate(config.steps)
-    save_adapter(peft_model, Path(out) / ADAPTER, canonical_name(model.name))
-    writer.update(status="finished", last_step=config.steps, final=last, finished=time.time())
-    return load_run(out)
+    def _set_status(self, status: str, step: int) -> None:
+        if self.writer:
+            self.writer.update(status=status, last_step=step)
 
 
 def save_adapter(peft_model: Any, folder: Path, base_model: str) -> None:
