@@ -4,18 +4,6 @@ Load a prompt-tuned model's soft prompt, find the nearest vocabulary tokens of e
 they drift during training, and compare initialisations.
 """
 
-import os as _os
-
-# UMAP's Numba JIT dominates cold starts; cache compiled code in probe's own cache unless the user chose.
-_os.environ.setdefault(
-    "NUMBA_CACHE_DIR",
-    _os.path.join(
-        _os.environ.get("PROBE_CACHE_DIR")
-        or _os.path.join(_os.environ.get("XDG_CACHE_HOME") or _os.path.expanduser("~/.cache"), "probe"),
-        "numba",
-    ),
-)
-
 from probe.index import TokenFilter, VocabIndex
 from probe.models import DEFAULT_MODEL, LoadedModel, load_model
 from probe.prompts import SoftPrompt, load_prompt, load_prompts

@@ -1,4 +1,4 @@
-"""The ``probe`` command line: subcommands map onto the same dataclasses and library calls as the API.
+"""The ``probe`` command line: a parser built from the subcommand dataclasses in :mod:`probe.commands`.
 
 Errors print one line on stderr and exit with status 2 (1 for an unexpected crash); ``--debug`` shows the
 traceback instead.
@@ -7,103 +7,104 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import logging
 import sys
-from collections.abc import Callable, Sequence
+import types
+import typing
+from collections.abc import Sequence
 from typing import Any
 
-from probe.util import atomic_write_text
+from probe.commands import COMMANDS, Command, literal_choices, option_flag
 
 logger = logging.getLogger("probe")
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, TypeError, KeyError, OSError)
-FORMATS = ("md", "json", "csv")
-
-
-def emit(text: str, out: str | None) -> None:
-    """Write command output to ``out`` atomically (saying so on stderr), or to stdout."""
-    text = text if text.endswith("\n") else text + "\n"
-    if out:
-        atomic_write_text(out, text)
-        print(f"wrote {out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-
-
-def _labels(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    labels = [x.strip() for x in text.split(",")]
-    if not all(labels):
-        raise ValueError(f"--labels {text!r} has an empty label; give comma-separated names like 'a,b,c'")
-    return labels
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    value = _int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
-# --------------------------------------------------------------------------- report
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from probe.models import load_model
-    from probe.prompts import load_prompt
-    from probe.reports import nearest_tokens
-
-    prompt = load_prompt(args.prompt, key=args.key, role=args.role)
-    model_name = args.model or prompt.base_model or "default"
-    model = load_model(model_name, device="cpu", trust_remote_code=args.trust_remote_code)
-    labels = _labels(args.labels)
-    if labels is None and prompt.metadata.get("run"):
-        from probe.runs import load_run
-
-        labels = load_run(args.prompt).labels or None
-    index = None
-    if args.all_tokens:
-        from probe.index import TokenFilter, VocabIndex
-
-        index = VocabIndex.for_model(model, token_filter=TokenFilter(exclude_special=False, exclude_unused=False))
-    report = nearest_tokens(prompt, model, k=args.k, labels=labels, controls=args.controls, index=index)
-    text = {"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[args.format]()
-    emit(text, args.out)
-    return 0
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
-def _add_report(sub: Any) -> None:
-    p = sub.add_parser(
-        "report",
-        help="nearest-token report for a soft prompt",
-        description="Nearest vocabulary tokens of every position of a soft prompt.",
-    )
-    p.add_argument("prompt", help="PEFT adapter folder, .safetensors, .pt/.pth, .npy, or a probe run folder")
-    p.add_argument("--model", help="model name or folder (default: the one the prompt records, else 'default')")
-    p.add_argument("-k", type=_positive_int, default=5, help="neighbours per position (default 5)")
-    p.add_argument("--labels", help="comma-separated class labels to mark in the neighbours")
-    p.add_argument("--format", choices=FORMATS, default="md", help="output format (default md)")
-    p.add_argument("--out", help="write to this file instead of stdout")
-    p.add_argument("--key", help="tensor name in a file holding several")
-    p.add_argument("--role", choices=("encoder", "decoder"), help="which half of a seq2seq adapter")
-    p.add_argument("--controls", action="store_true", help="add random-vector and sampled-vocab controls")
-    p.add_argument(
-        "--all-tokens",
-        action="store_true",
-        help="search every vocabulary row (by default special and [unused] tokens are left out)",
-    )
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the model repo's own code")
-    p.set_defaults(func=cmd_report)
+def _plain(hint: Any) -> Any:
+    """``X`` for ``X | None``; the hint itself otherwise."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
 
 
-# --------------------------------------------------------------------------- entry point
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one option per field of the dataclass ``cls``; fields that are dataclasses add theirs in turn."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = _plain(hints[f.name])
+        if dataclasses.is_dataclass(hint):
+            add_dataclass_arguments(parser, hint)  # type: ignore[arg-type]
+            continue
+        meta = f.metadata
+        default = None if f.default is dataclasses.MISSING else f.default
+        help_text = meta.get("help", "")
+        if hint is bool:
+            parser.add_argument(
+                option_flag(f), *meta.get("aliases", ()), dest=f.name, action="store_true", help=help_text
+            )
+            continue
+        kwargs: dict[str, Any] = {"help": help_text}
+        choices = literal_choices(hint)
+        if "type" in meta:
+            kwargs["type"] = meta["type"]
+        elif choices:
+            kwargs["choices"] = choices
+        else:
+            item = _plain(typing.get_args(hint)[0]) if typing.get_origin(hint) in (list, tuple) else hint
+            if item is int:
+                kwargs["type"] = _positive_int if meta.get("positive") else _int
+            elif item is float:
+                kwargs["type"] = _float
+        if "nargs" in meta:
+            kwargs["nargs"] = meta["nargs"]
+        if meta.get("positional"):
+            if f.default is not dataclasses.MISSING:
+                kwargs.update(nargs="?", default=default)
+            parser.add_argument(f.name, metavar=meta.get("metavar", f.name), **kwargs)
+            continue
+        names = [meta["short"]] if "short" in meta else []
+        names += [option_flag(f), *meta.get("aliases", ())]
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = default
+        parser.add_argument(*names, dest=f.name, **kwargs)
 
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+def from_namespace(cls: type, args: argparse.Namespace) -> Any:
+    """Build the dataclass ``cls`` (and its nested dataclass fields) from parsed arguments."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        hint = _plain(hints[f.name])
+        values[f.name] = from_namespace(hint, args) if dataclasses.is_dataclass(hint) else getattr(args, f.name)
+    return cls(**values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,9 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_report(sub)
-    for add in _EXTRA_COMMANDS:
-        add(sub)
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.summary, description=(command.__doc__ or "").split("\n")[0])
+        add_dataclass_arguments(p, command)
+        p.set_defaults(command_class=command)
     return parser
 
 
@@ -126,7 +128,6 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    _register_commands()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -137,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        command: Command = from_namespace(args.command_class, args)
+        return int(command.run() or 0)
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
         return 130
@@ -175,14 +177,6 @@ def _quiet_libraries(debug: bool) -> None:
 def _one_line(e: BaseException) -> str:
     text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     return " ".join(text.split()) or type(e).__name__
-
-
-def _register_commands() -> None:
-    if _EXTRA_COMMANDS:
-        return
-    from probe import commands
-
-    _EXTRA_COMMANDS.extend(commands.ALL)
 
 
 if __name__ == "__main__":  # pragma: no cover

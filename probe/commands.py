@@ -1,24 +1,44 @@
-"""CLI subcommands beyond ``report``: train, drift, compare, demo, dashboard. Each adds its own parser.
+"""The CLI's subcommands, one dataclass each: fields are the options (help in their metadata), ``__post_init__``
+checks them, ``run`` does the work through the library. :mod:`probe.cli` builds the parser from these classes.
 
-The ``train`` options are generated from :class:`probe.training.TrainConfig`, so the CLI and the API share
-one schema.
+Field metadata understood by the parser: ``help``; ``positional``; ``short`` ("-k"); ``aliases`` (old flag
+names kept working); ``type`` (a converter for values that are not plain str / int / float); ``positive`` (a
+number that must be > 0, checked here in one place); ``nargs``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import typing
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
-from probe.cli import emit as _emit
+from probe.training import TrainConfig
+from probe.util import atomic_write_text
 
-FORMATS = ("md", "json", "csv")
+Format = Literal["md", "json", "csv"]
 
 
-def _table(df: Any, fmt: str) -> str:
+def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = None, **meta: Any) -> Any:
+    """A dataclass field that is also a CLI option (see the module docstring for ``meta``)."""
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def emit(text: str, out: str | None) -> None:
+    """Write command output to ``out`` atomically (saying so on stderr), or to stdout."""
+    text = text if text.endswith("\n") else text + "\n"
+    if out:
+        atomic_write_text(out, text)
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def table_text(df: Any, fmt: str) -> str:
+    """A DataFrame as csv, json records, or a markdown table."""
     if fmt == "csv":
         return df.to_csv(index=False)
     if fmt == "json":
@@ -26,179 +46,275 @@ def _table(df: Any, fmt: str) -> str:
     return df.to_markdown(index=False, floatfmt=".4f")
 
 
-# --------------------------------------------------------------------------- train
+@dataclass
+class Command:
+    """Base of every subcommand: checks ``positive`` fields, then the subclass's own rules."""
 
-_HELP = {
-    "model": "model name or folder ('default' = bundled all-MiniLM-L6-v2)",
-    "data": "CSV/TSV/JSONL with text and label columns, or a bundled set: feelings, topics",
-    "init": "random-uniform | sampled-vocab | class-label | text",
-    "init_scale": "random-uniform bound: a number (paper 0.5) or 'vocab-norm'",
-    "eval_size": "test rows evaluated during training (seeded, stratified); the end uses the whole split",
-    "eval_discrete": "also measure the discretised accuracy at evaluations during training (always at the end)",
-}
+    name: ClassVar[str]
+    summary: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, flag = getattr(self, f.name), option_flag(f)
+            choices = literal_choices(hints[f.name])
+            if choices and value is not None and value not in choices:
+                raise ValueError(f"{flag} is {value!r}; expected one of {', '.join(map(str, choices))}")
+            if not f.metadata.get("positive") or value is None:
+                continue
+            for v in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
+                    raise ValueError(f"{flag} is {v!r}; expected a positive number")
+
+    def run(self) -> int:
+        """Do the work; returns the exit status."""
+        raise NotImplementedError
 
 
-def _config_arguments(parser: argparse.ArgumentParser) -> None:
-    from probe.training import TrainConfig
+def option_flag(f: dataclasses.Field[Any]) -> str:
+    """The option's name on the command line (``--all-tokens`` for ``all_tokens``, or its ``flag``)."""
+    if f.metadata.get("positional"):
+        return f.metadata.get("metavar", f.name)
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = hints[f.name]
-        convert: Callable[[str], Any] = str
-        if kind is bool:
-            parser.add_argument(flag, dest=f.name, action="store_true", help=_HELP.get(f.name, "off by default"))
-            continue
-        if kind is int:
-            convert = int
-        elif kind is float:
-            convert = float
-        elif f.name == "init_scale":
-            convert = _scale
-        parser.add_argument(
-            flag, dest=f.name, type=convert, default=f.default, help=_HELP.get(f.name, f"default {f.default}")
+
+def literal_choices(hint: Any) -> tuple[Any, ...]:
+    """The allowed values of a ``Literal[...]`` (or ``Literal[...] | None``) hint; empty for other types."""
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    for arg in typing.get_args(hint):
+        if typing.get_origin(arg) is Literal:
+            return typing.get_args(arg)
+    return ()
+
+
+def _labels(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    labels = [x.strip() for x in text.split(",")]
+    if not all(labels):
+        raise ValueError(f"--labels {text!r} has an empty label; give comma-separated names like 'a,b,c'")
+    return labels
+
+
+@dataclass
+class Report(Command):
+    """Nearest vocabulary tokens of every position of a soft prompt."""
+
+    name: ClassVar[str] = "report"
+    summary: ClassVar[str] = "nearest-token report for a soft prompt"
+
+    prompt: str = option(
+        help="PEFT adapter folder, .safetensors, .pt/.pth, .npy, or a probe run folder", positional=True
+    )
+    model: str | None = option(None, "model name or folder (default: the one the prompt records, else 'default')")
+    k: int = option(5, "neighbours per position (default 5)", short="-k", positive=True)
+    labels: str | None = option(None, "comma-separated class labels to mark in the neighbours")
+    format: Format = option("md", "output format: md, json or csv (default md)")
+    out: str | None = option(None, "write to this file instead of stdout")
+    key: str | None = option(None, "tensor name in a file holding several")
+    role: Literal["encoder", "decoder"] | None = option(None, "which half of a seq2seq adapter")
+    controls: bool = option(False, "add random-vector and sampled-vocab controls")
+    all_tokens: bool = option(
+        False, "search every vocabulary row (by default special and [unused] tokens are left out)"
+    )
+    trust_remote_code: bool = option(False, "allow the model repo's own code")
+
+    def run(self) -> int:
+        from probe.index import TokenFilter, VocabIndex
+        from probe.models import load_model
+        from probe.prompts import load_prompt
+        from probe.reports import nearest_tokens
+        from probe.runs import load_run
+
+        prompt = load_prompt(self.prompt, key=self.key, role=self.role)
+        model = load_model(
+            self.model or prompt.base_model or "default", device="cpu", trust_remote_code=self.trust_remote_code
         )
+        labels = _labels(self.labels)
+        if labels is None and prompt.metadata.get("run"):
+            labels = load_run(self.prompt).labels or None
+        index = None
+        if self.all_tokens:
+            index = VocabIndex.for_model(model, token_filter=TokenFilter(exclude_special=False, exclude_unused=False))
+        report = nearest_tokens(prompt, model, k=self.k, labels=labels, controls=self.controls, index=index)
+        emit({"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[self.format](), self.out)
+        return 0
 
 
-def _scale(text: str) -> float | str:
-    if text == "vocab-norm":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'vocab-norm', got {text!r}") from None
+@dataclass
+class Train(Command):
+    """Train a soft prompt with the model frozen; snapshots are written as it goes."""
+
+    name: ClassVar[str] = "train"
+    summary: ClassVar[str] = "train a soft prompt and write a run folder"
+
+    out: str = option(help="run folder to create (or to resume with --resume)")
+    resume: bool = option(False, "continue the run in --out from its last snapshot")
+    no_progress: bool = option(False, "hide the progress bar")
+    config: TrainConfig = option(default_factory=TrainConfig)  # its fields are options too
+
+    def run(self) -> int:
+        from probe.training import train
+
+        run = train(self.config, self.out, resume=self.resume, progress=not self.no_progress)
+        assert run is not None  # the CLI process writes the run
+        final = run.manifest.get("final", {})
+        nan = float("nan")
+        print(
+            f"run {run.path}: {len(run.steps)} snapshots, accuracy {final.get('accuracy', nan):.3f} "
+            f"(discretised {final.get('discrete_accuracy', nan):.3f}, zero-shot "
+            f"{run.manifest.get('zero_shot_accuracy', nan):.3f}; on the {run.manifest['data']['test_size']} "
+            "test rows)"
+        )
+        return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from probe.training import TrainConfig, train
+@dataclass
+class Drift(Command):
+    """How each position moved over a run's snapshots."""
 
-    fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**fields)
-    run = train(config, args.out, resume=args.resume, progress=not args.no_progress)
-    final = run.manifest.get("final", {})
-    print(
-        f"run {run.path}: {len(run.steps)} snapshots, accuracy {final.get('accuracy', float('nan')):.3f} "
-        f"(discretised {final.get('discrete_accuracy', float('nan')):.3f}, zero-shot "
-        f"{run.manifest.get('zero_shot_accuracy', float('nan')):.3f})"
-    )
-    return 0
+    name: ClassVar[str] = "drift"
+    summary: ClassVar[str] = "how each position moved over a run's snapshots"
 
+    run_path: str = option(help="a probe run folder", positional=True, metavar="run")
+    model: str | None = option(None, "override the model recorded in the run")
+    k: int = option(5, "top-k for the neighbour overlap (default 5)", short="-k", positive=True)
+    summary_only: bool = option(False, "one line per run instead of per step and position", flag="--summary")
+    format: Format = option("md", "output format: md, json or csv (default md)")
+    out: str | None = option(None, "write to this file instead of stdout")
 
-def add_train(sub: Any) -> None:
-    p = sub.add_parser(
-        "train",
-        help="train a soft prompt and write a run folder",
-        description="Train a soft prompt with the model frozen; snapshots are written as it goes.",
-    )
-    p.add_argument("--out", required=True, help="run folder to create (or to resume with --resume)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last snapshot")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    _config_arguments(p)
-    p.set_defaults(func=cmd_train)
-
-
-# --------------------------------------------------------------------------- drift
-
-
-def cmd_drift(args: argparse.Namespace) -> int:
-    from probe.drift import drift_table, summarize_run
-    from probe.index import VocabIndex
-    from probe.models import load_model
-    from probe.runs import load_run
-
-    run = load_run(args.run)
-    model = load_model(args.model or run.manifest["model"], device="cpu")
-    index = VocabIndex.for_model(model)
-    table = drift_table(run, model, index=index, k=args.k)
-    if args.summary:
+    def run(self) -> int:
         import pandas as pd
 
-        table = pd.DataFrame([summarize_run(run, model, table, index=index, k=args.k).to_dict()])
-    _emit(_table(table, args.format), args.out)
-    return 0
+        from probe.drift import drift_table, summarize_run
+        from probe.index import VocabIndex
+        from probe.models import load_model
+        from probe.runs import load_run
+
+        run = load_run(self.run_path)
+        model = load_model(self.model or run.manifest["model"], device="cpu")
+        index = VocabIndex.for_model(model)
+        table = drift_table(run, model, index=index, k=self.k)
+        if self.summary_only:
+            table = pd.DataFrame([summarize_run(run, model, table, index=index, k=self.k).to_dict()])
+        emit(table_text(table, self.format), self.out)
+        return 0
 
 
-def add_drift(sub: Any) -> None:
-    p = sub.add_parser("drift", help="how each position moved over a run's snapshots")
-    p.add_argument("run", help="a probe run folder")
-    p.add_argument("--model", help="override the model recorded in the run")
-    p.add_argument("-k", type=int, default=5, help="top-k for the neighbour overlap (default 5)")
-    p.add_argument("--summary", action="store_true", help="one line per run instead of per step and position")
-    p.add_argument("--format", choices=FORMATS, default="md")
-    p.add_argument("--out", help="write to this file instead of stdout")
-    p.set_defaults(func=cmd_drift)
+@dataclass
+class Compare(Command):
+    """Compare two prompts of the same model position by position."""
+
+    name: ClassVar[str] = "compare"
+    summary: ClassVar[str] = "compare two prompts of the same model position by position"
+
+    a: str = option(help="prompt or run A", positional=True)
+    b: str = option(help="prompt or run B", positional=True)
+    model: str | None = option(None, "model name or folder (default: the one prompt A records)")
+    k: int = option(5, "neighbours per position (default 5)", short="-k", positive=True)
+    matched: bool = option(False, "csv/json: the Hungarian matching instead")
+    format: Format = option("md", "output format: md, json or csv (default md)")
+    out: str | None = option(None, "write to this file instead of stdout")
+
+    def run(self) -> int:
+        from probe.compare import compare_prompts
+        from probe.index import VocabIndex
+        from probe.models import load_model
+        from probe.prompts import load_prompt
+
+        a, b = load_prompt(self.a), load_prompt(self.b)
+        if a.base_model and b.base_model and a.base_model != b.base_model and not self.model:
+            raise ValueError(
+                f"'{self.a}' was trained on {a.base_model} and '{self.b}' on {b.base_model}; "
+                "compare prompts of the same model"
+            )
+        model = load_model(self.model or a.base_model or "default", device="cpu")
+        a.check_dim(model.dim, model.name)
+        b.check_dim(model.dim, model.name)
+        result = compare_prompts(a, b, VocabIndex.for_model(model), k=self.k, display=model.vocabulary.display)
+        if self.format == "md":
+            text = result.to_markdown()
+        else:
+            text = table_text(result.matching if self.matched else result.by_position, self.format)
+        emit(text, self.out)
+        return 0
 
 
-# --------------------------------------------------------------------------- compare
+_DEFAULTS = TrainConfig()
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from probe.compare import compare_prompts
-    from probe.index import VocabIndex
-    from probe.models import load_model
-    from probe.prompts import load_prompt
+@dataclass
+class Demo(Command):
+    """Train one prompt per paper init on the default model and compare them."""
 
-    a, b = load_prompt(args.a), load_prompt(args.b)
-    if a.base_model and b.base_model and a.base_model != b.base_model and not args.model:
-        raise ValueError(
-            f"'{args.a}' was trained on {a.base_model} and '{args.b}' on {b.base_model}; "
-            "compare prompts of the same model"
-        )
-    model = load_model(args.model or a.base_model or "default", device="cpu")
-    a.check_dim(model.dim, model.name)
-    b.check_dim(model.dim, model.name)
-    result = compare_prompts(a, b, VocabIndex.for_model(model), k=args.k, display=model.vocabulary.display)
-    if args.format == "md":
-        text = result.to_markdown()
-    else:
-        text = _table(result.matching if args.matched else result.by_position, args.format)
-    _emit(text, args.out)
-    return 0
+    name: ClassVar[str] = "demo"
+    summary: ClassVar[str] = "train one prompt per paper init on the default model and compare them"
 
+    out: str | None = option(None, "runs folder (default $PROBE_RUNS_DIR or ./probe-runs)")
+    steps: int = option(_DEFAULTS.steps, f"training steps (default {_DEFAULTS.steps})", positive=True)
+    length: int = option(_DEFAULTS.length, f"prompt positions (default {_DEFAULTS.length})", positive=True)
+    seed: int = option(_DEFAULTS.seed, "seed of every run (default 0)")
+    data: str = option(_DEFAULTS.data, "bundled set or labelled file (default feelings)")
+    force: bool = option(False, "retrain runs whose settings differ")
+    no_progress: bool = option(False, "hide the progress bars")
 
-def add_compare(sub: Any) -> None:
-    p = sub.add_parser("compare", help="compare two prompts of the same model position by position")
-    p.add_argument("a", help="prompt or run A")
-    p.add_argument("b", help="prompt or run B")
-    p.add_argument("--model", help="model name or folder (default: the one prompt A records)")
-    p.add_argument("-k", type=int, default=5)
-    p.add_argument("--matched", action="store_true", help="csv/json: the Hungarian matching instead")
-    p.add_argument("--format", choices=FORMATS, default="md")
-    p.add_argument("--out")
-    p.set_defaults(func=cmd_compare)
+    def run(self) -> int:
+        from probe.demo import run_demo
+
+        base = dataclasses.replace(_DEFAULTS, steps=self.steps, length=self.length, seed=self.seed, data=self.data)
+        _, text = run_demo(self.out, base=base, progress=not self.no_progress, force=self.force)
+        emit(text, None)
+        return 0
 
 
-# --------------------------------------------------------------------------- demo
+@dataclass
+class Dashboard(Command):
+    """Serve the Streamlit dashboard; the process becomes the server, so a signal to it stops the server."""
 
+    name: ClassVar[str] = "dashboard"
+    summary: ClassVar[str] = "serve the Streamlit dashboard (trains the demo runs if there are none)"
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from dataclasses import replace
+    runs_dir: str | None = option(None, "runs folder (default $PROBE_RUNS_DIR or ./probe-runs)", positional=True)
+    host: str = option("127.0.0.1", "address to bind (default localhost only)")
+    port: int = option(8501, "port (default 8501)", positive=True)
+    no_demo: bool = option(False, "do not train the demo runs when the folder is empty")
 
-    from probe.demo import run_demo
-    from probe.training import TrainConfig
+    def run(self) -> int:
+        import os
 
-    base = replace(TrainConfig(), steps=args.steps, length=args.length, seed=args.seed, data=args.data)
-    _, text = run_demo(args.out, base=base, progress=not args.no_progress, force=args.force)
-    _emit(text, None)
-    return 0
+        from probe.demo import default_runs_dir, run_demo
+        from probe.runs import find_runs
 
-
-def add_demo(sub: Any) -> None:
-    from probe.training import TrainConfig
-
-    d = TrainConfig()
-    p = sub.add_parser("demo", help="train one prompt per paper init on the default model and compare them")
-    p.add_argument("--out", help="runs folder (default $PROBE_RUNS_DIR or ./probe-runs)")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--length", type=int, default=d.length)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--data", default=d.data, help="bundled set or labelled file (default feelings)")
-    p.add_argument("--force", action="store_true", help="retrain runs whose settings differ")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_demo)
-
-
-# --------------------------------------------------------------------------- dashboard
+        runs_dir = self.runs_dir or str(default_runs_dir())
+        if not self.no_demo and not find_runs(runs_dir):
+            print(f"no runs in {runs_dir}: training the demo runs first (about two minutes)", file=sys.stderr)
+            run_demo(runs_dir, progress=True)
+        command = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            app_path(),
+            "--server.address",
+            self.host,
+            "--server.port",
+            str(self.port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--client.toolbarMode",
+            "minimal",
+            "--",
+            "--runs",
+            runs_dir,
+        ]
+        print(f"probe dashboard: http://{self.host}:{self.port}  (runs: {runs_dir}; Ctrl-C to stop)", flush=True)
+        sys.stderr.flush()
+        # exec, not a child: SIGTERM / SIGINT from a supervisor reach the server itself and stop it
+        os.execv(sys.executable, command)
+        return 0  # pragma: no cover - exec does not return
 
 
 def app_path() -> str:
@@ -212,85 +328,42 @@ def app_path() -> str:
     raise FileNotFoundError("app.py not found next to the probe package; run from a checkout of probe")
 
 
-def cmd_dashboard(args: argparse.Namespace) -> int:
-    import subprocess
+@dataclass
+class Replicate(Command):
+    """Measure the paper's findings on learned prompts (section 7)."""
 
-    from probe.demo import default_runs_dir, run_demo
-    from probe.runs import find_runs
+    name: ClassVar[str] = "replicate"
+    summary: ClassVar[str] = "measure the paper's findings on learned prompts (section 7)"
 
-    runs_dir = args.runs_dir or str(default_runs_dir())
-    if not args.no_demo and not find_runs(runs_dir):
-        print(f"no runs in {runs_dir}: training the demo runs first (about two minutes)", file=sys.stderr)
-        run_demo(runs_dir, progress=True)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        app_path(),
-        "--server.address",
-        args.host,
-        "--server.port",
-        str(args.port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--client.toolbarMode",
-        "minimal",
-        "--",
-        "--runs",
-        runs_dir,
-    ]
-    print(f"probe dashboard: http://{args.host}:{args.port}  (runs: {runs_dir}; Ctrl-C to stop)", flush=True)
-    return subprocess.call(command)
+    quick: bool = option(False, "2 seeds x 40 steps (about 5 minutes on 2 cores)")
+    out: str = option("probe-replicate", "folder for runs and the report (default probe-replicate)")
+    model: str = option("default", "model name or folder (default: the bundled default)")
+    data: str = option("feelings", "bundled set or labelled file (default feelings)")
+    seeds: list[int] | None = option(None, "seeds per (init, length)", nargs="+")
+    lengths: list[int] | None = option(None, "prompt lengths", nargs="+", positive=True)
+    steps: int | None = option(None, "training steps per run", positive=True)
+    k: int = option(5, "neighbourhood size (default 5)", short="-k", positive=True)
+    measure_only: bool = option(False, "only recompute the report from the saved runs")
+    no_progress: bool = option(False, "hide the progress bars")
 
+    def run(self) -> int:
+        from probe.replicate import REPORT_MD, ReplicateConfig, replicate, write_report
 
-def add_dashboard(sub: Any) -> None:
-    p = sub.add_parser("dashboard", help="serve the Streamlit dashboard (trains the demo runs if there are none)")
-    p.add_argument("runs_dir", nargs="?", help="runs folder (default $PROBE_RUNS_DIR or ./probe-runs)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default localhost only)")
-    p.add_argument("--port", type=int, default=8501)
-    p.add_argument("--no-demo", action="store_true", help="do not train the demo runs when the folder is empty")
-    p.set_defaults(func=cmd_dashboard)
+        overrides: dict[str, Any] = {"model": self.model, "data": self.data, "k": self.k}
+        if self.seeds:
+            overrides["seeds"] = tuple(self.seeds)
+        if self.lengths:
+            overrides["lengths"] = tuple(self.lengths)
+        if self.steps:
+            overrides["steps"] = self.steps
+        config = ReplicateConfig.quick(**overrides) if self.quick else ReplicateConfig(**overrides)
+        if self.measure_only:
+            text = write_report(config, self.out)
+        else:
+            text = replicate(config, self.out, progress=not self.no_progress)
+        emit(text, None)
+        print(f"wrote {self.out}/{REPORT_MD}", file=sys.stderr)
+        return 0
 
 
-# --------------------------------------------------------------------------- replicate
-
-
-def cmd_replicate(args: argparse.Namespace) -> int:
-    from probe.replicate import REPORT_MD, ReplicateConfig, replicate, write_report
-
-    overrides: dict[str, Any] = {"model": args.model, "data": args.data, "k": args.k}
-    if args.seeds:
-        overrides["seeds"] = tuple(args.seeds)
-    if args.lengths:
-        overrides["lengths"] = tuple(args.lengths)
-    if args.steps:
-        overrides["steps"] = args.steps
-    config = ReplicateConfig.quick(**overrides) if args.quick else ReplicateConfig(**overrides)
-    if args.measure_only:
-        text = write_report(config, args.out)
-    else:
-        text = replicate(config, args.out, progress=not args.no_progress)
-    _emit(text, None)
-    print(f"wrote {args.out}/{REPORT_MD}", file=sys.stderr)
-    return 0
-
-
-def add_replicate(sub: Any) -> None:
-    p = sub.add_parser("replicate", help="measure the paper's findings on learned prompts (section 7)")
-    p.add_argument("--quick", action="store_true", help="2 seeds x 40 steps (about 5 minutes on 2 cores)")
-    p.add_argument("--out", default="probe-replicate", help="folder for runs and the report (default probe-replicate)")
-    p.add_argument("--model", default="default")
-    p.add_argument("--data", default="feelings")
-    p.add_argument("--seeds", type=int, nargs="+")
-    p.add_argument("--lengths", type=int, nargs="+")
-    p.add_argument("--steps", type=int)
-    p.add_argument("-k", type=int, default=5)
-    p.add_argument("--measure-only", action="store_true", help="only recompute the report from the saved runs")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_replicate)
-
-
-ALL: list[Callable[[Any], None]] = [add_train, add_drift, add_compare, add_demo, add_dashboard, add_replicate]
+COMMANDS: tuple[type[Command], ...] = (Report, Train, Drift, Compare, Demo, Dashboard, Replicate)

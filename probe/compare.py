@@ -13,7 +13,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from probe.index import VocabIndex, normalize_rows
-from probe.prompts import SoftPrompt
+from probe.softprompt import SoftPrompt
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from probe.index import VocabIndex, normalize_rows
-from probe.reports import duplicate_top1
+from probe.measures import duplicate_top1
 
 if TYPE_CHECKING:
     from probe.models import LoadedModel

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from probe.reports import label_token_ids
-from probe.tokens import frequency_ranks
+from probe.tokens import frequency_ranks, label_token_ids
 
 if TYPE_CHECKING:
     from probe.models import LoadedModel

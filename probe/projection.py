@@ -217,6 +217,19 @@ def _save_map(vmap: VocabMap, key: str, cache_dir: str | os.PathLike[str] | None
     write_cache(folder / f"{key}.json", folder / f"{key}.safetensors", arrays, meta)
 
 
+def _import_umap():
+    """Import UMAP with Numba's compiled code cached in probe's cache (its JIT dominates a cold start).
+
+    ``NUMBA_CACHE_DIR`` is set only if the user has not set it, and only here, where UMAP is used.
+    """
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_root() / "numba"))
+    try:
+        import umap
+    except ImportError as e:  # pragma: no cover - umap-learn is a dependency
+        raise ImportError("the UMAP map needs umap-learn: pip install umap-learn") from e
+    return umap
+
+
 def map_trustworthiness(
     x: np.ndarray, y: np.ndarray, *, sample: int = 2000, n_neighbors: int = 10, seed: int = 0
 ) -> float:
@@ -263,10 +276,7 @@ def fit_map(
         pca_components = vt[:2].astype(np.float32)
         coords = ((x - pca_mean) @ pca_components.T).astype(np.float32)
     else:
-        try:
-            import umap
-        except ImportError as e:  # pragma: no cover - umap-learn is a dependency
-            raise ImportError("the UMAP map needs umap-learn: pip install umap-learn") from e
+        umap = _import_umap()
         # Exact cosine kNN through FAISS replaces UMAP's NN-descent: exact, and it skips compiling pynndescent,
         # which halves a cold fit (bench/results.md).
         cos, knn = VocabIndex(x).search(x, config.n_neighbors)

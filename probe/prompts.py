@@ -1,4 +1,6 @@
-"""SoftPrompt and its loaders: PEFT adapters, safetensors, .pt/.pth, .npy and probe runs.
+"""Prompt formats: a registry of loaders for PEFT adapters, safetensors, .pt/.pth and .npy files.
+
+Other formats register themselves (:mod:`probe.runs` adds run folders), so this module imports none of them.
 
 The loader is chosen by what the path holds, not by a flag. Nothing is unpickled: ``.pt``/``.pth``/``.bin``
 go through ``torch.load(weights_only=True)`` and ``.npy`` through ``np.load(allow_pickle=False)``.
@@ -10,98 +12,34 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from probe.softprompt import Role, SoftPrompt, check_vectors
+
 logger = logging.getLogger(__name__)
 
-Role = Literal["encoder", "decoder"]
+__all__ = [
+    "Loader",
+    "Role",
+    "SoftPrompt",
+    "check_vectors",
+    "load_prompt",
+    "load_prompts",
+    "loaders",
+    "register_loader",
+]
+
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_SAFETENSORS = "adapter_model.safetensors"
 ADAPTER_BIN = "adapter_model.bin"
 PEFT_PROMPT_KEY = "prompt_embeddings"
 MAX_VIRTUAL_TOKENS = 100_000
 """No real prompt is this long; a config that claims more is refused before anything is read."""
-
-
-@dataclass(frozen=True, eq=False)
-class SoftPrompt:
-    """A learned (or initial) soft prompt.
-
-    Attributes:
-        vectors: float32 [p, d], one row per prompt position.
-        source: where it came from (a path, or a description).
-        role: "encoder" or "decoder" for the two halves of a seq2seq adapter, else None.
-        step: training step of a snapshot, else None.
-        base_model: the model the prompt was trained on, when the file records it.
-        metadata: anything else the source recorded (adapter config, run init).
-    """
-
-    vectors: np.ndarray
-    source: str
-    role: Role | None = None
-    step: int | None = None
-    base_model: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "vectors", check_vectors(self.vectors, what=self.source))
-        if self.role not in (None, "encoder", "decoder"):
-            raise ValueError(f"role '{self.role}' is not known; expected 'encoder', 'decoder' or None")
-
-    @property
-    def length(self) -> int:
-        """Number of positions p."""
-        return int(self.vectors.shape[0])
-
-    @property
-    def dim(self) -> int:
-        """Embedding dimension d."""
-        return int(self.vectors.shape[1])
-
-    def check_dim(self, dim: int, model_name: str = "the model") -> SoftPrompt:
-        """Return self if its dimension is ``dim``.
-
-        Raises:
-            ValueError: naming both dimensions.
-        """
-        if self.dim != dim:
-            raise ValueError(
-                f"prompt {self.source} has shape {tuple(self.vectors.shape)} (dim {self.dim}), but model "
-                f"'{model_name}' has dim {dim}; load the model the prompt was trained on"
-            )
-        return self
-
-
-def check_vectors(vectors: Any, *, what: str = "prompt") -> np.ndarray:
-    """Validate and convert prompt vectors to float32 [p, d] numpy.
-
-    Raises:
-        TypeError: not an array or tensor.
-        ValueError: not 2-D, no rows or columns, or not finite.
-    """
-    if isinstance(vectors, torch.Tensor):
-        vectors = vectors.detach().to("cpu", torch.float32).numpy()
-    if not isinstance(vectors, np.ndarray):
-        raise TypeError(f"{what}: expected a 2-D tensor or array, got {type(vectors).__name__}")
-    if vectors.dtype.kind not in "fiu":
-        raise TypeError(f"{what}: expected numbers, got dtype {vectors.dtype}")
-    if vectors.ndim != 2:
-        raise ValueError(
-            f"{what}: expected a 2-D prompt [positions, dim], got shape {tuple(vectors.shape)}; "
-            "pass the prompt embedding matrix, or name it with key="
-        )
-    if vectors.shape[0] == 0 or vectors.shape[1] == 0:
-        raise ValueError(f"{what}: prompt has shape {tuple(vectors.shape)}; it needs at least one position")
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if not np.isfinite(vectors).all():
-        bad = int((~np.isfinite(vectors)).any(axis=1).sum())
-        raise ValueError(f"{what}: {bad} of {vectors.shape[0]} positions hold NaN or Inf; the prompt is broken")
-    return vectors
 
 
 # --------------------------------------------------------------------------- loaders
@@ -356,18 +294,6 @@ def _suffix(*suffixes: str) -> Callable[[Path], bool]:
     return lambda p: p.is_file() and p.suffix.lower() in suffixes
 
 
-def _is_run(path: Path) -> bool:
-    from probe.runs import is_run_folder
-
-    return is_run_folder(path)
-
-
-def _load_run(path: Path, key: str | None) -> list[SoftPrompt]:
-    from probe.runs import load_run
-
-    return [load_run(path).latest_prompt()]
-
-
 for _loader in (
     Loader("npy", "a .npy float array", _suffix(".npy", ".npz"), _load_npy),
     Loader(
@@ -378,6 +304,5 @@ for _loader in (
     ),
     Loader("safetensors", "a .safetensors file", _suffix(".safetensors"), _load_safetensors),
     Loader("peft", f"a PEFT prompt-tuning folder with {ADAPTER_CONFIG}", _is_adapter, _load_adapter),
-    Loader("run", "a probe training run folder", _is_run, _load_run),
 ):
     register_loader(_loader)

@@ -30,9 +30,11 @@ import pandas as pd
 from probe.data import BUNDLED, train_test
 from probe.index import VocabIndex
 from probe.inits import PAPER_INITS
+from probe.measures import control_vectors, duplicate_top1, neighbor_coherence
 from probe.models import LoadedModel, load_model
-from probe.reports import FAITHFULNESS_CAVEAT, control_vectors, duplicate_top1, label_token_ids, neighbor_coherence
+from probe.reports import FAITHFULNESS_CAVEAT
 from probe.runs import Run, find_runs
+from probe.tokens import label_token_ids
 from probe.training import TrainConfig
 from probe.util import atomic_write_json, atomic_write_text
 

@@ -13,22 +13,45 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from probe.index import VocabIndex, normalize_rows
-from probe.prompts import SoftPrompt, check_vectors
-from probe.tokens import frequency_ranks, surface_form
+from probe.index import VocabIndex
+from probe.measures import (
+    OFF_MANIFOLD_PERCENTILE,
+    Readings,
+    control_vectors,
+    duplicate_top1,
+    neighbor_coherence,
+    read_positions,
+)
+from probe.softprompt import SoftPrompt, check_vectors
+from probe.tokens import label_token_ids
+
+__all__ = [
+    "FAITHFULNESS_CAVEAT",
+    "OFF_MANIFOLD_PERCENTILE",
+    "LabelHit",
+    "NearestTokenReport",
+    "Neighbor",
+    "PositionReading",
+    "Readings",
+    "Summary",
+    "control_vectors",
+    "duplicate_top1",
+    "label_token_ids",
+    "nearest_tokens",
+    "neighbor_coherence",
+    "read_positions",
+    "summarize",
+]
 
 if TYPE_CHECKING:
     from probe.models import LoadedModel
 
-OFF_MANIFOLD_PERCENTILE = 1.0
-"""A position whose top-1 cosine is below this percentile of the vocabulary's own is flagged off-manifold."""
 FAITHFULNESS_CAVEAT = (
     "Nearest tokens describe where a prompt sits, not what it does: the reading can be unfaithful "
     "(Khashabi et al. 2022, 'Prompt Waywardness')."
@@ -220,83 +243,6 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-# --------------------------------------------------------------------------- measures
-
-
-@dataclass(frozen=True)
-class Readings:
-    """Raw per-position measures as arrays (what reports, drift and replication all build on)."""
-
-    cosines: np.ndarray  # float32 [n, k]
-    token_ids: np.ndarray  # int64 [n, k]
-    norms: np.ndarray  # float32 [n]
-    norm_ratio: np.ndarray
-    margin: np.ndarray
-    manifold_percentile: np.ndarray
-    coherence: np.ndarray  # NaN when k == 1
-
-
-def read_positions(vectors: np.ndarray, index: VocabIndex, k: int) -> Readings:
-    """Neighbours and distance measures for rows of ``vectors`` (float32 [n, d]).
-
-    The margin needs the second neighbour, so at least 2 are always searched.
-    """
-    search_k = max(k, min(2, index.size))
-    cosines, ids = index.search(vectors, search_k)
-    norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
-    margin = cosines[:, 0] - cosines[:, 1] if search_k > 1 else np.full(len(vectors), np.nan, np.float32)
-    cosines, ids = cosines[:, :k], ids[:, :k]
-    return Readings(
-        cosines=cosines,
-        token_ids=ids,
-        norms=norms,
-        norm_ratio=norms / max(index.mean_norm, 1e-12),
-        margin=margin,
-        manifold_percentile=index.manifold_percentile(cosines[:, 0]),
-        coherence=neighbor_coherence(index, ids),
-    )
-
-
-def neighbor_coherence(index: VocabIndex, token_ids: np.ndarray) -> np.ndarray:
-    """Mean pairwise cosine among each row's neighbour embeddings (float32 [n]; NaN for k < 2)."""
-    n, k = token_ids.shape
-    if k < 2:
-        return np.full(n, np.nan, dtype=np.float32)
-    unique, inverse = np.unique(token_ids, return_inverse=True)
-    rows = normalize_rows(index._rows(unique))[inverse.reshape(n, k)]  # [n, k, d]
-    gram = np.einsum("nkd,njd->nkj", rows, rows)
-    off_diagonal = gram.sum(axis=(1, 2)) - np.trace(gram, axis1=1, axis2=2)
-    return (off_diagonal / (k * (k - 1))).astype(np.float32)
-
-
-def duplicate_top1(top1: np.ndarray) -> list[list[int]]:
-    """For each position, the other positions that share its top-1 token."""
-    where: dict[int, list[int]] = defaultdict(list)
-    for i, t in enumerate(top1.tolist()):
-        where[t].append(i)
-    return [[j for j in where[t] if j != i] for i, t in enumerate(top1.tolist())]
-
-
-def label_token_ids(tokenizer: Any, label: str) -> list[int]:
-    """Token ids of a label as it appears in text (with and without a leading space).
-
-    Raises:
-        ValueError: the label is empty or tokenises to nothing.
-    """
-    if not isinstance(label, str) or not label.strip():
-        raise ValueError(f"label {label!r} is empty; labels must be non-empty text")
-    ids: list[int] = []
-    for variant in (label, " " + label):
-        found = tokenizer(variant, add_special_tokens=False)["input_ids"]
-        for t, piece in zip(found, tokenizer.convert_ids_to_tokens(found), strict=True):
-            # a bare word-start marker ("▁", "Ġ") is not a piece of the label
-            if t not in ids and t not in tokenizer.all_special_ids and surface_form(piece or "").strip():
-                ids.append(int(t))
-    if not ids:
-        raise ValueError(f"label {label!r} tokenises to nothing with this tokenizer; use a word it knows")
-    return ids
-
-
 def summarize(name: str, readings: Readings, index: VocabIndex) -> Summary:
     """Average the measures of a set of readings."""
     dups = duplicate_top1(readings.token_ids[:, 0])
@@ -313,28 +259,6 @@ def summarize(name: str, readings: Readings, index: VocabIndex) -> Summary:
         mean_coherence=float(np.nanmean(coherence)) if np.isfinite(coherence).any() else float("nan"),
         duplicate_top1_share=float(np.mean([bool(d) for d in dups])),
     )
-
-
-def control_vectors(
-    model: LoadedModel, index: VocabIndex, count: int, *, seed: int = 0, top_n: int = 5000
-) -> dict[str, np.ndarray]:
-    """The paper's controls: uniform [-0.5, 0.5] random vectors and rows sampled from the top-N vocabulary.
-
-    Returns:
-        {"random-uniform control": float32 [count, d], "sampled-vocab control": float32 [count, d]}.
-    """
-    rng = np.random.default_rng(seed)
-    random = rng.uniform(-0.5, 0.5, size=(count, index.dim)).astype(np.float32)
-    allowed = np.zeros(model.vocab_size, dtype=bool)
-    allowed[index.token_ids] = True
-    frequent = frequency_ranks(model.vocabulary, allowed)[:top_n]
-    if frequent.size == 0:
-        frequent = index.token_ids
-    picks = rng.choice(frequent, size=min(count, frequent.size), replace=False)
-    return {
-        "random-uniform control": random,
-        "sampled-vocab control": model.embeddings_numpy()[picks],
-    }
 
 
 def nearest_tokens(

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probe.prompts import SoftPrompt, check_vectors
+from probe.prompts import Loader, register_loader
+from probe.softprompt import SoftPrompt, check_vectors
 from probe.util import atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -283,3 +284,13 @@ class RunWriter:
                 (self.path / SNAPSHOTS / snapshot_name(s)).unlink(missing_ok=True)
         records = [r for r in Run(self.path, self.manifest).records() if r.get("step", 0) <= step]
         atomic_write_bytes(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in records).encode())
+
+
+register_loader(
+    Loader(
+        "run",
+        "a probe training run folder",
+        is_run_folder,
+        lambda path, key: [load_run(path).latest_prompt()],
+    )
+)

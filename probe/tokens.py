@@ -201,3 +201,23 @@ def frequency_ranks(vocabulary: Vocabulary, allowed: np.ndarray | None = None) -
     ids = np.flatnonzero(keep)
     order = np.lexsort((ids, -freq[ids]))
     return ids[order].astype(np.int64)
+
+
+def label_token_ids(tokenizer: PreTrainedTokenizerBase, label: str) -> list[int]:
+    """Token ids of a label as it appears in text (with and without a leading space).
+
+    Raises:
+        ValueError: the label is empty or tokenises to nothing.
+    """
+    if not isinstance(label, str) or not label.strip():
+        raise ValueError(f"label {label!r} is empty; labels must be non-empty text")
+    ids: list[int] = []
+    for variant in (label, " " + label):
+        found = tokenizer(variant, add_special_tokens=False)["input_ids"]
+        for t, piece in zip(found, tokenizer.convert_ids_to_tokens(found), strict=True):
+            # a bare word-start marker ("▁", "Ġ") is not a piece of the label
+            if t not in ids and t not in tokenizer.all_special_ids and surface_form(piece or "").strip():
+                ids.append(int(t))
+    if not ids:
+        raise ValueError(f"label {label!r} tokenises to nothing with this tokenizer; use a word it knows")
+    return ids

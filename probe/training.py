@@ -42,55 +42,50 @@ CONFIG_FORMAT = 1
 Optimizer = Literal["adamw", "adafactor"]
 
 
+def _help(default: Any, text: str, **meta: Any) -> Any:
+    """A config field whose help text (shown by ``probe train --help``) is written here once."""
+    return dataclasses.field(default=default, metadata={"help": text, **meta})
+
+
+def parse_scale(text: str) -> float | str:
+    """``--init-scale``: a number, or "vocab-norm"."""
+    if text == "vocab-norm":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--init-scale {text!r} is neither a number nor 'vocab-norm'") from None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a training run (recorded in the manifest; also the CLI's options).
+    """Everything that defines a training run: recorded in the manifest, and the options of ``probe train``.
 
-    Attributes:
-        model: model name or folder ("default" is the bundled all-MiniLM-L6-v2).
-        data: labelled CSV / TSV / JSONL, or a bundled set ("feelings", "topics").
-        init: "random-uniform", "sampled-vocab", "class-label" or "text".
-        length: prompt positions p.
-        steps: optimisation steps.
-        batch_size: texts per step.
-        optimizer: "adamw" or "adafactor" (the paper's, constant lr, no parameter scaling).
-        lr: learning rate.
-        snapshot_every: write the prompt every S steps (and at step 0 and the last step).
-        eval_every: evaluate every E steps (and at step 0); during training on a fixed subset of the test
-            split, at the last step on the whole split.
-        eval_size: rows of the seeded, stratified test subset used during training (the whole split when it
-            is smaller); the final figures are always the whole split's.
-        eval_discrete: also measure the discretised accuracy at evaluations during training (it is always
-            measured at the end).
-        seed: seeds the init, the batches and the split.
-        init_scale: bound of random-uniform: a number (paper: 0.5) or "vocab-norm".
-        vocab_top_n: sampled-vocab draws from this many most frequent tokens.
-        init_text: the text of the "text" init.
-        text_column / label_column: column names in the data file.
-        temperature: softmax temperature of the encoder task's cosine logits.
-        max_length: longest input in tokens.
+    Each field's help text is in its metadata (``dataclasses.fields(TrainConfig)``).
     """
 
-    model: str = "default"
-    data: str = BUNDLED
-    init: str = InitMethod.SAMPLED_VOCAB.value
-    length: int = 20
-    steps: int = 150
-    batch_size: int = 16
-    optimizer: Optimizer = "adamw"
-    lr: float = 0.01
-    snapshot_every: int = 10
-    eval_every: int = 50
-    eval_size: int = 200
-    eval_discrete: bool = False
-    seed: int = 0
-    init_scale: Scale = 0.5
-    vocab_top_n: int = 5000
-    init_text: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    temperature: float = 0.05
-    max_length: int = 128
+    model: str = _help("default", "model name or folder ('default' = bundled all-MiniLM-L6-v2)")
+    data: str = _help(BUNDLED, "CSV/TSV/JSONL with text and label columns, or a bundled set: feelings, topics")
+    init: str = _help(InitMethod.SAMPLED_VOCAB.value, "random-uniform | sampled-vocab | class-label | text")
+    length: int = _help(20, "prompt positions p (default 20)")
+    steps: int = _help(150, "optimisation steps (default 150)")
+    batch_size: int = _help(16, "texts per step (default 16)")
+    optimizer: Optimizer = _help("adamw", "adamw, or adafactor (the paper's: constant lr, no parameter scaling)")
+    lr: float = _help(0.01, "learning rate (default 0.01)")
+    snapshot_every: int = _help(10, "write the prompt every S steps, and at step 0 and the last step (default 10)")
+    eval_every: int = _help(
+        50, "evaluate every E steps and at step 0, on the test subset; the last step uses the whole split"
+    )
+    eval_size: int = _help(200, "test rows evaluated during training (seeded, stratified; default 200)")
+    eval_discrete: bool = _help(False, "also measure the discretised accuracy during training (always at the end)")
+    seed: int = _help(0, "seeds the init, the batches, the split and the evaluation subset (default 0)")
+    init_scale: Scale = _help(0.5, "random-uniform bound: a number (paper 0.5) or 'vocab-norm'", type=parse_scale)
+    vocab_top_n: int = _help(5000, "sampled-vocab draws from this many most frequent tokens (default 5000)")
+    init_text: str | None = _help(None, "the text of the 'text' init")
+    text_column: str = _help("text", "column with the text in the data file (default text)")
+    label_column: str = _help("label", "column with the label in the data file (default label)")
+    temperature: float = _help(0.05, "softmax temperature of the encoder task's cosine logits (default 0.05)")
+    max_length: int = _help(128, "longest input in tokens (default 128)")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "init", InitMethod.parse(self.init).value)

@@ -1,0 +1,90 @@
+"""SoftPrompt: p vectors in a model's input-embedding space, checked on the way in.
+
+A leaf module: every loader (files, adapters, runs) and every reading builds on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+Role = Literal["encoder", "decoder"]
+
+
+@dataclass(frozen=True, eq=False)
+class SoftPrompt:
+    """A learned (or initial) soft prompt.
+
+    Attributes:
+        vectors: float32 [p, d], one row per prompt position.
+        source: where it came from (a path, or a description).
+        role: "encoder" or "decoder" for the two halves of a seq2seq adapter, else None.
+        step: training step of a snapshot, else None.
+        base_model: the model the prompt was trained on, when the file records it.
+        metadata: anything else the source recorded (adapter config, run init).
+    """
+
+    vectors: np.ndarray
+    source: str
+    role: Role | None = None
+    step: int | None = None
+    base_model: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vectors", check_vectors(self.vectors, what=self.source))
+        if self.role not in (None, "encoder", "decoder"):
+            raise ValueError(f"role '{self.role}' is not known; expected 'encoder', 'decoder' or None")
+
+    @property
+    def length(self) -> int:
+        """Number of positions p."""
+        return int(self.vectors.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension d."""
+        return int(self.vectors.shape[1])
+
+    def check_dim(self, dim: int, model_name: str = "the model") -> SoftPrompt:
+        """Return self if its dimension is ``dim``.
+
+        Raises:
+            ValueError: naming both dimensions.
+        """
+        if self.dim != dim:
+            raise ValueError(
+                f"prompt {self.source} has shape {tuple(self.vectors.shape)} (dim {self.dim}), but model "
+                f"'{model_name}' has dim {dim}; load the model the prompt was trained on"
+            )
+        return self
+
+
+def check_vectors(vectors: Any, *, what: str = "prompt") -> np.ndarray:
+    """Validate and convert prompt vectors to float32 [p, d] numpy.
+
+    Raises:
+        TypeError: not an array or tensor.
+        ValueError: not 2-D, no rows or columns, or not finite.
+    """
+    if isinstance(vectors, torch.Tensor):
+        vectors = vectors.detach().to("cpu", torch.float32).numpy()
+    if not isinstance(vectors, np.ndarray):
+        raise TypeError(f"{what}: expected a 2-D tensor or array, got {type(vectors).__name__}")
+    if vectors.dtype.kind not in "fiu":
+        raise TypeError(f"{what}: expected numbers, got dtype {vectors.dtype}")
+    if vectors.ndim != 2:
+        raise ValueError(
+            f"{what}: expected a 2-D prompt [positions, dim], got shape {tuple(vectors.shape)}; "
+            "pass the prompt embedding matrix, or name it with key="
+        )
+    if vectors.shape[0] == 0 or vectors.shape[1] == 0:
+        raise ValueError(f"{what}: prompt has shape {tuple(vectors.shape)}; it needs at least one position")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():
+        bad = int((~np.isfinite(vectors)).any(axis=1).sum())
+        raise ValueError(f"{what}: {bad} of {vectors.shape[0]} positions hold NaN or Inf; the prompt is broken")
+    return vectors
