@@ -19,7 +19,7 @@ from probe.demo import comparison_table, default_runs_dir
 from probe.drift import DRIFT_COLUMNS, drift_table
 from probe.index import VocabIndex
 from probe.models import load_model
-from probe.projection import MapConfig, VocabMap, fit_map, load_cached_map, map_key, sample_ids
+from probe.projection import MapConfig, VocabMap, find_cached_map, fit_map
 from probe.prompts import load_prompts
 from probe.reports import FAITHFULNESS_CAVEAT
 from probe.runs import Run, find_runs
@@ -77,9 +77,8 @@ def get_map(name: str, method: str, extra: tuple[int, ...]) -> tuple[VocabMap, s
     """The requested map, or the PCA map with a note while UMAP is still being fitted."""
     if method == "pca":
         return pca_map(name, extra), None
-    model, index = get_model(name), get_index(name)
     config = MapConfig(method="umap")
-    cached = load_cached_map(model, map_key(model.fingerprint, config, sample_ids(model, index, config.n_vocab, extra)))
+    cached = find_cached_map(get_model(name), get_index(name), config, extra_ids=list(extra))
     if cached is not None:
         return cached, None
     job = map_job(name, config, extra)
@@ -131,7 +130,7 @@ def _run(path: str) -> Run:
 
 
 def signature(runs: list[Run]) -> str:
-    return "|".join(f"{r.path}:{r.steps[-1] if r.steps else -1}:{r.manifest.get('updated')}" for r in runs)
+    return "||".join(r.signature for r in runs)
 
 
 # ---------------------------------------------------------------- sidebar

@@ -335,7 +335,7 @@ class Replicate(Command):
     name: ClassVar[str] = "replicate"
     summary: ClassVar[str] = "measure the paper's findings on learned prompts (section 7)"
 
-    quick: bool = option(False, "2 seeds x 40 steps (about 5 minutes on 2 cores)")
+    quick: bool = option(False, "the quick grid: 2 seeds x 40 steps")
     out: str = option("probe-replicate", "folder for runs and the report (default probe-replicate)")
     model: str = option("default", "model name or folder (default: the bundled default)")
     data: str = option("feelings", "bundled set or labelled file (default feelings)")

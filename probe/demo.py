@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from probe.drift import drift_table, summarize_run
+from probe.drift import summarize_run
 from probe.index import VocabIndex
 from probe.inits import PAPER_INITS
 from probe.models import LoadedModel, load_model
@@ -72,32 +72,37 @@ def ensure_runs(
     return runs
 
 
+COMPARISON_COLUMNS = (
+    "run",
+    "init",
+    "accuracy",
+    "discrete_accuracy",
+    "zero_shot",
+    "distance_travelled",
+    "cos_final_to_init",
+    "init_token_kept_top1",
+    "label_in_topk",
+    "on_manifold",
+    "duplicate_top1",
+    "mean_converged_at",
+    "mean_coherence",
+)
+
+
 def comparison_table(runs: list[Run], model: LoadedModel, index: VocabIndex, *, k: int = 5) -> pd.DataFrame:
-    """One row per run: accuracies, distance travelled, init tokens kept, label tokens near, manifold share."""
+    """One row per run (from :func:`probe.drift.summarize_run`): accuracies, travel, init tokens, labels, manifold."""
     rows = []
     for run in runs:
-        table = drift_table(run, model, index=index, k=k)
-        summary = summarize_run(run, model, table, index=index, k=k)
-        report = nearest_tokens(run.latest_prompt(), model, k=k, labels=run.labels, index=index)
-        final = run.manifest.get("final") or {}
+        s = summarize_run(run, model, index=index, k=k)
         rows.append(
             {
-                "run": run.name,
-                "init": summary.init,
-                "accuracy": final.get("accuracy"),
-                "discrete_accuracy": final.get("discrete_accuracy"),
-                "zero_shot": run.manifest.get("zero_shot_accuracy"),
-                "distance_travelled": summary.mean_distance_travelled,
-                "cos_final_to_init": summary.mean_cos_final_to_init,
-                "init_token_kept_top1": f"{summary.init_token_top1}/{summary.init_token_positions}",
-                "label_in_topk": sum(1 for p in report.positions if p.label_hits),
-                "on_manifold": report.summary.on_manifold_share,
-                "duplicate_top1": summary.duplicate_top1,
-                "mean_converged_at": summary.mean_converged_at,
-                "mean_coherence": report.summary.mean_coherence,
+                **s.to_dict(),
+                "distance_travelled": s.mean_distance_travelled,
+                "cos_final_to_init": s.mean_cos_final_to_init,
+                "init_token_kept_top1": f"{s.init_token_top1}/{s.init_token_positions}",
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
 
 
 def demo_text(runs: list[Run], model: LoadedModel, index: VocabIndex, *, k: int = 5, positions: int = 8) -> str:

@@ -7,14 +7,15 @@ index in one batched search, so memory stays bounded by the chunk, whatever the 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from probe.index import VocabIndex, normalize_rows
-from probe.measures import duplicate_top1
+from probe.measures import OFF_MANIFOLD_PERCENTILE, duplicate_top1, read_positions
+from probe.tokens import label_token_ids
 
 if TYPE_CHECKING:
     from probe.models import LoadedModel
@@ -148,24 +149,48 @@ def convergence_steps(table: pd.DataFrame) -> pd.Series:
 
 
 @dataclass(frozen=True)
-class DriftSummary:
-    """One run's drift in a line."""
+class RunSummary:
+    """One run in a line: accuracies, how far it moved, init tokens kept, labels near, manifold share.
+
+    The one per-run summary: ``probe drift --summary``, the demo's comparison table and ``probe replicate``
+    all read it. The arrays (final and initial top-k, coherence per position) are for readings across runs
+    and are left out of :meth:`to_dict`.
+    """
 
     run: str
     init: str
+    seed: int
     positions: int
     snapshots: int
+    accuracy: float | None
+    discrete_accuracy: float | None
+    zero_shot: float | None
     mean_distance_travelled: float
     mean_cos_final_to_init: float
     init_token_top1: int
     init_token_topk: int
     init_token_positions: int
+    label_in_topk: int
+    on_manifold: float
     duplicate_top1: int
+    mean_coherence: float
     mean_converged_at: float
+    final_ids: np.ndarray = field(repr=False, compare=False)  # int64 [p, k] top-k of the final snapshot
+    init_ids: np.ndarray = field(repr=False, compare=False)  # int64 [p, k] top-k of the first snapshot
+    coherence: np.ndarray = field(repr=False, compare=False)  # float32 [p] of the final snapshot
+
+    @property
+    def length(self) -> int:
+        """Prompt positions p."""
+        return self.positions
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict."""
-        return dict(self.__dict__)
+        """The scalar fields as a plain dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
+
+
+DriftSummary = RunSummary
+"""The summary's earlier name, kept for scripts that import it."""
 
 
 def summarize_run(
@@ -175,34 +200,58 @@ def summarize_run(
     *,
     index: VocabIndex | None = None,
     k: int = 5,
-) -> DriftSummary:
-    """Distance travelled, init tokens kept (top-1 and top-k), duplicate top-1 tokens and convergence."""
+    convergence: bool = True,
+) -> RunSummary:
+    """Summarise a run from its snapshots and manifest.
+
+    Args:
+        run: the run.
+        model: its model.
+        table: its :func:`drift_table`, when already computed (for the convergence step).
+        index: the vocabulary index (default: the model's).
+        k: neighbours per position.
+        convergence: compute ``mean_converged_at`` (reads every snapshot's neighbours; NaN when False).
+    """
     index = index or VocabIndex.for_model(model)
-    table = table if table is not None else drift_table(run, model, index=index, k=k)
-    final_step = int(table["step"].max())
     first = run.initial_prompt().vectors
     # path length through the snapshots, streamed one at a time
     previous, travelled = first, np.zeros(first.shape[0])
     for prompt in run.iter_snapshots():
         travelled += np.linalg.norm(prompt.vectors - previous, axis=1)
         previous = prompt.vectors
-    final = run.snapshot(final_step).vectors
-    _, final_ids = index.search(final, k)
-    init_ids = run.manifest.get("init_details", {}).get("token_ids") or []
-    with_tokens = [(i, ids) for i, ids in enumerate(init_ids) if ids]
-    kept_top1 = sum(1 for i, ids in with_tokens if int(final_ids[i, 0]) in ids)
-    kept_topk = sum(1 for i, ids in with_tokens if set(ids) & set(final_ids[i].tolist()))
-    dup = sum(1 for d in duplicate_top1(final_ids[:, 0]) if d)
-    return DriftSummary(
+    final = previous
+    readings = read_positions(final, index, k)
+    final_ids = readings.token_ids
+    _, init_ids = index.search(first, k)
+    init_tokens = run.manifest.get("init_details", {}).get("token_ids") or []
+    with_tokens = [(i, ids) for i, ids in enumerate(init_tokens) if ids]
+    label_ids = set().union(*(label_token_ids(model.tokenizer, label) for label in run.labels))
+    if convergence:
+        table = table if table is not None else drift_table(run, model, index=index, k=k)
+        converged = float(convergence_steps(table).mean())
+    else:
+        converged = float("nan")
+    done = run.manifest.get("final") or {}
+    return RunSummary(
         run=run.name,
         init=str(run.manifest.get("init")),
+        seed=int(run.manifest.get("seed", 0)),
         positions=int(first.shape[0]),
         snapshots=len(run.steps),
+        accuracy=done.get("accuracy"),
+        discrete_accuracy=done.get("discrete_accuracy"),
+        zero_shot=run.manifest.get("zero_shot_accuracy"),
         mean_distance_travelled=float(travelled.mean()),
         mean_cos_final_to_init=float(_cos_rows(final, first).mean()),
-        init_token_top1=kept_top1,
-        init_token_topk=kept_topk,
+        init_token_top1=sum(1 for i, ids in with_tokens if int(final_ids[i, 0]) in ids),
+        init_token_topk=sum(1 for i, ids in with_tokens if set(ids) & set(final_ids[i].tolist())),
         init_token_positions=len(with_tokens),
-        duplicate_top1=dup,
-        mean_converged_at=float(convergence_steps(table).mean()),
+        label_in_topk=sum(1 for row in final_ids if label_ids & set(row.tolist())),
+        on_manifold=float((readings.manifold_percentile >= OFF_MANIFOLD_PERCENTILE).mean()),
+        duplicate_top1=sum(1 for d in duplicate_top1(final_ids[:, 0]) if d),
+        mean_coherence=float(np.nanmean(readings.coherence)) if np.isfinite(readings.coherence).any() else float("nan"),
+        mean_converged_at=converged,
+        final_ids=final_ids,
+        init_ids=init_ids,
+        coherence=readings.coherence,
     )

@@ -147,11 +147,6 @@ class VocabIndex:
         return int(self.token_ids.size)
 
     @property
-    def approximate(self) -> bool:
-        """Whether results may differ from exact search (always False: both backends are exact)."""
-        return False
-
-    @property
     def mean_norm(self) -> float:
         """Mean L2 norm of the searchable token embeddings."""
         return float(self.norms[self.token_ids].mean())
@@ -212,12 +207,12 @@ class VocabIndex:
         s, r = torch.topk(sims, k, dim=1)
         return s.cpu().numpy(), r.cpu().numpy()
 
-    def cosine_to(self, queries: np.ndarray, token_ids: np.ndarray) -> np.ndarray:
-        """Cosine between each query row and the given token ids: float32 [n, len(token_ids)]."""
-        full = normalize_rows(self._rows(np.asarray(token_ids, dtype=np.int64)))
-        return normalize_rows(np.asarray(queries, dtype=np.float32)) @ full.T
+    def unit_rows(self, token_ids: np.ndarray) -> np.ndarray:
+        """Unit-norm embeddings (float32 [n, d]) of searchable ``token_ids``.
 
-    def _rows(self, token_ids: np.ndarray) -> np.ndarray:
+        Raises:
+            ValueError: an id is filtered out of this index.
+        """
         position = np.searchsorted(self.token_ids, token_ids)
         position = np.clip(position, 0, self.size - 1)
         if not np.array_equal(self.token_ids[position], token_ids):

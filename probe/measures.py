@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from probe.index import VocabIndex, normalize_rows
+from probe.index import VocabIndex
 from probe.tokens import frequency_ranks
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def neighbor_coherence(index: VocabIndex, token_ids: np.ndarray) -> np.ndarray:
     if k < 2:
         return np.full(n, np.nan, dtype=np.float32)
     unique, inverse = np.unique(token_ids, return_inverse=True)
-    rows = normalize_rows(index._rows(unique))[inverse.reshape(n, k)]  # [n, k, d]
+    rows = index.unit_rows(unique)[inverse.reshape(n, k)]  # [n, k, d]
     gram = np.einsum("nkd,njd->nkj", rows, rows)
     off_diagonal = gram.sum(axis=(1, 2)) - np.trace(gram, axis1=1, axis2=2)
     return (off_diagonal / (k * (k - 1))).astype(np.float32)

@@ -6,7 +6,6 @@ offline. Every other name goes to a local folder first, then to the Hugging Face
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
 import logging
@@ -294,9 +293,3 @@ def _parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
     if dtype in _DTYPES:
         return _DTYPES[dtype]
     raise ValueError(f"dtype '{dtype}' is not known; expected one of {', '.join(sorted(_DTYPES))}")
-
-
-@functools.lru_cache(maxsize=4)
-def load_model_cached(name_or_path: str = "default") -> LoadedModel:
-    """:func:`load_model` on the CPU, memoised per name (for the CLI and dashboard within one process)."""
-    return load_model(name_or_path, device="cpu")

@@ -267,6 +267,30 @@ def fit_map(
         cached = load_cached_map(model, key, cache_dir=cache_dir)
         if cached is not None:
             return cached
+    return _fit(model, config, ids, key, cache_dir if use_cache else None, use_cache)
+
+
+def find_cached_map(
+    model: LoadedModel,
+    index: VocabIndex,
+    config: MapConfig,
+    *,
+    extra_ids: np.ndarray | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> VocabMap | None:
+    """The map :func:`fit_map` would return from its cache for these arguments, or None (nothing is fitted)."""
+    ids = sample_ids(model, index, config.n_vocab, extra_ids)
+    return load_cached_map(model, map_key(model.fingerprint, config, ids), cache_dir=cache_dir)
+
+
+def _fit(
+    model: LoadedModel,
+    config: MapConfig,
+    ids: np.ndarray,
+    key: str,
+    cache_dir: str | os.PathLike[str] | None,
+    use_cache: bool,
+) -> VocabMap:
     x = normalize_rows(model.embeddings_numpy()[ids])
     started = time.perf_counter()
     pca_mean = pca_components = None

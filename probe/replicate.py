@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from probe.data import BUNDLED, train_test
+from probe.drift import RunSummary, summarize_run
 from probe.index import VocabIndex
 from probe.inits import PAPER_INITS
 from probe.measures import control_vectors, duplicate_top1, neighbor_coherence
@@ -68,7 +69,7 @@ class ReplicateConfig:
 
     @classmethod
     def quick(cls, **overrides: Any) -> ReplicateConfig:
-        """The ``--quick`` grid: 2 seeds, 40 steps (about 6 minutes on 2 CPU cores)."""
+        """The ``--quick`` grid: 2 seeds, 40 steps (its time on 2 CPU cores is in the README)."""
         return replace(cls(seeds=(0, 1), steps=40), **overrides)
 
     def run_configs(self) -> dict[str, TrainConfig]:
@@ -159,40 +160,9 @@ def characteristic_words(data: str, *, per_class: int = 25) -> set[str]:
     return words
 
 
-@dataclass
-class _RunReading:
-    run: Run
-    init: str
-    length: int
-    seed: int
-    ids: np.ndarray  # int64 [p, k] final top-k
-    init_ids: np.ndarray  # int64 [p, k] step-0 top-k
-    coherence: np.ndarray  # [p]
-    final: dict[str, Any]
-
-
-def _read_runs(runs: list[Run], model: LoadedModel, index: VocabIndex, k: int) -> list[_RunReading]:
-    out = []
-    for run in runs:
-        if run.status != "finished":
-            continue
-        final = run.latest_prompt().vectors
-        _, ids = index.search(final, k)
-        _, init_ids = index.search(run.initial_prompt().vectors, k)
-        cfg = run.manifest.get("config", {})
-        out.append(
-            _RunReading(
-                run,
-                str(run.manifest["init"]),
-                int(run.manifest["length"]),
-                int(cfg.get("seed", 0)),
-                ids,
-                init_ids,
-                neighbor_coherence(index, ids),
-                run.manifest.get("final") or {},
-            )
-        )
-    return out
+def _read_runs(runs: list[Run], model: LoadedModel, index: VocabIndex, k: int) -> list[RunSummary]:
+    """The finished runs' summaries (convergence is not needed here, so it is not computed)."""
+    return [summarize_run(run, model, index=index, k=k, convergence=False) for run in runs if run.status == "finished"]
 
 
 def _fmt_ci(value: float, ci: tuple[float, float], pct: bool = False) -> str:
@@ -281,7 +251,7 @@ def measure_findings(
         if r.init != "class-label":
             continue
         for i, label in enumerate(labels[: r.length]):
-            kept.append(float(bool(label_ids[label] & set(r.ids[i].tolist()))))
+            kept.append(float(bool(label_ids[label] & set(r.final_ids[i].tolist()))))
     kept_arr = np.array(kept)
     chance = float(np.mean([bool(all_label_ids & set(row.tolist())) for row in random_ids]))
     if kept_arr.size:
@@ -301,7 +271,10 @@ def measure_findings(
 
     # 3. labels appear under other inits
     other = [
-        float(bool(all_label_ids & set(row.tolist()))) for r in readings if r.init != "class-label" for row in r.ids
+        float(bool(all_label_ids & set(row.tolist())))
+        for r in readings
+        if r.init != "class-label"
+        for row in r.final_ids
     ]
     other_arr = np.array(other)
     vocab_chance = float(np.mean([bool(all_label_ids & set(row.tolist())) for row in vocab_ids]))
@@ -325,7 +298,7 @@ def measure_findings(
     for r in readings:
         if r.length < 2:
             continue
-        final_dup = np.array([bool(x) for x in duplicate_top1(r.ids[:, 0])], float)
+        final_dup = np.array([bool(x) for x in duplicate_top1(r.final_ids[:, 0])], float)
         init_dup = np.array([bool(x) for x in duplicate_top1(r.init_ids[:, 0])], float)
         dup_rows.append(
             {
@@ -368,11 +341,11 @@ def measure_findings(
     def domain_share(ids: np.ndarray) -> np.ndarray:
         return np.array([np.mean([display.surface(int(t)) in words for t in row]) for row in ids])
 
-    learned_share = np.concatenate([domain_share(r.ids) for r in readings])
+    learned_share = np.concatenate([domain_share(r.final_ids) for r in readings])
     control_share = domain_share(vocab_ids)
     counter: Counter[str] = Counter()
     for r in readings:
-        counter.update({display.surface(int(t)) for t in r.ids.ravel()})
+        counter.update({display.surface(int(t)) for t in r.final_ids.ravel()})
     recurring = [(w, c) for w, c in counter.most_common() if c >= 2][:15]
     ci = diff_ci(learned_share, control_share, n=bootstrap)
     findings.append(
@@ -402,9 +375,9 @@ def measure_findings(
                 "init": r.init,
                 "length": r.length,
                 "seed": r.seed,
-                "accuracy": r.final.get("accuracy"),
-                "discrete_accuracy": r.final.get("discrete_accuracy"),
-                "zero_shot": r.run.manifest.get("zero_shot_accuracy"),
+                "accuracy": r.accuracy,
+                "discrete_accuracy": r.discrete_accuracy,
+                "zero_shot": r.zero_shot,
             }
             for r in readings
         ]
@@ -445,7 +418,7 @@ def measure_findings(
         "seeds": seeds,
         "inits": sorted({r.init for r in readings}),
         "lengths": sorted({r.length for r in readings}),
-        "steps": sorted({int(r.run.manifest.get("steps", 0)) for r in readings}),
+        "steps": sorted({int(run.manifest.get("steps", 0)) for run in runs if run.status == "finished"}),
         "k": k,
         "bootstrap": bootstrap,
         "controls": f"{n_control} random-uniform [-0.5, 0.5] vectors and {n_control} rows of the 5,000 most "

@@ -124,7 +124,6 @@ class NearestTokenReport:
     role: str | None
     vocab_mean_norm: float
     searchable_tokens: int
-    approximate: bool
     positions: list[PositionReading]
     summary: Summary
     labels: list[str] = field(default_factory=list)
@@ -175,11 +174,10 @@ class NearestTokenReport:
         """A readable report: header, one table row per position, summary and controls, caveat."""
         step = f", step {self.step}" if self.step is not None else ""
         role = f", {self.role} prompt" if self.role else ""
-        kind = "approximate" if self.approximate else "exact"
         lines = [
             f"# Nearest tokens: {self.source}{role}{step}",
             "",
-            f"model `{self.model}` | {len(self.positions)} positions | k={self.k} | {kind} cosine over "
+            f"model `{self.model}` | {len(self.positions)} positions | k={self.k} | exact cosine over "
             f"{self.searchable_tokens} tokens | vocabulary mean norm {self.vocab_mean_norm:.3f}",
             "",
             "| pos | norm (x vocab) | top-1 cos | margin | manifold pct | coherence | neighbours (cosine) |",
@@ -243,7 +241,7 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def summarize(name: str, readings: Readings, index: VocabIndex) -> Summary:
+def summarize(name: str, readings: Readings) -> Summary:
     """Average the measures of a set of readings."""
     dups = duplicate_top1(readings.token_ids[:, 0])
     on = readings.manifold_percentile >= OFF_MANIFOLD_PERCENTILE
@@ -334,7 +332,7 @@ def nearest_tokens(
     if controls:
         count = max(prompt.length, 100)
         for name, vectors in control_vectors(model, index, count, seed=seed).items():
-            control_summaries.append(summarize(name, read_positions(vectors, index, k), index))
+            control_summaries.append(summarize(name, read_positions(vectors, index, k)))
     return NearestTokenReport(
         model=model.name,
         fingerprint=model.fingerprint,
@@ -344,9 +342,8 @@ def nearest_tokens(
         role=prompt.role,
         vocab_mean_norm=index.mean_norm,
         searchable_tokens=index.size,
-        approximate=index.approximate,
         positions=positions,
-        summary=summarize("prompt", readings, index),
+        summary=summarize("prompt", readings),
         labels=labels,
         controls=control_summaries,
         token_filter=asdict(index.token_filter),

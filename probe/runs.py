@@ -41,7 +41,6 @@ METRICS = "metrics.jsonl"
 ADAPTER = "adapter"
 SNAPSHOT_KEY = "prompt"
 _SNAPSHOT_NAME = re.compile(r"^step-(\d{8})\.safetensors$")
-STATUSES = ("running", "finished", "interrupted", "failed")
 REQUIRED_FIELDS = ("format", "model", "init", "length", "seed", "status")
 
 
@@ -105,6 +104,11 @@ class Run:
             if m:
                 found.append(int(m.group(1)))
         return sorted(found)
+
+    @property
+    def signature(self) -> str:
+        """Changes whenever the run does (folder, snapshot steps, manifest update time): a cache key."""
+        return f"{self.path.resolve()}|{self.steps}|{self.manifest.get('updated')}"
 
     @property
     def status(self) -> str:
@@ -187,11 +191,6 @@ class Run:
         if not rows:
             return pd.DataFrame(columns=["step", "accuracy", "discrete_accuracy"])
         return pd.DataFrame(rows).drop(columns="kind")
-
-    def reload(self) -> Run:
-        """Re-read the manifest (for a run still being written)."""
-        self.manifest = _read_manifest(self.path)
-        return self
 
 
 def _span(steps: list[int]) -> str:

@@ -154,7 +154,7 @@ def build_vocabulary(tokenizer: PreTrainedTokenizerBase) -> Vocabulary:
     size = len(tokenizer)
     pieces = tokenizer.convert_ids_to_tokens(list(range(size)))
     pieces = [p if isinstance(p, str) else "" for p in pieces]
-    texts = [_decode_one(tokenizer, i, p) for i, p in enumerate(pieces)]
+    texts = [_decode_one(tokenizer, p) for p in pieces]
     special = np.zeros(size, dtype=bool)
     for i in tokenizer.all_special_ids:
         if 0 <= i < size:
@@ -168,7 +168,7 @@ def build_vocabulary(tokenizer: PreTrainedTokenizerBase) -> Vocabulary:
     return Vocabulary(pieces=pieces, display=display, special=special, unused=unused, nonprintable=nonprintable)
 
 
-def _decode_one(tokenizer: PreTrainedTokenizerBase, token_id: int, piece: str) -> str:
+def _decode_one(tokenizer: PreTrainedTokenizerBase, piece: str) -> str:
     if piece.startswith("##"):
         return piece
     try:

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from probe.cache import read_cache, write_cache
 from probe.index import VocabIndex
 from probe.reports import NearestTokenReport, nearest_tokens
 from probe.runs import Run
-from probe.util import atomic_write_bytes, cache_root
+from probe.util import cache_root
 
 if TYPE_CHECKING:
     from probe.models import LoadedModel
@@ -81,11 +82,6 @@ def prompt_report(prompt: SoftPrompt, model: LoadedModel, index: VocabIndex, k: 
     return nearest_tokens(prompt, model, k=k, index=index)
 
 
-def _run_signature(run: Run) -> str:
-    steps = run.steps
-    return f"{run.path.resolve()}|{steps}|{run.manifest.get('updated')}"
-
-
 def trajectories(
     vmap: VocabMap,
     runs: list[Run],
@@ -97,26 +93,19 @@ def trajectories(
 ) -> pd.DataFrame:
     """Every snapshot of every run placed in the map: run, init, step, position, x, y, top-k text, on-manifold.
 
-    Coordinates are cached per (map, run, snapshot list) in probe's cache as safetensors.
+    Coordinates are cached per (map, run signature) in probe's verified cache (:mod:`probe.cache`).
     """
+    from probe.measures import OFF_MANIFOLD_PERCENTILE
     from probe.projection import map_key
-    from probe.reports import OFF_MANIFOLD_PERCENTILE
 
     frames = []
     for run in runs:
         if not run.steps:
             continue
-        key = hashlib.sha256(
-            (map_key(vmap.fingerprint, vmap.config, vmap.token_ids) + _run_signature(run)).encode()
-        ).hexdigest()[:32]
-        cached = _read_coords(key, cache_dir)
         vectors = [run.snapshot(s).vectors for s in run.steps]
         stacked = np.concatenate(vectors)
         p = vectors[0].shape[0]
-        xy = cached if cached is not None and cached.shape == (len(stacked), 2) else None
-        if xy is None:
-            xy = vmap.transform(stacked)
-            _write_coords(key, xy, cache_dir)
+        xy = _placed(vmap, map_key(vmap.fingerprint, vmap.config, vmap.token_ids), run.signature, stacked, cache_dir)
         cos, ids = index.search(stacked, k)
         pct = index.manifold_percentile(cos[:, 0])
         frames.append(
@@ -138,30 +127,26 @@ def trajectories(
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def _coords_path(key: str, cache_dir: str | os.PathLike[str] | None) -> Path:
-    return (Path(cache_dir) if cache_dir is not None else cache_root()) / "coords" / f"{key}.safetensors"
+COORDS_FORMAT = 1
 
 
-def _read_coords(key: str, cache_dir: str | os.PathLike[str] | None) -> np.ndarray | None:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    path = _coords_path(key, cache_dir)
-    if not path.is_file():
-        return None
+def _placed(
+    vmap: VocabMap, map_id: str, run_signature: str, vectors: np.ndarray, cache_dir: str | os.PathLike[str] | None
+) -> np.ndarray:
+    """float32 [n, 2]: ``vectors`` placed in the map, from the verified cache when this run was placed before."""
+    folder = (Path(cache_dir) if cache_dir is not None else cache_root()) / "coords"
+    expected = {"format": COORDS_FORMAT, "map": map_id, "run": run_signature, "rows": len(vectors)}
+    name = hashlib.sha256(json.dumps(expected, sort_keys=True).encode()).hexdigest()[:32]
+    meta_path, arrays_path = folder / f"{name}.json", folder / f"{name}.safetensors"
+    found = read_cache(meta_path, arrays_path, expected)
+    if found is not None and found[1]["xy"].shape == (len(vectors), 2):
+        return found[1]["xy"]
+    xy = np.ascontiguousarray(vmap.transform(vectors), dtype=np.float32)
     try:
-        return load_file(str(path))["xy"]
-    except (SafetensorError, OSError, KeyError):
-        return None  # a partial or foreign file is recomputed, never trusted
-
-
-def _write_coords(key: str, xy: np.ndarray, cache_dir: str | os.PathLike[str] | None) -> None:
-    from safetensors.numpy import save
-
-    try:
-        atomic_write_bytes(_coords_path(key, cache_dir), save({"xy": np.ascontiguousarray(xy, np.float32)}))
+        write_cache(meta_path, arrays_path, {"xy": xy}, expected)
     except OSError as e:
         logger.warning("could not cache map coordinates: %s", e)
+    return xy
 
 
 def map_tokens(vmap: VocabMap, display: list[str]) -> pd.DataFrame:
@@ -183,11 +168,6 @@ def neighbour_ids(runs: list[Run], index: VocabIndex, k: int = 5) -> np.ndarray:
         for step in {run.steps[0], run.steps[-1]} if run.steps else ():
             ids.append(index.search(run.snapshot(step).vectors, k)[1].ravel())
     return np.unique(np.concatenate(ids)) if ids else np.array([], dtype=np.int64)
-
-
-def to_json_bytes(obj: object) -> bytes:
-    """Pretty JSON bytes for a download button."""
-    return json.dumps(obj, indent=2, default=str).encode()
 
 
 def findings_report(folder: str | os.PathLike[str]) -> str | None:

@@ -73,3 +73,34 @@ def test_import_probe__leaves_the_environment_alone(tmp_path):
     code = "import os, probe; print(os.environ.get('NUMBA_CACHE_DIR', 'unset'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "unset"
+
+
+def test_dependencies__every_third_party_import_is_declared():
+    import importlib.metadata
+    import re
+    import sys
+
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=\[ ;]", d)[0].lower().replace("_", "-") for d in project["dependencies"]}
+    optional = {
+        re.split(r"[<>=\[ ;]", d)[0].lower().replace("_", "-")
+        for group in project["optional-dependencies"].values()
+        for d in group
+    }
+    distributions = importlib.metadata.packages_distributions()
+    imported: set[str] = set()
+    for path in [*PACKAGE.glob("*.py"), PACKAGE.parent / "app.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = sorted(m for m in imported - set(sys.stdlib_module_names) if m != "probe")
+    missing = []
+    for module in third_party:
+        names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+        if not names & (declared | optional):
+            missing.append(module)
+    assert missing == []

@@ -31,4 +31,9 @@ def test_trajectories__every_snapshot_placed_and_cached(demo_runs, default_model
     assert not paths[paths["init"] == "random-uniform"]["on_manifold"].any()  # the paper's random init: far away
     again = trajectories(vmap, runs, default_index, display=default_model.vocabulary.display, cache_dir=tmp_path)
     np.testing.assert_array_equal(paths[["x", "y"]].to_numpy(), again[["x", "y"]].to_numpy())
-    assert len(list((tmp_path / "coords").iterdir())) == 2
+    cached = sorted((tmp_path / "coords").glob("*.safetensors"))
+    assert len(cached) == 2 and len(list((tmp_path / "coords").glob("*.json"))) == 2
+    for f in cached:  # a damaged cache is never trusted: the coordinates are placed afresh
+        f.write_bytes(b"not safetensors")
+    third = trajectories(vmap, runs, default_index, display=default_model.vocabulary.display, cache_dir=tmp_path)
+    np.testing.assert_array_equal(paths[["x", "y"]].to_numpy(), third[["x", "y"]].to_numpy())
