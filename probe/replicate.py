@@ -171,18 +171,39 @@ def _fmt_ci(value: float, ci: tuple[float, float], pct: bool = False) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def measure_findings(
+N_CONTROL = 500
+"""Control vectors per kind (random-uniform, sampled vocabulary rows, random token sets)."""
+
+
+@dataclass
+class FindingsContext:
+    """What every finding reads, built once: the runs' summaries, the labels, and the controls' neighbours."""
+
+    runs: list[Run]
+    model: LoadedModel
+    index: VocabIndex
+    data: str
+    k: int
+    bootstrap: int
+    readings: list[RunSummary]
+    labels: list[str]
+    label_ids: dict[str, set[int]]
+    all_label_ids: set[int]
+    random_ids: np.ndarray  # int64 [N_CONTROL, k] neighbours of the paper's random vectors
+    vocab_ids: np.ndarray  # int64 [N_CONTROL, k] neighbours of sampled frequent tokens
+    random_rows: np.ndarray  # int64 [N_CONTROL, k] random token sets
+    chance: float  # share of random vectors with a label token in their top-k
+
+
+def build_context(
     runs_dir: str | os.PathLike[str],
     *,
     k: int = 5,
     bootstrap: int = 2000,
     data: str | None = None,
     model: LoadedModel | None = None,
-) -> tuple[list[Finding], pd.DataFrame, dict[str, Any]]:
-    """Measure the six findings from the finished runs in ``runs_dir`` alone.
-
-    Returns:
-        (findings, accuracy table by init and length, context: model, data, seeds, settings, controls).
+) -> FindingsContext:
+    """Read the finished runs in ``runs_dir`` and the controls once, for all findings.
 
     Raises:
         ValueError: no finished runs, or runs of different models.
@@ -194,108 +215,121 @@ def measure_findings(
     if len(models) > 1:
         raise ValueError(f"runs in '{runs_dir}' use different models {sorted(models)}; measure one model at a time")
     model = model or load_model(next(iter(models)), device="cpu")
-    data = data or runs[0].manifest.get("config", {}).get("data", BUNDLED)
     index = VocabIndex.for_model(model)
-    readings = _read_runs(runs, model, index, k)
     labels = runs[0].labels
     label_ids = {label: set(label_token_ids(model.tokenizer, label)) for label in labels}
     all_label_ids = set().union(*label_ids.values()) if label_ids else set()
-
-    n_control = 500
-    controls = control_vectors(model, index, n_control, seed=0)
+    controls = control_vectors(model, index, N_CONTROL, seed=0)
     _, random_ids = index.search(controls["random-uniform control"], k)
     _, vocab_ids = index.search(controls["sampled-vocab control"], k)
     rng = np.random.default_rng(0)
-    random_rows = index.token_ids[rng.integers(0, index.size, size=(n_control, k))]
-    findings: list[Finding] = []
-
-    # 1. semantic clusters
-    learned = np.concatenate([r.coherence for r in readings])
-    learned = learned[np.isfinite(learned)]
-    control_random = neighbor_coherence(index, random_ids)
-    control_rows = neighbor_coherence(index, random_rows)
-    vocab_neighbourhoods = neighbor_coherence(index, vocab_ids)  # a real token's own top-k: the ceiling
-    by_init = {
-        init: float(np.nanmean(np.concatenate([r.coherence for r in readings if r.init == init])))
-        for init in sorted({r.init for r in readings})
-    }
-    d = cohens_d(learned, control_random)
-    ci = diff_ci(learned, control_random, n=bootstrap)
-    findings.append(
-        Finding(
-            1,
-            "Semantic clusters",
-            "the top-5 neighbours of learned tokens form tight semantic clusters; random vectors show none",
-            f"mean pairwise cosine of top-{k}: learned {learned.mean():.3f}, paper's random-vector control "
-            f"{control_random.mean():.3f}, {k} random tokens {control_rows.mean():.3f}, a frequent token's own "
-            f"neighbourhood {vocab_neighbourhoods.mean():.3f}; learned - random-vector control "
-            f"{learned.mean() - control_random.mean():.3f} [{ci[0]:.3f}, {ci[1]:.3f}], Cohen's d {d:.2f}; by init: "
-            + ", ".join(f"{i} {v:.3f}" for i, v in by_init.items()),
-            "yes" if ci[0] > 0 and learned.mean() > control_rows.mean() else "no",
-            len(readings),
-            {
-                "learned": float(learned.mean()),
-                "control_random": float(control_random.mean()),
-                "control_rows": float(control_rows.mean()),
-                "vocab_neighbourhoods": float(vocab_neighbourhoods.mean()),
-                "diff_ci": ci,
-                "cohens_d": d,
-                "by_init": by_init,
-            },
-        )
+    return FindingsContext(
+        runs=runs,
+        model=model,
+        index=index,
+        data=data or runs[0].manifest.get("config", {}).get("data", BUNDLED),
+        k=k,
+        bootstrap=bootstrap,
+        readings=_read_runs(runs, model, index, k),
+        labels=labels,
+        label_ids=label_ids,
+        all_label_ids=all_label_ids,
+        random_ids=random_ids,
+        vocab_ids=vocab_ids,
+        random_rows=index.token_ids[rng.integers(0, index.size, size=(N_CONTROL, k))],
+        chance=float(np.mean([bool(all_label_ids & set(row.tolist())) for row in random_ids])),
     )
 
-    # 2. class labels persist
+
+def semantic_clusters(c: FindingsContext) -> Finding:
+    """1. Semantic clusters: learned top-k neighbourhoods against the controls' coherence."""
+    learned = np.concatenate([r.coherence for r in c.readings])
+    learned = learned[np.isfinite(learned)]
+    control_random = neighbor_coherence(c.index, c.random_ids)
+    control_rows = neighbor_coherence(c.index, c.random_rows)
+    vocab_neighbourhoods = neighbor_coherence(c.index, c.vocab_ids)  # a real token's own top-k: the ceiling
+    by_init = {
+        init: float(np.nanmean(np.concatenate([r.coherence for r in c.readings if r.init == init])))
+        for init in sorted({r.init for r in c.readings})
+    }
+    d = cohens_d(learned, control_random)
+    ci = diff_ci(learned, control_random, n=c.bootstrap)
+    return Finding(
+        1,
+        "Semantic clusters",
+        "the top-5 neighbours of learned tokens form tight semantic clusters; random vectors show none",
+        f"mean pairwise cosine of top-{c.k}: learned {learned.mean():.3f}, paper's random-vector control "
+        f"{control_random.mean():.3f}, {c.k} random tokens {control_rows.mean():.3f}, a frequent token's own "
+        f"neighbourhood {vocab_neighbourhoods.mean():.3f}; learned - random-vector control "
+        f"{learned.mean() - control_random.mean():.3f} [{ci[0]:.3f}, {ci[1]:.3f}], Cohen's d {d:.2f}; by init: "
+        + ", ".join(f"{i} {v:.3f}" for i, v in by_init.items()),
+        "yes" if ci[0] > 0 and learned.mean() > control_rows.mean() else "no",
+        len(c.readings),
+        {
+            "learned": float(learned.mean()),
+            "control_random": float(control_random.mean()),
+            "control_rows": float(control_rows.mean()),
+            "vocab_neighbourhoods": float(vocab_neighbourhoods.mean()),
+            "diff_ci": ci,
+            "cohens_d": d,
+            "by_init": by_init,
+        },
+    )
+
+
+def labels_persist(c: FindingsContext) -> Finding | None:
+    """2. Class labels persist: class-label positions keep their own label in the top-k."""
     kept = []
-    for r in readings:
+    for r in c.readings:
         if r.init != "class-label":
             continue
-        for i, label in enumerate(labels[: r.length]):
-            kept.append(float(bool(label_ids[label] & set(r.final_ids[i].tolist()))))
+        for i, label in enumerate(c.labels[: r.length]):
+            kept.append(float(bool(c.label_ids[label] & set(r.final_ids[i].tolist()))))
     kept_arr = np.array(kept)
-    chance = float(np.mean([bool(all_label_ids & set(row.tolist())) for row in random_ids]))
     if kept_arr.size:
-        ci = bootstrap_ci(kept_arr, n=bootstrap)
-        findings.append(
-            Finding(
-                2,
-                "Class labels persist",
-                "with class-label init, the class label often stays the nearest neighbour after training",
-                f"{_fmt_ci(kept_arr.mean(), ci, pct=True)} of label positions keep their own label in the top-{k} "
-                f"(random-vector control: {chance:.0%} have any label)",
-                "yes" if ci[0] >= 0.5 else ("partly" if ci[0] > chance else "no"),
-                sum(1 for r in readings if r.init == "class-label"),
-                {"share": float(kept_arr.mean()), "ci": ci, "control": chance, "positions": int(kept_arr.size)},
-            )
+        ci = bootstrap_ci(kept_arr, n=c.bootstrap)
+        return Finding(
+            2,
+            "Class labels persist",
+            "with class-label init, the class label often stays the nearest neighbour after training",
+            f"{_fmt_ci(kept_arr.mean(), ci, pct=True)} of label positions keep their own label in the top-{c.k} "
+            f"(random-vector control: {c.chance:.0%} have any label)",
+            "yes" if ci[0] >= 0.5 else ("partly" if ci[0] > c.chance else "no"),
+            sum(1 for r in c.readings if r.init == "class-label"),
+            {"share": float(kept_arr.mean()), "ci": ci, "control": c.chance, "positions": int(kept_arr.size)},
         )
+    return None
 
-    # 3. labels appear under other inits
+
+def labels_elsewhere(c: FindingsContext) -> Finding | None:
+    """3. Labels appear under other inits."""
     other = [
-        float(bool(all_label_ids & set(row.tolist())))
-        for r in readings
+        float(bool(c.all_label_ids & set(row.tolist())))
+        for r in c.readings
         if r.init != "class-label"
         for row in r.final_ids
     ]
     other_arr = np.array(other)
-    vocab_chance = float(np.mean([bool(all_label_ids & set(row.tolist())) for row in vocab_ids]))
+    vocab_chance = float(np.mean([bool(c.all_label_ids & set(row.tolist())) for row in c.vocab_ids]))
     if other_arr.size:
-        ci = bootstrap_ci(other_arr, n=bootstrap)
-        findings.append(
-            Finding(
-                3,
-                "Labels appear under other inits",
-                "class labels also appear among the neighbours of prompts not initialised from them",
-                f"{_fmt_ci(other_arr.mean(), ci, pct=True)} of positions have a label token in the top-{k} "
-                f"(controls: random vectors {chance:.0%}, sampled vocabulary rows {vocab_chance:.0%})",
-                "yes" if ci[0] > max(chance, vocab_chance) else "no",
-                sum(1 for r in readings if r.init != "class-label"),
-                {"share": float(other_arr.mean()), "ci": ci, "control_random": chance, "control_vocab": vocab_chance},
-            )
+        ci = bootstrap_ci(other_arr, n=c.bootstrap)
+        return Finding(
+            3,
+            "Labels appear under other inits",
+            "class labels also appear among the neighbours of prompts not initialised from them",
+            f"{_fmt_ci(other_arr.mean(), ci, pct=True)} of positions have a label token in the top-{c.k} "
+            f"(controls: random vectors {c.chance:.0%}, sampled vocabulary rows {vocab_chance:.0%})",
+            "yes" if ci[0] > max(c.chance, vocab_chance) else "no",
+            sum(1 for r in c.readings if r.init != "class-label"),
+            {"share": float(other_arr.mean()), "ci": ci, "control_random": c.chance, "control_vocab": vocab_chance},
         )
+    return None
 
-    # 4. long prompts repeat neighbours
+
+def repeated_neighbours(c: FindingsContext) -> Finding | None:
+    """4. Long prompts repeat neighbours: shared top-1 by length, against the same runs at init."""
     dup_rows = []
-    for r in readings:
+    for r in c.readings:
         if r.length < 2:
             continue
         final_dup = np.array([bool(x) for x in duplicate_top1(r.final_ids[:, 0])], float)
@@ -315,60 +349,61 @@ def measure_findings(
         by_length = dup.groupby("length")[["final", "initial"]].mean()
         longest, shortest = by_length.index.max(), by_length.index.min()
         long_vals = np.concatenate(dup[dup["length"] == longest]["values"].to_list())
-        ci = bootstrap_ci(long_vals, n=bootstrap)
+        ci = bootstrap_ci(long_vals, n=c.bootstrap)
         grows = (
             by_length["final"].is_monotonic_increasing
             and by_length.loc[longest, "final"] > by_length.loc[shortest, "final"]
         )
-        findings.append(
-            Finding(
-                4,
-                "Long prompts repeat neighbours",
-                "with long prompts, several positions share the same nearest neighbour",
-                "share of positions whose top-1 is shared, by length: "
-                + ", ".join(f"p={p}: {row.final:.0%} (at init {row.initial:.0%})" for p, row in by_length.iterrows())
-                + f"; at p={longest}: {_fmt_ci(long_vals.mean(), ci, pct=True)}",
-                "yes" if grows and ci[0] > by_length.loc[longest, "initial"] else ("partly" if grows else "no"),
-                len(dup),
-                {"by_length": by_length.reset_index().to_dict("records"), "ci_longest": ci},
-            )
+        return Finding(
+            4,
+            "Long prompts repeat neighbours",
+            "with long prompts, several positions share the same nearest neighbour",
+            "share of positions whose top-1 is shared, by length: "
+            + ", ".join(f"p={p}: {row.final:.0%} (at init {row.initial:.0%})" for p, row in by_length.iterrows())
+            + f"; at p={longest}: {_fmt_ci(long_vals.mean(), ci, pct=True)}",
+            "yes" if grows and ci[0] > by_length.loc[longest, "initial"] else ("partly" if grows else "no"),
+            len(dup),
+            {"by_length": by_length.reset_index().to_dict("records"), "ci_longest": ci},
         )
+    return None
 
-    # 5. domain words
-    words = characteristic_words(data)
-    display = model.vocabulary
+
+def domain_words(c: FindingsContext) -> Finding:
+    """5. Domain words: share of neighbours that are the data's characteristic words."""
+    words = characteristic_words(c.data)
+    display = c.model.vocabulary
 
     def domain_share(ids: np.ndarray) -> np.ndarray:
         return np.array([np.mean([display.surface(int(t)) in words for t in row]) for row in ids])
 
-    learned_share = np.concatenate([domain_share(r.final_ids) for r in readings])
-    control_share = domain_share(vocab_ids)
+    learned_share = np.concatenate([domain_share(r.final_ids) for r in c.readings])
+    control_share = domain_share(c.vocab_ids)
     counter: Counter[str] = Counter()
-    for r in readings:
+    for r in c.readings:
         counter.update({display.surface(int(t)) for t in r.final_ids.ravel()})
     recurring = [(w, c) for w, c in counter.most_common() if c >= 2][:15]
-    ci = diff_ci(learned_share, control_share, n=bootstrap)
-    findings.append(
-        Finding(
-            5,
-            "Domain words",
-            "neighbours include domain words of the task (e.g. 'science', 'technology' for topic data)",
-            f"{learned_share.mean():.1%} of top-{k} neighbours are characteristic words of the data (top TF-IDF per "
-            f"class), against {control_share.mean():.1%} for sampled vocabulary rows; difference "
-            f"[{ci[0]:.1%}, {ci[1]:.1%}]. Recurring across runs: " + ", ".join(f"{w} ({c})" for w, c in recurring[:10]),
-            "yes" if ci[0] > 0 else "no",
-            len(readings),
-            {
-                "learned": float(learned_share.mean()),
-                "control": float(control_share.mean()),
-                "diff_ci": ci,
-                "recurring": recurring,
-                "characteristic_words": sorted(words),
-            },
-        )
+    ci = diff_ci(learned_share, control_share, n=c.bootstrap)
+    return Finding(
+        5,
+        "Domain words",
+        "neighbours include domain words of the task (e.g. 'science', 'technology' for topic data)",
+        f"{learned_share.mean():.1%} of top-{c.k} neighbours are characteristic words of the data (top TF-IDF per "
+        f"class), against {control_share.mean():.1%} for sampled vocabulary rows; difference "
+        f"[{ci[0]:.1%}, {ci[1]:.1%}]. Recurring across runs: " + ", ".join(f"{w} ({c})" for w, c in recurring[:10]),
+        "yes" if ci[0] > 0 else "no",
+        len(c.readings),
+        {
+            "learned": float(learned_share.mean()),
+            "control": float(control_share.mean()),
+            "diff_ci": ci,
+            "recurring": recurring,
+            "characteristic_words": sorted(words),
+        },
     )
 
-    # 6. accuracy by length and init
+
+def accuracy_by_length(c: FindingsContext) -> tuple[Finding, pd.DataFrame]:
+    """6. Accuracy by length and init, soft and discretised (with the table)."""
     acc = pd.DataFrame(
         [
             {
@@ -379,7 +414,7 @@ def measure_findings(
                 "discrete_accuracy": r.discrete_accuracy,
                 "zero_shot": r.zero_shot,
             }
-            for r in readings
+            for r in c.readings
         ]
     )
     table = (
@@ -396,32 +431,53 @@ def measure_findings(
     gap = float((acc["accuracy"] - acc["discrete_accuracy"]).mean())
     best = table.loc[table["accuracy"].idxmax()]
     zero = float(acc["zero_shot"].mean())
-    findings.append(
-        Finding(
-            6,
-            "Accuracy by length and init",
-            "longer prompts and class-label init help (at small scale); random-uniform init is worst",
-            f"best {best['init']} p={int(best['length'])}: {best['accuracy']:.3f}; zero-shot {zero:.3f}; "
-            f"mean gap soft - discretised {gap:+.3f}. By init: "
-            + ", ".join(f"{i} {v:.3f}" for i, v in acc.groupby("init")["accuracy"].mean().items()),
-            "see table",
-            len(readings),
-            {"gap_soft_minus_discrete": gap, "zero_shot": zero},
-        )
+    finding = Finding(
+        6,
+        "Accuracy by length and init",
+        "longer prompts and class-label init help (at small scale); random-uniform init is worst",
+        f"best {best['init']} p={int(best['length'])}: {best['accuracy']:.3f}; zero-shot {zero:.3f}; "
+        f"mean gap soft - discretised {gap:+.3f}. By init: "
+        + ", ".join(f"{i} {v:.3f}" for i, v in acc.groupby("init")["accuracy"].mean().items()),
+        "see table",
+        len(c.readings),
+        {"gap_soft_minus_discrete": gap, "zero_shot": zero},
     )
+    return finding, table
 
+
+def measure_findings(
+    runs_dir: str | os.PathLike[str],
+    *,
+    k: int = 5,
+    bootstrap: int = 2000,
+    data: str | None = None,
+    model: LoadedModel | None = None,
+) -> tuple[list[Finding], pd.DataFrame, dict[str, Any]]:
+    """Measure the six findings from the finished runs in ``runs_dir`` alone.
+
+    Returns:
+        (findings, accuracy table by init and length, context: model, data, seeds, settings, controls).
+
+    Raises:
+        ValueError: no finished runs, or runs of different models.
+    """
+    c = build_context(runs_dir, k=k, bootstrap=bootstrap, data=data, model=model)
+    findings = [semantic_clusters(c), labels_persist(c), labels_elsewhere(c), repeated_neighbours(c), domain_words(c)]
+    accuracy, table = accuracy_by_length(c)
+    findings = [f for f in [*findings, accuracy] if f is not None]
+    readings, runs = c.readings, c.runs
     seeds = sorted({r.seed for r in readings})
     context = {
-        "model": model.name,
-        "data": data,
+        "model": c.model.name,
+        "data": c.data,
         "runs": len(readings),
         "seeds": seeds,
         "inits": sorted({r.init for r in readings}),
         "lengths": sorted({r.length for r in readings}),
         "steps": sorted({int(run.manifest.get("steps", 0)) for run in runs if run.status == "finished"}),
-        "k": k,
-        "bootstrap": bootstrap,
-        "controls": f"{n_control} random-uniform [-0.5, 0.5] vectors and {n_control} rows of the 5,000 most "
+        "k": c.k,
+        "bootstrap": c.bootstrap,
+        "controls": f"{N_CONTROL} random-uniform [-0.5, 0.5] vectors and {N_CONTROL} rows of the 5,000 most "
         "frequent tokens, seed 0",
     }
     return findings, table, context
