@@ -7,13 +7,15 @@ traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import logging
 import sys
 import types
 import typing
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from probe.commands import COMMANDS, Command, literal_choices, option_flag
@@ -130,16 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
-    _quiet_libraries(args.debug)
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        command: Command = from_namespace(args.command_class, args)
-        return int(command.run() or 0)
+        with _cli_logging(args.debug):
+            command: Command = from_namespace(args.command_class, args)
+            return int(command.run() or 0)
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
         return 130
@@ -161,17 +160,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _quiet_libraries(debug: bool) -> None:
-    """The CLI's stderr is for probe's own lines; library chatter and load bars only with --debug."""
-    if debug:
-        return
-    import warnings
-
+@contextlib.contextmanager
+def _cli_logging(debug: bool) -> Iterator[None]:
+    """probe's own lines on stderr; library chatter and load bars only with --debug. Restored on exit, so a
+    script or test that calls :func:`main` keeps its own logging and warning settings."""
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level, verbosity, bars = root.level, hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.simplefilter("ignore")
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
 
 
 def _one_line(e: BaseException) -> str:

@@ -240,7 +240,6 @@ class Trainer:
     ) -> None:
         from probe.index import VocabIndex
 
-        torch.manual_seed(config.seed)
         self.config, self.out, self.callbacks = config, Path(out), list(callbacks or [])
         self.model = model or load_model(config.model)
         self.splits = splits or train_test(

@@ -32,9 +32,15 @@ CORPUS = [
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     """Every test session gets its own probe cache, so tests never read a cache from another run."""
+    before = os.environ.get("PROBE_CACHE_DIR")
     os.environ["PROBE_CACHE_DIR"] = str(tmp_path_factory.mktemp("probe-cache"))
+    yield
+    if before is None:
+        os.environ.pop("PROBE_CACHE_DIR", None)
+    else:
+        os.environ["PROBE_CACHE_DIR"] = before
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +95,6 @@ def tiny_gpt2_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny-gpt2")
     tokenizer = _bpe_tokenizer(path)
-    torch.manual_seed(0)
     config = GPT2Config(
         n_embd=32,
         n_layer=2,
@@ -99,7 +104,9 @@ def tiny_gpt2_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    model = GPT2LMHeadModel(config)
+    with torch.random.fork_rng():  # seeded weights, the process's generator untouched
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(config)
     assert model.config.n_embd == 32 and len(model.transformer.h) == 2
     assert _count(model) < 60_000, _count(model)
     model.save_pretrained(path)
@@ -114,7 +121,6 @@ def tiny_t5_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny-t5")
     tokenizer = _unigram_tokenizer()
-    torch.manual_seed(0)
     config = T5Config(
         d_model=32,
         d_ff=64,
@@ -127,7 +133,9 @@ def tiny_t5_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
     )
-    model = T5ForConditionalGeneration(config)
+    with torch.random.fork_rng():  # seeded weights, the process's generator untouched
+        torch.manual_seed(0)
+        model = T5ForConditionalGeneration(config)
     assert model.config.d_model == 32 and len(model.encoder.block) == 2 and len(model.decoder.block) == 2
     assert model.get_input_embeddings().weight.shape[0] == len(tokenizer) + 28
     assert _count(model) < 120_000, _count(model)
@@ -145,7 +153,6 @@ def tiny_bert_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
-    torch.manual_seed(0)
     config = BertConfig(
         hidden_size=32,
         num_hidden_layers=2,
@@ -154,7 +161,9 @@ def tiny_bert_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         vocab_size=len(tokenizer),
         max_position_embeddings=128,
     )
-    model = BertModel(config)
+    with torch.random.fork_rng():  # seeded weights, the process's generator untouched
+        torch.manual_seed(0)
+        model = BertModel(config)
     assert model.config.hidden_size == 32 and len(model.encoder.layer) == 2
     assert _count(model) < 1_100_000, _count(model)
     model.save_pretrained(path)

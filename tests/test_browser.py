@@ -1,7 +1,7 @@
 """The dashboard in a real browser: streamlit run app.py, driven in Debian's Chromium with Playwright.
 
-Never runs ``playwright install``: the browser is the system's ``chromium`` (``executable_path``). Saves the
-README's screenshots to docs/.
+Never runs ``playwright install``: the browser is the system's ``chromium`` (``executable_path``). Its
+screenshots go to a temporary folder (the README's come from docs/screenshots.py), so the checkout is untouched.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
@@ -96,7 +95,11 @@ def _no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_browser__tables_map_selection_and_screenshots(server, browser, demo_runs, default_model):
+def _is_png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_browser__tables_map_selection_and_screenshots(server, browser, demo_runs, default_model, tmp_path):
     from probe import load_run, nearest_tokens
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -111,8 +114,8 @@ def test_browser__tables_map_selection_and_screenshots(server, browser, demo_run
     cells = page.locator('[role="gridcell"]').all_text_contents()
     for p in expected.positions:
         assert p.neighbors[0].token in cells
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "dashboard-tokens.png"))
+    page.screenshot(path=str(tmp_path / "tokens.png"))
+    assert _is_png(tmp_path / "tokens.png")
 
     # the map draws the vocabulary and the three runs' trajectories in one frame
     page.get_by_role("tab", name="Map").click()
@@ -124,7 +127,8 @@ def test_browser__tables_map_selection_and_screenshots(server, browser, demo_run
     legend = chart.locator(".legendtext").all_text_contents()
     assert {"class-label", "sampled-vocab", "random-uniform (off-manifold)"} <= set(legend)
     assert chart.locator("canvas").count() > 0  # the WebGL vocabulary cloud
-    page.screenshot(path=str(DOCS / "dashboard-map.png"))
+    page.screenshot(path=str(tmp_path / "map.png"))
+    assert _is_png(tmp_path / "map.png")
 
     # selecting a single run changes the view
     page.get_by_role("tab", name="Nearest tokens").click()

@@ -147,3 +147,18 @@ def test_report__all_tokens_matches_brute_force_over_every_row(default_adapter, 
     for pos in data["positions"]:
         order = np.argsort(-sims[pos["position"]])[:5]
         assert [n["token_id"] for n in pos["neighbors"]] == order.tolist()
+
+
+def test_main__leaves_logging_and_warning_filters_as_it_found_them(tmp_path, capsys):
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    np.save(tmp_path / "p.npy", np.ones((2, 384), np.float32))
+    root = logging.getLogger()
+    before = (list(warnings.filters), root.level, list(root.handlers), hf_logging.get_verbosity())
+    assert main(["report", str(tmp_path / "p.npy"), "-k", "2"]) == 0
+    assert main(["report", str(tmp_path / "missing.npy")]) == 2
+    assert (list(warnings.filters), root.level, list(root.handlers), hf_logging.get_verbosity()) == before
+    capsys.readouterr()

@@ -14,15 +14,23 @@ def demo_dir(demo_runs):
     return demo_runs
 
 
-def test_demo__three_inits_with_readings(demo_dir, capsys):
-    assert main(["demo", "--out", str(demo_dir), "--steps", "10", "--length", "5", "--no-progress"]) == 0
+@pytest.mark.slow
+def test_demo__trains_three_inits_then_reuses_them(tmp_path, capsys):
+    args = ["demo", "--out", str(tmp_path), "--steps", "4", "--length", "4", "--no-progress"]
+    assert main(args) == 0
     out = capsys.readouterr().out
+    manifests = {}
     for init in ("random-uniform", "sampled-vocab", "class-label"):
-        assert (demo_dir / init / "manifest.json").is_file()
+        manifest = json.loads((tmp_path / init / "manifest.json").read_text())
+        assert manifest["status"] == "finished" and manifest["init"] == init and manifest["steps"] == 4
+        manifests[init] = manifest
         assert f"| {init}" in out
     assert "discrete_accuracy" in out and "Prompt Waywardness" in out
-    # class-label keeps its labels as neighbours after so few steps
-    assert "-  0: joy" in out
+    assert "-  0: joy" in out  # class-label keeps its labels as neighbours after so few steps
+    assert main(args) == 0  # the second time the finished runs are reused, not retrained
+    assert capsys.readouterr().out == out
+    for init, manifest in manifests.items():
+        assert json.loads((tmp_path / init / "manifest.json").read_text())["updated"] == manifest["updated"]
 
 
 def test_demo__settings_mismatch_needs_force(demo_dir, capsys):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import torch
 
@@ -20,10 +18,18 @@ def test_load_model__default_is_bundled_minilm(default_model, monkeypatch):
     assert not any(p.requires_grad for p in default_model.model.parameters())
 
 
-def test_load_model__fingerprint_hashes_name_shape_and_bytes(default_model):
-    e = default_model.embeddings
-    h = hashlib.sha256(DEFAULT_MODEL.encode() + str(tuple(e.shape)).encode() + e.numpy().tobytes())
-    assert default_model.fingerprint == h.hexdigest()
+def test_fingerprint__changes_with_any_byte_name_or_shape(default_model):
+    from probe.models import fingerprint
+
+    e = default_model.embeddings.clone()
+    base = fingerprint(DEFAULT_MODEL, e)
+    assert base == default_model.fingerprint and len(base) == 64
+    assert fingerprint(DEFAULT_MODEL, e.clone()) == base  # the same bytes, another tensor
+    last = e.clone()
+    last[-1, -1] = torch.nextafter(last[-1, -1], torch.tensor(1.0))  # one ulp in the very last float
+    assert fingerprint(DEFAULT_MODEL, last) != base
+    assert fingerprint("another/model", e) != base
+    assert fingerprint(DEFAULT_MODEL, e.reshape(e.shape[0] * 2, -1)) != base  # same bytes, other shape
 
 
 def test_load_model__hub_name_of_default_resolves_offline(monkeypatch, default_model):

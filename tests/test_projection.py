@@ -59,7 +59,7 @@ def test_umap__cache_is_reused_and_partial_files_are_refitted(small_umap, defaul
     assert files[1].read_bytes() != blob[: len(blob) // 2]
 
 
-def test_pca__exact_and_fast(default_model, default_index, tmp_path):
+def test_pca__transform_reproduces_the_fit(default_model, default_index, tmp_path):
     vmap = fit_map(default_model, default_index, MapConfig(method="pca", n_vocab=3000), cache_dir=tmp_path)
     e = default_model.embeddings_numpy()
     np.testing.assert_allclose(vmap.transform(e[vmap.token_ids]), vmap.coords, atol=1e-4)

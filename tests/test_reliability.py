@@ -100,19 +100,36 @@ def test_disk_full__atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]  # no temp file left behind
 
 
-def test_disk_full__cli_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+def test_disk_full__cli_says_so_in_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, capsys):
+    from probe import util
     from probe.cli import main
 
     np.save(tmp_path / "p.npy", np.ones((2, 384), np.float32))
+    target = tmp_path / "out" / "r.md"
+    target.parent.mkdir()
+    target.write_text("old report")
+    real_fdopen = os.fdopen
 
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    class Full:  # the disk fills while the new report is being written
+        def __init__(self, f):
+            self.f = f
 
-    monkeypatch.setattr("probe.cli.atomic_write_text", full)
-    assert main(["report", str(tmp_path / "p.npy"), "--out", str(tmp_path / "r.md")]) == 2
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(util.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    assert main(["report", str(tmp_path / "p.npy"), "--out", str(target)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "disk is full" in err
-    assert not (tmp_path / "r.md").exists()
+    assert target.read_text() == "old report"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["r.md"]  # no half-written temp file left
 
 
 _WRITER = """
@@ -158,33 +175,41 @@ def test_concurrent_reader__never_sees_a_torn_run(tmp_path):
 
 
 def test_concurrent_reader__drift_while_training(tmp_path, default_model, default_index):
+    """The writer waits after each snapshot until the reader has read the run: every read overlaps training."""
     from probe.drift import drift_table
 
     writer = RunWriter(tmp_path / "run", {"model": default_model.name, "init": "x", "length": 3, "seed": 0})
     rng = np.random.default_rng(1)
-    stop = threading.Event()
+    written, read = threading.Semaphore(0), threading.Semaphore(0)
+    steps = list(range(0, 60, 5))
 
     def write() -> None:
-        for step in range(0, 200, 5):
+        for step in steps:
             writer.write_snapshot(step, rng.normal(size=(3, 384)).astype(np.float32))
-        stop.set()
+            written.release()
+            assert read.acquire(timeout=60)  # the next snapshot comes only after the reader has looked
+        writer.update(status="finished")
 
     thread = threading.Thread(target=write)
     thread.start()
-    tables = 0
-    while not stop.is_set():
-        table = drift_table(load_run(tmp_path / "run"), default_model, index=default_index)
-        assert table.empty or table["step"].is_monotonic_increasing
-        tables += 1
+    seen = []
+    for count in range(1, len(steps) + 1):
+        assert written.acquire(timeout=60)
+        run = load_run(tmp_path / "run")
+        assert run.status == "running"  # training is still going on
+        table = drift_table(run, default_model, index=default_index)
+        assert table["step"].is_monotonic_increasing and sorted(set(table["step"])) == steps[:count]
+        seen.append(len(table))
+        read.release()
     thread.join()
-    assert tables >= 1 and len(drift_table(load_run(tmp_path / "run"), default_model, index=default_index)) == 120
+    assert seen == [3 * c for c in range(1, len(steps) + 1)]
 
 
 def test_dashboard__binds_to_localhost_by_default(monkeypatch, tmp_path):
     from probe.cli import main
 
     seen = {}
-    monkeypatch.setattr(subprocess, "call", lambda command: seen.setdefault("command", command) and 0)
+    monkeypatch.setattr(os, "execv", lambda path, command: seen.setdefault("command", command))
     (tmp_path / "runs").mkdir()
     main(["dashboard", str(tmp_path / "runs"), "--no-demo"])
     command = seen["command"]
