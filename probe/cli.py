@@ -99,7 +99,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         parser.add_argument(*names, dest=f.name, **kwargs)
 
 
-def from_namespace(cls: type, args: argparse.Namespace) -> Any:
+def from_namespace(cls: Any, args: argparse.Namespace) -> Any:
     """Build the dataclass ``cls`` (and its nested dataclass fields) from parsed arguments."""
     hints = typing.get_type_hints(cls)
     values = {}

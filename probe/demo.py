@@ -65,10 +65,10 @@ def ensure_runs(
             elif run.status == "finished":
                 runs.append(run)
                 continue
-            else:
-                runs.append(train(config, path, model=model, resume=True, progress=progress))
-                continue
-        runs.append(train(config, path, model=model, progress=progress))
+        resume = is_run_folder(path)  # an interrupted run with the same config
+        trained = train(config, path, model=model, resume=resume, progress=progress)
+        if trained is not None:  # None on the ranks of a distributed launch that do not write
+            runs.append(trained)
     return runs
 
 

@@ -64,7 +64,7 @@ def drift_frames(
         p = buffer[0][1].shape[0]
         rows = []
         for j, (step, v) in enumerate(buffer):
-            if init is None:
+            if init is None or prev is None:
                 init = prev = v
             block = slice(j * p, (j + 1) * p)
             sets = [set(r.tolist()) for r in ids[block]]
@@ -128,7 +128,7 @@ def drift_table(
         chunk: snapshots per batched search.
     """
     index = index or VocabIndex.for_model(model)
-    stream = ((p.step, p.vectors) for p in run.iter_snapshots(steps))
+    stream = ((int(p.step or 0), p.vectors) for p in run.iter_snapshots(steps))
     frames = list(drift_frames(stream, index, k=k, chunk=chunk, display=model.vocabulary.display))
     if not frames:
         return pd.DataFrame(columns=list(DRIFT_COLUMNS))

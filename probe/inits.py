@@ -164,15 +164,15 @@ def initialise(
     # TEXT
     if not text or not text.strip():
         raise ValueError("text init needs a non-empty text; pass text= (--init-text on the CLI)")
-    ids = [
+    text_ids = [
         i
         for i in model.tokenizer(text, add_special_tokens=False)["input_ids"]
         if i not in model.tokenizer.all_special_ids
     ]
-    if not ids:
+    if not text_ids:
         raise ValueError(f"init text {text!r} tokenises to nothing; use words the tokenizer knows")
-    cycled = [ids[i % len(ids)] for i in range(length)]
-    details.update(text=text, text_tokens=len(ids))
+    cycled = [text_ids[i % len(text_ids)] for i in range(length)]
+    details.update(text=text, text_tokens=len(text_ids))
     return Initialisation(embeddings[cycled].copy(), method, [[int(i)] for i in cycled], details)
 
 

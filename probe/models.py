@@ -256,7 +256,7 @@ def vocabulary_embeddings(model: PreTrainedModel, tokenizer: PreTrainedTokenizer
     Raises:
         ValueError: the tokenizer has more tokens than the model has embedding rows.
     """
-    weight = model.get_input_embeddings().weight.detach()
+    weight = model.get_input_embeddings().weight.detach()  # type: ignore[operator]
     size = len(tokenizer)
     if size > weight.shape[0]:
         raise ValueError(

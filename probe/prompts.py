@@ -280,7 +280,7 @@ def _load_adapter(path: Path, key: str | None) -> list[SoftPrompt]:
             f"{config['token_dim']!r}"
         )
     base = config.get("base_model_name_or_path")
-    common = dict(source=str(path), base_model=canonical_name(base) if base else None, metadata=config)
+    common: dict[str, Any] = dict(source=str(path), base_model=canonical_name(base) if base else None, metadata=config)
     if parts == 1:
         return [SoftPrompt(vectors=vectors, **common)]
     roles: list[Role] = ["encoder", "decoder"]

@@ -148,7 +148,7 @@ def characteristic_words(data: str, *, per_class: int = 25) -> set[str]:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     splits = train_test(data)
-    docs = {name: [] for name in splits.train.label_names}
+    docs: dict[str, list[str]] = {name: [] for name in splits.train.label_names}
     for text, label in zip(splits.train.texts, splits.train.labels, strict=True):
         docs[label].append(text)
     vectorizer = TfidfVectorizer(stop_words="english", lowercase=True, token_pattern=r"(?u)\b[a-zA-Z]{3,}\b")
@@ -464,7 +464,7 @@ def measure_findings(
     c = build_context(runs_dir, k=k, bootstrap=bootstrap, data=data, model=model)
     findings = [semantic_clusters(c), labels_persist(c), labels_elsewhere(c), repeated_neighbours(c), domain_words(c)]
     accuracy, table = accuracy_by_length(c)
-    findings = [f for f in [*findings, accuracy] if f is not None]
+    found = [f for f in [*findings, accuracy] if f is not None]
     readings, runs = c.readings, c.runs
     seeds = sorted({r.seed for r in readings})
     context = {
@@ -480,7 +480,7 @@ def measure_findings(
         "controls": f"{N_CONTROL} random-uniform [-0.5, 0.5] vectors and {N_CONTROL} rows of the 5,000 most "
         "frequent tokens, seed 0",
     }
-    return findings, table, context
+    return found, table, context
 
 
 def render(findings: list[Finding], table: pd.DataFrame, context: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ def wrap_with_prompt(model: LoadedModel, vectors: np.ndarray) -> PeftModel:
 
     from probe.models import canonical_name
 
-    extra = {"num_transformer_submodules": 1} if model.kind == "seq2seq" else {}
+    extra: dict[str, Any] = {"num_transformer_submodules": 1} if model.kind == "seq2seq" else {}
     config = PromptTuningConfig(
         task_type=PEFT_TASK_TYPES[model.kind],
         num_virtual_tokens=int(vectors.shape[0]),
@@ -60,7 +60,9 @@ def wrap_with_prompt(model: LoadedModel, vectors: np.ndarray) -> PeftModel:
 
 def prompt_parameter(peft_model: PeftModel) -> torch.nn.Parameter:
     """The trainable prompt matrix [p, d] inside a PEFT model."""
-    return peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight
+    weight = peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight  # type: ignore[union-attr]
+    assert isinstance(weight, torch.nn.Parameter)
+    return weight
 
 
 EVAL_MAX_TOKENS = 8192
@@ -278,7 +280,11 @@ class Seq2SeqTask(_GenerativeTask):
         return (picked * (target != -100)).sum(1)
 
 
-_TASKS = {"encoder": EncoderTask, "causal": CausalTask, "seq2seq": Seq2SeqTask}
+_TASKS: dict[str, type[EncoderTask | CausalTask | Seq2SeqTask]] = {
+    "encoder": EncoderTask,
+    "causal": CausalTask,
+    "seq2seq": Seq2SeqTask,
+}
 
 
 def make_task(

@@ -146,6 +146,7 @@ w.update(status="finished")
 """
 
 
+@pytest.mark.slow
 def test_concurrent_reader__never_sees_a_torn_run(tmp_path):
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
