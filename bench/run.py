@@ -353,7 +353,7 @@ def _dashboard_times() -> dict:
 
     os.environ["PROBE_RUNS_DIR"] = str(ROOT / "probe-runs")
     t = time.perf_counter()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(ROOT / "probe" / "app.py"), default_timeout=600).run()
     first = time.perf_counter() - t
     t = time.perf_counter()
     at.sidebar.slider[0].set_value(3).run()

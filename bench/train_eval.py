@@ -148,9 +148,9 @@ def main() -> None:
                     print(json.dumps(result), file=sys.stderr, flush=True)
                 waste = padding(data)
                 for r in rows[-3:]:
-                    after = r["code"] != "before"
-                    r["eval_padding"] = waste["eval_after" if after else "eval_before"]
-                    r["train_padding"] = waste["train_after" if after else "train_before"]
+                    new = r["code"] != "before"
+                    r["eval_padding"] = waste["eval_after" if new else "eval_before"]
+                    r["train_padding"] = waste["train_after" if new else "train_before"]
         finally:
             for folder in (before, after):
                 if folder != ROOT:

@@ -4,6 +4,7 @@ Load a prompt-tuned model's soft prompt, find the nearest vocabulary tokens of e
 they drift during training, and compare initialisations.
 """
 
+from probe import layouts as _layouts  # noqa: F401  (registers other tools' run layouts)
 from probe.index import TokenFilter, VocabIndex
 from probe.models import DEFAULT_MODEL, LoadedModel, load_model
 from probe.prompts import SoftPrompt, load_prompt, load_prompts
@@ -12,10 +13,20 @@ from probe.runs import Run, find_runs, load_run
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    if name in ("record", "ProbeCallback"):
+        from probe import integrations
+
+        return getattr(integrations, name)
+    raise AttributeError(f"module 'probe' has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_MODEL",
     "LoadedModel",
     "NearestTokenReport",
+    "ProbeCallback",
     "Run",
     "SoftPrompt",
     "TokenFilter",
@@ -27,4 +38,5 @@ __all__ = [
     "load_prompts",
     "load_run",
     "nearest_tokens",
+    "record",
 ]

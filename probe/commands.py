@@ -193,7 +193,7 @@ class Drift(Command):
         from probe.runs import load_run
 
         run = load_run(self.run_path)
-        model = load_model(self.model or run.manifest["model"], device="cpu")
+        model = load_model(self.model or run.manifest.get("model") or "default", device="cpu")
         index = VocabIndex.for_model(model)
         table = drift_table(run, model, index=index, k=self.k)
         if self.summary_only:
@@ -318,14 +318,13 @@ class Dashboard(Command):
 
 
 def app_path() -> str:
-    """Path of the Streamlit app: next to the package in a checkout, or installed beside it."""
+    """Path of the Streamlit page inside the installed package (probe/app.py)."""
     from pathlib import Path
 
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "app.py", here / "app.py"):
-        if candidate.is_file():
-            return str(candidate)
-    raise FileNotFoundError("app.py not found next to the probe package; run from a checkout of probe")
+    path = Path(__file__).resolve().parent / "app.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"the dashboard page {path} is missing from the probe package; reinstall probe")
+    return str(path)
 
 
 @dataclass

@@ -159,7 +159,7 @@ class RunSummary:
 
     run: str
     init: str
-    seed: int
+    seed: int | None
     positions: int
     snapshots: int
     accuracy: float | None
@@ -235,7 +235,7 @@ def summarize_run(
     return RunSummary(
         run=run.name,
         init=str(run.manifest.get("init")),
-        seed=int(run.manifest.get("seed", 0)),
+        seed=run.manifest.get("seed"),
         positions=int(first.shape[0]),
         snapshots=len(run.steps),
         accuracy=done.get("accuracy"),

@@ -23,6 +23,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -147,7 +148,9 @@ def membership_weights(distances: np.ndarray, n_iter: int = 64) -> np.ndarray:
     return np.exp(-excess / np.maximum(sigma, 1e-12))
 
 
-def sample_ids(model: LoadedModel, index: VocabIndex, n_vocab: int, extra_ids: np.ndarray | None = None) -> np.ndarray:
+def sample_ids(
+    model: LoadedModel, index: VocabIndex, n_vocab: int, extra_ids: np.ndarray | Sequence[int] | None = None
+) -> np.ndarray:
     """The N most frequent searchable tokens plus ``extra_ids`` (sorted, unique)."""
     order = index.frequency_order
     if order is None:
@@ -246,7 +249,7 @@ def fit_map(
     index: VocabIndex,
     config: MapConfig | None = None,
     *,
-    extra_ids: np.ndarray | None = None,
+    extra_ids: np.ndarray | Sequence[int] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
 ) -> VocabMap:
@@ -275,7 +278,7 @@ def find_cached_map(
     index: VocabIndex,
     config: MapConfig,
     *,
-    extra_ids: np.ndarray | None = None,
+    extra_ids: np.ndarray | Sequence[int] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> VocabMap | None:
     """The map :func:`fit_map` would return from its cache for these arguments, or None (nothing is fitted)."""

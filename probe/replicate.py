@@ -466,7 +466,7 @@ def measure_findings(
     accuracy, table = accuracy_by_length(c)
     found = [f for f in [*findings, accuracy] if f is not None]
     readings, runs = c.readings, c.runs
-    seeds = sorted({r.seed for r in readings})
+    seeds = sorted({r.seed for r in readings if r.seed is not None})
     context = {
         "model": c.model.name,
         "data": c.data,

@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,17 +199,57 @@ def _span(steps: list[int]) -> str:
     return f"{steps[0]}..{steps[-1]} ({len(steps)} snapshots)"
 
 
+@dataclass(frozen=True)
+class RunLayout:
+    """A folder layout other tools write that reads as a run: ``detect`` says whether a folder holds it."""
+
+    name: str
+    description: str
+    detect: Callable[[Path], bool]
+    open: Callable[[Path], Run]
+
+
+_LAYOUTS: list[RunLayout] = []
+
+
+def register_layout(layout: RunLayout) -> None:
+    """Add a run layout (see :mod:`probe.layouts`); probe's own run folder is always tried first."""
+    _LAYOUTS.append(layout)
+
+
+def layouts() -> list[RunLayout]:
+    """The layouts a run folder may have: probe's own, then the registered ones, in the order they are tried."""
+    own = RunLayout("probe", f"a probe run ({MANIFEST}, {SNAPSHOTS}/)", is_run_folder, _open_probe_run)
+    return [own, *_LAYOUTS]
+
+
+def _open_probe_run(path: Path) -> Run:
+    return Run(path=path, manifest=_read_manifest(path))
+
+
+def is_any_run(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder in any run layout (probe's own or another tool's)."""
+    p = Path(path)
+    return p.is_dir() and any(layout.detect(p) for layout in layouts())
+
+
 def load_run(path: str | os.PathLike[str]) -> Run:
-    """Open a run folder.
+    """Open a run folder: probe's own, or a layout another tool writes (:func:`layouts`), read-only.
 
     Raises:
-        FileNotFoundError: no such folder or no manifest.
-        ValueError: corrupt manifest.
+        FileNotFoundError: no such folder.
+        ValueError: a corrupt manifest, or a folder in none of the accepted layouts (the message lists them).
     """
     p = Path(path).expanduser()
     if not p.is_dir():
         raise FileNotFoundError(f"run folder '{path}' does not exist")
-    return Run(path=p, manifest=_read_manifest(p))
+    if (p / MANIFEST).is_file():  # probe's own, even when corrupt: say what is wrong with it
+        return _open_probe_run(p)
+    for layout in layouts():
+        if layout.detect(p):
+            return layout.open(p)
+    accepted = "; ".join(f"{layout.name}: {layout.description}" for layout in layouts())
+    raise ValueError(f"'{path}' is not a run folder in any layout probe reads. Accepted layouts: {accepted}")
 
 
 def find_runs(root: str | os.PathLike[str]) -> list[Run]:
@@ -217,7 +257,7 @@ def find_runs(root: str | os.PathLike[str]) -> list[Run]:
     p = Path(root).expanduser()
     if not p.is_dir():
         return []
-    candidates = [p] if is_run_folder(p) else sorted(c for c in p.iterdir() if is_run_folder(c))
+    candidates = [p] if is_any_run(p) else sorted(c for c in p.iterdir() if is_any_run(c))
     runs = []
     for c in candidates:
         try:
@@ -288,8 +328,8 @@ class RunWriter:
 register_loader(
     Loader(
         "run",
-        "a probe training run folder",
-        is_run_folder,
+        "a run folder (probe's own, or a layout of probe.layouts): its latest snapshot",
+        is_any_run,
         lambda path, key: [load_run(path).latest_prompt()],
     )
 )

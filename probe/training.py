@@ -12,6 +12,7 @@ they reach). The paper's Adafactor at a constant lr is available with ``optimize
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -33,6 +34,7 @@ from probe.inits import InitMethod, Scale, initialise
 from probe.models import LoadedModel, canonical_name, load_model
 from probe.runs import ADAPTER, Run, RunWriter, load_run
 from probe.tasks import make_task, prompt_parameter, wrap_with_prompt
+from probe.util import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -442,9 +444,13 @@ class Trainer:
 
 
 def save_adapter(peft_model: Any, folder: Path, base_model: str) -> None:
-    """Save the PEFT adapter atomically, recording the base model by name (never a local path)."""
-    import json
+    """Save the PEFT adapter, recording the base model by name (never a local path), with no moment at which
+    a reader finds it missing or half-written.
 
+    The adapter is saved into a temporary folder beside ``folder``. Each file then replaces its old version by
+    ``os.replace``, which is atomic: the weights first, the config last. A reader sees the old adapter or the
+    new one, file by file; ``folder`` itself never disappears.
+    """
     tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=folder.parent))
     try:
         with warnings.catch_warnings():
@@ -453,13 +459,15 @@ def save_adapter(peft_model: Any, folder: Path, base_model: str) -> None:
         config_path = tmp / "adapter_config.json"
         config = json.loads(config_path.read_text())
         config["base_model_name_or_path"] = base_model
-        config_path.write_text(json.dumps(config, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
+        atomic_write_json(config_path, config)
+        folder.mkdir(exist_ok=True)
+        new = sorted(tmp.iterdir(), key=lambda p: p.name == "adapter_config.json")  # the config goes last
+        for path in new:
+            os.replace(path, folder / path.name)
+        for stale in set(folder.iterdir()) - {folder / p.name for p in new}:
+            stale.unlink() if stale.is_file() else shutil.rmtree(stale)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _progress(total: int, initial: int, *, enabled: bool, desc: str):

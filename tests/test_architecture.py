@@ -13,13 +13,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "probe"
 LAYERS: dict[str, int] = {
     **dict.fromkeys(["util", "tokens", "cache", "batching", "softprompt"], 0),
     **dict.fromkeys(["models", "data"], 1),
-    **dict.fromkeys(["index", "prompts", "runs"], 2),
+    **dict.fromkeys(["index", "prompts", "runs", "layouts"], 2),
     **dict.fromkeys(["measures", "tasks", "inits", "evaluation"], 3),
     **dict.fromkeys(["reports", "drift", "projection", "compare"], 4),
-    **dict.fromkeys(["training"], 5),
+    **dict.fromkeys(["training", "integrations"], 5),
     **dict.fromkeys(["demo", "replicate"], 6),
     **dict.fromkeys(["commands", "cli", "__main__"], 7),
-    **dict.fromkeys(["views", "plots"], 8),
+    **dict.fromkeys(["views", "plots", "app"], 8),
 }
 
 

@@ -162,3 +162,46 @@ def test_main__leaves_logging_and_warning_filters_as_it_found_them(tmp_path, cap
     assert main(["report", str(tmp_path / "missing.npy")]) == 2
     assert (list(warnings.filters), root.level, list(root.handlers), hf_logging.get_verbosity()) == before
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["report", "p.npy", "-k", "0"], "expected a positive integer"),
+        (["drift", "run", "-k", "-3"], "expected a positive integer"),
+        (["compare", "a", "b", "-k", "0"], "expected a positive integer"),
+        (["demo", "--steps", "0"], "expected a positive integer"),
+        (["dashboard", "--port", "0"], "expected a positive integer"),
+        (["replicate", "--lengths", "5", "0"], "expected a positive integer"),
+        (["report", "p.npy", "--format", "xml"], "invalid choice"),
+        (["train", "--out", "r", "--steps", "ten"], "expected an integer"),
+    ],
+)
+def test_cli__every_number_and_choice_is_checked_before_anything_runs(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_commands__the_same_checks_hold_from_python():
+    from probe.commands import Demo, Drift, Replicate, Report
+
+    with pytest.raises(ValueError, match="-k is 0; expected a positive number"):
+        Report(prompt="p.npy", k=0)
+    with pytest.raises(ValueError, match="--format is 'xml'; expected one of md, json, csv"):
+        Drift(run_path="run", format="xml")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="--lengths is -1"):
+        Replicate(lengths=[5, -1])
+    assert Demo(steps=3).steps == 3
+
+
+def test_train_help__each_config_field_has_its_help_once(capsys):
+    import dataclasses
+
+    from probe.training import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, at hyphens too
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata["help"] and "".join(f.metadata["help"].split()) in text

@@ -74,9 +74,8 @@ def test_property__any_finite_prompt_gets_a_report(default_model, default_index,
         assert all(0 <= n.token_id < default_model.vocab_size for n in p.neighbors)
 
 
-def test_disk_full__atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
-    target = tmp_path / "manifest.json"
-    target.write_text("old")
+def _fill_the_disk(monkeypatch) -> None:
+    """Every file opened with os.fdopen (how atomic writes write) takes half of a write, then ENOSPC."""
     real_fdopen = os.fdopen
 
     class Full:
@@ -90,9 +89,16 @@ def test_disk_full__atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
             self.f.close()
 
         def write(self, data):
+            self.f.write(data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+
+
+def test_disk_full__atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "manifest.json"
+    target.write_text("old")
+    _fill_the_disk(monkeypatch)
     with pytest.raises(OSError, match="No space left"):
         atomic_write_bytes(target, b"new")
     monkeypatch.undo()
@@ -101,30 +107,13 @@ def test_disk_full__atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_disk_full__cli_says_so_in_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, capsys):
-    from probe import util
     from probe.cli import main
 
     np.save(tmp_path / "p.npy", np.ones((2, 384), np.float32))
     target = tmp_path / "out" / "r.md"
     target.parent.mkdir()
     target.write_text("old report")
-    real_fdopen = os.fdopen
-
-    class Full:  # the disk fills while the new report is being written
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(util.os, "fdopen", lambda fd, mode: Full(real_fdopen(fd, mode)))
+    _fill_the_disk(monkeypatch)
     assert main(["report", str(tmp_path / "p.npy"), "--out", str(target)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "disk is full" in err

@@ -263,3 +263,41 @@ def test_train__resume_with_other_config_is_refused(tmp_path, tiny_bert_path):
             resume=True,
             progress=False,
         )
+
+
+def test_save_adapter__a_reader_never_finds_it_missing_or_stale_after(tiny_bert_path, tmp_path):
+    import threading
+
+    from peft import PeftModel
+    from safetensors.numpy import load_file
+
+    from probe.tasks import prompt_parameter, wrap_with_prompt
+    from probe.training import save_adapter
+
+    model = load_model(tiny_bert_path, device="cpu")
+    peft_model = wrap_with_prompt(model, np.zeros((3, model.dim), np.float32))
+    folder = tmp_path / "adapter"
+    save_adapter(peft_model, folder, "tiny")
+    missing, stop = [], threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                if not (folder / name).is_file():
+                    missing.append(name)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for value in range(1, 30):
+            with torch.no_grad():
+                prompt_parameter(peft_model).fill_(float(value))
+            save_adapter(peft_model, folder, "tiny")
+    finally:
+        stop.set()
+        reader.join()
+    assert missing == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]  # no temporary folder left beside it
+    (weights,) = load_file(str(folder / "adapter_model.safetensors")).values()
+    assert (weights == 29.0).all()
+    assert PeftModel.from_pretrained(load_model(tiny_bert_path, device="cpu").model, folder) is not None

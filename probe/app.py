@@ -1,0 +1,336 @@
+"""probe dashboard: read soft prompts, follow them through training, compare initialisations.
+
+Start it with ``probe dashboard [RUNS_DIR]`` (or ``streamlit run app.py -- --runs RUNS_DIR`` in a checkout).
+Every number shown comes from the probe package; this page only lays out widgets, caches and figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from probe import plots, views
+from probe.demo import comparison_table, default_runs_dir
+from probe.drift import DRIFT_COLUMNS, drift_table
+from probe.index import VocabIndex
+from probe.models import load_model
+from probe.projection import MapConfig, VocabMap, find_cached_map, fit_map
+from probe.prompts import load_prompts
+from probe.reports import FAITHFULNESS_CAVEAT
+from probe.runs import Run, find_runs
+
+st.set_page_config(page_title="probe: soft prompts, readable", page_icon="🔎", layout="wide")
+
+
+def _cli_runs_dir() -> str:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs", default=None)
+    args, _ = parser.parse_known_args()
+    return args.runs or str(default_runs_dir())
+
+
+# ---------------------------------------------------------------- cached resources
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def get_model(name: str):
+    return load_model(name, device="cpu")
+
+
+@st.cache_resource(show_spinner="Building the vocabulary index…")
+def get_index(name: str) -> VocabIndex:
+    return VocabIndex.for_model(get_model(name))
+
+
+class MapJob:
+    """A UMAP fit running in a background thread, so that no page waits on it."""
+
+    def __init__(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
+        self.result: VocabMap | None = None
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, args=(name, config, extra), daemon=True)
+        self.thread.start()
+
+    def _run(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
+        try:
+            self.result = fit_map(get_model(name), get_index(name), config, extra_ids=list(extra))
+        except Exception as e:  # shown in the page instead of killing the thread silently
+            self.error = f"{type(e).__name__}: {e}"
+
+
+@st.cache_resource(show_spinner=False)
+def map_job(name: str, config: MapConfig, extra: tuple[int, ...]) -> MapJob:
+    return MapJob(name, config, extra)
+
+
+@st.cache_resource(show_spinner="Fitting the PCA map…")
+def pca_map(name: str, extra: tuple[int, ...]) -> VocabMap:
+    return fit_map(get_model(name), get_index(name), MapConfig(method="pca"), extra_ids=list(extra))
+
+
+def get_map(name: str, method: str, extra: tuple[int, ...]) -> tuple[VocabMap, str | None]:
+    """The requested map, or the PCA map with a note while UMAP is still being fitted."""
+    if method == "pca":
+        return pca_map(name, extra), None
+    config = MapConfig(method="umap")
+    cached = find_cached_map(get_model(name), get_index(name), config, extra_ids=list(extra))
+    if cached is not None:
+        return cached, None
+    job = map_job(name, config, extra)
+    if job.result is not None:
+        return job.result, None
+    if job.error:
+        return pca_map(name, extra), f"UMAP failed ({job.error}); showing PCA."
+    return pca_map(
+        name, extra
+    ), "UMAP map is being fitted in the background (about a minute the first time); showing PCA."
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def get_drift(run_path: str, signature: str, model_name: str, k: int) -> pd.DataFrame:
+    run = _run(run_path)
+    return drift_table(run, get_model(model_name), index=get_index(model_name), k=k)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def get_comparison(paths: tuple[str, ...], signature: str, model_name: str) -> pd.DataFrame:
+    return comparison_table([_run(p) for p in paths], get_model(model_name), get_index(model_name))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def get_report(run_path: str, signature: str, step: int, model_name: str, k: int):
+    return views.run_report(_run(run_path), step, get_model(model_name), get_index(model_name), k)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def get_extra(paths: tuple[str, ...], signature: str, model_name: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in views.neighbour_ids([_run(p) for p in paths], get_index(model_name), k=5))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def get_paths(paths: tuple[str, ...], signature: str, model_name: str, map_name: str, _vmap: VocabMap) -> pd.DataFrame:
+    display = get_model(model_name).vocabulary.display
+    return views.trajectories(_vmap, [_run(p) for p in paths], get_index(model_name), display=display)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_tokens(model_name: str, map_name: str, _vmap: VocabMap) -> pd.DataFrame:
+    return views.map_tokens(_vmap, get_model(model_name).vocabulary.display)
+
+
+def _run(path: str) -> Run:
+    from probe.runs import load_run
+
+    return load_run(path)
+
+
+def signature(runs: list[Run]) -> str:
+    return "||".join(r.signature for r in runs)
+
+
+# ---------------------------------------------------------------- sidebar
+
+st.sidebar.title("probe")
+st.sidebar.caption("What did the soft prompt learn?")
+runs_dir = st.sidebar.text_input("Runs folder", value=st.session_state.get("runs_dir", _cli_runs_dir()))
+st.session_state["runs_dir"] = runs_dir
+k = st.sidebar.slider("Neighbours per position (k)", 1, 20, 5)
+method = st.sidebar.radio(
+    "Map",
+    ["umap", "pca"],
+    index=0 if os.environ.get("PROBE_MAP", "umap") == "umap" else 1,
+    horizontal=True,
+    help="UMAP is fitted once per model and cached; PCA is instant.",
+)
+
+runs = find_runs(runs_dir)
+runs = [r for r in runs if r.steps]
+
+st.title("probe: soft prompts, readable")
+if not runs:
+    st.info(
+        f"No runs in `{runs_dir}` yet. Train the demo runs with `probe demo --out {runs_dir}` "
+        "(about two minutes on two CPU cores), or train your own with `probe train`. "
+        "You can still inspect a prompt file in the last tab."
+    )
+
+names = [r.name for r in runs]
+selected_names = st.sidebar.multiselect("Runs", names, default=names)
+selected = [r for r in runs if r.name in selected_names]
+models = sorted({r.manifest["model"] for r in selected})
+if len(models) > 1:
+    st.sidebar.warning(f"Selected runs use different models ({', '.join(models)}); showing those of {models[0]}.")
+    selected = [r for r in selected if r.manifest["model"] == models[0]]
+model_name = models[0] if models else "default"
+
+all_steps = sorted({s for r in selected for s in r.steps})
+step = (
+    st.sidebar.select_slider("Step", options=all_steps, value=all_steps[-1])
+    if len(all_steps) > 1
+    else (all_steps[0] if all_steps else 0)
+)
+positions = max((int(r.manifest["length"]) for r in selected), default=0)  # no snapshot read per rerun
+highlight_options = ["none", *range(positions)]
+if "pending_highlight" in st.session_state:  # a click in a table or the map, applied before the widget exists
+    st.session_state["highlight"] = st.session_state.pop("pending_highlight")
+if st.session_state.get("highlight") not in highlight_options:
+    st.session_state["highlight"] = "none"
+highlight = st.sidebar.selectbox("Highlight position", highlight_options, key="highlight")
+focus = None if highlight == "none" else int(highlight)
+if any(r.status == "running" for r in selected):
+    st.sidebar.info("A selected run is still training; the page refreshes as snapshots arrive.")
+    seen = signature(selected)
+
+    @st.fragment(run_every=5)
+    def _watch_runs() -> None:
+        fresh = [r for r in find_runs(runs_dir) if r.name in selected_names]
+        if signature(fresh) != seen:
+            st.rerun()
+
+    with st.sidebar:
+        _watch_runs()
+
+tabs = st.tabs(["Nearest tokens", "Drift", "Map", "Compare", "Findings", "Inspect a file"])
+
+# ---------------------------------------------------------------- nearest tokens
+
+with tabs[0]:
+    if selected:
+        query = st.text_input("Which positions are near…", placeholder="e.g. fear, science", key="token_query")
+        for run in selected:
+            at = views.snapshot_at(run, step)
+            report = get_report(str(run.path), signature([run]), at, model_name, k)
+            table = views.position_table(report)
+            hits = views.search_positions(report, query) if query else None
+            if hits is not None:
+                table = table[table["position"].isin(hits)]
+            st.subheader(f"{run.name} · step {at}")
+            st.caption(
+                f"init {run.manifest.get('init')} · {len(report.positions)} positions · "
+                f"{report.summary.on_manifold_share:.0%} on the token manifold · status {run.status}"
+            )
+            styled = table.style.apply(
+                lambda row: ["background-color: #fff3b0" if row["position"] == focus else "" for _ in row], axis=1
+            ).format({"top1_cos": "{:.3f}", "margin": "{:.3f}", "norm_x_vocab": "{:.2f}", "manifold_pct": "{:.0f}"})
+            event = st.dataframe(
+                styled,
+                hide_index=True,
+                width="stretch",
+                on_select="rerun",
+                selection_mode="single-row",
+                key=f"table-{run.name}",
+            )
+            rows = event.selection.rows if event and event.selection else []
+            if rows:
+                picked = int(table.iloc[rows[0]]["position"])
+                if picked != focus:
+                    st.session_state["pending_highlight"] = picked
+                    st.rerun()
+            with st.expander("Cosine heatmap of the neighbours"):
+                st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch", key=f"heat-{run.name}")
+            c1, c2 = st.columns(2)
+            c1.download_button(
+                "report.csv", report.to_csv(), f"{run.name}-step{at}.csv", "text/csv", key=f"csv-{run.name}"
+            )
+            c2.download_button(
+                "report.json", report.to_json(), f"{run.name}-step{at}.json", "application/json", key=f"json-{run.name}"
+            )
+        st.caption(FAITHFULNESS_CAVEAT)
+
+# ---------------------------------------------------------------- drift
+
+with tabs[1]:
+    if selected:
+        metric = str(st.selectbox("Measure", list(plots.DRIFT_METRICS), format_func=lambda m: plots.DRIFT_METRICS[m]))
+        frames = [get_drift(str(r.path), signature([r]), model_name, 5) for r in selected]
+        drift = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", *DRIFT_COLUMNS])
+        drift = drift[drift["step"] <= step]
+        st.plotly_chart(plots.drift_curves(drift, metric, highlight=focus), width="stretch")
+        for run in selected:
+            part = drift[drift["run"] == run.name]
+            if not part.empty:
+                st.plotly_chart(
+                    plots.token_river(part, title=f"{run.name}: top-1 token over training"), width="stretch"
+                )
+        st.plotly_chart(plots.loss_curves({r.name: r.metrics() for r in selected}), width="stretch")
+        st.download_button("drift.csv", drift.to_csv(index=False), "drift.csv", "text/csv")
+
+# ---------------------------------------------------------------- map
+
+with tabs[2]:
+    if selected:
+        extra = get_extra(tuple(str(r.path) for r in runs), signature(runs), model_name)
+        vmap, note = get_map(model_name, method, extra)
+        map_name = f"{vmap.config.method}-{len(vmap.token_ids)}-{vmap.fit_seconds}"
+        if note:
+            st.info(note)
+
+            @st.fragment(run_every=5)
+            def _wait_for_map() -> None:
+                if get_map(model_name, method, extra)[1] is None:
+                    st.rerun()
+
+            _wait_for_map()
+        paths = get_paths(tuple(str(r.path) for r in selected), signature(selected), model_name, map_name, vmap)
+        color_by = st.radio("Colour by", ["run", "init"], horizontal=True)
+        tokens = get_tokens(model_name, map_name, vmap)
+        fig = plots.prompt_map(tokens, paths, step=step, highlight=focus, color_by=color_by)
+        chosen = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points", key="map")
+        points = chosen.selection.points if chosen and chosen.selection else []
+        if points and "customdata" in points[0]:
+            picked = int(points[0]["customdata"][0])
+            if picked != focus:
+                st.session_state["pending_highlight"] = picked
+                st.rerun()
+        st.caption(
+            f"{vmap.config.method.upper()} map of {len(vmap.token_ids):,} tokens · trustworthiness "
+            f"{vmap.trustworthiness:.2f} · crosses mark positions off the token manifold: the map still draws them "
+            "among their nearest tokens, but they are far from all of them."
+        )
+
+# ---------------------------------------------------------------- compare
+
+with tabs[3]:
+    if selected:
+        table = get_comparison(tuple(str(r.path) for r in selected), signature(selected), model_name)
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.plotly_chart(plots.init_comparison(table), width="stretch")
+        st.download_button("comparison.csv", table.to_csv(index=False), "comparison.csv", "text/csv")
+
+# ---------------------------------------------------------------- findings
+
+with tabs[4]:
+    findings_dir = st.text_input("Replication folder", value=os.environ.get("PROBE_REPLICATE_DIR", "probe-replicate"))
+    report_text = views.findings_report(findings_dir)
+    if report_text is None:
+        st.info(
+            f"No report in `{findings_dir}` yet. Measure the paper's findings with "
+            f"`probe replicate --quick --out {findings_dir}` (about 6 minutes on two CPU cores)."
+        )
+    else:
+        st.markdown(report_text)
+
+# ---------------------------------------------------------------- inspect a file
+
+with tabs[5]:
+    path = st.text_input("Prompt file or PEFT adapter folder", placeholder="/path/to/adapter or prompt.safetensors")
+    file_model = st.text_input("Model", value="default")
+    if path:
+        try:
+            if not Path(path).exists():
+                raise FileNotFoundError(f"'{path}' does not exist")
+            prompts = load_prompts(path)
+            model = get_model(file_model)
+            for prompt in prompts:
+                prompt.check_dim(model.dim, model.name)
+                report = views.prompt_report(prompt, model, get_index(file_model), k)
+                st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
+                st.dataframe(views.position_table(report), hide_index=True, width="stretch")
+                st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch")
+        except (ValueError, FileNotFoundError, TypeError) as e:
+            st.error(str(e))
