@@ -97,6 +97,10 @@ class Task(ABC):
         self.device = self.model.device
         self.p = prompt_parameter(self.peft_model).shape[0]
         self._label_cache: dict[str, torch.Tensor] = {}
+        self.train_forward: torch.nn.Module = self.peft_model
+        """What differentiable passes call: the PEFT model, or the wrapper Accelerate prepared around it (DDP,
+        FSDP, ...). Passes without gradients (evaluation) call the PEFT model itself, so one process alone can
+        evaluate without a collective call."""
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -104,20 +108,30 @@ class Task(ABC):
         """Token ids of each text as the task feeds it (memoised on the model)."""
         return self.model.token_ids(texts, max_length=self.max_length)
 
+    def micro_batches(self, texts: list[str], targets: list[int]) -> list[tuple[float, list[list[int]], list[int]]]:
+        """The batch as length-bucketed micro-batches: (share of the batch, token ids, targets) each.
+
+        The shares sum to 1, so the shares times the micro-batches' mean losses sum to the batch's mean loss.
+        """
+        ids = self.tokenize(texts)
+        plan = plan_batches(
+            [len(x) for x in ids], max_tokens=self.train_max_tokens, overhead=PASS_OVERHEAD, extra=self.p
+        )
+        return [(len(rows) / len(ids), [ids[i] for i in rows], [targets[i] for i in rows]) for rows in plan.batches]
+
+    def micro_loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        """Mean loss of one micro-batch of token ids (scalar, differentiable in the prompt)."""
+        return self._loss(ids, targets)
+
     def loss(self, texts: list[str], targets: list[int]) -> torch.Tensor:
         """Mean training loss over the batch (scalar, differentiable in the prompt).
 
         The batch runs as length-bucketed micro-batches whose mean losses are recombined by their sizes, so
         the value (and its gradient) is the one of the whole batch at once.
         """
-        ids = self.tokenize(texts)
-        plan = plan_batches(
-            [len(x) for x in ids], max_tokens=self.train_max_tokens, overhead=PASS_OVERHEAD, extra=self.p
-        )
         total = torch.zeros((), device=self.device)
-        for rows in plan.batches:
-            part = self._loss([ids[i] for i in rows], [targets[i] for i in rows])
-            total = total + part * (len(rows) / len(ids))
+        for share, ids, part_targets in self.micro_batches(texts, targets):
+            total = total + self.micro_loss(ids, part_targets) * share
         return total
 
     def scores(self, texts: list[str], *, prompt: bool = True) -> torch.Tensor:
@@ -163,6 +177,9 @@ class Task(ABC):
         logits = self._scores(ids) / self.temperature
         return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
 
+    def _prompted(self) -> torch.nn.Module:
+        return self.train_forward if torch.is_grad_enabled() else self.peft_model
+
     def _pad(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
         """Right-padded ``input_ids`` and ``attention_mask`` on the model's device."""
         width = max(len(x) for x in ids)
@@ -193,7 +210,7 @@ class EncoderTask(Task):
     def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
         batch = self._pad(ids)
         if prompt:
-            hidden = self.peft_model(**batch).last_hidden_state[:, self.p :]  # drop the prompt positions
+            hidden = self._prompted()(**batch).last_hidden_state[:, self.p :]  # drop the prompt positions
         else:
             hidden = self.model.model(**batch).last_hidden_state
         return self._pool(hidden.float(), batch["attention_mask"]) @ self._label_embeddings().T
@@ -245,7 +262,7 @@ class CausalTask(_GenerativeTask):
             rows.append(text_ids + label)
         batch = self._pad(rows)
         input_ids, width = batch["input_ids"], batch["input_ids"].shape[1]
-        logits = self.peft_model(**batch).logits
+        logits = self._prompted()(**batch).logits
         logits = logits[:, -width:].float()  # drop the prompt positions, whether or not PEFT prepended them
         logp = logits.log_softmax(-1)
         total = []
@@ -273,7 +290,7 @@ class Seq2SeqTask(_GenerativeTask):
         for i, x in enumerate(labels):
             target[i, : len(x)] = torch.tensor(x)
         target = target.to(self.device)
-        logits = self.peft_model(**batch, labels=target).logits.float()
+        logits = self._prompted()(**batch, labels=target).logits.float()
         logp = logits.log_softmax(-1)
         safe = target.clamp_min(0)
         picked = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)

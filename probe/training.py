@@ -11,6 +11,7 @@ they reach). The paper's Adafactor at a constant lr is available with ``optimize
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -162,31 +163,15 @@ def make_optimizer(name: Optimizer, params: list[torch.nn.Parameter], lr: float)
     return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
 
-def is_main_process() -> bool:
-    """Rank 0 of a distributed run (or a single process): the only one that writes the run folder."""
-    return all(os.environ.get(var, "0") in ("", "0") for var in ("RANK", "LOCAL_RANK"))
+def _accelerator() -> Any:
+    """The Accelerator for this process: ``accelerate launch`` settings when launched so, else one process.
 
+    Without a GPU it must be told so (``cpu=True``): only then does a multi-process launch become data
+    parallel on the CPU (gloo) instead of N independent single processes.
+    """
+    from accelerate import Accelerator
 
-def distributed() -> tuple[int, int]:
-    """(rank, world size); under ``accelerate launch`` / torchrun the process group is set up here (gloo on CPU)."""
-    import torch.distributed as dist
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        from accelerate import PartialState
-
-        PartialState()  # reads the launcher's environment and initialises the process group
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _average_gradient(weight: torch.nn.Parameter, world: int) -> None:
-    import torch.distributed as dist
-
-    if world > 1 and weight.grad is not None:
-        dist.all_reduce(weight.grad, op=dist.ReduceOp.SUM)
-        weight.grad /= world
+    return Accelerator(cpu=not torch.cuda.is_available())
 
 
 def train(
@@ -213,9 +198,10 @@ def train(
     Returns:
         The finished :class:`Run` on the process that writes it; None on the other ranks of a distributed run.
 
-    Under ``accelerate launch`` with N processes this is data parallel: each rank takes its share of the
-    step's batch (the same global batch as a single process), gradients are averaged across ranks, and only
-    rank 0 evaluates and writes the run folder.
+    Training goes through ``accelerate.Accelerator``, so a user's Accelerate config (DDP, FSDP, DeepSpeed,
+    mixed precision) applies as it is. Under ``accelerate launch`` with N processes each rank takes its share
+    of the step's batch (the same global batch as a single process), Accelerate averages the prompt's
+    gradients across ranks, and only the main process evaluates and writes the run folder.
 
     Raises:
         ValueError: bad config or data, or a run already in ``out`` without ``resume``.
@@ -249,7 +235,8 @@ class Trainer:
         )
         self.labels = self.splits.train.label_names
         self.index = VocabIndex.for_model(self.model)
-        self.rank, self.world = distributed()
+        self.accelerator = _accelerator()
+        self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         if self.world > config.batch_size:
             raise ValueError(
                 f"batch_size {config.batch_size} is smaller than the {self.world} processes; raise --batch-size"
@@ -260,9 +247,11 @@ class Trainer:
             self.model, self.peft_model, self.labels, max_length=config.max_length, temperature=config.temperature
         )
         self.weight = prompt_parameter(self.peft_model)
-        self.optimizer = make_optimizer(config.optimizer, [self.weight], config.lr)
+        optimizer = make_optimizer(config.optimizer, [self.weight], config.lr)
+        # DDP / FSDP / DeepSpeed / mixed precision come from the user's Accelerate config, unchanged
+        self.task.train_forward, self.optimizer = self.accelerator.prepare(self.peft_model, optimizer)
         self.during = eval_subset(self.splits.test, config.eval_size, config.seed)
-        self.writer = self._open_writer(init_record, resume) if self.rank == 0 and is_main_process() else None
+        self.writer = self._open_writer(init_record, resume) if self.accelerator.is_main_process else None
 
     # -- set up -------------------------------------------------------------------------------------
 
@@ -388,14 +377,21 @@ class Trainer:
         began = time.perf_counter()
         # the frozen model stays in eval mode (no dropout): only the prompt changes
         share = slice(self.rank, None, self.world)
-        loss = self.task.loss(texts[share], targets[share])
+        parts = self.task.micro_batches(texts[share], targets[share])
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        _average_gradient(self.weight, self.world)
+        loss = 0.0
+        for i, (weight, ids, part_targets) in enumerate(parts):
+            # gradients are averaged across processes once per step, with the last micro-batch
+            last = i == len(parts) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(self.task.train_forward):
+                with self.accelerator.autocast():
+                    part = self.task.micro_loss(ids, part_targets) * weight
+                self.accelerator.backward(part)
+            loss += float(part.detach())
         self.optimizer.step()
         record = StepRecord(
             step=step,
-            loss=float(loss.detach()),
+            loss=loss,
             lr=self.config.lr,
             seconds=time.perf_counter() - began,
             prompt=self.weight,
