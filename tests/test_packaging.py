@@ -61,7 +61,8 @@ def test_dashboard__a_signal_to_probe_dashboard_stops_the_server(sig, demo_runs,
     command = [sys.executable, "-m", "probe", "dashboard", str(demo_runs), "--port", str(port), "--no-demo"]
     proc = _start(command, port, ROOT)
     assert _stops(proc, port, sig)
-    with socket.socket() as s:  # the port is free again
+    with socket.socket() as s:  # nothing listens on the port any more (TIME_WAIT connections may linger)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
 
 

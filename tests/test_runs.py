@@ -60,7 +60,7 @@ def test_load_run__bad_manifests(tmp_path, content, error, message):
 def test_load_run__missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_run(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+    with pytest.raises(ValueError, match="not a run folder in any layout probe reads. Accepted layouts: probe: "):
         load_run(tmp_path)
     assert not is_run_folder(tmp_path)
 
