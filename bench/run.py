@@ -457,7 +457,11 @@ def write_reports(results: dict) -> None:
         f"# probe benchmarks\n\n{'Quick' if results['machine']['quick'] else 'Full'} run, "
         f"{results['machine']['date']}, {results['machine']['cpus']} threads, torch {results['machine']['torch']}, "
         f"faiss {results['machine']['faiss']}. Reproduce with `python bench/run.py"
-        f"{' --quick' if results['machine']['quick'] else ''}`.\n"
+        f"{' --quick' if results['machine']['quick'] else ''}`.\n",
+        "Also measured by their own scripts: where a training run's time goes, before and after length-bucketed "
+        "evaluation ([train_eval.md](train_eval.md), `python bench/train_eval.py`); what `ProbeCallback` adds "
+        "to a Trainer step ([callback.md](callback.md), `python bench/callback.py`); the cost of `probe explain`'s "
+        "readings ([explain.md](explain.md), `python bench/explain.py`).\n",
     ]
     if "search" in results:
         md += [

@@ -8,7 +8,7 @@ same run, each in a fresh process with an empty probe cache (so the zero-shot pa
 run), then once more with this checkout and a warm cache. Evaluation time is measured by wrapping the
 evaluation functions the trainer calls; step time is the sum of the per-step seconds the run logs. Padding
 waste is computed from token lengths: random batches padded to their longest text (before) against
-length-bucketed plans (after). Prints a markdown table and writes bench/train_eval.json.
+length-bucketed plans (after). Prints a markdown table and writes bench/train_eval.md and bench/train_eval.json.
 """
 
 from __future__ import annotations
@@ -156,7 +156,9 @@ def main() -> None:
                 if folder != ROOT:
                     subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], check=False)
     (HERE / "train_eval.json").write_text(json.dumps(rows, indent=2) + "\n")
-    print(table(rows, args.steps))
+    text = table(rows, args.steps)
+    (HERE / "train_eval.md").write_text("# Where a training run's time goes\n\n" + text + "\n")
+    print(text)
 
 
 def table(rows: list[dict], steps: int) -> str:

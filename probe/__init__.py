@@ -4,6 +4,7 @@ Load a prompt-tuned model's soft prompt, find the nearest vocabulary tokens of e
 they drift during training, and compare initialisations.
 """
 
+from probe import hardening as _hardening  # noqa: F401  (registers the hard-prompt loader)
 from probe import layouts as _layouts  # noqa: F401  (registers other tools' run layouts)
 from probe.index import TokenFilter, VocabIndex
 from probe.models import DEFAULT_MODEL, LoadedModel, load_model
@@ -19,6 +20,18 @@ def __getattr__(name: str):
         from probe import integrations
 
         return getattr(integrations, name)
+    if name in ("importance", "Readout"):
+        from probe import explain
+
+        return getattr(explain, name)
+    if name == "harden":
+        from probe.hardening import harden
+
+        return harden
+    if name == "layer_lens":
+        from probe.lens import layer_lens
+
+        return layer_lens
     raise AttributeError(f"module 'probe' has no attribute {name!r}")
 
 

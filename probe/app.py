@@ -195,7 +195,7 @@ if any(r.status == "running" for r in selected):
     with st.sidebar:
         _watch_runs()
 
-tabs = st.tabs(["Nearest tokens", "Drift", "Map", "Compare", "Findings", "Inspect a file"])
+tabs = st.tabs(["Nearest tokens", "Drift", "Map", "Compare", "Findings", "Inspect a file", "Explain"])
 
 # ---------------------------------------------------------------- nearest tokens
 
@@ -334,3 +334,31 @@ with tabs[5]:
                 st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch")
         except (ValueError, FileNotFoundError, TypeError) as e:
             st.error(str(e))
+
+# ---------------------------------------------------------------- explain: what the prompt does
+
+with tabs[6]:
+    for run in selected:
+        result = views.explain_result(run)
+        st.subheader(f"{run.name}: what the prompt does")
+        if result is None:
+            st.info(
+                f"Not measured yet: `probe explain {run.path}` writes position importance, a hard prompt "
+                "and a layer lens into the run folder."
+            )
+            continue
+        if result.get("step") is not None and result["step"] != views.snapshot_at(run, step):
+            st.caption(f"Measured at step {result['step']}; the step slider is at {step}.")
+        hard = result["hard_prompt"]
+        st.markdown(
+            f"Test accuracy: soft **{result['soft_accuracy']:.3f}**, hard prompt **{hard['accuracy']:.3f}**, "
+            f"nearest tokens **{result['discretised_accuracy']:.3f}**, "
+            f"zero-shot **{result['zero_shot_accuracy']:.3f}** ({result['test_examples']} test examples)."
+        )
+        st.markdown(
+            f"Hard prompt ({hard['changed_positions']} positions changed from the nearest tokens): `{hard['text']}`"
+        )
+        table = views.explain_table(result)
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.plotly_chart(plots.importance_bars(table, highlight=focus), width="stretch", key=f"imp-{run.name}")
+        st.plotly_chart(plots.lens_heatmap(views.lens_frame(result)), width="stretch", key=f"lens-{run.name}")

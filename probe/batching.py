@@ -10,7 +10,7 @@ same examples.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,3 +96,12 @@ def plan_batches(
     batches.reverse()
     padded = int(sum(len(b) * int(size[b].max()) for b in batches))
     return BatchPlan(batches=batches, real_tokens=int(size.sum()), padded_tokens=padded)
+
+
+def batches(n: int, batch_size: int, seed: int, start: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (step, row indices) forever from ``start``; step t's batch depends only on (seed, t)."""
+    step = start
+    size = min(batch_size, n)
+    while True:
+        yield step, np.random.default_rng([seed, step]).choice(n, size=size, replace=False)
+        step += 1

@@ -365,4 +365,106 @@ class Replicate(Command):
         return 0
 
 
-COMMANDS: tuple[type[Command], ...] = (Report, Train, Drift, Compare, Demo, Dashboard, Replicate)
+EXPLAIN_JSON = "explain.json"
+
+
+@dataclass
+class Explain(Command):
+    """What a prompt does: position importance and faithfulness, the best real-token prompt, a layer lens."""
+
+    name: ClassVar[str] = "explain"
+    summary: ClassVar[str] = "position importance, a hard (real-token) prompt and a layer lens for a run or prompt"
+
+    target: str = option(
+        help="a run folder, or a prompt file / adapter (then give --data)", positional=True, metavar="run"
+    )
+    step: int | None = option(None, "the run's snapshot at this step (default: the last)")
+    model: str | None = option(None, "model name or folder (default: the one the run or prompt records)")
+    data: str | None = option(None, "labelled data file (default: the run's own); accuracies are on its test split")
+    hard_steps: int = option(100, "steps of the hard-prompt search (default 100)", positive=True)
+    lens_tokens: int = option(10_000, "tokens in the layer lens's contextual vocabulary (default 10000)", positive=True)
+    lens_texts: int = option(32, "test texts the layer lens averages hidden states over (default 32)", positive=True)
+    bootstrap: int = option(1000, "bootstrap resamples for the importance intervals (default 1000)", positive=True)
+    seed: int = option(0, "seeds the bootstrap, the held-out slice and the search's batches (default 0)")
+    format: Format = option("md", "output format: md, json or csv (default md; csv: the importance table)")
+    out: str | None = option(None, "write to this file instead of stdout")
+    no_progress: bool = option(False, "hide the progress bars")
+
+    def run(self) -> int:
+        from probe.explain import Readout, importance
+        from probe.hardening import harden, save_hard_prompt
+        from probe.lens import layer_lens
+        from probe.models import load_model
+        from probe.prompts import load_prompt
+        from probe.runs import is_any_run, is_run_folder, load_run
+
+        run = load_run(self.target) if is_any_run(self.target) else None
+        if run is not None:
+            prompt = run.snapshot(self.step) if self.step is not None else run.latest_prompt()
+        else:
+            if self.data is None:
+                raise ValueError(f"'{self.target}' is a prompt, not a run: give its task's data with --data FILE")
+            prompt = load_prompt(self.target)
+        model = load_model(self.model or prompt.base_model or "default")
+        prompt.check_dim(model.dim, model.name)
+        if self.data is not None:
+            readout = Readout.from_data(model, self.data, seed=self.seed)
+        else:
+            assert run is not None
+            readout = Readout.from_run(run, model)
+        progress = not self.no_progress
+        imp = importance(prompt, readout, bootstrap=self.bootstrap, seed=self.seed, progress=progress)
+        writable = run is not None and is_run_folder(run.path)  # never write into another tool's folder
+        hard = harden(
+            prompt,
+            readout,
+            steps=self.hard_steps,
+            seed=self.seed,
+            progress=progress,
+            state_dir=run.path if writable and run is not None else None,
+        )
+        lens = layer_lens(prompt, readout, texts=self.lens_texts, top_n=self.lens_tokens)
+        result = {
+            "source": str(self.target),
+            "step": prompt.step,
+            "model": model.name,
+            "test_examples": imp.examples,
+            "soft_accuracy": imp.soft_accuracy,
+            "discretised_accuracy": hard.discretised_accuracy,
+            "zero_shot_accuracy": hard.zero_shot_accuracy,
+            "importance": [p.__dict__ | {"nearest_drop_ci": list(p.nearest_drop_ci)} for p in imp.positions],
+            "hard_prompt": hard.to_dict(),
+            "layer_lens": [r.__dict__ for r in lens.rows],
+            "lens_holds_until": lens.holds_until,
+        }
+        if writable and run is not None:
+            save_hard_prompt(hard, run.path)
+            atomic_write_text(run.path / EXPLAIN_JSON, _json(result))
+        if self.format == "json":
+            text = _json(result)
+        elif self.format == "csv":
+            text = imp.to_dataframe().to_csv(index=False)
+        else:
+            text = "\n\n".join(
+                [
+                    f"# What the prompt does: {self.target}"
+                    + (f", step {prompt.step}" if prompt.step is not None else ""),
+                    "## Which positions matter, and is each reading faithful?",
+                    imp.to_markdown(),
+                    "## The best real-token prompt",
+                    hard.to_markdown(),
+                    "## Layer lens",
+                    lens.to_markdown(),
+                ]
+            )
+        emit(text, self.out)
+        return 0
+
+
+def _json(obj: Any) -> str:
+    from probe.explain import _to_json
+
+    return _to_json(obj)
+
+
+COMMANDS: tuple[type[Command], ...] = (Report, Train, Drift, Compare, Demo, Dashboard, Replicate, Explain)

@@ -260,3 +260,42 @@ def loss_curves(metrics: dict[str, pd.DataFrame], *, title: str = "Training loss
         )
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=320, margin={"t": 40})
     return fig
+
+
+def importance_bars(table: pd.DataFrame, *, highlight: int | None = None) -> go.Figure:
+    """Per position, the accuracy drop with it removed, read as its nearest token, and as the mean vocab row."""
+    fig = go.Figure()
+    for column, color in (
+        ("removed drop", PALETTE[0]),
+        ("nearest-token drop (faithfulness)", PALETTE[1]),
+        ("mean-vocab drop", PALETTE[2]),
+    ):
+        fig.add_trace(go.Bar(x=table["position"].astype(str), y=table[column], name=column, marker_color=color))
+    if highlight is not None:
+        fig.add_vrect(x0=highlight - 0.5, x1=highlight + 0.5, fillcolor="gold", opacity=0.25, line_width=0)
+    fig.update_layout(
+        title="Accuracy drop per position (soft minus variant)",
+        xaxis_title="position",
+        yaxis_title="accuracy drop",
+        barmode="group",
+        height=380,
+        margin={"t": 40},
+        legend={"orientation": "h"},
+    )
+    return fig
+
+
+def lens_heatmap(lens: pd.DataFrame, *, title: str = "Layer lens: top-1 contextual token") -> go.Figure:
+    """Positions x layers, coloured by cosine, each cell's top-1 token written in it."""
+    return _token_heatmap(
+        lens,
+        "layer",
+        "cosine",
+        x_label=lambda c: f"L{c}",
+        colorscale="Viridis",
+        colorbar="cosine",
+        hover="position %{y}, %{x}: %{text} (cos %{z:.2f})<extra></extra>",
+        title=title,
+        xaxis_title="layer (0 = embeddings output)",
+        font_size=10,
+    )

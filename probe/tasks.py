@@ -138,8 +138,8 @@ class Task(ABC):
         """float [B, L]: how much each label fits each text (higher is better), in one pass."""
         return self._scores(self.tokenize(texts), prompt=prompt)
 
-    def predict(self, texts: list[str], *, prompt: bool = True) -> np.ndarray:
-        """int [B]: predicted label index of each text, in length-bucketed batches under inference mode.
+    def score_all(self, texts: list[str], *, prompt: bool = True) -> np.ndarray:
+        """float32 [B, L]: label scores of every text, in length-bucketed batches under inference mode.
 
         Args:
             texts: the inputs.
@@ -152,12 +152,26 @@ class Task(ABC):
             overhead=PASS_OVERHEAD,
             extra=self.p if prompt else 0,
         )
-        out = np.empty(len(ids), dtype=np.int64)
+        out = np.empty((len(ids), len(self.label_names)), dtype=np.float32)
         self.peft_model.eval()
         with torch.inference_mode():
             for rows in plan.batches:
-                out[rows] = self._scores([ids[i] for i in rows], prompt=prompt).argmax(dim=1).cpu().numpy()
+                out[rows] = self._scores([ids[i] for i in rows], prompt=prompt).float().cpu().numpy()
         return out
+
+    def predict(self, texts: list[str], *, prompt: bool = True) -> np.ndarray:
+        """int [B]: predicted label index of each text (see :meth:`score_all`)."""
+        return self.score_all(texts, prompt=prompt).argmax(axis=1)
+
+    def example_losses(self, scores: np.ndarray, targets: list[int]) -> np.ndarray:
+        """float [B]: each example's cross-entropy over the label scores, as the training loss scales them."""
+        logits = torch.from_numpy(scores) * self.logit_scale
+        return F.cross_entropy(logits, torch.tensor(targets), reduction="none").numpy()
+
+    @property
+    def logit_scale(self) -> float:
+        """What label scores are multiplied by to become the logits of the training loss."""
+        return 1.0 / self.temperature
 
     def zero_shot(self, texts: list[str]) -> np.ndarray:
         """Predictions of the frozen model without any prompt (the untrained baseline)."""
@@ -229,6 +243,10 @@ class _GenerativeTask(Task):
 
     def _rows_per_text(self) -> int:
         return len(self.label_names)
+
+    @property
+    def logit_scale(self) -> float:
+        return 1.0
 
     def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
         n, labels = len(ids), len(self.label_names)

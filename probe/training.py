@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from probe.batching import batches
 from probe.data import BUNDLED, DataSplits, train_test
 from probe.evaluation import accuracy, discretised_accuracy, eval_subset, zero_shot_accuracy
 from probe.inits import InitMethod, Scale, initialise
@@ -141,15 +142,6 @@ class StepRecord:
     lr: float
     seconds: float
     prompt: torch.Tensor | None = None  # the live prompt parameter [p, d]; copy it to keep it
-
-
-def batches(n: int, batch_size: int, seed: int, start: int = 1) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (step, row indices) forever from ``start``; step t's batch depends only on (seed, t)."""
-    step = start
-    size = min(batch_size, n)
-    while True:
-        yield step, np.random.default_rng([seed, step]).choice(n, size=size, replace=False)
-        step += 1
 
 
 def make_optimizer(name: Optimizer, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:

@@ -178,3 +178,38 @@ def findings_report(folder: str | os.PathLike[str]) -> str | None:
     if not path.is_file():
         return None
     return path.read_text(encoding="utf-8", errors="replace")
+
+
+def explain_result(run: Run) -> dict | None:
+    """The readings ``probe explain`` saved in a run folder (explain.json), or None when it has not run there."""
+    path = run.path / "explain.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def explain_table(result: dict) -> pd.DataFrame:
+    """One row per position: nearest token, importance rank, the three drops, and where the lens reading holds."""
+    holds = result.get("lens_holds_until") or []
+    rows = []
+    for p in result["importance"]:
+        rows.append(
+            {
+                "position": p["position"],
+                "nearest token": p["nearest_token"],
+                "rank": p["rank"],
+                "removed drop": p["removed_drop"],
+                "nearest-token drop (faithfulness)": p["nearest_drop"],
+                "mean-vocab drop": p["mean_drop"],
+                "lens holds until layer": holds[p["position"]] if p["position"] < len(holds) else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def lens_frame(result: dict) -> pd.DataFrame:
+    """The layer lens as a tidy table: position, layer, token, cosine."""
+    return pd.DataFrame(result["layer_lens"])

@@ -15,7 +15,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["models", "data"], 1),
     **dict.fromkeys(["index", "prompts", "runs", "layouts"], 2),
     **dict.fromkeys(["measures", "tasks", "inits", "evaluation"], 3),
-    **dict.fromkeys(["reports", "drift", "projection", "compare"], 4),
+    **dict.fromkeys(["reports", "drift", "projection", "compare", "explain", "hardening", "lens"], 4),
     **dict.fromkeys(["training", "integrations"], 5),
     **dict.fromkeys(["demo", "replicate"], 6),
     **dict.fromkeys(["commands", "cli", "__main__"], 7),
