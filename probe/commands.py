@@ -132,12 +132,17 @@ class Report(Command):
             self.model or prompt.base_model or "default", device="cpu", trust_remote_code=self.trust_remote_code
         )
         labels = _labels(self.labels)
-        if labels is None and prompt.metadata.get("run"):
-            labels = load_run(self.prompt).labels or None
+        accuracies = None
+        if prompt.metadata.get("run"):
+            run = load_run(self.prompt)
+            labels = labels if labels is not None else (run.labels or None)
+            accuracies = run.accuracies() if prompt.step == run.steps[-1] else None  # measured on the last snapshot
         index = None
         if self.all_tokens:
             index = VocabIndex.for_model(model, token_filter=TokenFilter(exclude_special=False, exclude_unused=False))
-        report = nearest_tokens(prompt, model, k=self.k, labels=labels, controls=self.controls, index=index)
+        report = nearest_tokens(
+            prompt, model, k=self.k, labels=labels, controls=self.controls, index=index, accuracies=accuracies
+        )
         emit({"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[self.format](), self.out)
         return 0
 

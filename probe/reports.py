@@ -129,6 +129,8 @@ class NearestTokenReport:
     labels: list[str] = field(default_factory=list)
     controls: list[Summary] = field(default_factory=list)
     token_filter: dict[str, Any] = field(default_factory=dict)
+    accuracies: dict[str, float] = field(default_factory=dict)
+    """What the prompt does, where measured: soft, discretised (nearest tokens), zero-shot, hard prompt."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (see :meth:`to_json`)."""
@@ -180,6 +182,15 @@ class NearestTokenReport:
             f"model `{self.model}` | {len(self.positions)} positions | k={self.k} | exact cosine over "
             f"{self.searchable_tokens} tokens | vocabulary mean norm {self.vocab_mean_norm:.3f}",
             "",
+            *(
+                [
+                    "Test accuracy: "
+                    + ", ".join(f"{name.replace('_', ' ')} {value:.3f}" for name, value in self.accuracies.items()),
+                    "",
+                ]
+                if self.accuracies
+                else []
+            ),
             "| pos | norm (x vocab) | top-1 cos | margin | manifold pct | coherence | neighbours (cosine) |",
             "|---:|---:|---:|---:|---:|---:|:---|",
         ]
@@ -268,6 +279,7 @@ def nearest_tokens(
     index: VocabIndex | None = None,
     controls: bool = False,
     seed: int = 0,
+    accuracies: dict[str, float] | None = None,
 ) -> NearestTokenReport:
     """Nearest-token report for every position of a prompt.
 
@@ -279,6 +291,7 @@ def nearest_tokens(
         index: a prebuilt :class:`VocabIndex` (default: the model's cached index).
         controls: add the paper's control (random vectors) and sampled vocabulary rows.
         seed: seed for the controls.
+        accuracies: measured accuracies to carry in the report (``soft``, ``discretised``, ``zero_shot``, ...).
 
     Returns:
         The :class:`NearestTokenReport`.
@@ -347,4 +360,5 @@ def nearest_tokens(
         labels=labels,
         controls=control_summaries,
         token_filter=asdict(index.token_filter),
+        accuracies={k: float(v) for k, v in (accuracies or {}).items() if v is not None},
     )

@@ -15,6 +15,7 @@ last metrics line. Snapshots are listed from the folder, not from the manifest, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -114,6 +115,20 @@ class Run:
     def status(self) -> str:
         """running / finished / interrupted / failed, as last recorded."""
         return str(self.manifest.get("status"))
+
+    def accuracies(self) -> dict[str, float]:
+        """The run's measured test accuracies: soft and discretised (final), zero-shot, and the hard prompt's."""
+        final = self.manifest.get("final") or {}
+        found = {
+            "soft": final.get("accuracy"),
+            "discretised": final.get("discrete_accuracy"),
+            "zero_shot": self.manifest.get("zero_shot_accuracy"),
+        }
+        hard = self.path / "hard-prompt.json"
+        if hard.is_file():
+            with contextlib.suppress(OSError, ValueError):  # an unreadable file is not a measurement
+                found["hard_prompt"] = json.loads(hard.read_text(encoding="utf-8")).get("accuracy")
+        return {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
 
     @property
     def labels(self) -> list[str]:

@@ -32,7 +32,7 @@ def test_app__shows_each_run_with_its_nearest_tokens(app_env, demo_runs, default
 
     at = app_env(demo_runs)
     assert not at.exception
-    titles = [s.value for s in at.subheader]
+    titles = [s.value for s in at.subheader if " · step " in s.value]
     assert titles == ["class-label · step 10", "random-uniform · step 10", "sampled-vocab · step 10"]
     table = at.dataframe[0].value
     expected = nearest_tokens(load_run(demo_runs / "class-label").latest_prompt(), default_model, k=5)
@@ -45,7 +45,7 @@ def test_app__k_slider_and_run_selection_change_the_view(app_env, demo_runs):
     assert not at.exception
     assert at.dataframe[0].value["neighbours"].str.count(r"\(").eq(2).all()
     at.sidebar.multiselect[0].set_value(["sampled-vocab"]).run()
-    assert [s.value for s in at.subheader] == ["sampled-vocab · step 10"]
+    assert [s.value for s in at.subheader if " · step " in s.value] == ["sampled-vocab · step 10"]
 
 
 def test_app__step_slider_moves_the_table_to_that_snapshot(app_env, demo_runs):
@@ -96,3 +96,23 @@ def test_app__findings_tab_empty_and_with_a_report(app_env, demo_runs, tmp_path,
     at = app_env(demo_runs)
     assert not at.exception
     assert any("section 7, measured" in m.value for m in at.markdown)
+
+
+def test_app__explain_tab_says_how_to_measure_then_shows_the_readings(app_env, demo_runs, tmp_path):
+    import shutil
+
+    from probe.cli import main
+
+    runs = tmp_path / "runs"
+    shutil.copytree(demo_runs / "class-label", runs / "class-label")
+    at = app_env(runs)
+    assert not at.exception
+    assert any("probe explain" in info.value for info in at.info)
+    args = ["explain", str(runs / "class-label"), "--hard-steps", "2", "--lens-tokens", "1000", "--lens-texts", "2"]
+    assert main([*args, "--bootstrap", "50", "--no-progress", "--out", str(tmp_path / "explain.md")]) == 0
+    at = app_env(runs)
+    assert not at.exception
+    assert "class-label: what the prompt does" in [s.value for s in at.subheader]
+    tables = [d.value for d in at.dataframe if "nearest-token drop (faithfulness)" in d.value.columns]
+    assert len(tables) == 1 and len(tables[0]) == 5  # one row per position of the 5-position demo prompt
+    assert any("hard prompt" in m.value for m in at.markdown)

@@ -126,3 +126,20 @@ def test_nearest_tokens__causal_and_seq2seq_display_markers(tiny_gpt2_path, tiny
         assert len(tokens) == 60
         assert not any(t.startswith(("Ġ", "▁")) for t in tokens)
         assert any(marker in d for d in m.vocabulary.display)
+
+
+def test_report__on_a_run_carries_its_measured_accuracies(demo_runs, capsys):
+    import json
+
+    from probe import load_run
+    from probe.cli import main
+
+    run = load_run(demo_runs / "sampled-vocab")
+    assert main(["report", str(run.path), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    final = run.manifest["final"]
+    assert data["accuracies"]["soft"] == final["accuracy"]
+    assert data["accuracies"]["discretised"] == final["discrete_accuracy"]
+    assert data["accuracies"]["zero_shot"] == run.manifest["zero_shot_accuracy"]
+    assert main(["report", str(run.path)]) == 0
+    assert f"Test accuracy: soft {final['accuracy']:.3f}" in capsys.readouterr().out
