@@ -28,13 +28,11 @@ import torch
 from transformers import TrainerCallback
 
 from probe.models import canonical_name
+from probe.prompts import PEFT_INITS, PEFT_KINDS
 from probe.runs import RunWriter
 from probe.tasks import prompt_parameter
 
 logger = logging.getLogger(__name__)
-
-PEFT_KINDS = {"CAUSAL_LM": "causal", "SEQ_2_SEQ_LM": "seq2seq", "FEATURE_EXTRACTION": "encoder"}
-PEFT_INITS = {"RANDOM": "random", "TEXT": "text", "SAMPLE_VOCAB": "sampled-vocab"}
 
 
 def _is_main_process() -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.models import canonical_name
-from probe.prompts import ADAPTER_CONFIG, load_prompts, read_adapter_config
+from probe.prompts import ADAPTER_CONFIG, PEFT_INITS, PEFT_KINDS, load_prompts, read_adapter_config
 from probe.runs import RUN_FORMAT, Run, RunLayout, register_layout
 from probe.softprompt import SoftPrompt
 
@@ -34,39 +34,36 @@ TRAINER_STATE = "trainer_state.json"
 STEP_NAME = re.compile(r"^(?:checkpoint|step|epoch|global_step|iter)[-_]?(\d+)$", re.IGNORECASE)
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 TENSOR_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".npy")
-PEFT_KINDS = {"CAUSAL_LM": "causal", "SEQ_2_SEQ_LM": "seq2seq", "FEATURE_EXTRACTION": "encoder"}
-PEFT_INITS = {"RANDOM": "random", "TEXT": "text", "SAMPLE_VOCAB": "sampled-vocab"}
 
 
 def _is_adapter(path: Path) -> bool:
     return path.is_dir() and (path / ADAPTER_CONFIG).is_file()
 
 
-def _checkpoints(folder: Path) -> dict[int, Path]:
+def _numbered(folder: Path, pattern: re.Pattern[str], *, files: bool) -> dict[int, Path]:
+    """Step -> path of the children whose name (a file's stem) matches ``pattern``: adapters, or tensor files."""
     found = {}
     for child in folder.iterdir():
-        m = CHECKPOINT_NAME.match(child.name)
-        if m and _is_adapter(child):
+        m = pattern.match(child.stem if files else child.name)
+        if not m:
+            continue
+        if (files and child.is_file() and child.suffix.lower() in TENSOR_SUFFIXES) or (
+            not files and _is_adapter(child)
+        ):
             found[int(m.group(1))] = child
     return found
+
+
+def _checkpoints(folder: Path) -> dict[int, Path]:
+    return _numbered(folder, CHECKPOINT_NAME, files=False)
 
 
 def _adapter_steps(folder: Path) -> dict[int, Path]:
-    found = {}
-    for child in folder.iterdir():
-        m = STEP_NAME.match(child.name)
-        if m and _is_adapter(child):
-            found[int(m.group(1))] = child
-    return found
+    return _numbered(folder, STEP_NAME, files=False)
 
 
 def _tensor_steps(folder: Path) -> dict[int, Path]:
-    found = {}
-    for child in folder.iterdir():
-        m = STEP_NAME.match(child.stem)
-        if m and child.is_file() and child.suffix.lower() in TENSOR_SUFFIXES:
-            found[int(m.group(1))] = child
-    return found
+    return _numbered(folder, STEP_NAME, files=True)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

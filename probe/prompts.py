@@ -38,6 +38,10 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_SAFETENSORS = "adapter_model.safetensors"
 ADAPTER_BIN = "adapter_model.bin"
 PEFT_PROMPT_KEY = "prompt_embeddings"
+PEFT_KINDS = {"CAUSAL_LM": "causal", "SEQ_2_SEQ_LM": "seq2seq", "FEATURE_EXTRACTION": "encoder"}
+"""PEFT's task types as probe's model kinds."""
+PEFT_INITS = {"RANDOM": "random", "TEXT": "text", "SAMPLE_VOCAB": "sampled-vocab"}
+"""PEFT's prompt-tuning initialisations as names in a run manifest."""
 MAX_VIRTUAL_TOKENS = 100_000
 """No real prompt is this long; a config that claims more is refused before anything is read."""
 

@@ -21,13 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from probe.batching import plan_batches
+from probe.prompts import PEFT_KINDS
 
 if TYPE_CHECKING:
     from peft import PeftModel
 
     from probe.models import LoadedModel
 
-PEFT_TASK_TYPES = {"encoder": "FEATURE_EXTRACTION", "causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
+PEFT_TASK_TYPES = {kind: task_type for task_type, kind in PEFT_KINDS.items()}
+"""probe's model kinds as PEFT task types."""
 
 
 def wrap_with_prompt(model: LoadedModel, vectors: np.ndarray) -> PeftModel:
