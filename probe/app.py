@@ -162,10 +162,10 @@ if not runs:
 names = [r.name for r in runs]
 selected_names = st.sidebar.multiselect("Runs", names, default=names)
 selected = [r for r in runs if r.name in selected_names]
-models = sorted({r.manifest["model"] for r in selected})
+models = sorted({r.manifest.get("model") or "default" for r in selected})  # a tensor file per step names none
 if len(models) > 1:
     st.sidebar.warning(f"Selected runs use different models ({', '.join(models)}); showing those of {models[0]}.")
-    selected = [r for r in selected if r.manifest["model"] == models[0]]
+    selected = [r for r in selected if (r.manifest.get("model") or "default") == models[0]]
 model_name = models[0] if models else "default"
 
 all_steps = sorted({s for r in selected for s in r.steps})
@@ -339,7 +339,7 @@ with tabs[5]:
 
 with tabs[6]:
     for run in selected:
-        result = views.explain_result(run)
+        result = views.explain_result(run, step)
         st.subheader(f"{run.name}: what the prompt does")
         if result is None:
             st.info(

@@ -444,7 +444,10 @@ class Explain(Command):
         }
         if writable and run is not None:
             save_hard_prompt(hard, run.path)
-            atomic_write_text(run.path / EXPLAIN_JSON, _json(result))
+            text = _json(result)
+            # one file per measured step (the dashboard follows its step slider), and the latest as explain.json
+            atomic_write_text(run.path / "explain" / f"step-{prompt.step:08d}.json", text)
+            atomic_write_text(run.path / EXPLAIN_JSON, text)
         if self.format == "json":
             text = _json(result)
         elif self.format == "csv":

@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -174,7 +174,7 @@ def train(
     splits: DataSplits | None = None,
     resume: bool = False,
     progress: bool = True,
-    callbacks: list[Callable[[StepRecord], None]] | None = None,
+    callbacks: list[TrainingCallback | Callable[[StepRecord], None]] | None = None,
 ) -> Run | None:
     """Train a prompt and write the run folder.
 
@@ -185,7 +185,8 @@ def train(
         splits: train/test data; loaded from ``config.data`` if None.
         resume: continue the run in ``out`` from its last snapshot.
         progress: show a progress bar.
-        callbacks: called after every step with a :class:`StepRecord`.
+        callbacks: :class:`TrainingCallback` objects, or functions called after every step with a
+            :class:`StepRecord`.
 
     Returns:
         The finished :class:`Run` on the process that writes it; None on the other ranks of a distributed run.
@@ -202,10 +203,87 @@ def train(
     return trainer.fit(progress=progress)
 
 
+class TrainingCallback(Protocol):
+    """What :class:`Trainer` reports as it goes. probe's run folder is written by one of these (:class:`RunFolder`);
+    pass your own to :func:`train` (``callbacks=[...]``) to follow training elsewhere."""
+
+    def on_begin(self, fields: dict[str, Any]) -> None:
+        """Once at step 0 of a new run: run-level figures (the zero-shot accuracy)."""
+
+    def on_step(self, record: StepRecord) -> None:
+        """After every optimisation step."""
+
+    def on_evaluate(self, step: int, result: dict[str, float], *, on: str, rows: int) -> None:
+        """After an evaluation on ``rows`` test rows (``on``: "subset" or "full")."""
+
+    def on_snapshot(self, step: int, vectors: np.ndarray) -> None:
+        """The prompt at ``step`` (float32 [p, d]), every ``snapshot_every`` steps, at step 0 and the end."""
+
+    def on_end(self, status: str, step: int, final: dict[str, float]) -> None:
+        """Once: "finished" (with the final figures), "interrupted" or "failed"."""
+
+
+class RunFolder:
+    """The :class:`TrainingCallback` that writes probe's run folder (only the main process holds one).
+
+    Metrics lines, snapshots and the manifest go through :class:`probe.runs.RunWriter`; at the end the PEFT adapter
+    is saved (:func:`save_adapter`). Every write is atomic.
+    """
+
+    def __init__(self, writer: RunWriter, peft_model: Any, base_model: str) -> None:
+        self.writer, self.peft_model, self.base_model = writer, peft_model, base_model
+
+    def written(self) -> Run:
+        """The run folder as written so far."""
+        return load_run(self.writer.path)
+
+    def on_begin(self, fields: dict[str, Any]) -> None:
+        self.writer.update(**fields)
+
+    def on_step(self, record: StepRecord) -> None:
+        self.writer.log("train", step=record.step, loss=record.loss, lr=record.lr, seconds=round(record.seconds, 5))
+
+    def on_evaluate(self, step: int, result: dict[str, float], *, on: str, rows: int) -> None:
+        self.writer.log("eval", step=step, on=on, rows=rows, **result)
+
+    def on_snapshot(self, step: int, vectors: np.ndarray) -> None:
+        self.writer.write_snapshot(step, vectors)
+
+    def on_end(self, status: str, step: int, final: dict[str, float]) -> None:
+        if status == "finished":
+            save_adapter(self.peft_model, self.writer.path / ADAPTER, self.base_model)
+            self.writer.update(status=status, last_step=step, final=final, finished=time.time())
+        else:
+            self.writer.update(status=status, last_step=step)
+
+
+class _StepFunction:
+    """A plain function of a :class:`StepRecord`, the older form of a callback, as a :class:`TrainingCallback`."""
+
+    def __init__(self, function: Callable[[StepRecord], None]) -> None:
+        self.function = function
+
+    def on_begin(self, fields: dict[str, Any]) -> None:
+        pass
+
+    def on_step(self, record: StepRecord) -> None:
+        self.function(record)
+
+    def on_evaluate(self, step: int, result: dict[str, float], *, on: str, rows: int) -> None:
+        pass
+
+    def on_snapshot(self, step: int, vectors: np.ndarray) -> None:
+        pass
+
+    def on_end(self, status: str, step: int, final: dict[str, float]) -> None:
+        pass
+
+
 class Trainer:
     """probe's training loop as named steps: set up, step, evaluate, snapshot, finish.
 
-    Built by :func:`train`; the run folder is written only by the process of rank 0 (``self.writer``).
+    Built by :func:`train`. What it does is reported to its callbacks (:class:`TrainingCallback`); the run folder is
+    one of them (:class:`RunFolder`, held by the main process only, as ``self.folder``).
     """
 
     def __init__(
@@ -216,11 +294,11 @@ class Trainer:
         model: LoadedModel | None = None,
         splits: DataSplits | None = None,
         resume: bool = False,
-        callbacks: list[Callable[[StepRecord], None]] | None = None,
+        callbacks: list[TrainingCallback | Callable[[StepRecord], None]] | None = None,
     ) -> None:
         from probe.index import VocabIndex
 
-        self.config, self.out, self.callbacks = config, Path(out), list(callbacks or [])
+        self.config, self.out = config, Path(out)
         self.model = model or load_model(config.model)
         self.splits = splits or train_test(
             config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed
@@ -243,7 +321,13 @@ class Trainer:
         # DDP / FSDP / DeepSpeed / mixed precision come from the user's Accelerate config, unchanged
         self.task.train_forward, self.optimizer = self.accelerator.prepare(self.peft_model, optimizer)
         self.during = eval_subset(self.splits.test, config.eval_size, config.seed)
-        self.writer = self._open_writer(init_record, resume) if self.accelerator.is_main_process else None
+        self.folder: RunFolder | None = None
+        if self.accelerator.is_main_process:
+            writer = self._open_writer(init_record, resume)
+            self.folder = RunFolder(writer, self.peft_model, canonical_name(self.model.name))
+        self.callbacks: list[TrainingCallback] = [self.folder] if self.folder else []
+        for callback in callbacks or []:
+            self.callbacks.append(callback if hasattr(callback, "on_step") else _StepFunction(callback))  # type: ignore[arg-type]
 
     # -- set up -------------------------------------------------------------------------------------
 
@@ -320,7 +404,7 @@ class Trainer:
         config = self.config
         if self.start_step == 0:
             self._begin()
-        bar = _progress(config.steps, self.start_step, enabled=progress and self.writer is not None, desc=config.init)
+        bar = _progress(config.steps, self.start_step, enabled=progress and self.folder is not None, desc=config.init)
         last: dict[str, float] = {}
         step = self.start_step
         texts, targets = self.splits.train.texts, self.splits.train.targets
@@ -336,16 +420,14 @@ class Trainer:
                     last = self.evaluate(step, final=True)
                 elif step % config.eval_every == 0:
                     last = self.evaluate(step)
-                for callback in self.callbacks:
-                    callback(record)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{record.loss:.3f}", **{k[:8]: f"{v:.2f}" for k, v in last.items()})
         except KeyboardInterrupt:
-            self._set_status("interrupted", step)
+            self._emit("on_end", "interrupted", step, {})
             raise
         except BaseException:
-            self._set_status("failed", step)
+            self._emit("on_end", "failed", step, {})
             raise
         finally:
             if bar is not None:
@@ -354,14 +436,14 @@ class Trainer:
 
     def _begin(self) -> None:
         """Step 0: the initial snapshot, the zero-shot baseline and the first evaluation (once per run)."""
-        if self.writer is None:
+        if self.folder is None:
             return
-        written = load_run(self.out)
+        written = self.folder.written()
         if 0 not in written.steps:  # never rewrite a snapshot a reader may already hold
             self.snapshot(0)
         if not any(r.get("kind") == "eval" and r.get("step") == 0 for r in written.records()):
             test = self.splits.test
-            self.writer.update(zero_shot_accuracy=zero_shot_accuracy(self.task, test.texts, test.targets))
+            self._emit("on_begin", {"zero_shot_accuracy": zero_shot_accuracy(self.task, test.texts, test.targets)})
             self.evaluate(0)
 
     def step(self, step: int, texts: list[str], targets: list[int]) -> StepRecord:
@@ -388,47 +470,45 @@ class Trainer:
             seconds=time.perf_counter() - began,
             prompt=self.weight,
         )
-        if self.writer:
-            self.writer.log("train", step=step, loss=record.loss, lr=record.lr, seconds=round(record.seconds, 5))
+        self._emit("on_step", record)
         return record
 
     def evaluate(self, step: int, *, final: bool = False) -> dict[str, float]:
         """Accuracy at ``step``: on the training-time subset, or on the whole test split when ``final``.
 
         The discretised accuracy is measured at the end, and during training only with ``eval_discrete``.
-        Only the writing process evaluates; the others return an empty dict.
+        Only the main process evaluates; the others return an empty dict.
         """
-        if self.writer is None:
+        if self.folder is None:
             return {}
         data = self.splits.test if final else self.during
         result = {"accuracy": accuracy(self.task, data.texts, data.targets)}
         if final or self.config.eval_discrete:
             result["discrete_accuracy"] = discretised_accuracy(self.task, self.index, data.texts, data.targets)
         on = "full" if len(data) == len(self.splits.test) else "subset"
-        self.writer.log("eval", step=step, on=on, rows=len(data), **result)
+        self._emit("on_evaluate", step, result, on=on, rows=len(data))
         return result
 
     def snapshot(self, step: int) -> None:
-        """Write the prompt as it is at ``step`` (rank 0 only)."""
-        if self.writer:
-            self.writer.write_snapshot(step, self.weight.detach().float().cpu().numpy())
+        """Report the prompt as it is at ``step`` (the main process only: the others hold no copy to write)."""
+        if self.folder is not None:
+            self._emit("on_snapshot", step, self.weight.detach().float().cpu().numpy())
 
     def finish(self, last: dict[str, float]) -> Run | None:
-        """Close the run: last snapshot, final evaluation on the whole split, the PEFT adapter, the manifest."""
-        if self.writer is None:
-            return None  # only rank 0 owns the run folder
+        """Close the run: last snapshot, final evaluation on the whole split, then ``on_end`` (adapter, manifest)."""
+        if self.folder is None:
+            return None  # only the main process owns the run folder
         steps = self.config.steps
-        if steps not in load_run(self.out).steps:  # a resumed run that was already complete
+        if steps not in self.folder.written().steps:  # a resumed run that was already complete
             self.snapshot(steps)
         if not last:  # the loop ran no step: a resumed run that was already complete
             last = self.evaluate(steps, final=True)
-        save_adapter(self.peft_model, self.out / ADAPTER, canonical_name(self.model.name))
-        self.writer.update(status="finished", last_step=steps, final=last, finished=time.time())
-        return load_run(self.out)
+        self._emit("on_end", "finished", steps, last)
+        return self.folder.written()
 
-    def _set_status(self, status: str, step: int) -> None:
-        if self.writer:
-            self.writer.update(status=status, last_step=step)
+    def _emit(self, event: str, *args: Any, **kwargs: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(*args, **kwargs)
 
 
 def save_adapter(peft_model: Any, folder: Path, base_model: str) -> None:

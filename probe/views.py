@@ -180,9 +180,15 @@ def findings_report(folder: str | os.PathLike[str]) -> str | None:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def explain_result(run: Run) -> dict | None:
-    """The readings ``probe explain`` saved in a run folder (explain.json), or None when it has not run there."""
-    path = run.path / "explain.json"
+def explain_result(run: Run, step: int | None = None) -> dict | None:
+    """The readings ``probe explain`` saved in a run folder: those of the latest measured snapshot at or before
+    ``step`` (explain/step-N.json), else the latest (explain.json); None when it has not run there."""
+    measured = sorted((run.path / "explain").glob("step-*.json"))
+    if step is not None and measured:
+        earlier = [p for p in measured if int(p.stem.split("-")[1]) <= step]
+        path = earlier[-1] if earlier else measured[0]
+    else:
+        path = run.path / "explain.json"
     if not path.is_file():
         return None
     try:

@@ -85,7 +85,8 @@ def test_app__inspect_a_prompt_file(app_env, demo_runs, tmp_path, default_model)
     inputs = [t for t in at.text_input if "adapter" in (t.placeholder or "")]
     inputs[0].input(str(tmp_path / "p.npy")).run()
     assert not at.exception
-    assert at.dataframe[-1].value["top1"].tolist() == ["music", "ocean"]
+    inspected = [d.value for d in at.dataframe if "top1" in d.value.columns and len(d.value) == 2]
+    assert [t["top1"].tolist() for t in inspected] == [["music", "ocean"]]
 
 
 def test_app__findings_tab_empty_and_with_a_report(app_env, demo_runs, tmp_path, monkeypatch):
@@ -116,3 +117,20 @@ def test_app__explain_tab_says_how_to_measure_then_shows_the_readings(app_env, d
     tables = [d.value for d in at.dataframe if "nearest-token drop (faithfulness)" in d.value.columns]
     assert len(tables) == 1 and len(tables[0]) == 5  # one row per position of the 5-position demo prompt
     assert any("hard prompt" in m.value for m in at.markdown)
+    assert (runs / "class-label" / "explain" / "step-00000010.json").is_file()  # one file per measured step
+
+
+def test_app__reads_a_folder_of_tensor_files_by_step_as_a_run(app_env, tmp_path, default_model):
+    import numpy as np
+
+    folder = tmp_path / "runs" / "my-loop"
+    folder.mkdir(parents=True)
+    e = default_model.embeddings_numpy()
+    ids = default_model.tokenizer.convert_tokens_to_ids(["science", "music", "river"])
+    for step in (0, 50, 100):
+        np.save(folder / f"step-{step}.npy", e[ids] + 0.001 * step)
+    at = app_env(tmp_path / "runs")
+    assert not at.exception
+    assert "my-loop · step 100" in [s.value for s in at.subheader]
+    table = at.dataframe[0].value
+    assert table["top1"].tolist() == ["science", "music", "river"]

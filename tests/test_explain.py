@@ -159,10 +159,13 @@ def test_readings__tiny_generative_models(fixture, request):
 
 
 @pytest.mark.slow
-def test_cli_explain__a_run_writes_all_three_readings(demo_runs, capsys):
+def test_cli_explain__a_run_writes_all_three_readings(demo_runs, tmp_path, capsys):
+    import shutil
+
     from probe.cli import main
 
-    run = demo_runs / "class-label"
+    run = tmp_path / "class-label"  # a copy: the shared demo runs stay as the other tests expect them
+    shutil.copytree(demo_runs / "class-label", run)
     assert (
         main(
             [
@@ -199,3 +202,15 @@ def test_cli_explain__a_prompt_without_data_is_one_line(tmp_path, capsys):
     assert main(["explain", str(tmp_path / "p.npy")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "give its task's data with --data FILE" in err
+
+
+def test_cli_explain__a_run_that_records_no_data_is_one_line(tmp_path, capsys):
+    from probe.cli import main
+
+    folder = tmp_path / "loop"
+    folder.mkdir()
+    for step in (1, 2):
+        np.save(folder / f"step-{step}.npy", np.ones((2, 384), np.float32) * step)
+    assert main(["explain", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "records no training data" in err and "--data FILE" in err
