@@ -15,10 +15,14 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
+import tempfile
+
 import torch
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
-# no example database in the checkout (.hypothesis/): every run starts from the seeded search
+# nothing of hypothesis's in the checkout (.hypothesis/): no example database, its caches in a temp folder
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="probe-hypothesis-"))
 settings.register_profile("probe", database=None)
 settings.load_profile("probe")
 
