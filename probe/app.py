@@ -139,13 +139,16 @@ st.sidebar.title("probe")
 st.sidebar.caption("What did the soft prompt learn?")
 runs_dir = st.sidebar.text_input("Runs folder", value=st.session_state.get("runs_dir", _cli_runs_dir()))
 st.session_state["runs_dir"] = runs_dir
-k = st.sidebar.slider("Neighbours per position (k)", 1, 20, 5)
+# the view (runs, step, k, map, highlighted position, tab) lives in the URL, so a link reopens the same view
+k = st.sidebar.slider("Neighbours per position (k)", 1, 20, 5, key="k", bind="query-params")
 method = st.sidebar.radio(
     "Map",
     ["umap", "pca"],
     index=0 if os.environ.get("PROBE_MAP", "umap") == "umap" else 1,
     horizontal=True,
     help="UMAP is fitted once per model and cached; PCA is instant.",
+    key="projection",
+    bind="query-params",
 )
 
 runs = find_runs(runs_dir)
@@ -160,7 +163,7 @@ if not runs:
     )
 
 names = [r.name for r in runs]
-selected_names = st.sidebar.multiselect("Runs", names, default=names)
+selected_names = st.sidebar.multiselect("Runs", names, default=names, key="runs", bind="query-params")
 selected = [r for r in runs if r.name in selected_names]
 models = sorted({r.manifest.get("model") or "default" for r in selected})  # a tensor file per step names none
 if len(models) > 1:
@@ -170,7 +173,7 @@ model_name = models[0] if models else "default"
 
 all_steps = sorted({s for r in selected for s in r.steps})
 step = (
-    st.sidebar.select_slider("Step", options=all_steps, value=all_steps[-1])
+    st.sidebar.select_slider("Step", options=all_steps, value=all_steps[-1], key="step", bind="query-params")
     if len(all_steps) > 1
     else (all_steps[0] if all_steps else 0)
 )
@@ -180,7 +183,7 @@ if "pending_highlight" in st.session_state:  # a click in a table or the map, ap
     st.session_state["highlight"] = st.session_state.pop("pending_highlight")
 if st.session_state.get("highlight") not in highlight_options:
     st.session_state["highlight"] = "none"
-highlight = st.sidebar.selectbox("Highlight position", highlight_options, key="highlight")
+highlight = st.sidebar.selectbox("Highlight position", highlight_options, key="highlight", bind="query-params")
 focus = None if highlight == "none" else int(highlight)
 if any(r.status == "running" for r in selected):
     st.sidebar.info("A selected run is still training; the page refreshes as snapshots arrive.")
@@ -195,7 +198,8 @@ if any(r.status == "running" for r in selected):
     with st.sidebar:
         _watch_runs()
 
-tabs = st.tabs(["Nearest tokens", "Drift", "Map", "Compare", "Findings", "Inspect a file", "Explain"])
+TABS = ["Nearest tokens", "Drift", "Map", "Compare", "Findings", "Inspect a file", "Explain"]
+tabs = st.tabs(TABS, key="tab", bind="query-params")
 
 # ---------------------------------------------------------------- nearest tokens
 

@@ -134,3 +134,15 @@ def test_app__reads_a_folder_of_tensor_files_by_step_as_a_run(app_env, tmp_path,
     assert "my-loop · step 100" in [s.value for s in at.subheader]
     table = at.dataframe[0].value
     assert table["top1"].tolist() == ["science", "music", "river"]
+
+
+def test_app__a_url_restores_the_view(monkeypatch, demo_runs):
+    monkeypatch.setenv("PROBE_MAP", "pca")
+    monkeypatch.setenv("PROBE_RUNS_DIR", str(demo_runs))
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.query_params.update({"runs": ["sampled-vocab"], "step": "0", "k": "2", "highlight": "1", "tab": "Drift"})
+    at.run()
+    assert not at.exception
+    assert [s.value for s in at.subheader if " · step " in s.value] == ["sampled-vocab · step 0"]
+    assert at.sidebar.slider[0].value == 2 and at.sidebar.selectbox[0].value == 1
+    assert at.dataframe[0].value["neighbours"].str.count(r"\(").eq(2).all()  # (the browser test checks the way back)

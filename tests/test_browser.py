@@ -148,3 +148,18 @@ def test_browser__tables_map_selection_and_screenshots(server, browser, demo_run
         _wait_idle(page)
         _no_exception(page)
     page.close()
+
+
+def test_browser__a_link_reopens_the_same_view_and_follows_changes(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/?runs=sampled-vocab&step=0&k=3&highlight=2&tab=Drift")
+    page.wait_for_selector('[role="tab"][aria-selected="true"]:has-text("Drift")', timeout=180_000)  # Drift is open
+    page.wait_for_selector("text=sampled-vocab · step 0", state="attached", timeout=180_000)
+    _wait_idle(page)
+    _no_exception(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert "sampled-vocab" in sidebar.inner_text() and "class-label" not in sidebar.inner_text()
+    page.get_by_role("tab", name="Map").click()  # a change goes back into the URL
+    page.wait_for_function("() => window.location.search.includes('tab=Map')", timeout=60_000)
+    assert "k=3" in page.url and "runs=sampled-vocab" in page.url
+    page.close()
