@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import threading
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -244,6 +243,14 @@ with tabs[0]:
             c2.download_button(
                 "report.json", report.to_json(), f"{run.name}-step{at}.json", "application/json", key=f"json-{run.name}"
             )
+    model_now = get_model(model_name)
+    for name, prompts in st.session_state.get("uploads", {}).items():
+        for prompt in prompts:
+            if prompt.dim == model_now.dim:
+                report = views.prompt_report(prompt, model_now, get_index(model_name), k)
+                st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
+                st.dataframe(views.position_table(report), hide_index=True, width="stretch", key=f"up-{name}")
+    if selected:
         st.caption(FAITHFULNESS_CAVEAT)
 
 # ---------------------------------------------------------------- drift
@@ -281,6 +288,11 @@ with tabs[2]:
 
             _wait_for_map()
         paths = get_paths(tuple(str(r.path) for r in selected), signature(selected), model_name, map_name, vmap)
+        uploads = st.session_state.get("uploads", {})
+        if uploads:  # uploaded prompts join the map as one more prompt each
+            display = get_model(model_name).vocabulary.display
+            placed = views.placed_prompts(vmap, uploads, get_index(model_name), display=display, step=step)
+            paths = pd.concat([paths, placed], ignore_index=True)
         color_by = st.radio("Colour by", ["run", "init"], horizontal=True)
         tokens = get_tokens(model_name, map_name, vmap)
         fig = plots.prompt_map(tokens, paths, step=step, highlight=focus, color_by=color_by)
@@ -322,22 +334,32 @@ with tabs[4]:
 # ---------------------------------------------------------------- inspect a file
 
 with tabs[5]:
-    path = st.text_input("Prompt file or PEFT adapter folder", placeholder="/path/to/adapter or prompt.safetensors")
     file_model = st.text_input("Model", value="default")
-    if path:
-        try:
-            if not Path(path).exists():
-                raise FileNotFoundError(f"'{path}' does not exist")
-            prompts = load_prompts(path)
-            model = get_model(file_model)
-            for prompt in prompts:
-                prompt.check_dim(model.dim, model.name)
-                report = views.prompt_report(prompt, model, get_index(file_model), k)
-                st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
-                st.dataframe(views.position_table(report), hide_index=True, width="stretch")
-                st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch")
-        except (ValueError, FileNotFoundError, TypeError) as e:
-            st.error(str(e))
+    uploaded = st.file_uploader(
+        f"Upload a prompt: .safetensors, .npy, .pt, or a zipped PEFT adapter folder (up to {views.MAX_UPLOAD_MB} MB)",
+        type=[s.lstrip(".") for s in views.UPLOAD_SUFFIXES],
+        max_upload_size=views.MAX_UPLOAD_MB,
+    )
+    path = st.text_input("…or a file under the runs folder", placeholder="runs-folder/…/adapter or prompt.safetensors")
+    shown: list = []
+    try:
+        if uploaded is not None:
+            shown = views.read_upload(uploaded.name, uploaded.getvalue())
+            uploads = st.session_state.setdefault("uploads", {})
+            if uploaded.name not in uploads:  # joins the other tabs (tables, map) from the next run on
+                uploads[uploaded.name] = shown
+                st.rerun()
+        if path:
+            shown += load_prompts(views.under_folder(path, runs_dir))
+        model = get_model(file_model)
+        for prompt in shown:
+            prompt.check_dim(model.dim, model.name)
+            report = views.prompt_report(prompt, model, get_index(file_model), k)
+            st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
+            st.dataframe(views.position_table(report), hide_index=True, width="stretch")
+            st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch")
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        st.error(" ".join(str(e).split()))  # one line, as the CLI says it
 
 # ---------------------------------------------------------------- explain: what the prompt does
 

@@ -63,27 +63,40 @@ def test_app__token_search(app_env, demo_runs):
     assert 3 in positions and len(positions) < 5
 
 
+def _runs_with(tmp_path, demo_runs):
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(demo_runs / "class-label", runs / "class-label")
+    return runs
+
+
 def test_app__inspect_a_file_errors_are_shown_not_raised(app_env, demo_runs, tmp_path):
     import numpy as np
 
-    at = app_env(demo_runs)
-    inputs = [t for t in at.text_input if "adapter" in (t.placeholder or "")]
-    inputs[0].input(str(tmp_path / "missing.npy")).run()
+    runs = _runs_with(tmp_path, demo_runs)
+    at = app_env(runs)
+    inputs = [t for t in at.text_input if "runs-folder" in (t.placeholder or "")]
+    inputs[0].input(str(runs / "missing.npy")).run()
     assert not at.exception
     assert "does not exist" in at.error[0].value
-    np.save(tmp_path / "wrong.npy", np.ones((3, 768), np.float32))
-    inputs[0].input(str(tmp_path / "wrong.npy")).run()
+    np.save(runs / "wrong.npy", np.ones((3, 768), np.float32))
+    inputs[0].input(str(runs / "wrong.npy")).run()
     assert "768" in at.error[0].value and "384" in at.error[0].value
+    np.save(tmp_path / "outside.npy", np.ones((3, 384), np.float32))  # a server path outside the runs folder
+    inputs[0].input(str(tmp_path / "outside.npy")).run()
+    assert "outside the runs folder" in at.error[0].value and "Upload the file instead" in at.error[0].value
 
 
 def test_app__inspect_a_prompt_file(app_env, demo_runs, tmp_path, default_model):
     import numpy as np
 
+    runs = _runs_with(tmp_path, demo_runs)
     ids = default_model.tokenizer.convert_tokens_to_ids(["music", "ocean"])
-    np.save(tmp_path / "p.npy", default_model.embeddings_numpy()[ids])
-    at = app_env(demo_runs)
-    inputs = [t for t in at.text_input if "adapter" in (t.placeholder or "")]
-    inputs[0].input(str(tmp_path / "p.npy")).run()
+    np.save(runs / "p.npy", default_model.embeddings_numpy()[ids])
+    at = app_env(runs)
+    inputs = [t for t in at.text_input if "runs-folder" in (t.placeholder or "")]
+    inputs[0].input(str(runs / "p.npy")).run()
     assert not at.exception
     inspected = [d.value for d in at.dataframe if "top1" in d.value.columns and len(d.value) == 2]
     assert [t["top1"].tolist() for t in inspected] == [["music", "ocean"]]

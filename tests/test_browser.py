@@ -163,3 +163,54 @@ def test_browser__a_link_reopens_the_same_view_and_follows_changes(server, brows
     page.wait_for_function("() => window.location.search.includes('tab=Map')", timeout=60_000)
     assert "k=3" in page.url and "runs=sampled-vocab" in page.url
     page.close()
+
+
+def test_browser__uploads_join_the_view_and_a_pickle_is_refused(server, browser, default_model, tmp_path):
+    import pickle
+    import zipfile
+
+    from safetensors.numpy import save_file
+
+    from probe.tasks import wrap_with_prompt
+
+    ids = default_model.tokenizer.convert_tokens_to_ids(["music", "ocean", "science"])
+    rows = default_model.embeddings_numpy()[ids]
+    save_file({"prompt": rows}, tmp_path / "mine.safetensors")
+    wrap_with_prompt(default_model, rows[:2]).save_pretrained(tmp_path / "adapter")
+    with zipfile.ZipFile(tmp_path / "adapter.zip", "w") as z:
+        for f in (tmp_path / "adapter").iterdir():
+            z.write(f, f"adapter/{f.name}")
+    marker = tmp_path / "pwned"
+
+    class Bomb:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"prompt": Bomb()}))
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/?tab=Inspect+a+file")
+    page.wait_for_selector('[role="tab"][aria-selected="true"]:has-text("Inspect a file")', timeout=180_000)
+    _wait_idle(page)
+    upload = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    upload.set_input_files(str(tmp_path / "mine.safetensors"))
+    page.wait_for_selector("text=upload: mine.safetensors", state="attached", timeout=120_000)
+    _wait_idle(page)
+    _no_exception(page)
+    page.wait_for_selector('[role="gridcell"]:text-is("science")', state="attached", timeout=60_000)
+    cells = page.locator('[role="gridcell"]').all_text_contents()
+    assert {"music", "ocean", "science"} <= set(cells)
+    # it joins the nearest-token tab (and the map) as one more prompt
+    assert page.locator('h3:has-text("upload: mine.safetensors")').count() >= 2
+
+    upload.set_input_files(str(tmp_path / "adapter.zip"))
+    page.wait_for_selector("text=upload: adapter.zip", state="attached", timeout=120_000)
+    _wait_idle(page)
+    _no_exception(page)
+
+    upload.set_input_files(str(tmp_path / "evil.pt"))
+    page.wait_for_selector('[data-testid="stAlertContentError"]', timeout=120_000)
+    message = page.locator('[data-testid="stAlertContentError"]').first.inner_text().strip()
+    assert (len(message.splitlines()) == 1 and "evil.pt" not in message) or "pickle" in message.lower()
+    assert not marker.exists()  # no code from the upload ran
+    page.close()

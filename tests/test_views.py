@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from probe import load_run, nearest_tokens
 from probe.projection import MapConfig, fit_map
@@ -37,3 +38,69 @@ def test_trajectories__every_snapshot_placed_and_cached(demo_runs, default_model
         f.write_bytes(b"not safetensors")
     third = trajectories(vmap, runs, default_index, display=default_model.vocabulary.display, cache_dir=tmp_path)
     np.testing.assert_array_equal(paths[["x", "y"]].to_numpy(), third[["x", "y"]].to_numpy())
+
+
+def _pickle_bomb(marker):
+    import pickle
+
+    class Bomb:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    return pickle.dumps({"prompt": Bomb()})
+
+
+def test_read_upload__tensor_files_and_a_zipped_adapter(tmp_path, default_model):
+    import io
+    import zipfile
+
+    import torch
+    from safetensors.numpy import save
+
+    from probe.tasks import wrap_with_prompt
+    from probe.views import read_upload
+
+    e = default_model.embeddings_numpy()[:3]
+    (prompt,) = read_upload("mine.safetensors", save({"prompt": e}))
+    np.testing.assert_array_equal(prompt.vectors, e)
+    assert prompt.source == "upload: mine.safetensors"
+    buffer = io.BytesIO()
+    np.save(buffer, e)
+    np.testing.assert_array_equal(read_upload("p.npy", buffer.getvalue())[0].vectors, e)
+    wrap_with_prompt(default_model, e).save_pretrained(tmp_path / "adapter")
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        for f in (tmp_path / "adapter").iterdir():
+            z.write(f, f"my-adapter/{f.name}")
+    np.testing.assert_array_equal(read_upload("adapter.zip", zipped.getvalue())[0].vectors, e)
+    torch_bytes = io.BytesIO()
+    torch.save({"prompt": torch.from_numpy(e)}, torch_bytes)
+    np.testing.assert_array_equal(read_upload("p.pt", torch_bytes.getvalue())[0].vectors, e)
+
+
+def test_read_upload__refuses_pickled_code_unsafe_zips_and_size(tmp_path):
+    import io
+    import zipfile
+
+    from probe.views import read_upload, under_folder
+
+    marker = tmp_path / "pwned"
+    with pytest.raises(ValueError, match="'evil.pt' holds Python objects beyond tensors; probe refuses to unpickle"):
+        read_upload("evil.pt", _pickle_bomb(marker))
+    assert not marker.exists()  # the pickle's code never ran
+    evil = io.BytesIO()
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("../../escape.txt", "x")
+    with pytest.raises(ValueError, match="unsafe path"):
+        read_upload("evil.zip", evil.getvalue())
+    with pytest.raises(ValueError, match="the limit is 1 MB"):
+        read_upload("big.npy", b"0" * (2 * 2**20), max_mb=1)
+    with pytest.raises(ValueError, match="expected one of"):
+        read_upload("notes.txt", b"hello")
+    with pytest.raises(ValueError, match="not a readable zip"):
+        read_upload("broken.zip", b"PK no")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "p.npy").write_bytes(b"")
+    assert under_folder(tmp_path / "runs" / "p.npy", tmp_path / "runs").name == "p.npy"
+    with pytest.raises(ValueError, match="outside the runs folder"):
+        under_folder(tmp_path / "runs" / ".." / "pwned", tmp_path / "runs")
