@@ -122,6 +122,16 @@ def get_tokens(model_name: str, map_name: str, _vmap: VocabMap) -> pd.DataFrame:
     return views.map_tokens(_vmap, get_model(model_name).vocabulary.display)
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_landmarks(model_name: str, map_name: str, labels: tuple[str, ...], _vmap: VocabMap) -> pd.DataFrame:
+    from probe.tokens import frequency_ranks
+
+    model = get_model(model_name)
+    return views.landmarks(
+        get_tokens(model_name, map_name, _vmap), frequency_ranks(model.vocabulary), labels=list(labels)
+    )
+
+
 def _run(path: str) -> Run:
     from probe.runs import load_run
 
@@ -293,9 +303,21 @@ with tabs[2]:
             display = get_model(model_name).vocabulary.display
             placed = views.placed_prompts(vmap, uploads, get_index(model_name), display=display, step=step)
             paths = pd.concat([paths, placed], ignore_index=True)
-        color_by = st.radio("Colour by", ["run", "init"], horizontal=True)
+        c1, c2, c3 = st.columns(3)
+        color_by = c1.radio("Colour by", ["run", "init"], horizontal=True)
+        show_top1 = c2.toggle("Top-1 token of each position", value=True)
+        show_words = c3.toggle("Landmark words and class labels", value=True)
         tokens = get_tokens(model_name, map_name, vmap)
-        fig = plots.prompt_map(tokens, paths, step=step, highlight=focus, color_by=color_by)
+        words = get_landmarks(model_name, map_name, tuple(sorted({lb for r in selected for lb in r.labels})), vmap)
+        fig = plots.prompt_map(
+            tokens,
+            paths,
+            step=step,
+            highlight=focus,
+            color_by=color_by,
+            landmarks=words if show_words else None,
+            label_positions=show_top1,
+        )
         chosen = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points", key="map")
         points = chosen.selection.points if chosen and chosen.selection else []
         if points and "customdata" in points[0]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -46,8 +47,12 @@ def prompt_map(
     highlight: int | None = None,
     color_by: str = "run",
     title: str = "Prompt positions in the vocabulary map",
+    landmarks: pd.DataFrame | None = None,
+    label_positions: bool = True,
 ) -> go.Figure:
-    """Vocabulary cloud plus each position's trajectory over the snapshots.
+    """Vocabulary cloud plus each position's trajectory over the snapshots, with words written on it.
+
+    Labels are SVG text (not WebGL), so they stay legible when zooming and can be read from the page.
 
     Args:
         tokens: vocabulary cloud (token, x, y).
@@ -56,8 +61,24 @@ def prompt_map(
         step: mark each position at its last snapshot at or before this step (default: the last).
         highlight: a position to draw thicker in every run.
         color_by: "run" or "init".
+        landmarks: words to write on the map (token, x, y, is_label), from :func:`probe.views.landmarks`;
+            class labels are drawn in bold red.
+        label_positions: write each position's top-1 token next to it (placed to avoid overlaps).
     """
     fig = vocab_cloud(tokens, title=title)
+    if landmarks is not None and not landmarks.empty:
+        for is_label, words in landmarks.groupby("is_label"):
+            fig.add_trace(
+                go.Scatter(
+                    x=words["x"],
+                    y=words["y"],
+                    mode="text",
+                    text=[f"<b>{w}</b>" for w in words["token"]] if is_label else words["token"],
+                    textfont={"size": 13 if is_label else 10, "color": "#c0392b" if is_label else "#7f8c8d"},
+                    hoverinfo="skip",
+                    name="class labels" if is_label else "landmark words",
+                )
+            )
     if paths.empty:
         return fig
     colors = _colors(sorted(paths[color_by].astype(str).unique()))
@@ -104,6 +125,21 @@ def prompt_map(
                     legendgroup=str(group),
                 )
             )
+    if label_positions and not current.empty:
+        top1 = current["neighbours"].str.split(", ").str[0].fillna("")
+        spots = label_spots(current["x"].to_numpy(), current["y"].to_numpy(), top1.tolist())
+        fig.add_trace(
+            go.Scatter(
+                x=current["x"],
+                y=current["y"],
+                mode="text",
+                text=top1,
+                textposition=spots,
+                textfont={"size": 11, "color": [colors[str(g)] for g in current[color_by]]},
+                hoverinfo="skip",
+                name="top-1 tokens",
+            )
+        )
     return fig
 
 
@@ -299,3 +335,40 @@ def lens_heatmap(lens: pd.DataFrame, *, title: str = "Layer lens: top-1 contextu
         xaxis_title="layer (0 = embeddings output)",
         font_size=10,
     )
+
+
+LABEL_SPOTS = ("top right", "bottom right", "top left", "bottom left", "top center", "bottom center")
+
+
+def label_spots(
+    x: np.ndarray, y: np.ndarray, texts: list[str], *, char: float = 0.009, line: float = 0.03
+) -> list[str]:
+    """Where to put each point's text so that labels overlap as little as they can (greedy, in map units).
+
+    ``char`` and ``line`` are a character's width and a line's height as shares of the map's width and height.
+    """
+    if len(x) == 0:
+        return []
+    width, height = max(float(np.ptp(x)), 1e-9), max(float(np.ptp(y)), 1e-9)
+    placed: list[tuple[float, float, float, float]] = []
+    spots = []
+    for xi, yi, text in zip(x, y, texts, strict=True):
+        w, h = len(text) * char * width, line * height
+        best, best_overlap = LABEL_SPOTS[0], float("inf")
+        for spot in LABEL_SPOTS:
+            left = xi - (w if "left" in spot else w / 2 if "center" in spot else 0)
+            bottom = yi - h if "bottom" in spot else yi
+            box = (left, bottom, left + w, bottom + h)
+            overlap = sum(
+                max(0.0, min(box[2], b[2]) - max(box[0], b[0])) * max(0.0, min(box[3], b[3]) - max(box[1], b[1]))
+                for b in placed
+            )
+            if overlap < best_overlap:
+                best, best_overlap = spot, overlap
+            if overlap == 0:
+                break
+        left = xi - (w if "left" in best else w / 2 if "center" in best else 0)
+        bottom = yi - h if "bottom" in best else yi
+        placed.append((left, bottom, left + w, bottom + h))
+        spots.append(best)
+    return spots

@@ -352,3 +352,36 @@ def placed_prompts(
                 )
             )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def landmarks(
+    tokens: pd.DataFrame, order: np.ndarray, *, labels: list[str] | None = None, cells: int = 18
+) -> pd.DataFrame:
+    """Words to write on the map: the most frequent whole word in each occupied cell of a ``cells`` x ``cells``
+    grid (so dense regions are named), plus every class label present (``is_label``).
+
+    Args:
+        tokens: the map's vocabulary (token_id, token, x, y), from :func:`map_tokens`.
+        order: token ids from most to least frequent (:func:`probe.tokens.frequency_ranks`).
+        labels: class labels to mark.
+        cells: grid size; at most ``cells ** 2`` landmarks besides the labels.
+
+    Returns:
+        token, x, y, is_label.
+    """
+    if tokens.empty:
+        return pd.DataFrame(columns=["token", "x", "y", "is_label"])
+    rank = pd.Series(np.arange(len(order)), index=order)
+    table = tokens.assign(rank=tokens["token_id"].map(rank))
+    words = table[table["rank"].notna() & table["token"].str.fullmatch(r"[A-Za-z]{3,}")]
+    span = lambda v: (v - v.min()) / max(float(v.max() - v.min()), 1e-9)  # noqa: E731
+    cell = np.minimum((span(table["x"]) * cells).astype(int), cells - 1) * cells + np.minimum(
+        (span(table["y"]) * cells).astype(int), cells - 1
+    )
+    words = words.assign(cell=cell[words.index])
+    picked = words.sort_values("rank").groupby("cell").head(1)
+    wanted = {label.lower() for label in labels or []}
+    marked = table[table["token"].str.lower().isin(wanted)]
+    out = pd.concat([picked.assign(is_label=False), marked.assign(is_label=True)], ignore_index=True)
+    out = out.sort_values("is_label").drop_duplicates("token", keep="last")
+    return out[["token", "x", "y", "is_label"]].reset_index(drop=True)

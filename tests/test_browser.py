@@ -128,6 +128,10 @@ def test_browser__tables_map_selection_and_screenshots(server, browser, demo_run
     legend = chart.locator(".legendtext").all_text_contents()
     assert {"class-label", "sampled-vocab", "random-uniform (off-manifold)"} <= set(legend)
     assert chart.locator("canvas").count() > 0  # the WebGL vocabulary cloud
+    written = set(chart.locator("svg text").all_text_contents())  # labels are SVG text, readable without hovering
+    assert {"joy", "anger", "fear", "sadness"} <= written  # the class labels
+    assert {p.neighbors[0].token for p in expected.positions} <= written  # each position's top-1 token
+    assert len(written) > 100  # landmark words where the map is dense
     page.screenshot(path=str(tmp_path / "map.png"))
     assert _is_png(tmp_path / "map.png")
 

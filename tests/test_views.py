@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from probe import load_run, nearest_tokens
@@ -104,3 +105,44 @@ def test_read_upload__refuses_pickled_code_unsafe_zips_and_size(tmp_path):
     assert under_folder(tmp_path / "runs" / "p.npy", tmp_path / "runs").name == "p.npy"
     with pytest.raises(ValueError, match="outside the runs folder"):
         under_folder(tmp_path / "runs" / ".." / "pwned", tmp_path / "runs")
+
+
+def test_landmarks__one_word_per_dense_cell_and_every_label(default_model, default_index, tmp_path):
+    from probe.tokens import frequency_ranks
+    from probe.views import landmarks, map_tokens
+
+    vmap = fit_map(default_model, default_index, MapConfig(method="pca", n_vocab=3000), cache_dir=tmp_path)
+    tokens = map_tokens(vmap, default_model.vocabulary.display)
+    words = landmarks(tokens, frequency_ranks(default_model.vocabulary), labels=["science", "music"], cells=10)
+    plain = words[~words["is_label"]]
+    assert 20 <= len(plain) <= 100 and plain["token"].str.fullmatch(r"[A-Za-z]{3,}").all()
+    assert set(words[words["is_label"]]["token"]) == {"science", "music"}
+    assert words["token"].is_unique
+
+
+def test_label_spots__labels_avoid_each_other_when_they_can():
+    from probe.plots import label_spots
+
+    x, y = np.array([0.0, 0.01, 1.0]), np.array([0.0, 0.0, 1.0])
+    spots = label_spots(x, y, ["alpha", "beta", "gamma"])
+    assert spots[0] != spots[1]  # two labels on nearly the same point go to different sides
+    assert spots[2] == "top right"  # a lone point keeps the first choice
+
+
+def test_prompt_map__labels_are_svg_text_traces(demo_runs, default_model, default_index, tmp_path):
+    from probe.plots import prompt_map
+    from probe.views import map_tokens
+
+    vmap = fit_map(default_model, default_index, MapConfig(method="pca", n_vocab=500), cache_dir=tmp_path)
+    runs = [load_run(demo_runs / "class-label")]
+    paths = trajectories(vmap, runs, default_index, display=default_model.vocabulary.display, cache_dir=tmp_path)
+    words = pd.DataFrame({"token": ["joy", "river"], "x": [0.0, 1.0], "y": [0.0, 1.0], "is_label": [True, False]})
+    fig = prompt_map(map_tokens(vmap, default_model.vocabulary.display), paths, step=10, landmarks=words)
+    text_traces = {t.name: t for t in fig.data if t.type == "scatter" and t.mode == "text"}
+    assert set(text_traces) == {"class labels", "landmark words", "top-1 tokens"}
+    assert (
+        list(text_traces["top-1 tokens"].text)
+        == paths[paths["step"] == 10]["neighbours"].str.split(", ").str[0].tolist()
+    )
+    bare = prompt_map(map_tokens(vmap, default_model.vocabulary.display), paths, step=10, label_positions=False)
+    assert not [t for t in bare.data if getattr(t, "mode", None) == "text"]
