@@ -181,11 +181,29 @@ if len(models) > 1:
 model_name = models[0] if models else "default"
 
 all_steps = sorted({s for r in selected for s in r.steps})
+if "pending_step" in st.session_state:  # a frame of the animation, applied before the slider exists
+    st.session_state["step"] = st.session_state.pop("pending_step")
 step = (
     st.sidebar.select_slider("Step", options=all_steps, value=all_steps[-1], key="step", bind="query-params")
     if len(all_steps) > 1
     else (all_steps[0] if all_steps else 0)
 )
+if len(all_steps) > 1 and st.sidebar.toggle("Play through training", key="play", help="Steps every view together"):
+
+    @st.fragment(run_every=1.5)
+    def _next_frame() -> None:
+        import time
+
+        # the body also runs with the whole page; a frame advances only once its time has come
+        if time.monotonic() - st.session_state.get("frame_at", 0.0) < 1.4:
+            return
+        st.session_state["frame_at"] = time.monotonic()
+        later = [s for s in all_steps if s > st.session_state.get("step", step)]
+        st.session_state["pending_step"] = later[0] if later else all_steps[0]  # loops back to the start
+        st.rerun()
+
+    with st.sidebar:
+        _next_frame()
 positions = max((int(r.manifest["length"]) for r in selected), default=0)  # no snapshot read per rerun
 highlight_options = ["none", *range(positions)]
 if "pending_highlight" in st.session_state:  # a click in a table or the map, applied before the widget exists

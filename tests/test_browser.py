@@ -218,3 +218,15 @@ def test_browser__uploads_join_the_view_and_a_pickle_is_refused(server, browser,
     assert (len(message.splitlines()) == 1 and "evil.pt" not in message) or "pickle" in message.lower()
     assert not marker.exists()  # no code from the upload ran
     page.close()
+
+
+def test_browser__play_steps_the_views_through_training(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{server}/?runs=class-label&step=0")
+    page.wait_for_selector("text=class-label · step 0", state="attached", timeout=180_000)
+    _wait_idle(page)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Play through training").click()
+    page.wait_for_selector("text=class-label · step 10", state="attached", timeout=60_000)  # frame 1
+    page.wait_for_selector("text=class-label · step 0", state="attached", timeout=60_000)  # frame 2: back to start
+    _no_exception(page)
+    page.close()
