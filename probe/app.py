@@ -225,7 +225,7 @@ if any(r.status == "running" for r in selected):
     with st.sidebar:
         _watch_runs()
 
-TABS = ["Nearest tokens", "Drift", "Map", "Compare", "Findings", "Inspect a file", "Explain"]
+TABS = ["Nearest tokens", "Drift", "Map", "Compare", "Findings", "Inspect a file", "Explain", "Side by side"]
 tabs = st.tabs(TABS, key="tab", bind="query-params")
 
 # ---------------------------------------------------------------- nearest tokens
@@ -428,3 +428,47 @@ with tabs[6]:
         st.dataframe(table, hide_index=True, width="stretch")
         st.plotly_chart(plots.importance_bars(table, highlight=focus), width="stretch", key=f"imp-{run.name}")
         st.plotly_chart(plots.lens_heatmap(views.lens_frame(result)), width="stretch", key=f"lens-{run.name}")
+
+# ---------------------------------------------------------------- side by side: one column per initialisation
+
+with tabs[7]:
+    columns = views.init_columns(selected)
+    if columns:
+        drift_all = {r.name: get_drift(str(r.path), signature([r]), model_name, 5) for r in selected}
+        travels = {
+            name: views.travel_by_step(pd.concat([drift_all[r.name] for r in group], ignore_index=True))
+            for name, group in columns.items()
+        }
+        low = min([float(t["low"].min()) for t in travels.values() if not t.empty] + [0.9])
+        y_range = (max(-1.0, low - 0.02), 1.005)  # one axis for every column
+        side_map, _ = get_map(
+            model_name, method, get_extra(tuple(str(r.path) for r in runs), signature(runs), model_name)
+        )
+        side_map_name = f"{side_map.config.method}-{len(side_map.token_ids)}-{side_map.fit_seconds}"
+        side_tokens = get_tokens(model_name, side_map_name, side_map)
+        side_paths = get_paths(
+            tuple(str(r.path) for r in selected), signature(selected), model_name, side_map_name, side_map
+        )
+        for column, (name, group) in zip(st.columns(len(columns)), columns.items(), strict=True):
+            with column:
+                seeds = f" · {len(group)} seeds" if len(group) > 1 else ""
+                st.markdown(f"**{name}**{seeds}")
+                first = drift_all[group[0].name]
+                river = first[first["step"] <= step]
+                st.plotly_chart(
+                    plots.token_river(river, title=f"top-1 token ({group[0].name})"),
+                    width="stretch",
+                    key=f"side-river-{name}",
+                )
+                st.plotly_chart(
+                    plots.travel_curve(travels[name], title="cosine to the initial vector", y_range=y_range),
+                    width="stretch",
+                    key=f"side-travel-{name}",
+                )
+                st.plotly_chart(
+                    plots.accuracy_bars(views.accuracy_spread(group)), width="stretch", key=f"side-acc-{name}"
+                )
+                own = side_paths[side_paths["run"].isin([r.name for r in group])]
+                small = plots.prompt_map(side_tokens, own, step=step, highlight=focus, label_positions=False)
+                small.update_layout(height=320, showlegend=False, title=None, margin={"t": 10, "l": 0, "r": 0, "b": 0})
+                st.plotly_chart(small, width="stretch", key=f"side-map-{name}")

@@ -372,3 +372,49 @@ def label_spots(
         placed.append((left, bottom, left + w, bottom + h))
         spots.append(best)
     return spots
+
+
+def travel_curve(travel: pd.DataFrame, *, title: str, y_range: tuple[float, float]) -> go.Figure:
+    """Mean cosine to the initial vector over steps, with the spread across seeds as a band."""
+    fig = go.Figure()
+    if not travel.empty:
+        fig.add_trace(go.Scatter(x=travel["step"], y=travel["high"], mode="lines", line={"width": 0}, showlegend=False))
+        fig.add_trace(
+            go.Scatter(
+                x=travel["step"],
+                y=travel["low"],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor="rgba(102, 194, 165, 0.3)",
+                name="seeds: min to max",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(x=travel["step"], y=travel["mean"], mode="lines", line={"color": PALETTE[0]}, name="mean")
+        )
+    fig.update_layout(
+        title=title,
+        xaxis_title="step",
+        yaxis={"title": "cos to init", "range": list(y_range)},
+        height=260,
+        margin={"t": 40, "l": 10, "r": 10, "b": 10},
+        showlegend=False,
+    )
+    return fig
+
+
+def accuracy_bars(spread: pd.DataFrame, *, title: str = "Test accuracy") -> go.Figure:
+    """Soft / discretised / zero-shot accuracy with the standard deviation across seeds, on a 0-1 axis."""
+    fig = go.Figure(
+        go.Bar(
+            x=spread["measure"],
+            y=spread["mean"],
+            error_y={"type": "data", "array": spread["sd"]},
+            marker_color=PALETTE[: len(spread)],
+            text=[f"{v:.2f}" for v in spread["mean"]],
+            textposition="inside",
+        )
+    )
+    fig.update_layout(title=title, yaxis={"range": [0, 1]}, height=240, margin={"t": 40, "l": 10, "r": 10, "b": 10})
+    return fig

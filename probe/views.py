@@ -385,3 +385,34 @@ def landmarks(
     out = pd.concat([picked.assign(is_label=False), marked.assign(is_label=True)], ignore_index=True)
     out = out.sort_values("is_label").drop_duplicates("token", keep="last")
     return out[["token", "x", "y", "is_label"]].reset_index(drop=True)
+
+
+def init_columns(runs: list[Run]) -> dict[str, list[Run]]:
+    """The runs grouped for a side-by-side view: one column per initialisation, runs that differ by seed together."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        manifest = run.manifest
+        key = f"{manifest.get('init')} · p={manifest.get('length')}"
+        groups.setdefault(key, []).append(run)
+    return dict(sorted(groups.items()))
+
+
+def travel_by_step(drift: pd.DataFrame) -> pd.DataFrame:
+    """Mean cosine to the initial vector per step, over positions then across runs (seeds): mean, low, high."""
+    if drift.empty:
+        return pd.DataFrame(columns=["step", "mean", "low", "high", "runs"])
+    per_run = drift.groupby(["run", "step"], as_index=False)["cos_to_init"].mean()
+    return per_run.groupby("step")["cos_to_init"].agg(mean="mean", low="min", high="max", runs="count").reset_index()
+
+
+def accuracy_spread(runs: list[Run]) -> pd.DataFrame:
+    """Soft, discretised and zero-shot test accuracy across runs (seeds): mean and standard deviation."""
+    rows = []
+    for run in runs:
+        for name, value in run.accuracies().items():
+            if name != "hard_prompt":
+                rows.append({"measure": name, "accuracy": value})
+    if not rows:
+        return pd.DataFrame(columns=["measure", "mean", "sd"])
+    table = pd.DataFrame(rows).groupby("measure", sort=False)["accuracy"].agg(mean="mean", sd="std")
+    return table.fillna(0.0).reset_index()

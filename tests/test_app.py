@@ -159,3 +159,24 @@ def test_app__a_url_restores_the_view(monkeypatch, demo_runs):
     assert [s.value for s in at.subheader if " · step " in s.value] == ["sampled-vocab · step 0"]
     assert at.sidebar.slider[0].value == 2 and at.sidebar.selectbox[0].value == 1
     assert at.dataframe[0].value["neighbours"].str.count(r"\(").eq(2).all()  # (the browser test checks the way back)
+
+
+def test_app__side_by_side_has_one_column_per_init_with_seeds_together(app_env, demo_runs, tmp_path):
+    import shutil
+
+    from probe.runs import load_run
+    from probe.views import accuracy_spread, init_columns
+
+    runs = tmp_path / "runs"
+    for name in ("class-label", "random-uniform", "sampled-vocab"):
+        shutil.copytree(demo_runs / name, runs / name)
+    shutil.copytree(demo_runs / "class-label", runs / "class-label-seed1")  # the same settings: one column
+    groups = init_columns([load_run(p) for p in sorted(runs.iterdir())])
+    assert list(groups) == ["class-label · p=5", "random-uniform · p=5", "sampled-vocab · p=5"]
+    assert [r.name for r in groups["class-label · p=5"]] == ["class-label", "class-label-seed1"]
+    spread = accuracy_spread(groups["class-label · p=5"])
+    assert list(spread["measure"]) == ["soft", "discretised", "zero_shot"] and (spread["sd"] == 0).all()
+    at = app_env(runs)
+    assert not at.exception
+    headers = [m.value for m in at.markdown if m.value.startswith("**")]
+    assert headers == ["**class-label · p=5** · 2 seeds", "**random-uniform · p=5**", "**sampled-vocab · p=5**"]

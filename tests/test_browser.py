@@ -230,3 +230,16 @@ def test_browser__play_steps_the_views_through_training(server, browser):
     page.wait_for_selector("text=class-label · step 0", state="attached", timeout=60_000)  # frame 2: back to start
     _no_exception(page)
     page.close()
+
+
+def test_browser__initialisations_side_by_side(server, browser):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(f"{server}/?tab=Side+by+side")
+    page.wait_for_selector('[role="tab"][aria-selected="true"]:has-text("Side by side")', timeout=180_000)
+    for init in ("class-label", "random-uniform", "sampled-vocab"):
+        page.wait_for_selector(f"strong:text-is('{init} · p=5')", timeout=120_000)
+    _wait_idle(page)
+    _no_exception(page)
+    panel = page.locator('[role="tabpanel"]:visible')
+    assert panel.locator(".js-plotly-plot").count() == 3 * 4  # river, travel, accuracy and a map per column
+    page.close()
