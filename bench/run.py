@@ -461,7 +461,8 @@ def write_reports(results: dict) -> None:
         "Also measured by their own scripts: where a training run's time goes, before and after length-bucketed "
         "evaluation ([train_eval.md](train_eval.md), `python bench/train_eval.py`); what `ProbeCallback` adds "
         "to a Trainer step ([callback.md](callback.md), `python bench/callback.py`); the cost of `probe explain`'s "
-        "readings ([explain.md](explain.md), `python bench/explain.py`).\n",
+        "readings ([explain.md](explain.md), `python bench/explain.py`); dashboard reruns and the first page "
+        "([dashboard.md](dashboard.md), `python bench/dashboard.py --runs DIR`).\n",
     ]
     if "search" in results:
         md += [

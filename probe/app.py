@@ -225,13 +225,19 @@ if any(r.status == "running" for r in selected):
     with st.sidebar:
         _watch_runs()
 
+
+def shown(tab: object) -> bool:
+    """Whether a tab's content is computed: the open one (all of them where Streamlit does not say which is open)."""
+    return getattr(tab, "open", None) is not False
+
+
 TABS = ["Nearest tokens", "Drift", "Map", "Compare", "Findings", "Inspect a file", "Explain", "Side by side"]
 tabs = st.tabs(TABS, key="tab", bind="query-params")
 
 # ---------------------------------------------------------------- nearest tokens
 
 with tabs[0]:
-    if selected:
+    if shown(tabs[0]) and selected:  # only the open tab is computed
         query = st.text_input("Which positions are near…", placeholder="e.g. fear, science", key="token_query")
         for run in selected:
             at = views.snapshot_at(run, step)
@@ -269,22 +275,26 @@ with tabs[0]:
                 "report.csv", report.to_csv(), f"{run.name}-step{at}.csv", "text/csv", key=f"csv-{run.name}"
             )
             c2.download_button(
-                "report.json", report.to_json(), f"{run.name}-step{at}.json", "application/json", key=f"json-{run.name}"
+                "report.json",
+                report.to_json(),
+                f"{run.name}-step{at}.json",
+                "application/json",
+                key=f"json-{run.name}",
             )
-    model_now = get_model(model_name)
-    for name, prompts in st.session_state.get("uploads", {}).items():
-        for prompt in prompts:
-            if prompt.dim == model_now.dim:
-                report = views.prompt_report(prompt, model_now, get_index(model_name), k)
-                st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
-                st.dataframe(views.position_table(report), hide_index=True, width="stretch", key=f"up-{name}")
-    if selected:
-        st.caption(FAITHFULNESS_CAVEAT)
+        model_now = get_model(model_name)
+        for name, prompts in st.session_state.get("uploads", {}).items():
+            for prompt in prompts:
+                if prompt.dim == model_now.dim:
+                    report = views.prompt_report(prompt, model_now, get_index(model_name), k)
+                    st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
+                    st.dataframe(views.position_table(report), hide_index=True, width="stretch", key=f"up-{name}")
+        if selected:
+            st.caption(FAITHFULNESS_CAVEAT)
 
 # ---------------------------------------------------------------- drift
 
 with tabs[1]:
-    if selected:
+    if shown(tabs[1]) and selected:  # only the open tab is computed
         metric = str(st.selectbox("Measure", list(plots.DRIFT_METRICS), format_func=lambda m: plots.DRIFT_METRICS[m]))
         frames = [get_drift(str(r.path), signature([r]), model_name, 5) for r in selected]
         drift = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", *DRIFT_COLUMNS])
@@ -302,7 +312,7 @@ with tabs[1]:
 # ---------------------------------------------------------------- map
 
 with tabs[2]:
-    if selected:
+    if shown(tabs[2]) and selected:  # only the open tab is computed
         extra = get_extra(tuple(str(r.path) for r in runs), signature(runs), model_name)
         vmap, note = get_map(model_name, method, extra)
         map_name = f"{vmap.config.method}-{len(vmap.token_ids)}-{vmap.fit_seconds}"
@@ -352,7 +362,7 @@ with tabs[2]:
 # ---------------------------------------------------------------- compare
 
 with tabs[3]:
-    if selected:
+    if shown(tabs[3]) and selected:  # only the open tab is computed
         table = get_comparison(tuple(str(r.path) for r in selected), signature(selected), model_name)
         st.dataframe(table, hide_index=True, width="stretch")
         st.plotly_chart(plots.init_comparison(table), width="stretch")
@@ -361,114 +371,125 @@ with tabs[3]:
 # ---------------------------------------------------------------- findings
 
 with tabs[4]:
-    findings_dir = st.text_input("Replication folder", value=os.environ.get("PROBE_REPLICATE_DIR", "probe-replicate"))
-    report_text = views.findings_report(findings_dir)
-    if report_text is None:
-        st.info(
-            f"No report in `{findings_dir}` yet. Measure the paper's findings with "
-            f"`probe replicate --quick --out {findings_dir}` (about 6 minutes on two CPU cores)."
+    if shown(tabs[4]):  # only the open tab is computed
+        findings_dir = st.text_input(
+            "Replication folder", value=os.environ.get("PROBE_REPLICATE_DIR", "probe-replicate")
         )
-    else:
-        st.markdown(report_text)
+        report_text = views.findings_report(findings_dir)
+        if report_text is None:
+            st.info(
+                f"No report in `{findings_dir}` yet. Measure the paper's findings with "
+                f"`probe replicate --quick --out {findings_dir}` (about 6 minutes on two CPU cores)."
+            )
+        else:
+            st.markdown(report_text)
 
 # ---------------------------------------------------------------- inspect a file
 
 with tabs[5]:
-    file_model = st.text_input("Model", value="default")
-    uploaded = st.file_uploader(
-        f"Upload a prompt: .safetensors, .npy, .pt, or a zipped PEFT adapter folder (up to {views.MAX_UPLOAD_MB} MB)",
-        type=[s.lstrip(".") for s in views.UPLOAD_SUFFIXES],
-        max_upload_size=views.MAX_UPLOAD_MB,
-    )
-    path = st.text_input("…or a file under the runs folder", placeholder="runs-folder/…/adapter or prompt.safetensors")
-    shown: list = []
-    try:
-        if uploaded is not None:
-            shown = views.read_upload(uploaded.name, uploaded.getvalue())
-            uploads = st.session_state.setdefault("uploads", {})
-            if uploaded.name not in uploads:  # joins the other tabs (tables, map) from the next run on
-                uploads[uploaded.name] = shown
-                st.rerun()
-        if path:
-            shown += load_prompts(views.under_folder(path, runs_dir))
-        model = get_model(file_model)
-        for prompt in shown:
-            prompt.check_dim(model.dim, model.name)
-            report = views.prompt_report(prompt, model, get_index(file_model), k)
-            st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
-            st.dataframe(views.position_table(report), hide_index=True, width="stretch")
-            st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch")
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        st.error(" ".join(str(e).split()))  # one line, as the CLI says it
+    if shown(tabs[5]):  # only the open tab is computed
+        file_model = st.text_input("Model", value="default")
+        uploaded = st.file_uploader(
+            "Upload a prompt: .safetensors, .npy, .pt, or a zipped PEFT adapter folder "
+            f"(up to {views.MAX_UPLOAD_MB} MB)",
+            type=[s.lstrip(".") for s in views.UPLOAD_SUFFIXES],
+            max_upload_size=views.MAX_UPLOAD_MB,
+        )
+        path = st.text_input(
+            "…or a file under the runs folder", placeholder="runs-folder/…/adapter or prompt.safetensors"
+        )
+        found: list = []
+        try:
+            if uploaded is not None:
+                found = views.read_upload(uploaded.name, uploaded.getvalue())
+                uploads = st.session_state.setdefault("uploads", {})
+                if uploaded.name not in uploads:  # joins the other tabs (tables, map) from the next run on
+                    uploads[uploaded.name] = found
+                    st.rerun()
+            if path:
+                found += load_prompts(views.under_folder(path, runs_dir))
+            model = get_model(file_model)
+            for prompt in found:
+                prompt.check_dim(model.dim, model.name)
+                report = views.prompt_report(prompt, model, get_index(file_model), k)
+                st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
+                st.dataframe(views.position_table(report), hide_index=True, width="stretch")
+                st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch")
+        except (ValueError, FileNotFoundError, TypeError) as e:
+            st.error(" ".join(str(e).split()))  # one line, as the CLI says it
 
 # ---------------------------------------------------------------- explain: what the prompt does
 
 with tabs[6]:
-    for run in selected:
-        result = views.explain_result(run, step)
-        st.subheader(f"{run.name}: what the prompt does")
-        if result is None:
-            st.info(
-                f"Not measured yet: `probe explain {run.path}` writes position importance, a hard prompt "
-                "and a layer lens into the run folder."
+    if shown(tabs[6]):  # only the open tab is computed
+        for run in selected:
+            result = views.explain_result(run, step)
+            st.subheader(f"{run.name}: what the prompt does")
+            if result is None:
+                st.info(
+                    f"Not measured yet: `probe explain {run.path}` writes position importance, a hard prompt "
+                    "and a layer lens into the run folder."
+                )
+                continue
+            if result.get("step") is not None and result["step"] != views.snapshot_at(run, step):
+                st.caption(f"Measured at step {result['step']}; the step slider is at {step}.")
+            hard = result["hard_prompt"]
+            st.markdown(
+                f"Test accuracy: soft **{result['soft_accuracy']:.3f}**, hard prompt **{hard['accuracy']:.3f}**, "
+                f"nearest tokens **{result['discretised_accuracy']:.3f}**, "
+                f"zero-shot **{result['zero_shot_accuracy']:.3f}** ({result['test_examples']} test examples)."
             )
-            continue
-        if result.get("step") is not None and result["step"] != views.snapshot_at(run, step):
-            st.caption(f"Measured at step {result['step']}; the step slider is at {step}.")
-        hard = result["hard_prompt"]
-        st.markdown(
-            f"Test accuracy: soft **{result['soft_accuracy']:.3f}**, hard prompt **{hard['accuracy']:.3f}**, "
-            f"nearest tokens **{result['discretised_accuracy']:.3f}**, "
-            f"zero-shot **{result['zero_shot_accuracy']:.3f}** ({result['test_examples']} test examples)."
-        )
-        st.markdown(
-            f"Hard prompt ({hard['changed_positions']} positions changed from the nearest tokens): `{hard['text']}`"
-        )
-        table = views.explain_table(result)
-        st.dataframe(table, hide_index=True, width="stretch")
-        st.plotly_chart(plots.importance_bars(table, highlight=focus), width="stretch", key=f"imp-{run.name}")
-        st.plotly_chart(plots.lens_heatmap(views.lens_frame(result)), width="stretch", key=f"lens-{run.name}")
+            st.markdown(
+                f"Hard prompt ({hard['changed_positions']} positions changed from the nearest tokens): `{hard['text']}`"
+            )
+            table = views.explain_table(result)
+            st.dataframe(table, hide_index=True, width="stretch")
+            st.plotly_chart(plots.importance_bars(table, highlight=focus), width="stretch", key=f"imp-{run.name}")
+            st.plotly_chart(plots.lens_heatmap(views.lens_frame(result)), width="stretch", key=f"lens-{run.name}")
 
 # ---------------------------------------------------------------- side by side: one column per initialisation
 
 with tabs[7]:
-    columns = views.init_columns(selected)
-    if columns:
-        drift_all = {r.name: get_drift(str(r.path), signature([r]), model_name, 5) for r in selected}
-        travels = {
-            name: views.travel_by_step(pd.concat([drift_all[r.name] for r in group], ignore_index=True))
-            for name, group in columns.items()
-        }
-        low = min([float(t["low"].min()) for t in travels.values() if not t.empty] + [0.9])
-        y_range = (max(-1.0, low - 0.02), 1.005)  # one axis for every column
-        side_map, _ = get_map(
-            model_name, method, get_extra(tuple(str(r.path) for r in runs), signature(runs), model_name)
-        )
-        side_map_name = f"{side_map.config.method}-{len(side_map.token_ids)}-{side_map.fit_seconds}"
-        side_tokens = get_tokens(model_name, side_map_name, side_map)
-        side_paths = get_paths(
-            tuple(str(r.path) for r in selected), signature(selected), model_name, side_map_name, side_map
-        )
-        for column, (name, group) in zip(st.columns(len(columns)), columns.items(), strict=True):
-            with column:
-                seeds = f" · {len(group)} seeds" if len(group) > 1 else ""
-                st.markdown(f"**{name}**{seeds}")
-                first = drift_all[group[0].name]
-                river = first[first["step"] <= step]
-                st.plotly_chart(
-                    plots.token_river(river, title=f"top-1 token ({group[0].name})"),
-                    width="stretch",
-                    key=f"side-river-{name}",
-                )
-                st.plotly_chart(
-                    plots.travel_curve(travels[name], title="cosine to the initial vector", y_range=y_range),
-                    width="stretch",
-                    key=f"side-travel-{name}",
-                )
-                st.plotly_chart(
-                    plots.accuracy_bars(views.accuracy_spread(group)), width="stretch", key=f"side-acc-{name}"
-                )
-                own = side_paths[side_paths["run"].isin([r.name for r in group])]
-                small = plots.prompt_map(side_tokens, own, step=step, highlight=focus, label_positions=False)
-                small.update_layout(height=320, showlegend=False, title=None, margin={"t": 10, "l": 0, "r": 0, "b": 0})
-                st.plotly_chart(small, width="stretch", key=f"side-map-{name}")
+    if shown(tabs[7]):  # only the open tab is computed
+        columns = views.init_columns(selected)
+        if columns:
+            drift_all = {r.name: get_drift(str(r.path), signature([r]), model_name, 5) for r in selected}
+            travels = {
+                name: views.travel_by_step(pd.concat([drift_all[r.name] for r in group], ignore_index=True))
+                for name, group in columns.items()
+            }
+            low = min([float(t["low"].min()) for t in travels.values() if not t.empty] + [0.9])
+            y_range = (max(-1.0, low - 0.02), 1.005)  # one axis for every column
+            side_map, _ = get_map(
+                model_name, method, get_extra(tuple(str(r.path) for r in runs), signature(runs), model_name)
+            )
+            side_map_name = f"{side_map.config.method}-{len(side_map.token_ids)}-{side_map.fit_seconds}"
+            side_tokens = get_tokens(model_name, side_map_name, side_map)
+            side_paths = get_paths(
+                tuple(str(r.path) for r in selected), signature(selected), model_name, side_map_name, side_map
+            )
+            for column, (name, group) in zip(st.columns(len(columns)), columns.items(), strict=True):
+                with column:
+                    seeds = f" · {len(group)} seeds" if len(group) > 1 else ""
+                    st.markdown(f"**{name}**{seeds}")
+                    first = drift_all[group[0].name]
+                    river = first[first["step"] <= step]
+                    st.plotly_chart(
+                        plots.token_river(river, title=f"top-1 token ({group[0].name})"),
+                        width="stretch",
+                        key=f"side-river-{name}",
+                    )
+                    st.plotly_chart(
+                        plots.travel_curve(travels[name], title="cosine to the initial vector", y_range=y_range),
+                        width="stretch",
+                        key=f"side-travel-{name}",
+                    )
+                    st.plotly_chart(
+                        plots.accuracy_bars(views.accuracy_spread(group)), width="stretch", key=f"side-acc-{name}"
+                    )
+                    own = side_paths[side_paths["run"].isin([r.name for r in group])]
+                    small = plots.prompt_map(side_tokens, own, step=step, highlight=focus, label_positions=False)
+                    small.update_layout(
+                        height=320, showlegend=False, title=None, margin={"t": 10, "l": 0, "r": 0, "b": 0}
+                    )
+                    st.plotly_chart(small, width="stretch", key=f"side-map-{name}")

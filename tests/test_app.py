@@ -14,9 +14,12 @@ APP = str(Path(__file__).resolve().parent.parent / "probe" / "app.py")
 def app_env(monkeypatch):
     monkeypatch.setenv("PROBE_MAP", "pca")  # UMAP is covered by test_projection and the browser test
 
-    def start(runs_dir) -> AppTest:
+    def start(runs_dir, tab: str | None = None) -> AppTest:
         monkeypatch.setenv("PROBE_RUNS_DIR", str(runs_dir))
-        return AppTest.from_file(APP, default_timeout=300).run()
+        at = AppTest.from_file(APP, default_timeout=300)
+        if tab:  # only the open tab is computed; a link opens it
+            at.query_params["tab"] = tab
+        return at.run()
 
     return start
 
@@ -75,7 +78,7 @@ def test_app__inspect_a_file_errors_are_shown_not_raised(app_env, demo_runs, tmp
     import numpy as np
 
     runs = _runs_with(tmp_path, demo_runs)
-    at = app_env(runs)
+    at = app_env(runs, tab="Inspect a file")
     inputs = [t for t in at.text_input if "runs-folder" in (t.placeholder or "")]
     inputs[0].input(str(runs / "missing.npy")).run()
     assert not at.exception
@@ -94,7 +97,7 @@ def test_app__inspect_a_prompt_file(app_env, demo_runs, tmp_path, default_model)
     runs = _runs_with(tmp_path, demo_runs)
     ids = default_model.tokenizer.convert_tokens_to_ids(["music", "ocean"])
     np.save(runs / "p.npy", default_model.embeddings_numpy()[ids])
-    at = app_env(runs)
+    at = app_env(runs, tab="Inspect a file")
     inputs = [t for t in at.text_input if "runs-folder" in (t.placeholder or "")]
     inputs[0].input(str(runs / "p.npy")).run()
     assert not at.exception
@@ -104,10 +107,10 @@ def test_app__inspect_a_prompt_file(app_env, demo_runs, tmp_path, default_model)
 
 def test_app__findings_tab_empty_and_with_a_report(app_env, demo_runs, tmp_path, monkeypatch):
     monkeypatch.setenv("PROBE_REPLICATE_DIR", str(tmp_path))
-    at = app_env(demo_runs)
+    at = app_env(demo_runs, tab="Findings")
     assert any("probe replicate --quick" in info.value for info in at.info)
     (tmp_path / "report.md").write_text("# Lester et al. (2021), section 7, measured\n\n| # | finding |\n")
-    at = app_env(demo_runs)
+    at = app_env(demo_runs, tab="Findings")
     assert not at.exception
     assert any("section 7, measured" in m.value for m in at.markdown)
 
@@ -119,12 +122,12 @@ def test_app__explain_tab_says_how_to_measure_then_shows_the_readings(app_env, d
 
     runs = tmp_path / "runs"
     shutil.copytree(demo_runs / "class-label", runs / "class-label")
-    at = app_env(runs)
+    at = app_env(runs, tab="Explain")
     assert not at.exception
     assert any("probe explain" in info.value for info in at.info)
     args = ["explain", str(runs / "class-label"), "--hard-steps", "2", "--lens-tokens", "1000", "--lens-texts", "2"]
     assert main([*args, "--bootstrap", "50", "--no-progress", "--out", str(tmp_path / "explain.md")]) == 0
-    at = app_env(runs)
+    at = app_env(runs, tab="Explain")
     assert not at.exception
     assert "class-label: what the prompt does" in [s.value for s in at.subheader]
     tables = [d.value for d in at.dataframe if "nearest-token drop (faithfulness)" in d.value.columns]
@@ -153,7 +156,7 @@ def test_app__a_url_restores_the_view(monkeypatch, demo_runs):
     monkeypatch.setenv("PROBE_MAP", "pca")
     monkeypatch.setenv("PROBE_RUNS_DIR", str(demo_runs))
     at = AppTest.from_file(APP, default_timeout=300)
-    at.query_params.update({"runs": ["sampled-vocab"], "step": "0", "k": "2", "highlight": "1", "tab": "Drift"})
+    at.query_params.update({"runs": ["sampled-vocab"], "step": "0", "k": "2", "highlight": "1"})
     at.run()
     assert not at.exception
     assert [s.value for s in at.subheader if " · step " in s.value] == ["sampled-vocab · step 0"]
@@ -176,7 +179,7 @@ def test_app__side_by_side_has_one_column_per_init_with_seeds_together(app_env, 
     assert [r.name for r in groups["class-label · p=5"]] == ["class-label", "class-label-seed1"]
     spread = accuracy_spread(groups["class-label · p=5"])
     assert list(spread["measure"]) == ["soft", "discretised", "zero_shot"] and (spread["sd"] == 0).all()
-    at = app_env(runs)
+    at = app_env(runs, tab="Side by side")
     assert not at.exception
     headers = [m.value for m in at.markdown if m.value.startswith("**")]
     assert headers == ["**class-label · p=5** · 2 seeds", "**random-uniform · p=5**", "**sampled-vocab · p=5**"]
