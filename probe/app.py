@@ -7,31 +7,68 @@ Every number shown comes from the probe package; this page only lays out widgets
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import threading
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-
-from probe import plots, views
-from probe.demo import comparison_table, default_runs_dir
-from probe.drift import DRIFT_COLUMNS, drift_table
-from probe.index import VocabIndex
-from probe.models import load_model
-from probe.projection import MapConfig, VocabMap, find_cached_map, fit_map
-from probe.prompts import load_prompts
-from probe.reports import FAITHFULNESS_CAVEAT
-from probe.runs import Run, find_runs
 
 st.set_page_config(page_title="probe: soft prompts, readable", page_icon="🔎", layout="wide")
 
 
 def _cli_runs_dir() -> str:
+    """``--runs``, else ``$PROBE_RUNS_DIR``, else ``probe-runs`` (probe.demo.default_runs_dir, without torch)."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--runs", default=None)
     args, _ = parser.parse_known_args()
-    return args.runs or str(default_runs_dir())
+    return args.runs or os.environ.get("PROBE_RUNS_DIR") or "probe-runs"
 
+
+def _quick_overview(folder: str) -> pd.DataFrame:
+    """The runs' manifests as a table, read with json alone: what the page shows while torch and the model load."""
+    rows = []
+    for manifest in sorted(Path(folder).expanduser().glob("*/manifest.json")):
+        try:
+            m = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        final = m.get("final") or {}
+        rows.append(
+            {
+                "run": manifest.parent.name,
+                "init": m.get("init"),
+                "positions": m.get("length"),
+                "steps": m.get("steps"),
+                "status": m.get("status"),
+                "accuracy": final.get("accuracy"),
+                "discretised": final.get("discrete_accuracy"),
+                "zero-shot": m.get("zero_shot_accuracy"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# A session's first page: the runs at a glance within a second or two, before the heavy imports below.
+_first_page = st.empty()
+if "warmed" not in st.session_state:
+    with _first_page.container():
+        st.title("probe: soft prompts, readable")
+        overview = _quick_overview(st.session_state.get("runs_dir", _cli_runs_dir()))
+        if not overview.empty:
+            st.caption("Loading the model and the readings…")
+            st.dataframe(overview, hide_index=True)
+
+from probe import plots, views  # noqa: E402
+from probe.demo import comparison_table  # noqa: E402
+from probe.drift import DRIFT_COLUMNS, drift_table  # noqa: E402
+from probe.index import VocabIndex  # noqa: E402
+from probe.models import load_model  # noqa: E402
+from probe.projection import MapConfig, VocabMap, find_cached_map, fit_map  # noqa: E402
+from probe.prompts import load_prompts  # noqa: E402
+from probe.reports import FAITHFULNESS_CAVEAT  # noqa: E402
+from probe.runs import Run, find_runs  # noqa: E402
 
 # ---------------------------------------------------------------- cached resources
 
@@ -493,3 +530,6 @@ with tabs[7]:
                         height=320, showlegend=False, title=None, margin={"t": 10, "l": 0, "r": 0, "b": 0}
                     )
                     st.plotly_chart(small, width="stretch", key=f"side-map-{name}")
+
+_first_page.empty()  # the full page is drawn: the quick overview gives way
+st.session_state["warmed"] = True
