@@ -136,7 +136,9 @@ def test_browser__tables_map_selection_and_screenshots(server, browser, demo_run
     assert _is_png(tmp_path / "map.png")
 
     # selecting a single run changes the view
-    page.get_by_role("tab", name="Nearest tokens").click()
+    page.get_by_role("tab", name="Nearest tokens").click()  # only the open tab is computed: wait for its tables
+    page.wait_for_selector("h3:has-text('random-uniform · step')", timeout=120_000)
+    _wait_idle(page)
     before = page.locator("h3").all_inner_texts()
     assert any("random-uniform" in t for t in before)
     page.get_by_role("button", name="Remove random-uniform").click()
@@ -158,7 +160,7 @@ def test_browser__a_link_reopens_the_same_view_and_follows_changes(server, brows
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/?runs=sampled-vocab&step=0&k=3&highlight=2&tab=Drift")
     page.wait_for_selector('[role="tab"][aria-selected="true"]:has-text("Drift")', timeout=180_000)  # Drift is open
-    page.wait_for_selector("text=sampled-vocab · step 0", state="attached", timeout=180_000)
+    page.wait_for_selector('[role="tabpanel"]:visible .js-plotly-plot', timeout=180_000)  # its curves are drawn
     _wait_idle(page)
     _no_exception(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
@@ -205,7 +207,12 @@ def test_browser__uploads_join_the_view_and_a_pickle_is_refused(server, browser,
     cells = page.locator('[role="gridcell"]').all_text_contents()
     assert {"music", "ocean", "science"} <= set(cells)
     # it joins the nearest-token tab (and the map) as one more prompt
-    assert page.locator('h3:has-text("upload: mine.safetensors")').count() >= 2
+    page.get_by_role("tab", name="Nearest tokens").click()
+    page.wait_for_selector('[role="tabpanel"]:visible h3:has-text("upload: mine.safetensors")', timeout=120_000)
+    _wait_idle(page)
+    page.get_by_role("tab", name="Inspect a file").click()
+    _wait_idle(page)
+    upload = page.locator('[data-testid="stFileUploader"] input[type="file"]')
 
     upload.set_input_files(str(tmp_path / "adapter.zip"))
     page.wait_for_selector("text=upload: adapter.zip", state="attached", timeout=120_000)
@@ -240,6 +247,7 @@ def test_browser__initialisations_side_by_side(server, browser):
         page.wait_for_selector(f"strong:text-is('{init} · p=5')", timeout=120_000)
     _wait_idle(page)
     _no_exception(page)
-    panel = page.locator('[role="tabpanel"]:visible')
-    assert panel.locator(".js-plotly-plot").count() == 3 * 4  # river, travel, accuracy and a map per column
+    # river, travel, accuracy and a map per column
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 12", timeout=120_000)
+    assert page.locator(".js-plotly-plot").count() == 3 * 4
     page.close()
