@@ -115,6 +115,7 @@ def test_app__findings_tab_empty_and_with_a_report(app_env, demo_runs, tmp_path,
     assert any("section 7, measured" in m.value for m in at.markdown)
 
 
+@pytest.mark.slow
 def test_app__explain_tab_says_how_to_measure_then_shows_the_readings(app_env, demo_runs, tmp_path):
     import shutil
 
@@ -164,6 +165,7 @@ def test_app__a_url_restores_the_view(monkeypatch, demo_runs):
     assert at.dataframe[0].value["neighbours"].str.count(r"\(").eq(2).all()  # (the browser test checks the way back)
 
 
+@pytest.mark.slow
 def test_app__side_by_side_has_one_column_per_init_with_seeds_together(app_env, demo_runs, tmp_path):
     import shutil
 

@@ -64,6 +64,7 @@ def test_layers__the_checker_sees_lazy_imports(tmp_path):
     assert imports_of(module) == {"runs", "models"}
 
 
+@pytest.mark.slow
 def test_import_probe__leaves_the_environment_alone(tmp_path):
     import os
     import subprocess

@@ -117,6 +117,7 @@ def test_report__bad_k_is_an_argparse_error(capsys):
     assert "expected a positive integer, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli__debug_shows_the_traceback(tmp_path):
     np.save(tmp_path / "p.npy", np.ones((3, 768), np.float32))
     run = subprocess.run(
@@ -128,6 +129,7 @@ def test_cli__debug_shows_the_traceback(tmp_path):
     assert run.returncode != 0 and "Traceback" in run.stderr
 
 
+@pytest.mark.slow
 def test_cli__python_dash_m_and_version():
     run = subprocess.run([sys.executable, "-m", "probe", "--version"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.startswith("probe ")

@@ -60,6 +60,7 @@ def test_cli_report__on_a_run_marks_its_labels(demo_dir, capsys):
     assert data["positions"][0]["label_hits"][0]["label"] == "joy"
 
 
+@pytest.mark.slow
 def test_cli_train__own_csv_each_init(tmp_path, capsys):
     rows = ["text,label"] + [f"i love this {w},pos" for w in "abcdefgh"] + [f"i hate this {w},neg" for w in "abcdefgh"]
     (tmp_path / "mine.csv").write_text("\n".join(rows) + "\n")

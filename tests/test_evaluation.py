@@ -41,6 +41,7 @@ def ag_news_rows():
     return data.subset(sorted(set(order[-10:].tolist()) | set(order[::40].tolist())))
 
 
+@pytest.mark.slow
 def test_predict__bucketed_equals_unbatched_on_real_news(default_model, ag_news_rows):
     task = _task(default_model, ag_news_rows.label_names)
     texts = ag_news_rows.texts

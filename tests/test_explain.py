@@ -78,6 +78,7 @@ def test_harden__never_worse_on_the_holdout_and_equals_its_token_rows(readout, d
     assert again.token_ids == hard.token_ids
 
 
+@pytest.mark.slow
 def test_harden__an_interrupted_search_resumes_to_the_uninterrupted_result(
     readout, default_model, tmp_path, monkeypatch
 ):
