@@ -370,9 +370,6 @@ class Replicate(Command):
         return 0
 
 
-EXPLAIN_JSON = "explain.json"
-
-
 @dataclass
 class Explain(Command):
     """What a prompt does: position importance and faithfulness, the best real-token prompt, a layer lens."""
@@ -401,7 +398,7 @@ class Explain(Command):
         from probe.lens import layer_lens
         from probe.models import load_model
         from probe.prompts import load_prompt
-        from probe.runs import is_any_run, is_run_folder, load_run
+        from probe.runs import EXPLAIN, EXPLAIN_STEPS, is_any_run, is_run_folder, load_run
 
         run = load_run(self.target) if is_any_run(self.target) else None
         if run is not None:
@@ -446,8 +443,8 @@ class Explain(Command):
             save_hard_prompt(hard, run.path)
             text = _json(result)
             # one file per measured step (the dashboard follows its step slider), and the latest as explain.json
-            atomic_write_text(run.path / "explain" / f"step-{prompt.step:08d}.json", text)
-            atomic_write_text(run.path / EXPLAIN_JSON, text)
+            atomic_write_text(run.path / EXPLAIN_STEPS / f"step-{prompt.step:08d}.json", text)
+            atomic_write_text(run.path / EXPLAIN, text)
         if self.format == "json":
             text = _json(result)
         elif self.format == "csv":

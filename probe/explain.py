@@ -39,10 +39,6 @@ from probe.tasks import Task, make_task, prompt_parameter, wrap_with_prompt
 
 logger = logging.getLogger(__name__)
 
-HARD_PROMPT = "hard-prompt.json"
-HARD_STATE = "hard-prompt-state"
-LENS_FORMAT = 1
-
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm

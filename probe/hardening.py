@@ -29,11 +29,11 @@ from probe.evaluation import eval_subset
 from probe.explain import Readout, _progress, _to_json
 from probe.models import canonical_name, load_model
 from probe.prompts import Loader, register_loader
+from probe.runs import HARD_PROMPT
 from probe.softprompt import SoftPrompt, check_vectors
 from probe.tasks import prompt_parameter
 from probe.util import atomic_write_json
 
-HARD_PROMPT = "hard-prompt.json"
 STATE = "hard-prompt-state"
 STATE_FORMAT = 1
 

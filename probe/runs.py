@@ -40,6 +40,11 @@ MANIFEST = "manifest.json"
 SNAPSHOTS = "snapshots"
 METRICS = "metrics.jsonl"
 ADAPTER = "adapter"
+HARD_PROMPT = "hard-prompt.json"
+"""The best real-token prompt ``probe explain`` found (token ids; probe loads it as a prompt)."""
+EXPLAIN = "explain.json"
+"""The latest ``probe explain`` readings; ``explain/step-N.json`` keeps one file per measured step."""
+EXPLAIN_STEPS = "explain"
 SNAPSHOT_KEY = "prompt"
 _SNAPSHOT_NAME = re.compile(r"^step-(\d{8})\.safetensors$")
 REQUIRED_FIELDS = ("format", "model", "init", "length", "seed", "status")
@@ -124,7 +129,7 @@ class Run:
             "discretised": final.get("discrete_accuracy"),
             "zero_shot": self.manifest.get("zero_shot_accuracy"),
         }
-        hard = self.path / "hard-prompt.json"
+        hard = self.path / HARD_PROMPT
         if hard.is_file():
             with contextlib.suppress(OSError, ValueError):  # an unreadable file is not a measurement
                 found["hard_prompt"] = json.loads(hard.read_text(encoding="utf-8")).get("accuracy")

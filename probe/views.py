@@ -18,7 +18,7 @@ import pandas as pd
 from probe.cache import read_cache, write_cache
 from probe.index import VocabIndex
 from probe.reports import NearestTokenReport, nearest_tokens
-from probe.runs import Run
+from probe.runs import EXPLAIN, EXPLAIN_STEPS, Run
 from probe.util import cache_root
 
 if TYPE_CHECKING:
@@ -183,12 +183,12 @@ def findings_report(folder: str | os.PathLike[str]) -> str | None:
 def explain_result(run: Run, step: int | None = None) -> dict | None:
     """The readings ``probe explain`` saved in a run folder: those of the latest measured snapshot at or before
     ``step`` (explain/step-N.json), else the latest (explain.json); None when it has not run there."""
-    measured = sorted((run.path / "explain").glob("step-*.json"))
+    measured = sorted((run.path / EXPLAIN_STEPS).glob("step-*.json"))
     if step is not None and measured:
         earlier = [p for p in measured if int(p.stem.split("-")[1]) <= step]
         path = earlier[-1] if earlier else measured[0]
     else:
-        path = run.path / "explain.json"
+        path = run.path / EXPLAIN
     if not path.is_file():
         return None
     try:
