@@ -45,7 +45,9 @@ def timed(fn, key):
             if depth[0] == 0:
                 spent[key] += time.perf_counter() - t
     return wrapper
-training.accuracy = timed(training.accuracy, "eval")
+for name in ("accuracy", "correctness"):  # what the trainer calls (older code: accuracy)
+    if hasattr(training, name):
+        setattr(training, name, timed(getattr(training, name), "eval"))
 training.discretised_accuracy = timed(training.discretised_accuracy, "eval")
 for cls in vars(tasks).values():  # every task class that defines its own zero-shot pass
     if isinstance(cls, type) and issubclass(cls, tasks.Task) and "zero_shot" in vars(cls):

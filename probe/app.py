@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -187,6 +189,32 @@ runs_dir = st.sidebar.text_input("Runs folder", value=st.session_state.get("runs
 st.session_state["runs_dir"] = runs_dir
 # the view (runs, step, k, map, highlighted position, tab) lives in the URL, so a link reopens the same view
 k = st.sidebar.slider("Neighbours per position (k)", 1, 20, 5, key="k", bind="query-params")
+figure_format = st.sidebar.selectbox(
+    "Figure downloads", plots.DOWNLOAD_FORMATS, key="fmt", help="what the camera on each figure's toolbar saves"
+)
+_charts = [0]
+
+
+def chart(fig: Any, *, key: str | None = None, **kwargs: Any) -> Any:
+    """A Plotly figure whose toolbar camera saves ``figure_format``, with a link to save it as interactive HTML
+    (built only when clicked)."""
+    _charts[0] += 1
+    title = fig.layout.title.text if fig.layout.title and fig.layout.title.text else "figure"
+    name = key or re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:60] or "figure"
+    event = st.plotly_chart(fig, key=key, config=plots.download_config(figure_format, name), **kwargs)
+    st.download_button(
+        "HTML",
+        data=lambda: plots.to_html(fig),
+        file_name=f"{name}.html",
+        mime="text/html",
+        key=f"html-{_charts[0]}-{name}",
+        type="tertiary",
+        icon=":material/download:",
+        help="this figure as an interactive HTML page",
+    )
+    return event
+
+
 method = st.sidebar.radio(
     "Map",
     ["umap", "pca"],
@@ -306,7 +334,7 @@ with tabs[0]:
                     st.session_state["pending_highlight"] = picked
                     st.rerun()
             with st.expander("Cosine heatmap of the neighbours"):
-                st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch", key=f"heat-{run.name}")
+                chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch", key=f"heat-{run.name}")
             c1, c2 = st.columns(2)
             c1.download_button(
                 "report.csv", report.to_csv(), f"{run.name}-step{at}.csv", "text/csv", key=f"csv-{run.name}"
@@ -336,14 +364,12 @@ with tabs[1]:
         frames = [get_drift(str(r.path), signature([r]), model_name, 5) for r in selected]
         drift = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", *DRIFT_COLUMNS])
         drift = drift[drift["step"] <= step]
-        st.plotly_chart(plots.drift_curves(drift, metric, highlight=focus), width="stretch")
+        chart(plots.drift_curves(drift, metric, highlight=focus), width="stretch")
         for run in selected:
             part = drift[drift["run"] == run.name]
             if not part.empty:
-                st.plotly_chart(
-                    plots.token_river(part, title=f"{run.name}: top-1 token over training"), width="stretch"
-                )
-        st.plotly_chart(plots.loss_curves({r.name: r.metrics() for r in selected}), width="stretch")
+                chart(plots.token_river(part, title=f"{run.name}: top-1 token over training"), width="stretch")
+        chart(plots.loss_curves({r.name: r.metrics() for r in selected}), width="stretch")
         st.download_button("drift.csv", drift.to_csv(index=False), "drift.csv", "text/csv")
 
 # ---------------------------------------------------------------- map
@@ -383,7 +409,7 @@ with tabs[2]:
             landmarks=words if show_words else None,
             label_positions=show_top1,
         )
-        chosen = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points", key="map")
+        chosen = chart(fig, width="stretch", on_select="rerun", selection_mode="points", key="map")
         points = chosen.selection.points if chosen and chosen.selection else []
         if points and "customdata" in points[0]:
             picked = int(points[0]["customdata"][0])
@@ -402,7 +428,7 @@ with tabs[3]:
     if shown(tabs[3]) and selected:  # only the open tab is computed
         table = get_comparison(tuple(str(r.path) for r in selected), signature(selected), model_name)
         st.dataframe(table, hide_index=True, width="stretch")
-        st.plotly_chart(plots.init_comparison(table), width="stretch")
+        chart(plots.init_comparison(table), width="stretch")
         st.download_button("comparison.csv", table.to_csv(index=False), "comparison.csv", "text/csv")
 
 # ---------------------------------------------------------------- findings
@@ -412,14 +438,24 @@ with tabs[4]:
         findings_dir = st.text_input(
             "Replication folder", value=os.environ.get("PROBE_REPLICATE_DIR", "probe-replicate")
         )
-        report_text = views.findings_report(findings_dir)
-        if report_text is None:
+        reports = views.findings_reports(findings_dir)
+        if not reports:
             st.info(
                 f"No report in `{findings_dir}` yet. Measure the paper's findings with "
-                f"`probe replicate --quick --out {findings_dir}` (about 6 minutes on two CPU cores)."
+                f"`probe replicate --quick --out {findings_dir}` (it prints its time estimate before it starts; "
+                "a few minutes on two CPU cores). Reports in subfolders (one per data set or `--task`) are shown "
+                "side by side."
             )
+        elif len(reports) == 1:
+            st.markdown(reports[0].markdown)
         else:
-            st.markdown(report_text)
+            st.subheader(f"{len(reports)} reports side by side")
+            st.caption("verdict: learned [95% CI]; at init = the same reading on the runs' step-0 snapshots")
+            st.dataframe(views.findings_side_by_side(reports), hide_index=True, width="stretch")
+            for report, tab in zip(reports, st.tabs([r.label for r in reports]), strict=True):
+                with tab:
+                    st.caption(f"`{report.folder}`")
+                    st.markdown(report.markdown)
 
 # ---------------------------------------------------------------- inspect a file
 
@@ -451,7 +487,7 @@ with tabs[5]:
                 report = views.prompt_report(prompt, model, get_index(file_model), k)
                 st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
                 st.dataframe(views.position_table(report), hide_index=True, width="stretch")
-                st.plotly_chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch")
+                chart(plots.neighbour_heatmap(report.to_dataframe()), width="stretch")
         except (ValueError, FileNotFoundError, TypeError) as e:
             st.error(" ".join(str(e).split()))  # one line, as the CLI says it
 
@@ -481,8 +517,8 @@ with tabs[6]:
             )
             table = views.explain_table(result)
             st.dataframe(table, hide_index=True, width="stretch")
-            st.plotly_chart(plots.importance_bars(table, highlight=focus), width="stretch", key=f"imp-{run.name}")
-            st.plotly_chart(plots.lens_heatmap(views.lens_frame(result)), width="stretch", key=f"lens-{run.name}")
+            chart(plots.importance_bars(table, highlight=focus), width="stretch", key=f"imp-{run.name}")
+            chart(plots.lens_heatmap(views.lens_frame(result)), width="stretch", key=f"lens-{run.name}")
 
 # ---------------------------------------------------------------- side by side: one column per initialisation
 
@@ -511,25 +547,23 @@ with tabs[7]:
                     st.markdown(f"**{name}**{seeds}")
                     first = drift_all[group[0].name]
                     river = first[first["step"] <= step]
-                    st.plotly_chart(
+                    chart(
                         plots.token_river(river, title=f"top-1 token ({group[0].name})"),
                         width="stretch",
                         key=f"side-river-{name}",
                     )
-                    st.plotly_chart(
+                    chart(
                         plots.travel_curve(travels[name], title="cosine to the initial vector", y_range=y_range),
                         width="stretch",
                         key=f"side-travel-{name}",
                     )
-                    st.plotly_chart(
-                        plots.accuracy_bars(views.accuracy_spread(group)), width="stretch", key=f"side-acc-{name}"
-                    )
+                    chart(plots.accuracy_bars(views.accuracy_spread(group)), width="stretch", key=f"side-acc-{name}")
                     own = side_paths[side_paths["run"].isin([r.name for r in group])]
                     small = plots.prompt_map(side_tokens, own, step=step, highlight=focus, label_positions=False)
                     small.update_layout(
                         height=320, showlegend=False, title=None, margin={"t": 10, "l": 0, "r": 0, "b": 0}
                     )
-                    st.plotly_chart(small, width="stretch", key=f"side-map-{name}")
+                    chart(small, width="stretch", key=f"side-map-{name}")
 
 _first_page.empty()  # the full page is drawn: the quick overview gives way
 st.session_state["warmed"] = True

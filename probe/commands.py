@@ -347,23 +347,39 @@ class Replicate(Command):
     lengths: list[int] | None = option(None, "prompt lengths", nargs="+", positive=True)
     steps: int | None = option(None, "training steps per run", positive=True)
     k: int = option(5, "neighbourhood size (default 5)", short="-k", positive=True)
+    task: Literal["cosine", "verbaliser"] = option(
+        "cosine", "encoder task form: cosine (sentence vs label names) or verbaliser (output position vs label token)"
+    )
+    test_size: int | None = option(
+        None, "final figures on a stratified subset of this many test rows (default: all; --quick: 500)", positive=True
+    )
     measure_only: bool = option(False, "only recompute the report from the saved runs")
     no_progress: bool = option(False, "hide the progress bars")
 
     def run(self) -> int:
-        from probe.replicate import REPORT_MD, ReplicateConfig, replicate, write_report
+        from probe.replicate import REPORT_MD, ReplicateConfig, estimate_seconds, replicate, write_report
 
-        overrides: dict[str, Any] = {"model": self.model, "data": self.data, "k": self.k}
+        overrides: dict[str, Any] = {"model": self.model, "data": self.data, "k": self.k, "task": self.task}
         if self.seeds:
             overrides["seeds"] = tuple(self.seeds)
         if self.lengths:
             overrides["lengths"] = tuple(self.lengths)
         if self.steps:
             overrides["steps"] = self.steps
+        if self.test_size:
+            overrides["test_size"] = self.test_size
         config = ReplicateConfig.quick(**overrides) if self.quick else ReplicateConfig(**overrides)
         if self.measure_only:
             text = write_report(config, self.out)
         else:
+            seconds, missing = estimate_seconds(config, self.out)
+            if missing:
+                print(
+                    f"training {missing} runs: about {seconds / 60:.0f} min on this machine "
+                    f"(one step and one evaluation pass timed per length)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             text = replicate(config, self.out, progress=not self.no_progress)
         emit(text, None)
         print(f"wrote {self.out}/{REPORT_MD}", file=sys.stderr)

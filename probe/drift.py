@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from probe.index import VocabIndex, normalize_rows
-from probe.measures import OFF_MANIFOLD_PERCENTILE, duplicate_top1, read_positions
+from probe.measures import OFF_MANIFOLD_PERCENTILE, duplicate_top1, neighbor_coherence, read_positions
 from probe.tokens import label_token_ids
 
 if TYPE_CHECKING:
@@ -178,6 +178,8 @@ class RunSummary:
     final_ids: np.ndarray = field(repr=False, compare=False)  # int64 [p, k] top-k of the final snapshot
     init_ids: np.ndarray = field(repr=False, compare=False)  # int64 [p, k] top-k of the first snapshot
     coherence: np.ndarray = field(repr=False, compare=False)  # float32 [p] of the final snapshot
+    init_coherence: np.ndarray = field(repr=False, compare=False)  # float32 [p] of the first snapshot
+    cos_to_init: np.ndarray = field(repr=False, compare=False)  # float [p] cosine of each final row to its first
 
     @property
     def length(self) -> int:
@@ -232,6 +234,7 @@ def summarize_run(
     else:
         converged = float("nan")
     done = run.manifest.get("final") or {}
+    cos_to_init = _cos_rows(final, first)
     return RunSummary(
         run=run.name,
         init=str(run.manifest.get("init")),
@@ -242,7 +245,7 @@ def summarize_run(
         discrete_accuracy=done.get("discrete_accuracy"),
         zero_shot=run.manifest.get("zero_shot_accuracy"),
         mean_distance_travelled=float(travelled.mean()),
-        mean_cos_final_to_init=float(_cos_rows(final, first).mean()),
+        mean_cos_final_to_init=float(cos_to_init.mean()),
         init_token_top1=sum(1 for i, ids in with_tokens if int(final_ids[i, 0]) in ids),
         init_token_topk=sum(1 for i, ids in with_tokens if set(ids) & set(final_ids[i].tolist())),
         init_token_positions=len(with_tokens),
@@ -254,4 +257,6 @@ def summarize_run(
         final_ids=final_ids,
         init_ids=init_ids,
         coherence=readings.coherence,
+        init_coherence=neighbor_coherence(index, init_ids),
+        cos_to_init=cos_to_init,
     )

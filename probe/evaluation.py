@@ -33,9 +33,19 @@ logger = logging.getLogger(__name__)
 ZERO_SHOT_FORMAT = 1
 
 
+def correctness(task: Task, texts: list[str], targets: list[int]) -> np.ndarray:
+    """bool [B]: whether the prompted model labels each text correctly."""
+    return np.asarray(task.predict(texts) == np.asarray(targets))
+
+
 def accuracy(task: Task, texts: list[str], targets: list[int]) -> float:
     """Share of ``texts`` the prompted model labels correctly."""
-    return float((task.predict(texts) == np.asarray(targets)).mean())
+    return float(correctness(task, texts, targets).mean())
+
+
+def correct_bits(correct: np.ndarray) -> str:
+    """Per-example correctness as a string of 0s and 1s (how runs record it; see :meth:`Run.final_correct`)."""
+    return "".join("1" if c else "0" for c in np.asarray(correct, dtype=bool))
 
 
 def discretised_accuracy(task: Task, index: VocabIndex, texts: list[str], targets: list[int]) -> float:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from probe.tokens import frequency_ranks, label_token_ids
+from probe.tokens import frequency_ranks, label_word_ids
 
 if TYPE_CHECKING:
     from probe.models import LoadedModel
@@ -153,7 +153,7 @@ def initialise(
                 UserWarning,
                 stacklevel=2,
             )
-        token_ids = [_label_ids(model, label) for label in used]
+        token_ids = [label_word_ids(model.tokenizer, label) for label in used]
         rows = [embeddings[ids].mean(axis=0) for ids in token_ids]
         filler = _sample_vocab(model, length - len(used), top_n, rng) if length > len(used) else np.array([], int)
         rows += [embeddings[i] for i in filler]
@@ -174,13 +174,6 @@ def initialise(
     cycled = [text_ids[i % len(text_ids)] for i in range(length)]
     details.update(text=text, text_tokens=len(text_ids))
     return Initialisation(embeddings[cycled].copy(), method, [[int(i)] for i in cycled], details)
-
-
-def _label_ids(model: LoadedModel, label: str) -> list[int]:
-    """A label's sub-tokens as written on its own (the first spelling probe tries)."""
-    plain = label_token_ids(model.tokenizer, label)
-    first = [i for i in model.tokenizer(label, add_special_tokens=False)["input_ids"] if i in plain]
-    return first or plain
 
 
 def _sample_vocab(model: LoadedModel, count: int, top_n: int, rng: np.random.Generator) -> np.ndarray:

@@ -418,3 +418,21 @@ def accuracy_bars(spread: pd.DataFrame, *, title: str = "Test accuracy") -> go.F
     )
     fig.update_layout(title=title, yaxis={"range": [0, 1]}, height=240, margin={"t": 40, "l": 10, "r": 10, "b": 10})
     return fig
+
+
+DOWNLOAD_FORMATS = ("png", "svg", "jpeg", "webp")
+"""What the camera button of Plotly's own toolbar can save, drawn in the browser."""
+
+
+def download_config(fmt: str, name: str) -> dict[str, object]:
+    """Plotly's toolbar config: its camera button saves the figure as ``fmt`` (one of :data:`DOWNLOAD_FORMATS`)
+    under ``name``, at twice the screen resolution for raster formats."""
+    if fmt not in DOWNLOAD_FORMATS:
+        expected = ", ".join(DOWNLOAD_FORMATS)
+        raise ValueError(f"figure format {fmt!r} is not one Plotly saves; expected one of {expected}")
+    return {"toImageButtonOptions": {"format": fmt, "filename": name, "scale": 2}, "displaylogo": False}
+
+
+def to_html(fig: go.Figure) -> str:
+    """The figure as a self-contained interactive HTML page (plotly.js inlined: it opens offline)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True)

@@ -16,6 +16,7 @@ Findings:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import time
@@ -30,11 +31,18 @@ import pandas as pd
 from probe.data import BUNDLED, train_test
 from probe.drift import RunSummary, summarize_run
 from probe.index import VocabIndex
-from probe.inits import PAPER_INITS
+from probe.inits import PAPER_INITS, Scale
 from probe.measures import control_vectors, duplicate_top1, neighbor_coherence
 from probe.models import LoadedModel, load_model
 from probe.reports import FAITHFULNESS_CAVEAT
 from probe.runs import Run, find_runs
+from probe.stats import (
+    Verdict,
+    cluster_draws,
+    percentile_interval,
+    pooled_mean,
+    verdict,
+)
 from probe.tokens import label_token_ids
 from probe.training import TrainConfig
 from probe.util import atomic_write_json, atomic_write_text
@@ -48,6 +56,11 @@ RUNS = "runs"
 class ReplicateConfig:
     """What ``probe replicate`` trains and measures.
 
+    The default regime makes prompts of every init move: AdamW at lr 0.01 with the random-uniform init scaled to
+    the vocabulary's mean norm. Scaling changes no direction, so every cosine reading of the random init (its
+    neighbours, the random-vector control) is the paper's; at the paper's [-0.5, 0.5] (norm about 5x the
+    vocabulary's here) the same optimiser barely moves it (docs/replicate.md has the numbers).
+
     Attributes:
         model / data: as in :class:`probe.training.TrainConfig`.
         inits: initialisations to compare.
@@ -56,6 +69,9 @@ class ReplicateConfig:
         steps: training steps per run.
         k: neighbourhood size for the findings (the paper reads top-5).
         bootstrap: bootstrap resamples for the intervals.
+        optimizer / lr / init_scale: the training regime (see :class:`probe.training.TrainConfig`).
+        task: the encoder task form, "cosine" or "verbaliser" (:data:`probe.tasks.TASK_FORMS`).
+        test_size: score the final figures on a seeded, stratified subset of this many test rows (None: all).
     """
 
     model: str = "default"
@@ -66,11 +82,16 @@ class ReplicateConfig:
     steps: int = 150
     k: int = 5
     bootstrap: int = 2000
+    optimizer: str = "adamw"
+    lr: float = 0.01
+    init_scale: Scale = "vocab-norm"
+    task: str = "cosine"
+    test_size: int | None = None
 
     @classmethod
     def quick(cls, **overrides: Any) -> ReplicateConfig:
-        """The ``--quick`` grid: 2 seeds, 40 steps (its time on 2 CPU cores is in the README)."""
-        return replace(cls(seeds=(0, 1), steps=40), **overrides)
+        """The ``--quick`` grid: lengths 5 and 20, 2 seeds, 80 steps, the final figures on 500 test rows."""
+        return replace(cls(lengths=(5, 20), seeds=(0, 1), steps=80, test_size=500), **overrides)
 
     def run_configs(self) -> dict[str, TrainConfig]:
         """Run name -> training config for the whole grid."""
@@ -87,6 +108,12 @@ class ReplicateConfig:
                         steps=self.steps,
                         snapshot_every=max(1, self.steps // 2),
                         eval_every=self.steps,
+                        eval_size=100,  # read at step 0 only, as a progress mark: the findings use the final test
+                        optimizer=self.optimizer,  # type: ignore[arg-type]
+                        lr=self.lr,
+                        init_scale=self.init_scale,
+                        task=self.task,
+                        test_size=self.test_size,
                     )
         return out
 
@@ -99,48 +126,104 @@ def train_grid(config: ReplicateConfig, out: str | os.PathLike[str], *, progress
     return ensure_runs(Path(out) / RUNS, config.run_configs(), model=model, progress=progress)
 
 
-# ----------------------------------------------------------------------------- statistics
+def missing_runs(config: ReplicateConfig, out: str | os.PathLike[str]) -> dict[str, TrainConfig]:
+    """The grid's runs that ``out/runs`` does not hold finished with the same settings."""
+    from probe.runs import is_run_folder, load_run
+
+    missing = {}
+    for name, run_config in config.run_configs().items():
+        path = Path(out) / RUNS / name
+        if is_run_folder(path):
+            run = load_run(path)
+            if run.status == "finished" and TrainConfig.from_dict(run.manifest.get("config", {})) == run_config:
+                continue
+        missing[name] = run_config
+    return missing
 
 
-def bootstrap_ci(values: np.ndarray, *, n: int = 2000, seed: int = 0, stat=np.mean) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of ``stat(values)``."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    draws = np.array([stat(values[rng.integers(0, values.size, values.size)]) for _ in range(n)])
-    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+def estimate_seconds(
+    config: ReplicateConfig, out: str | os.PathLike[str], *, model: LoadedModel | None = None
+) -> tuple[float, int]:
+    """(seconds, runs): how long training the grid's missing runs should take on this machine.
 
+    Measured, not guessed: one training step is timed at each prompt length on the real data, and one evaluation
+    pass per length on test rows; the grid's steps and evaluated rows are then added up (the zero-shot pass once).
+    """
+    import torch
 
-def diff_ci(a: np.ndarray, b: np.ndarray, *, n: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of mean(a) - mean(b), resampling each group."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    rng = np.random.default_rng(seed)
-    draws = [a[rng.integers(0, a.size, a.size)].mean() - b[rng.integers(0, b.size, b.size)].mean() for _ in range(n)]
-    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+    from probe.tasks import make_task, wrap_with_prompt
 
+    missing = missing_runs(config, out)
+    if not missing:
+        return 0.0, 0
+    model = model or load_model(config.model, device="cpu")
+    first = next(iter(missing.values()))
+    splits = train_test(config.data, seed=first.seed)
+    batch = splits.train.texts[: first.batch_size]
+    targets = splits.train.targets[: first.batch_size]
+    probe_rows = splits.test.texts[:64]
+    test_rows = min(len(splits.test), config.test_size or len(splits.test))
+    during = min(first.eval_size, test_rows)
 
-def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
-    """Standardised mean difference with the pooled standard deviation."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    pooled = np.sqrt(((a.size - 1) * a.var(ddof=1) + (b.size - 1) * b.var(ddof=1)) / max(a.size + b.size - 2, 1))
-    return float((a.mean() - b.mean()) / pooled) if pooled > 0 else float("nan")
+    def timed(fn: Any) -> float:
+        fn()  # warm: the first pass pays for allocation and kernel choice
+        began = time.perf_counter()
+        fn()
+        return time.perf_counter() - began
+
+    per_length = {}
+    for length in sorted({c.length for c in missing.values()}):
+        vectors = np.zeros((length, model.dim), dtype=np.float32)
+        vectors[:] = model.embeddings_numpy()[: length or 1].mean(0)
+        task = make_task(model, wrap_with_prompt(model, vectors), splits.train.label_names, form=config.task)
+        step = timed(lambda task=task: task.loss(batch, targets).backward())
+        with torch.inference_mode():
+            row = timed(lambda task=task: task.score_all(probe_rows)) / len(probe_rows)
+        per_length[length] = (step, row)
+        zero_row = row
+    seconds = test_rows * zero_row  # the zero-shot pass, once per model and data (then cached)
+    for run_config in missing.values():
+        step, row = per_length[run_config.length]
+        seconds += run_config.steps * step + (during + 2 * test_rows) * row + 2.0  # + loading and writing
+    return seconds, len(missing)
 
 
 # ----------------------------------------------------------------------------- findings
 
+SMALLEST_EFFECT = {"coherence": 0.02, "share": 0.05, "accuracy": 0.01}
+"""The smallest difference from a control that would count as the claimed effect (see :func:`probe.stats.verdict`):
+mean pairwise cosine, share of positions, accuracy."""
+
+MOVED_COS = 0.9
+"""Positions whose mean cosine to their initial vectors stays above this have barely trained: a neighbour they
+keep is their init's, not a learned one."""
+
 
 @dataclass
 class Finding:
-    """One row of the report."""
+    """One finding as typed numbers: the estimate, its interval, its controls, the verdict, the runs it read.
+
+    ``values`` holds the rest: ``at_init`` (the same reading on each run's step-0 snapshot), ``margins`` (the
+    intervals of estimate - control that decide the verdict), ``by_init`` (the reading per init, with how far
+    the positions travelled), and finding-specific numbers.
+    """
 
     number: int
     name: str
     paper: str
     measured: str
-    holds: str
+    verdict: Verdict
     runs_used: int
+    estimate: float
+    interval: tuple[float, float]
+    init_control: float | None
+    random_control: float | None
     values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def holds(self) -> str:
+        """The verdict (the field's earlier name)."""
+        return self.verdict
 
 
 def characteristic_words(data: str, *, per_class: int = 25) -> set[str]:
@@ -158,17 +241,6 @@ def characteristic_words(data: str, *, per_class: int = 25) -> set[str]:
     for row in matrix:
         words |= set(vocab[np.argsort(-row)[:per_class]].tolist())
     return words
-
-
-def _read_runs(runs: list[Run], model: LoadedModel, index: VocabIndex, k: int) -> list[RunSummary]:
-    """The finished runs' summaries (convergence is not needed here, so it is not computed)."""
-    return [summarize_run(run, model, index=index, k=k, convergence=False) for run in runs if run.status == "finished"]
-
-
-def _fmt_ci(value: float, ci: tuple[float, float], pct: bool = False) -> str:
-    if pct:
-        return f"{value:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]"
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 N_CONTROL = 500
@@ -193,6 +265,11 @@ class FindingsContext:
     vocab_ids: np.ndarray  # int64 [N_CONTROL, k] neighbours of sampled frequent tokens
     random_rows: np.ndarray  # int64 [N_CONTROL, k] random token sets
     chance: float  # share of random vectors with a label token in their top-k
+
+    def correct(self, reading: RunSummary) -> np.ndarray | None:
+        """The run's per-example test correctness (None when it did not record it)."""
+        run = next(r for r in self.runs if r.name == reading.run)
+        return run.final_correct()
 
 
 def build_context(
@@ -230,7 +307,7 @@ def build_context(
         data=data or runs[0].manifest.get("config", {}).get("data", BUNDLED),
         k=k,
         bootstrap=bootstrap,
-        readings=_read_runs(runs, model, index, k),
+        readings=[summarize_run(run, model, index=index, k=k, convergence=False) for run in runs],
         labels=labels,
         label_ids=label_ids,
         all_label_ids=all_label_ids,
@@ -241,206 +318,409 @@ def build_context(
     )
 
 
-def semantic_clusters(c: FindingsContext) -> Finding:
-    """1. Semantic clusters: learned top-k neighbourhoods against the controls' coherence."""
-    learned = np.concatenate([r.coherence for r in c.readings])
-    learned = learned[np.isfinite(learned)]
-    control_random = neighbor_coherence(c.index, c.random_ids)
-    control_rows = neighbor_coherence(c.index, c.random_rows)
-    vocab_neighbourhoods = neighbor_coherence(c.index, c.vocab_ids)  # a real token's own top-k: the ceiling
-    by_init = {
-        init: float(np.nanmean(np.concatenate([r.coherence for r in c.readings if r.init == init])))
-        for init in sorted({r.init for r in c.readings})
-    }
-    d = cohens_d(learned, control_random)
-    ci = diff_ci(learned, control_random, n=c.bootstrap)
+@dataclass
+class _Reading:
+    """A per-position reading of some runs, against their own step-0 snapshots and fixed controls."""
+
+    estimate: float
+    interval: tuple[float, float]
+    at_init: float
+    margins: dict[str, tuple[float, float]]
+    travel: float  # mean cosine of the positions to their initial vectors
+    runs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _read(
+    c: FindingsContext,
+    readings: list[RunSummary],
+    final: Any,
+    initial: Any,
+    controls: dict[str, float],
+    *,
+    against_init: bool = True,
+) -> _Reading:
+    """The pooled estimate of ``final(run)`` over ``readings``, its cluster-bootstrap interval, the same reading
+    at init (``initial(run)``), and the intervals of estimate - control that decide a verdict.
+
+    With ``against_init`` the step-0 snapshot is a control: the paired difference (each run against its own init)
+    is resampled with the same run draws.
+    """
+    finals = [np.asarray(final(r), float) for r in readings]
+    inits = [np.asarray(initial(r), float) for r in readings]
+    cells = [(r.init, r.length) for r in readings]
+    draws = cluster_draws(finals, cells, n=c.bootstrap, seed=0)
+    margins = {name: percentile_interval(draws - value) for name, value in controls.items()}
+    if against_init:
+        paired = cluster_draws([f - i for f, i in zip(finals, inits, strict=True)], cells, n=c.bootstrap, seed=0)
+        margins = {"at init": percentile_interval(paired), **margins}
+    travel = np.concatenate([r.cos_to_init for r in readings]) if readings else np.array([np.nan])
+    return _Reading(
+        estimate=pooled_mean(finals),
+        interval=percentile_interval(draws),
+        at_init=pooled_mean(inits),
+        margins=margins,
+        travel=float(np.mean(travel)),
+        runs=len(readings),
+    )
+
+
+def _by_init(
+    c: FindingsContext,
+    readings: list[RunSummary],
+    read: Any,
+    smallest: float,
+) -> dict[str, dict[str, Any]]:
+    """``read(readings of one init)`` for each init, with its verdict."""
+    out = {}
+    for init in sorted({r.init for r in readings}):
+        reading = read([r for r in readings if r.init == init])
+        out[init] = {**reading.as_dict(), "verdict": verdict(list(reading.margins.values()), smallest)}
+    return out
+
+
+def _fmt(value: float, interval: tuple[float, float], pct: bool = False) -> str:
+    if pct:
+        return f"{value:.0%} [{interval[0]:.0%}, {interval[1]:.0%}]"
+    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def _finding(
+    number: int,
+    name: str,
+    paper: str,
+    measured: str,
+    reading: _Reading,
+    smallest: float,
+    by_init: dict[str, dict[str, Any]],
+    random_control: float | None,
+    **extra: Any,
+) -> Finding:
     return Finding(
-        1,
-        "Semantic clusters",
-        "the top-5 neighbours of learned tokens form tight semantic clusters; random vectors show none",
-        f"mean pairwise cosine of top-{c.k}: learned {learned.mean():.3f}, paper's random-vector control "
-        f"{control_random.mean():.3f}, {c.k} random tokens {control_rows.mean():.3f}, a frequent token's own "
-        f"neighbourhood {vocab_neighbourhoods.mean():.3f}; learned - random-vector control "
-        f"{learned.mean() - control_random.mean():.3f} [{ci[0]:.3f}, {ci[1]:.3f}], Cohen's d {d:.2f}; by init: "
-        + ", ".join(f"{i} {v:.3f}" for i, v in by_init.items()),
-        "yes" if ci[0] > 0 and learned.mean() > control_rows.mean() else "no",
-        len(c.readings),
-        {
-            "learned": float(learned.mean()),
-            "control_random": float(control_random.mean()),
-            "control_rows": float(control_rows.mean()),
-            "vocab_neighbourhoods": float(vocab_neighbourhoods.mean()),
-            "diff_ci": ci,
-            "cohens_d": d,
+        number=number,
+        name=name,
+        paper=paper,
+        measured=measured,
+        verdict=verdict(list(reading.margins.values()), smallest),
+        runs_used=reading.runs,
+        estimate=reading.estimate,
+        interval=reading.interval,
+        init_control=reading.at_init,
+        random_control=random_control,
+        values={
+            "at_init": reading.at_init,
+            "margins": reading.margins,
+            "travel": reading.travel,
+            "smallest_effect": smallest,
             "by_init": by_init,
+            **extra,
         },
     )
 
 
+def _init_lines(by_init: dict[str, dict[str, Any]], pct: bool = False) -> str:
+    def show(x: float) -> str:
+        return f"{x:.0%}" if pct else f"{x:.3f}"
+
+    return "; by init (learned / at init / cos to init / verdict): " + ", ".join(
+        f"{init} {show(v['estimate'])} / {show(v['at_init'])} / {v['travel']:.2f} / {v['verdict']}"
+        for init, v in by_init.items()
+    )
+
+
+def semantic_clusters(c: FindingsContext) -> Finding:
+    """1. Semantic clusters: learned top-k neighbourhoods against their own init and the random-vector control."""
+    control_random = float(neighbor_coherence(c.index, c.random_ids).mean())
+    control_rows = float(neighbor_coherence(c.index, c.random_rows).mean())
+    ceiling = float(neighbor_coherence(c.index, c.vocab_ids).mean())  # a real token's own top-k
+
+    def read(readings: list[RunSummary]) -> _Reading:
+        return _read(c, readings, lambda r: r.coherence, lambda r: r.init_coherence, {"random vectors": control_random})
+
+    reading = read(c.readings)
+    smallest = SMALLEST_EFFECT["coherence"]
+    by_init = _by_init(c, c.readings, read, smallest)
+    return _finding(
+        1,
+        "Semantic clusters",
+        "the top-5 neighbours of learned tokens form tight semantic clusters; random vectors show none",
+        f"mean pairwise cosine of top-{c.k}: learned {_fmt(reading.estimate, reading.interval)}, the same runs at "
+        f"init {reading.at_init:.3f}, random-vector control {control_random:.3f}, {c.k} random tokens "
+        f"{control_rows:.3f}, a frequent token's own neighbourhood {ceiling:.3f}" + _init_lines(by_init),
+        reading,
+        smallest,
+        by_init,
+        control_random,
+        control_rows=control_rows,
+        vocab_neighbourhoods=ceiling,
+    )
+
+
 def labels_persist(c: FindingsContext) -> Finding | None:
-    """2. Class labels persist: class-label positions keep their own label in the top-k."""
-    kept = []
-    for r in c.readings:
-        if r.init != "class-label":
-            continue
-        for i, label in enumerate(c.labels[: r.length]):
-            kept.append(float(bool(c.label_ids[label] & set(r.final_ids[i].tolist()))))
-    kept_arr = np.array(kept)
-    if kept_arr.size:
-        ci = bootstrap_ci(kept_arr, n=c.bootstrap)
-        return Finding(
-            2,
-            "Class labels persist",
-            "with class-label init, the class label often stays the nearest neighbour after training",
-            f"{_fmt_ci(kept_arr.mean(), ci, pct=True)} of label positions keep their own label in the top-{c.k} "
-            f"(random-vector control: {c.chance:.0%} have any label)",
-            "yes" if ci[0] >= 0.5 else ("partly" if ci[0] > c.chance else "no"),
-            sum(1 for r in c.readings if r.init == "class-label"),
-            {"share": float(kept_arr.mean()), "ci": ci, "control": c.chance, "positions": int(kept_arr.size)},
+    """2. Class labels persist: class-label positions keep their own label in the top-k, after moving."""
+    readings = [r for r in c.readings if r.init == "class-label"]
+    if not readings:
+        return None
+
+    def kept(ids: np.ndarray, length: int) -> np.ndarray:
+        return np.array(
+            [float(bool(c.label_ids[label] & set(ids[i].tolist()))) for i, label in enumerate(c.labels[:length])]
         )
-    return None
+
+    reading = _read(
+        c,
+        readings,
+        lambda r: kept(r.final_ids, r.length),
+        lambda r: kept(r.init_ids, r.length),
+        {"random vectors": c.chance},
+        against_init=False,  # at init every label position holds its label: the ceiling, not a control to beat
+    )
+    smallest = SMALLEST_EFFECT["share"]
+    moved = reading.travel < MOVED_COS
+    decided = verdict(list(reading.margins.values()), smallest)
+    finding = _finding(
+        2,
+        "Class labels persist",
+        "with class-label init, the class label often stays the nearest neighbour after training",
+        f"{_fmt(reading.estimate, reading.interval, pct=True)} of label positions keep their own label in the "
+        f"top-{c.k} (at init {reading.at_init:.0%}; random vectors have any label {c.chance:.0%}); the label "
+        f"positions' mean cosine to their init is {reading.travel:.2f}"
+        + ("" if moved else f", above {MOVED_COS}: they barely trained, so what they keep is their init"),
+        reading,
+        smallest,
+        {"class-label": {**reading.as_dict(), "verdict": decided if moved else "unclear"}},
+        c.chance,
+        positions=int(sum(min(r.length, len(c.labels)) for r in readings)),
+        moved=moved,
+    )
+    if not moved and finding.verdict == "yes":
+        finding.verdict = "unclear"
+    return finding
 
 
 def labels_elsewhere(c: FindingsContext) -> Finding | None:
-    """3. Labels appear under other inits."""
-    other = [
-        float(bool(c.all_label_ids & set(row.tolist())))
-        for r in c.readings
-        if r.init != "class-label"
-        for row in r.final_ids
-    ]
-    other_arr = np.array(other)
-    vocab_chance = float(np.mean([bool(c.all_label_ids & set(row.tolist())) for row in c.vocab_ids]))
-    if other_arr.size:
-        ci = bootstrap_ci(other_arr, n=c.bootstrap)
-        return Finding(
-            3,
-            "Labels appear under other inits",
-            "class labels also appear among the neighbours of prompts not initialised from them",
-            f"{_fmt_ci(other_arr.mean(), ci, pct=True)} of positions have a label token in the top-{c.k} "
-            f"(controls: random vectors {c.chance:.0%}, sampled vocabulary rows {vocab_chance:.0%})",
-            "yes" if ci[0] > max(c.chance, vocab_chance) else "no",
-            sum(1 for r in c.readings if r.init != "class-label"),
-            {"share": float(other_arr.mean()), "ci": ci, "control_random": c.chance, "control_vocab": vocab_chance},
+    """3. Labels appear under other inits, beyond where those inits started."""
+    readings = [r for r in c.readings if r.init != "class-label"]
+    if not readings:
+        return None
+
+    def has_label(ids: np.ndarray) -> np.ndarray:
+        return np.array([float(bool(c.all_label_ids & set(row.tolist()))) for row in ids])
+
+    vocab_chance = float(has_label(c.vocab_ids).mean())
+
+    def read(subset: list[RunSummary]) -> _Reading:
+        return _read(
+            c,
+            subset,
+            lambda r: has_label(r.final_ids),
+            lambda r: has_label(r.init_ids),
+            {"random vectors": c.chance, "vocabulary rows": vocab_chance},
         )
-    return None
+
+    reading = read(readings)
+    smallest = SMALLEST_EFFECT["share"]
+    by_init = _by_init(c, readings, read, smallest)
+    return _finding(
+        3,
+        "Labels appear under other inits",
+        "class labels also appear among the neighbours of prompts not initialised from them",
+        f"{_fmt(reading.estimate, reading.interval, pct=True)} of positions have a label token in the top-{c.k} "
+        f"(the same runs at init {reading.at_init:.0%}; random vectors {c.chance:.0%}, sampled vocabulary rows "
+        f"{vocab_chance:.0%})" + _init_lines(by_init, pct=True),
+        reading,
+        smallest,
+        by_init,
+        c.chance,
+        control_vocab=vocab_chance,
+    )
+
+
+def _duplicates(ids: np.ndarray) -> np.ndarray:
+    return np.array([float(bool(d)) for d in duplicate_top1(ids[:, 0])])
 
 
 def repeated_neighbours(c: FindingsContext) -> Finding | None:
-    """4. Long prompts repeat neighbours: shared top-1 by length, against the same runs at init."""
-    dup_rows = []
-    for r in c.readings:
-        if r.length < 2:
-            continue
-        final_dup = np.array([bool(x) for x in duplicate_top1(r.final_ids[:, 0])], float)
-        init_dup = np.array([bool(x) for x in duplicate_top1(r.init_ids[:, 0])], float)
-        dup_rows.append(
-            {
-                "init": r.init,
-                "length": r.length,
-                "seed": r.seed,
-                "final": final_dup.mean(),
-                "initial": init_dup.mean(),
-                "values": final_dup,
-            }
-        )
-    dup = pd.DataFrame(dup_rows)
-    if not dup.empty:
-        by_length = dup.groupby("length")[["final", "initial"]].mean()
-        longest, shortest = by_length.index.max(), by_length.index.min()
-        long_vals = np.concatenate(dup[dup["length"] == longest]["values"].to_list())
-        ci = bootstrap_ci(long_vals, n=c.bootstrap)
-        grows = (
-            by_length["final"].is_monotonic_increasing
-            and by_length.loc[longest, "final"] > by_length.loc[shortest, "final"]
-        )
-        return Finding(
-            4,
-            "Long prompts repeat neighbours",
-            "with long prompts, several positions share the same nearest neighbour",
-            "share of positions whose top-1 is shared, by length: "
-            + ", ".join(f"p={p}: {row.final:.0%} (at init {row.initial:.0%})" for p, row in by_length.iterrows())
-            + f"; at p={longest}: {_fmt_ci(long_vals.mean(), ci, pct=True)}",
-            "yes" if grows and ci[0] > by_length.loc[longest, "initial"] else ("partly" if grows else "no"),
-            len(dup),
-            {"by_length": by_length.reset_index().to_dict("records"), "ci_longest": ci},
-        )
-    return None
+    """4. Long prompts repeat neighbours: shared top-1 at the longest length, against init and random vectors."""
+    readings = [r for r in c.readings if r.length >= 2]
+    if not readings:
+        return None
+    longest = max(r.length for r in readings)
+    # the paper's random vectors, in prompts of the same length: how often a top-1 repeats by chance
+    groups = [c.random_ids[i : i + longest] for i in range(0, len(c.random_ids) - longest + 1, longest)]
+    random_dup = float(np.mean([_duplicates(g).mean() for g in groups])) if groups else float("nan")
+    controls = {"random vectors": random_dup} if np.isfinite(random_dup) else {}
+
+    def read(subset: list[RunSummary]) -> _Reading:
+        return _read(c, subset, lambda r: _duplicates(r.final_ids), lambda r: _duplicates(r.init_ids), controls)
+
+    long_runs = [r for r in readings if r.length == longest]
+    reading = read(long_runs)
+    smallest = SMALLEST_EFFECT["share"]
+    by_init = _by_init(c, long_runs, read, smallest)
+    by_length = [
+        {
+            "length": length,
+            "final": pooled_mean([_duplicates(r.final_ids) for r in readings if r.length == length]),
+            "initial": pooled_mean([_duplicates(r.init_ids) for r in readings if r.length == length]),
+        }
+        for length in sorted({r.length for r in readings})
+    ]
+    finals = [row["final"] for row in by_length]
+    grows = len(finals) > 1 and all(b >= a for a, b in itertools.pairwise(finals)) and finals[-1] > finals[0]
+    return _finding(
+        4,
+        "Long prompts repeat neighbours",
+        "with long prompts, several positions share the same nearest neighbour",
+        "share of positions whose top-1 is shared, by length: "
+        + ", ".join(f"p={row['length']}: {row['final']:.0%} (at init {row['initial']:.0%})" for row in by_length)
+        + f"; at p={longest}: {_fmt(reading.estimate, reading.interval, pct=True)}, random vectors "
+        f"{random_dup:.0%}; grows with length: {'yes' if grows else 'no'}" + _init_lines(by_init, pct=True),
+        reading,
+        smallest,
+        by_init,
+        random_dup,
+        by_length=by_length,
+        longest=longest,
+        grows_with_length=grows,
+    )
 
 
 def domain_words(c: FindingsContext) -> Finding:
-    """5. Domain words: share of neighbours that are the data's characteristic words."""
+    """5. Domain words: share of neighbours that are the data's characteristic words, beyond init and chance."""
     words = characteristic_words(c.data)
     display = c.model.vocabulary
 
     def domain_share(ids: np.ndarray) -> np.ndarray:
         return np.array([np.mean([display.surface(int(t)) in words for t in row]) for row in ids])
 
-    learned_share = np.concatenate([domain_share(r.final_ids) for r in c.readings])
-    control_share = domain_share(c.vocab_ids)
+    control = float(domain_share(c.vocab_ids).mean())
+
+    def read(subset: list[RunSummary]) -> _Reading:
+        return _read(
+            c,
+            subset,
+            lambda r: domain_share(r.final_ids),
+            lambda r: domain_share(r.init_ids),
+            {"vocabulary rows": control},
+        )
+
+    reading = read(c.readings)
+    smallest = SMALLEST_EFFECT["share"] / 2
+    by_init = _by_init(c, c.readings, read, smallest)
     counter: Counter[str] = Counter()
     for r in c.readings:
-        counter.update({display.surface(int(t)) for t in r.final_ids.ravel()})
-    recurring = [(w, c) for w, c in counter.most_common() if c >= 2][:15]
-    ci = diff_ci(learned_share, control_share, n=c.bootstrap)
-    return Finding(
+        counter.update({display.surface(int(t)) for t in r.final_ids.ravel()} & words)
+    recurring = [(w, n) for w, n in counter.most_common() if n >= 2][:15]
+    return _finding(
         5,
         "Domain words",
         "neighbours include domain words of the task (e.g. 'science', 'technology' for topic data)",
-        f"{learned_share.mean():.1%} of top-{c.k} neighbours are characteristic words of the data (top TF-IDF per "
-        f"class), against {control_share.mean():.1%} for sampled vocabulary rows; difference "
-        f"[{ci[0]:.1%}, {ci[1]:.1%}]. Recurring across runs: " + ", ".join(f"{w} ({c})" for w, c in recurring[:10]),
-        "yes" if ci[0] > 0 else "no",
-        len(c.readings),
-        {
-            "learned": float(learned_share.mean()),
-            "control": float(control_share.mean()),
-            "diff_ci": ci,
-            "recurring": recurring,
-            "characteristic_words": sorted(words),
-        },
+        f"{_fmt(reading.estimate, reading.interval, pct=True)} of top-{c.k} neighbours are characteristic words "
+        f"of the data (top TF-IDF per class); the same runs at init {reading.at_init:.0%}, sampled vocabulary "
+        f"rows {control:.0%}. Domain words recurring across runs: "
+        + (", ".join(f"{w} ({n})" for w, n in recurring[:10]) or "none")
+        + _init_lines(by_init, pct=True),
+        reading,
+        smallest,
+        by_init,
+        None,
+        control_vocab=control,
+        recurring=recurring,
+        characteristic_words=sorted(words),
     )
 
 
 def accuracy_by_length(c: FindingsContext) -> tuple[Finding, pd.DataFrame]:
-    """6. Accuracy by length and init, soft and discretised (with the table)."""
-    acc = pd.DataFrame(
-        [
-            {
-                "init": r.init,
-                "length": r.length,
-                "seed": r.seed,
-                "accuracy": r.accuracy,
-                "discrete_accuracy": r.discrete_accuracy,
-                "zero_shot": r.zero_shot,
-            }
-            for r in c.readings
-        ]
-    )
-    table = (
-        acc.groupby(["init", "length"])
-        .agg(
-            accuracy=("accuracy", "mean"),
-            accuracy_sd=("accuracy", "std"),
-            discrete=("discrete_accuracy", "mean"),
-            zero_shot=("zero_shot", "mean"),
-            seeds=("seed", "count"),
+    """6. Accuracy by length and init, soft and discretised; class-label against random-uniform, with intervals
+    that resample seeds within each cell and the test examples."""
+    readings = [r for r in c.readings if r.accuracy is not None]
+    bits = [c.correct(r) for r in readings]
+    aligned = bool(bits) and all(b is not None for b in bits) and len({b.size for b in bits if b is not None}) == 1
+    values = [
+        b.astype(float) if aligned and b is not None else np.array([r.accuracy])
+        for r, b in zip(readings, bits, strict=True)
+    ]
+    cells = [(r.init, r.length) for r in readings]
+
+    def draws_of(keep: Any) -> np.ndarray:
+        chosen = [i for i, r in enumerate(readings) if keep(r)]
+        return cluster_draws(
+            [values[i] for i in chosen], [cells[i] for i in chosen], n=c.bootstrap, seed=0, aligned=aligned
         )
-        .reset_index()
-    )
-    gap = float((acc["accuracy"] - acc["discrete_accuracy"]).mean())
-    best = table.loc[table["accuracy"].idxmax()]
-    zero = float(acc["zero_shot"].mean())
+
+    def mean_of(keep: Any) -> float:
+        return pooled_mean([values[i] for i, r in enumerate(readings) if keep(r)], aligned=aligned)
+
+    rows = []
+    for init, length in sorted(set(cells)):
+        cell = [r for r in readings if (r.init, r.length) == (init, length)]
+        interval = percentile_interval(draws_of(lambda r, i=init, p=length: (r.init, r.length) == (i, p)))
+        rows.append(
+            {
+                "init": init,
+                "length": length,
+                "accuracy": mean_of(lambda r, i=init, p=length: (r.init, r.length) == (i, p)),
+                "low": interval[0],
+                "high": interval[1],
+                "discrete": float(np.mean([r.discrete_accuracy for r in cell if r.discrete_accuracy is not None]))
+                if any(r.discrete_accuracy is not None for r in cell)
+                else float("nan"),
+                "zero_shot": float(np.mean([r.zero_shot for r in cell if r.zero_shot is not None]))
+                if any(r.zero_shot is not None for r in cell)
+                else float("nan"),
+                "cos_to_init": float(np.mean([r.mean_cos_final_to_init for r in cell])),
+                "seeds": len(cell),
+            }
+        )
+    table = pd.DataFrame(rows)
+    inits = {r.init for r in readings}
+    lengths = sorted({r.length for r in readings})
+    smallest = SMALLEST_EFFECT["accuracy"]
+    contrasts: dict[str, dict[str, Any]] = {}
+    if {"class-label", "random-uniform"} <= inits:
+        diff = draws_of(lambda r: r.init == "class-label") - draws_of(lambda r: r.init == "random-uniform")
+        estimate = mean_of(lambda r: r.init == "class-label") - mean_of(lambda r: r.init == "random-uniform")
+        contrasts["class-label - random-uniform"] = {"estimate": estimate, "interval": percentile_interval(diff)}
+    if len(lengths) > 1:
+        diff = draws_of(lambda r: r.length == lengths[-1]) - draws_of(lambda r: r.length == lengths[0])
+        estimate = mean_of(lambda r: r.length == lengths[-1]) - mean_of(lambda r: r.length == lengths[0])
+        contrasts[f"p={lengths[-1]} - p={lengths[0]}"] = {"estimate": estimate, "interval": percentile_interval(diff)}
+    for contrast in contrasts.values():
+        contrast["verdict"] = verdict([contrast["interval"]], smallest)
+    first = next(iter(contrasts.values()), None)
+    headline_estimate = float(first["estimate"]) if first else float("nan")
+    headline_interval: tuple[float, float] = first["interval"] if first else (float("nan"), float("nan"))
+    verdicts = [v["verdict"] for v in contrasts.values()]
+    gaps = [(r.accuracy or 0.0) - r.discrete_accuracy for r in readings if r.discrete_accuracy is not None]
+    gap = float(np.mean(gaps)) if gaps else float("nan")
+    zero = float(np.mean([r.zero_shot for r in readings if r.zero_shot is not None])) if readings else float("nan")
     finding = Finding(
-        6,
-        "Accuracy by length and init",
-        "longer prompts and class-label init help (at small scale); random-uniform init is worst",
-        f"best {best['init']} p={int(best['length'])}: {best['accuracy']:.3f}; zero-shot {zero:.3f}; "
-        f"mean gap soft - discretised {gap:+.3f}. By init: "
-        + ", ".join(f"{i} {v:.3f}" for i, v in acc.groupby("init")["accuracy"].mean().items()),
-        "see table",
-        len(c.readings),
-        {"gap_soft_minus_discrete": gap, "zero_shot": zero},
+        number=6,
+        name="Accuracy by length and init",
+        paper="longer prompts and class-label init help (at small scale); random-uniform init is worst",
+        measured=", ".join(
+            f"{name}: {v['estimate']:+.3f} [{v['interval'][0]:+.3f}, {v['interval'][1]:+.3f}] ({v['verdict']})"
+            for name, v in contrasts.items()
+        )
+        + f"; zero-shot {zero:.3f}; mean gap soft - discretised {gap:+.3f}",
+        verdict="yes"
+        if verdicts and all(v == "yes" for v in verdicts)
+        else ("no" if verdicts and all(v == "no" for v in verdicts) else "unclear"),
+        runs_used=len(readings),
+        estimate=headline_estimate,
+        interval=headline_interval,
+        init_control=None,
+        random_control=None,
+        values={
+            "contrasts": contrasts,
+            "gap_soft_minus_discrete": gap,
+            "zero_shot": zero,
+            "examples_resampled": aligned,
+            "smallest_effect": smallest,
+        },
     )
     return finding, table
 
@@ -456,7 +736,8 @@ def measure_findings(
     """Measure the six findings from the finished runs in ``runs_dir`` alone.
 
     Returns:
-        (findings, accuracy table by init and length, context: model, data, seeds, settings, controls).
+        (findings, accuracy table by init and length, context: model, data, task, regime, seeds, settings,
+        controls, resampling, travel by init).
 
     Raises:
         ValueError: no finished runs, or runs of different models.
@@ -466,48 +747,106 @@ def measure_findings(
     accuracy, table = accuracy_by_length(c)
     found = [f for f in [*findings, accuracy] if f is not None]
     readings, runs = c.readings, c.runs
-    seeds = sorted({r.seed for r in readings if r.seed is not None})
+    configs = [run.manifest.get("config", {}) for run in runs]
+
+    def setting(key: str, default: Any = None) -> list[Any]:
+        return sorted({str(cfg.get(key, default)) for cfg in configs})
+
     context = {
         "model": c.model.name,
         "data": c.data,
+        "task": setting("task", "cosine"),
         "runs": len(readings),
-        "seeds": seeds,
+        "seeds": sorted({r.seed for r in readings if r.seed is not None}),
         "inits": sorted({r.init for r in readings}),
         "lengths": sorted({r.length for r in readings}),
-        "steps": sorted({int(run.manifest.get("steps", 0)) for run in runs if run.status == "finished"}),
+        "steps": sorted({int(run.manifest.get("steps", 0)) for run in runs}),
+        "regime": {
+            "optimizer": setting("optimizer", "adamw"),
+            "lr": setting("lr", 0.01),
+            "init_scale": setting("init_scale", 0.5),
+            "test_size": setting("test_size", None),
+        },
+        "travel": {
+            init: float(np.mean(np.concatenate([r.cos_to_init for r in readings if r.init == init])))
+            for init in sorted({r.init for r in readings})
+        },
         "k": c.k,
         "bootstrap": c.bootstrap,
+        "resampling": (
+            f"cluster bootstrap ({c.bootstrap} resamples, seed 0): whole runs are drawn with replacement within "
+            "each init x length cell (seeds are the clusters; a run's positions stay together; a cell with one "
+            "seed adds no between-run spread)"
+            + (
+                "; accuracy intervals also resample the test examples, one draw shared by all runs"
+                if accuracy.values.get("examples_resampled")
+                else "; accuracy intervals resample runs only (the runs did not record per-example results)"
+            )
+        ),
         "controls": f"{N_CONTROL} random-uniform [-0.5, 0.5] vectors and {N_CONTROL} rows of the 5,000 most "
-        "frequent tokens, seed 0",
+        "frequent tokens, seed 0; and every run's own step-0 snapshot (at init)",
     }
     return found, table, context
 
 
+def _show(x: float | None, pct: bool) -> str:
+    if x is None or not np.isfinite(x):
+        return "-"
+    return f"{x:.0%}" if pct else f"{x:.3f}"
+
+
+PERCENT_FINDINGS = {2, 3, 4, 5}
+"""Findings whose numbers are shares of positions (shown as percentages)."""
+
+
 def render(findings: list[Finding], table: pd.DataFrame, context: dict[str, Any]) -> str:
-    """The markdown report."""
+    """The markdown report (measuring is done: this only formats)."""
+    regime = context.get("regime", {})
     lines = [
         "# Lester et al. (2021), section 7, measured",
         "",
-        f"Model `{context['model']}`, data `{context['data']}`, {context['runs']} runs: inits "
-        f"{', '.join(context['inits'])} x lengths {context['lengths']} x seeds {context['seeds']}, "
-        f"{context['steps']} steps. Neighbourhoods of k={context['k']} from the final snapshots; intervals are "
-        f"95% percentile bootstraps ({context['bootstrap']} resamples). Controls: {context['controls']}.",
+        f"Model `{context['model']}`, data `{context['data']}`, task form {', '.join(context.get('task', []))}; "
+        f"{context['runs']} runs: inits {', '.join(context['inits'])} x lengths {context['lengths']} x seeds "
+        f"{context['seeds']}, {context['steps']} steps, optimizer {', '.join(regime.get('optimizer', []))} at lr "
+        f"{', '.join(regime.get('lr', []))}, random-uniform scale {', '.join(regime.get('init_scale', []))}. "
+        f"Neighbourhoods of k={context['k']} from the final snapshots. Intervals are 95%: "
+        f"{context.get('resampling', '')}. Controls: {context['controls']}.",
         "",
-        "| # | finding | paper says | measured here | holds? | runs used |",
-        "|---:|---|---|---|---|---:|",
+        "How far the prompts moved (mean cosine of each position to its initial vector; 1 = did not move): "
+        + ", ".join(f"{init} {cos:.2f}" for init, cos in context.get("travel", {}).items())
+        + ".",
+        "",
+        'A verdict is "yes" only when every interval of (learned - control) is above 0, "no" only when one lies '
+        'below the smallest effect that would count, and "unclear" otherwise. A finding holds for prompt tuning '
+        "only beyond its init control: the same reading on each run's own step-0 snapshot.",
+        "",
+        "| # | finding | paper says | learned [95% CI] | at init | random control | verdict | runs |",
+        "|---:|---|---|---|---:|---:|---|---:|",
     ]
     for f in findings:
-        lines.append(f"| {f.number} | {f.name} | {f.paper} | {f.measured} | {f.holds} | {f.runs_used} |")
+        pct = f.number in PERCENT_FINDINGS
+        learned = (
+            f"{f.estimate:+.3f} [{f.interval[0]:+.3f}, {f.interval[1]:+.3f}]"
+            if f.number == 6
+            else f"{_fmt(f.estimate, f.interval, pct)}"
+        )
+        lines.append(
+            f"| {f.number} | {f.name} | {f.paper} | {learned} | {_show(f.init_control, pct)} | "
+            f"{_show(f.random_control, pct)} | {f.verdict} | {f.runs_used} |"
+        )
+    lines += ["", "## What was measured", ""]
+    lines += [f"{f.number}. **{f.name}**: {f.measured}." for f in findings]
     lines += [
         "",
         "## Accuracy by init and length (test split)",
         "",
-        table.to_markdown(index=False, floatfmt=".3f"),
+        table.to_markdown(index=False, floatfmt=".3f") if not table.empty else "(no runs)",
         "",
         "## Caveats",
         "",
-        "- The default model is a 22M-parameter sentence encoder (all-MiniLM-L6-v2) classifying by cosine to "
-        "label-name embeddings, not T5-XXL generating labels; the paper's claims are about much larger models.",
+        "- The default model is a 22M-parameter sentence encoder (all-MiniLM-L6-v2), not T5-XXL generating labels; "
+        "the paper's claims are about much larger models. With the 'cosine' task form it classifies by cosine to "
+        "label-name embeddings; the 'verbaliser' form makes an output position produce the label token.",
         f"- {FAITHFULNESS_CAVEAT}",
         "",
     ]

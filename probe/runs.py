@@ -135,6 +135,18 @@ class Run:
                 found["hard_prompt"] = json.loads(hard.read_text(encoding="utf-8")).get("accuracy")
         return {k: float(v) for k, v in found.items() if isinstance(v, int | float)}
 
+    def final_correct(self) -> np.ndarray | None:
+        """bool [test rows]: each test example's correctness under the final soft prompt, in the split's order.
+
+        Read from the last full-split evaluation in the log; None for runs that did not record it (older runs,
+        other tools' folders).
+        """
+        for record in reversed(self.records()):
+            bits = record.get("correct") if record.get("kind") == "eval" and record.get("on") == "full" else None
+            if isinstance(bits, str) and bits and set(bits) <= {"0", "1"}:
+                return np.frombuffer(bits.encode("ascii"), dtype=np.uint8) == ord("1")
+        return None
+
     @property
     def labels(self) -> list[str]:
         """Class labels of the task."""
@@ -206,11 +218,11 @@ class Run:
         return pd.DataFrame(rows).drop(columns="kind") if rows else pd.DataFrame(columns=["step", "loss", "lr"])
 
     def evaluations(self) -> pd.DataFrame:
-        """Evaluations (step, accuracy, discrete_accuracy, ...)."""
+        """Evaluations (step, accuracy, discrete_accuracy, ...; per-example bits: :meth:`final_correct`)."""
         rows = [r for r in self.records() if r.get("kind") == "eval"]
         if not rows:
             return pd.DataFrame(columns=["step", "accuracy", "discrete_accuracy"])
-        return pd.DataFrame(rows).drop(columns="kind")
+        return pd.DataFrame(rows).drop(columns=["kind", "correct"], errors="ignore")
 
 
 def _span(steps: list[int]) -> str:

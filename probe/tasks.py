@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from probe.batching import plan_batches
 from probe.prompts import PEFT_KINDS
+from probe.tokens import label_word_ids
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -232,6 +233,42 @@ class EncoderTask(Task):
         return self._pool(hidden.float(), batch["attention_mask"]) @ self._label_embeddings().T
 
 
+class VerbaliserTask(EncoderTask):
+    """An encoder made to produce the label: each label is scored by the cosine between the hidden state at a
+    marked output position and the label word's input embedding (its sub-tokens averaged, as the class-label
+    init does), trained with cross-entropy.
+
+    The output position is a mask token (the tokenizer's, else its unknown token) appended after each text.
+    Unlike :class:`EncoderTask`, whose pooled sentence embedding is compared with the label names' sentence
+    embeddings, a prompt here can only raise a label's score by moving the output toward that label's token.
+    """
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        marker = self.model.tokenizer.mask_token_id
+        if marker is None:
+            marker = self.model.tokenizer.unk_token_id
+        return [[*row, marker] for row in super().tokenize(texts)]
+
+    def _label_embeddings(self) -> torch.Tensor:
+        if "verbaliser" not in self._label_cache:
+            tok, table = self.model.tokenizer, self.model.embeddings
+            # ordinary tensors even when first asked for under inference mode: training multiplies by them
+            with torch.inference_mode(False), torch.no_grad():
+                rows = torch.stack([table[label_word_ids(tok, label)].mean(0) for label in self.label_names])
+                self._label_cache["verbaliser"] = F.normalize(rows.float(), dim=-1).to(self.device)
+        return self._label_cache["verbaliser"]
+
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        batch = self._pad(ids)
+        if prompt:
+            hidden = self._prompted()(**batch).last_hidden_state[:, self.p :]
+        else:
+            hidden = self.model.model(**batch).last_hidden_state
+        last = batch["attention_mask"].sum(1) - 1  # the marker: each row's last real token
+        output = hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+        return F.normalize(output, dim=-1) @ self._label_embeddings().T
+
+
 class _GenerativeTask(Task):
     """Shared rank classification for causal and seq2seq: log-likelihood of each label's tokens."""
 
@@ -323,6 +360,11 @@ _TASKS: dict[str, type[EncoderTask | CausalTask | Seq2SeqTask]] = {
     "seq2seq": Seq2SeqTask,
 }
 
+TASK_FORMS = ("cosine", "verbaliser")
+"""How an encoder model classifies: "cosine" (pooled sentence embedding against the label names' embeddings,
+:class:`EncoderTask`) or "verbaliser" (the hidden state at an output marker against the label tokens,
+:class:`VerbaliserTask`). Causal and seq2seq models always generate the label."""
+
 
 def make_task(
     model: LoadedModel,
@@ -333,15 +375,27 @@ def make_task(
     temperature: float = 0.05,
     eval_max_tokens: int = EVAL_MAX_TOKENS,
     train_max_tokens: int = TRAIN_MAX_TOKENS,
+    form: str = "cosine",
 ) -> Task:
     """The task for the model's kind (batch budgets in tokens: see :func:`probe.batching.plan_batches`).
 
+    Args:
+        form: for encoder models, one of :data:`TASK_FORMS`.
+
     Raises:
-        ValueError: fewer than two labels.
+        ValueError: fewer than two labels; an unknown form, or "verbaliser" for a model that is not an encoder.
     """
     if len(label_names) < 2:
         raise ValueError(f"classification needs at least 2 labels, got {label_names}")
-    return _TASKS[model.kind](
+    if form not in TASK_FORMS:
+        raise ValueError(f"task form {form!r} is not known; expected one of {', '.join(TASK_FORMS)}")
+    if form == "verbaliser" and model.kind != "encoder":
+        raise ValueError(
+            f"task form 'verbaliser' is for encoder models; {model.name} is a {model.kind} model, which already "
+            "generates the label: leave the task form at 'cosine'"
+        )
+    cls = VerbaliserTask if form == "verbaliser" else _TASKS[model.kind]
+    return cls(
         model,
         peft_model,
         list(label_names),

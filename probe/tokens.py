@@ -221,3 +221,13 @@ def label_token_ids(tokenizer: PreTrainedTokenizerBase, label: str) -> list[int]
     if not ids:
         raise ValueError(f"label {label!r} tokenises to nothing with this tokenizer; use a word it knows")
     return ids
+
+
+def label_word_ids(tokenizer: PreTrainedTokenizerBase, label: str) -> list[int]:
+    """A label's sub-tokens as written on its own (the first spelling :func:`label_token_ids` tries).
+
+    This is the label the class-label init averages over, and the label an encoder's verbaliser reads out.
+    """
+    plain = label_token_ids(tokenizer, label)
+    first = [i for i in tokenizer(label, add_special_tokens=False)["input_ids"] if i in plain]
+    return first or plain

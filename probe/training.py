@@ -22,7 +22,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -31,11 +31,11 @@ import torch
 
 from probe.batching import batches
 from probe.data import BUNDLED, DataSplits, train_test
-from probe.evaluation import accuracy, discretised_accuracy, eval_subset, zero_shot_accuracy
+from probe.evaluation import correct_bits, correctness, discretised_accuracy, eval_subset, zero_shot_accuracy
 from probe.inits import InitMethod, Scale, initialise
 from probe.models import LoadedModel, canonical_name, load_model
 from probe.runs import ADAPTER, Run, RunWriter, load_run
-from probe.tasks import make_task, prompt_parameter, wrap_with_prompt
+from probe.tasks import TASK_FORMS, make_task, prompt_parameter, wrap_with_prompt
 from probe.util import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,14 @@ class TrainConfig:
     label_column: str = _help("label", "column with the label in the data file (default label)")
     temperature: float = _help(0.05, "softmax temperature of the encoder task's cosine logits (default 0.05)")
     max_length: int = _help(128, "longest input in tokens (default 128)")
+    task: str = _help(
+        "cosine",
+        "encoder models: 'cosine' (sentence embedding vs label names) or 'verbaliser' (output position vs label "
+        "tokens)",
+    )
+    test_size: int | None = _help(
+        None, "score the final figures on a seeded, stratified subset of this many test rows (default: all)"
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "init", InitMethod.parse(self.init).value)
@@ -104,6 +112,12 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} is {value!r}; expected a positive integer")
+        if self.test_size is not None and (
+            isinstance(self.test_size, bool) or not isinstance(self.test_size, int) or self.test_size <= 0
+        ):
+            raise ValueError(f"test_size is {self.test_size!r}; expected a positive integer, or none for every row")
+        if self.task not in TASK_FORMS:
+            raise ValueError(f"task '{self.task}' is not known; expected one of {', '.join(TASK_FORMS)}")
         if not isinstance(self.eval_discrete, bool):
             raise ValueError(f"eval_discrete is {self.eval_discrete!r}; expected true or false")
         if self.optimizer not in ("adamw", "adafactor"):
@@ -213,8 +227,12 @@ class TrainingCallback(Protocol):
     def on_step(self, record: StepRecord) -> None:
         """After every optimisation step."""
 
-    def on_evaluate(self, step: int, result: dict[str, float], *, on: str, rows: int) -> None:
-        """After an evaluation on ``rows`` test rows (``on``: "subset" or "full")."""
+    def on_evaluate(self, step: int, result: dict[str, Any], *, on: str, rows: int) -> None:
+        """After an evaluation on ``rows`` test rows (``on``: "subset" or "full").
+
+        ``result`` holds the accuracies (numbers) and, on the full split, ``correct``: each test example's
+        correctness under the soft prompt as a string of 0s and 1s, in the split's order.
+        """
 
     def on_snapshot(self, step: int, vectors: np.ndarray) -> None:
         """The prompt at ``step`` (float32 [p, d]), every ``snapshot_every`` steps, at step 0 and the end."""
@@ -243,7 +261,7 @@ class RunFolder:
     def on_step(self, record: StepRecord) -> None:
         self.writer.log("train", step=record.step, loss=record.loss, lr=record.lr, seconds=round(record.seconds, 5))
 
-    def on_evaluate(self, step: int, result: dict[str, float], *, on: str, rows: int) -> None:
+    def on_evaluate(self, step: int, result: dict[str, Any], *, on: str, rows: int) -> None:
         self.writer.log("eval", step=step, on=on, rows=rows, **result)
 
     def on_snapshot(self, step: int, vectors: np.ndarray) -> None:
@@ -269,7 +287,7 @@ class _StepFunction:
     def on_step(self, record: StepRecord) -> None:
         self.function(record)
 
-    def on_evaluate(self, step: int, result: dict[str, float], *, on: str, rows: int) -> None:
+    def on_evaluate(self, step: int, result: dict[str, Any], *, on: str, rows: int) -> None:
         pass
 
     def on_snapshot(self, step: int, vectors: np.ndarray) -> None:
@@ -303,6 +321,8 @@ class Trainer:
         self.splits = splits or train_test(
             config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed
         )
+        if config.test_size is not None and config.test_size < len(self.splits.test):
+            self.splits = replace(self.splits, test=eval_subset(self.splits.test, config.test_size, config.seed))
         self.labels = self.splits.train.label_names
         self.index = VocabIndex.for_model(self.model)
         self.accelerator = _accelerator()
@@ -314,7 +334,12 @@ class Trainer:
         self.start_step, vectors, init_record = self._starting_point(resume)
         self.peft_model = wrap_with_prompt(self.model, vectors)
         self.task = make_task(
-            self.model, self.peft_model, self.labels, max_length=config.max_length, temperature=config.temperature
+            self.model,
+            self.peft_model,
+            self.labels,
+            max_length=config.max_length,
+            temperature=config.temperature,
+            form=config.task,
         )
         self.weight = prompt_parameter(self.peft_model)
         optimizer = make_optimizer(config.optimizer, [self.weight], config.lr)
@@ -361,6 +386,7 @@ class Trainer:
             "fingerprint": self.model.fingerprint,
             "kind": self.model.kind,
             "task": f"{self.model.kind}-classification",
+            "task_form": config.task if self.model.kind == "encoder" else "generate",
             "labels": self.labels,
             "init": config.init,
             "init_details": init_record,
@@ -385,7 +411,12 @@ class Trainer:
                     "stratified_seed": config.seed,
                     "discretised": config.eval_discrete,
                 },
-                "final": {"split": "test", "rows": len(splits.test), "discretised": True},
+                "final": {
+                    "split": "test" if config.test_size is None else "test subset",
+                    "rows": len(splits.test),
+                    "stratified_seed": None if config.test_size is None else config.seed,
+                    "discretised": True,
+                },
                 "zero_shot": {"split": "test", "rows": len(splits.test)},
             },
             "config": config.to_dict(),
@@ -482,11 +513,15 @@ class Trainer:
         if self.folder is None:
             return {}
         data = self.splits.test if final else self.during
-        result = {"accuracy": accuracy(self.task, data.texts, data.targets)}
+        correct = correctness(self.task, data.texts, data.targets)
+        result = {"accuracy": float(correct.mean())}
         if final or self.config.eval_discrete:
             result["discrete_accuracy"] = discretised_accuracy(self.task, self.index, data.texts, data.targets)
         on = "full" if len(data) == len(self.splits.test) else "subset"
-        self._emit("on_evaluate", step, result, on=on, rows=len(data))
+        # the full split's per-example correctness goes into the log (for example-level bootstrap intervals);
+        # the returned figures, which become the manifest's "final", stay numbers
+        logged: dict[str, Any] = {**result, "correct": correct_bits(correct)} if on == "full" else result
+        self._emit("on_evaluate", step, logged, on=on, rows=len(data))
         return result
 
     def snapshot(self, step: int) -> None:

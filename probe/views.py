@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -178,6 +180,69 @@ def findings_report(folder: str | os.PathLike[str]) -> str | None:
     if not path.is_file():
         return None
     return path.read_text(encoding="utf-8", errors="replace")
+
+
+@dataclass
+class FindingsReport:
+    """One ``probe replicate`` report found for the Findings tab."""
+
+    folder: Path
+    label: str  # data set and task form, e.g. "ag_news · cosine"
+    markdown: str
+    data: dict[str, Any]  # report.json (empty for a report written before it existed)
+
+
+def findings_reports(folder: str | os.PathLike[str]) -> list[FindingsReport]:
+    """Every replicate report in ``folder`` and in its direct subfolders (one per data set and task form, say),
+    in folder order. Unreadable JSON is skipped: the markdown alone is still shown."""
+    from probe.replicate import REPORT_JSON, REPORT_MD
+
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    found: list[FindingsReport] = []
+    for place in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+        md = place / REPORT_MD
+        if not md.is_file():
+            continue
+        data: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads((place / REPORT_JSON).read_text(encoding="utf-8"))
+        context = data.get("context", {}) if isinstance(data, dict) else {}
+        name = Path(str(context.get("data", ""))).stem or place.name
+        task = ", ".join(context.get("task", [])) if isinstance(context.get("task"), list) else ""
+        label = f"{name} · {task}" if task else name
+        if any(r.label == label for r in found):
+            label = f"{label} ({place.name})"
+        found.append(FindingsReport(place, label, md.read_text(encoding="utf-8", errors="replace"), data))
+    return found
+
+
+def findings_side_by_side(reports: list[FindingsReport]) -> pd.DataFrame:
+    """One row per finding, one column per report: the verdict, the estimate and its interval, the init control."""
+
+    def cell(f: dict[str, Any]) -> str:
+        estimate, interval = f.get("estimate"), f.get("interval") or [None, None]
+        if not isinstance(estimate, int | float) or None in interval:
+            return str(f.get("verdict", f.get("holds", "")))
+        pct = f.get("number") in (2, 3, 4, 5)
+        show = (lambda x: f"{x:.0%}") if pct else (lambda x: f"{x:+.3f}" if f.get("number") == 6 else f"{x:.3f}")
+        at_init = f.get("init_control")
+        tail = f"; at init {show(at_init)}" if isinstance(at_init, int | float) else ""
+        return f"{f.get('verdict')}: {show(estimate)} [{show(interval[0])}, {show(interval[1])}]{tail}"
+
+    rows: dict[str, dict[str, str]] = {}
+    for report in reports:
+        for f in report.data.get("findings", []):
+            rows.setdefault(f"{f.get('number')}. {f.get('name')}", {})[report.label] = cell(f)
+        travel = report.data.get("context", {}).get("travel", {})
+        if travel:
+            rows.setdefault("cos to init (1 = did not move)", {})[report.label] = ", ".join(
+                f"{init} {cos:.2f}" for init, cos in travel.items()
+            )
+    table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=[r.label for r in reports])
+    table.index.name = "finding"
+    return table.fillna("").reset_index()
 
 
 def explain_result(run: Run, step: int | None = None) -> dict | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,43 @@ def test_app__findings_tab_empty_and_with_a_report(app_env, demo_runs, tmp_path,
     assert any("section 7, measured" in m.value for m in at.markdown)
 
 
+def test_app__findings_tab_shows_several_reports_side_by_side(app_env, demo_runs, tmp_path, monkeypatch):
+    import dataclasses
+
+    from probe.replicate import Finding
+
+    for name, data, task, estimate in (("a", "ag_news.csv", "cosine", 0.31), ("b", "feelings", "verbaliser", 0.12)):
+        folder = tmp_path / name
+        folder.mkdir()
+        finding = Finding(
+            1,
+            "Semantic clusters",
+            "paper",
+            "measured",
+            "yes",
+            8,
+            estimate,
+            (estimate - 0.01, estimate + 0.02),
+            0.2,
+            0.09,
+        )
+        report = {
+            "context": {"data": data, "task": [task], "travel": {"random-uniform": 0.41}},
+            "findings": [dataclasses.asdict(finding)],
+        }
+        (folder / "report.json").write_text(json.dumps(report))
+        (folder / "report.md").write_text(f"# report {name}\n")
+    monkeypatch.setenv("PROBE_REPLICATE_DIR", str(tmp_path))
+    at = app_env(demo_runs, tab="Findings")
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "finding" in d.value.columns)
+    assert list(table.columns) == ["finding", "ag_news · cosine", "feelings · verbaliser"]
+    row = table.set_index("finding").loc["1. Semantic clusters"]
+    assert row.tolist() == ["yes: 0.310 [0.300, 0.330]; at init 0.200", "yes: 0.120 [0.110, 0.140]; at init 0.200"]
+    assert table.set_index("finding").loc["cos to init (1 = did not move)"].tolist() == ["random-uniform 0.41"] * 2
+    assert any("# report b" in m.value for m in at.markdown)
+
+
 @pytest.mark.slow
 def test_app__explain_tab_says_how_to_measure_then_shows_the_readings(app_env, demo_runs, tmp_path):
     import shutil
@@ -185,3 +223,29 @@ def test_app__side_by_side_has_one_column_per_init_with_seeds_together(app_env, 
     assert not at.exception
     headers = [m.value for m in at.markdown if m.value.startswith("**")]
     assert headers == ["**class-label · p=5** · 2 seeds", "**random-uniform · p=5**", "**sampled-vocab · p=5**"]
+
+
+def test_app__figures_save_in_the_chosen_format_and_as_html(app_env, demo_runs):
+    at = app_env(demo_runs, tab="Drift")
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert charts and all(json.loads(c.proto.config)["toImageButtonOptions"]["format"] == "png" for c in charts)
+    html_buttons = [b for b in at.get("download_button") if b.proto.label == "HTML"]
+    assert len(html_buttons) == len(charts)  # one interactive-HTML download under every figure
+    at.selectbox(key="fmt").select("svg").run()
+    charts = at.get("plotly_chart")
+    assert {json.loads(c.proto.config)["toImageButtonOptions"]["format"] for c in charts} == {"svg"}
+
+
+def test_plots__download_config_and_html_are_plotlys_own():
+    import plotly.graph_objects as go
+
+    from probe import plots
+
+    config = plots.download_config("svg", "map")
+    assert config["toImageButtonOptions"] == {"format": "svg", "filename": "map", "scale": 2}
+    with pytest.raises(ValueError, match="figure format 'pdf' is not one Plotly saves; expected one of png, svg"):
+        plots.download_config("pdf", "map")
+    page = plots.to_html(go.Figure(go.Scatter(x=[1, 2], y=[3, 4], name="trace-a")))
+    assert "<html>" in page and "trace-a" in page
+    assert 'src="https://' not in page and len(page) > 1_000_000  # plotly.js inlined: it opens offline

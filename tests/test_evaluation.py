@@ -136,3 +136,47 @@ def test_eval_subset__seeded_stratified_and_whole_when_small():
     assert eval_subset(data, 10_000, 0) is data
     with pytest.raises(ValueError, match="positive number of rows"):
         eval_subset(data, 0, 0)
+
+
+def test_verbaliser__scores_the_marker_state_against_label_tokens_exactly(default_model):
+    """The verbaliser form, recomputed by hand: hidden state at the appended mask token, cosine to each label
+    word's mean input embedding; batched passes equal one-text passes."""
+    from probe.tasks import VerbaliserTask
+
+    splits = train_test("feelings")
+    labels = splits.train.label_names
+    task = _task(default_model, labels, form="verbaliser")
+    assert isinstance(task, VerbaliserTask)
+    texts = splits.test.texts[:10]
+    tok = default_model.tokenizer
+    ids = task.tokenize(texts)
+    assert all(row[-1] == tok.mask_token_id for row in ids)
+    with torch.no_grad():
+        prompt = prompt_parameter(task.peft_model).detach()
+        expected = []
+        for text in texts:
+            row = tok(text, truncation=True, max_length=task.max_length)["input_ids"] + [tok.mask_token_id]
+            embedded = default_model.model.get_input_embeddings()(torch.tensor([row]))
+            hidden = default_model.model(inputs_embeds=torch.cat([prompt[None], embedded], 1)).last_hidden_state
+            out = torch.nn.functional.normalize(hidden[0, -1], dim=-1)
+            label_rows = torch.stack(
+                [
+                    default_model.embeddings[tok(label, add_special_tokens=False)["input_ids"]].mean(0)
+                    for label in labels
+                ]
+            )
+            expected.append(out @ torch.nn.functional.normalize(label_rows, dim=-1).T)
+    np.testing.assert_allclose(task.score_all(texts), torch.stack(expected).numpy(), atol=1e-4)
+    np.testing.assert_allclose(_unbatched_scores(task, texts), task.score_all(texts), atol=1e-5)
+    loss = task.loss(texts, splits.test.targets[:10])
+    (grad,) = torch.autograd.grad(loss, prompt_parameter(task.peft_model))
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0  # the prompt can move the output position
+    cosine = _task(default_model, labels)
+    assert not np.allclose(cosine.score_all(texts), task.score_all(texts))  # a different task form
+
+
+def test_make_task__refuses_an_unknown_form_and_a_verbaliser_for_generative_models(default_model, tiny_gpt2_path):
+    with pytest.raises(ValueError, match="task form 'bogus' is not known; expected one of cosine, verbaliser"):
+        _task(default_model, ["a", "b"], form="bogus")
+    with pytest.raises(ValueError, match="is for encoder models"):
+        _task(load_model(tiny_gpt2_path, device="cpu"), ["a", "b"], form="verbaliser")

@@ -22,13 +22,17 @@ from probe.replicate import (
 @pytest.fixture(scope="module")
 def tiny_replication(tmp_path_factory):
     out = tmp_path_factory.mktemp("replicate")
-    config = ReplicateConfig(lengths=(2, 8), seeds=(0,), steps=6, bootstrap=200)
+    config = ReplicateConfig(lengths=(2, 8), seeds=(0, 1), steps=6, bootstrap=200)
     text = replicate(config, out, progress=False)
     return out, text, config
 
 
+def _finding(data, number):
+    return next(f for f in data["findings"] if f["number"] == number)
+
+
 @pytest.mark.slow
-def test_replicate__writes_a_table_of_six_findings(tiny_replication):
+def test_replicate__writes_a_table_of_six_findings_with_controls_and_verdicts(tiny_replication):
     out, text, _ = tiny_replication
     assert (out / REPORT_MD).read_text() == text
     for name in (
@@ -40,43 +44,92 @@ def test_replicate__writes_a_table_of_six_findings(tiny_replication):
         "Accuracy by length and init",
     ):
         assert name in text
-    assert "| finding | paper says | measured here | holds? | runs used |" in text
+    assert "| finding | paper says | learned [95% CI] | at init | random control | verdict | runs |" in text
     assert "not T5-XXL" in text and "Prompt Waywardness" in text
     data = json.loads((out / REPORT_JSON).read_text())
     assert [f["number"] for f in data["findings"]] == [1, 2, 3, 4, 5, 6]
-    assert data["context"]["runs"] == 6 and (out / "accuracy.html").is_file()
+    assert data["context"]["runs"] == 12 and (out / "accuracy.html").is_file()
+    assert "cluster bootstrap" in data["context"]["resampling"]
+    assert "resample the test examples" in data["context"]["resampling"]  # the runs recorded per-example results
+    assert set(data["context"]["travel"]) == {"class-label", "random-uniform", "sampled-vocab"}
+    for f in data["findings"]:
+        assert f["verdict"] in ("yes", "no", "unclear")
+        lo, hi = f["interval"]
+        assert lo <= f["estimate"] + 1e-9 and f["estimate"] - 1e-9 <= hi
+    for number in (1, 3, 4, 5):  # every position finding carries its init control and its by-init reading
+        f = _finding(data, number)
+        assert "at_init" in f["values"] and f["init_control"] == f["values"]["at_init"]
+        assert all({"estimate", "at_init", "travel", "verdict"} <= set(v) for v in f["values"]["by_init"].values())
+        assert "at init" in f["values"]["margins"]
 
 
 @pytest.mark.slow
-def test_replicate__measures_recomputed_independently(tiny_replication, default_model, default_index):
+def test_replicate__readings_recomputed_independently(tiny_replication, default_model, default_index):
     from probe import load_run
 
     out, _, _ = tiny_replication
     data = json.loads((out / REPORT_JSON).read_text())
-    finding2 = next(f for f in data["findings"] if f["number"] == 2)
-    kept = []
-    for length in (2, 8):
-        run = load_run(out / "runs" / f"class-label-p{length}-s0")
-        final = run.latest_prompt().vectors
-        v = default_model.embeddings_numpy()[default_index.token_ids]
-        sims = (final / np.linalg.norm(final, axis=1, keepdims=True)) @ (v / np.linalg.norm(v, axis=1, keepdims=True)).T
-        top = default_index.token_ids[np.argsort(-sims, axis=1)[:, :5]]
-        for i, label in enumerate(run.labels[:length]):
-            ids = set(default_model.tokenizer(label, add_special_tokens=False)["input_ids"])
-            kept.append(bool(ids & set(top[i].tolist())))
-    assert finding2["values"]["share"] == pytest.approx(np.mean(kept))
-    finding1 = next(f for f in data["findings"] if f["number"] == 1)
-    assert finding1["values"]["learned"] > finding1["values"]["control_random"]
+    v = default_model.embeddings_numpy()[default_index.token_ids]
+    unit = v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def top5(vectors):
+        sims = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)) @ unit.T
+        return default_index.token_ids[np.argsort(-sims, axis=1)[:, :5]]
+
+    def coherence(ids):
+        rows = unit[np.searchsorted(default_index.token_ids, ids)]  # [p, 5, d]
+        gram = np.einsum("pkd,pjd->pkj", rows, rows)
+        return (gram.sum(axis=(1, 2)) - 5) / 20
+
+    kept, final_coh, init_coh = [], [], []
+    for run_dir in sorted((out / "runs").iterdir()):
+        run = load_run(run_dir)
+        final, first = top5(run.latest_prompt().vectors), top5(run.initial_prompt().vectors)
+        final_coh.append(coherence(final))
+        init_coh.append(coherence(first))
+        if run.manifest["init"] == "class-label":
+            for i, label in enumerate(run.labels[: run.manifest["length"]]):
+                ids = set(default_model.tokenizer(label, add_special_tokens=False)["input_ids"])
+                kept.append(bool(ids & set(final[i].tolist())))
+    assert _finding(data, 2)["estimate"] == pytest.approx(np.mean(kept))
+    finding1 = _finding(data, 1)
+    assert finding1["estimate"] == pytest.approx(np.concatenate(final_coh).mean(), abs=1e-5)
+    assert finding1["values"]["at_init"] == pytest.approx(np.concatenate(init_coh).mean(), abs=1e-5)
+    assert finding1["estimate"] > finding1["random_control"]
+
+
+@pytest.mark.slow
+def test_replicate__accuracy_interval_resamples_seeds_and_examples(tiny_replication):
+    from probe import load_run
+
+    out, _, _ = tiny_replication
+    data = json.loads((out / REPORT_JSON).read_text())
+    run = load_run(out / "runs" / "class-label-p8-s0")
+    bits = run.final_correct()
+    assert bits is not None and bits.size == run.manifest["data"]["test_size"]
+    assert bits.mean() == pytest.approx(run.manifest["final"]["accuracy"])
+    row = next(r for r in data["accuracy"] if r["init"] == "class-label" and r["length"] == 8)
+    assert row["low"] <= row["accuracy"] <= row["high"] and row["high"] > row["low"]  # examples add spread
+    assert row["seeds"] == 2
+    contrasts = _finding(data, 6)["values"]["contrasts"]
+    assert set(contrasts) == {"class-label - random-uniform", "p=8 - p=2"}
 
 
 @pytest.mark.slow
 def test_replicate__same_seeds_retrained_give_the_same_table(tiny_replication, tmp_path):
-    out, text, config = tiny_replication
-    again = replicate(config, tmp_path, progress=False)  # trains every run afresh in another folder
-    assert {p.name for p in (tmp_path / "runs").iterdir()} == {p.name for p in (out / "runs").iterdir()}
-    first, second = (json.loads((d / REPORT_JSON).read_text()) for d in (out, tmp_path))
-    assert second["findings"] == first["findings"] and second["accuracy"] == first["accuracy"]
-    assert again.split("## Caveats")[0].split("\n", 3)[3] == text.split("## Caveats")[0].split("\n", 3)[3]
+    import shutil
+
+    out, _, config = tiny_replication
+    one_seed = ReplicateConfig(lengths=config.lengths, seeds=(1,), steps=config.steps, bootstrap=config.bootstrap)
+    replicate(one_seed, tmp_path / "again", progress=False)  # trains the seed-1 runs afresh
+    (tmp_path / "kept" / "runs").mkdir(parents=True)
+    for run_dir in (out / "runs").glob("*-s1"):
+        shutil.copytree(run_dir, tmp_path / "kept" / "runs" / run_dir.name)
+    first = measure_findings(tmp_path / "kept" / "runs", bootstrap=200)
+    second = measure_findings(tmp_path / "again" / "runs", bootstrap=200)
+    assert [f.estimate for f in first[0]] == [f.estimate for f in second[0]]
+    assert [f.interval for f in first[0]] == [f.interval for f in second[0]]
+    assert first[1].equals(second[1])
 
 
 def test_statistics__bootstrap_and_effect_size():

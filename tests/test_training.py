@@ -164,6 +164,8 @@ def test_batches__depend_only_on_seed_and_step():
         ({"lr": -1.0}, "lr is -1.0"),
         ({"optimizer": "sgd"}, "optimizer 'sgd' is not known"),
         ({"init": "text"}, "needs init_text"),
+        ({"task": "mlm"}, "task 'mlm' is not known; expected one of cosine, verbaliser"),
+        ({"test_size": 0}, "test_size is 0; expected a positive integer"),
     ],
 )
 def test_train_config__validation(kwargs, message):
@@ -301,3 +303,29 @@ def test_save_adapter__a_reader_never_finds_it_missing_or_stale_after(tiny_bert_
     (weights,) = load_file(str(folder / "adapter_model.safetensors")).values()
     assert (weights == 29.0).all()
     assert PeftModel.from_pretrained(load_model(tiny_bert_path, device="cpu").model, folder) is not None
+
+
+def test_train__verbaliser_on_a_test_subset_records_the_form_the_rows_and_each_example(default_model, tmp_path):
+    config = TrainConfig(
+        init="class-label",
+        length=4,
+        steps=4,
+        batch_size=8,
+        eval_every=4,
+        snapshot_every=4,
+        task="verbaliser",
+        test_size=24,
+    )
+    run = train(config, tmp_path / "run", model=default_model, progress=False)
+    assert run.manifest["task_form"] == "verbaliser"
+    assert run.manifest["data"]["test_size"] == 24
+    assert run.manifest["evaluation"]["final"] == {
+        "split": "test subset",
+        "rows": 24,
+        "stratified_seed": 0,
+        "discretised": True,
+    }
+    bits = run.final_correct()
+    assert bits is not None and bits.dtype == bool and bits.size == 24
+    assert bits.mean() == pytest.approx(run.manifest["final"]["accuracy"])
+    assert "correct" not in run.manifest["final"] and "correct" not in run.evaluations().columns
