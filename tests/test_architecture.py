@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "probe"
 
 # docs/architecture.md explains each layer; a new module must be placed here.
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(["util", "tokens", "cache", "batching", "softprompt"], 0),
+    **dict.fromkeys(["util", "tokens", "cache", "batching", "softprompt", "stats"], 0),
     **dict.fromkeys(["models", "data"], 1),
     **dict.fromkeys(["index", "prompts", "runs", "layouts"], 2),
     **dict.fromkeys(["measures", "tasks", "inits", "evaluation"], 3),
