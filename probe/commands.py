@@ -354,6 +354,7 @@ class Replicate(Command):
         None, "final figures on a stratified subset of this many test rows (default: all; --quick: 500)", positive=True
     )
     measure_only: bool = option(False, "only recompute the report from the saved runs")
+    force: bool = option(False, "retrain runs in --out that were saved with other settings")
     no_progress: bool = option(False, "hide the progress bars")
 
     def run(self) -> int:
@@ -380,7 +381,7 @@ class Replicate(Command):
                     file=sys.stderr,
                     flush=True,
                 )
-            text = replicate(config, self.out, progress=not self.no_progress)
+            text = replicate(config, self.out, progress=not self.no_progress, force=self.force)
         emit(text, None)
         print(f"wrote {self.out}/{REPORT_MD}", file=sys.stderr)
         return 0

@@ -43,6 +43,7 @@ from probe.stats import (
     pooled_mean,
     verdict,
 )
+from probe.tasks import TaskForm
 from probe.tokens import label_token_ids
 from probe.training import TrainConfig
 from probe.util import atomic_write_json, atomic_write_text
@@ -85,7 +86,7 @@ class ReplicateConfig:
     optimizer: str = "adamw"
     lr: float = 0.01
     init_scale: Scale = "vocab-norm"
-    task: str = "cosine"
+    task: TaskForm = "cosine"
     test_size: int | None = None
 
     @classmethod
@@ -118,12 +119,15 @@ class ReplicateConfig:
         return out
 
 
-def train_grid(config: ReplicateConfig, out: str | os.PathLike[str], *, progress: bool = True) -> list[Run]:
-    """Train (or reuse) every run of the grid under ``out/runs``."""
+def train_grid(
+    config: ReplicateConfig, out: str | os.PathLike[str], *, progress: bool = True, force: bool = False
+) -> list[Run]:
+    """Train (or reuse) every run of the grid under ``out/runs`` (``force``: retrain runs saved with other
+    settings, instead of refusing)."""
     from probe.demo import ensure_runs
 
     model = load_model(config.model, device="cpu")
-    return ensure_runs(Path(out) / RUNS, config.run_configs(), model=model, progress=progress)
+    return ensure_runs(Path(out) / RUNS, config.run_configs(), model=model, progress=progress, force=force)
 
 
 def missing_runs(config: ReplicateConfig, out: str | os.PathLike[str]) -> dict[str, TrainConfig]:
@@ -853,10 +857,12 @@ def render(findings: list[Finding], table: pd.DataFrame, context: dict[str, Any]
     return "\n".join(lines)
 
 
-def replicate(config: ReplicateConfig, out: str | os.PathLike[str], *, progress: bool = True) -> str:
+def replicate(
+    config: ReplicateConfig, out: str | os.PathLike[str], *, progress: bool = True, force: bool = False
+) -> str:
     """Train the grid, measure the findings, and write ``report.md`` and ``report.json`` into ``out``."""
     started = time.time()
-    train_grid(config, out, progress=progress)
+    train_grid(config, out, progress=progress, force=force)
     return write_report(config, out, started=started)
 
 

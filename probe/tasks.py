@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -360,7 +360,8 @@ _TASKS: dict[str, type[EncoderTask | CausalTask | Seq2SeqTask]] = {
     "seq2seq": Seq2SeqTask,
 }
 
-TASK_FORMS = ("cosine", "verbaliser")
+TaskForm = Literal["cosine", "verbaliser"]
+TASK_FORMS: tuple[str, ...] = get_args(TaskForm)
 """How an encoder model classifies: "cosine" (pooled sentence embedding against the label names' embeddings,
 :class:`EncoderTask`) or "verbaliser" (the hidden state at an output marker against the label tokens,
 :class:`VerbaliserTask`). Causal and seq2seq models always generate the label."""
@@ -375,7 +376,7 @@ def make_task(
     temperature: float = 0.05,
     eval_max_tokens: int = EVAL_MAX_TOKENS,
     train_max_tokens: int = TRAIN_MAX_TOKENS,
-    form: str = "cosine",
+    form: TaskForm | str = "cosine",
 ) -> Task:
     """The task for the model's kind (batch budgets in tokens: see :func:`probe.batching.plan_batches`).
 

@@ -35,7 +35,7 @@ from probe.evaluation import correct_bits, correctness, discretised_accuracy, ev
 from probe.inits import InitMethod, Scale, initialise
 from probe.models import LoadedModel, canonical_name, load_model
 from probe.runs import ADAPTER, Run, RunWriter, load_run
-from probe.tasks import TASK_FORMS, make_task, prompt_parameter, wrap_with_prompt
+from probe.tasks import TASK_FORMS, TaskForm, make_task, prompt_parameter, wrap_with_prompt
 from probe.util import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class TrainConfig:
     label_column: str = _help("label", "column with the label in the data file (default label)")
     temperature: float = _help(0.05, "softmax temperature of the encoder task's cosine logits (default 0.05)")
     max_length: int = _help(128, "longest input in tokens (default 128)")
-    task: str = _help(
+    task: TaskForm = _help(
         "cosine",
         "encoder models: 'cosine' (sentence embedding vs label names) or 'verbaliser' (output position vs label "
         "tokens)",
