@@ -339,7 +339,7 @@ class Replicate(Command):
     name: ClassVar[str] = "replicate"
     summary: ClassVar[str] = "measure the paper's findings on learned prompts (section 7)"
 
-    quick: bool = option(False, "the quick grid: 2 seeds x 40 steps")
+    quick: bool = option(False, "the quick grid: lengths 5 and 20 x 2 seeds x 60 steps, 400 test rows")
     out: str = option("probe-replicate", "folder for runs and the report (default probe-replicate)")
     model: str = option("default", "model name or folder (default: the bundled default)")
     data: str = option("feelings", "bundled set or labelled file (default feelings)")
@@ -351,7 +351,7 @@ class Replicate(Command):
         "cosine", "encoder task form: cosine (sentence vs label names) or verbaliser (output position vs label token)"
     )
     test_size: int | None = option(
-        None, "final figures on a stratified subset of this many test rows (default: all; --quick: 500)", positive=True
+        None, "final figures on a stratified subset of this many test rows (default: all; --quick: 400)", positive=True
     )
     measure_only: bool = option(False, "only recompute the report from the saved runs")
     force: bool = option(False, "retrain runs in --out that were saved with other settings")
