@@ -11,12 +11,12 @@ from probe.replicate import (
     REPORT_JSON,
     REPORT_MD,
     ReplicateConfig,
-    bootstrap_ci,
     characteristic_words,
-    cohens_d,
+    estimate_seconds,
     measure_findings,
     replicate,
 )
+from probe.stats import bootstrap_ci, cohens_d
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +148,21 @@ def test_characteristic_words__per_class_tfidf():
 def test_measure_findings__empty_folder(tmp_path):
     with pytest.raises(ValueError, match="has no finished runs"):
         measure_findings(tmp_path)
+
+
+def test_replicate_config__quick_grid_and_its_training_settings():
+    quick = ReplicateConfig.quick(data="topics", task="verbaliser")
+    configs = quick.run_configs()
+    assert len(configs) == 3 * 2 * 2 and {c.length for c in configs.values()} == {5, 20}
+    config = configs["random-uniform-p20-s1"]
+    assert (config.steps, config.test_size, config.task, config.data) == (60, 400, "verbaliser", "topics")
+    assert (config.optimizer, config.lr, config.init_scale) == ("adamw", 0.01, "vocab-norm")
+
+
+@pytest.mark.slow
+def test_estimate_seconds__counts_only_missing_runs_and_scales_with_steps(tiny_replication, default_model, tmp_path):
+    out, _, config = tiny_replication
+    assert estimate_seconds(config, out, model=default_model) == (0.0, 0)  # every run is there
+    short, runs = estimate_seconds(config, tmp_path, model=default_model)
+    long, _ = estimate_seconds(ReplicateConfig(lengths=(2, 8), seeds=(0, 1), steps=600), tmp_path, model=default_model)
+    assert runs == 12 and 0 < short < long
