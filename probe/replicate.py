@@ -345,12 +345,13 @@ def _read(
     controls: dict[str, float],
     *,
     against_init: bool = True,
+    travel_of: Any = None,
 ) -> _Reading:
     """The pooled estimate of ``final(run)`` over ``readings``, its cluster-bootstrap interval, the same reading
     at init (``initial(run)``), and the intervals of estimate - control that decide a verdict.
 
     With ``against_init`` the step-0 snapshot is a control: the paired difference (each run against its own init)
-    is resampled with the same run draws.
+    is resampled with the same run draws. ``travel_of(run)`` picks the positions whose travel is reported (all).
     """
     finals = [np.asarray(final(r), float) for r in readings]
     inits = [np.asarray(initial(r), float) for r in readings]
@@ -360,7 +361,8 @@ def _read(
     if against_init:
         paired = cluster_draws([f - i for f, i in zip(finals, inits, strict=True)], cells, n=c.bootstrap, seed=0)
         margins = {"at init": percentile_interval(paired), **margins}
-    travel = np.concatenate([r.cos_to_init for r in readings]) if readings else np.array([np.nan])
+    travel_of = travel_of or (lambda r: r.cos_to_init)
+    travel = np.concatenate([travel_of(r) for r in readings]) if readings else np.array([np.nan])
     return _Reading(
         estimate=pooled_mean(finals),
         interval=percentile_interval(draws),
@@ -480,6 +482,7 @@ def labels_persist(c: FindingsContext) -> Finding | None:
         lambda r: kept(r.init_ids, r.length),
         {"random vectors": c.chance},
         against_init=False,  # at init every label position holds its label: the ceiling, not a control to beat
+        travel_of=lambda r: r.cos_to_init[: len(c.labels)],  # the label positions only
     )
     smallest = SMALLEST_EFFECT["share"]
     moved = reading.travel < MOVED_COS
@@ -710,9 +713,8 @@ def accuracy_by_length(c: FindingsContext) -> tuple[Finding, pd.DataFrame]:
             for name, v in contrasts.items()
         )
         + f"; zero-shot {zero:.3f}; mean gap soft - discretised {gap:+.3f}",
-        verdict="yes"
-        if verdicts and all(v == "yes" for v in verdicts)
-        else ("no" if verdicts and all(v == "no" for v in verdicts) else "unclear"),
+        # the claim is a conjunction: refuted when one part is, confirmed only when every part is
+        verdict="no" if "no" in verdicts else ("yes" if verdicts and all(v == "yes" for v in verdicts) else "unclear"),
         runs_used=len(readings),
         estimate=headline_estimate,
         interval=headline_interval,
