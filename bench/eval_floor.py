@@ -12,6 +12,7 @@ table and writes bench/eval_floor.md.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -44,12 +45,12 @@ def main() -> None:
         scores = task.score_all(test.texts, **kwargs)
         return time.perf_counter() - began, scores
 
-    rows = []
+    rows: list[tuple[str, float, float | None]] = []
     configure_threads(2)
     seconds, exact = timed()
-    rows.append(("soft prompt, fp32, 2 threads (what probe runs)", seconds, 1.0))
+    rows.append(("soft prompt, fp32, 2 threads (what probe runs)", seconds, None))
     seconds, _ = timed(prompt=False)
-    rows.append(("no prompt (zero-shot), fp32, 2 threads", seconds, 1.0))
+    rows.append(("no prompt (zero-shot), fp32, 2 threads", seconds, None))
     configure_threads(1)
     seconds, scores = timed()
     rows.append(("soft prompt, fp32, 1 thread", seconds, float((scores.argmax(1) == exact.argmax(1)).mean())))
@@ -57,16 +58,20 @@ def main() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         seconds, scores = timed()
     rows.append(("soft prompt, bf16 autocast, 2 threads", seconds, float((scores.argmax(1) == exact.argmax(1)).mean())))
+    shown = os.path.relpath(args.data, HERE.parent)
     lines = [
         "# What one exact pass over the test split costs",
         "",
-        f"`python bench/eval_floor.py --data {args.data} --length {args.length}`: {len(test)} test texts, "
+        f"`python bench/eval_floor.py --data {shown} --length {args.length}`: {len(test)} test texts, "
         f"{tokens:,} tokens with the prompt, the bundled all-MiniLM-L6-v2, 2 CPU cores. A run's final figures take "
         "two such passes (soft and discretised).",
         "",
         "| pass | seconds | texts/s | predictions equal to the fp32 pass |",
         "|---|---:|---:|---:|",
-        *[f"| {name} | {s:.1f} | {len(test) / s:.0f} | {same:.2%} |" for name, s, same in rows],
+        *[
+            f"| {name} | {s:.1f} | {len(test) / s:.0f} | {'-' if same is None else f'{same:.2%}'} |"
+            for name, s, same in rows
+        ],
         "",
     ]
     # what the floor means for a whole run, with the step time bench/train_eval.py measured on the same data
