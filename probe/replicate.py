@@ -272,8 +272,17 @@ class FindingsContext:
 
     def correct(self, reading: RunSummary) -> np.ndarray | None:
         """The run's per-example test correctness (None when it did not record it)."""
-        run = next(r for r in self.runs if r.name == reading.run)
-        return run.final_correct()
+        return self._run(reading).final_correct()
+
+    def initial_accuracy(self, reading: RunSummary) -> tuple[float, int] | None:
+        """(accuracy, rows) of the run's step-0 evaluation (on its training-time test subset), if it has one."""
+        for record in self._run(reading).records():
+            if record.get("kind") == "eval" and record.get("step") == 0 and "accuracy" in record:
+                return float(record["accuracy"]), int(record.get("rows") or 0)
+        return None
+
+    def _run(self, reading: RunSummary) -> Run:
+        return next(r for r in self.runs if r.name == reading.run)
 
 
 def build_context(
@@ -701,6 +710,8 @@ def accuracy_by_length(c: FindingsContext) -> tuple[Finding, pd.DataFrame]:
     headline_estimate = float(first["estimate"]) if first else float("nan")
     headline_interval: tuple[float, float] = first["interval"] if first else (float("nan"), float("nan"))
     verdicts = [v["verdict"] for v in contrasts.values()]
+    initial = [c.initial_accuracy(r) for r in readings]
+    at_init = float(np.mean([a for a, _ in filter(None, initial)])) if any(initial) else float("nan")
     gaps = [(r.accuracy or 0.0) - r.discrete_accuracy for r in readings if r.discrete_accuracy is not None]
     gap = float(np.mean(gaps)) if gaps else float("nan")
     zero = float(np.mean([r.zero_shot for r in readings if r.zero_shot is not None])) if readings else float("nan")
@@ -712,7 +723,8 @@ def accuracy_by_length(c: FindingsContext) -> tuple[Finding, pd.DataFrame]:
             f"{name}: {v['estimate']:+.3f} [{v['interval'][0]:+.3f}, {v['interval'][1]:+.3f}] ({v['verdict']})"
             for name, v in contrasts.items()
         )
-        + f"; zero-shot {zero:.3f}; mean gap soft - discretised {gap:+.3f}",
+        + f"; mean accuracy {np.mean([r.accuracy for r in readings]) if readings else float('nan'):.3f}, at init "
+        f"{at_init:.3f} (step-0 evaluation rows), zero-shot {zero:.3f}; mean gap soft - discretised {gap:+.3f}",
         # the claim is a conjunction: refuted when one part is, confirmed only when every part is
         verdict="no" if "no" in verdicts else ("yes" if verdicts and all(v == "yes" for v in verdicts) else "unclear"),
         runs_used=len(readings),
@@ -721,6 +733,8 @@ def accuracy_by_length(c: FindingsContext) -> tuple[Finding, pd.DataFrame]:
         init_control=None,
         random_control=None,
         values={
+            "at_init": at_init,  # the prompts as initialised, on each run's step-0 evaluation rows
+            "at_init_rows": sorted({rows for _, rows in filter(None, initial)}),
             "contrasts": contrasts,
             "gap_soft_minus_discrete": gap,
             "zero_shot": zero,

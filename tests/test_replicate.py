@@ -111,8 +111,13 @@ def test_replicate__accuracy_interval_resamples_seeds_and_examples(tiny_replicat
     row = next(r for r in data["accuracy"] if r["init"] == "class-label" and r["length"] == 8)
     assert row["low"] <= row["accuracy"] <= row["high"] and row["high"] > row["low"]  # examples add spread
     assert row["seeds"] == 2
-    contrasts = _finding(data, 6)["values"]["contrasts"]
-    assert set(contrasts) == {"class-label - random-uniform", "p=8 - p=2"}
+    finding6 = _finding(data, 6)
+    assert set(finding6["values"]["contrasts"]) == {"class-label - random-uniform", "p=8 - p=2"}
+    step0 = [
+        next(r["accuracy"] for r in load_run(d).records() if r.get("kind") == "eval" and r["step"] == 0)
+        for d in sorted((out / "runs").iterdir())
+    ]
+    assert finding6["values"]["at_init"] == pytest.approx(np.mean(step0))
 
 
 @pytest.mark.slow
