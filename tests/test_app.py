@@ -199,7 +199,7 @@ def test_app__a_url_restores_the_view(monkeypatch, demo_runs):
     at.run()
     assert not at.exception
     assert [s.value for s in at.subheader if " · step " in s.value] == ["sampled-vocab · step 0"]
-    assert at.sidebar.slider[0].value == 2 and at.sidebar.selectbox[0].value == 1
+    assert at.slider(key="k").value == 2 and at.selectbox(key="highlight").value == 1
     assert at.dataframe[0].value["neighbours"].str.count(r"\(").eq(2).all()  # (the browser test checks the way back)
 
 
