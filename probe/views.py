@@ -211,7 +211,8 @@ def findings_reports(folder: str | os.PathLike[str]) -> list[FindingsReport]:
         context = data.get("context", {}) if isinstance(data, dict) else {}
         name = Path(str(context.get("data", ""))).stem or place.name
         task = ", ".join(context.get("task", [])) if isinstance(context.get("task"), list) else ""
-        label = f"{name} · {task}" if task else name
+        steps = context.get("steps") if isinstance(context.get("steps"), list) else []
+        label = " · ".join([name, *([task] if task else []), *([f"{steps[0]} steps"] if len(steps) == 1 else [])])
         if any(r.label == label for r in found):
             label = f"{label} ({place.name})"
         found.append(FindingsReport(place, label, md.read_text(encoding="utf-8", errors="replace"), data))

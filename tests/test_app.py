@@ -137,7 +137,12 @@ def test_app__findings_tab_shows_several_reports_side_by_side(app_env, demo_runs
             0.09,
         )
         report = {
-            "context": {"data": data, "task": [task], "travel": {"random-uniform": 0.41}},
+            "context": {
+                "data": data,
+                "task": [task],
+                "travel": {"random-uniform": 0.41},
+                "steps": [60] if name == "a" else [],
+            },
             "findings": [dataclasses.asdict(finding)],
         }
         (folder / "report.json").write_text(json.dumps(report))
@@ -146,7 +151,7 @@ def test_app__findings_tab_shows_several_reports_side_by_side(app_env, demo_runs
     at = app_env(demo_runs, tab="Findings")
     assert not at.exception
     table = next(d.value for d in at.dataframe if "finding" in d.value.columns)
-    assert list(table.columns) == ["finding", "ag_news · cosine", "feelings · verbaliser"]
+    assert list(table.columns) == ["finding", "ag_news · cosine · 60 steps", "feelings · verbaliser"]
     row = table.set_index("finding").loc["1. Semantic clusters"]
     assert row.tolist() == ["yes: 0.310 [0.300, 0.330]; at init 0.200", "yes: 0.120 [0.110, 0.140]; at init 0.200"]
     assert table.set_index("finding").loc["cos to init (1 = did not move)"].tolist() == ["random-uniform 0.41"] * 2
