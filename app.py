@@ -1,11 +1,11 @@
 """Thin entry: ``streamlit run app.py -- --runs RUNS_DIR`` serves probe's dashboard.
 
-The page itself lives in the package (probe/app.py), so ``pip install probe`` and ``probe dashboard`` need no
+The page itself lives in the package (probe/dashboard/app.py), so ``pip install probe`` and ``probe dashboard`` need no
 checkout. This file only runs it.
 """
 
 import runpy
 
-from probe.commands import app_path
+from probe.cli.commands import app_path
 
 runpy.run_path(app_path(), run_name="__main__")

@@ -28,10 +28,10 @@ import json, sys, tempfile, time
 import numpy as np, torch, torch.nn.functional as F
 from peft import PromptTuningConfig, get_peft_model
 from transformers import AutoModel, DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
-from probe.data import train_test
-from probe.integrations import ProbeCallback
-from probe.models import bundled_model_path, load_model
-from probe.util import configure_threads
+from probe.core.data import train_test
+from probe.training.integrations import ProbeCallback
+from probe.core.models import bundled_model_path, load_model
+from probe.core.threads import configure_threads
 
 configure_threads()
 steps, every = int(sys.argv[1]), int(sys.argv[2])

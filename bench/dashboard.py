@@ -34,14 +34,14 @@ def reruns(runs: Path) -> list[tuple[str, float]]:
 
     os.environ["PROBE_RUNS_DIR"] = str(runs)
     os.environ["PROBE_MAP"] = "umap"
-    at = AppTest.from_file(str(ROOT / "probe" / "app.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(ROOT / "probe" / "dashboard" / "app.py"), default_timeout=600).run()
     at.run()  # caches warm, as after the first page
     actions = {
         "rerun": lambda: at.run(),
-        "k changed": lambda: at.sidebar.slider[0].set_value(3 if at.sidebar.slider[0].value != 3 else 5).run(),
-        "step changed": lambda: at.sidebar.select_slider[0].set_value(at.sidebar.select_slider[0].options[0]).run(),
-        "position highlighted": lambda: at.sidebar.selectbox[0].set_value(1).run(),
-        "runs shown changed": lambda: at.sidebar.multiselect[0].set_value(["class-label"]).run(),
+        "k changed": lambda: at.slider(key="k").set_value(3 if at.slider(key="k").value != 3 else 5).run(),
+        "step changed": lambda: at.select_slider(key="step").set_value(at.select_slider(key="step").options[0]).run(),
+        "position highlighted": lambda: at.selectbox(key="highlight").set_value(1).run(),
+        "runs shown changed": lambda: at.multiselect(key="runs").set_value(["class-label"]).run(),
     }
     out = []
     for name, action in actions.items():
@@ -53,7 +53,7 @@ def reruns(runs: Path) -> list[tuple[str, float]]:
             assert not at.exception, at.exception
         out.append((f"rerun: {name}", statistics.median(times)))
         if name == "runs shown changed":
-            at.sidebar.multiselect[0].set_value(at.sidebar.multiselect[0].options).run()
+            at.multiselect(key="runs").set_value(at.multiselect(key="runs").options).run()
     return out
 
 

@@ -28,10 +28,10 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from probe.data import train_test
-    from probe.models import load_model
-    from probe.tasks import make_task, wrap_with_prompt
-    from probe.util import configure_threads
+    from probe.core.data import train_test
+    from probe.core.models import load_model
+    from probe.core.threads import configure_threads
+    from probe.training.tasks import make_task, wrap_with_prompt
 
     model = load_model("default", device="cpu")
     test = train_test(args.data).test

@@ -28,12 +28,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PROBE_CACHE_DIR"] = str(Path(tmp) / "cache")
         sys.path.insert(0, str(ROOT))
-        from probe.demo import demo_configs, ensure_runs
-        from probe.explain import Readout, importance
-        from probe.hardening import harden
-        from probe.lens import contextual_vocabulary, layer_lens
-        from probe.models import load_model
-        from probe.util import configure_threads
+        from probe.core.models import load_model
+        from probe.core.threads import configure_threads
+        from probe.experiments.demo import demo_configs, ensure_runs
+        from probe.readings.explain import Readout, importance
+        from probe.readings.explain.hardening import harden
+        from probe.readings.explain.lens import contextual_vocabulary, layer_lens
 
         threads = configure_threads()
         model = load_model("default", device="cpu")

@@ -27,7 +27,7 @@ for v, d, n in [(30_522, 384, 20_000), (128_000, 4096, 20_000), (256_000, 8192, 
         for s in range(0, n, 4096):
             q[s:s + 4096] @ x.T
 
-    from probe.index import VocabIndex
+    from probe.core.index import VocabIndex
     probe_index = VocabIndex(x.cpu().numpy(), backend="torch", device="cuda") if v * d <= 128_000 * 4096 else None
     q_host = q.cpu().numpy()
 
@@ -54,7 +54,7 @@ import tempfile
 t = time.perf_counter()
 with tempfile.TemporaryDirectory() as d:
     run = train(TrainConfig(init="class-label", steps=150), d + "/run", progress=False)
-    final = run.manifest["final"]
+    final = dict(run.manifest.final)
 train_s = time.perf_counter() - t
 print(f"device: {name}")
 print("| vocab | dim | queries | torch search TFLOP/s | probe VocabIndex(cuda) TFLOP/s | sgemm TFLOP/s | search/sgemm |")
@@ -62,7 +62,7 @@ print("|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     print(f"| {r['vocab']} | {r['dim']} | {r['queries']} | {r['search_tflops']:.1f} | {r['probe_tflops']:.1f} | "
           f"{r['sgemm_tflops']:.1f} | {r['ratio']:.2f} |")
-print(f"default demo training on CUDA: 150 steps in {train_s:.1f} s, accuracy {final['accuracy']:.3f}")
+print(f"default demo training on CUDA: 150 steps in {train_s:.1f} s, accuracy {final['soft_accuracy']:.3f}")
 if os.environ.get("OUT"):
     with open(os.path.join(os.environ["OUT"], "gpu.json"), "w") as f:
         json.dump({"device": name, "search": rows, "train_s": train_s, "final": final}, f, indent=2)

@@ -38,10 +38,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
 
-    from probe.drift import summarize_run
-    from probe.index import VocabIndex
-    from probe.models import load_model
-    from probe.training import TrainConfig, train
+    from probe.core.index import VocabIndex
+    from probe.core.models import load_model
+    from probe.readings.drift import summarize_run
+    from probe.training.trainer import TrainConfig, train
 
     model = load_model("default", device="cpu")
     index = VocabIndex.for_model(model)
@@ -64,8 +64,8 @@ def main() -> None:
                     run = train(config, Path(out) / f"{len(rows)}", model=model, progress=False)
                     s = summarize_run(run, model, index=index, k=5, convergence=False)
                     row = (
-                        f"| {regime} | {init} | {seed} | {s.mean_cos_final_to_init:.3f} | {s.accuracy:.3f} | "
-                        f"{s.discrete_accuracy:.3f} | {s.init_token_top1}/{s.init_token_positions} | "
+                        f"| {regime} | {init} | {seed} | {s.mean_cos_final_to_init:.3f} | {s.soft_accuracy:.3f} | "
+                        f"{s.discretised_accuracy:.3f} | {s.init_token_top1}/{s.init_token_positions} | "
                         f"{time.perf_counter() - began:.0f} |"
                     )
                     rows.append(row)

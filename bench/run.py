@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import faiss  # noqa: E402
 import torch  # noqa: E402
 
-from probe.util import configure_threads  # noqa: E402
+from probe.core.threads import configure_threads  # noqa: E402
 
 THREADS = configure_threads()
 
@@ -73,7 +73,7 @@ def sgemm_limit(q: torch.Tensor, x: torch.Tensor, repeats: int) -> float:
 
 
 def bench_search(name: str, vocab: np.ndarray, queries: np.ndarray, k: int = 10, repeats: int = 3) -> dict:
-    from probe.index import VocabIndex
+    from probe.core.index import VocabIndex
 
     index = VocabIndex(vocab)
     index.search(queries[:8], k)  # build the FAISS index outside the timing
@@ -109,7 +109,7 @@ def bench_search(name: str, vocab: np.ndarray, queries: np.ndarray, k: int = 10,
 
 def section_search(quick: bool) -> list[dict]:
     from probe import load_model
-    from probe.runs import load_run
+    from probe.formats.runs import load_run
 
     rows = []
     model = load_model("default", device="cpu")
@@ -186,9 +186,9 @@ import sys, time, json, numpy as np, torch
 import torch.nn.functional as F
 from peft import PromptTuningConfig, get_peft_model
 from transformers import AutoModel, AutoTokenizer
-from probe.models import bundled_model_path
-from probe.data import train_test
-from probe.util import configure_threads
+from probe.core.models import bundled_model_path
+from probe.core.data import train_test
+from probe.core.threads import configure_threads
 configure_threads()
 steps = int(sys.argv[1])
 torch.manual_seed(0)
@@ -223,8 +223,8 @@ print(json.dumps({"median": float(np.median(times[5:])), "mean": float(np.mean(t
 
 _PROBE = """
 import sys, json, time, tempfile, numpy as np
-from probe.training import TrainConfig, train
-from probe.util import configure_threads
+from probe.training.trainer import TrainConfig, train
+from probe.core.threads import configure_threads
 configure_threads()
 steps = int(sys.argv[1])
 times, last = [], [None]
@@ -275,7 +275,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import probe
 from probe import load_model, VocabIndex
-from probe.projection import MapConfig, fit_map
+from probe.readings.projection import MapConfig, fit_map
 m = load_model("default", device="cpu"); idx = VocabIndex.for_model(m)
 t1 = time.perf_counter()
 vmap = fit_map(m, idx, MapConfig(n_vocab=int(sys.argv[1])), use_cache=sys.argv[2] == "1")
@@ -313,9 +313,9 @@ def section_projection(quick: bool) -> dict:
 
 def _dashboard_prep(n_vocab: int) -> dict:
     from probe import VocabIndex, load_model
-    from probe.projection import MapConfig, fit_map
-    from probe.runs import find_runs
-    from probe.views import neighbour_ids, trajectories
+    from probe.dashboard.views import neighbour_ids, trajectories
+    from probe.formats.runs import find_runs
+    from probe.readings.projection import MapConfig, fit_map
 
     runs = find_runs(ROOT / "probe-runs")
     if not runs:
@@ -353,7 +353,7 @@ def _dashboard_times() -> dict:
 
     os.environ["PROBE_RUNS_DIR"] = str(ROOT / "probe-runs")
     t = time.perf_counter()
-    at = AppTest.from_file(str(ROOT / "probe" / "app.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(ROOT / "probe" / "dashboard" / "app.py"), default_timeout=600).run()
     first = time.perf_counter() - t
     t = time.perf_counter()
     at.sidebar.slider[0].set_value(3).run()
@@ -369,8 +369,8 @@ def _dashboard_times() -> dict:
 _MEMORY = """
 import json, resource, sys, tempfile
 import numpy as np
-from probe.drift import drift_frames
-from probe.index import VocabIndex
+from probe.readings.drift import drift_frames
+from probe.core.index import VocabIndex
 snapshots, positions, dim = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 vocab = np.random.default_rng(0).normal(size=(1000, dim)).astype(np.float32)
 index = VocabIndex(vocab)

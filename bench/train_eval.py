@@ -29,8 +29,8 @@ ROOT = HERE.parent
 _DRIVER = r"""
 import functools, json, sys, time
 t_start = time.perf_counter()
-import probe, probe.training as training, probe.tasks as tasks
-from probe.training import TrainConfig, train
+import probe, probe.training.trainer as training, probe.training.tasks as tasks
+from probe.training.trainer import TrainConfig, train
 spent = {"eval": 0.0, "zero_shot": 0.0}
 depth = [0]
 def timed(fn, key):
@@ -56,17 +56,16 @@ data, steps, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 run = train(TrainConfig(data=data, init="class-label", length=20, steps=steps), out, progress=False)
 wall = time.perf_counter() - t_start
 train_rows = [r for r in run.records() if r.get("kind") == "train"]
-final = run.manifest["final"]
 print(json.dumps({
     "wall_s": wall,
     "steps_s": sum(r["seconds"] for r in train_rows),
     "eval_s": spent["eval"],
     "zero_shot_s": spent["zero_shot"],
-    "accuracy": final["accuracy"],
-    "discrete_accuracy": final["discrete_accuracy"],
-    "zero_shot_accuracy": run.manifest["zero_shot_accuracy"],
+    "soft_accuracy": run.manifest.soft_accuracy,
+    "discretised_accuracy": run.manifest.discretised_accuracy,
+    "zero_shot_accuracy": run.manifest.zero_shot_accuracy,
     "evaluations": [
-        {k: r.get(k) for k in ("step", "on", "rows", "accuracy", "discrete_accuracy")}
+        {k: r.get(k) for k in ("step", "on", "rows", "soft_accuracy", "discretised_accuracy")}
         for r in run.records() if r.get("kind") == "eval"
     ],
 }))
@@ -92,18 +91,18 @@ def _train(code_root: Path, data: str, steps: int, cache: str) -> dict:
 def padding(data: str, prompt: int = 20, batch: int = 16, eval_batch: int = 32) -> dict:
     """Padding waste of evaluation and training batches, before (random order) and after (planned)."""
     sys.path.insert(0, str(ROOT))
-    from probe.batching import padding_waste, plan_batches
-    from probe.data import train_test
-    from probe.models import load_model
-    from probe.tasks import EVAL_MAX_TOKENS, PASS_OVERHEAD, TRAIN_MAX_TOKENS
-    from probe.training import batches
+    from probe.core.batching import padding_waste, plan_batches
+    from probe.core.data import train_test
+    from probe.core.models import load_model
+    from probe.core.sampling import seeded_batches
+    from probe.training.tasks import EVAL_MAX_TOKENS, PASS_OVERHEAD, TRAIN_MAX_TOKENS
 
     model = load_model("default", device="cpu")
     splits = train_test(data)
     test = [len(x) for x in model.token_ids(splits.test.texts, max_length=128)]
     train = [len(x) for x in model.token_ids(splits.train.texts, max_length=128)]
     chunks = [list(range(i, min(i + eval_batch, len(test)))) for i in range(0, len(test), eval_batch)]
-    steps = [rows for _, (step, rows) in zip(range(150), batches(len(train), batch, 0), strict=False)]
+    steps = [rows for _, (step, rows) in zip(range(150), seeded_batches(len(train), batch, 0), strict=False)]
     planned_steps = [
         [rows[j] for j in b]
         for rows in steps
@@ -177,7 +176,7 @@ def table(rows: list[dict], steps: int) -> str:
         lines.append(
             f"| {r['data']} | {r['code']} | {r['wall_s']:.1f} | {r['steps_s']:.1f} | {r['eval_s']:.1f} | "
             f"{r['zero_shot_s']:.1f} | {other:.1f} | {outside:.0%} | {r['eval_padding']:.0%} | "
-            f"{r['train_padding']:.0%} | {r['accuracy']:.4f} | {r['discrete_accuracy']:.4f} | "
+            f"{r['train_padding']:.0%} | {r['soft_accuracy']:.4f} | {r['discretised_accuracy']:.4f} | "
             f"{r['zero_shot_accuracy']:.4f} |"
         )
     return "\n".join(lines)

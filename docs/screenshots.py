@@ -65,11 +65,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
 
-    from probe.demo import run_demo
-    from probe.index import VocabIndex
-    from probe.models import load_model
-    from probe.projection import MapConfig, fit_map
-    from probe.views import neighbour_ids
+    from probe.core.index import VocabIndex
+    from probe.core.models import load_model
+    from probe.dashboard.views import neighbour_ids
+    from probe.experiments.demo import run_demo
+    from probe.readings.projection import MapConfig, fit_map
 
     with tempfile.TemporaryDirectory() as tmp:
         runs_dir = Path(args.runs) if args.runs else Path(tmp) / "probe-runs"

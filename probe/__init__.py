@@ -1,55 +1,105 @@
 """probe: make soft prompts readable.
 
 Load a prompt-tuned model's soft prompt, find the nearest vocabulary tokens of every position, track how
-they drift during training, and compare initialisations.
+they drift during training, and compare initialisations; then ask what the prompt does.
+
+Importing ``probe`` is cheap: every name below is imported from its layer on first use, so ``probe --help``
+needs neither torch nor transformers.
 """
 
-from probe import hardening as _hardening  # noqa: F401  (registers the hard-prompt loader)
-from probe import layouts as _layouts  # noqa: F401  (registers other tools' run layouts)
-from probe.index import TokenFilter, VocabIndex
-from probe.models import DEFAULT_MODEL, LoadedModel, load_model
-from probe.prompts import SoftPrompt, load_prompt, load_prompts
-from probe.reports import NearestTokenReport, nearest_tokens
-from probe.runs import Run, find_runs, load_run
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-
-def __getattr__(name: str):
-    if name in ("record", "ProbeCallback"):
-        from probe import integrations
-
-        return getattr(integrations, name)
-    if name in ("importance", "Readout"):
-        from probe import explain
-
-        return getattr(explain, name)
-    if name == "harden":
-        from probe.hardening import harden
-
-        return harden
-    if name == "layer_lens":
-        from probe.lens import layer_lens
-
-        return layer_lens
-    raise AttributeError(f"module 'probe' has no attribute {name!r}")
-
+_NAMES: dict[str, str] = {
+    "DEFAULT_MODEL": "probe.core.models",
+    "LoadedModel": "probe.core.models",
+    "load_model": "probe.core.models",
+    "TokenFilter": "probe.core.index",
+    "VocabIndex": "probe.core.index",
+    "SoftPrompt": "probe.core.softprompt",
+    "load_prompt": "probe.formats.prompts",
+    "load_prompts": "probe.formats.prompts",
+    "Manifest": "probe.formats.manifest",
+    "Run": "probe.formats.run",
+    "find_runs": "probe.formats.runs",
+    "load_run": "probe.formats.runs",
+    "NearestTokenReport": "probe.readings.reports",
+    "nearest_tokens": "probe.readings.reports",
+    "drift_table": "probe.readings.drift",
+    "compare_prompts": "probe.readings.compare",
+    "Readout": "probe.readings.explain.readout",
+    "importance": "probe.readings.explain.ablation",
+    "harden": "probe.readings.explain.hardening",
+    "layer_lens": "probe.readings.explain.lens",
+    "explain_prompt": "probe.readings.explain.record",
+    "TrainConfig": "probe.training.config",
+    "train": "probe.training.trainer",
+    "record": "probe.training.integrations",
+    "ProbeCallback": "probe.training.integrations",
+}
+_RENAMED = {"explain_prompt": "explain"}
 
 __all__ = [
     "DEFAULT_MODEL",
     "LoadedModel",
+    "Manifest",
     "NearestTokenReport",
     "ProbeCallback",
+    "Readout",
     "Run",
     "SoftPrompt",
     "TokenFilter",
+    "TrainConfig",
     "VocabIndex",
     "__version__",
+    "compare_prompts",
+    "drift_table",
+    "explain_prompt",
     "find_runs",
+    "harden",
+    "importance",
+    "layer_lens",
     "load_model",
     "load_prompt",
     "load_prompts",
     "load_run",
     "nearest_tokens",
     "record",
+    "train",
 ]
+
+if TYPE_CHECKING:
+    from probe.core.index import TokenFilter, VocabIndex
+    from probe.core.models import DEFAULT_MODEL, LoadedModel, load_model
+    from probe.core.softprompt import SoftPrompt
+    from probe.formats.manifest import Manifest
+    from probe.formats.prompts import load_prompt, load_prompts
+    from probe.formats.run import Run
+    from probe.formats.runs import find_runs, load_run
+    from probe.readings.compare import compare_prompts
+    from probe.readings.drift import drift_table
+    from probe.readings.explain.ablation import importance
+    from probe.readings.explain.hardening import harden
+    from probe.readings.explain.lens import layer_lens
+    from probe.readings.explain.readout import Readout
+    from probe.readings.explain.record import explain as explain_prompt
+    from probe.readings.reports import NearestTokenReport, nearest_tokens
+    from probe.training.config import TrainConfig
+    from probe.training.integrations import ProbeCallback, record
+    from probe.training.trainer import train
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        value = getattr(import_module(_NAMES[name]), _RENAMED.get(name, name))
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'probe' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

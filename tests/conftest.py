@@ -158,7 +158,7 @@ def tiny_bert_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT (hidden 32) with the default model's WordPiece tokenizer."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from probe.models import bundled_model_path
+    from probe.core.models import bundled_model_path
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(bundled_model_path())
@@ -185,8 +185,8 @@ def demo_runs(tmp_path_factory: pytest.TempPathFactory, default_model) -> Path:
     """The three demo runs, short (10 steps, 5 positions), trained once per test session."""
     from dataclasses import replace
 
-    from probe.demo import demo_configs, ensure_runs
-    from probe.training import TrainConfig
+    from probe.experiments.demo import demo_configs, ensure_runs
+    from probe.training.config import TrainConfig
 
     out = tmp_path_factory.mktemp("demo-runs")
     base = replace(TrainConfig(), steps=10, length=5)

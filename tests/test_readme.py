@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,3 +35,37 @@ def test_ci__runs_exactly_the_readme_test_command():
 def test_readme__screenshots_exist():
     for name in re.findall(r"\((docs/[^)]+\.png)\)", (ROOT / "README.md").read_text()):
         assert (ROOT / name).is_file(), name
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+
+
+def test_readme__every_probe_name_it_shows_resolves():
+    import ast
+    import importlib
+
+    import probe
+
+    for block in _python_blocks():
+        tree = ast.parse(block)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("probe"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert getattr(module, alias.name) is not None, f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "probe":
+                assert getattr(probe, node.attr) is not None, f"probe.{node.attr}"
+
+
+@pytest.mark.slow
+def test_readme__the_api_blocks_run_as_written(tmp_path, monkeypatch, demo_runs):
+    """The Python API blocks, run as they stand, with only the sizes cut (steps, tokens) and a real adapter path."""
+    monkeypatch.chdir(tmp_path)
+    api, explain = _python_blocks()[1:3]
+    adapter = str(demo_runs / "class-label" / "adapter")
+    code = (api + explain).replace('"path/to/adapter"', repr(adapter)).replace("steps=150", "steps=3")
+    code = code.replace("steps=100)", "steps=2)").replace("readout)  # positions", "readout, top_n=500, texts=2)  #")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["report"].positions and namespace["run"].status == "finished"

@@ -15,10 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from probe.index import VocabIndex
-from probe.reports import nearest_tokens
-from probe.runs import RunWriter, load_run
-from probe.util import atomic_write_bytes
+from probe.core.index import VocabIndex
+from probe.core.io import atomic_write_bytes
+from probe.formats.run import RunWriter
+from probe.formats.runs import load_run
+from probe.readings.reports import nearest_tokens
 
 _VOCAB = np.random.default_rng(0).normal(size=(400, 16)).astype(np.float32)
 _FAISS = VocabIndex(_VOCAB, backend="faiss")
@@ -107,7 +108,7 @@ def test_disk_full__atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_disk_full__cli_says_so_in_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, capsys):
-    from probe.cli import main
+    from probe.cli.parser import main
 
     np.save(tmp_path / "p.npy", np.ones((2, 384), np.float32))
     target = tmp_path / "out" / "r.md"
@@ -124,7 +125,7 @@ def test_disk_full__cli_says_so_in_one_line_and_keeps_the_old_file(tmp_path, mon
 _WRITER = """
 import sys, time
 import numpy as np
-from probe.runs import RunWriter
+from probe.formats.run import RunWriter
 w = RunWriter(sys.argv[1], {"model": "m", "init": "x", "length": 50, "seed": 0})
 rng = np.random.default_rng(0)
 for step in range(0, 400, 2):
@@ -166,7 +167,7 @@ def test_concurrent_reader__never_sees_a_torn_run(tmp_path):
 
 def test_concurrent_reader__drift_while_training(tmp_path, default_model, default_index):
     """The writer waits after each snapshot until the reader has read the run: every read overlaps training."""
-    from probe.drift import drift_table
+    from probe.readings.drift import drift_table
 
     writer = RunWriter(tmp_path / "run", {"model": default_model.name, "init": "x", "length": 3, "seed": 0})
     rng = np.random.default_rng(1)
@@ -196,7 +197,7 @@ def test_concurrent_reader__drift_while_training(tmp_path, default_model, defaul
 
 
 def test_dashboard__binds_to_localhost_by_default(monkeypatch, tmp_path):
-    from probe.cli import main
+    from probe.cli.parser import main
 
     seen = {}
     monkeypatch.setattr(os, "execv", lambda path, command: seen.setdefault("command", command))

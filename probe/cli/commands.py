@@ -1,0 +1,258 @@
+"""The subcommands that read prompts and runs or train them: one dataclass each, whose fields are the options
+(help in their metadata); ``__post_init__`` checks them and ``run`` does the work through the library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from probe.cli.options import Command, Format, emit, labels_option, option, table_text
+from probe.training.config import TrainConfig
+
+
+@dataclass
+class Report(Command):
+    """Nearest vocabulary tokens of every position of a soft prompt."""
+
+    name: ClassVar[str] = "report"
+    summary: ClassVar[str] = "nearest-token report for a soft prompt"
+
+    prompt: str = option(
+        help="PEFT adapter folder, .safetensors, .pt/.pth, .npy, or a probe run folder", positional=True
+    )
+    model: str | None = option(None, "model name or folder (default: the one the prompt records, else 'default')")
+    k: int = option(5, "neighbours per position (default 5)", short="-k", positive=True)
+    labels: str | None = option(None, "comma-separated class labels to mark in the neighbours")
+    format: Format = option("md", "output format: md, json or csv (default md)")
+    out: str | None = option(None, "write to this file instead of stdout")
+    key: str | None = option(None, "tensor name in a file holding several")
+    role: Literal["encoder", "decoder"] | None = option(None, "which half of a seq2seq adapter")
+    controls: bool = option(False, "add random-vector and sampled-vocab controls")
+    all_tokens: bool = option(
+        False, "search every vocabulary row (by default special and [unused] tokens are left out)"
+    )
+    trust_remote_code: bool = option(False, "allow the model repo's own code")
+
+    def run(self) -> int:
+        from probe.core.index import TokenFilter, VocabIndex
+        from probe.core.models import load_model
+        from probe.formats.prompts import load_prompt
+        from probe.formats.runs import load_run
+        from probe.readings.reports import nearest_tokens
+
+        prompt = load_prompt(self.prompt, key=self.key, role=self.role)
+        model = load_model(
+            self.model or prompt.base_model or "default", device="cpu", trust_remote_code=self.trust_remote_code
+        )
+        labels = labels_option(self.labels)
+        accuracies = None
+        if prompt.metadata.get("run"):
+            run = load_run(self.prompt)
+            labels = labels if labels is not None else (run.labels or None)
+            accuracies = run.accuracies() if prompt.step == run.steps[-1] else None  # measured on the last snapshot
+        index = None
+        if self.all_tokens:
+            index = VocabIndex.for_model(model, token_filter=TokenFilter(exclude_special=False, exclude_unused=False))
+        report = nearest_tokens(
+            prompt, model, k=self.k, labels=labels, controls=self.controls, index=index, accuracies=accuracies
+        )
+        emit({"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[self.format](), self.out)
+        return 0
+
+
+@dataclass
+class Train(Command):
+    """Train a soft prompt with the model frozen; snapshots are written as it goes."""
+
+    name: ClassVar[str] = "train"
+    summary: ClassVar[str] = "train a soft prompt and write a run folder"
+
+    out: str = option(help="run folder to create (or to resume with --resume)")
+    resume: bool = option(False, "continue the run in --out from its last snapshot")
+    no_progress: bool = option(False, "hide the progress bar")
+    config: TrainConfig = option(default_factory=TrainConfig)  # its fields are options too
+
+    def run(self) -> int:
+        from probe.training.trainer import train
+
+        run = train(self.config, self.out, resume=self.resume, progress=not self.no_progress)
+        assert run is not None  # the CLI process writes the run
+        m = run.manifest
+
+        def show(x: float | None) -> str:
+            return "unknown" if x is None else f"{x:.3f}"
+
+        print(
+            f"run {run.path}: {len(run.steps)} snapshots, accuracy {show(m.soft_accuracy)} "
+            f"(discretised {show(m.discretised_accuracy)}, zero-shot {show(m.zero_shot_accuracy)}; on the "
+            f"{m.test_rows} test rows)"
+        )
+        return 0
+
+
+@dataclass
+class Drift(Command):
+    """How each position moved over a run's snapshots."""
+
+    name: ClassVar[str] = "drift"
+    summary: ClassVar[str] = "how each position moved over a run's snapshots"
+
+    run_path: str = option(help="a probe run folder", positional=True, metavar="run")
+    model: str | None = option(None, "override the model recorded in the run")
+    k: int = option(5, "top-k for the neighbour overlap (default 5)", short="-k", positive=True)
+    summary_only: bool = option(False, "one line per run instead of per step and position", flag="--summary")
+    format: Format = option("md", "output format: md, json or csv (default md)")
+    out: str | None = option(None, "write to this file instead of stdout")
+
+    def run(self) -> int:
+        import pandas as pd
+
+        from probe.core.index import VocabIndex
+        from probe.core.models import load_model
+        from probe.formats.runs import load_run
+        from probe.readings.drift import drift_table, summarize_run
+
+        run = load_run(self.run_path)
+        model = load_model(self.model or run.manifest.model or "default", device="cpu")
+        index = VocabIndex.for_model(model)
+        table = drift_table(run, model, index=index, k=self.k)
+        if self.summary_only:
+            table = pd.DataFrame([summarize_run(run, model, table, index=index, k=self.k).to_dict()])
+        emit(table_text(table, self.format), self.out)
+        return 0
+
+
+@dataclass
+class Compare(Command):
+    """Compare two prompts of the same model position by position."""
+
+    name: ClassVar[str] = "compare"
+    summary: ClassVar[str] = "compare two prompts of the same model position by position"
+
+    a: str = option(help="prompt or run A", positional=True)
+    b: str = option(help="prompt or run B", positional=True)
+    model: str | None = option(None, "model name or folder (default: the one prompt A records)")
+    k: int = option(5, "neighbours per position (default 5)", short="-k", positive=True)
+    matched: bool = option(False, "csv/json: the Hungarian matching instead")
+    format: Format = option("md", "output format: md, json or csv (default md)")
+    out: str | None = option(None, "write to this file instead of stdout")
+
+    def run(self) -> int:
+        from probe.core.index import VocabIndex
+        from probe.core.models import load_model
+        from probe.formats.prompts import load_prompt
+        from probe.readings.compare import compare_prompts
+
+        a, b = load_prompt(self.a), load_prompt(self.b)
+        if a.base_model and b.base_model and a.base_model != b.base_model and not self.model:
+            raise ValueError(
+                f"'{self.a}' was trained on {a.base_model} and '{self.b}' on {b.base_model}; "
+                "compare prompts of the same model"
+            )
+        model = load_model(self.model or a.base_model or "default", device="cpu")
+        a.check_dim(model.dim, model.name)
+        b.check_dim(model.dim, model.name)
+        result = compare_prompts(a, b, VocabIndex.for_model(model), k=self.k, display=model.vocabulary.display)
+        if self.format == "md":
+            text = result.to_markdown()
+        else:
+            text = table_text(result.matching if self.matched else result.by_position, self.format)
+        emit(text, self.out)
+        return 0
+
+
+_DEFAULTS = TrainConfig()
+
+
+@dataclass
+class Demo(Command):
+    """Train one prompt per paper init on the default model and compare them."""
+
+    name: ClassVar[str] = "demo"
+    summary: ClassVar[str] = "train one prompt per paper init on the default model and compare them"
+
+    out: str | None = option(None, "runs folder (default $PROBE_RUNS_DIR or ./probe-runs)")
+    steps: int = option(_DEFAULTS.steps, f"training steps (default {_DEFAULTS.steps})", positive=True)
+    length: int = option(_DEFAULTS.length, f"prompt positions (default {_DEFAULTS.length})", positive=True)
+    seed: int = option(_DEFAULTS.seed, "seed of every run (default 0)")
+    data: str = option(_DEFAULTS.data, "bundled set or labelled file (default feelings)")
+    force: bool = option(False, "retrain runs whose settings differ")
+    no_progress: bool = option(False, "hide the progress bars")
+
+    def run(self) -> int:
+        from probe.experiments.demo import run_demo
+
+        base = dataclasses.replace(_DEFAULTS, steps=self.steps, length=self.length, seed=self.seed, data=self.data)
+        _, text = run_demo(self.out, base=base, progress=not self.no_progress, force=self.force)
+        emit(text, None)
+        return 0
+
+
+@dataclass
+class Dashboard(Command):
+    """Serve the Streamlit dashboard; the process becomes the server, so a signal to it stops the server."""
+
+    name: ClassVar[str] = "dashboard"
+    summary: ClassVar[str] = "serve the Streamlit dashboard (trains the demo runs if there are none)"
+
+    runs_dir: str | None = option(None, "runs folder (default $PROBE_RUNS_DIR or ./probe-runs)", positional=True)
+    host: str = option("127.0.0.1", "address to bind (default localhost only)")
+    port: int = option(8501, "port (default 8501)", positive=True)
+    no_demo: bool = option(False, "do not train the demo runs when the folder is empty")
+    replicate: str | None = option(
+        None, "folder of probe replicate reports (default $PROBE_REPLICATE_DIR or ./probe-replicate)"
+    )
+    editable_folders: bool = option(
+        False, "let the page change the folders it reads (they are server paths: only for a server you alone use)"
+    )
+
+    def run(self) -> int:
+        import os
+
+        from probe.experiments.demo import default_runs_dir, run_demo
+        from probe.formats.runs import find_runs
+
+        runs_dir = self.runs_dir or str(default_runs_dir())
+        if not self.no_demo and not find_runs(runs_dir):
+            print(f"no runs in {runs_dir}: training the demo runs first (about two minutes)", file=sys.stderr)
+            run_demo(runs_dir, progress=True)
+        command = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            app_path(),
+            "--server.address",
+            self.host,
+            "--server.port",
+            str(self.port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+            "--client.toolbarMode",
+            "minimal",
+            "--",
+            "--runs",
+            runs_dir,
+            *(["--replicate", self.replicate] if self.replicate else []),
+            *(["--editable-folders"] if self.editable_folders else []),
+        ]
+        print(f"probe dashboard: http://{self.host}:{self.port}  (runs: {runs_dir}; Ctrl-C to stop)", flush=True)
+        sys.stderr.flush()
+        # exec, not a child: SIGTERM / SIGINT from a supervisor reach the server itself and stop it
+        os.execv(sys.executable, command)
+        return 0  # pragma: no cover - exec does not return
+
+
+def app_path() -> str:
+    """Path of the Streamlit page inside the installed package (probe/dashboard/app.py)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"the dashboard page {path} is missing from the probe package; reinstall probe")
+    return str(path)

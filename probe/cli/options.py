@@ -1,0 +1,97 @@
+"""The parts every subcommand is built from: ``option`` (a dataclass field that is also a CLI option, its help
+written once), the :class:`Command` base that checks its fields, and output helpers.
+
+Field metadata understood by the parser: ``help``; ``positional``; ``short`` ("-k"); ``aliases`` (old flag
+names kept working); ``type`` (a converter for values that are not plain str / int / float); ``positive`` (a
+number that must be > 0, checked here in one place); ``nargs``; ``flag`` (a flag name other than the field's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from probe.core.io import atomic_write_text
+
+Format = Literal["md", "json", "csv"]
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factory: Any = None, **meta: Any) -> Any:
+    """A dataclass field that is also a CLI option (see the module docstring for ``meta``)."""
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata={"help": help, **meta})
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def emit(text: str, out: str | None) -> None:
+    """Write command output to ``out`` atomically (saying so on stderr), or to stdout."""
+    text = text if text.endswith("\n") else text + "\n"
+    if out:
+        atomic_write_text(out, text)
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def table_text(df: Any, fmt: str) -> str:
+    """A DataFrame as csv, json records, or a markdown table."""
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "json":
+        return df.to_json(orient="records", indent=2)
+    return df.to_markdown(index=False, floatfmt=".4f")
+
+
+@dataclass
+class Command:
+    """Base of every subcommand: checks ``positive`` fields, then the subclass's own rules."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, flag = getattr(self, f.name), option_flag(f)
+            choices = literal_choices(hints[f.name])
+            if choices and value is not None and value not in choices:
+                raise ValueError(f"{flag} is {value!r}; expected one of {', '.join(map(str, choices))}")
+            if not f.metadata.get("positive") or value is None:
+                continue
+            for v in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
+                    raise ValueError(f"{flag} is {v!r}; expected a positive number")
+
+    def run(self) -> int:
+        """Do the work; returns the exit status."""
+        raise NotImplementedError
+
+
+def option_flag(f: dataclasses.Field[Any]) -> str:
+    """The option's name on the command line (``--all-tokens`` for ``all_tokens``, or its ``flag``)."""
+    if f.metadata.get("positional"):
+        return f.metadata.get("metavar", f.name)
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def literal_choices(hint: Any) -> tuple[Any, ...]:
+    """The allowed values of a ``Literal[...]`` (or ``Literal[...] | None``) hint; empty for other types."""
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    for arg in typing.get_args(hint):
+        if typing.get_origin(arg) is Literal:
+            return typing.get_args(arg)
+    return ()
+
+
+def labels_option(text: str | None) -> list[str] | None:
+    """``--labels a,b,c`` as a list (None when not given)."""
+    if text is None:
+        return None
+    labels = [x.strip() for x in text.split(",")]
+    if not all(labels):
+        raise ValueError(f"--labels {text!r} has an empty label; give comma-separated names like 'a,b,c'")
+    return labels

@@ -1,0 +1,202 @@
+"""The ``probe`` command line: a parser built from the subcommand dataclasses in :mod:`probe.cli.commands`.
+
+Errors print one line on stderr and exit with status 2 (1 for an unexpected crash); ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import errno
+import logging
+import sys
+import types
+import typing
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from probe.cli.commands import Compare, Dashboard, Demo, Drift, Report, Train
+from probe.cli.explain import Explain
+from probe.cli.options import Command, literal_choices, option_flag
+from probe.cli.replicate import Replicate
+
+logger = logging.getLogger("probe")
+
+COMMANDS: tuple[type[Command], ...] = (Report, Train, Drift, Compare, Demo, Dashboard, Replicate, Explain)
+"""The subcommands, in the order ``probe --help`` lists them."""
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, TypeError, KeyError, OSError)
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _plain(hint: Any) -> Any:
+    """``X`` for ``X | None``; the hint itself otherwise."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one option per field of the dataclass ``cls``; fields that are dataclasses add theirs in turn."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = _plain(hints[f.name])
+        if dataclasses.is_dataclass(hint):
+            add_dataclass_arguments(parser, hint)  # type: ignore[arg-type]
+            continue
+        meta = f.metadata
+        default = None if f.default is dataclasses.MISSING else f.default
+        help_text = meta.get("help", "")
+        if hint is bool:
+            parser.add_argument(
+                option_flag(f), *meta.get("aliases", ()), dest=f.name, action="store_true", help=help_text
+            )
+            continue
+        kwargs: dict[str, Any] = {"help": help_text}
+        choices = literal_choices(hint)
+        if "type" in meta:
+            kwargs["type"] = meta["type"]
+        elif choices:
+            kwargs["choices"] = choices
+        else:
+            item = _plain(typing.get_args(hint)[0]) if typing.get_origin(hint) in (list, tuple) else hint
+            if item is int:
+                kwargs["type"] = _positive_int if meta.get("positive") else _int
+            elif item is float:
+                kwargs["type"] = _float
+        if "nargs" in meta:
+            kwargs["nargs"] = meta["nargs"]
+        if meta.get("positional"):
+            if f.default is not dataclasses.MISSING:
+                kwargs.update(nargs="?", default=default)
+            parser.add_argument(f.name, metavar=meta.get("metavar", f.name), **kwargs)
+            continue
+        names = [meta["short"]] if "short" in meta else []
+        names += [option_flag(f), *meta.get("aliases", ())]
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = default
+        parser.add_argument(*names, dest=f.name, **kwargs)
+
+
+def from_namespace(cls: Any, args: argparse.Namespace) -> Any:
+    """Build the dataclass ``cls`` (and its nested dataclass fields) from parsed arguments."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        hint = _plain(hints[f.name])
+        values[f.name] = from_namespace(hint, args) if dataclasses.is_dataclass(hint) else getattr(args, f.name)
+    return cls(**values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="probe", description="Make soft prompts readable.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.summary, description=(command.__doc__ or "").split("\n")[0])
+        add_dataclass_arguments(p, command)
+        p.set_defaults(command_class=command)
+    return parser
+
+
+def _version() -> str:
+    from probe import __version__
+
+    return f"probe {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        with _cli_logging(args.debug):
+            command: Command = from_namespace(args.command_class, args)
+            return int(command.run() or 0)
+    except KeyboardInterrupt:
+        print("probe: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
+        if args.debug:
+            raise
+        hint = ""
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            hint = " (the disk is full: free some space or write elsewhere; files already written are intact)"
+        print(f"probe {args.command}: error: {_one_line(e)}{hint}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a crash still gets one line; --debug shows where
+        if args.debug:
+            raise
+        print(
+            f"probe {args.command}: unexpected {type(e).__name__}: {_one_line(e)} (rerun with --debug)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+@contextlib.contextmanager
+def _cli_logging(debug: bool) -> Iterator[None]:
+    """probe's own lines on stderr; library chatter and load bars only with --debug. Restored on exit, so a
+    script or test that calls :func:`main` keeps its own logging and warning settings."""
+    from transformers.utils import logging as hf_logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level, verbosity, bars = root.level, hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.simplefilter("ignore")
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return " ".join(text.split()) or type(e).__name__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The names of the accuracies probe measures: one name each, in code, JSON, tables and the page.
+
+Older files used other spellings (``accuracy``, ``discrete_accuracy``, ``zero_shot``, ``discretised``); readers
+pass every key through :func:`measure_name`, so those files still read.
+"""
+
+from __future__ import annotations
+
+SOFT = "soft_accuracy"
+"""The soft prompt's test accuracy."""
+DISCRETISED = "discretised_accuracy"
+"""The test accuracy with every position replaced by its nearest token's embedding."""
+ZERO_SHOT = "zero_shot_accuracy"
+"""The frozen model's test accuracy without a prompt."""
+HARD_PROMPT = "hard_prompt_accuracy"
+"""The test accuracy of the best real-token prompt (``probe explain``)."""
+
+MEASURES: dict[str, str] = {
+    SOFT: "soft prompt",
+    DISCRETISED: "discretised",
+    ZERO_SHOT: "zero-shot",
+    HARD_PROMPT: "hard prompt",
+}
+"""Each measure and how the page and the reports label it."""
+
+OLD_NAMES: dict[str, str] = {
+    "accuracy": SOFT,
+    "soft": SOFT,
+    "discrete_accuracy": DISCRETISED,
+    "discretised": DISCRETISED,
+    "discrete": DISCRETISED,
+    "zero_shot": ZERO_SHOT,
+    "hard_prompt": HARD_PROMPT,
+}
+"""Spellings of earlier versions, still read."""
+
+
+def measure_name(key: str) -> str:
+    """The one name of a measure written under ``key`` (an old spelling or the name itself)."""
+    return OLD_NAMES.get(key, key)
+
+
+def label(key: str) -> str:
+    """How a measure is shown (the name itself for keys that are not accuracies)."""
+    return MEASURES.get(measure_name(key), key)

@@ -1,0 +1,1 @@
+"""The dashboard's pages, one per view; each only lays out widgets and figures (``st.navigation`` runs them)."""

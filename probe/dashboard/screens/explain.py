@@ -1,0 +1,32 @@
+"""Explain: what each selected run's prompt does, from ``probe explain``: importance per position, the
+faithfulness of its nearest-token reading, and the hard prompt with its accuracy."""
+
+import streamlit as st
+
+from probe.dashboard import views
+from probe.dashboard.sidebar import current_view
+from probe.dashboard.widgets import chart
+from probe.plots.bars import importance_bars
+
+view = current_view()
+for run in view.selected:
+    record = views.explain_result(run, view.step)
+    st.subheader(f"{run.name}: what the prompt does")
+    if record is None:
+        st.info(
+            f"Not measured yet: `probe explain {run.path}` writes position importance, a hard prompt "
+            "and a layer lens into the run folder."
+        )
+        continue
+    if record.step is not None and record.step != views.snapshot_at(run, view.step):
+        st.caption(f"Measured at step {record.step}; the step slider is at {view.step}.")
+    hard = record.hard_prompt
+    st.markdown(
+        f"Test accuracy: soft **{record.soft_accuracy:.3f}**, hard prompt **{hard.hard_prompt_accuracy:.3f}**, "
+        f"nearest tokens **{record.discretised_accuracy:.3f}**, zero-shot **{record.zero_shot_accuracy:.3f}** "
+        f"({record.test_examples} test examples)."
+    )
+    st.markdown(f"Hard prompt ({hard.changed_positions} positions changed from the nearest tokens): `{hard.text}`")
+    table = views.explain_table(record)
+    st.dataframe(table, hide_index=True, width="stretch")
+    chart(importance_bars(table, highlight=view.focus), view.figure_format, width="stretch", key=f"imp-{run.name}")

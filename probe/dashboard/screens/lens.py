@@ -1,0 +1,28 @@
+"""Layer lens: where each position sits inside the model, layer by layer (from ``probe explain``), against each
+layer's contextual vocabulary; for causal LMs also the logit lens (the final norm and the unembedding)."""
+
+import streamlit as st
+
+from probe.dashboard import views
+from probe.dashboard.sidebar import current_view
+from probe.dashboard.widgets import chart
+from probe.plots.heatmaps import lens_heatmap
+
+view = current_view()
+for run in view.selected:
+    record = views.explain_result(run, view.step)
+    st.subheader(f"{run.name}: the prompt layer by layer")
+    if record is None:
+        st.info(f"Not measured yet: `probe explain {run.path}` writes the layer lens into the run folder.")
+        continue
+    st.caption(
+        f"Hidden states averaged over {record.lens.texts} test texts; 'holds until' is the last layer whose top-1 "
+        "is still the input-embedding reading."
+    )
+    figure = lens_heatmap(views.lens_frame(record))
+    chart(figure, view.figure_format, width="stretch", key=f"lens-{run.name}")
+    if record.lens.has_logit_lens:
+        figure = lens_heatmap(views.lens_frame(record, logit=True), title="Logit lens: the token each layer predicts")
+        chart(figure, view.figure_format, width="stretch", key=f"logit-{run.name}")
+    else:
+        st.caption("No logit lens: it needs a causal LM with a final norm and an unembedding.")

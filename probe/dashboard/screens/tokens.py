@@ -1,0 +1,57 @@
+"""Nearest tokens: each selected run's snapshot at the step, one row per position, with token search."""
+
+import streamlit as st
+
+from probe.dashboard import state, views
+from probe.dashboard.sidebar import current_view, highlight
+from probe.dashboard.widgets import chart
+from probe.plots.heatmaps import neighbour_heatmap
+from probe.readings.reports import FAITHFULNESS_CAVEAT
+
+view = current_view()
+if not view.runs:
+    st.info(
+        f"No runs in `{view.runs_dir}` yet. Train the demo runs with `probe demo --out {view.runs_dir}` "
+        "(about two minutes on two CPU cores), or train your own with `probe train`. "
+        "You can still inspect a prompt file on the Inspect a file page."
+    )
+query = st.text_input("Which positions are near…", placeholder="e.g. fear, science", key="token_query")
+for run in view.selected:
+    at = views.snapshot_at(run, view.step)
+    report = state.get_report(str(run.path), run.signature, at, view.model_name, view.k)
+    table = views.filtered_table(report, query)
+    st.subheader(f"{run.name} · step {at}")
+    st.caption(
+        f"init {run.manifest.init} · {len(report.positions)} positions · "
+        f"{report.summary.on_manifold_share:.0%} on the token manifold · status {run.status}"
+    )
+    styled = table.style.apply(
+        lambda row: ["background-color: #fff3b0" if row["position"] == view.focus else "" for _ in row], axis=1
+    ).format({"top1_cos": "{:.3f}", "margin": "{:.3f}", "norm_x_vocab": "{:.2f}", "manifold_pct": "{:.0f}"})
+    event = st.dataframe(
+        styled,
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key=f"table-{run.name}",
+    )
+    if event and event.selection and event.selection.rows:
+        highlight(int(table.iloc[event.selection.rows[0]]["position"]), view.focus)
+    with st.expander("Cosine heatmap of the neighbours"):
+        chart(neighbour_heatmap(report.to_dataframe()), view.figure_format, width="stretch", key=f"heat-{run.name}")
+    left, right = st.columns(2)
+    left.download_button("report.csv", report.to_csv(), f"{run.name}-step{at}.csv", "text/csv", key=f"csv-{run.name}")
+    right.download_button(
+        "report.json", report.to_json(), f"{run.name}-step{at}.json", "application/json", key=f"json-{run.name}"
+    )
+if view.runs:
+    model = state.get_model(view.model_name)
+    for name, prompts in st.session_state.get("uploads", {}).items():
+        for prompt in prompts:
+            if prompt.dim == model.dim:
+                report = views.prompt_report(prompt, model, state.get_index(view.model_name), view.k)
+                st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
+                st.dataframe(views.position_table(report), hide_index=True, width="stretch", key=f"up-{name}")
+if view.selected:
+    st.caption(FAITHFULNESS_CAVEAT)

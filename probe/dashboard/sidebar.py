@@ -1,0 +1,174 @@
+"""The shared sidebar: which runs, which step, k, the map, the highlighted position and the figure format. Every
+widget keeps its value in the URL, so a link reopens the same view on any page.
+
+:func:`sidebar` draws it once per rerun (the entry does) and returns a :class:`View` that the pages read with
+:func:`current_view`; a page run on its own (``AppTest.from_file``) draws the sidebar itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import streamlit as st
+
+from probe.dashboard import state
+from probe.formats.run import Run
+from probe.formats.runs import find_runs
+from probe.plots.export import DOWNLOAD_FORMATS
+
+_RERUN = threading.local()  # the view of the rerun in progress (each session's reruns run in its script thread)
+
+
+@dataclass
+class View:
+    """What the sidebar chose, for the pages.
+
+    Attributes:
+        runs_dir: the runs folder the server reads.
+        runs: every run in it with a snapshot.
+        selected: the runs shown (all of one model).
+        model_name: their model.
+        step: the step every view shows (each run at its last snapshot at or before it).
+        k: neighbours per position.
+        focus: the highlighted position, or None.
+        method: the map ("umap" or "pca").
+        figure_format: what figure downloads save.
+    """
+
+    runs_dir: str
+    runs: list[Run] = field(default_factory=list)
+    selected: list[Run] = field(default_factory=list)
+    model_name: str = "default"
+    step: int = 0
+    k: int = 5
+    focus: int | None = None
+    method: str = "umap"
+    figure_format: str = "png"
+
+
+def current_view() -> View:
+    """The view the entry's sidebar chose on this rerun, or a fresh sidebar when the page runs on its own."""
+    view = getattr(_RERUN, "view", None)
+    return view if isinstance(view, View) else sidebar()
+
+
+@contextlib.contextmanager
+def shared(view: View) -> Iterator[None]:
+    """Give ``view`` to the pages run inside (the entry wraps ``st.navigation(...).run()`` in it)."""
+    _RERUN.view = view
+    try:
+        yield
+    finally:
+        _RERUN.view = None
+
+
+def sidebar() -> View:
+    """Draw the shared sidebar and return the view it sets."""
+    st.sidebar.title("probe")
+    st.sidebar.caption("What did the soft prompt learn?")
+    view = View(runs_dir=_runs_folder())
+    view.k = int(st.sidebar.slider("Neighbours per position (k)", 1, 20, 5, key="k", bind="query-params"))
+    view.figure_format = str(
+        st.sidebar.selectbox(
+            "Figure downloads", DOWNLOAD_FORMATS, key="fmt", help="what the camera on each figure's toolbar saves"
+        )
+    )
+    view.method = str(
+        st.sidebar.radio(
+            "Map",
+            ["umap", "pca"],
+            index=0 if os.environ.get("PROBE_MAP", "umap") == "umap" else 1,
+            horizontal=True,
+            help="UMAP is fitted once per model and cached; PCA is instant.",
+            key="projection",
+            bind="query-params",
+        )
+    )
+    view.runs = [r for r in find_runs(view.runs_dir) if r.steps]
+    _choose_runs(view)
+    _choose_step(view)
+    _choose_focus(view)
+    _watch_running(view)
+    return view
+
+
+def _runs_folder() -> str:
+    folder = state.runs_dir()
+    if state.folders_editable():
+        return str(st.sidebar.text_input("Runs folder", value=st.session_state.get("runs_dir", folder), key="runs_dir"))
+    st.sidebar.caption(f"Runs folder: `{folder}`")
+    return folder
+
+
+def _choose_runs(view: View) -> None:
+    names = [r.name for r in view.runs]
+    chosen = st.sidebar.multiselect("Runs", names, default=names, key="runs", bind="query-params")
+    selected = [r for r in view.runs if r.name in chosen]
+    models = sorted({r.manifest.model or "default" for r in selected})  # a tensor file per step names none
+    if len(models) > 1:
+        st.sidebar.warning(f"Selected runs use different models ({', '.join(models)}); showing those of {models[0]}.")
+        selected = [r for r in selected if (r.manifest.model or "default") == models[0]]
+    view.selected, view.model_name = selected, models[0] if models else "default"
+
+
+def _choose_step(view: View) -> None:
+    steps = sorted({s for r in view.selected for s in r.steps})
+    if "pending_step" in st.session_state:  # a frame of the animation, applied before the slider exists
+        st.session_state["step"] = st.session_state.pop("pending_step")
+    if len(steps) <= 1:
+        view.step = steps[0] if steps else 0
+        return
+    view.step = int(st.sidebar.select_slider("Step", options=steps, value=steps[-1], key="step", bind="query-params"))
+    if st.sidebar.toggle("Play through training", key="play", help="Steps every view together"):
+        with st.sidebar:
+            _next_frame(steps, view.step)
+
+
+@st.fragment(run_every=1.5)
+def _next_frame(steps: list[int], step: int) -> None:
+    # the body also runs with the whole page; a frame advances only once its time has come
+    if time.monotonic() - st.session_state.get("frame_at", 0.0) < 1.4:
+        return
+    st.session_state["frame_at"] = time.monotonic()
+    later = [s for s in steps if s > st.session_state.get("step", step)]
+    st.session_state["pending_step"] = later[0] if later else steps[0]  # loops back to the start
+    st.rerun()
+
+
+def _choose_focus(view: View) -> None:
+    positions = max((r.manifest.length for r in view.selected), default=0)  # no snapshot read per rerun
+    options: list[int | str] = ["none", *range(positions)]
+    if "pending_highlight" in st.session_state:  # a click in a table or the map, applied before the widget exists
+        st.session_state["highlight"] = st.session_state.pop("pending_highlight")
+    if st.session_state.get("highlight") not in options:
+        st.session_state["highlight"] = "none"
+    chosen = st.sidebar.selectbox("Highlight position", options, key="highlight", bind="query-params")
+    view.focus = None if chosen == "none" else int(chosen)
+
+
+def highlight(position: int, focus: int | None) -> None:
+    """Highlight ``position`` everywhere (a click in a table or the map), from the next rerun on."""
+    if position != focus:
+        st.session_state["pending_highlight"] = position
+        st.rerun()
+
+
+def _watch_running(view: View) -> None:
+    if not any(r.status == "running" for r in view.selected):
+        return
+    st.sidebar.info("A selected run is still training; the page refreshes as snapshots arrive.")
+    seen, names = state.signature(view.selected), [r.name for r in view.selected]
+    with st.sidebar:
+        _watch(view.runs_dir, names, seen)
+
+
+@st.fragment(run_every=5)
+def _watch(folder: str, names: list[str], seen: str) -> None:
+    fresh = [r for r in find_runs(folder) if r.name in names]
+    if state.signature(fresh) != seen:
+        st.rerun()

@@ -1,0 +1,171 @@
+"""What the pages share across reruns: the folders the server reads (fixed when it starts), and cached getters for
+the model, its index, the maps, drift tables and reports. Caches are keyed by run signatures, so a run that
+changes on disk is read again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from probe.core.index import VocabIndex
+from probe.core.models import LoadedModel, load_model
+from probe.core.tokens import frequency_ranks
+from probe.dashboard import views
+from probe.experiments.demo import comparison_table
+from probe.formats.run import Run
+from probe.formats.runs import load_run
+from probe.readings.drift import drift_table
+from probe.readings.projection import MapConfig, VocabMap, find_cached_map, fit_map
+from probe.readings.reports import NearestTokenReport
+
+# ---------------------------------------------------------------- folders, fixed when the server starts
+
+
+def server_options(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options ``probe dashboard`` passes after ``--``: ``--runs``, ``--replicate``, ``--editable-folders``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs", default=None)
+    parser.add_argument("--replicate", default=None)
+    parser.add_argument("--editable-folders", action="store_true")
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return args
+
+
+def runs_dir() -> str:
+    """The runs folder: ``--runs``, else ``$PROBE_RUNS_DIR``, else ``probe-runs``."""
+    return server_options().runs or os.environ.get("PROBE_RUNS_DIR") or "probe-runs"
+
+
+def replicate_dir() -> str:
+    """The folder of ``probe replicate`` reports: ``--replicate``, else ``$PROBE_REPLICATE_DIR``, else
+    ``probe-replicate``."""
+    return server_options().replicate or os.environ.get("PROBE_REPLICATE_DIR") or "probe-replicate"
+
+
+def folders_editable() -> bool:
+    """Whether the page may change the folders it reads (only when the server was started to allow it: they are
+    server paths, and the page may be served beyond this machine)."""
+    return server_options().editable_folders or os.environ.get("PROBE_EDITABLE_FOLDERS") == "1"
+
+
+# ---------------------------------------------------------------- cached resources
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def get_model(name: str) -> LoadedModel:
+    return load_model(name, device="cpu")
+
+
+@st.cache_resource(show_spinner="Building the vocabulary index…")
+def get_index(name: str) -> VocabIndex:
+    return VocabIndex.for_model(get_model(name))
+
+
+class MapJob:
+    """A UMAP fit running in a background thread, so that no page waits on it."""
+
+    def __init__(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
+        self.result: VocabMap | None = None
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._run, args=(name, config, extra), daemon=True)
+        self.thread.start()
+
+    def _run(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
+        try:
+            self.result = fit_map(get_model(name), get_index(name), config, extra_ids=list(extra))
+        except Exception as e:  # shown in the page instead of killing the thread silently
+            self.error = f"{type(e).__name__}: {e}"
+
+
+@st.cache_resource(show_spinner=False)
+def map_job(name: str, config: MapConfig, extra: tuple[int, ...]) -> MapJob:
+    return MapJob(name, config, extra)
+
+
+@st.cache_resource(show_spinner="Fitting the PCA map…")
+def pca_map(name: str, extra: tuple[int, ...]) -> VocabMap:
+    return fit_map(get_model(name), get_index(name), MapConfig(method="pca"), extra_ids=list(extra))
+
+
+def get_map(name: str, method: str, extra: tuple[int, ...]) -> tuple[VocabMap, str | None]:
+    """The requested map, or the PCA map with a note while UMAP is still being fitted."""
+    if method == "pca":
+        return pca_map(name, extra), None
+    config = MapConfig(method="umap")
+    cached = find_cached_map(get_model(name), get_index(name), config, extra_ids=list(extra))
+    if cached is not None:
+        return cached, None
+    job = map_job(name, config, extra)
+    if job.result is not None:
+        return job.result, None
+    if job.error:
+        return pca_map(name, extra), f"UMAP failed ({job.error}); showing PCA."
+    note = "UMAP map is being fitted in the background (about a minute the first time); showing PCA."
+    return pca_map(name, extra), note
+
+
+def signature(runs: list[Run]) -> str:
+    """Changes whenever one of ``runs`` does: the cache key of everything read from them."""
+    return "||".join(r.signature for r in runs)
+
+
+def paths(runs: list[Run]) -> tuple[str, ...]:
+    """The runs' folders, as cache keys."""
+    return tuple(str(r.path) for r in runs)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def get_drift(run_path: str, run_signature: str, model_name: str, k: int) -> pd.DataFrame:
+    return drift_table(load_run(run_path), get_model(model_name), index=get_index(model_name), k=k)
+
+
+def drift_of(runs: list[Run], model_name: str, k: int = 5) -> dict[str, pd.DataFrame]:
+    """Each run's drift table (cached per run)."""
+    return {r.name: get_drift(str(r.path), r.signature, model_name, k) for r in runs}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def get_comparison(run_paths: tuple[str, ...], runs_signature: str, model_name: str) -> pd.DataFrame:
+    return comparison_table([load_run(p) for p in run_paths], get_model(model_name), get_index(model_name))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def get_report(run_path: str, run_signature: str, step: int, model_name: str, k: int) -> NearestTokenReport:
+    return views.run_report(load_run(run_path), step, get_model(model_name), get_index(model_name), k)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def get_extra(run_paths: tuple[str, ...], runs_signature: str, model_name: str) -> tuple[int, ...]:
+    found = views.neighbour_ids([load_run(p) for p in run_paths], get_index(model_name), k=5)
+    return tuple(int(i) for i in found)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def get_paths(
+    run_paths: tuple[str, ...], runs_signature: str, model_name: str, map_name: str, _vmap: VocabMap
+) -> pd.DataFrame:
+    display = get_model(model_name).vocabulary.display
+    return views.trajectories(_vmap, [load_run(p) for p in run_paths], get_index(model_name), display=display)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_tokens(model_name: str, map_name: str, _vmap: VocabMap) -> pd.DataFrame:
+    return views.map_tokens(_vmap, get_model(model_name).vocabulary.display)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def get_landmarks(model_name: str, map_name: str, labels: tuple[str, ...], _vmap: VocabMap) -> pd.DataFrame:
+    order: np.ndarray = frequency_ranks(get_model(model_name).vocabulary)
+    return views.landmarks(get_tokens(model_name, map_name, _vmap), order, labels=list(labels))
+
+
+def shared_map(all_runs: list[Run], model_name: str, method: str) -> tuple[VocabMap, str | None]:
+    """The map every page shares: fitted on the frequent tokens plus every run's neighbours."""
+    return get_map(model_name, method, get_extra(paths(all_runs), signature(all_runs), model_name))

@@ -1,0 +1,52 @@
+"""``probe replicate``: Lester et al. (2021) section 7's claims about learned prompts, as measured numbers.
+
+It trains prompts over inits x lengths x seeds, then measures each claim from the saved runs alone (the final
+snapshot, the manifest, the training data), each against a control, with percentile-bootstrap intervals. The
+measurement half (:func:`measure_findings`) reads only run folders, so anyone can recompute the table.
+
+Findings:
+1. Semantic clusters: the top-5 neighbours of a learned position are similar to each other.
+2. Class labels persist: with class-label init, the label is still among its position's neighbours.
+3. Labels appear under other inits.
+4. Long prompts repeat neighbours (top-1 shared between positions), growing with length.
+5. Domain words: the neighbours are the data set's characteristic words.
+6. Accuracy by length and init, soft and discretised.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_NAMES = {
+    "ReplicateConfig": "config",
+    "train_grid": "config",
+    "missing_runs": "config",
+    "estimate_seconds": "config",
+    "FindingsContext": "context",
+    "build_context": "context",
+    "characteristic_words": "context",
+    "SMALLEST_EFFECT": "context",
+    "N_CONTROL": "context",
+    "semantic_clusters": "findings",
+    "labels_persist": "findings",
+    "labels_elsewhere": "findings",
+    "repeated_neighbours": "findings",
+    "domain_words": "findings",
+    "accuracy_by_length": "accuracy",
+    "measure_findings": "report",
+    "render": "report",
+    "replicate": "report",
+    "write_report": "report",
+}
+_RECORDS = {"Finding", "ReplicateReport", "REPORT_MD", "REPORT_JSON", "RUNS", "PERCENT_FINDINGS"}
+
+__all__ = sorted([*_NAMES, *_RECORDS])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        return getattr(import_module(f"probe.experiments.replicate.{_NAMES[name]}"), name)
+    if name in _RECORDS:
+        return getattr(import_module("probe.formats.replicate_report"), name)
+    raise AttributeError(f"module 'probe.experiments.replicate' has no attribute {name!r}")

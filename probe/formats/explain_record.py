@@ -1,0 +1,366 @@
+"""The records of what a prompt does: position importance, the layer lens, and ``explain.json`` that holds both
+with the hard prompt. One owner each; the library writes them (:func:`probe.readings.explain.explain`) and the
+dashboard reads them back through :meth:`ExplainRecord.from_dict`, which also reads the first format.
+
+```
+RUN/explain.json              the latest readings (ExplainRecord)
+RUN/explain/step-N.json       one per measured snapshot (the dashboard follows its step slider)
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from probe.core.io import dumps
+from probe.formats.hard_prompt import HardPrompt
+from probe.formats.schema import Fields, read_json
+
+EXPLAIN_FILE = "explain.json"
+EXPLAIN_STEPS = "explain"
+EXPLAIN_FORMAT = 2
+_STEP_FILE = re.compile(r"^step-(\d+)\.json$")
+
+VARIANTS = ("removed", "nearest", "mean")
+"""Position importance's variants: the position removed, read as its nearest token, as the mean vocabulary row."""
+
+
+@dataclass(frozen=True)
+class PositionImportance:
+    """What happens to accuracy and loss when one position is taken out or read as a word."""
+
+    position: int
+    nearest_token: str
+    removed_accuracy: float
+    removed_loss: float
+    nearest_accuracy: float
+    nearest_loss: float
+    mean_accuracy: float
+    mean_loss: float
+    removed_drop: float
+    removed_drop_ci: tuple[float, float]
+    nearest_drop: float
+    nearest_drop_ci: tuple[float, float]
+    mean_drop: float
+    mean_drop_ci: tuple[float, float]
+    rank: int
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> PositionImportance:
+        """Read one position (errors name ``source``)."""
+        f = Fields(data, source, "position importance")
+        nan = float("nan")
+        values: dict[str, Any] = {"position": f.integer("position", minimum=0), "rank": f.integer("rank", 0)}
+        values["nearest_token"] = f.text("nearest_token", "")
+        for name in VARIANTS:
+            for part in ("accuracy", "loss", "drop"):
+                values[f"{name}_{part}"] = _number(f, f"{name}_{part}", nan)
+            interval = f.data.get(f"{name}_drop_ci") or [None, None]
+            if not isinstance(interval, list | tuple) or len(interval) != 2:
+                raise f.error(f"{name}_drop_ci", interval, "an interval [low, high]")
+            values[f"{name}_drop_ci"] = tuple(nan if v is None else float(v) for v in interval)
+        return cls(**values)
+
+
+def _number(f: Fields, name: str, default: float) -> float:
+    value = f.data.get(name, default)
+    return default if value is None else float(f.number(name))
+
+
+@dataclass(frozen=True)
+class ImportanceTable:
+    """Per-position importance and faithfulness of a prompt, ranked (1 = removing it hurts most)."""
+
+    soft_accuracy: float
+    soft_loss: float
+    examples: int
+    positions: list[PositionImportance]
+    bootstrap: int
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per position, each interval as its low and high."""
+        rows = []
+        for p in self.positions:
+            row = asdict(p)
+            for name in VARIANTS:
+                low, high = row.pop(f"{name}_drop_ci")
+                row[f"{name}_drop_low"], row[f"{name}_drop_high"] = low, high
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready)."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """JSON text."""
+        return dumps(self.to_dict())
+
+    def to_csv(self) -> str:
+        """:meth:`to_dataframe` as CSV text."""
+        return self.to_dataframe().to_csv(index=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<importance>") -> ImportanceTable:
+        """Read :meth:`to_dict`'s output."""
+        f = Fields(data, source, "importance table")
+        return cls(
+            soft_accuracy=_number(f, "soft_accuracy", float("nan")),
+            soft_loss=_number(f, "soft_loss", float("nan")),
+            examples=f.integer("examples", 0, minimum=0),
+            positions=[PositionImportance.from_dict(p, source) for p in f.items("positions")],
+            bootstrap=f.integer("bootstrap", 0, minimum=0),
+        )
+
+    def to_markdown(self) -> str:
+        """A readable table, most important position first."""
+        lines = [
+            f"Soft prompt: accuracy {self.soft_accuracy:.3f}, loss {self.soft_loss:.3f} on {self.examples} examples. "
+            "Drops are soft minus variant, with 95% paired bootstrap intervals over the examples.",
+            "",
+            "| rank | pos | nearest token | removed: acc (drop) | nearest token: acc (drop) | mean vocab: acc (drop) |",
+            "|---:|---:|---|---|---|---|",
+        ]
+        for p in sorted(self.positions, key=lambda x: x.rank):
+            lines.append(
+                f"| {p.rank} | {p.position} | {p.nearest_token} | {p.removed_accuracy:.3f} ({p.removed_drop:+.3f}) "
+                f"| {p.nearest_accuracy:.3f} ({p.nearest_drop:+.3f}) | {p.mean_accuracy:.3f} ({p.mean_drop:+.3f}) |"
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LensRow:
+    """One position at one layer: the top-1 contextual token and its cosine, and the logit lens's token."""
+
+    position: int
+    layer: int
+    token: str
+    cosine: float
+    logit_token: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerLens:
+    """Positions x layers: the top-1 contextual token and its cosine (and the logit lens for causal LMs)."""
+
+    rows: list[LensRow]
+    input_tokens: list[str]
+    holds_until: list[int]
+    layers: int
+    texts: int
+
+    @property
+    def has_logit_lens(self) -> bool:
+        """Whether the rows carry the logit lens (causal LMs with a final norm and an unembedding)."""
+        return any(r.logit_token is not None for r in self.rows)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per (position, layer)."""
+        return pd.DataFrame([asdict(r) for r in self.rows], columns=[f.name for f in dataclasses.fields(LensRow)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready)."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """JSON text."""
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<lens>") -> LayerLens:
+        """Read :meth:`to_dict`'s output."""
+        f = Fields(data, source, "layer lens")
+        rows = [_lens_row(r, source) for r in f.items("rows")]
+        holds = f.items("holds_until", [])
+        if not all(isinstance(h, int) and not isinstance(h, bool) for h in holds):
+            raise f.error("holds_until", holds, "a list of layer numbers")
+        return cls(
+            rows=rows,
+            input_tokens=f.texts("input_tokens", []),
+            holds_until=list(holds),
+            layers=f.integer("layers", 1 + max((r.layer for r in rows), default=-1), minimum=0),
+            texts=f.integer("texts", 0, minimum=0),
+        )
+
+    def to_markdown(self) -> str:
+        """Positions as rows, layers as columns: top-1 token (cosine), and the logit lens's token where there is
+        one (``→ token``)."""
+        table = self.to_dataframe()
+        logit = " Cells read 'contextual token (cosine) → logit-lens token'." if self.has_logit_lens else ""
+        lines = [
+            f"Layer lens over {self.layers} layers (0 = embeddings output), hidden states averaged over "
+            f"{self.texts} test texts. 'holds until': the last layer whose top-1 is still the input-embedding "
+            f"reading (-1: not even the first).{logit}",
+            "",
+            "| pos | input reading | holds until | " + " | ".join(f"L{n}" for n in range(self.layers)) + " |",
+            "|---:|---|---:|" + "---|" * self.layers,
+        ]
+        for p, token in enumerate(self.input_tokens):
+            cells = table[table["position"] == p].sort_values("layer")
+            lines.append(
+                f"| {p} | {token} | {self.holds_until[p]} | "
+                + " | ".join(
+                    f"{r.token} ({r.cosine:.2f})" + (f" → {r.logit_token}" if r.logit_token is not None else "")
+                    for r in cells.itertuples()
+                )
+                + " |"
+            )
+        return "\n".join(lines)
+
+
+def _lens_row(data: Any, source: str) -> LensRow:
+    f = Fields(data, source, "layer lens row")
+    return LensRow(
+        position=f.integer("position", minimum=0),
+        layer=f.integer("layer", minimum=0),
+        token=f.text("token"),
+        cosine=_number(f, "cosine", float("nan")),
+        logit_token=f.text("logit_token", None, optional=True),
+    )
+
+
+@dataclass(frozen=True)
+class ExplainRecord:
+    """Everything ``probe explain`` measured on one prompt: position importance, the hard prompt, the layer lens.
+
+    Attributes:
+        source: the run folder or prompt file measured.
+        step: the snapshot's step (None for a prompt file).
+        model: the model's canonical name.
+        importance / hard_prompt / lens: the three readings.
+    """
+
+    source: str
+    step: int | None
+    model: str
+    importance: ImportanceTable
+    hard_prompt: HardPrompt
+    lens: LayerLens
+    format: int = EXPLAIN_FORMAT
+
+    @property
+    def test_examples(self) -> int:
+        """Test rows the accuracies were measured on."""
+        return self.importance.examples
+
+    @property
+    def soft_accuracy(self) -> float:
+        """The soft prompt's accuracy on those rows."""
+        return self.importance.soft_accuracy
+
+    @property
+    def discretised_accuracy(self) -> float:
+        """The accuracy with every position read as its nearest token."""
+        return self.hard_prompt.discretised_accuracy
+
+    @property
+    def zero_shot_accuracy(self) -> float:
+        """The frozen model's accuracy."""
+        return self.hard_prompt.zero_shot_accuracy
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``explain.json``: the headline figures, then the three readings."""
+        return {
+            "format": self.format,
+            "source": self.source,
+            "step": self.step,
+            "model": self.model,
+            "test_examples": self.test_examples,
+            "soft_accuracy": self.soft_accuracy,
+            "discretised_accuracy": self.discretised_accuracy,
+            "zero_shot_accuracy": self.zero_shot_accuracy,
+            "importance": self.importance.to_dict(),
+            "hard_prompt": self.hard_prompt.to_dict(),
+            "lens": self.lens.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        """JSON text."""
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<explain>") -> ExplainRecord:
+        """Read an explain record of either format (the first kept importance and the lens as flat lists).
+
+        Raises:
+            ValueError: naming the field that is missing or of the wrong type.
+        """
+        f = Fields(data, source, "explain record")
+        known = {
+            "format",
+            "source",
+            "step",
+            "model",
+            "test_examples",
+            "soft_accuracy",
+            "discretised_accuracy",
+            "zero_shot_accuracy",
+            "importance",
+            "hard_prompt",
+            "lens",
+            "layer_lens",
+            "lens_holds_until",
+        }
+        f.unknown(known)
+        hard = HardPrompt.from_dict(f.mapping("hard_prompt"), source=source)
+        raw = f.data.get("importance")
+        if isinstance(raw, list):  # format 1: the positions, with the headline figures beside them
+            positions = [PositionImportance.from_dict(p, source) for p in raw]
+            importance = ImportanceTable(
+                soft_accuracy=f.number("soft_accuracy"),
+                soft_loss=math.nan,
+                examples=f.integer("test_examples", 0, minimum=0),
+                positions=positions,
+                bootstrap=0,
+            )
+            rows = [_lens_row(r, source) for r in f.items("layer_lens", [])]
+            tokens = [p.nearest_token for p in sorted(positions, key=lambda p: p.position)]
+            lens = LayerLens(
+                rows=rows,
+                input_tokens=tokens,
+                holds_until=list(f.items("lens_holds_until", [])),
+                layers=1 + max((r.layer for r in rows), default=-1),
+                texts=0,
+            )
+        else:
+            importance = ImportanceTable.from_dict(f.mapping("importance"), source)
+            lens = LayerLens.from_dict(f.mapping("lens"), source)
+        return cls(
+            source=f.text("source", source),
+            step=f.integer("step", None, optional=True, minimum=0),
+            model=f.text("model", hard.model),
+            importance=importance,
+            hard_prompt=hard,
+            lens=lens,
+        )
+
+
+def explain_path(run_folder: str | Path, step: int | None = None) -> Path:
+    """Where the record of ``step`` goes in a run folder (``explain/step-N.json``), or the latest one."""
+    folder = Path(run_folder)
+    return folder / EXPLAIN_FILE if step is None else folder / EXPLAIN_STEPS / f"step-{step:08d}.json"
+
+
+def measured_steps(run_folder: str | Path) -> list[int]:
+    """The steps with a record under ``explain/``, ascending (stray files are ignored)."""
+    folder = Path(run_folder) / EXPLAIN_STEPS
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name)) and p.is_file())
+
+
+def read_explain(path: str | Path) -> ExplainRecord:
+    """The explain record in ``path``.
+
+    Raises:
+        ValueError: not a record probe wrote (naming the field that is wrong).
+    """
+    return ExplainRecord.from_dict(read_json(path, what="explain record"), source=str(path))

@@ -1,0 +1,245 @@
+"""Prompt files: PEFT prompt-tuning adapters, safetensors, .pt/.pth/.bin and .npy, each a :class:`Loader`.
+
+Nothing is unpickled: ``.pt``/``.pth``/``.bin`` go through ``torch.load(weights_only=True)`` and ``.npy``
+through ``np.load(allow_pickle=False)``. :mod:`probe.formats.prompts` chooses among these and the other formats.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from probe.core.softprompt import Role, SoftPrompt, check_vectors
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_SAFETENSORS = "adapter_model.safetensors"
+ADAPTER_BIN = "adapter_model.bin"
+PEFT_PROMPT_KEY = "prompt_embeddings"
+PEFT_KINDS = {"CAUSAL_LM": "causal", "SEQ_2_SEQ_LM": "seq2seq", "FEATURE_EXTRACTION": "encoder"}
+"""PEFT's task types as probe's model kinds."""
+PEFT_INITS = {"RANDOM": "random", "TEXT": "text", "SAMPLE_VOCAB": "sampled-vocab"}
+"""PEFT's prompt-tuning initialisations as names in a run manifest."""
+MAX_VIRTUAL_TOKENS = 100_000
+"""No real prompt is this long; a config that claims more is refused before anything is read."""
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+@dataclass(frozen=True)
+class Loader:
+    """One source format: ``detect`` says whether a path holds it, ``load`` reads every prompt in it."""
+
+    name: str
+    description: str
+    detect: Callable[[Path], bool]
+    load: Callable[[Path, str | None], list[SoftPrompt]]
+
+
+# ---- tensor files
+
+
+def _pick_tensor(tensors: dict[str, Any], key: str | None, path: Path) -> tuple[str, Any]:
+    if key is not None:
+        if key not in tensors:
+            raise ValueError(f"'{path}' has no tensor named '{key}'; it holds {sorted(tensors)}")
+        return key, tensors[key]
+    two_d = {k: v for k, v in tensors.items() if getattr(v, "ndim", None) == 2}
+    if len(two_d) == 1:
+        return next(iter(two_d.items()))
+    if PEFT_PROMPT_KEY in tensors:
+        return PEFT_PROMPT_KEY, tensors[PEFT_PROMPT_KEY]
+    if not tensors:
+        raise ValueError(f"'{path}' holds no tensors; expected one 2-D prompt tensor")
+    if len(tensors) == 1:
+        return next(iter(tensors.items()))
+    shapes = {k: tuple(getattr(v, "shape", ())) for k, v in tensors.items()}
+    raise ValueError(f"'{path}' holds several tensors {shapes}; name the prompt with key= (--key on the CLI)")
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if path.stat().st_size == 0:
+        raise ValueError(f"'{path}' is empty (0 bytes); expected a safetensors file")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise ValueError(f"'{path}' is not a readable safetensors file (truncated or corrupt?): {e}") from e
+
+
+def _read_torch(path: Path) -> Any:
+    import pickle
+
+    if path.stat().st_size == 0:
+        raise ValueError(f"'{path}' is empty (0 bytes); expected a torch tensor file")
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"'{path}' holds Python objects beyond tensors; probe refuses to unpickle them (they can run code). "
+            "Save the prompt as a plain tensor or with safetensors"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise ValueError(f"'{path}' is not a readable torch tensor file (truncated or corrupt?): {e}") from e
+
+
+def _load_safetensors(path: Path, key: str | None) -> list[SoftPrompt]:
+    name, tensor = _pick_tensor(_read_safetensors(path), key, path)
+    return [SoftPrompt(vectors=check_vectors(tensor, what=f"{path}[{name}]"), source=str(path))]
+
+
+def _load_torch_file(path: Path, key: str | None) -> list[SoftPrompt]:
+    obj = _read_torch(path)
+    if isinstance(obj, torch.Tensor):
+        tensor = obj
+    elif isinstance(obj, dict):
+        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if not tensors:
+            raise ValueError(f"'{path}' holds a dict without tensors (keys {list(obj)[:10]}); expected a prompt")
+        _, tensor = _pick_tensor(tensors, key, path)
+    else:
+        raise TypeError(f"'{path}' holds a {type(obj).__name__}; expected a tensor or a dict of tensors")
+    return [SoftPrompt(vectors=check_vectors(tensor, what=str(path)), source=str(path))]
+
+
+def _load_npy(path: Path, key: str | None) -> list[SoftPrompt]:
+    if path.stat().st_size == 0:
+        raise ValueError(f"'{path}' is empty (0 bytes); expected a .npy array")
+    try:
+        array = np.load(str(path), allow_pickle=False)
+    except ValueError as e:
+        raise ValueError(
+            f"'{path}' holds Python objects (or is corrupt); probe refuses to unpickle .npy object arrays. "
+            "Save a plain float array"
+        ) from e
+    except (OSError, EOFError) as e:
+        raise ValueError(f"'{path}' is not a readable .npy file: {e}") from e
+    if isinstance(array, np.lib.npyio.NpzFile):  # an .npz renamed .npy
+        with array:
+            _, array = _pick_tensor({k: array[k] for k in array.files}, key, path)
+    return [SoftPrompt(vectors=check_vectors(array, what=str(path)), source=str(path))]
+
+
+# ---- PEFT adapters
+
+
+def _int_field(config: dict[str, Any], name: str, default: int | None, path: Path) -> int:
+    value = config.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"adapter config '{path}': {name} is {value!r}; expected a positive integer")
+    if not 0 < value <= MAX_VIRTUAL_TOKENS:
+        raise ValueError(f"adapter config '{path}': {name} is {value}; expected 1 to {MAX_VIRTUAL_TOKENS}")
+    return value
+
+
+def read_adapter_config(folder: Path) -> dict[str, Any]:
+    """Read and check a PEFT prompt-tuning ``adapter_config.json``. Paths in it are recorded, never followed.
+
+    Raises:
+        ValueError: not JSON, not prompt tuning, or fields of the wrong type or size.
+    """
+    path = folder / ADAPTER_CONFIG
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"'{path}' is not valid JSON: {e}") from e
+    if not isinstance(config, dict):
+        raise ValueError(f"'{path}' holds a {type(config).__name__}; expected a JSON object")
+    peft_type = config.get("peft_type")
+    if peft_type != "PROMPT_TUNING":
+        raise ValueError(
+            f"'{path}' is a {peft_type!r} adapter; probe reads PROMPT_TUNING adapters, whose vectors live in "
+            "the vocabulary's embedding space"
+        )
+    _int_field(config, "num_virtual_tokens", None, path)
+    _int_field(config, "num_transformer_submodules", 1, path)
+    base = config.get("base_model_name_or_path")
+    if base is not None and not isinstance(base, str):
+        raise ValueError(f"'{path}': base_model_name_or_path is {base!r}; expected a string or null")
+    return config
+
+
+def is_adapter(path: Path) -> bool:
+    """Whether ``path`` is a folder holding a PEFT adapter config (the one adapter detector)."""
+    return path.is_dir() and (path / ADAPTER_CONFIG).is_file()
+
+
+def _load_adapter(path: Path, key: str | None) -> list[SoftPrompt]:
+    from probe.core.models import canonical_name
+
+    config = read_adapter_config(path)
+    if (path / ADAPTER_SAFETENSORS).is_file():
+        tensors: dict[str, Any] = _read_safetensors(path / ADAPTER_SAFETENSORS)
+    elif (path / ADAPTER_BIN).is_file():
+        obj = _read_torch(path / ADAPTER_BIN)
+        if not isinstance(obj, dict):
+            raise ValueError(f"'{path / ADAPTER_BIN}' holds a {type(obj).__name__}; expected a state dict")
+        tensors = obj
+    else:
+        raise FileNotFoundError(
+            f"adapter folder '{path}' has {ADAPTER_CONFIG} but neither {ADAPTER_SAFETENSORS} nor {ADAPTER_BIN}"
+        )
+    name, tensor = _pick_tensor(tensors, key or (PEFT_PROMPT_KEY if PEFT_PROMPT_KEY in tensors else None), path)
+    vectors = check_vectors(tensor, what=f"{path}[{name}]")
+    p = config["num_virtual_tokens"]
+    parts = config.get("num_transformer_submodules", 1)
+    if vectors.shape[0] != p * parts:
+        raise ValueError(
+            f"adapter '{path}': tensor has {vectors.shape[0]} rows, but the config says "
+            f"num_virtual_tokens={p} x num_transformer_submodules={parts} = {p * parts}"
+        )
+    if "token_dim" in config and config["token_dim"] != vectors.shape[1]:
+        raise ValueError(
+            f"adapter '{path}': tensor has dim {vectors.shape[1]}, but the config says token_dim="
+            f"{config['token_dim']!r}"
+        )
+    base = config.get("base_model_name_or_path")
+    common: dict[str, Any] = dict(source=str(path), base_model=canonical_name(base) if base else None, metadata=config)
+    if parts == 1:
+        return [SoftPrompt(vectors=vectors, **common)]
+    roles: list[Role] = ["encoder", "decoder"]
+    return [
+        SoftPrompt(vectors=vectors[i * p : (i + 1) * p], role=roles[i] if i < 2 else None, **common)
+        for i in range(parts)
+    ]
+
+
+def _suffix(*suffixes: str) -> Callable[[Path], bool]:
+    return lambda p: p.is_file() and p.suffix.lower() in suffixes
+
+
+LOADERS: tuple[Loader, ...] = (
+    Loader("peft", f"a PEFT prompt-tuning folder with {ADAPTER_CONFIG}", is_adapter, _load_adapter),
+    Loader("safetensors", "a .safetensors file", _suffix(".safetensors"), _load_safetensors),
+    Loader(
+        "torch",
+        "a .pt/.pth tensor or dict of tensors, read with weights_only",
+        _suffix(".pt", ".pth", ".bin"),
+        _load_torch_file,
+    ),
+    Loader("npy", "a .npy float array", _suffix(".npy", ".npz"), _load_npy),
+)
+"""The file formats, in the order they are tried."""
+
+
+def read_prompt_file(path: Path) -> list[SoftPrompt]:
+    """The prompts in one adapter folder or tensor file (a snapshot of another tool's run, say).
+
+    Raises:
+        FileNotFoundError: ``path`` is none of these formats.
+    """
+    for loader in LOADERS:
+        if loader.detect(path):
+            return loader.load(path, None)
+    raise FileNotFoundError(f"'{path}' is neither a PEFT adapter folder nor a tensor file probe reads")

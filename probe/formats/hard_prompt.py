@@ -1,0 +1,175 @@
+"""The hard prompt record (``hard-prompt.json``): the best real-token prompt ``probe explain`` found.
+
+It holds token ids, their text and the accuracies measured beside it, and probe loads it as a prompt (the
+embedding rows of its token ids). :class:`HardPrompt` is its one owner: the search writes it, the run folder,
+the loader and the dashboard read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from probe.core.io import atomic_write_json, dumps
+from probe.core.names import DISCRETISED, HARD_PROMPT, SOFT, ZERO_SHOT
+from probe.core.softprompt import SoftPrompt
+from probe.formats.files import Loader
+from probe.formats.manifest import MAX_POSITIONS
+from probe.formats.schema import Fields, read_json, token_ids
+
+HARD_PROMPT_FILE = "hard-prompt.json"
+HARD_PROMPT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class HardPrompt:
+    """A prompt made of real tokens, with its test accuracy beside the soft prompt's.
+
+    Attributes:
+        model: the model's canonical name.
+        token_ids / tokens / text: the prompt, as ids, as shown tokens and as decoded text.
+        hard_prompt_accuracy: its test accuracy.
+        soft_accuracy / discretised_accuracy / zero_shot_accuracy: the soft prompt's, its nearest tokens', and the
+            frozen model's, on the same test rows.
+        holdout_accuracy / start_holdout_accuracy: on the held-out training slice, for the prompt kept and at
+            the start (the nearest tokens).
+        changed_positions: positions whose token differs from the nearest-token reading.
+        steps / best_step / seed: the search.
+    """
+
+    model: str
+    token_ids: list[int]
+    tokens: list[str]
+    text: str
+    hard_prompt_accuracy: float
+    soft_accuracy: float
+    discretised_accuracy: float
+    zero_shot_accuracy: float
+    holdout_accuracy: float
+    start_holdout_accuracy: float
+    changed_positions: int
+    steps: int
+    best_step: int
+    seed: int
+    format: int = HARD_PROMPT_FORMAT
+
+    @property
+    def accuracy(self) -> float:
+        """The hard prompt's test accuracy (its earlier name)."""
+        return self.hard_prompt_accuracy
+
+    def accuracies(self) -> dict[str, float]:
+        """Every accuracy it records, by measure name."""
+        return {
+            SOFT: self.soft_accuracy,
+            DISCRETISED: self.discretised_accuracy,
+            ZERO_SHOT: self.zero_shot_accuracy,
+            HARD_PROMPT: self.hard_prompt_accuracy,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """JSON text."""
+        return dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<hard prompt>", vocab_size: int | None = None) -> HardPrompt:
+        """Read a hard prompt record of any version (the hard prompt's accuracy was once ``accuracy``).
+
+        Raises:
+            ValueError: a field of the wrong type, or token ids that are not integer ids in the vocabulary.
+        """
+        f = Fields(data, source, "hard prompt")
+        ids = token_ids(f, "token_ids", vocab_size=vocab_size, max_count=MAX_POSITIONS)
+        known = {fld.name for fld in dataclasses.fields(cls)} | {"accuracy"}
+        accuracy = "hard_prompt_accuracy" if "hard_prompt_accuracy" in f.data else "accuracy"
+        nan = float("nan")
+        tokens = f.texts("tokens", [str(i) for i in ids])
+        if len(tokens) != len(ids):
+            raise f.error("tokens", f"{len(tokens)} tokens", f"one per token id ({len(ids)})")
+        f.unknown(known)
+        return cls(
+            model=f.text("model"),
+            token_ids=ids,
+            tokens=tokens,
+            text=f.text("text", ""),
+            hard_prompt_accuracy=f.number(accuracy, nan),
+            soft_accuracy=f.number("soft_accuracy", nan),
+            discretised_accuracy=f.number("discretised_accuracy", nan),
+            zero_shot_accuracy=f.number("zero_shot_accuracy", nan),
+            holdout_accuracy=f.number("holdout_accuracy", nan),
+            start_holdout_accuracy=f.number("start_holdout_accuracy", nan),
+            changed_positions=f.integer("changed_positions", 0, minimum=0),
+            steps=f.integer("steps", 0, minimum=0),
+            best_step=f.integer("best_step", 0, minimum=0),
+            seed=f.integer("seed", 0),
+        )
+
+    def to_markdown(self) -> str:
+        """A short readable summary."""
+        return "\n".join(
+            [
+                f"Hard prompt ({len(self.token_ids)} tokens, {self.changed_positions} changed from the nearest-token "
+                f"reading, best at step {self.best_step} of {self.steps}): `{self.text}`",
+                "",
+                "| prompt | test accuracy |",
+                "|---|---:|",
+                f"| soft | {self.soft_accuracy:.3f} |",
+                f"| hard (this search) | {self.hard_prompt_accuracy:.3f} |",
+                f"| nearest tokens (discretised) | {self.discretised_accuracy:.3f} |",
+                f"| zero-shot | {self.zero_shot_accuracy:.3f} |",
+                "",
+                f"Held-out slice of the training data: {self.start_holdout_accuracy:.3f} at the start, "
+                f"{self.holdout_accuracy:.3f} for the prompt kept.",
+            ]
+        )
+
+    def to_dataframe(self) -> Any:
+        """One row per position: the token kept."""
+        import pandas as pd
+
+        return pd.DataFrame({"position": range(len(self.token_ids)), "token_id": self.token_ids, "token": self.tokens})
+
+
+def save_hard_prompt(hard: HardPrompt, folder: str | os.PathLike[str]) -> Path:
+    """Write ``hard-prompt.json`` into ``folder`` atomically; returns its path."""
+    path = Path(folder) / HARD_PROMPT_FILE
+    atomic_write_json(path, hard.to_dict())
+    return path
+
+
+def read_hard_prompt(path: str | os.PathLike[str], *, vocab_size: int | None = None) -> HardPrompt:
+    """The hard prompt record in ``path``.
+
+    Raises:
+        ValueError: not a hard prompt probe wrote (naming the field that is wrong).
+    """
+    return HardPrompt.from_dict(read_json(path, what="hard prompt"), source=str(path), vocab_size=vocab_size)
+
+
+def _is_hard_prompt(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(HARD_PROMPT_FILE)
+
+
+def _load_hard_prompt(path: Path, key: str | None) -> list[SoftPrompt]:
+    from probe.core.models import load_model
+
+    try:
+        model_name = str(Fields(read_json(path, what="hard prompt"), str(path), "hard prompt").text("model"))
+    except ValueError as e:
+        raise ValueError(f"'{path}' is not a hard prompt written by probe (needs 'model' and 'token_ids'): {e}") from e
+    model = load_model(model_name, device="cpu")
+    hard = read_hard_prompt(path, vocab_size=model.vocab_size)
+    vectors = model.embeddings_numpy()[hard.token_ids]
+    return [
+        SoftPrompt(vectors=vectors, source=str(path), base_model=model.name, metadata={"hard_prompt": hard.to_dict()})
+    ]
+
+
+LOADER = Loader("hard-prompt", f"a {HARD_PROMPT_FILE} of token ids (probe explain)", _is_hard_prompt, _load_hard_prompt)

@@ -1,0 +1,289 @@
+"""The on-disk training run: a manifest, prompt snapshots, metrics and a PEFT adapter.
+
+```
+RUN/
+  manifest.json                  format, model, init, seed, settings, status, final figures (Manifest)
+  snapshots/step-00000000.safetensors   the prompt at step 0, every S steps, and the last step
+  metrics.jsonl                  one JSON object a line: {"kind": "train"|"eval", "step": ..., ...}
+  adapter/                       PEFT adapter of the final prompt (PeftModel.from_pretrained loads it)
+  hard-prompt.json               the best real-token prompt (probe explain; HardPrompt)
+  explain.json, explain/         what the prompt does (probe explain; ExplainRecord), latest and per step
+```
+
+Every file is written atomically (temp file + ``os.replace``) and metrics lines are appended and fsynced,
+so a run killed at any moment keeps every snapshot written so far and stays readable; a reader skips a torn
+last metrics line. Snapshots are listed from the folder, not from the manifest, so the manifest may lag.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probe.core.io import atomic_write_bytes, atomic_write_json
+from probe.core.names import HARD_PROMPT, ZERO_SHOT, measure_name
+from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.formats.hard_prompt import HARD_PROMPT_FILE, read_hard_prompt
+from probe.formats.manifest import MANIFEST, RUN_FORMAT, Manifest, read_manifest
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOTS = "snapshots"
+METRICS = "metrics.jsonl"
+ADAPTER = "adapter"
+SNAPSHOT_KEY = "prompt"
+_SNAPSHOT_NAME = re.compile(r"^step-(\d{8})\.safetensors$")
+
+
+def snapshot_name(step: int) -> str:
+    """File name of the snapshot at ``step``."""
+    return f"step-{step:08d}.safetensors"
+
+
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder with a probe run manifest."""
+    p = Path(path)
+    return p.is_dir() and (p / MANIFEST).is_file()
+
+
+@dataclass
+class Run:
+    """A training run folder opened for reading (it may still be being written).
+
+    Attributes:
+        path: the run folder.
+        manifest: its :class:`probe.formats.manifest.Manifest`.
+    """
+
+    path: Path
+    manifest: Manifest
+
+    @property
+    def name(self) -> str:
+        """The run folder's name."""
+        return self.path.name
+
+    @property
+    def steps(self) -> list[int]:
+        """Steps with a snapshot on disk, ascending (read from the folder each time)."""
+        folder = self.path / SNAPSHOTS
+        if not folder.is_dir():
+            return []
+        found = []
+        for entry in os.listdir(folder):
+            m = _SNAPSHOT_NAME.match(entry)
+            if m:
+                found.append(int(m.group(1)))
+        return sorted(found)
+
+    @property
+    def signature(self) -> str:
+        """Changes whenever the run does (folder, snapshot steps, manifest update time): a cache key."""
+        return f"{self.path.resolve()}|{self.steps}|{self.manifest.updated}"
+
+    @property
+    def status(self) -> str:
+        """running / finished / interrupted / failed, as last recorded."""
+        return self.manifest.status
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels of the task."""
+        return list(self.manifest.labels)
+
+    def accuracies(self) -> dict[str, float]:
+        """The run's measured test accuracies by measure name: soft and discretised (final), zero-shot, and the
+        hard prompt's (:mod:`probe.core.names`)."""
+        found: dict[str, float | None] = {**self.manifest.final, ZERO_SHOT: self.manifest.zero_shot_accuracy}
+        hard = self.path / HARD_PROMPT_FILE
+        if hard.is_file():
+            try:
+                found[HARD_PROMPT] = read_hard_prompt(hard).hard_prompt_accuracy
+            except (OSError, ValueError) as e:  # an unreadable file is not a measurement
+                logger.warning("skipping %s: %s", hard, e)
+        return {k: float(v) for k, v in found.items() if isinstance(v, int | float) and np.isfinite(v)}
+
+    def final_correct(self) -> np.ndarray | None:
+        """bool [test rows]: each test example's correctness under the final soft prompt, in the split's order.
+
+        Read from the last full-split evaluation in the log; None for runs that did not record it (older runs,
+        other tools' folders).
+        """
+        for record in reversed(self.records()):
+            bits = record.get("correct") if record.get("kind") == "eval" and record.get("on") == "full" else None
+            if isinstance(bits, str) and bits and set(bits) <= {"0", "1"}:
+                return np.frombuffer(bits.encode("ascii"), dtype=np.uint8) == ord("1")
+        return None
+
+    def snapshot(self, step: int) -> SoftPrompt:
+        """The prompt at ``step``.
+
+        Raises:
+            ValueError: no snapshot at that step, or the file is corrupt.
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        path = self.path / SNAPSHOTS / snapshot_name(step)
+        if not path.is_file():
+            raise ValueError(f"run '{self.path}' has no snapshot at step {step}; it has steps {_span(self.steps)}")
+        try:
+            vectors = load_file(str(path))[SNAPSHOT_KEY]
+        except (SafetensorError, KeyError, OSError) as e:
+            raise ValueError(f"snapshot '{path}' is unreadable ({e}); delete it to resume from the one before") from e
+        return SoftPrompt(
+            vectors=check_vectors(vectors, what=str(path)),
+            source=str(self.path),
+            step=step,
+            role="encoder" if self.manifest.kind == "seq2seq" else None,
+            base_model=self.manifest.model,
+            metadata={"run": self.name, "init": self.manifest.init},
+        )
+
+    def initial_prompt(self) -> SoftPrompt:
+        """The step-0 snapshot."""
+        return self.snapshot(self._require_steps()[0])
+
+    def latest_prompt(self) -> SoftPrompt:
+        """The last snapshot (the final prompt once finished)."""
+        return self.snapshot(self._require_steps()[-1])
+
+    def iter_snapshots(self, steps: list[int] | None = None) -> Iterator[SoftPrompt]:
+        """Yield snapshots one at a time (memory stays at one snapshot)."""
+        for step in steps if steps is not None else self.steps:
+            yield self.snapshot(step)
+
+    def _require_steps(self) -> list[int]:
+        steps = self.steps
+        if not steps:
+            raise ValueError(f"run '{self.path}' has no snapshots yet")
+        return steps
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every complete line of metrics.jsonl that is a JSON object (a torn last line from a crash is skipped),
+        its measures under their one name (:func:`probe.core.names.measure_name`)."""
+        path = self.path / METRICS
+        if not path.is_file():
+            return []
+        out = []
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                if not line.endswith("\n"):
+                    break  # torn tail of a write in progress or a crash
+                try:
+                    record = json.loads(line)
+                except (json.JSONDecodeError, RecursionError):
+                    logger.warning("skipping a corrupt metrics line %d in %s", n, path)
+                    continue
+                if not isinstance(record, dict):
+                    logger.warning(
+                        "skipping metrics line %d in %s: a %s, not an object", n, path, type(record).__name__
+                    )
+                    continue
+                out.append({measure_name(k): v for k, v in record.items()})
+        return out
+
+    def metrics(self) -> pd.DataFrame:
+        """Training metrics per step (step, loss, lr, ...)."""
+        rows = [r for r in self.records() if r.get("kind") == "train"]
+        return pd.DataFrame(rows).drop(columns="kind") if rows else pd.DataFrame(columns=["step", "loss", "lr"])
+
+    def evaluations(self) -> pd.DataFrame:
+        """Evaluations (step, soft_accuracy, discretised_accuracy, ...; per-example bits: :meth:`final_correct`)."""
+        rows = [r for r in self.records() if r.get("kind") == "eval"]
+        if not rows:
+            return pd.DataFrame(columns=["step", "soft_accuracy", "discretised_accuracy"])
+        return pd.DataFrame(rows).drop(columns=["kind", "correct"], errors="ignore")
+
+
+def _span(steps: list[int]) -> str:
+    if not steps:
+        return "none"
+    return f"{steps[0]}..{steps[-1]} ({len(steps)} snapshots)"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """A folder layout other tools write that reads as a run: ``detect`` says whether a folder holds it."""
+
+    name: str
+    description: str
+    detect: Callable[[Path], bool]
+    open: Callable[[Path], Run]
+
+
+def open_probe_run(path: Path) -> Run:
+    """probe's own run folder, with its manifest read and checked."""
+    return Run(path=path, manifest=read_manifest(path))
+
+
+class RunWriter:
+    """Writes a run folder as training goes. Only one process (rank 0) should hold one.
+
+    Args:
+        path: the run folder (created; must not already hold a run unless ``resume``).
+        manifest: the manifest to start with (a :class:`Manifest`, or its fields as a dict, checked the same way).
+        resume: open an existing run to continue it.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], manifest: Manifest | dict[str, Any], *, resume: bool = False
+    ) -> None:
+        self.path = Path(path)
+        if isinstance(manifest, dict):
+            fields = {"format": RUN_FORMAT, "status": "running", "model": None, "seed": None, **manifest}
+            manifest = Manifest.from_dict(fields, source=str(self.path / MANIFEST))
+        if is_run_folder(self.path) and not resume:
+            raise ValueError(f"'{self.path}' already holds a run; pick a new --out, or resume it")
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"'{self.path}' is a file; a run needs a folder")
+        (self.path / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
+        self.manifest = manifest if manifest.created is not None else manifest.replace(created=time.time())
+        self.write_manifest()
+
+    def write_manifest(self) -> None:
+        """Atomically rewrite manifest.json."""
+        self.manifest = self.manifest.replace(updated=time.time())
+        atomic_write_json(self.path / MANIFEST, self.manifest.to_dict())
+
+    def update(self, **fields: Any) -> None:
+        """Set manifest fields and rewrite it."""
+        self.manifest = self.manifest.replace(**fields)
+        self.write_manifest()
+
+    def write_snapshot(self, step: int, vectors: np.ndarray) -> Path:
+        """Atomically write the prompt at ``step``; when this returns, the snapshot is on disk."""
+        from safetensors.numpy import save
+
+        vectors = check_vectors(vectors, what=f"snapshot {step}")
+        blob = save({SNAPSHOT_KEY: vectors}, metadata={"step": str(step)})
+        path = self.path / SNAPSHOTS / snapshot_name(step)
+        atomic_write_bytes(path, blob)
+        return path
+
+    def log(self, kind: str, **values: Any) -> None:
+        """Append one metrics line (fsynced)."""
+        line = json.dumps({"kind": kind, **values}, allow_nan=True) + "\n"
+        with open(self.path / METRICS, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop snapshots and metrics past ``step`` (they belong to the lost tail)."""
+        run = Run(self.path, self.manifest)
+        for s in run.steps:
+            if s > step:
+                (self.path / SNAPSHOTS / snapshot_name(s)).unlink(missing_ok=True)
+        records = [r for r in run.records() if r.get("step", 0) <= step]
+        atomic_write_bytes(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in records).encode())

@@ -1,0 +1,167 @@
+"""Typed reading of the JSON records probe keeps on disk: one place that checks types and ranges.
+
+Every record's ``from_dict`` reads its fields through :class:`Fields`, so a wrong value is a ``ValueError`` that
+names the file, the field, what was found and what was expected, and unknown keys are warned about, not fatal.
+Hand checks rather than a schema library: the records are few and flat, and the messages must be one line
+that says what to do, which a library's own errors would have to be translated into anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+MAX_RECORD_BYTES = 64 * 2**20
+"""No record probe writes comes near this; a larger file is refused before it is parsed."""
+
+_MISSING: Any = object()
+
+
+def read_json(path: str | os.PathLike[str], *, what: str, max_bytes: int = MAX_RECORD_BYTES) -> Any:
+    """Parse a JSON file, refusing one that is too large, not UTF-8, not JSON or nested beyond reason.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        blob = f.read(max_bytes + 1)
+    if len(blob) > max_bytes:
+        raise ValueError(f"{what} '{path}' is over {max_bytes // 2**20} MB; it is not a file probe wrote")
+    return parse_json(blob, source=str(path), what=what)
+
+
+def parse_json(blob: bytes | str, *, source: str, what: str) -> Any:
+    """:func:`read_json` for bytes already read."""
+    try:
+        text = blob.decode("utf-8-sig") if isinstance(blob, bytes) else blob
+        return json.loads(text)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} '{source}' is not UTF-8 text (byte {e.start}); it is corrupt") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{what} '{source}' is not valid JSON ({e}); it is corrupt") from e
+    except RecursionError as e:
+        raise ValueError(f"{what} '{source}' is nested too deeply to be a record probe wrote") from e
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Fields:
+    """The fields of one JSON object, read with their types checked.
+
+    Args:
+        data: the parsed JSON.
+        source: the file (or other origin) named in errors.
+        what: what the record is ("run manifest", "hard prompt", ...).
+
+    Raises:
+        ValueError: ``data`` is not a JSON object.
+    """
+
+    def __init__(self, data: Any, source: str, what: str) -> None:
+        if not isinstance(data, dict):
+            raise ValueError(f"{what} '{source}' holds a {type(data).__name__}; expected an object")
+        self.data, self.source, self.what = data, source, what
+
+    def error(self, name: str, value: Any, expected: str) -> ValueError:
+        """The one-line error for a field."""
+        return ValueError(f"{self.what} '{self.source}': {name} is {_shown(value)}; expected {expected}")
+
+    def _get(self, name: str, default: Any) -> Any:
+        if name in self.data:
+            return self.data[name]
+        if default is _MISSING:
+            raise ValueError(f"{self.what} '{self.source}' lacks '{name}'; it was not written by probe")
+        return default
+
+    def text(self, name: str, default: Any = _MISSING, *, optional: bool = False) -> Any:
+        """A text field (None allowed when ``optional``)."""
+        value = self._get(name, default)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise self.error(name, value, "text" + (" or null" if optional else ""))
+        return value
+
+    def integer(self, name: str, default: Any = _MISSING, *, optional: bool = False, minimum: int | None = None) -> Any:
+        """An integer field (never a bool or a float), at least ``minimum``."""
+        value = self._get(name, default)
+        if value is None and optional:
+            return None
+        bound = f" of at least {minimum}" if minimum is not None else ""
+        if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+            raise self.error(name, value, f"an integer{bound}" + (" or null" if optional else ""))
+        return value
+
+    def number(self, name: str, default: Any = _MISSING, *, optional: bool = False) -> Any:
+        """A finite number (None allowed when ``optional``); integers are read as floats."""
+        value = self._get(name, default)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.error(name, value, "a finite number" + (" or null" if optional else ""))
+        return float(value)
+
+    def flag(self, name: str, default: Any = _MISSING) -> Any:
+        """A true / false field."""
+        value = self._get(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, value, "true or false")
+        return value
+
+    def texts(self, name: str, default: Any = _MISSING) -> list[str]:
+        """A list of text."""
+        value = self._get(name, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(name, value, "a list of text")
+        return list(value)
+
+    def mapping(self, name: str, default: Any = _MISSING, *, optional: bool = False) -> Any:
+        """A JSON object field (None allowed when ``optional``)."""
+        value = self._get(name, default)
+        if value is None and optional:
+            return None
+        if not isinstance(value, dict):
+            raise self.error(name, value, "a JSON object" + (" or null" if optional else ""))
+        return value
+
+    def items(self, name: str, default: Any = _MISSING) -> list[Any]:
+        """A list field (its items are checked by the caller)."""
+        value = self._get(name, default)
+        if not isinstance(value, list):
+            raise self.error(name, value, "a list")
+        return value
+
+    def unknown(self, known: Iterable[str], *, warn: bool = True) -> dict[str, Any]:
+        """The keys this probe does not know, warned about (a newer probe may have written them)."""
+        extra = {k: v for k, v in self.data.items() if k not in set(known)}
+        if extra and warn:
+            warnings.warn(
+                f"{self.what} '{self.source}' has keys this probe does not know: {sorted(extra)[:8]}; kept as they are",
+                UserWarning,
+                stacklevel=3,
+            )
+        return extra
+
+
+def token_ids(fields: Fields, name: str, *, vocab_size: int | None = None, max_count: int | None = None) -> list[int]:
+    """A non-empty list of token ids: integers (not floats, text or bools), in the vocabulary's range."""
+    value = fields.items(name)
+    if not value:
+        raise fields.error(name, value, "a non-empty list of token ids")
+    if max_count is not None and len(value) > max_count:
+        raise fields.error(name, f"{len(value)} ids", f"at most {max_count} positions")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (vocab_size is not None and v >= vocab_size):
+            limit = f" below {vocab_size}" if vocab_size is not None else ""
+            raise fields.error(name, v, f"token ids: integers from 0{limit}")
+    return list(value)

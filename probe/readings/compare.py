@@ -1,0 +1,95 @@
+"""Compare two prompts of the same model: per-position cosine, neighbour overlap, and a position matching.
+
+Positions of two independently trained prompts need not line up, so besides the same-index comparison the
+positions are matched one-to-one by the Hungarian algorithm on cosine (scipy's linear_sum_assignment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from probe.core.index import VocabIndex, normalize_rows
+from probe.core.softprompt import SoftPrompt
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result of :func:`compare_prompts`.
+
+    Attributes:
+        by_position: one row per position i of A against position i of B (cosine, top-k Jaccard).
+        matching: one row per matched pair (position in A, position in B, cosine, top-k Jaccard).
+        mean_cosine: mean same-index cosine.
+        mean_matched_cosine: mean cosine over the Hungarian matching.
+    """
+
+    by_position: pd.DataFrame
+    matching: pd.DataFrame
+    mean_cosine: float
+    mean_matched_cosine: float
+
+    def to_markdown(self) -> str:
+        """Both tables with a one-line summary."""
+        return "\n".join(
+            [
+                f"mean cosine by position {self.mean_cosine:.3f}; "
+                f"after matching positions {self.mean_matched_cosine:.3f}",
+                "",
+                "## Same position",
+                "",
+                self.by_position.to_markdown(index=False, floatfmt=".3f"),
+                "",
+                "## Matched positions (Hungarian on cosine)",
+                "",
+                self.matching.to_markdown(index=False, floatfmt=".3f"),
+                "",
+            ]
+        )
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    sa, sb = set(a.tolist()), set(b.tolist())
+    return len(sa & sb) / len(sa | sb)
+
+
+def compare_prompts(
+    a: SoftPrompt, b: SoftPrompt, index: VocabIndex, *, k: int = 5, display: list[str] | None = None
+) -> Comparison:
+    """Compare prompt A with prompt B.
+
+    Raises:
+        ValueError: the prompts have different dimensions.
+    """
+    if a.dim != b.dim:
+        raise ValueError(f"prompts have dims {a.dim} and {b.dim}; compare prompts of the same model")
+    ua, ub = normalize_rows(a.vectors), normalize_rows(b.vectors)
+    cos = ua @ ub.T
+    _, ids_a = index.search(a.vectors, k)
+    _, ids_b = index.search(b.vectors, k)
+    name = (lambda t: display[t]) if display else str
+    n = min(a.length, b.length)
+    by_position = pd.DataFrame(
+        {
+            "position": np.arange(n),
+            "cosine": cos[np.arange(n), np.arange(n)],
+            "jaccard_topk": [_jaccard(ids_a[i], ids_b[i]) for i in range(n)],
+            "top1_a": [name(t) for t in ids_a[:n, 0]],
+            "top1_b": [name(t) for t in ids_b[:n, 0]],
+        }
+    )
+    rows, cols = linear_sum_assignment(-cos)
+    matching = pd.DataFrame(
+        {
+            "position_a": rows,
+            "position_b": cols,
+            "cosine": cos[rows, cols],
+            "jaccard_topk": [_jaccard(ids_a[i], ids_b[j]) for i, j in zip(rows, cols, strict=True)],
+            "top1_a": [name(t) for t in ids_a[rows, 0]],
+            "top1_b": [name(t) for t in ids_b[cols, 0]],
+        }
+    )
+    return Comparison(by_position, matching, float(by_position["cosine"].mean()), float(matching["cosine"].mean()))

@@ -1,0 +1,227 @@
+"""The best real-token prompt: projected-gradient discrete optimisation in the style of PEZ (Wen et al. 2023).
+
+A continuous prompt is kept. For every forward pass it is projected to its nearest tokens (by cosine, over
+the searchable vocabulary). The gradient taken at that projected prompt updates the continuous copy (Adam).
+Search starts from the soft prompt's nearest tokens. A held-out slice of the training data (seeded,
+stratified) scores the projected prompt every ``eval_every`` steps, and the best one seen is kept, so the
+result is never worse there than the start. Batches depend only on (seed, step), and the state (continuous
+prompt, Adam moments, best so far) is saved every ``eval_every`` steps, so a search resumes where it stopped.
+
+The result is a :class:`probe.formats.hard_prompt.HardPrompt`, saved as ``hard-prompt.json``, which probe loads
+as a prompt: the embedding rows of its token ids.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from probe.core.data import LabelledData
+from probe.core.io import CacheEntry, cache_file
+from probe.core.models import canonical_name
+from probe.core.sampling import seeded_batches
+from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.formats.hard_prompt import HardPrompt
+from probe.readings.explain.readout import Readout, progress_bar
+from probe.training.evaluation import eval_subset
+from probe.training.tasks import prompt_parameter
+
+STATE = "hard-prompt-state"
+STATE_FORMAT = 1
+
+
+def _holdout(train: LabelledData, share: float, seed: int) -> tuple[LabelledData, LabelledData]:
+    """(rows to take gradients on, held-out rows to choose the prompt on): seeded and stratified."""
+    held = eval_subset(train, max(len(train.label_names), round(len(train) * share)), seed)
+    held_rows = set(held.texts)
+    rest = [i for i, t in enumerate(train.texts) if t not in held_rows]
+    return train.subset(rest), held
+
+
+@dataclass
+class _Search:
+    """The search as it goes: the continuous prompt, its optimiser, the best projection so far, the next step."""
+
+    continuous: torch.nn.Parameter
+    optimizer: torch.optim.Optimizer
+    best_ids: np.ndarray
+    best_acc: float
+    best_step: int
+    start_acc: float
+    first: int = 1
+
+
+def harden(
+    prompt: SoftPrompt | np.ndarray,
+    readout: Readout,
+    *,
+    steps: int = 100,
+    lr: float = 0.1,
+    batch_size: int = 16,
+    eval_every: int = 10,
+    holdout: float = 0.2,
+    seed: int = 0,
+    state_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> HardPrompt:
+    """Search for the best real-token prompt from the soft prompt's nearest tokens (see the module docstring).
+
+    Args:
+        prompt: the soft prompt.
+        readout: the model, data and task settings (:class:`probe.readings.explain.readout.Readout`).
+        steps: optimisation steps.
+        lr: Adam's learning rate on the continuous prompt.
+        batch_size: training texts per step.
+        eval_every: score on the held-out slice (and save the state) every this many steps.
+        holdout: share of the training data held out to choose the prompt.
+        seed: seeds the held-out slice and the batches.
+        state_dir: where to keep the resumable state (a search with the same settings continues from it).
+        progress: show a progress bar.
+
+    Raises:
+        ValueError: non-positive steps or interval, a share outside (0, 1), or a prompt of another dimension.
+    """
+    if steps < 1 or eval_every < 1 or batch_size < 1:
+        raise ValueError(f"steps {steps}, eval_every {eval_every} and batch_size {batch_size} must be positive")
+    if not 0 < holdout < 1:
+        raise ValueError(f"holdout is {holdout}; expected a share between 0 and 1")
+    vectors = check_vectors(prompt.vectors if isinstance(prompt, SoftPrompt) else prompt)
+    start_ids = readout.nearest_ids(vectors)
+    train, held = _holdout(readout.splits.train, holdout, seed)
+    settings = {
+        "format": STATE_FORMAT,
+        "steps": steps,
+        "lr": lr,
+        "batch_size": batch_size,
+        "seed": seed,
+        "eval_every": eval_every,
+        "holdout": holdout,
+        "start_ids": start_ids.tolist(),
+        "model": readout.model.fingerprint,
+    }
+    state = _state(state_dir, settings)
+    search = _begin(readout, start_ids, held, lr, state)
+    task = readout.task(vectors.shape[0])
+    bar = progress_bar(steps, "hard prompt", progress)
+    bar.update(search.first - 1)
+    for step, rows in seeded_batches(len(train), batch_size, seed, start=search.first):
+        if step > steps:
+            break
+        _projected_step(readout, task, search, [train.texts[i] for i in rows], [train.targets[i] for i in rows])
+        bar.update(1)
+        if step % eval_every == 0 or step == steps:
+            ids = readout.nearest_ids(search.continuous.detach().numpy())
+            acc = _accuracy(readout, readout.model.embeddings_numpy()[ids], held)
+            if acc > search.best_acc:
+                search.best_ids, search.best_acc, search.best_step = ids, acc, step
+            _save_state(state, step, search)
+    bar.close()
+    return _result(readout, vectors, start_ids, search, steps=steps, seed=seed)
+
+
+def _begin(readout: Readout, start_ids: np.ndarray, held: LabelledData, lr: float, state: CacheEntry | None) -> _Search:
+    """The search at its start (the nearest tokens), or where its saved state stopped."""
+    embeddings = readout.model.embeddings_numpy()
+    continuous = torch.nn.Parameter(torch.from_numpy(embeddings[start_ids].copy()))
+    optimizer = torch.optim.Adam([continuous], lr=lr)
+    saved = state.load() if state is not None else None
+    if saved is None:
+        start_acc = _accuracy(readout, embeddings[start_ids], held)
+        return _Search(continuous, optimizer, start_ids, start_acc, 0, start_acc)
+    meta, arrays = saved
+    with torch.no_grad():
+        continuous.copy_(torch.from_numpy(arrays["continuous"]))
+    optimizer.load_state_dict(_adam_state(optimizer, arrays, meta))
+    return _Search(
+        continuous,
+        optimizer,
+        arrays["best_ids"],
+        meta["best_acc"],
+        meta["best_step"],
+        meta["start_acc"],
+        meta["step"] + 1,
+    )
+
+
+def _projected_step(readout: Readout, task: Any, search: _Search, texts: list[str], targets: list[int]) -> None:
+    """One PEZ step: the loss at the continuous prompt's projection, its gradient applied to the continuous copy."""
+    weight = prompt_parameter(task.peft_model)
+    ids = readout.nearest_ids(search.continuous.detach().numpy())
+    with torch.no_grad():
+        weight.copy_(torch.from_numpy(readout.model.embeddings_numpy()[ids]).to(weight.device, weight.dtype))
+    weight.grad = None
+    (grad,) = torch.autograd.grad(task.loss(texts, targets), weight)
+    search.optimizer.zero_grad()
+    search.continuous.grad = grad.detach().to(search.continuous.dtype).cpu()
+    search.optimizer.step()
+
+
+def _result(
+    readout: Readout, vectors: np.ndarray, start_ids: np.ndarray, search: _Search, *, steps: int, seed: int
+) -> HardPrompt:
+    """The record of the prompt kept, with every accuracy measured on the test split."""
+    test, embeddings = readout.splits.test, readout.model.embeddings_numpy()
+    best = [int(i) for i in search.best_ids]
+    return HardPrompt(
+        model=canonical_name(readout.model.name),
+        token_ids=best,
+        tokens=[readout.model.vocabulary.display[i] for i in best],
+        text=str(readout.model.tokenizer.decode(best)),
+        hard_prompt_accuracy=_accuracy(readout, embeddings[best], test),
+        soft_accuracy=_accuracy(readout, vectors, test),
+        discretised_accuracy=_accuracy(readout, embeddings[start_ids], test),
+        zero_shot_accuracy=readout.zero_shot(),
+        holdout_accuracy=float(search.best_acc),
+        start_holdout_accuracy=float(search.start_acc),
+        changed_positions=int((np.asarray(best) != start_ids).sum()),
+        steps=steps,
+        best_step=search.best_step,
+        seed=seed,
+    )
+
+
+def _accuracy(readout: Readout, vectors: np.ndarray, data: LabelledData) -> float:
+    return float(readout.outcome(vectors, data)[0].mean())
+
+
+def _state(state_dir: str | os.PathLike[str] | None, settings: dict[str, Any]) -> CacheEntry | None:
+    """The resumable search state in ``state_dir`` (a run folder), keyed by every setting it depends on."""
+    return None if state_dir is None else cache_file("", settings, state_dir, name=STATE)
+
+
+def _save_state(state: CacheEntry | None, step: int, search: _Search) -> None:
+    if state is None:
+        return
+    adam = search.optimizer.state_dict()["state"].get(0, {})
+    arrays = {
+        "continuous": search.continuous.detach().numpy().copy(),
+        "best_ids": np.asarray(search.best_ids, np.int64),
+    }
+    for key in ("exp_avg", "exp_avg_sq"):
+        if key in adam:
+            arrays[key] = adam[key].numpy().copy()
+    meta = {
+        "step": step,
+        "best_acc": search.best_acc,
+        "best_step": search.best_step,
+        "start_acc": search.start_acc,
+        "adam_step": float(adam["step"]) if "step" in adam else 0.0,
+    }
+    state.write(arrays, meta, strict=True)
+
+
+def _adam_state(optimizer: Any, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> dict[str, Any]:
+    state = optimizer.state_dict()
+    if "exp_avg" in arrays:
+        state["state"] = {
+            0: {
+                "step": torch.tensor(meta["adam_step"]),
+                "exp_avg": torch.from_numpy(arrays["exp_avg"]),
+                "exp_avg_sq": torch.from_numpy(arrays["exp_avg_sq"]),
+            }
+        }
+    return state

@@ -1,0 +1,205 @@
+"""A layer lens: where each prompt position sits inside the model, layer by layer, not only at its input.
+
+The reference at layer l is a *contextual vocabulary*: each token's hidden state at l when the model reads
+that token alone, between its special tokens (``[CLS] t [SEP]`` for BERT, ``t </s>`` for T5, ``t`` for GPT-2).
+It is built once per model, in batches, over the ``top_n`` most frequent searchable tokens, and kept in probe's
+verified cache. A position's hidden state at l is averaged over a sample of test texts read with the prompt.
+It is matched to the layer's vocabulary by exact cosine (FAISS). For causal LMs the logit lens is added: the
+final norm and the unembedding applied to each layer's state.
+
+The table has one row per position and layer: the top-1 token and its cosine. For each position, the
+*holds until* layer is the last layer at which the lens's top-1 is still the input-embedding reading (the
+nearest token of the prompt vector itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from probe.core.index import VocabIndex, normalize_rows
+from probe.core.io import cache_file
+from probe.core.models import LoadedModel
+from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.core.tokens import frequency_ranks
+from probe.formats.explain_record import LayerLens, LensRow
+from probe.readings.explain.readout import Readout
+
+LENS_FORMAT = 1
+FINAL_NORMS = ("transformer.ln_f", "model.norm", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm")
+
+
+def _hidden_states(model: LoadedModel, module: Any, **inputs: Any) -> tuple[torch.Tensor, ...]:
+    """Every layer's hidden states (embeddings output first) of the model's reading stack."""
+    if model.kind == "seq2seq":
+        encoder = module.get_encoder() if hasattr(module, "get_encoder") else module.base_model.get_encoder()
+        return encoder(**inputs, output_hidden_states=True).hidden_states
+    return module(**inputs, output_hidden_states=True).hidden_states
+
+
+def _special_template(model: LoadedModel) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after a text (e.g. [CLS] ... [SEP], ... </s>, or none)."""
+    tok = model.tokenizer
+    bare = tok("a", add_special_tokens=False)["input_ids"]
+    full = tok("a", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return list(full[:start]), list(full[start + len(bare) :])
+    return [], []
+
+
+@dataclass
+class ContextualVocabulary:
+    """Per layer, the unit hidden states of ``token_ids`` read alone: float32 [layers, n, d]."""
+
+    token_ids: np.ndarray
+    states: np.ndarray
+
+    @property
+    def layers(self) -> int:
+        return int(self.states.shape[0])
+
+
+def contextual_vocabulary(
+    model: LoadedModel,
+    index: VocabIndex,
+    *,
+    top_n: int = 10_000,
+    batch_size: int = 512,
+    use_cache: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> ContextualVocabulary:
+    """Build (or read from probe's cache) the per-layer contextual vocabulary of the ``top_n`` most frequent tokens.
+
+    Raises:
+        ValueError: ``top_n`` is not positive.
+    """
+    if top_n < 1:
+        raise ValueError(f"top_n is {top_n}; expected a positive number of tokens")
+    allowed = np.zeros(model.vocab_size, dtype=bool)
+    allowed[index.token_ids] = True
+    ids = np.sort(frequency_ranks(model.vocabulary, allowed)[:top_n]).astype(np.int64)
+    key = {
+        "format": LENS_FORMAT,
+        "model": model.fingerprint,
+        "kind": model.kind,
+        "ids_sha256": hashlib.sha256(ids.tobytes()).hexdigest(),
+    }
+    entry = cache_file("lens", key, cache_dir)
+    if use_cache:
+        hit = entry.read(check=lambda a: np.array_equal(a["token_ids"], ids) and a["states"].ndim == 3)
+        if hit is not None:
+            return ContextualVocabulary(token_ids=hit["token_ids"], states=hit["states"].astype(np.float32))
+    rows = []
+    before, after = _special_template(model)
+    with torch.inference_mode():
+        for start in range(0, len(ids), batch_size):
+            chunk = [([*before, int(t), *after], len(before)) for t in ids[start : start + batch_size]]
+            width = max(len(c[0]) for c in chunk)
+            pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, (seq, _) in enumerate(chunk):
+                input_ids[i, : len(seq)] = torch.tensor(seq)
+                mask[i, : len(seq)] = 1
+            hidden = _hidden_states(
+                model, model.model, input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)
+            )
+            where = torch.tensor([c[1] for c in chunk])
+            picked = torch.stack([h[torch.arange(len(chunk)), where.to(h.device)] for h in hidden])  # [L, b, d]
+            rows.append(picked.float().cpu().numpy())
+    raw = np.concatenate(rows, axis=1)
+    # unit rows kept in float16 (half the disk; cosines move by < 1e-3), the same whether built or read back
+    states = (raw / np.maximum(np.linalg.norm(raw, axis=2, keepdims=True), 1e-12)).astype(np.float16)
+    if use_cache:
+        entry.write({"token_ids": ids, "states": states})
+    return ContextualVocabulary(token_ids=ids, states=states.astype(np.float32))
+
+
+def _final_norm(module: Any) -> Any:
+    for path in FINAL_NORMS:
+        obj = module
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            return obj
+    return None
+
+
+def layer_lens(
+    prompt: SoftPrompt | np.ndarray,
+    readout: Readout,
+    *,
+    texts: int = 32,
+    top_n: int = 10_000,
+    vocabulary: ContextualVocabulary | None = None,
+) -> LayerLens:
+    """The layer lens of a prompt (see the module docstring).
+
+    Raises:
+        ValueError: a prompt of another dimension than the model's, or a non-positive number of texts.
+    """
+    if texts < 1:
+        raise ValueError(f"texts is {texts}; expected a positive number of test texts to average over")
+    model = readout.model
+    vectors = check_vectors(prompt.vectors if isinstance(prompt, SoftPrompt) else prompt)
+    readout.scores(vectors, readout.splits.test.subset([0]))  # sets the prompt (and checks its dimension)
+    vocab = vocabulary or contextual_vocabulary(model, readout.index, top_n=top_n)
+    task = readout.task(vectors.shape[0])
+    p = vectors.shape[0]
+    sample = readout.splits.test.texts[:texts]
+    batch = task.pad(task.tokenize(sample))
+    with torch.inference_mode():
+        if model.kind == "seq2seq":
+            out = task.peft_model(
+                **batch,
+                labels=torch.zeros((len(sample), 1), dtype=torch.long, device=model.device),
+                output_hidden_states=True,
+            )
+            states = out.encoder_hidden_states
+        else:
+            states = task.peft_model(**batch, output_hidden_states=True).hidden_states
+        per_layer = torch.stack([h[:, :p].float().mean(0) for h in states]).cpu().numpy()  # [L, p, d]
+        logit_ids = None
+        if model.kind == "causal":
+            norm = _final_norm(model.model)
+            head = model.model.get_output_embeddings()
+            if norm is not None and head is not None:
+                hidden = torch.from_numpy(per_layer).to(model.device)
+                logit_ids = head(norm(hidden)).argmax(-1).cpu().numpy()  # [L, p]
+    layers = min(per_layer.shape[0], vocab.layers)
+    display = model.vocabulary.display
+    input_ids = readout.nearest_ids(vectors)
+    rows, tops = [], np.zeros((layers, p), dtype=np.int64)
+    for layer in range(layers):
+        unit = normalize_rows(per_layer[layer])
+        cos, where = VocabIndex(vocab.states[layer]).search(unit, 1)
+        tops[layer] = vocab.token_ids[where[:, 0]]
+        for i in range(p):
+            rows.append(
+                LensRow(
+                    position=i,
+                    layer=layer,
+                    token=display[int(tops[layer, i])],
+                    cosine=float(cos[i, 0]),
+                    logit_token=display[int(logit_ids[layer, i])] if logit_ids is not None else None,
+                )
+            )
+    holds = []
+    for i in range(p):
+        same = tops[:, i] == input_ids[i]
+        holds.append(int(np.argmin(same)) - 1 if not same.all() else layers - 1)
+    return LayerLens(
+        rows=rows,
+        input_tokens=[display[int(t)] for t in input_ids],
+        holds_until=holds,
+        layers=layers,
+        texts=len(sample),
+    )

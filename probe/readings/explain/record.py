@@ -1,0 +1,69 @@
+"""All three readings of what a prompt does at once, as the record ``probe explain`` writes and the dashboard
+shows: :func:`explain` measures, :func:`save_explain` writes it into a run folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from probe.core.io import atomic_write_text
+from probe.core.models import canonical_name
+from probe.core.softprompt import SoftPrompt
+from probe.formats.explain_record import ExplainRecord, explain_path
+from probe.formats.hard_prompt import save_hard_prompt
+from probe.readings.explain.ablation import importance
+from probe.readings.explain.hardening import harden
+from probe.readings.explain.lens import layer_lens
+from probe.readings.explain.readout import Readout
+
+
+def explain(
+    prompt: SoftPrompt,
+    readout: Readout,
+    *,
+    source: str | None = None,
+    hard_steps: int = 100,
+    lens_tokens: int = 10_000,
+    lens_texts: int = 32,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    state_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> ExplainRecord:
+    """Position importance, the best real-token prompt and the layer lens of ``prompt``, as one record.
+
+    Args:
+        prompt: the soft prompt (a run's snapshot, or a loaded file).
+        readout: the model, data and task settings (:class:`Readout`).
+        source: what the record says was measured (default: the prompt's source).
+        hard_steps: steps of the hard-prompt search.
+        lens_tokens / lens_texts: the layer lens's contextual vocabulary size and the test texts it averages over.
+        bootstrap: resamples of the importance intervals.
+        seed: seeds the bootstrap, the held-out slice and the search's batches.
+        state_dir: where the hard-prompt search keeps its resumable state (a run folder), if anywhere.
+        progress: show progress bars.
+    """
+    imp = importance(prompt, readout, bootstrap=bootstrap, seed=seed, progress=progress)
+    hard = harden(prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir)
+    lens = layer_lens(prompt, readout, texts=lens_texts, top_n=lens_tokens)
+    return ExplainRecord(
+        source=source or prompt.source,
+        step=prompt.step,
+        model=canonical_name(readout.model.name),
+        importance=imp,
+        hard_prompt=hard,
+        lens=lens,
+    )
+
+
+def save_explain(record: ExplainRecord, run_folder: str | os.PathLike[str]) -> Path:
+    """Write the record into a run folder: ``explain/step-N.json`` for its step, ``explain.json`` as the latest,
+    and its hard prompt as ``hard-prompt.json``; returns the path of ``explain.json``."""
+    folder = Path(run_folder)
+    save_hard_prompt(record.hard_prompt, folder)
+    text = record.to_json()
+    if record.step is not None:
+        atomic_write_text(explain_path(folder, record.step), text)
+    latest = explain_path(folder)
+    atomic_write_text(latest, text)
+    return latest

@@ -1,0 +1,126 @@
+"""``TrainConfig``: everything that defines a training run, recorded in the manifest, and the options of
+``probe train`` (each field's help text is written once, in its metadata). Importing it needs no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from probe.core.data import BUNDLED
+from probe.training.inits import InitMethod, Scale
+
+TaskForm = Literal["cosine", "verbaliser"]
+TASK_FORMS: tuple[str, ...] = get_args(TaskForm)
+"""How an encoder model classifies: "cosine" (pooled sentence embedding against the label names' embeddings,
+:class:`probe.training.tasks.EncoderTask`) or "verbaliser" (the hidden state at an output marker against the
+label tokens, :class:`probe.training.tasks.VerbaliserTask`). Causal and seq2seq models always generate the label."""
+
+CONFIG_FORMAT = 1
+Optimizer = Literal["adamw", "adafactor"]
+
+
+def _help(default: Any, text: str, **meta: Any) -> Any:
+    """A config field whose help text (shown by ``probe train --help``) is written here once."""
+    return dataclasses.field(default=default, metadata={"help": text, **meta})
+
+
+def parse_scale(text: str) -> float | str:
+    """``--init-scale``: a number, or "vocab-norm"."""
+    if text == "vocab-norm":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--init-scale {text!r} is neither a number nor 'vocab-norm'") from None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run: recorded in the manifest, and the options of ``probe train``.
+
+    Each field's help text is in its metadata (``dataclasses.fields(TrainConfig)``).
+    """
+
+    model: str = _help("default", "model name or folder ('default' = bundled all-MiniLM-L6-v2)")
+    data: str = _help(BUNDLED, "CSV/TSV/JSONL with text and label columns, or a bundled set: feelings, topics")
+    init: str = _help(InitMethod.SAMPLED_VOCAB.value, "random-uniform | sampled-vocab | class-label | text")
+    length: int = _help(20, "prompt positions p (default 20)")
+    steps: int = _help(150, "optimisation steps (default 150)")
+    batch_size: int = _help(16, "texts per step (default 16)")
+    optimizer: Optimizer = _help("adamw", "adamw, or adafactor (the paper's: constant lr, no parameter scaling)")
+    lr: float = _help(0.01, "learning rate (default 0.01)")
+    snapshot_every: int = _help(10, "write the prompt every S steps, and at step 0 and the last step (default 10)")
+    eval_every: int = _help(
+        50, "evaluate every E steps and at step 0, on the test subset; the last step uses the whole split"
+    )
+    eval_size: int = _help(200, "test rows evaluated during training (seeded, stratified; default 200)")
+    eval_discrete: bool = _help(False, "also measure the discretised accuracy during training (always at the end)")
+    seed: int = _help(0, "seeds the init, the batches, the split and the evaluation subset (default 0)")
+    init_scale: Scale = _help(0.5, "random-uniform bound: a number (paper 0.5) or 'vocab-norm'", type=parse_scale)
+    vocab_top_n: int = _help(5000, "sampled-vocab draws from this many most frequent tokens (default 5000)")
+    init_text: str | None = _help(None, "the text of the 'text' init")
+    text_column: str = _help("text", "column with the text in the data file (default text)")
+    label_column: str = _help("label", "column with the label in the data file (default label)")
+    temperature: float = _help(0.05, "softmax temperature of the encoder task's cosine logits (default 0.05)")
+    max_length: int = _help(128, "longest input in tokens (default 128)")
+    task: TaskForm = _help(
+        "cosine",
+        "encoder models: 'cosine' (sentence embedding vs label names) or 'verbaliser' (output position vs label "
+        "tokens)",
+    )
+    test_size: int | None = _help(
+        None, "score the final figures on a seeded, stratified subset of this many test rows (default: all)"
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "init", InitMethod.parse(self.init).value)
+        for name in (
+            "length",
+            "steps",
+            "batch_size",
+            "snapshot_every",
+            "eval_every",
+            "eval_size",
+            "vocab_top_n",
+            "max_length",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} is {value!r}; expected a positive integer")
+        if self.test_size is not None and (
+            isinstance(self.test_size, bool) or not isinstance(self.test_size, int) or self.test_size <= 0
+        ):
+            raise ValueError(f"test_size is {self.test_size!r}; expected a positive integer, or none for every row")
+        if self.task not in TASK_FORMS:
+            raise ValueError(f"task '{self.task}' is not known; expected one of {', '.join(TASK_FORMS)}")
+        if not isinstance(self.eval_discrete, bool):
+            raise ValueError(f"eval_discrete is {self.eval_discrete!r}; expected true or false")
+        if self.optimizer not in ("adamw", "adafactor"):
+            raise ValueError(f"optimizer '{self.optimizer}' is not known; expected 'adamw' or 'adafactor'")
+        for name in ("lr", "temperature"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (value > 0 and math.isfinite(value))
+            ):
+                raise ValueError(f"{name} is {value!r}; expected a positive number")
+        if self.init == InitMethod.TEXT.value and not (self.init_text or "").strip():
+            raise ValueError("init 'text' needs init_text (--init-text)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with the format version."""
+        return {"format": CONFIG_FORMAT, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are warned about and ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known - {"format"})
+        if unknown:
+            warnings.warn(f"ignoring unknown TrainConfig keys {unknown}", UserWarning, stacklevel=2)
+        return cls(**{k: v for k, v in data.items() if k in known})

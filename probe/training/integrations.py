@@ -1,0 +1,225 @@
+"""Record a probe run from someone else's training loop: the Hugging Face ``Trainer``, Accelerate, a hand loop.
+
+- :class:`ProbeCallback`: ``Trainer(..., callbacks=[ProbeCallback("runs/mine", every=10)])``.
+- :func:`record`: for any loop::
+
+      with probe.record(peft_model, "runs/mine", every=10) as rec:
+          for step in range(1, steps + 1):
+              ...  # forward, backward, optimizer step
+              rec.step(step, loss=loss.item())
+
+Both write the same run folder as ``probe train`` (manifest, snapshots every ``every`` steps and at the end,
+metrics), so drift, the map, compare and the live dashboard read it while training goes on. Only the
+process of rank 0 writes. A snapshot copies the prompt (p x d floats) and writes it atomically; nothing
+else is added to a step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+from probe.core.models import canonical_name
+from probe.formats.files import PEFT_INITS, PEFT_KINDS
+from probe.formats.manifest import Manifest
+from probe.formats.run import RunWriter
+from probe.training.tasks import prompt_parameter
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProbeCallback", "Recorder", "attach", "record"]
+
+
+def _is_main_process() -> bool:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return all(os.environ.get(var, "0") in ("", "0") for var in ("RANK", "LOCAL_RANK"))
+
+
+class Recorder:
+    """Writes a probe run folder for a PEFT prompt-tuning model trained by any loop.
+
+    Args:
+        peft_model: the PEFT model whose prompt is trained.
+        out: the run folder to create.
+        every: snapshot every this many steps (and at the first and the last step).
+        labels: the task's class labels, if it has any (marked in reports).
+        seed: the seed of the user's run, recorded in the manifest.
+        extra: more fields to record in the manifest (its ``extra`` entry).
+        trainer: the Hugging Face Trainer's settings (recorded by :class:`ProbeCallback`).
+        write: whether this process writes (default: rank 0 of a distributed run, or a single process).
+
+    Raises:
+        ValueError: ``every`` is not a positive integer, or the model has no prompt-tuning adapter.
+    """
+
+    def __init__(
+        self,
+        peft_model: Any,
+        out: str | os.PathLike[str],
+        *,
+        every: int = 10,
+        labels: list[str] | None = None,
+        seed: int | None = None,
+        extra: dict[str, Any] | None = None,
+        trainer: dict[str, Any] | None = None,
+        write: bool | None = None,
+    ) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every is {every!r}; expected a positive number of steps between snapshots")
+        try:
+            self.weight = prompt_parameter(peft_model)
+            config = peft_model.peft_config[peft_model.active_adapter]
+        except (AttributeError, KeyError) as e:
+            raise ValueError(
+                f"{type(peft_model).__name__} has no PEFT prompt-tuning adapter; pass the model returned by "
+                "peft.get_peft_model(model, PromptTuningConfig(...))"
+            ) from e
+        self.every, self.path = every, Path(out)
+        self.initial = self.weight.detach().float().cpu().numpy().copy()
+        self.last_step: int | None = None
+        self.snapshots: set[int] = set()
+        self.writer: RunWriter | None = None
+        if write if write is not None else _is_main_process():
+            base = config.base_model_name_or_path
+            init = str(getattr(config, "prompt_tuning_init", "") or "").split(".")[-1].upper()
+            manifest = Manifest(
+                model=canonical_name(base) if base else None,
+                kind=PEFT_KINDS.get(str(getattr(config.task_type, "value", config.task_type))),
+                init=PEFT_INITS.get(init, init.lower() or "unknown"),
+                length=int(self.weight.shape[0]),
+                seed=seed,
+                labels=list(labels or []),
+                snapshot_every=every,
+                source="recorded",
+                trainer=trainer,
+                extra=dict(extra or {}),
+            )
+            self.writer = RunWriter(self.path, manifest)
+
+    def snapshot(self, step: int) -> None:
+        """Write the prompt as it is now, as the snapshot at ``step`` (once per step)."""
+        if self.writer is not None and step not in self.snapshots:
+            self.writer.write_snapshot(step, self.weight.detach().float().cpu().numpy())
+            self.snapshots.add(step)
+
+    def step(self, step: int, *, loss: float | None = None, **metrics: float) -> None:
+        """Record a finished optimisation step: its loss and metrics, and a snapshot every ``every`` steps."""
+        self.last_step = step
+        if self.writer is not None and (loss is not None or metrics):
+            values = {"loss": float(loss)} if loss is not None else {}
+            self.writer.log("train", step=step, **values, **{k: float(v) for k, v in metrics.items()})
+        if step % self.every == 0:
+            self.snapshot(step)
+
+    def evaluate(self, step: int, **metrics: float) -> None:
+        """Record evaluation metrics at ``step`` (e.g. ``accuracy=0.8``)."""
+        if self.writer is not None and metrics:
+            self.writer.log("eval", step=step, **{k: float(v) for k, v in metrics.items()})
+
+    def drift(self) -> dict[str, float]:
+        """How far the prompt has moved from where recording began (cheap: no vocabulary search)."""
+        now = self.weight.detach().float().cpu().numpy()
+        cos = np.einsum("pd,pd->p", now, self.initial) / (
+            np.linalg.norm(now, axis=1) * np.linalg.norm(self.initial, axis=1) + 1e-12
+        )
+        return {
+            "probe/cos_to_init": float(cos.mean()),
+            "probe/l2_to_init": float(np.linalg.norm(now - self.initial, axis=1).mean()),
+            "probe/norm": float(np.linalg.norm(now, axis=1).mean()),
+        }
+
+    def finish(self, step: int | None = None, *, status: str = "finished") -> None:
+        """Close the run: a snapshot of the prompt as trained at the last step, and the final status."""
+        step = step if step is not None else (self.last_step or 0)
+        if status == "finished":
+            self.snapshot(step)
+        if self.writer is not None:
+            self.writer.update(status=status, last_step=step, steps=step, finished=time.time())
+
+    def __enter__(self) -> Recorder:
+        self.snapshot(0)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            self.finish(status="interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
+
+
+def record(peft_model: Any, out: str | os.PathLike[str], *, every: int = 10, **kwargs: Any) -> Recorder:
+    """A :class:`Recorder` to use as a context manager around any training loop (see the module docstring)."""
+    return Recorder(peft_model, out, every=every, **kwargs)
+
+
+class ProbeCallback(TrainerCallback):
+    """A ``transformers.TrainerCallback`` that writes a probe run while the ``Trainer`` trains a prompt.
+
+    Args:
+        out: the run folder to create.
+        every: snapshot every this many optimisation steps (and at the start and the final step).
+        labels: the task's class labels, if any.
+        log_drift: add ``probe/cos_to_init``, ``probe/l2_to_init`` and ``probe/norm`` to the Trainer's logs.
+            The reporters (TensorBoard, Weights & Biases) see them when this callback runs before them:
+            use :func:`attach`.
+    """
+
+    def __init__(
+        self, out: str | os.PathLike[str], every: int = 10, *, labels: list[str] | None = None, log_drift: bool = True
+    ) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every is {every!r}; expected a positive number of steps between snapshots")
+        self.out, self.every, self.labels, self.log_drift = out, every, labels, log_drift
+        self.recorder: Recorder | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        self.recorder = Recorder(
+            model,
+            self.out,
+            every=self.every,
+            labels=self.labels,
+            seed=args.seed,
+            trainer={"max_steps": state.max_steps, "learning_rate": args.learning_rate},
+            write=state.is_world_process_zero,
+        )
+        self.recorder.snapshot(state.global_step)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.step(state.global_step)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if self.recorder is None or not logs:
+            return
+        step = state.global_step
+        train = {k: v for k, v in logs.items() if isinstance(v, int | float) and not k.startswith(("eval_", "probe/"))}
+        evals = {
+            k.removeprefix("eval_"): v for k, v in logs.items() if k.startswith("eval_") and isinstance(v, int | float)
+        }
+        if "loss" in train and self.recorder.writer is not None:
+            self.recorder.writer.log("train", step=step, loss=float(train["loss"]), lr=train.get("learning_rate"))
+        self.recorder.evaluate(step, **evals)
+        if self.log_drift:
+            logs.update(self.recorder.drift())
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.finish(state.global_step)
+
+
+def attach(trainer: Any, out: str | os.PathLike[str], every: int = 10, **kwargs: Any) -> ProbeCallback:
+    """Add a :class:`ProbeCallback` to ``trainer`` ahead of its reporters, so the drift figures reach them."""
+    callback = ProbeCallback(out, every, **kwargs)
+    trainer.callback_handler.callbacks.insert(0, callback)
+    return callback

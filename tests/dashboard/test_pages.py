@@ -1,0 +1,60 @@
+"""Each dashboard page runs on its own (``AppTest.from_file`` on its module) and through the entry at its own URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "probe" / "dashboard"
+SCREENS = sorted(p.name for p in (DASHBOARD / "screens").glob("[!_]*.py"))
+
+
+@pytest.fixture()
+def runs_env(monkeypatch, demo_runs):
+    monkeypatch.setenv("PROBE_MAP", "pca")
+    monkeypatch.setenv("PROBE_RUNS_DIR", str(demo_runs))
+    return demo_runs
+
+
+def test_pages__every_page_module_is_routed():
+    from probe.dashboard.app import PAGE_LIST
+
+    assert sorted(name for name, _, _ in PAGE_LIST) == SCREENS
+    assert len({url for _, _, url in PAGE_LIST}) == len(PAGE_LIST)
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+def test_page__runs_alone_with_its_own_sidebar(runs_env, screen):
+    at = AppTest.from_file(str(DASHBOARD / "screens" / screen), default_timeout=300).run()
+    assert not at.exception, at.exception
+    assert at.slider(key="k").value == 5  # the page drew the shared sidebar itself
+
+
+def test_page__tokens_alone_shows_each_run(runs_env):
+    at = AppTest.from_file(str(DASHBOARD / "screens" / "tokens.py"), default_timeout=300).run()
+    assert [s.value for s in at.subheader if " · step " in s.value] == [
+        "class-label · step 10",
+        "random-uniform · step 10",
+        "sampled-vocab · step 10",
+    ]
+    at.slider(key="k").set_value(2).run()
+    assert at.dataframe[0].value["neighbours"].str.count(r"\(").eq(2).all()
+
+
+def test_entry__switches_pages_and_keeps_the_sidebar(runs_env):
+    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=300).run()
+    at.slider(key="k").set_value(3).run()
+    at.switch_page("screens/compare.py").run()
+    assert not at.exception
+    assert at.slider(key="k").value == 3  # the shared widget kept its value across pages
+    assert any("run" in d.value.columns and "soft_accuracy" in d.value.columns for d in at.dataframe)
+    assert [t.value for t in at.main.title] == ["probe: soft prompts, readable"]  # one title, drawn once
+
+
+def test_entry__the_first_visit_overview_gives_way(runs_env):
+    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=300).run()
+    overview = [d for d in at.dataframe if "status" in d.value.columns]
+    assert overview == []  # drawn while the model loads, emptied once the page is complete
+    assert [t.value for t in at.main.title] == ["probe: soft prompts, readable"]

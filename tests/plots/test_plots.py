@@ -1,0 +1,99 @@
+"""probe.plots: figure builders tested on the data they carry, not on pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from probe.plots.bars import init_comparison
+from probe.plots.curves import drift_curves
+from probe.plots.heatmaps import neighbour_heatmap, token_river
+from probe.plots.maps import prompt_map
+
+
+@pytest.fixture()
+def drift():
+    rows = []
+    for run in ("a", "b"):
+        for step in (0, 10, 20):
+            for position in range(3):
+                rows.append(
+                    {
+                        "run": run,
+                        "step": step,
+                        "position": position,
+                        "cos_to_init": 1 - step / 100,
+                        "norm": 1.0 + position,
+                        "jaccard_prev": 1.0,
+                        "top1_cos": 0.5,
+                        "l2_to_init": step / 10,
+                        "top1_token": f"t{position}{step}",
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_token_river__positions_by_steps_with_tokens(drift):
+    fig = token_river(drift[drift["run"] == "a"])
+    heat = fig.data[0]
+    assert np.asarray(heat.z).shape == (3, 3)
+    assert list(heat.x) == ["0", "10", "20"]
+    assert heat.text[2][1] == "t210"
+
+
+def test_drift_curves__one_line_per_position_and_a_mean_per_run(drift):
+    fig = drift_curves(drift, "cos_to_init", highlight=1)
+    assert len(fig.data) == 2 * (3 + 1)
+    means = [t for t in fig.data if t.name and t.name.endswith("(mean)")]
+    assert [t.name for t in means] == ["a (mean)", "b (mean)"]
+    np.testing.assert_allclose(means[0].y, [1.0, 0.9, 0.8])
+    widths = [t.line.width for t in fig.data[:3]]
+    assert widths == [0.7, 3, 0.7]
+    with pytest.raises(ValueError, match="drift metric 'speed' is not known"):
+        drift_curves(drift, "speed")
+
+
+def test_prompt_map__cloud_tracks_and_off_manifold_markers():
+    tokens = pd.DataFrame({"token": ["a", "b", "c"], "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.0]})
+    paths = pd.DataFrame(
+        {
+            "run": ["r"] * 4,
+            "init": ["class-label"] * 4,
+            "step": [0, 0, 10, 10],
+            "position": [0, 1, 0, 1],
+            "x": [0.0, 1.0, 0.5, 1.5],
+            "y": [0.0, 0.0, 0.5, 0.5],
+            "neighbours": ["a", "b", "a", "c"],
+            "top1_cos": [1.0, 1.0, 0.9, 0.1],
+            "on_manifold": [True, True, True, False],
+        }
+    )
+    fig = prompt_map(tokens, paths, step=10)
+    assert fig.data[0].name == "vocabulary" and list(fig.data[0].text) == ["a", "b", "c"]
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert len(lines) == 2 and list(lines[0].x) == [0.0, 0.5]
+    markers = [t for t in fig.data[1:] if t.mode == "markers"]
+    assert [t.name for t in markers] == ["r", "r (off-manifold)"]
+    assert markers[1].marker.symbol == "x" and list(markers[1].x) == [1.5]
+    early = prompt_map(tokens, paths, step=0)
+    assert [list(t.x) for t in early.data if t.mode == "markers" and t.name == "r"] == [[0.0, 1.0]]
+
+
+def test_neighbour_heatmap_and_init_comparison():
+    table = pd.DataFrame(
+        {"position": [0, 0, 1, 1], "rank": [1, 2, 1, 2], "token": ["a", "b", "c", "d"], "cosine": [0.9, 0.8, 0.7, 0.6]}
+    )
+    heat = neighbour_heatmap(table).data[0]
+    assert heat.text[1][0] == "c" and np.asarray(heat.z)[0, 1] == 0.8
+    comparison = pd.DataFrame(
+        {
+            "run": ["x", "y"],
+            "soft_accuracy": [0.7, 0.8],
+            "discretised_accuracy": [0.5, 0.4],
+            "zero_shot_accuracy": [0.5, 0.5],
+        }
+    )
+    fig = init_comparison(comparison)
+    assert [t.name for t in fig.data] == ["soft prompt", "discretised", "zero-shot"]
+    assert list(fig.data[0].y) == [0.7, 0.8]

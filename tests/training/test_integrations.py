@@ -1,0 +1,221 @@
+"""Prompts trained anywhere: a real Trainer with PEFT prompt tuning, read as a checkpoint folder and as a
+callback-written run; the loop-agnostic recorder; the other layouts; nothing written into what is read."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.numpy import load_file, save_file
+
+from probe import load_model, load_run, record
+from probe.core.data import train_test
+from probe.formats.runs import find_runs
+from probe.readings.drift import drift_table, summarize_run
+from probe.training.integrations import ProbeCallback, attach
+
+
+def _tree_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        h.update(str(path.relative_to(folder)).encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _prompt_tuned(model_path: str = "default", p: int = 6):
+    """The bundled model wrapped by PEFT as a user would, with the model's own (random) prompt init."""
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModel
+
+    from probe.core.models import bundled_model_path
+
+    base = AutoModel.from_pretrained(bundled_model_path())
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return get_peft_model(
+            base, PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=p, token_dim=384)
+        )
+
+
+class _Texts(torch.utils.data.Dataset):
+    def __init__(self, tokenizer, texts, targets):
+        self.enc = tokenizer(texts, truncation=True, max_length=64)
+        self.targets = targets
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.enc["input_ids"][i], "labels": self.targets[i]}
+
+
+@pytest.fixture(scope="module")
+def trainer_output(tmp_path_factory):
+    """A user's own Trainer loop: mean-pooled prompted embeddings, cosine to the label names, cross-entropy."""
+    from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+
+    model = load_model("default", device="cpu")
+    splits = train_test("feelings")
+    peft_model = _prompt_tuned()
+    with torch.no_grad():
+        enc = model.tokenizer(splits.train.label_names, padding=True, return_tensors="pt")
+        hidden = model.model(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1)
+        label_emb = F.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+    class CosineTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            targets = inputs.pop("labels")
+            hidden = model(**inputs).last_hidden_state[:, 6:]
+            m = inputs["attention_mask"].unsqueeze(-1)
+            pooled = F.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
+            return F.cross_entropy(pooled @ label_emb.T / 0.05, targets)
+
+    seen: list[dict] = []
+
+    class Reporter(TrainerCallback):  # stands for a logger that runs after probe's callback
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            seen.append(dict(logs or {}))
+
+    out = tmp_path_factory.mktemp("hf-trainer")
+    args = TrainingArguments(
+        output_dir=str(out / "trainer"),
+        max_steps=6,
+        per_device_train_batch_size=8,
+        learning_rate=0.01,
+        save_steps=2,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
+    trainer = CosineTrainer(
+        model=peft_model,
+        args=args,
+        train_dataset=_Texts(model.tokenizer, splits.train.texts, splits.train.targets),
+        data_collator=DataCollatorWithPadding(model.tokenizer),
+        callbacks=[ProbeCallback(out / "recorded", every=2, labels=splits.train.label_names), Reporter()],
+    )
+    trainer.train()
+    trainer.save_model(str(out / "trainer"))
+    trainer.save_state()
+    return out, model, trainer, seen
+
+
+def _adapter_weights(folder: Path) -> np.ndarray:
+    (tensor,) = load_file(str(folder / "adapter_model.safetensors")).values()
+    return tensor
+
+
+@pytest.mark.slow
+def test_trainer_folder__reads_as_a_run_equal_to_its_checkpoints(trainer_output):
+    out, model, _, _ = trainer_output
+    folder = out / "trainer"
+    before = _tree_digest(folder)
+    run = load_run(folder)
+    assert run.manifest.layout == "trainer" and run.manifest.model == model.name
+    assert run.steps == [2, 4, 6] and run.status == "finished" and run.manifest.length == 6
+    for step in run.steps:
+        np.testing.assert_array_equal(run.snapshot(step).vectors, _adapter_weights(folder / f"checkpoint-{step}"))
+    np.testing.assert_array_equal(run.latest_prompt().vectors, _adapter_weights(folder))  # the top-level adapter
+    losses = run.metrics()
+    assert list(losses["step"]) == [1, 2, 3, 4, 5, 6] and losses["loss"].notna().all()
+    table = drift_table(run, model)
+    assert sorted(set(table["step"])) == [2, 4, 6]
+    assert summarize_run(run, model).snapshots == 3
+    assert [r.name for r in find_runs(folder)] == ["trainer"]
+    assert _tree_digest(folder) == before  # read-only: nothing was written into it
+
+
+@pytest.mark.slow
+def test_callback__writes_a_run_whose_snapshots_are_the_saved_checkpoints(trainer_output):
+    out, model, trainer, seen = trainer_output
+    run = load_run(out / "recorded")
+    assert run.status == "finished" and run.labels == ["joy", "anger", "fear", "sadness"]
+    assert run.steps == [0, 2, 4, 6] and run.manifest.seed == 0
+    for step in (2, 4, 6):
+        np.testing.assert_array_equal(
+            run.snapshot(step).vectors, _adapter_weights(out / "trainer" / f"checkpoint-{step}")
+        )
+    assert not np.array_equal(run.snapshot(0).vectors, run.snapshot(6).vectors)  # the prompt trained
+    assert list(run.metrics()["step"]) == [1, 2, 3, 4, 5, 6]
+    logged = [e for e in seen if "loss" in e]
+    assert len(logged) == 6 and all(0 < e["probe/cos_to_init"] <= 1.0 for e in logged)
+    assert logged[-1]["probe/cos_to_init"] < logged[0]["probe/cos_to_init"]  # it moves away as it trains
+    assert len(drift_table(run, model)) == 4 * 6
+    attached = attach(trainer, out / "again", every=5)
+    assert trainer.callback_handler.callbacks[0] is attached  # ahead of the Trainer's own reporters
+
+
+def test_record__any_loop_writes_a_run_with_a_final_snapshot(tmp_path):
+    peft_model = _prompt_tuned(p=4)
+    weight = peft_model.prompt_encoder["default"].embedding.weight
+    optimizer = torch.optim.SGD([weight], lr=0.5)
+    with record(peft_model, tmp_path / "run", every=3, labels=["a", "b"]) as rec:
+        for step in range(1, 8):
+            loss = (weight**2).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            rec.step(step, loss=loss.item())
+        rec.evaluate(7, accuracy=0.5)
+    run = load_run(tmp_path / "run")
+    assert run.steps == [0, 3, 6, 7] and run.status == "finished"  # 7: the prompt as trained at the end
+    np.testing.assert_array_equal(run.snapshot(7).vectors, weight.detach().numpy())
+    assert list(run.metrics()["step"]) == list(range(1, 8)) and list(run.evaluations()["soft_accuracy"]) == [0.5]
+    assert run.manifest.init == "random" and run.manifest.length == 4
+
+
+def test_record__an_exception_marks_the_run_failed(tmp_path):
+    peft_model = _prompt_tuned(p=2)
+    with pytest.raises(RuntimeError, match="boom"), record(peft_model, tmp_path / "run", every=1) as rec:
+        rec.step(1, loss=1.0)
+        raise RuntimeError("boom")
+    assert load_run(tmp_path / "run").status == "failed"
+
+
+def test_record__refuses_a_bad_interval_and_a_model_without_a_prompt(tmp_path):
+    with pytest.raises(ValueError, match="every is 0"):
+        ProbeCallback(tmp_path / "x", every=0)
+    with pytest.raises(ValueError, match="no PEFT prompt-tuning adapter"):
+        record(torch.nn.Linear(2, 2), tmp_path / "y")
+
+
+def test_layouts__adapter_folders_and_tensor_files_by_step(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = {s: rng.normal(size=(3, 384)).astype(np.float32) for s in (1, 2, 10)}
+    files = tmp_path / "files"
+    files.mkdir()
+    save_file({"prompt": vectors[1]}, files / "step-1.safetensors")
+    np.save(files / "step_2.npy", vectors[2])
+    torch.save({"prompt": torch.from_numpy(vectors[10])}, files / "epoch-10.pt")
+    run = load_run(files)
+    assert run.manifest.layout == "tensor-steps" and run.steps == [1, 2, 10]
+    for step, v in vectors.items():
+        np.testing.assert_array_equal(run.snapshot(step).vectors, v)
+
+    adapters = tmp_path / "adapters"
+    peft_model = _prompt_tuned(p=3)
+    for step in (5, 15):
+        peft_model.save_pretrained(adapters / f"step-{step}")
+    run = load_run(adapters)
+    assert run.manifest.layout == "adapter-steps" and run.steps == [5, 15] and run.manifest.length == 3
+
+
+def test_layouts__anything_else_is_refused_with_the_accepted_layouts(tmp_path, capsys):
+    from probe.cli.parser import main
+
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="Accepted layouts: probe: .*trainer: .*adapter-steps: .*tensor-steps: "):
+        load_run(tmp_path)
+    assert main(["drift", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "tensor-steps" in err
