@@ -55,7 +55,7 @@ def main() -> None:
     """Draw the page: config, title, the first visit's overview, the shared sidebar, then the chosen page."""
     st.set_page_config(page_title=TITLE, page_icon="🔎", layout="wide")
     st.title(TITLE)
-    from probe.dashboard.state import runs_dir
+    from probe.dashboard.settings import runs_dir
 
     slot = st.empty()
     if "warmed" not in st.session_state:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from probe.dashboard import state
+from probe.dashboard import settings, state
 from probe.formats.run import Run
 from probe.formats.runs import find_runs
 from probe.plots.export import DOWNLOAD_FORMATS
@@ -98,8 +98,8 @@ def sidebar() -> View:
 
 
 def _runs_folder() -> str:
-    folder = state.runs_dir()
-    if state.folders_editable():
+    folder = settings.runs_dir()
+    if settings.folders_editable():
         return str(st.sidebar.text_input("Runs folder", value=st.session_state.get("runs_dir", folder), key="runs_dir"))
     st.sidebar.caption(f"Runs folder: `{folder}`")
     return folder

@@ -1,13 +1,10 @@
-"""What the pages share across reruns: the folders the server reads (fixed when it starts), and cached getters for
-the model, its index, the maps, drift tables and reports. Caches are keyed by run signatures, so a run that
-changes on disk is read again.
+"""What the pages share across reruns: cached getters for the model, its index, the maps, drift tables and
+reports. Caches are keyed by run signatures, so a run that changes on disk is read again. The folders the server
+reads are in :mod:`probe.dashboard.settings`.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import threading
 
 import numpy as np
@@ -24,36 +21,6 @@ from probe.formats.runs import load_run
 from probe.readings.drift import drift_table
 from probe.readings.projection import MapConfig, VocabMap, find_cached_map, fit_map
 from probe.readings.reports import NearestTokenReport
-
-# ---------------------------------------------------------------- folders, fixed when the server starts
-
-
-def server_options(argv: list[str] | None = None) -> argparse.Namespace:
-    """The options ``probe dashboard`` passes after ``--``: ``--runs``, ``--replicate``, ``--editable-folders``."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--runs", default=None)
-    parser.add_argument("--replicate", default=None)
-    parser.add_argument("--editable-folders", action="store_true")
-    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return args
-
-
-def runs_dir() -> str:
-    """The runs folder: ``--runs``, else ``$PROBE_RUNS_DIR``, else ``probe-runs``."""
-    return server_options().runs or os.environ.get("PROBE_RUNS_DIR") or "probe-runs"
-
-
-def replicate_dir() -> str:
-    """The folder of ``probe replicate`` reports: ``--replicate``, else ``$PROBE_REPLICATE_DIR``, else
-    ``probe-replicate``."""
-    return server_options().replicate or os.environ.get("PROBE_REPLICATE_DIR") or "probe-replicate"
-
-
-def folders_editable() -> bool:
-    """Whether the page may change the folders it reads (only when the server was started to allow it: they are
-    server paths, and the page may be served beyond this machine)."""
-    return server_options().editable_folders or os.environ.get("PROBE_EDITABLE_FOLDERS") == "1"
-
 
 # ---------------------------------------------------------------- cached resources
 

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from probe.dashboard import state
+from probe.dashboard import settings
 from probe.dashboard.findings import findings_reports, findings_side_by_side
 from probe.dashboard.sidebar import current_view
 
 current_view()  # the shared sidebar, as on every page
-folder = state.replicate_dir()
-if state.folders_editable():
+folder = settings.replicate_dir()
+if settings.folders_editable():
     folder = str(st.text_input("Replication folder", value=folder))
 else:
     st.caption(f"Replication folder: `{folder}`")
