@@ -72,13 +72,22 @@ class Train(Command):
 
     out: str = option(help="run folder to create (or to resume with --resume)")
     resume: bool = option(False, "continue the run in --out from its last snapshot")
+    force: bool = option(False, "write the run into a folder that holds other files (probe never deletes them)")
+    data_changed_ok: bool = option(False, "resume although the data file changed since the run was trained")
     no_progress: bool = option(False, "hide the progress bar")
     config: TrainConfig = option(default_factory=TrainConfig)  # its fields are options too
 
     def run(self) -> int:
         from probe.training.trainer import train
 
-        run = train(self.config, self.out, resume=self.resume, progress=not self.no_progress)
+        run = train(
+            self.config,
+            self.out,
+            resume=self.resume,
+            force=self.force,
+            data_changed_ok=self.data_changed_ok,
+            progress=not self.no_progress,
+        )
         assert run is not None  # the CLI process writes the run
         m = run.manifest
 

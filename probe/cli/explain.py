@@ -28,6 +28,7 @@ class Explain(Command):
     seed: int = option(0, "seeds the bootstrap, the held-out slice and the search's batches (default 0)")
     format: Format = option("md", "output format: md, json or csv (default md; csv: the importance table)")
     out: str | None = option(None, "write to this file instead of stdout")
+    data_changed_ok: bool = option(False, "read a run although its data file changed since it was trained")
     no_progress: bool = option(False, "hide the progress bars")
 
     def run(self) -> int:
@@ -50,7 +51,7 @@ class Explain(Command):
             readout = Readout.from_data(model, self.data, seed=self.seed)
         else:
             assert run is not None
-            readout = Readout.from_run(run, model)
+            readout = Readout.from_run(run, model, data_changed_ok=self.data_changed_ok)
         writable = run is not None and is_run_folder(run.path)  # never write into another tool's folder
         record = explain(
             prompt,

@@ -25,6 +25,8 @@ BUNDLED_SETS = ("feelings", "topics")
 """Names of the bundled data sets; pass one wherever a data path is expected."""
 BUNDLED = "feelings"
 """The default data set."""
+MAX_FIELD_CHARS = 2**24
+"""The longest CSV/TSV field read (a whole long document fits; csv's own default is 131,072)."""
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,19 @@ def _rows_from_bytes(blob: bytes, path: str, fmt: str) -> list[dict[str, str]]:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"'{path}' line {n} is not JSON: {e}") from e
+            except RecursionError as e:
+                raise ValueError(f"'{path}' line {n} is nested too deeply to be a row of text and label") from e
             if not isinstance(row, dict):
                 raise ValueError(f"'{path}' line {n} is a {type(row).__name__}; expected a JSON object")
             rows.append({str(k): v for k, v in row.items()})
         return rows
+    if csv.field_size_limit() < MAX_FIELD_CHARS:  # csv's default (131,072) is shorter than a long document
+        csv.field_size_limit(MAX_FIELD_CHARS)
     reader = csv.DictReader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",")
-    return list(reader)
+    try:
+        return list(reader)
+    except csv.Error as e:
+        raise ValueError(f"'{path}' is not a readable {fmt.upper()} file (line {reader.line_num}: {e})") from e
 
 
 def _format(path: Path) -> str:
@@ -192,19 +201,35 @@ def train_test(
     test_fraction: float = 0.25,
     seed: int = 0,
 ) -> DataSplits:
-    """Train and test sets: the file's own ``split`` column if it has one, else a seeded stratified split.
+    """Train and test sets of a labelled file: its own ``split`` column if it has one, else a seeded stratified
+    split (:func:`split_data`).
 
     Raises:
         ValueError: a class has too few rows to appear in both sets.
     """
+    data = load_labelled(path, text_column=text_column, label_column=label_column)  # the file is read once
+    return split_data(data, test_fraction=test_fraction, seed=seed)
+
+
+def split_data(data: LabelledData, *, test_fraction: float = 0.25, seed: int = 0) -> DataSplits:
+    """Train and test sets: the data's own split (rows marked ``train`` and ``test``; others such as ``dev`` are
+    left out) when it has one, else a seeded split that keeps each class's share.
+
+    Raises:
+        ValueError: the training rows hold one class, or a class has too few rows to appear in both sets.
+    """
     import random
 
-    data = load_labelled(path, text_column=text_column, label_column=label_column)  # the file is read once
     if data.splits is not None and {"train", "test"} <= set(data.splits):
-        return DataSplits(
-            data.subset([i for i, s in enumerate(data.splits) if s == "train"], f"{data.source}:train"),
-            data.subset([i for i, s in enumerate(data.splits) if s == "test"], f"{data.source}:test"),
-        )
+        train = data.subset([i for i, s in enumerate(data.splits) if s == "train"], f"{data.source}:train")
+        present = sorted(set(train.labels))
+        if len(present) < 2:
+            raise ValueError(
+                f"data '{data.source}': its train rows (split column) hold the single class {present}; "
+                "training needs at least 2 classes"
+            )
+        test = data.subset([i for i, s in enumerate(data.splits) if s == "test"], f"{data.source}:test")
+        return DataSplits(train, test)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction is {test_fraction}; expected a number between 0 and 1")
     rng = random.Random(seed)

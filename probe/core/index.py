@@ -308,4 +308,5 @@ def _valid_cache(arrays: dict[str, np.ndarray], vocab_size: int) -> bool:
     order_ok = order is None or (
         order.ndim == 1 and (order.size == 0 or (order.min() >= 0 and order.max() < vocab_size))
     )
-    return bool(in_range and (np.diff(ids) > 0).all() and reference.ndim == 1 and reference.size > 0 and order_ok)
+    reference_ok = reference.shape == (min(MANIFOLD_SAMPLE, ids.size),)  # what compute_manifold_reference makes
+    return bool(in_range and (np.diff(ids) > 0).all() and reference_ok and order_ok)

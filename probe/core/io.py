@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import enum
 import hashlib
@@ -19,8 +20,10 @@ import json
 import logging
 import math
 import os
+import stat
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,20 +37,40 @@ logger = logging.getLogger(__name__)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    The new file keeps the old one's permissions, or gets the umask's default for a new file (a temp file alone
+    would be private to its owner, so a dashboard or a colleague running as another user could not read the run).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back, under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -58,6 +81,62 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """:func:`atomic_write_bytes` for an indented JSON document (sanitised by :func:`to_jsonable`)."""
     atomic_write_text(path, dumps(obj) + "\n")
+
+
+# --------------------------------------------------------------------------------------------- read budgets
+
+MAX_POSITIONS = 100_000
+"""No real prompt is this long: the one cap on positions, for every loader, adapter, manifest and hard prompt."""
+MAX_READ_BYTES = 2**30
+"""What one prompt file may expand to in memory by default (a real prompt is kilobytes); uploads get less."""
+_BUDGET: contextvars.ContextVar[int] = contextvars.ContextVar("probe_read_budget", default=MAX_READ_BYTES)
+
+
+@contextlib.contextmanager
+def read_budget(max_bytes: int) -> Iterator[None]:
+    """Within this block, no loader materialises more than ``max_bytes`` from one file (counted from the real
+    data: array headers, stored members, bytes actually inflated; never from a size a file declares)."""
+    token = _BUDGET.set(min(int(max_bytes), _BUDGET.get()))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def budget() -> int:
+    """The bytes one file may expand to here (see :func:`read_budget`)."""
+    return _BUDGET.get()
+
+
+def check_budget(nbytes: int, what: str) -> None:
+    """Refuse to read ``nbytes`` for ``what`` when it is over the budget.
+
+    Raises:
+        ValueError: naming what, how much, and the limit.
+    """
+    limit = _BUDGET.get()
+    if nbytes > limit:
+        raise ValueError(
+            f"{what} would take {_mb(nbytes)} in memory; the limit is {_mb(limit)}. "
+            "A soft prompt is far smaller: this is not one"
+        )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n < 2**40 else f"{n / 2**40:.0f} TB"
+
+
+def escapes(path: Path, root: Path) -> list[Path]:
+    """The entries under ``path`` (itself included) whose real location, symlinks followed, is outside ``root``."""
+    root = root.resolve()
+    found = [path] if not path.resolve().is_relative_to(root) else []
+    if path.is_dir() and not found:
+        for folder, dirs, files in os.walk(path):
+            for name in [*dirs, *files]:
+                entry = Path(folder) / name
+                if not entry.resolve().is_relative_to(root):
+                    found.append(entry)
+    return found
 
 
 # ----------------------------------------------------------------------------------------------------- JSON

@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -229,9 +230,15 @@ def load_model(
             f"[{type(e).__name__}]"
         ) from e
     kind = model_kind(config)
-    model = _AUTO_CLASSES[kind].from_pretrained(
-        target, config=config, dtype=torch_dtype, trust_remote_code=trust_remote_code
-    )
+    try:
+        model = _AUTO_CLASSES[kind].from_pretrained(
+            target, config=config, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"the weights of model '{name_or_path}' hold Python objects beyond tensors; probe refuses to unpickle "
+            "them (they can run code). Save the model with safetensors (save_pretrained(..., safe_serialization=True))"
+        ) from e
     model.eval()
     model.requires_grad_(False)
     if device is None:

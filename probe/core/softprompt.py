@@ -11,6 +11,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from probe.core.io import MAX_POSITIONS
+
 Role = Literal["encoder", "decoder"]
 
 
@@ -83,8 +85,18 @@ def check_vectors(vectors: Any, *, what: str = "prompt") -> np.ndarray:
         )
     if vectors.shape[0] == 0 or vectors.shape[1] == 0:
         raise ValueError(f"{what}: prompt has shape {tuple(vectors.shape)}; it needs at least one position")
+    if vectors.shape[0] > MAX_POSITIONS:
+        raise ValueError(f"{what}: prompt has {vectors.shape[0]} positions; expected at most {MAX_POSITIONS}")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if not np.isfinite(vectors).all():
         bad = int((~np.isfinite(vectors)).any(axis=1).sum())
         raise ValueError(f"{what}: {bad} of {vectors.shape[0]} positions hold NaN or Inf; the prompt is broken")
+    with np.errstate(over="ignore"):
+        norms = np.linalg.norm(vectors, axis=1)
+    if not np.isfinite(norms).all():
+        bad = int((~np.isfinite(norms)).sum())
+        raise ValueError(
+            f"{what}: {bad} of {vectors.shape[0]} positions have values so large (up to {np.abs(vectors).max():.3g}) "
+            "that their norm overflows float32; the prompt is broken"
+        )
     return vectors

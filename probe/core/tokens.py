@@ -234,3 +234,22 @@ def label_word_ids(tokenizer: PreTrainedTokenizerBase, label: str) -> list[int]:
     plain = label_token_ids(tokenizer, label)
     first = [i for i in tokenizer(label, add_special_tokens=False)["input_ids"] if i in plain]
     return first or plain
+
+
+def check_distinct_labels(tokenizer: PreTrainedTokenizerBase, labels: list[str]) -> None:
+    """Refuse labels that the tokenizer cannot tell apart (``Joy`` and ``joy`` under an uncased tokenizer, two
+    emoji that both become ``[UNK]``): every task would give them the same score.
+
+    Raises:
+        ValueError: naming the labels that collapse and the tokens they share.
+    """
+    seen: dict[tuple[int, ...], str] = {}
+    for label in labels:
+        ids = tuple(tokenizer(label, add_special_tokens=False)["input_ids"])
+        if ids in seen:
+            shown = " ".join(tokenizer.convert_ids_to_tokens(list(ids))) or "nothing"
+            raise ValueError(
+                f"labels {seen[ids]!r} and {label!r} tokenise to the same tokens ({shown}); this tokenizer cannot "
+                "tell them apart, so no prompt could: rename one of them"
+            )
+        seen[ids] = label

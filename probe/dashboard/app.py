@@ -8,9 +8,12 @@ Links saved before the pages existed (``?tab=Map&...``) open the page they name.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
+
+logger = logging.getLogger(__name__)
 
 SCREENS = Path(__file__).resolve().parent / "screens"
 """The page modules. Not ``pages/``: Streamlit takes a ``pages/`` folder beside the entry for old-style pages,
@@ -75,6 +78,11 @@ def main() -> None:
     try:
         with shared(view):
             navigation.run()
+    except Exception as e:  # the page degrades, never dies: one line, the traceback in the server's log
+        from probe.dashboard.widgets import show_error
+
+        logger.exception("a page failed")
+        show_error(e)
     finally:
         slot.empty()  # the full page is drawn: the overview gives way
         st.session_state["warmed"] = True

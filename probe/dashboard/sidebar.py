@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from probe.dashboard import settings, state
+from probe.dashboard import settings, state, views
 from probe.formats.run import Run
 from probe.formats.runs import find_runs
 from probe.plots.export import DOWNLOAD_FORMATS
@@ -89,7 +89,9 @@ def sidebar() -> View:
             bind="query-params",
         )
     )
-    view.runs = [r for r in find_runs(view.runs_dir) if r.steps]
+    view.runs, skipped = views.readable_runs(view.runs_dir)
+    for line in skipped:
+        st.sidebar.warning(f"Skipped {line}")
     _choose_runs(view)
     _choose_step(view)
     _choose_focus(view)

@@ -4,6 +4,7 @@ pickled code is refused the same way), and server paths, read only inside the ru
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 from probe.core.softprompt import SoftPrompt
@@ -27,6 +28,7 @@ def read_upload(name: str, data: bytes, *, max_mb: int = MAX_UPLOAD_MB) -> list[
     import tempfile
     from dataclasses import replace
 
+    from probe.core.io import read_budget
     from probe.formats.prompts import load_prompts
 
     base = Path(name).name or "upload"
@@ -36,33 +38,60 @@ def read_upload(name: str, data: bytes, *, max_mb: int = MAX_UPLOAD_MB) -> list[
     if suffix not in UPLOAD_SUFFIXES:
         raise ValueError(f"upload '{base}' has suffix '{suffix}'; expected one of {', '.join(UPLOAD_SUFFIXES)}")
     with tempfile.TemporaryDirectory(prefix="probe-upload-") as tmp:
-        if suffix == ".zip":
-            target = _adapter_in(_unzip(data, Path(tmp) / "unzipped", max_mb), base)
-        else:
-            target = Path(tmp) / f"upload{suffix}"
-            target.write_bytes(data)
+        target = Path(tmp) / f"upload{suffix}"
         try:
-            prompts = load_prompts(target)
-        except (ValueError, TypeError, FileNotFoundError) as e:  # name the upload, not the temporary folder
-            raise ValueError(str(e).replace(str(target), base).replace(tmp, base)) from e
+            if suffix == ".zip":
+                target = _adapter_in(_unzip(data, Path(tmp) / "unzipped", max_mb), base)
+            else:
+                target.write_bytes(data)
+            with read_budget(max_mb * 2**20):  # what any file may expand to, counted from its real data
+                prompts = load_prompts(target)
+        except UPLOAD_ERRORS as e:  # one line that names the upload, never the server's temporary folder
+            raise ValueError(_named(e, str(target), tmp, base)) from e
     return [replace(p, source=f"upload: {base}") for p in prompts]
 
 
+UPLOAD_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+    OSError,
+    EOFError,
+    KeyError,
+    RuntimeError,
+    NotImplementedError,
+    MemoryError,
+    RecursionError,
+    zipfile.BadZipFile,
+)
+"""What reading an upload may raise, whatever is inside it: each becomes one line on the page."""
+
+
+def _named(error: BaseException, target: str, tmp: str, base: str) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(error, ValueError | TypeError | FileNotFoundError):
+        text = f"'{base}' could not be read ({type(error).__name__}: {text})"
+    return text.replace(target, base).replace(tmp, base)
+
+
 def _unzip(data: bytes, folder: Path, max_mb: int) -> Path:
+    """Unpack a zipped adapter, counting the bytes actually inflated (a zip's own sizes can lie)."""
     import io
-    import zipfile
     from pathlib import PurePosixPath
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as e:
         raise ValueError(f"the upload is not a readable zip file ({e})") from e
+    limit, total = max_mb * 2**20, 0
     with archive:
         members = archive.infolist()
         if len(members) > _MAX_ZIP_MEMBERS:
             raise ValueError(f"the zip holds {len(members)} files; a PEFT adapter has a handful")
-        if sum(m.file_size for m in members) > max_mb * 2**20:
-            raise ValueError(f"the zip unpacks to more than {max_mb} MB; the limit is {max_mb} MB")
+        names = [m.filename for m in members]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"the zip holds {twice[0]} twice; zip one adapter folder")
         for member in members:
             parts = PurePosixPath(member.filename).parts
             if PurePosixPath(member.filename).is_absolute() or ".." in parts:
@@ -71,7 +100,12 @@ def _unzip(data: bytes, folder: Path, max_mb: int) -> Path:
                 continue
             target = folder.joinpath(*parts)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(member))
+            with archive.open(member) as source, open(target, "xb") as sink:
+                while chunk := source.read(2**20):
+                    total += len(chunk)
+                    if total > limit:
+                        raise ValueError(f"the zip unpacks to more than {max_mb} MB; the limit is {max_mb} MB")
+                    sink.write(chunk)
     return folder
 
 
@@ -93,6 +127,8 @@ def under_folder(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -
         ValueError: it lies outside.
         FileNotFoundError: it does not exist.
     """
+    from probe.core.io import escapes
+
     resolved, root = Path(path).expanduser().resolve(), Path(folder).expanduser().resolve()
     if not resolved.is_relative_to(root):
         raise ValueError(
@@ -101,6 +137,12 @@ def under_folder(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -
         )
     if not resolved.exists():
         raise FileNotFoundError(f"'{path}' does not exist")
+    outside = escapes(resolved, root)
+    if outside:
+        raise ValueError(
+            f"'{path}' holds a link that leads outside the runs folder ({outside[0].name}); the dashboard reads "
+            "server files only inside it. Upload the file instead"
+        )
     return resolved
 
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from probe.core.io import cache_file
+from probe.core.io import cache_file, escapes
 from probe.core.names import HARD_PROMPT
 from probe.formats.explain_record import ExplainRecord, explain_path, measured_steps, read_explain
 from probe.formats.run import Run
+from probe.formats.runs import find_runs
 from probe.readings.measures import neighbours
 from probe.readings.projection import map_key
 from probe.readings.reports import NearestTokenReport, nearest_tokens
@@ -31,6 +33,20 @@ logger = logging.getLogger(__name__)
 
 TRAJECTORY_COLUMNS = ["run", "init", "step", "position", "x", "y", "neighbours", "top1_cos", "on_manifold"]
 COORDS_FORMAT = 1
+
+
+def readable_runs(folder: str | os.PathLike[str]) -> tuple[list[Run], list[str]]:
+    """The runs under ``folder`` with a snapshot, and one line per run folder left out: unreadable, or holding a
+    link that leads outside ``folder`` (the dashboard reads server files only inside it)."""
+    skipped: list[str] = []
+    kept = []
+    for run in find_runs(folder, skipped=skipped):
+        outside = escapes(run.path, Path(folder))
+        if outside:
+            skipped.append(f"{run.name}: {outside[0].name} is a link that leads outside the runs folder")
+        elif run.steps:
+            kept.append(run)
+    return kept, skipped
 
 
 def snapshot_at(run: Run, step: int) -> int:

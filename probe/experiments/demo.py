@@ -18,6 +18,7 @@ from probe.core.models import LoadedModel, load_model
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.formats.run import Run, is_run_folder
 from probe.formats.runs import load_run
+from probe.formats.writer import clear_run
 from probe.readings.drift import summarize_run
 from probe.readings.reports import FAITHFULNESS_CAVEAT, nearest_tokens
 from probe.training.config import TrainConfig
@@ -51,8 +52,6 @@ def ensure_runs(
     Raises:
         ValueError: a finished run in the folder has another config (use ``force`` to retrain it).
     """
-    import shutil
-
     runs = []
     for name, config in configs.items():
         path = Path(out) / name
@@ -64,7 +63,7 @@ def ensure_runs(
                     f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"
                 )
             if force or not same:
-                shutil.rmtree(path)
+                clear_run(path)  # probe's own files only: what else the folder holds stays
             elif run.status == "finished":
                 runs.append(run)
                 continue

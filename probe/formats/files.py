@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from probe.core.io import MAX_POSITIONS, check_budget
 from probe.core.softprompt import Role, SoftPrompt, check_vectors
 
 logger = logging.getLogger(__name__)
@@ -28,8 +29,6 @@ PEFT_KINDS = {"CAUSAL_LM": "causal", "SEQ_2_SEQ_LM": "seq2seq", "FEATURE_EXTRACT
 """PEFT's task types as probe's model kinds."""
 PEFT_INITS = {"RANDOM": "random", "TEXT": "text", "SAMPLE_VOCAB": "sampled-vocab"}
 """PEFT's prompt-tuning initialisations as names in a run manifest."""
-MAX_VIRTUAL_TOKENS = 100_000
-"""No real prompt is this long; a config that claims more is refused before anything is read."""
 
 
 # --------------------------------------------------------------------------- loaders
@@ -66,12 +65,21 @@ def _pick_tensor(tensors: dict[str, Any], key: str | None, path: Path) -> tuple[
     raise ValueError(f"'{path}' holds several tensors {shapes}; name the prompt with key= (--key on the CLI)")
 
 
+def _file_size(path: Path, kind: str) -> int:
+    """The file's size, refused when empty or over the read budget (for formats whose data must all be in the
+    file, the size on disk bounds what they load)."""
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"'{path}' is empty (0 bytes); expected {kind}")
+    check_budget(size, f"'{path}'")
+    return size
+
+
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    if path.stat().st_size == 0:
-        raise ValueError(f"'{path}' is empty (0 bytes); expected a safetensors file")
+    _file_size(path, "a safetensors file")  # safetensors checks that every tensor lies within the file
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, RuntimeError) as e:
@@ -81,8 +89,8 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
 def _read_torch(path: Path) -> Any:
     import pickle
 
-    if path.stat().st_size == 0:
-        raise ValueError(f"'{path}' is empty (0 bytes); expected a torch tensor file")
+    _file_size(path, "a torch tensor file")
+    _refuse_compressed_members(path)
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -113,9 +121,71 @@ def _load_torch_file(path: Path, key: str | None) -> list[SoftPrompt]:
     return [SoftPrompt(vectors=check_vectors(tensor, what=str(path)), source=str(path))]
 
 
+def _refuse_compressed_members(path: Path) -> None:
+    """``torch.save`` writes a zip of stored members; a compressed member could inflate far beyond the file, and
+    ``torch.load`` would inflate it whole, so such a file is refused before it is read."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return  # the legacy format: its data is in the file, bounded by the file size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            packed = [m.filename for m in archive.infolist() if m.compress_type != zipfile.ZIP_STORED]
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise ValueError(f"'{path}' is not a readable torch tensor file (truncated or corrupt?): {e}") from e
+    if packed:
+        raise ValueError(
+            f"'{path}' holds compressed members ({packed[0]}, ...); torch.save never compresses, so probe does not "
+            "inflate them. Save the prompt again with torch.save or safetensors"
+        )
+
+
+def _npy_header(stream: Any, what: str, data_bytes: int | None) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from a .npy header, refused when the array would be over the budget, hold objects, or need
+    more bytes than follow the header."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(stream)
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise ValueError(f"{what} is not a readable .npy array: {e}") from e
+    if dtype.hasobject:
+        raise ValueError(
+            f"{what} holds Python objects; probe refuses to unpickle .npy object arrays. Save a plain float array"
+        )
+    count = int(np.prod(shape, dtype=object)) if shape else 1
+    if len(shape) >= 1 and shape[0] > MAX_POSITIONS:
+        raise ValueError(f"{what}: an array of shape {shape} has over {MAX_POSITIONS} positions; it is not a prompt")
+    check_budget(count * dtype.itemsize, what)
+    if data_bytes is not None and count * dtype.itemsize > data_bytes - stream.tell():
+        raise ValueError(f"{what} is truncated: its header declares shape {shape}, the file holds less")
+    return shape, dtype
+
+
+def _check_npz(path: Path) -> None:
+    """Every member of an .npz, read from its own header and inflated only as far as the budget."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                with archive.open(member) as stream:
+                    _npy_header(stream, f"'{path}' member {member.filename}", None)
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
+        raise ValueError(f"'{path}' is not a readable .npz archive: {e}") from e
+
+
 def _load_npy(path: Path, key: str | None) -> list[SoftPrompt]:
-    if path.stat().st_size == 0:
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
         raise ValueError(f"'{path}' is empty (0 bytes); expected a .npy array")
+    if zipfile.is_zipfile(path):  # an .npz (renamed .npy, say): each member checked before anything is inflated
+        _check_npz(path)
+    else:
+        with open(path, "rb") as stream:
+            _npy_header(stream, f"'{path}'", size)
     try:
         array = np.load(str(path), allow_pickle=False)
     except ValueError as e:
@@ -138,8 +208,8 @@ def _int_field(config: dict[str, Any], name: str, default: int | None, path: Pat
     value = config.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"adapter config '{path}': {name} is {value!r}; expected a positive integer")
-    if not 0 < value <= MAX_VIRTUAL_TOKENS:
-        raise ValueError(f"adapter config '{path}': {name} is {value}; expected 1 to {MAX_VIRTUAL_TOKENS}")
+    if not 0 < value <= MAX_POSITIONS:
+        raise ValueError(f"adapter config '{path}': {name} is {value}; expected 1 to {MAX_POSITIONS}")
     return value
 
 
@@ -149,11 +219,10 @@ def read_adapter_config(folder: Path) -> dict[str, Any]:
     Raises:
         ValueError: not JSON, not prompt tuning, or fields of the wrong type or size.
     """
+    from probe.formats.schema import read_json
+
     path = folder / ADAPTER_CONFIG
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"'{path}' is not valid JSON: {e}") from e
+    config = read_json(path, what="adapter config", max_bytes=2**20)
     if not isinstance(config, dict):
         raise ValueError(f"'{path}' holds a {type(config).__name__}; expected a JSON object")
     peft_type = config.get("peft_type")
@@ -231,6 +300,38 @@ LOADERS: tuple[Loader, ...] = (
     Loader("npy", "a .npy float array", _suffix(".npy", ".npz"), _load_npy),
 )
 """The file formats, in the order they are tried."""
+
+
+def looks_complete(path: Path) -> bool:
+    """Whether a tensor file or an adapter folder is whole, by a cheap look at its structure: a file another
+    process is still writing (``torch.save``, ``np.save``) is not listed as a snapshot until it is."""
+    import zipfile
+
+    if path.is_dir():
+        weights = [path / ADAPTER_SAFETENSORS, path / ADAPTER_BIN]
+        return (path / ADAPTER_CONFIG).is_file() and any(w.is_file() and looks_complete(w) for w in weights)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return False
+        suffix = path.suffix.lower()
+        if suffix == ".safetensors":
+            with open(path, "rb") as f:
+                head = int.from_bytes(f.read(8), "little")
+                ends = [t["data_offsets"][1] for k, t in json.loads(f.read(head)).items() if k != "__metadata__"]
+            return 8 + head + max(ends, default=0) <= size
+        if zipfile.is_zipfile(path):
+            return True  # a zip's directory is written last: a torch.save or an .npz still being written has none
+        with open(path, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":
+                return False  # a zip without its directory yet
+        if suffix == ".npy":
+            with open(path, "rb") as f:
+                _npy_header(f, str(path), size)
+            return True
+        return suffix in (".pt", ".pth", ".bin")  # torch's legacy format: nothing cheap to check
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return False
 
 
 def read_prompt_file(path: Path) -> list[SoftPrompt]:

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.core.io import atomic_write_json, dumps
+from probe.core.io import MAX_POSITIONS, atomic_write_json, dumps
 from probe.core.names import DISCRETISED, HARD_PROMPT, SOFT, ZERO_SHOT
 from probe.core.softprompt import SoftPrompt
 from probe.formats.files import Loader
-from probe.formats.manifest import MAX_POSITIONS
 from probe.formats.schema import Fields, read_json, token_ids
 
 HARD_PROMPT_FILE = "hard-prompt.json"

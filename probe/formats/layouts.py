@@ -24,7 +24,14 @@ from typing import Any
 
 from probe.core.models import canonical_name
 from probe.core.softprompt import SoftPrompt
-from probe.formats.files import PEFT_INITS, PEFT_KINDS, is_adapter, read_adapter_config, read_prompt_file
+from probe.formats.files import (
+    PEFT_INITS,
+    PEFT_KINDS,
+    is_adapter,
+    looks_complete,
+    read_adapter_config,
+    read_prompt_file,
+)
 from probe.formats.manifest import Manifest
 from probe.formats.run import Run, RunLayout
 from probe.formats.schema import read_json
@@ -44,7 +51,10 @@ def _numbered(folder: Path, pattern: re.Pattern[str], *, files: bool) -> dict[in
         m = pattern.match(child.stem if files else child.name)
         if not m:
             continue
-        if (files and child.is_file() and child.suffix.lower() in TENSOR_SUFFIXES) or (not files and is_adapter(child)):
+        kind_ok = (files and child.is_file() and child.suffix.lower() in TENSOR_SUFFIXES) or (
+            not files and is_adapter(child)
+        )
+        if kind_ok and looks_complete(child):  # one still being written joins once it is whole
             found[int(m.group(1))] = child
     return found
 

@@ -14,24 +14,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.core.io import MAX_POSITIONS
 from probe.core.names import DISCRETISED, SOFT, measure_name
 from probe.formats.schema import Fields, read_json
 
 RUN_FORMAT = 1
 MANIFEST = "manifest.json"
-MAX_POSITIONS = 100_000
-"""No real prompt is this long: the one cap on positions for manifests, adapters and hard prompts."""
 STATUSES = ("running", "finished", "interrupted", "failed", "unknown")
 
 
 @dataclass(frozen=True)
 class DataRecord:
-    """The data a run trained on: its path (or bundled name), the file's sha256 and the split sizes."""
+    """The data a run trained on: its path (or bundled name), the file's sha256 and the split sizes; and, when the
+    run was resumed on data that had changed since (allowed with ``--data-changed-ok``), the new data's sha256."""
 
     path: str | None
     sha256: str
     train_size: int
     test_size: int
+    changed_sha256: str | None = None
+
+    def check(self, sha256_now: str, *, allow_changed: bool, run: str) -> str | None:
+        """Compare the data read now with the data the run recorded; returns the new hash when it changed.
+
+        Raises:
+            ValueError: the data changed and ``allow_changed`` is not set.
+        """
+        if not self.sha256 or not sha256_now or sha256_now == self.sha256:
+            return None
+        if not allow_changed:
+            raise ValueError(
+                f"the data '{self.path}' has changed since run '{run}' was trained on it (sha256 {self.sha256[:12]}, "
+                f"now {sha256_now[:12]}): its test rows may have been training rows. Use the data it was trained on, "
+                "or pass --data-changed-ok (data_changed_ok=True) to go on and record both hashes"
+            )
+        return sha256_now
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``data`` entry."""
+        out = dataclasses.asdict(self)
+        return out if self.changed_sha256 else {k: v for k, v in out.items() if k != "changed_sha256"}
 
     @classmethod
     def from_dict(cls, data: Any, source: str) -> DataRecord:
@@ -42,6 +64,7 @@ class DataRecord:
             sha256=f.text("sha256", ""),
             train_size=f.integer("train_size", 0, minimum=0),
             test_size=f.integer("test_size", 0, minimum=0),
+            changed_sha256=f.text("changed_sha256", None, optional=True),
         )
 
 
@@ -146,7 +169,7 @@ class Manifest:
                 continue
             value = getattr(self, f.name)
             if f.name in _REQUIRED or value not in (None, {}, []) or f.name == "labels":
-                out[f.name] = dataclasses.asdict(value) if isinstance(value, DataRecord) else value
+                out[f.name] = value.to_dict() if isinstance(value, DataRecord) else value
         return {**out, **self.unknown}
 
     @classmethod

@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probe.core.io import atomic_write_bytes, atomic_write_json
 from probe.core.names import HARD_PROMPT, ZERO_SHOT, measure_name
 from probe.core.softprompt import SoftPrompt, check_vectors
 from probe.formats.hard_prompt import HARD_PROMPT_FILE, read_hard_prompt
-from probe.formats.manifest import MANIFEST, RUN_FORMAT, Manifest, read_manifest
+from probe.formats.manifest import MANIFEST, Manifest, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -225,65 +223,3 @@ class RunLayout:
 def open_probe_run(path: Path) -> Run:
     """probe's own run folder, with its manifest read and checked."""
     return Run(path=path, manifest=read_manifest(path))
-
-
-class RunWriter:
-    """Writes a run folder as training goes. Only one process (rank 0) should hold one.
-
-    Args:
-        path: the run folder (created; must not already hold a run unless ``resume``).
-        manifest: the manifest to start with (a :class:`Manifest`, or its fields as a dict, checked the same way).
-        resume: open an existing run to continue it.
-    """
-
-    def __init__(
-        self, path: str | os.PathLike[str], manifest: Manifest | dict[str, Any], *, resume: bool = False
-    ) -> None:
-        self.path = Path(path)
-        if isinstance(manifest, dict):
-            fields = {"format": RUN_FORMAT, "status": "running", "model": None, "seed": None, **manifest}
-            manifest = Manifest.from_dict(fields, source=str(self.path / MANIFEST))
-        if is_run_folder(self.path) and not resume:
-            raise ValueError(f"'{self.path}' already holds a run; pick a new --out, or resume it")
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"'{self.path}' is a file; a run needs a folder")
-        (self.path / SNAPSHOTS).mkdir(parents=True, exist_ok=True)
-        self.manifest = manifest if manifest.created is not None else manifest.replace(created=time.time())
-        self.write_manifest()
-
-    def write_manifest(self) -> None:
-        """Atomically rewrite manifest.json."""
-        self.manifest = self.manifest.replace(updated=time.time())
-        atomic_write_json(self.path / MANIFEST, self.manifest.to_dict())
-
-    def update(self, **fields: Any) -> None:
-        """Set manifest fields and rewrite it."""
-        self.manifest = self.manifest.replace(**fields)
-        self.write_manifest()
-
-    def write_snapshot(self, step: int, vectors: np.ndarray) -> Path:
-        """Atomically write the prompt at ``step``; when this returns, the snapshot is on disk."""
-        from safetensors.numpy import save
-
-        vectors = check_vectors(vectors, what=f"snapshot {step}")
-        blob = save({SNAPSHOT_KEY: vectors}, metadata={"step": str(step)})
-        path = self.path / SNAPSHOTS / snapshot_name(step)
-        atomic_write_bytes(path, blob)
-        return path
-
-    def log(self, kind: str, **values: Any) -> None:
-        """Append one metrics line (fsynced)."""
-        line = json.dumps({"kind": kind, **values}, allow_nan=True) + "\n"
-        with open(self.path / METRICS, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def truncate_after(self, step: int) -> None:
-        """On resume, drop snapshots and metrics past ``step`` (they belong to the lost tail)."""
-        run = Run(self.path, self.manifest)
-        for s in run.steps:
-            if s > step:
-                (self.path / SNAPSHOTS / snapshot_name(s)).unlink(missing_ok=True)
-        records = [r for r in run.records() if r.get("step", 0) <= step]
-        atomic_write_bytes(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in records).encode())

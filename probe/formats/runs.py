@@ -56,9 +56,9 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     raise ValueError(f"'{path}' is not a run folder in any layout probe reads. Accepted layouts: {accepted}")
 
 
-def find_runs(root: str | os.PathLike[str]) -> list[Run]:
-    """Every readable run directly under ``root`` (or ``root`` itself), sorted by name; broken ones are skipped
-    with a warning that names them."""
+def find_runs(root: str | os.PathLike[str], *, skipped: list[str] | None = None) -> list[Run]:
+    """Every readable run directly under ``root`` (or ``root`` itself), sorted by name; a broken one is skipped
+    with a warning that names it (and, when ``skipped`` is given, a line appended to it)."""
     p = Path(root).expanduser()
     if not p.is_dir():
         return []
@@ -71,8 +71,10 @@ def find_runs(root: str | os.PathLike[str]) -> list[Run]:
     for c in candidates:
         try:
             runs.append(load_run(c))
-        except (ValueError, FileNotFoundError, OSError) as e:
+        except (ValueError, FileNotFoundError, OSError, RecursionError) as e:
             logger.warning("skipping %s: %s", c, e)
+            if skipped is not None:
+                skipped.append(f"{c.name}: {' '.join(str(e).split())}")
     return runs
 
 

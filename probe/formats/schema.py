@@ -43,7 +43,7 @@ def parse_json(blob: bytes | str, *, source: str, what: str) -> Any:
         text = blob.decode("utf-8-sig") if isinstance(blob, bytes) else blob
         return json.loads(text)
     except UnicodeDecodeError as e:
-        raise ValueError(f"{what} '{source}' is not UTF-8 text (byte {e.start}); it is corrupt") from e
+        raise ValueError(f"{what} '{source}' is not valid JSON: not UTF-8 text (byte {e.start}); it is corrupt") from e
     except json.JSONDecodeError as e:
         raise ValueError(f"{what} '{source}' is not valid JSON ({e}); it is corrupt") from e
     except RecursionError as e:

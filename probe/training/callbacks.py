@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from probe.core.io import atomic_write_json
-from probe.formats.run import ADAPTER, Run, RunWriter
+from probe.formats.run import ADAPTER, Run
+from probe.formats.writer import RunWriter
 
 
 @dataclass
@@ -85,20 +86,27 @@ class RunFolder:
         self.writer.write_snapshot(step, vectors)
 
     def on_end(self, status: str, step: int, final: dict[str, float]) -> None:
-        if status == "finished":
-            save_adapter(self.peft_model, self.writer.path / ADAPTER, self.base_model)
-            self.writer.update(status=status, last_step=step, final=final, finished=time.time())
-        else:
-            self.writer.update(status=status, last_step=step)
+        try:
+            if status == "finished":
+                save_adapter(self.peft_model, self.writer.path / ADAPTER, self.base_model)
+                self.writer.update(status=status, last_step=step, final=final, finished=time.time())
+            else:
+                self.writer.update(status=status, last_step=step)
+        finally:
+            self.writer.close()
+
+
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json")
+"""What probe writes into a run's ``adapter/`` folder (PEFT's model card is left out)."""
 
 
 def save_adapter(peft_model: Any, folder: Path, base_model: str) -> None:
     """Save the PEFT adapter, recording the base model by name (never a local path), with no moment at which
-    a reader finds it missing or half-written.
+    a reader finds it missing or half-written, and without touching any other file in ``folder``.
 
-    The adapter is saved into a temporary folder beside ``folder``. Each file then replaces its old version by
-    ``os.replace``, which is atomic: the weights first, the config last. A reader sees the old adapter or the
-    new one, file by file; ``folder`` itself never disappears.
+    The adapter is saved into a temporary folder beside ``folder``. Each adapter file then replaces its old version
+    by ``os.replace``, which is atomic: the weights first, the config last. An adapter file of the other weight
+    format left by an earlier save is removed; nothing else in ``folder`` is.
     """
     tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=folder.parent))
     try:
@@ -110,10 +118,10 @@ def save_adapter(peft_model: Any, folder: Path, base_model: str) -> None:
         config["base_model_name_or_path"] = base_model
         atomic_write_json(config_path, config)
         folder.mkdir(exist_ok=True)
-        new = sorted(tmp.iterdir(), key=lambda p: p.name == "adapter_config.json")  # the config goes last
-        for path in new:
+        new = [tmp / name for name in ADAPTER_FILES if (tmp / name).is_file()]
+        for path in sorted(new, key=lambda p: p.name == "adapter_config.json"):  # the config goes last
             os.replace(path, folder / path.name)
-        for stale in set(folder.iterdir()) - {folder / p.name for p in new}:
-            stale.unlink() if stale.is_file() else shutil.rmtree(stale)
+        for name in set(ADAPTER_FILES) - {p.name for p in new}:
+            (folder / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

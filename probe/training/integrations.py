@@ -30,7 +30,7 @@ from transformers import TrainerCallback
 from probe.core.models import canonical_name
 from probe.formats.files import PEFT_INITS, PEFT_KINDS
 from probe.formats.manifest import Manifest
-from probe.formats.run import RunWriter
+from probe.formats.writer import RunWriter
 from probe.training.tasks import prompt_parameter
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,10 @@ class Recorder:
         if status == "finished":
             self.snapshot(step)
         if self.writer is not None:
-            self.writer.update(status=status, last_step=step, steps=step, finished=time.time())
+            try:
+                self.writer.update(status=status, last_step=step, steps=step, finished=time.time())
+            finally:
+                self.writer.close()
 
     def __enter__(self) -> Recorder:
         self.snapshot(0)

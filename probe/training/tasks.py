@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from probe.core.tokens import label_word_ids
+from probe.core.tokens import check_distinct_labels, label_word_ids
 from probe.training.config import TASK_FORMS, TaskForm
 from probe.training.task import (
     EVAL_MAX_TOKENS,
@@ -225,6 +225,7 @@ def make_task(
     """
     if len(label_names) < 2:
         raise ValueError(f"classification needs at least 2 labels, got {label_names}")
+    check_distinct_labels(model.tokenizer, list(label_names))
     if form not in TASK_FORMS:
         raise ValueError(f"task form {form!r} is not known; expected one of {', '.join(TASK_FORMS)}")
     if form == "verbaliser" and model.kind != "encoder":

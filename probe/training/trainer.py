@@ -28,8 +28,9 @@ from probe.core.models import LoadedModel, canonical_name, load_model
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.sampling import seeded_batches
 from probe.formats.manifest import DataRecord, Manifest
-from probe.formats.run import Run, RunWriter
+from probe.formats.run import Run
 from probe.formats.runs import load_run
+from probe.formats.writer import RunWriter
 from probe.training.callbacks import RunFolder, StepRecord, TrainingCallback
 from probe.training.config import Optimizer, TrainConfig
 from probe.training.evaluation import correct_bits, correctness, discretised_accuracy, eval_subset, zero_shot_accuracy
@@ -68,6 +69,8 @@ def train(
     model: LoadedModel | None = None,
     splits: DataSplits | None = None,
     resume: bool = False,
+    force: bool = False,
+    data_changed_ok: bool = False,
     progress: bool = True,
     callbacks: list[TrainingCallback | Callable[[StepRecord], None]] | None = None,
 ) -> Run | None:
@@ -79,6 +82,8 @@ def train(
         model: an already loaded model (must match ``config.model``); loaded here if None.
         splits: train/test data; loaded from ``config.data`` if None.
         resume: continue the run in ``out`` from its last snapshot.
+        force: write a new run into a folder that holds other files (they are left alone).
+        data_changed_ok: resume although the data file changed since the run was trained (both hashes are kept).
         progress: show a progress bar.
         callbacks: :class:`TrainingCallback` objects, or functions called after every step with a
             :class:`StepRecord`.
@@ -94,7 +99,16 @@ def train(
     Raises:
         ValueError: bad config or data, or a run already in ``out`` without ``resume``.
     """
-    trainer = Trainer(config, out, model=model, splits=splits, resume=resume, callbacks=callbacks)
+    trainer = Trainer(
+        config,
+        out,
+        model=model,
+        splits=splits,
+        resume=resume,
+        force=force,
+        data_changed_ok=data_changed_ok,
+        callbacks=callbacks,
+    )
     return trainer.fit(progress=progress)
 
 
@@ -113,11 +127,13 @@ class Trainer:
         model: LoadedModel | None = None,
         splits: DataSplits | None = None,
         resume: bool = False,
+        force: bool = False,
+        data_changed_ok: bool = False,
         callbacks: list[TrainingCallback | Callable[[StepRecord], None]] | None = None,
     ) -> None:
         from probe.core.index import VocabIndex
 
-        self.config, self.out = config, Path(out)
+        self.config, self.out, self.data_changed_ok = config, Path(out), data_changed_ok
         self.model = model or load_model(config.model)
         self.splits = splits or train_test(
             config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed
@@ -149,7 +165,7 @@ class Trainer:
         self.during = eval_subset(self.splits.test, config.eval_size, config.seed)
         self.folder: RunFolder | None = None
         if self.accelerator.is_main_process:
-            writer = self._open_writer(init_record, resume)
+            writer = self._open_writer(init_record, resume, force)
             self.folder = RunFolder(writer, self.peft_model, canonical_name(self.model.name))
         self.callbacks: list[TrainingCallback | Callable[[StepRecord], None]] = [self.folder] if self.folder else []
         self.callbacks += callbacks or []
@@ -161,7 +177,12 @@ class Trainer:
         config = self.config
         if resume:
             run = load_run(self.out)
-            if run.manifest.config is None or TrainConfig.from_dict(run.manifest.config) != config:
+            if run.manifest.config is None:
+                raise ValueError(
+                    f"run '{self.out}' was not trained by probe train (it was recorded from another loop, or is "
+                    "another tool's folder), so probe train cannot resume it; resume it in the loop that wrote it"
+                )
+            if TrainConfig.from_dict(run.manifest.config) != config:
                 raise ValueError(
                     f"run '{self.out}' was made with another config; resume it with its own (probe train --resume)"
                 )
@@ -179,7 +200,7 @@ class Trainer:
         )
         return 0, init.vectors, {"method": init.method.value, "token_ids": init.token_ids, **init.details}
 
-    def _open_writer(self, init_record: dict[str, Any], resume: bool) -> RunWriter:
+    def _open_writer(self, init_record: dict[str, Any], resume: bool, force: bool) -> RunWriter:
         """The run folder's writer. On resume the manifest keeps every field the trainer does not own (the
         zero-shot figure, the creation time, what a user added)."""
         config, splits = self.config, self.splits
@@ -206,12 +227,25 @@ class Trainer:
             config=config.to_dict(),
             status="running",
         )
-        manifest = load_run(self.out).manifest.replace(**owned) if resume else Manifest(**owned)
-        writer = RunWriter(self.out, manifest, resume=resume)
+        if resume:
+            before = load_run(self.out).manifest
+            owned["data"] = self._resumed_data(before, owned["data"])
+            manifest = before.replace(**owned)
+        else:
+            manifest = Manifest(**owned)
+        writer = RunWriter(self.out, manifest, resume=resume, force=force)
         if resume:
             writer.truncate_after(self.start_step)
             writer.update(resumed_from=self.start_step)
         return writer
+
+    def _resumed_data(self, before: Manifest, now: DataRecord) -> DataRecord:
+        """The data record of a resumed run: the hash it was trained on stays; a changed file is refused, or, with
+        ``data_changed_ok``, recorded beside it."""
+        if before.data is None:
+            return now
+        changed = before.data.check(now.sha256, allow_changed=self.data_changed_ok, run=str(self.out))
+        return replace(before.data, changed_sha256=changed or before.data.changed_sha256)
 
     def _evaluation_record(self) -> dict[str, Any]:
         """Which test rows each figure is measured on (the manifest's ``evaluation``)."""

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from probe.formats.run import RunWriter, is_run_folder, snapshot_name
+from probe.formats.run import is_run_folder, snapshot_name
 from probe.formats.runs import find_runs, load_run
+from probe.formats.writer import RunWriter
 
 MANIFEST = {"model": "m", "init": "sampled-vocab", "length": 3, "seed": 1}
 

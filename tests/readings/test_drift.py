@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from probe.core.index import VocabIndex
-from probe.formats.run import RunWriter
 from probe.formats.runs import load_run
+from probe.formats.writer import RunWriter
 from probe.readings.drift import convergence_steps, drift_frames, drift_table, summarize_run
 
 

@@ -101,7 +101,7 @@ def harden(
         "eval_every": eval_every,
         "holdout": holdout,
         "start_ids": start_ids.tolist(),
-        "model": readout.model.fingerprint,
+        **readout.key(),  # the model, the task and the data: a search on other data starts afresh
     }
     state = _state(state_dir, settings)
     search = _begin(readout, start_ids, held, lr, state)
@@ -128,7 +128,13 @@ def _begin(readout: Readout, start_ids: np.ndarray, held: LabelledData, lr: floa
     embeddings = readout.model.embeddings_numpy()
     continuous = torch.nn.Parameter(torch.from_numpy(embeddings[start_ids].copy()))
     optimizer = torch.optim.Adam([continuous], lr=lr)
-    saved = state.load() if state is not None else None
+    vocab, shape = readout.model.vocab_size, tuple(continuous.shape)
+
+    def fits(arrays: dict[str, np.ndarray]) -> bool:  # what the model implies a saved state must hold
+        ids = arrays["best_ids"]
+        return arrays["continuous"].shape == shape and ids.shape == (shape[0],) and ids.min() >= 0 and ids.max() < vocab
+
+    saved = state.load(check=fits) if state is not None else None
     if saved is None:
         start_acc = _accuracy(readout, embeddings[start_ids], held)
         return _Search(continuous, optimizer, start_ids, start_acc, 0, start_acc)
