@@ -563,7 +563,9 @@ def test_cli__every_bad_record_is_one_line_and_exit_2(tmp_path, capsys, default_
     assert code == 2 and "token_ids is inf; expected token ids" in err
     (tmp_path / "data.jsonl").write_text('{"text": "a", "label": "x"}\n' + _deep(50_000) + "\n")
     np.save(tmp_path / "p.npy", default_model.embeddings_numpy()[:2])
-    code, err = _cli(["explain", str(tmp_path / "p.npy"), "--data", str(tmp_path / "data.jsonl")], capsys)
+    code, err = _cli(
+        ["explain", str(tmp_path / "p.npy"), "--data", str(tmp_path / "data.jsonl"), "--task", "cosine"], capsys
+    )
     assert code == 2 and "nested too deeply" in err and len(err.splitlines()) == 1
     long = "word " * 40_000  # a 200 KB document in one CSV field
     (tmp_path / "long.csv").write_text(f'text,label\n"{long}",a\nshort,b\nshort two,a\nshort three,b\n')

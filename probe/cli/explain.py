@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 from probe.cli.options import Command, Format, emit, option
 
@@ -14,6 +15,13 @@ class Explain(Command):
 
     name: ClassVar[str] = "explain"
     summary: ClassVar[str] = "position importance, a hard (real-token) prompt and a layer lens for a run or prompt"
+    epilog: ClassVar[str] = (
+        "Into a probe run folder it writes explain.json (the latest readings), explain/step-N.json (one per "
+        "measured snapshot), hard-prompt.json and hard-prompt-state.* (the search's resumable state); another "
+        "tool's folder is never written to. --out writes the report (md, json or csv) to that file instead of "
+        "stdout. Every reading runs under the task the prompt was trained on: a probe run's task form, a PEFT "
+        "adapter's task type, or --task for a tensor file. It prints its time estimate first."
+    )
 
     target: str = option(
         help="a run folder, or a prompt file / adapter (then give --data)", positional=True, metavar="run"
@@ -21,6 +29,14 @@ class Explain(Command):
     step: int | None = option(None, "the run's snapshot at this step (default: the last)")
     model: str | None = option(None, "model name or folder (default: the one the run or prompt records)")
     data: str | None = option(None, "labelled data file (default: the run's own); accuracies are on its test split")
+    task: Literal["cosine", "verbaliser", "generate"] | None = option(
+        None, "the task a prompt file was trained under (runs and PEFT adapters record theirs)"
+    )
+    text_column: str = option("text", "column with the text in --data (default text)")
+    label_column: str = option("label", "column with the label in --data (default label)")
+    test_size: int | None = option(
+        200, "score on a seeded, stratified subset of this many test rows (default 200; 0: every row)"
+    )
     hard_steps: int = option(100, "steps of the hard-prompt search (default 100)", positive=True)
     lens_tokens: int = option(10_000, "tokens in the layer lens's contextual vocabulary (default 10000)", positive=True)
     lens_texts: int = option(32, "test texts the layer lens averages hidden states over (default 32)", positive=True)
@@ -33,25 +49,21 @@ class Explain(Command):
 
     def run(self) -> int:
         from probe.core.models import load_model
-        from probe.formats.prompts import load_prompt
         from probe.formats.run import is_run_folder
-        from probe.formats.runs import is_any_run, load_run
-        from probe.readings.explain import Readout, explain, save_explain
+        from probe.readings.explain import explain, save_explain
+        from probe.readings.explain.record import estimate_seconds
 
-        run = load_run(self.target) if is_any_run(self.target) else None
-        if run is not None:
-            prompt = run.snapshot(self.step) if self.step is not None else run.latest_prompt()
-        else:
-            if self.data is None:
-                raise ValueError(f"'{self.target}' is a prompt, not a run: give its task's data with --data FILE")
-            prompt = load_prompt(self.target)
+        run, prompt = self._prompt()
         model = load_model(self.model or prompt.base_model or "default")
         prompt.check_dim(model.dim, model.name)
-        if self.data is not None:
-            readout = Readout.from_data(model, self.data, seed=self.seed)
-        else:
-            assert run is not None
-            readout = Readout.from_run(run, model, data_changed_ok=self.data_changed_ok)
+        readout = self._readout(run, prompt, model)
+        seconds = estimate_seconds(readout, prompt.length, hard_steps=self.hard_steps)
+        print(
+            f"explaining {prompt.length} positions on {len(readout.splits.test)} test rows under the task "
+            f"{readout.task_name}: about {seconds / 60:.1f} min on this machine (one pass and one step timed)",
+            file=sys.stderr,
+            flush=True,
+        )
         writable = run is not None and is_run_folder(run.path)  # never write into another tool's folder
         record = explain(
             prompt,
@@ -67,22 +79,47 @@ class Explain(Command):
         )
         if writable and run is not None:
             save_explain(record, run.path)
-        if self.format == "json":
-            text = record.to_json()
-        elif self.format == "csv":
-            text = record.importance.to_csv()
-        else:
-            text = "\n\n".join(
-                [
-                    f"# What the prompt does: {self.target}"
-                    + (f", step {prompt.step}" if prompt.step is not None else ""),
-                    "## Which positions matter, and is each reading faithful?",
-                    record.importance.to_markdown(),
-                    "## The best real-token prompt",
-                    record.hard_prompt.to_markdown(),
-                    "## Layer lens",
-                    record.lens.to_markdown(),
-                ]
-            )
-        emit(text, self.out)
+        emit(self._text(record, prompt), self.out)
         return 0
+
+    def _prompt(self) -> tuple[Any, Any]:
+        from probe.formats.prompts import load_prompt
+        from probe.formats.runs import is_any_run, load_run
+
+        run = load_run(self.target) if is_any_run(self.target) else None
+        if run is not None:
+            return run, run.snapshot(self.step) if self.step is not None else run.latest_prompt()
+        if self.data is None:
+            raise ValueError(f"'{self.target}' is a prompt, not a run: give its task's data with --data FILE")
+        return None, load_prompt(self.target)
+
+    def _readout(self, run: Any, prompt: Any, model: Any) -> Any:
+        from probe.core.frames import as_splits
+        from probe.readings.explain import Readout
+
+        rows = self.test_size or None
+        columns = {"text_column": self.text_column, "label_column": self.label_column}
+        if run is not None and run.manifest.config is not None:  # probe's own run: its task, data and settings
+            data = None if self.data is None else as_splits(self.data, seed=self.seed, **columns)
+            return Readout.from_run(run, model, data=data, data_changed_ok=self.data_changed_ok, test_size=rows)
+        if self.data is None:
+            raise ValueError(f"'{self.target}' records no training data; give it with --data FILE")
+        return Readout.for_prompt(prompt, model, self.data, form=self.task, seed=self.seed, test_size=rows, **columns)
+
+    def _text(self, record: Any, prompt: Any) -> str:
+        if self.format == "json":
+            return str(record.to_json())
+        if self.format == "csv":
+            return str(record.importance.to_csv())
+        return "\n\n".join(
+            [
+                f"# What the prompt does: {self.target}" + (f", step {prompt.step}" if prompt.step is not None else ""),
+                f"Measured under the task it was trained on: {record.task}.",
+                "## Which positions matter, and is each reading faithful?",
+                record.importance.to_markdown(),
+                "## The best real-token prompt",
+                record.hard_prompt.to_markdown(),
+                "## Layer lens",
+                record.lens.to_markdown(),
+            ]
+        )

@@ -51,6 +51,8 @@ class Command:
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    epilog: ClassVar[str] = ""
+    """More help shown after the options (``probe COMMAND --help``): what the command writes, say."""
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))

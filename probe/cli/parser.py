@@ -122,7 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
-        p = sub.add_parser(command.name, help=command.summary, description=(command.__doc__ or "").split("\n")[0])
+        p = sub.add_parser(
+            command.name,
+            help=command.summary,
+            description=(command.__doc__ or "").split("\n")[0],
+            epilog=command.epilog or None,
+        )
         add_dataclass_arguments(p, command)
         p.set_defaults(command_class=command)
     return parser

@@ -1,4 +1,4 @@
-"""Labelled text: CSV / TSV / JSONL loaders, optional HF datasets, and the bundled demo set.
+"""Labelled text: CSV / TSV / JSONL files, in-memory tables (:mod:`probe.core.frames`), and the bundled demo sets.
 
 Two sets were written for probe, each 4 classes x 64 original sentences with a fixed split of 48 train and
 16 test sentences per class:
@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 BUNDLED_SETS = ("feelings", "topics")
 """Names of the bundled data sets; pass one wherever a data path is expected."""
@@ -162,35 +163,66 @@ def load_labelled(
         blob = p.read_bytes()
         source = str(p)
     rows = _rows_from_bytes(blob, source, fmt)
+    return from_rows(
+        rows,
+        source=source,
+        sha256=hashlib.sha256(blob).hexdigest(),
+        text_column=text_column,
+        label_column=label_column,
+        split=split,
+        split_column=split_column,
+    )
+
+
+def from_rows(
+    rows: list[dict[str, Any]],
+    *,
+    source: str,
+    sha256: str = "",
+    text_column: str = "text",
+    label_column: str = "label",
+    split: str | None = None,
+    split_column: str = "split",
+) -> LabelledData:
+    """Labelled data from rows (dicts of column -> value), checked as a file's rows are.
+
+    Raises:
+        ValueError: missing columns, empty texts or labels, no rows, or fewer than 2 classes.
+    """
     if not rows:
-        raise ValueError(f"data file '{source}' has no rows; expected columns '{text_column}' and '{label_column}'")
+        raise ValueError(f"data '{source}' has no rows; expected columns '{text_column}' and '{label_column}'")
     columns = set(rows[0])
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
         raise ValueError(
-            f"data file '{source}' lacks column(s) {missing}; it has {sorted(columns)}. "
-            "Name the columns with --text-column / --label-column"
+            f"data '{source}' lacks column(s) {missing}; it has {sorted(columns)}. "
+            "Name the columns with --text-column / --label-column (text_column= / label_column=)"
         )
     if split is not None:
         if split_column not in columns:
-            raise ValueError(f"data file '{source}' has no '{split_column}' column to pick split '{split}'")
+            raise ValueError(f"data '{source}' has no '{split_column}' column to pick split '{split}'")
         rows = [r for r in rows if r.get(split_column) == split]
         if not rows:
-            raise ValueError(f"data file '{source}' has no rows with {split_column}={split!r}")
+            raise ValueError(f"data '{source}' has no rows with {split_column}={split!r}")
     texts, labels = [], []
     for n, row in enumerate(rows, 1):
         text, label = row.get(text_column), row.get(label_column)
         if text is None or not str(text).strip():
-            raise ValueError(f"data file '{source}' row {n} has an empty '{text_column}'")
+            raise ValueError(f"data '{source}' row {n} has an empty '{text_column}'")
         if label is None or not str(label).strip():
-            raise ValueError(f"data file '{source}' row {n} has an empty '{label_column}'")
+            raise ValueError(f"data '{source}' row {n} has an empty '{label_column}'")
         texts.append(str(text).strip())
         labels.append(str(label).strip())
     names = list(dict.fromkeys(labels))
     if len(names) < 2:
-        raise ValueError(f"data file '{source}' has a single class {names}; classification needs at least 2")
+        raise ValueError(f"data '{source}' has a single class {names}; classification needs at least 2")
     splits = [str(r.get(split_column)) for r in rows] if split_column in columns else None
-    return LabelledData(texts, labels, names, source=source, sha256=hashlib.sha256(blob).hexdigest(), splits=splits)
+    if not sha256:  # in-memory rows: a digest of what they hold, so a change is noticed as a file's is
+        digest = hashlib.sha256()
+        for text, label, part in zip(texts, labels, splits or [""] * len(texts), strict=True):
+            digest.update(f"{text}\x00{label}\x00{part}\x01".encode())
+        sha256 = digest.hexdigest()
+    return LabelledData(texts, labels, names, source=source, sha256=sha256, splits=splits)
 
 
 def train_test(

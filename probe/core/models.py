@@ -53,15 +53,18 @@ class LoadedModel:
         embeddings: float32 [V, d] on the CPU, the first ``len(tokenizer)`` rows of the input embeddings.
         fingerprint: sha256 hex of the model name, the shape and the full embedding bytes.
         source: where it was found ("bundle", "local" or "hub").
+        location: what ``from_pretrained`` was given (the bundle's folder, a local folder, or a Hub name), so a
+            model with another head can be loaded from the same weights.
     """
 
     name: str
     kind: ModelKind
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    embeddings: torch.Tensor
-    fingerprint: str
+    model: PreTrainedModel = field(repr=False)
+    tokenizer: PreTrainedTokenizerBase = field(repr=False)
+    embeddings: torch.Tensor = field(repr=False)
+    fingerprint: str = field(repr=False)
     source: str
+    location: str = ""
     _vocabulary: Vocabulary | None = field(default=None, repr=False)
     _token_memo: dict[tuple[str, int, bool], list[int]] = field(default_factory=dict, repr=False)
 
@@ -101,6 +104,14 @@ class LoadedModel:
             for text, ids in zip(missing, encoded, strict=True):
                 memo[(text, max_length, add_special_tokens)] = list(ids)
         return [memo[(t, max_length, add_special_tokens)] for t in texts]
+
+    def __repr__(self) -> str:
+        return f"LoadedModel({self.name!r}, {self.kind}, {self.vocab_size} tokens x {self.dim} dims, {self.source})"
+
+    def _repr_markdown_(self) -> str:
+        return (
+            f"**{self.name}** ({self.kind} model from the {self.source}): {self.vocab_size:,} tokens x {self.dim} dims"
+        )
 
     def embeddings_numpy(self) -> np.ndarray:
         """The embeddings as a float32 [V, d] numpy array (shares memory)."""
@@ -254,6 +265,7 @@ def load_model(
         embeddings=embeddings,
         fingerprint=fingerprint(name, embeddings),
         source=source,
+        location=target,
     )
 
 

@@ -57,7 +57,7 @@ def ensure_runs(
         path = Path(out) / name
         if is_run_folder(path):
             run = load_run(path)
-            same = run.manifest.config is not None and TrainConfig.from_dict(run.manifest.config) == config
+            same = config.same_as(run.manifest.config)
             if not same and not force:
                 raise ValueError(
                     f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"

@@ -83,6 +83,8 @@ class ImportanceTable:
     examples: int
     positions: list[PositionImportance]
     bootstrap: int
+    task: str | None = None
+    """The task the accuracies were measured under (the task form; None in files from before it was recorded)."""
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per position, each interval as its low and high."""
@@ -117,6 +119,7 @@ class ImportanceTable:
             examples=f.integer("examples", 0, minimum=0),
             positions=[PositionImportance.from_dict(p, source) for p in f.items("positions")],
             bootstrap=f.integer("bootstrap", 0, minimum=0),
+            task=f.text("task", None, optional=True),
         )
 
     def to_markdown(self) -> str:
@@ -156,6 +159,8 @@ class LayerLens:
     holds_until: list[int]
     layers: int
     texts: int
+    task: str | None = None
+    """The task whose input the hidden states were read on."""
 
     @property
     def has_logit_lens(self) -> bool:
@@ -188,6 +193,7 @@ class LayerLens:
             holds_until=list(holds),
             layers=f.integer("layers", 1 + max((r.layer for r in rows), default=-1), minimum=0),
             texts=f.integer("texts", 0, minimum=0),
+            task=f.text("task", None, optional=True),
         )
 
     def to_markdown(self) -> str:
@@ -247,6 +253,11 @@ class ExplainRecord:
     format: int = EXPLAIN_FORMAT
 
     @property
+    def task(self) -> str | None:
+        """The task every reading of the record was measured under."""
+        return self.importance.task
+
+    @property
     def test_examples(self) -> int:
         """Test rows the accuracies were measured on."""
         return self.importance.examples
@@ -273,6 +284,7 @@ class ExplainRecord:
             "source": self.source,
             "step": self.step,
             "model": self.model,
+            "task": self.task,
             "test_examples": self.test_examples,
             "soft_accuracy": self.soft_accuracy,
             "discretised_accuracy": self.discretised_accuracy,
@@ -299,6 +311,7 @@ class ExplainRecord:
             "source",
             "step",
             "model",
+            "task",
             "test_examples",
             "soft_accuracy",
             "discretised_accuracy",

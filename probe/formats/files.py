@@ -26,7 +26,15 @@ ADAPTER_SAFETENSORS = "adapter_model.safetensors"
 ADAPTER_BIN = "adapter_model.bin"
 PEFT_PROMPT_KEY = "prompt_embeddings"
 PEFT_KINDS = {"CAUSAL_LM": "causal", "SEQ_2_SEQ_LM": "seq2seq", "FEATURE_EXTRACTION": "encoder"}
-"""PEFT's task types as probe's model kinds."""
+"""PEFT's task types as probe's model kinds (a ``SEQ_CLS`` head sits on a model of any kind)."""
+PEFT_FORMS = {
+    "CAUSAL_LM": "generate",
+    "SEQ_2_SEQ_LM": "generate",
+    "FEATURE_EXTRACTION": "cosine",
+    "SEQ_CLS": "classifier-head",
+}
+"""PEFT's task types as the task forms probe reads a prompt under (the task of a reading is the task of the
+prompt); other task types need the caller's own scoring function."""
 PEFT_INITS = {"RANDOM": "random", "TEXT": "text", "SAMPLE_VOCAB": "sampled-vocab"}
 """PEFT's prompt-tuning initialisations as names in a run manifest."""
 
@@ -244,21 +252,30 @@ def is_adapter(path: Path) -> bool:
     return path.is_dir() and (path / ADAPTER_CONFIG).is_file()
 
 
+def read_adapter_tensors(path: Path) -> dict[str, Any]:
+    """Every tensor of a PEFT adapter folder (the prompt, and a head saved with it), never unpickled.
+
+    Raises:
+        FileNotFoundError: the folder has neither weights file.
+        ValueError: the weights cannot be read.
+    """
+    if (path / ADAPTER_SAFETENSORS).is_file():
+        return _read_safetensors(path / ADAPTER_SAFETENSORS)
+    if (path / ADAPTER_BIN).is_file():
+        obj = _read_torch(path / ADAPTER_BIN)
+        if not isinstance(obj, dict):
+            raise ValueError(f"'{path / ADAPTER_BIN}' holds a {type(obj).__name__}; expected a state dict")
+        return obj
+    raise FileNotFoundError(
+        f"adapter folder '{path}' has {ADAPTER_CONFIG} but neither {ADAPTER_SAFETENSORS} nor {ADAPTER_BIN}"
+    )
+
+
 def _load_adapter(path: Path, key: str | None) -> list[SoftPrompt]:
     from probe.core.models import canonical_name
 
     config = read_adapter_config(path)
-    if (path / ADAPTER_SAFETENSORS).is_file():
-        tensors: dict[str, Any] = _read_safetensors(path / ADAPTER_SAFETENSORS)
-    elif (path / ADAPTER_BIN).is_file():
-        obj = _read_torch(path / ADAPTER_BIN)
-        if not isinstance(obj, dict):
-            raise ValueError(f"'{path / ADAPTER_BIN}' holds a {type(obj).__name__}; expected a state dict")
-        tensors = obj
-    else:
-        raise FileNotFoundError(
-            f"adapter folder '{path}' has {ADAPTER_CONFIG} but neither {ADAPTER_SAFETENSORS} nor {ADAPTER_BIN}"
-        )
+    tensors = read_adapter_tensors(path)
     name, tensor = _pick_tensor(tensors, key or (PEFT_PROMPT_KEY if PEFT_PROMPT_KEY in tensors else None), path)
     vectors = check_vectors(tensor, what=f"{path}[{name}]")
     p = config["num_virtual_tokens"]

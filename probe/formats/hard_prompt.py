@@ -37,6 +37,7 @@ class HardPrompt:
             the start (the nearest tokens).
         changed_positions: positions whose token differs from the nearest-token reading.
         steps / best_step / seed: the search.
+        task: the task every accuracy was measured under (None in files from before it was recorded).
     """
 
     model: str
@@ -53,6 +54,7 @@ class HardPrompt:
     steps: int
     best_step: int
     seed: int
+    task: str | None = None
     format: int = HARD_PROMPT_FORMAT
 
     @property
@@ -108,6 +110,7 @@ class HardPrompt:
             steps=f.integer("steps", 0, minimum=0),
             best_step=f.integer("best_step", 0, minimum=0),
             seed=f.integer("seed", 0),
+            task=f.text("task", None, optional=True),
         )
 
     def to_markdown(self) -> str:

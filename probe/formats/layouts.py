@@ -25,6 +25,7 @@ from typing import Any
 from probe.core.models import canonical_name
 from probe.core.softprompt import SoftPrompt
 from probe.formats.files import (
+    PEFT_FORMS,
     PEFT_INITS,
     PEFT_KINDS,
     is_adapter,
@@ -139,7 +140,12 @@ class ForeignRun(Run):
             role=prompt.role,
             step=step,
             base_model=prompt.base_model or self.manifest.model,
-            metadata={"run": self.name, "init": self.manifest.init, "layout": self.layout},
+            metadata={
+                "run": self.name,
+                "init": self.manifest.init,
+                "layout": self.layout,
+                **({"adapter": prompt.metadata} if "peft_type" in prompt.metadata else {}),
+            },
         )
 
     def records(self) -> list[dict[str, Any]]:
@@ -173,6 +179,7 @@ def _manifest(folder: Path, layout: str, snapshots: dict[int, Path]) -> Manifest
         layout=layout,
         model=canonical_name(base) if base else None,
         kind=PEFT_KINDS.get(str(config.get("task_type"))),
+        task_form=PEFT_FORMS.get(str(config.get("task_type"))),
         init=PEFT_INITS.get(init, init.lower() or "unknown"),
         length=length,
         seed=None,

@@ -101,14 +101,17 @@ class Run:
 
     def accuracies(self) -> dict[str, float]:
         """The run's measured test accuracies by measure name: soft and discretised (final), zero-shot, and the
-        hard prompt's (:mod:`probe.core.names`)."""
+        hard prompt's (:mod:`probe.core.names`) when it was measured under the task the run was trained on."""
         found: dict[str, float | None] = {**self.manifest.final, ZERO_SHOT: self.manifest.zero_shot_accuracy}
         hard = self.path / HARD_PROMPT_FILE
         if hard.is_file():
             try:
-                found[HARD_PROMPT] = read_hard_prompt(hard).hard_prompt_accuracy
+                record = read_hard_prompt(hard)
             except (OSError, ValueError) as e:  # an unreadable file is not a measurement
                 logger.warning("skipping %s: %s", hard, e)
+            else:
+                if record.task is not None and record.task == self.manifest.task_form:  # never mix two tasks
+                    found[HARD_PROMPT] = record.hard_prompt_accuracy
         return {k: float(v) for k, v in found.items() if isinstance(v, int | float) and np.isfinite(v)}
 
     def final_correct(self) -> np.ndarray | None:

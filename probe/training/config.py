@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from probe.core.data import BUNDLED
+from probe.core.frames import is_in_memory, is_table
 from probe.training.inits import InitMethod, Scale
 
 TaskForm = Literal["cosine", "verbaliser"]
@@ -46,7 +48,11 @@ class TrainConfig:
     """
 
     model: str = _help("default", "model name or folder ('default' = bundled all-MiniLM-L6-v2)")
-    data: str = _help(BUNDLED, "CSV/TSV/JSONL with text and label columns, or a bundled set: feelings, topics")
+    data: Any = _help(
+        BUNDLED,
+        "CSV/TSV/JSONL with text and label columns, or a bundled set: feelings, topics (from Python also a pandas "
+        "DataFrame, a datasets Dataset or DatasetDict)",
+    )
     init: str = _help(InitMethod.SAMPLED_VOCAB.value, "random-uniform | sampled-vocab | class-label | text")
     length: int = _help(20, "prompt positions p (default 20)")
     steps: int = _help(150, "optimisation steps (default 150)")
@@ -109,12 +115,28 @@ class TrainConfig:
                 or not (value > 0 and math.isfinite(value))
             ):
                 raise ValueError(f"{name} is {value!r}; expected a positive number")
+        if not (isinstance(self.data, str | os.PathLike) or is_table(self.data)):
+            raise TypeError(
+                f"data is a {type(self.data).__name__}; expected a file path, a bundled set's name, a pandas "
+                "DataFrame, a datasets Dataset or DatasetDict"
+            )
         if self.init == InitMethod.TEXT.value and not (self.init_text or "").strip():
             raise ValueError("init 'text' needs init_text (--init-text)")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with the format version."""
-        return {"format": CONFIG_FORMAT, **dataclasses.asdict(self)}
+        """JSON-ready dict with the format version; data handed in memory is recorded as ``memory:<kind>:<sha>``."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if is_in_memory(self.data):
+            from probe.core.frames import as_splits, describe
+
+            splits = as_splits(self.data, text_column=self.text_column, label_column=self.label_column, seed=self.seed)
+            fields["data"] = describe(self.data, splits)
+        return {"format": CONFIG_FORMAT, **fields}
+
+    def same_as(self, recorded: dict[str, Any] | None) -> bool:
+        """Whether a run recorded with config ``recorded`` (a manifest's ``config``) was made with these settings
+        (in-memory data compared by its content)."""
+        return recorded is not None and TrainConfig.from_dict(recorded).to_dict() == self.to_dict()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

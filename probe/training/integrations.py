@@ -28,7 +28,7 @@ import torch
 from transformers import TrainerCallback
 
 from probe.core.models import canonical_name
-from probe.formats.files import PEFT_INITS, PEFT_KINDS
+from probe.formats.files import PEFT_FORMS, PEFT_INITS, PEFT_KINDS
 from probe.formats.manifest import Manifest
 from probe.formats.writer import RunWriter
 from probe.training.tasks import prompt_parameter
@@ -90,10 +90,12 @@ class Recorder:
         self.writer: RunWriter | None = None
         if write if write is not None else _is_main_process():
             base = config.base_model_name_or_path
+            task_type = str(getattr(config.task_type, "value", config.task_type))
             init = str(getattr(config, "prompt_tuning_init", "") or "").split(".")[-1].upper()
             manifest = Manifest(
                 model=canonical_name(base) if base else None,
-                kind=PEFT_KINDS.get(str(getattr(config.task_type, "value", config.task_type))),
+                kind=PEFT_KINDS.get(task_type),
+                task_form=PEFT_FORMS.get(task_type),
                 init=PEFT_INITS.get(init, init.lower() or "unknown"),
                 length=int(self.weight.shape[0]),
                 seed=seed,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -78,6 +78,9 @@ class Task(ABC):
     batches (:func:`probe.core.batching.plan_batches`), so no row is padded to a much longer one.
     Subclasses implement :meth:`_scores` (and :meth:`_loss` when the loss is not cross-entropy).
     """
+
+    name: ClassVar[str] = "task"
+    """The task form a reading under this task records (``cosine``, ``verbaliser``, ``generate``, ...)."""
 
     model: LoadedModel
     peft_model: PeftModel

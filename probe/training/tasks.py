@@ -13,7 +13,7 @@ The PEFT model prepends the prompt exactly as it does for PEFT users, so a saved
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +54,8 @@ __all__ = [
 class EncoderTask(Task):
     """Prompt-tuned sentence embeddings, classified by cosine to the label names' embeddings."""
 
+    name: ClassVar[str] = "cosine"
+
     def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         mask = mask.unsqueeze(-1).to(hidden.dtype)
         return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9), dim=-1)
@@ -86,6 +88,8 @@ class VerbaliserTask(EncoderTask):
     embeddings, a prompt here can only raise a label's score by moving the output toward that label's token.
     """
 
+    name: ClassVar[str] = "verbaliser"
+
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         marker = self.model.tokenizer.mask_token_id
         if marker is None:
@@ -114,6 +118,8 @@ class VerbaliserTask(EncoderTask):
 
 class _GenerativeTask(Task):
     """Shared rank classification for causal and seq2seq: log-likelihood of each label's tokens."""
+
+    name: ClassVar[str] = "generate"
 
     @abstractmethod
     def _label_ids(self, label: str) -> list[int]:

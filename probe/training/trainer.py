@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from probe.core.data import DataSplits, train_test
+from probe.core.data import DataSplits
+from probe.core.frames import as_splits, describe
 from probe.core.models import LoadedModel, canonical_name, load_model
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.sampling import seeded_batches
@@ -135,7 +136,7 @@ class Trainer:
 
         self.config, self.out, self.data_changed_ok = config, Path(out), data_changed_ok
         self.model = model or load_model(config.model)
-        self.splits = splits or train_test(
+        self.splits = splits or as_splits(
             config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed
         )
         if config.test_size is not None and config.test_size < len(self.splits.test):
@@ -182,7 +183,7 @@ class Trainer:
                     f"run '{self.out}' was not trained by probe train (it was recorded from another loop, or is "
                     "another tool's folder), so probe train cannot resume it; resume it in the loop that wrote it"
                 )
-            if TrainConfig.from_dict(run.manifest.config) != config:
+            if not config.same_as(run.manifest.config):
                 raise ValueError(
                     f"run '{self.out}' was made with another config; resume it with its own (probe train --resume)"
                 )
@@ -221,7 +222,10 @@ class Trainer:
             snapshot_every=config.snapshot_every,
             eval_every=config.eval_every,
             data=DataRecord(
-                path=config.data, sha256=splits.train.sha256, train_size=len(splits.train), test_size=len(splits.test)
+                path=describe(config.data, splits),
+                sha256=splits.train.sha256,
+                train_size=len(splits.train),
+                test_size=len(splits.test),
             ),
             evaluation=self._evaluation_record(),
             config=config.to_dict(),

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from probe.core.data import BUNDLED, train_test
+from probe.core.data import BUNDLED
+from probe.core.frames import as_splits
 from probe.core.models import LoadedModel, load_model
 from probe.formats.replicate_report import RUNS
 from probe.formats.run import Run, is_run_folder
@@ -42,7 +43,7 @@ class ReplicateConfig:
     """
 
     model: str = "default"
-    data: str = BUNDLED
+    data: Any = BUNDLED  # a path, a bundled set's name, or an in-memory table (probe.core.frames.Data)
     inits: tuple[str, ...] = tuple(i.value for i in PAPER_INITS)
     lengths: tuple[int, ...] = (1, 5, 20, 100)
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -103,7 +104,7 @@ def missing_runs(config: ReplicateConfig, out: str | os.PathLike[str]) -> dict[s
         path = Path(out) / RUNS / name
         if is_run_folder(path):
             run = load_run(path)
-            if run.status == "finished" and TrainConfig.from_dict(run.manifest.config or {}) == run_config:
+            if run.status == "finished" and run_config.same_as(run.manifest.config):
                 continue
         missing[name] = run_config
     return missing
@@ -126,7 +127,7 @@ def estimate_seconds(
         return 0.0, 0
     model = model or load_model(config.model, device="cpu")
     first = next(iter(missing.values()))
-    splits = train_test(config.data, seed=first.seed)
+    splits = as_splits(config.data, seed=first.seed)
     batch = splits.train.texts[: first.batch_size]
     targets = splits.train.targets[: first.batch_size]
     probe_rows = splits.test.texts[:64]

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from probe.core.data import BUNDLED, train_test
+from probe.core.data import BUNDLED
+from probe.core.frames import as_splits
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
 from probe.core.names import SOFT
@@ -31,11 +32,11 @@ MOVED_COS = 0.9
 keep is their init's, not a learned one."""
 
 
-def characteristic_words(data: str, *, per_class: int = 25) -> set[str]:
+def characteristic_words(data: Any, *, per_class: int = 25) -> set[str]:
     """The top TF-IDF words of each class (classes as documents), lower-cased."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    splits = train_test(data)
+    splits = as_splits(data)
     docs: dict[str, list[str]] = {name: [] for name in splits.train.label_names}
     for text, label in zip(splits.train.texts, splits.train.labels, strict=True):
         docs[label].append(text)
@@ -59,7 +60,7 @@ class FindingsContext:
     runs: list[Run]
     model: LoadedModel
     index: VocabIndex
-    data: str
+    data: Any
     k: int
     bootstrap: int
     readings: list[RunSummary]
@@ -91,7 +92,7 @@ def build_context(
     *,
     k: int = 5,
     bootstrap: int = 2000,
-    data: str | None = None,
+    data: Any = None,
     model: LoadedModel | None = None,
 ) -> FindingsContext:
     """Read the finished runs in ``runs_dir`` and the controls once, for all findings.

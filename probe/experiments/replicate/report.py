@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probe.core.frames import as_splits, describe
 from probe.core.io import atomic_write_json, atomic_write_text
 from probe.core.models import LoadedModel
 from probe.experiments.replicate.accuracy import accuracy_by_length
@@ -34,7 +35,7 @@ def measure_findings(
     *,
     k: int = 5,
     bootstrap: int = 2000,
-    data: str | None = None,
+    data: Any = None,
     model: LoadedModel | None = None,
 ) -> tuple[list[Finding], pd.DataFrame, dict[str, Any]]:
     """Measure the six findings from the finished runs in ``runs_dir`` alone.
@@ -58,7 +59,7 @@ def measure_findings(
 
     context = {
         "model": c.model.name,
-        "data": c.data,
+        "data": c.data if isinstance(c.data, str | os.PathLike) else describe(c.data, as_splits(c.data)),
         "task": setting("task", "cosine"),
         "runs": len(readings),
         "seeds": sorted({r.seed for r in readings if r.seed is not None}),
@@ -156,7 +157,7 @@ def write_report(config: ReplicateConfig, out: str | os.PathLike[str], *, starte
     findings, table, context = measure_findings(
         Path(out) / RUNS, k=config.k, bootstrap=config.bootstrap, data=config.data
     )
-    context["config"] = dataclasses.asdict(config)
+    context["config"] = dataclasses.asdict(dataclasses.replace(config, data=context["data"]))  # in-memory data by name
     context["seconds"] = round(time.time() - started, 1)
     text = render(findings, table, context)
     atomic_write_text(Path(out) / REPORT_MD, text)

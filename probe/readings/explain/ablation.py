@@ -80,6 +80,7 @@ def importance(
         examples=len(data),
         positions=positions,
         bootstrap=bootstrap,
+        task=readout.task_name,
     )
 
 

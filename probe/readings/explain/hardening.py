@@ -187,6 +187,7 @@ def _result(
         steps=steps,
         best_step=search.best_step,
         seed=seed,
+        task=readout.task_name,
     )
 
 

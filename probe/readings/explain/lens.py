@@ -202,4 +202,5 @@ def layer_lens(
         holds_until=holds,
         layers=layers,
         texts=len(sample),
+        task=readout.task_name,
     )

@@ -1,31 +1,40 @@
 """The context every reading of what a prompt does shares: the model, its index, the task and the data.
 
-:class:`Readout` runs a prompt's vectors through the task in one batched pass (:meth:`Readout.outcome`), and
-``Readout.from_run`` builds it from a run's manifest. The readings themselves are in :mod:`.importance`,
-:mod:`.hardening` and :mod:`.lens`.
+The task of a reading is the task of the prompt: a probe run's task form (from its manifest), a PEFT adapter's
+``task_type`` (``SEQ_CLS`` with its trained head, ``CAUSAL_LM`` and ``SEQ_2_SEQ_LM`` scoring the label words as
+continuations, ``FEATURE_EXTRACTION`` with the cosine form), or the caller's own scoring function or ``Task``
+class. When it cannot be known, a one-line error lists the choices; nothing falls back to a default silently.
+
+:class:`Readout` runs a prompt's vectors through that task in one batched pass (:meth:`Readout.outcome`). The
+readings themselves are in :mod:`.ablation`, :mod:`.hardening` and :mod:`.lens`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from probe.core.data import DataSplits, LabelledData, train_test
+from probe.core.data import DataSplits, LabelledData
+from probe.core.frames import Data, as_splits
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
-from probe.core.softprompt import check_vectors
+from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.formats.files import PEFT_FORMS
 from probe.formats.run import Run
-from probe.training.config import TaskForm
 from probe.training.evaluation import eval_subset, zero_shot_accuracy
 from probe.training.tasks import Task, make_task, prompt_parameter, wrap_with_prompt
+from probe.training.user_tasks import ClassifierHead, ClassifierHeadTask, Score, ScoringTask, wrap_head_with_prompt
 
 logger = logging.getLogger(__name__)
+
+READING_FORMS = ("cosine", "verbaliser", "generate", "classifier-head", "custom")
+"""The task forms a reading runs under: probe's encoder forms, generation (causal and seq2seq models), a
+``SEQ_CLS`` adapter's own head, and the caller's own objective."""
 
 
 def progress_bar(total: int, desc: str, enabled: bool) -> Any:
@@ -35,12 +44,17 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="pass", leave=False, disable=not enabled)
 
 
-# ----------------------------------------------------------------------------------------------- context
+def _unknown_task(what: str) -> ValueError:
+    return ValueError(
+        f"the task of {what} cannot be known; say which it was trained on: --task cosine|verbaliser|generate "
+        "(form=), or for another objective pass score=(model, batch) -> logits over the labels, or task=a Task "
+        "class, to Readout"
+    )
 
 
 @dataclass
 class Readout:
-    """The model, its vocabulary index, the task's settings and the data that every reading uses.
+    """The model, its vocabulary index, the task and the data that every reading uses.
 
     Attributes:
         model: the model the prompt belongs to.
@@ -48,8 +62,10 @@ class Readout:
         labels: the class labels.
         splits: train and test data (accuracies are on the test split).
         max_length / temperature: the task's settings, as in training.
-        form: the encoder task's form, as in training ("cosine" or "verbaliser"; see
-            :data:`probe.training.config.TASK_FORMS`).
+        form: the task form (:data:`READING_FORMS`): the one the prompt was trained under.
+        score: the caller's scoring function (form "custom").
+        task_class: the caller's :class:`Task` subclass (form "custom").
+        head: a ``SEQ_CLS`` adapter's trained head (form "classifier-head").
     """
 
     model: LoadedModel
@@ -58,35 +74,80 @@ class Readout:
     splits: DataSplits
     max_length: int = 128
     temperature: float = 0.05
-    form: TaskForm = "cosine"
+    form: str = "cosine"
+    score: Score | None = None
+    task_class: type[Task] | None = None
+    head: ClassifierHead | None = None
     _tasks: dict[int, Task] = field(default_factory=dict, repr=False)
+    _head_model: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.score is not None or self.task_class is not None:
+            self.form = "custom"
+        elif self.head is not None:
+            self.form = "classifier-head"
+        if self.form not in READING_FORMS:
+            raise ValueError(f"task form {self.form!r} is not known; expected one of {', '.join(READING_FORMS)}")
+        generative = self.model.kind in ("causal", "seq2seq")
+        if self.form == "generate" and not generative:
+            raise ValueError(f"task form 'generate' is for causal and seq2seq models; {self.model.name} is an encoder")
+        if generative and self.form in ("cosine", "verbaliser"):
+            self.form = "generate"  # probe's one form for these models: the label as a continuation
+        if self.head is not None and self.head.classes != len(self.labels):
+            raise ValueError(
+                f"the classifier head has {self.head.classes} classes but the data has {len(self.labels)} labels "
+                f"{self.labels}; give the data it was trained on (its classes in the order of the head)"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"Readout({self.model.name!r}, task {self.form}, {len(self.labels)} labels, "
+            f"{len(self.splits.train)} train / {len(self.splits.test)} test rows)"
+        )
+
+    @property
+    def task_name(self) -> str:
+        """The task every result of this readout is measured under (its form; a custom one by its function)."""
+        if self.form == "custom":
+            fn = self.score or self.task_class
+            return f"custom:{getattr(fn, '__qualname__', type(fn).__name__)}"
+        return self.form
+
+    # -- construction -----------------------------------------------------------------------------------------
 
     @classmethod
-    def from_run(cls, run: Run, model: LoadedModel | None = None, *, data_changed_ok: bool = False) -> Readout:
-        """The readout a run was trained with: its model, data file, split, labels, task form and settings, and
-        the test rows its final figures were measured on.
+    def from_run(
+        cls,
+        run: Run,
+        model: LoadedModel | None = None,
+        *,
+        data: Data | None = None,
+        data_changed_ok: bool = False,
+        test_size: int | None = None,
+    ) -> Readout:
+        """The readout a probe run was trained with: its model, data, split, labels, task form and settings, and
+        the test rows its final figures were measured on (``test_size`` narrows them further).
 
         Raises:
-            ValueError: the run records no data (e.g. a run another tool wrote): pass ``data`` to
-                :meth:`from_data` instead; or its data file changed since (unless ``data_changed_ok``).
+            ValueError: the run records no data and none is given; its data changed since (unless
+                ``data_changed_ok``); or it is another tool's run (use :meth:`for_prompt` with its data).
         """
         config = run.manifest.config or {}
-        if not config.get("data"):
-            raise ValueError(
-                f"run '{run.path}' records no training data; give the data file (probe explain --data FILE)"
-            )
+        if not config.get("data") and data is None:
+            raise ValueError(f"run '{run.path}' records no training data; give the data (probe explain --data FILE)")
         seed = int(config.get("seed", 0))
-        splits = train_test(
-            config["data"],
-            text_column=config.get("text_column", "text"),
-            label_column=config.get("label_column", "label"),
-            seed=seed,
-        )
+        columns = {
+            "text_column": config.get("text_column", "text"),
+            "label_column": config.get("label_column", "label"),
+        }
+        splits = as_splits(data if data is not None else config["data"], seed=seed, **columns)
         if run.manifest.data is not None:
             run.manifest.data.check(splits.train.sha256, allow_changed=data_changed_ok, run=str(run.path))
-        if config.get("test_size"):
-            splits = replace(splits, test=eval_subset(splits.test, int(config["test_size"]), seed))
+        rows = test_size or config.get("test_size")
+        if rows:
+            splits = replace(splits, test=eval_subset(splits.test, int(rows), seed))
         model = model or load_model(run.manifest.model or "default")
+        form = config.get("task", run.manifest.task_form or "cosine")
         return cls(
             model=model,
             index=VocabIndex.for_model(model),
@@ -94,30 +155,88 @@ class Readout:
             splits=splits,
             max_length=int(config.get("max_length", 128)),
             temperature=float(config.get("temperature", 0.05)),
-            form=config.get("task", "cosine"),
+            form=form,
         )
 
     @classmethod
     def from_data(
-        cls, model: LoadedModel, data: str | os.PathLike[str], *, seed: int = 0, form: TaskForm = "cosine"
+        cls,
+        model: LoadedModel,
+        data: Data,
+        *,
+        seed: int = 0,
+        form: str | None = None,
+        score: Score | None = None,
+        task: type[Task] | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        test_size: int | None = None,
     ) -> Readout:
-        """A readout for any prompt of ``model`` on a labelled data file (its ``split`` column if it has one)."""
-        splits = train_test(data, seed=seed)
+        """A readout for a prompt of ``model`` on labelled data (a file, a DataFrame, a ``datasets`` Dataset or
+        DatasetDict), under the task given: a ``form``, the caller's ``score`` function, or a ``task`` class.
+
+        Raises:
+            ValueError: no task given (a one-line error that lists the choices).
+        """
+        if form is None and score is None and task is None:
+            raise _unknown_task(f"a prompt read on '{getattr(data, 'name', None) or type(data).__name__}'")
+        splits = as_splits(data, seed=seed, text_column=text_column, label_column=label_column)
+        if test_size:
+            splits = replace(splits, test=eval_subset(splits.test, test_size, seed))
         labels = splits.train.label_names
-        return cls(model=model, index=VocabIndex.for_model(model), labels=labels, splits=splits, form=form)
+        index = VocabIndex.for_model(model)
+        return cls(model, index, labels, splits, form=form or "cosine", score=score, task_class=task)
+
+    @classmethod
+    def for_prompt(cls, prompt: SoftPrompt, model: LoadedModel, data: Data, **options: Any) -> Readout:
+        """The readout of a loaded prompt under the task it was trained on: a PEFT adapter's ``task_type``
+        (``SEQ_CLS`` with its head), else the ``form``, ``score`` or ``task`` given in ``options`` (see
+        :meth:`from_data`).
+
+        Raises:
+            ValueError: the task cannot be known (a tensor file records none), or an adapter's task type probe
+                cannot read without a scoring function.
+        """
+        config = prompt.metadata.get("adapter") or (prompt.metadata if "peft_type" in prompt.metadata else {})
+        task_type = config.get("task_type")
+        given = any(options.get(k) is not None for k in ("form", "score", "task"))
+        if task_type is None or given:
+            if not given:
+                raise _unknown_task(f"prompt '{prompt.source}' (it records no task type)")
+            return cls.from_data(model, data, **options)
+        if task_type not in PEFT_FORMS:
+            raise ValueError(
+                f"prompt '{prompt.source}' is a PEFT {task_type} adapter; probe reads {', '.join(PEFT_FORMS)} "
+                "adapters by their task type, and any other with score= or task= given to Readout"
+            )
+        readout = cls.from_data(model, data, form="cosine", **{k: v for k, v in options.items() if k != "form"})
+        if PEFT_FORMS[task_type] == "classifier-head":
+            return replace(readout, head=ClassifierHead.from_adapter(prompt.source), _tasks={})
+        return replace(readout, form=PEFT_FORMS[task_type], _tasks={})
+
+    # -- the task -------------------------------------------------------------------------------------------
 
     def task(self, length: int) -> Task:
-        """A task whose PEFT wrapper holds a prompt of ``length`` positions (one per length, reused)."""
+        """The task with a PEFT wrapper holding a prompt of ``length`` positions (one per length, reused)."""
         if length not in self._tasks:
             vectors = np.zeros((length, self.model.dim), np.float32)
-            self._tasks[length] = make_task(
-                self.model,
-                wrap_with_prompt(self.model, vectors),
-                self.labels,
-                max_length=self.max_length,
-                temperature=self.temperature,
-                form=self.form,
-            )
+            settings: dict[str, Any] = {"max_length": self.max_length, "temperature": self.temperature}
+            if self.head is not None:
+                if self._head_model is None:
+                    self._head_model = self.head.model(self.model)
+                peft = wrap_head_with_prompt(self._head_model, self.model, vectors)
+                self._tasks[length] = ClassifierHeadTask(self.model, peft, self.labels, **settings)
+            elif self.score is not None:
+                peft = wrap_with_prompt(self.model, vectors)
+                self._tasks[length] = ScoringTask(self.model, peft, self.labels, **settings, score=self.score)
+            elif self.task_class is not None:
+                self._tasks[length] = self.task_class(
+                    self.model, wrap_with_prompt(self.model, vectors), self.labels, **settings
+                )
+            else:
+                form = self.form if self.form in ("cosine", "verbaliser") else "cosine"
+                peft = wrap_with_prompt(self.model, vectors)
+                self._tasks[length] = make_task(self.model, peft, self.labels, **settings, form=form)
         return self._tasks[length]
 
     def key(self) -> dict[str, Any]:
@@ -130,8 +249,7 @@ class Readout:
             digest.update(b"\x02")
         return {
             "model": self.model.fingerprint,
-            "task": type(self.task(1)).__name__,
-            "form": self.form,
+            "task": self.task_name,
             "labels": list(self.labels),
             "max_length": self.max_length,
             "temperature": self.temperature,

@@ -1,0 +1,108 @@
+"""Data from memory: a pandas ``DataFrame``, a ``datasets.Dataset`` or a ``DatasetDict`` (splits by name), read
+as a labelled file's rows are, wherever probe takes data (:func:`as_splits`).
+
+A ``datasets`` class-label column is read by its names, so the labels are words the tokenizer knows.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from probe.core.data import DataSplits, LabelledData, from_rows, split_data, train_test
+
+Data = Any
+"""What probe takes as data: a file path or bundled set's name, a pandas DataFrame, a ``datasets.Dataset`` or
+``DatasetDict``, :class:`LabelledData` or :class:`DataSplits`."""
+MEMORY = "memory:"
+"""How a run's config records data it was handed in memory (``memory:<kind>:<sha256>``)."""
+
+
+def is_table(data: Data) -> bool:
+    """Whether ``data`` is an in-memory kind probe reads (see :data:`Data`)."""
+    return isinstance(data, LabelledData | DataSplits) or bool(_kind(data))
+
+
+def is_in_memory(data: Data) -> bool:
+    """Whether ``data`` is an in-memory table rather than a path or a bundled set's name."""
+    return not isinstance(data, str | os.PathLike)
+
+
+def as_splits(
+    data: Data, *, text_column: str = "text", label_column: str = "label", seed: int = 0, test_fraction: float = 0.25
+) -> DataSplits:
+    """Train and test sets from any data probe takes (see :data:`Data`).
+
+    A DatasetDict gives its ``train`` and ``test`` splits; any other table its ``split`` column if it has one,
+    else a seeded stratified split (:func:`probe.core.data.split_data`).
+
+    Raises:
+        TypeError: data of another type.
+        ValueError: a table probe cannot read as labelled text (naming what is missing).
+    """
+    if isinstance(data, DataSplits):
+        return data
+    if isinstance(data, str | os.PathLike):
+        if str(data).startswith(MEMORY):
+            raise ValueError(
+                f"this run was trained on data handed in memory ({data}); pass that data again "
+                "(train(..., splits=...), Readout.from_run(run, data=...))"
+            )
+        return train_test(
+            data, text_column=text_column, label_column=label_column, seed=seed, test_fraction=test_fraction
+        )
+    if _kind(data) == "DatasetDict":
+        parts = {name: data[name] for name in data}
+        if not {"train", "test"} <= set(parts):
+            raise ValueError(f"the DatasetDict has splits {sorted(parts)}; expected 'train' and 'test'")
+        train = as_labelled(parts["train"], text_column=text_column, label_column=label_column)
+        test = as_labelled(parts["test"], text_column=text_column, label_column=label_column)
+        names = list(dict.fromkeys([*train.label_names, *test.label_names]))
+        return DataSplits(_with_names(train, names, "train"), _with_names(test, names, "test"))
+    labelled = (
+        data
+        if isinstance(data, LabelledData)
+        else as_labelled(data, text_column=text_column, label_column=label_column)
+    )
+    return split_data(labelled, test_fraction=test_fraction, seed=seed)
+
+
+def as_labelled(data: Data, *, text_column: str = "text", label_column: str = "label") -> LabelledData:
+    """Labelled data from a DataFrame or a ``datasets.Dataset``."""
+    kind = _kind(data)
+    if isinstance(data, LabelledData):
+        return data
+    if kind == "DataFrame":
+        rows = data.to_dict("records")
+    elif kind == "Dataset":
+        rows = [dict(r) for r in data]
+        names = getattr(data.features.get(label_column), "names", None)
+        if names:  # a class-label column: ints stand for these names
+            rows = [{**r, label_column: names[r[label_column]]} for r in rows]
+    else:
+        raise TypeError(
+            f"data of type {type(data).__name__} is not something probe reads; give a file path, a bundled set's "
+            "name, a pandas DataFrame, a datasets Dataset or DatasetDict"
+        )
+    return from_rows(rows, source=f"<{kind}>", text_column=text_column, label_column=label_column)
+
+
+def describe(data: Data, splits: DataSplits) -> str:
+    """What a run's config records as its data: the path as given, or ``memory:<kind>:<sha256>``."""
+    if isinstance(data, str | os.PathLike):
+        return str(data)
+    return f"{MEMORY}{_kind(data) or type(data).__name__}:{splits.train.sha256[:16]}{splits.test.sha256[:16]}"
+
+
+def _kind(data: Data) -> str:
+    for cls in type(data).__mro__:
+        if cls.__name__ in ("DataFrame", "Dataset", "DatasetDict") and cls.__module__.split(".")[0] in (
+            "pandas",
+            "datasets",
+        ):
+            return cls.__name__
+    return ""
+
+
+def _with_names(data: LabelledData, names: list[str], split: str) -> LabelledData:
+    return LabelledData(data.texts, data.labels, names, source=f"{data.source}:{split}", sha256=data.sha256)
