@@ -98,7 +98,7 @@ class Explain(Command):
         from probe.readings.explain import Readout
 
         rows = self.test_size or None
-        columns = {"text_column": self.text_column, "label_column": self.label_column}
+        columns: dict[str, Any] = {"text_column": self.text_column, "label_column": self.label_column}
         if run is not None and run.manifest.config is not None:  # probe's own run: its task, data and settings
             data = None if self.data is None else as_splits(self.data, seed=self.seed, **columns)
             return Readout.from_run(run, model, data=data, data_changed_ok=self.data_changed_ok, test_size=rows)
