@@ -29,6 +29,7 @@ class Report(Command):
     format: Format = option("md", "output format: md, json or csv (default md)")
     out: str | None = option(None, "write to this file instead of stdout")
     key: str | None = option(None, "tensor name in a file holding several")
+    step: int | None = option(None, "for a run: its snapshot at this step (default: the last)")
     role: Literal["encoder", "decoder"] | None = option(None, "which half of a seq2seq adapter")
     controls: bool = option(False, "add random-vector and sampled-vocab controls")
     all_tokens: bool = option(
@@ -44,6 +45,10 @@ class Report(Command):
         from probe.readings.reports import nearest_tokens
 
         prompt = load_prompt(self.prompt, key=self.key, role=self.role)
+        if self.step is not None:
+            if not prompt.metadata.get("run"):
+                raise ValueError(f"--step picks a run's snapshot; '{self.prompt}' is a prompt file, not a run")
+            prompt = load_run(self.prompt).snapshot(self.step)
         model = load_model(
             self.model or prompt.base_model or "default", device="cpu", trust_remote_code=self.trust_remote_code
         )
@@ -113,6 +118,7 @@ class Drift(Command):
     model: str | None = option(None, "override the model recorded in the run")
     k: int = option(5, "top-k for the neighbour overlap (default 5)", short="-k", positive=True)
     summary_only: bool = option(False, "one line per run instead of per step and position", flag="--summary")
+    step: int | None = option(None, "the per-step table only up to this step (default: every snapshot)")
     format: Format = option("md", "output format: md, json or csv (default md)")
     out: str | None = option(None, "write to this file instead of stdout")
 
@@ -127,7 +133,12 @@ class Drift(Command):
         run = load_run(self.run_path)
         model = load_model(self.model or run.manifest.model or "default", device="cpu")
         index = VocabIndex.for_model(model)
-        table = drift_table(run, model, index=index, k=self.k)
+        steps = None if self.step is None else [s for s in run.steps if s <= self.step]
+        if steps is not None and not steps:
+            raise ValueError(
+                f"run '{self.run_path}' has no snapshot at or before step {self.step}; it starts at {run.steps[:1]}"
+            )
+        table = drift_table(run, model, index=index, k=self.k, steps=steps)
         if self.summary_only:
             table = pd.DataFrame([summarize_run(run, model, table, index=index, k=self.k).to_dict()])
         emit(table_text(table, self.format), self.out)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import difflib
 import errno
 import logging
+import re
 import sys
 import types
 import typing
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from probe.cli.commands import Compare, Dashboard, Demo, Drift, Report, Train
 from probe.cli.explain import Explain
@@ -115,12 +117,35 @@ def from_namespace(cls: Any, args: argparse.Namespace) -> Any:
     return cls(**values)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, with a "did you mean" for a mistyped command or option."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}{_suggestion(self, message)}\n")
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    known: list[str] = []
+    for action in parser._actions:
+        known += list(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            known += list(action.choices)
+            for sub in action.choices.values():  # unknown options are reported by the top parser
+                known += [o for a in sub._actions for o in a.option_strings]
+    words = re.findall(r"'([^']+)'", message) + re.findall(r"(--?[\w-]+)", message.split(":", 1)[-1])
+    for word in words:
+        close = difflib.get_close_matches(word.split("=")[0], known, n=1, cutoff=0.6)
+        if close and close[0] != word:
+            return f" (did you mean {close[0]}?)"
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="probe", description="Make soft prompts readable.")
+    parser = _Parser(prog="probe", description="Make soft prompts readable.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for command in COMMANDS:
         p = sub.add_parser(
             command.name,

@@ -102,7 +102,9 @@ def comparison_table(runs: list[Run], model: LoadedModel, index: VocabIndex, *, 
                 **s.to_dict(),
                 "distance_travelled": s.mean_distance_travelled,
                 "cos_final_to_init": s.mean_cos_final_to_init,
-                "init_token_kept_top1": f"{s.init_token_top1}/{s.init_token_positions}",
+                "init_token_kept_top1": "unknown"
+                if s.init_token_top1 is None
+                else f"{s.init_token_top1}/{s.init_token_positions}",
             }
         )
     return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from probe.core.index import VocabIndex, normalize_rows
+from probe.core.names import SOFT
 from probe.core.tokens import label_token_ids
 from probe.readings.measures import OFF_MANIFOLD_PERCENTILE, duplicate_top1, neighbor_coherence, read_positions
 
@@ -169,8 +170,8 @@ class RunSummary:
     zero_shot_accuracy: float | None
     mean_distance_travelled: float
     mean_cos_final_to_init: float
-    init_token_top1: int
-    init_token_topk: int
+    init_token_top1: int | None
+    init_token_topk: int | None
     init_token_positions: int
     label_in_topk: int
     on_manifold: float
@@ -238,13 +239,16 @@ def summarize_run(
         seed=run.manifest.seed,
         positions=int(first.shape[0]),
         snapshots=len(run.steps),
-        soft_accuracy=run.manifest.soft_accuracy,
+        soft_accuracy=run.manifest.soft_accuracy if run.manifest.soft_accuracy is not None else _last_eval(run),
         discretised_accuracy=run.manifest.discretised_accuracy,
         zero_shot_accuracy=run.manifest.zero_shot_accuracy,
         mean_distance_travelled=float(travelled.mean()),
         mean_cos_final_to_init=float(cos_to_init.mean()),
-        init_token_top1=sum(1 for i, ids in with_tokens if int(final_ids[i, 0]) in ids),
-        init_token_topk=sum(1 for i, ids in with_tokens if set(ids) & set(final_ids[i].tolist())),
+        # None where the init's tokens are unknown (another loop's run): unknown, not "0 of 0"
+        init_token_top1=sum(1 for i, ids in with_tokens if int(final_ids[i, 0]) in ids) if with_tokens else None,
+        init_token_topk=sum(1 for i, ids in with_tokens if set(ids) & set(final_ids[i].tolist()))
+        if with_tokens
+        else None,
         init_token_positions=len(with_tokens),
         label_in_topk=sum(1 for row in final_ids if label_ids & set(row.tolist())),
         on_manifold=float((readings.manifold_percentile >= OFF_MANIFOLD_PERCENTILE).mean()),
@@ -257,3 +261,12 @@ def summarize_run(
         init_coherence=neighbor_coherence(index, init_ids),
         cos_to_init=cos_to_init,
     )
+
+
+def _last_eval(run: Run) -> float | None:
+    """The soft accuracy of the run's last recorded evaluation (what another tool's trainer logged), if any."""
+    for record in reversed(run.records()):
+        value = record.get(SOFT) if record.get("kind") == "eval" else None
+        if isinstance(value, int | float):
+            return float(value)
+    return None

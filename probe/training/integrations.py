@@ -30,7 +30,9 @@ from transformers import TrainerCallback
 from probe.core.models import canonical_name
 from probe.formats.files import PEFT_FORMS, PEFT_INITS, PEFT_KINDS
 from probe.formats.manifest import Manifest
-from probe.formats.writer import RunWriter
+from probe.formats.run import is_run_folder
+from probe.formats.runs import load_run
+from probe.formats.writer import RunWriter, clear_run
 from probe.training.tasks import prompt_parameter
 
 logger = logging.getLogger(__name__)
@@ -56,9 +58,13 @@ class Recorder:
         extra: more fields to record in the manifest (its ``extra`` entry).
         trainer: the Hugging Face Trainer's settings (recorded by :class:`ProbeCallback`).
         write: whether this process writes (default: rank 0 of a distributed run, or a single process).
+        resume_at: continue the run already in ``out`` from this step (what was recorded after it is dropped);
+            None starts a new run.
+        overwrite: start over in ``out``: probe's own files of a run already there are deleted first.
 
     Raises:
-        ValueError: ``every`` is not a positive integer, or the model has no prompt-tuning adapter.
+        ValueError: ``every`` is not a positive integer, the model has no prompt-tuning adapter, or ``out``
+            already holds a run and neither ``resume_at`` nor ``overwrite`` is given.
     """
 
     def __init__(
@@ -72,6 +78,8 @@ class Recorder:
         extra: dict[str, Any] | None = None,
         trainer: dict[str, Any] | None = None,
         write: bool | None = None,
+        resume_at: int | None = None,
+        overwrite: bool = False,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every is {every!r}; expected a positive number of steps between snapshots")
@@ -105,7 +113,21 @@ class Recorder:
                 trainer=trainer,
                 extra=dict(extra or {}),
             )
-            self.writer = RunWriter(self.path, manifest)
+            self.writer = self._open(manifest, resume_at, overwrite)
+
+    def _open(self, manifest: Manifest, resume_at: int | None, overwrite: bool) -> RunWriter:
+        """A writer for a new run, for the run already there from ``resume_at`` on, or after clearing it."""
+        if overwrite and is_run_folder(self.path):
+            clear_run(self.path)
+        if resume_at is None or not is_run_folder(self.path):
+            return RunWriter(self.path, manifest)
+        before = load_run(self.path)
+        if before.steps:
+            self.initial = before.initial_prompt().vectors  # drift is measured from where the run began
+        writer = RunWriter(self.path, before.manifest.replace(status="running", resumed_from=resume_at), resume=True)
+        writer.truncate_after(resume_at)
+        self.snapshots = {s for s in before.steps if s <= resume_at}
+        return writer
 
     def snapshot(self, step: int) -> None:
         """Write the prompt as it is now, as the snapshot at ``step`` (once per step)."""
@@ -163,30 +185,69 @@ class Recorder:
             self.finish(status="interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
 
 
-def record(peft_model: Any, out: str | os.PathLike[str], *, every: int = 10, **kwargs: Any) -> Recorder:
-    """A :class:`Recorder` to use as a context manager around any training loop (see the module docstring)."""
-    return Recorder(peft_model, out, every=every, **kwargs)
+def record(
+    peft_model: Any, out: str | os.PathLike[str], *, every: int = 10, overwrite: bool = False, **kwargs: Any
+) -> Recorder:
+    """Record a probe run from any training loop: use it as a context manager around the loop.
+
+    The prompt is snapshotted on entry (step 0), every ``every`` steps you report with ``rec.step(step,
+    loss=...)``, and at the last step on exit; the run's status says whether the loop finished, was interrupted
+    or failed. Drift, the map, compare and the dashboard read the folder while the loop runs.
+
+    Args:
+        peft_model: the PEFT prompt-tuning model being trained.
+        out: the run folder to create.
+        every: snapshot every this many steps.
+        overwrite: start over when ``out`` already holds a run (its probe files are deleted first).
+        **kwargs: see :class:`Recorder` (``labels``, ``seed``, ``extra``, ``resume_at``, ...).
+
+    Returns:
+        The :class:`Recorder`.
+
+    Raises:
+        ValueError: see :class:`Recorder`.
+
+    Example::
+
+        with probe.record(peft_model, "runs/mine", every=10) as rec:
+            for step in range(1, steps + 1):
+                ...  # forward, backward, optimizer step
+                rec.step(step, loss=loss.item())
+    """
+    return Recorder(peft_model, out, every=every, overwrite=overwrite, **kwargs)
 
 
 class ProbeCallback(TrainerCallback):
     """A ``transformers.TrainerCallback`` that writes a probe run while the ``Trainer`` trains a prompt.
 
+    Add it as any callback (``callbacks=[ProbeCallback(...)]`` or ``trainer.add_callback(...)``), in any order.
+    ``trainer.train(resume_from_checkpoint=...)``, and a notebook cell run again, continue the probe run in
+    ``out`` from the Trainer's step; ``overwrite=True`` starts it over.
+
     Args:
-        out: the run folder to create.
+        out: the run folder to create (or continue).
         every: snapshot every this many optimisation steps (and at the start and the final step).
         labels: the task's class labels, if any.
-        log_drift: add ``probe/cos_to_init``, ``probe/l2_to_init`` and ``probe/norm`` to the Trainer's logs.
-            The reporters (TensorBoard, Weights & Biases) see them when this callback runs before them:
-            use :func:`attach`.
+        log_drift: send ``probe/cos_to_init``, ``probe/l2_to_init`` and ``probe/norm`` to the reporters the
+            Trainer reports to (TensorBoard, Weights & Biases) under ``probe/``, at every logging step; with no
+            reporter they go into the Trainer's logs.
+        overwrite: start the probe run over when ``out`` already holds one.
     """
 
     def __init__(
-        self, out: str | os.PathLike[str], every: int = 10, *, labels: list[str] | None = None, log_drift: bool = True
+        self,
+        out: str | os.PathLike[str],
+        every: int = 10,
+        *,
+        labels: list[str] | None = None,
+        log_drift: bool = True,
+        overwrite: bool = False,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every is {every!r}; expected a positive number of steps between snapshots")
-        self.out, self.every, self.labels, self.log_drift = out, every, labels, log_drift
+        self.out, self.every, self.labels, self.log_drift, self.overwrite = out, every, labels, log_drift, overwrite
         self.recorder: Recorder | None = None
+        self._tensorboard: Any = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self.recorder = Recorder(
@@ -197,6 +258,8 @@ class ProbeCallback(TrainerCallback):
             seed=args.seed,
             trainer={"max_steps": state.max_steps, "learning_rate": args.learning_rate},
             write=state.is_world_process_zero,
+            resume_at=state.global_step,  # 0 for a fresh start: a run already there is continued from its start
+            overwrite=self.overwrite,
         )
         self.recorder.snapshot(state.global_step)
 
@@ -215,16 +278,48 @@ class ProbeCallback(TrainerCallback):
         if "loss" in train and self.recorder.writer is not None:
             self.recorder.writer.log("train", step=step, loss=float(train["loss"]), lr=train.get("learning_rate"))
         self.recorder.evaluate(step, **evals)
-        if self.log_drift:
-            logs.update(self.recorder.drift())
+        if self.log_drift and state.is_world_process_zero:
+            values = self.recorder.drift()
+            if not self._report(args, step, values):
+                logs.update(values)  # no reporter to send them to: the Trainer's log history holds them
+
+    def _report(self, args: Any, step: int, values: dict[str, float]) -> bool:
+        """Send ``values`` to the Trainer's reporters under their own ``probe/`` names (the reporters would file
+        anything added to the logs under ``train/``, and only if they ran after this callback); False when it
+        reports to none of them."""
+        targets = args.report_to if isinstance(args.report_to, list) else [args.report_to]
+        reported = False
+        if "tensorboard" in targets or "all" in targets:
+            if self._tensorboard is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                folder = os.environ.get("TENSORBOARD_LOGGING_DIR") or os.path.join(args.output_dir, "runs")
+                self._tensorboard = SummaryWriter(log_dir=os.path.join(folder, "probe"))
+            for key, value in values.items():
+                self._tensorboard.add_scalar(key, value, step)
+            self._tensorboard.flush()
+            reported = True
+        if "wandb" in targets or "all" in targets:
+            try:
+                import wandb
+            except ImportError:
+                return reported
+            if wandb.run is not None:
+                wandb.log({**values, "train/global_step": step}, commit=False)
+                reported = True
+        return reported
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.recorder is not None:
             self.recorder.finish(state.global_step)
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
 
 
 def attach(trainer: Any, out: str | os.PathLike[str], every: int = 10, **kwargs: Any) -> ProbeCallback:
-    """Add a :class:`ProbeCallback` to ``trainer`` ahead of its reporters, so the drift figures reach them."""
+    """Add a :class:`ProbeCallback` to ``trainer`` (kept for scripts that use it: a plain
+    ``trainer.add_callback(ProbeCallback(...))`` now does the same, in any order)."""
     callback = ProbeCallback(out, every, **kwargs)
     trainer.callback_handler.callbacks.insert(0, callback)
     return callback

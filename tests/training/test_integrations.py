@@ -219,3 +219,50 @@ def test_layouts__anything_else_is_refused_with_the_accepted_layouts(tmp_path, c
     assert main(["drift", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "tensor-steps" in err
+
+
+@pytest.mark.slow
+def test_trainer_route__plain_callback_reports_probe_scalars_and_a_resume_continues_the_run(tmp_path, default_model):
+    from datasets import Dataset
+    from peft import PromptTuningConfig, get_peft_model
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+    from probe.core.data import train_test
+
+    splits = train_test("feelings")
+    tok = default_model.tokenizer
+    rows = Dataset.from_dict({"text": splits.train.texts, "label": splits.train.targets})
+    rows = rows.map(lambda r: tok(r["text"], truncation=True, max_length=64), batched=True)
+
+    def trainer(max_steps: int) -> Trainer:
+        base = AutoModelForSequenceClassification.from_pretrained(default_model.location, num_labels=4)
+        peft_model = get_peft_model(base, PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=3))
+        args = TrainingArguments(
+            output_dir=str(tmp_path / "out"),
+            max_steps=max_steps,
+            per_device_train_batch_size=8,
+            learning_rate=0.05,
+            save_steps=2,
+            logging_steps=1,
+            report_to=["tensorboard"],
+            use_cpu=True,
+            seed=0,
+            disable_tqdm=True,
+        )
+        made = Trainer(model=peft_model, args=args, train_dataset=rows, processing_class=tok)
+        made.add_callback(ProbeCallback(tmp_path / "probe-run", every=2))  # after the reporters: the plain way
+        return made
+
+    trainer(2).train()
+    events = [
+        EventAccumulator(str(p.parent)).Reload() for p in (tmp_path / "out" / "runs").rglob("events.out.tfevents.*")
+    ]
+    tags = {t for e in events for t in e.Tags()["scalars"]}
+    assert {"probe/cos_to_init", "probe/l2_to_init", "probe/norm"} <= tags
+    assert not any(t.startswith("train/probe/") for t in tags)
+    trainer(4).train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-2"))
+    run = load_run(tmp_path / "probe-run")
+    assert run.status == "finished" and run.steps == [0, 2, 4] and run.manifest.resumed_from == 2
+    steps = list(run.metrics()["step"])
+    assert steps == sorted(set(steps)) == [1, 2, 3, 4]  # the resumed steps logged once each
