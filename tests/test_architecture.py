@@ -186,3 +186,17 @@ def test_dependencies__every_third_party_import_is_declared():
         if not names & (declared | optional):
             missing.append(module)
     assert missing == []
+
+
+def test_public_api__is_typed_and_its_hints_resolve():
+    import inspect
+    import typing
+
+    import probe
+
+    assert (PACKAGE / "py.typed").is_file()
+    for name in probe.__all__:
+        value = getattr(probe, name)
+        if inspect.isfunction(value) or inspect.isclass(value):
+            hints = typing.get_type_hints(value.__init__ if inspect.isclass(value) else value)
+            assert hints is not None, name

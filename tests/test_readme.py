@@ -62,10 +62,12 @@ def test_readme__every_probe_name_it_shows_resolves():
 def test_readme__the_api_blocks_run_as_written(tmp_path, monkeypatch, demo_runs):
     """The Python API blocks, run as they stand, with only the sizes cut (steps, tokens) and a real adapter path."""
     monkeypatch.chdir(tmp_path)
-    api, explain = _python_blocks()[1:3]
+    blocks = _python_blocks()
+    api = next(b for b in blocks if "probe.load_model()" in b)
+    explain = next(b for b in blocks if "Readout.from_run" in b)
     adapter = str(demo_runs / "class-label" / "adapter")
     code = (api + explain).replace('"path/to/adapter"', repr(adapter)).replace("steps=150", "steps=3")
-    code = code.replace("steps=100)", "steps=2)").replace("readout)  # positions", "readout, top_n=500, texts=2)  #")
+    code = code.replace("steps=100)", "steps=2)").replace("readout)  # positions", "readout, tokens=500, texts=2)  #")
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["report"].positions and namespace["run"].status == "finished"

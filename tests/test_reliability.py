@@ -74,9 +74,9 @@ def test_property__faiss_and_torch_agree(vectors):
 def test_property__any_finite_prompt_gets_a_report(default_model, default_index, vectors):
     report = nearest_tokens(vectors, default_model, k=3, index=default_index)
     for p in report.positions:
-        cos = [n.cosine for n in p.neighbors]
+        cos = [n.cosine for n in p.neighbours]
         assert cos == sorted(cos, reverse=True)
-        assert all(0 <= n.token_id < default_model.vocab_size for n in p.neighbors)
+        assert all(0 <= n.token_id < default_model.vocab_size for n in p.neighbours)
 
 
 def _fill_the_disk(monkeypatch) -> None:

@@ -111,15 +111,4 @@ class Explain(Command):
             return str(record.to_json())
         if self.format == "csv":
             return str(record.importance.to_csv())
-        return "\n\n".join(
-            [
-                f"# What the prompt does: {self.target}" + (f", step {prompt.step}" if prompt.step is not None else ""),
-                f"Measured under the task it was trained on: {record.task}.",
-                "## Which positions matter, and is each reading faithful?",
-                record.importance.to_markdown(),
-                "## The best real-token prompt",
-                record.hard_prompt.to_markdown(),
-                "## Layer lens",
-                record.lens.to_markdown(),
-            ]
-        )
+        return str(record.to_markdown())

@@ -16,7 +16,7 @@ from probe.core.io import MAX_POSITIONS
 Role = Literal["encoder", "decoder"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class SoftPrompt:
     """A learned (or initial) soft prompt.
 
@@ -41,6 +41,11 @@ class SoftPrompt:
         if self.role not in (None, "encoder", "decoder"):
             raise ValueError(f"role '{self.role}' is not known; expected 'encoder', 'decoder' or None")
 
+    def __repr__(self) -> str:
+        where = f" step {self.step}" if self.step is not None else ""
+        role = f" {self.role}" if self.role else ""
+        return f"SoftPrompt({self.source!r}{where}{role}, {self.length} x {self.dim})"
+
     @property
     def length(self) -> int:
         """Number of positions p."""
@@ -63,6 +68,26 @@ class SoftPrompt:
                 f"'{model_name}' has dim {dim}; load the model the prompt was trained on"
             )
         return self
+
+
+def as_prompt(prompt: Any) -> SoftPrompt:
+    """A :class:`SoftPrompt` from what a reading is handed: a prompt, float32 [p, d] vectors or a tensor, or a PEFT
+    prompt-tuning model (its prompt as it is now, as :func:`probe.record` reads it).
+
+    Raises:
+        TypeError: none of these.
+    """
+    if isinstance(prompt, SoftPrompt):
+        return prompt
+    encoder = getattr(prompt, "prompt_encoder", None)
+    if encoder is not None and hasattr(prompt, "active_adapter"):
+        weight = encoder[prompt.active_adapter].embedding.weight
+        config = prompt.peft_config[prompt.active_adapter]
+        base = getattr(config, "base_model_name_or_path", None)
+        return SoftPrompt(
+            vectors=weight, source=f"<{type(prompt).__name__}>", base_model=base, metadata=config.to_dict()
+        )
+    return SoftPrompt(vectors=check_vectors(prompt), source="<array>")
 
 
 def check_vectors(vectors: Any, *, what: str = "prompt") -> np.ndarray:

@@ -65,8 +65,8 @@ def position_table(report: NearestTokenReport) -> pd.DataFrame:
         rows.append(
             {
                 "position": p.position,
-                "neighbours": ", ".join(f"{n.token} ({n.cosine:.2f})" for n in p.neighbors),
-                "top1": p.neighbors[0].token,
+                "neighbours": ", ".join(f"{n.token} ({n.cosine:.2f})" for n in p.neighbours),
+                "top1": p.neighbours[0].token,
                 "top1_cos": p.top1_cosine,
                 "margin": p.margin,
                 "norm_x_vocab": p.norm_ratio,
@@ -86,7 +86,7 @@ def search_positions(report: NearestTokenReport, query: str) -> list[int]:
         return [p.position for p in report.positions]
     found = []
     for p in report.positions:
-        if any(q in n.token.lower().lstrip("#␣") for n in p.neighbors):
+        if any(q in n.token.lower().lstrip("#␣") for n in p.neighbours):
             found.append(p.position)
     return found
 

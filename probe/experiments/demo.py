@@ -131,7 +131,7 @@ def demo_text(runs: list[Run], model: LoadedModel, index: VocabIndex, *, k: int 
             "",
         ]
         for p in report.positions[:positions]:
-            words = ", ".join(n.token for n in p.neighbors)
+            words = ", ".join(n.token for n in p.neighbours)
             flag = "" if p.on_manifold else "  (off-manifold)"
             parts.append(f"- {p.position:>2}: {words}  [top-1 cos {p.top1_cosine:.2f}]{flag}")
         parts.append("")

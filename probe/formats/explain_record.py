@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from probe.core.io import dumps
+from probe.core.results import Result
 from probe.formats.hard_prompt import HardPrompt
 from probe.formats.schema import Fields, read_json
 
@@ -74,8 +74,8 @@ def _number(f: Fields, name: str, default: float) -> float:
     return default if value is None else float(f.number(name))
 
 
-@dataclass(frozen=True)
-class ImportanceTable:
+@dataclass(frozen=True, repr=False)
+class ImportanceTable(Result):
     """Per-position importance and faithfulness of a prompt, ranked (1 = removing it hurts most)."""
 
     soft_accuracy: float
@@ -85,6 +85,11 @@ class ImportanceTable:
     bootstrap: int
     task: str | None = None
     """The task the accuracies were measured under (the task form; None in files from before it was recorded)."""
+
+    def headline(self) -> str:
+        return (
+            f"{len(self.positions)} positions, soft {self.soft_accuracy:.3f} on {self.examples} rows, task {self.task}"
+        )
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per position, each interval as its low and high."""
@@ -100,10 +105,6 @@ class ImportanceTable:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready)."""
         return asdict(self)
-
-    def to_json(self) -> str:
-        """JSON text."""
-        return dumps(self.to_dict())
 
     def to_csv(self) -> str:
         """:meth:`to_dataframe` as CSV text."""
@@ -150,8 +151,8 @@ class LensRow:
     logit_token: str | None = None
 
 
-@dataclass(frozen=True)
-class LayerLens:
+@dataclass(frozen=True, repr=False)
+class LayerLens(Result):
     """Positions x layers: the top-1 contextual token and its cosine (and the logit lens for causal LMs)."""
 
     rows: list[LensRow]
@@ -167,6 +168,10 @@ class LayerLens:
         """Whether the rows carry the logit lens (causal LMs with a final norm and an unembedding)."""
         return any(r.logit_token is not None for r in self.rows)
 
+    def headline(self) -> str:
+        logit = ", with the logit lens" if self.has_logit_lens else ""
+        return f"{len(self.input_tokens)} positions x {self.layers} layers over {self.texts} texts{logit}"
+
     def to_dataframe(self) -> pd.DataFrame:
         """One row per (position, layer)."""
         return pd.DataFrame([asdict(r) for r in self.rows], columns=[f.name for f in dataclasses.fields(LensRow)])
@@ -174,10 +179,6 @@ class LayerLens:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready)."""
         return asdict(self)
-
-    def to_json(self) -> str:
-        """JSON text."""
-        return dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<lens>") -> LayerLens:
@@ -233,8 +234,8 @@ def _lens_row(data: Any, source: str) -> LensRow:
     )
 
 
-@dataclass(frozen=True)
-class ExplainRecord:
+@dataclass(frozen=True, repr=False)
+class ExplainRecord(Result):
     """Everything ``probe explain`` measured on one prompt: position importance, the hard prompt, the layer lens.
 
     Attributes:
@@ -256,6 +257,32 @@ class ExplainRecord:
     def task(self) -> str | None:
         """The task every reading of the record was measured under."""
         return self.importance.task
+
+    def headline(self) -> str:
+        return (
+            f"{self.source!r} step {self.step}, task {self.task}: soft {self.soft_accuracy:.3f}, hard prompt "
+            f"{self.hard_prompt.hard_prompt_accuracy:.3f}, nearest tokens {self.discretised_accuracy:.3f}"
+        )
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The importance table, one row per position (the hard prompt's and the lens's: their own)."""
+        return self.importance.to_dataframe()
+
+    def to_markdown(self) -> str:
+        """The three readings, each under its heading."""
+        step = f", step {self.step}" if self.step is not None else ""
+        return "\n\n".join(
+            [
+                f"# What the prompt does: {self.source}{step}",
+                f"Measured under the task it was trained on: {self.task}.",
+                "## Which positions matter, and is each reading faithful?",
+                self.importance.to_markdown(),
+                "## The best real-token prompt",
+                self.hard_prompt.to_markdown(),
+                "## Layer lens",
+                self.lens.to_markdown(),
+            ]
+        )
 
     @property
     def test_examples(self) -> int:
@@ -293,10 +320,6 @@ class ExplainRecord:
             "hard_prompt": self.hard_prompt.to_dict(),
             "lens": self.lens.to_dict(),
         }
-
-    def to_json(self) -> str:
-        """JSON text."""
-        return dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<explain>") -> ExplainRecord:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probe.core.io import MAX_POSITIONS, atomic_write_json, dumps
+from probe.core.io import MAX_POSITIONS, atomic_write_json
 from probe.core.names import DISCRETISED, HARD_PROMPT, SOFT, ZERO_SHOT
+from probe.core.results import Result
 from probe.core.softprompt import SoftPrompt
 from probe.formats.files import Loader
 from probe.formats.schema import Fields, read_json, token_ids
@@ -23,8 +24,8 @@ HARD_PROMPT_FILE = "hard-prompt.json"
 HARD_PROMPT_FORMAT = 1
 
 
-@dataclass(frozen=True)
-class HardPrompt:
+@dataclass(frozen=True, repr=False)
+class HardPrompt(Result):
     """A prompt made of real tokens, with its test accuracy beside the soft prompt's.
 
     Attributes:
@@ -57,6 +58,9 @@ class HardPrompt:
     task: str | None = None
     format: int = HARD_PROMPT_FORMAT
 
+    def headline(self) -> str:
+        return f"{self.text!r}, accuracy {self.hard_prompt_accuracy:.3f} (soft {self.soft_accuracy:.3f})"
+
     @property
     def accuracy(self) -> float:
         """The hard prompt's test accuracy (its earlier name)."""
@@ -74,10 +78,6 @@ class HardPrompt:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready)."""
         return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        """JSON text."""
-        return dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<hard prompt>", vocab_size: int | None = None) -> HardPrompt:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probe.core.names import HARD_PROMPT, ZERO_SHOT, measure_name
+from probe.core.names import HARD_PROMPT, ZERO_SHOT, label, measure_name
 from probe.core.softprompt import SoftPrompt, check_vectors
 from probe.formats.hard_prompt import HARD_PROMPT_FILE, read_hard_prompt
 from probe.formats.manifest import MANIFEST, Manifest, read_manifest
@@ -54,7 +54,7 @@ def is_run_folder(path: str | os.PathLike[str]) -> bool:
     return p.is_dir() and (p / MANIFEST).is_file()
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
     """A training run folder opened for reading (it may still be being written).
 
@@ -70,6 +70,14 @@ class Run:
     def name(self) -> str:
         """The run folder's name."""
         return self.path.name
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"Run({str(self.path)!r}, {m.init}, {m.length} positions, {len(self.steps)} snapshots, {m.status})"
+
+    def _repr_markdown_(self) -> str:
+        accuracies = ", ".join(f"{label(k)} {v:.3f}" for k, v in self.accuracies().items()) or "not measured"
+        return f"**{self.name}** ({self.manifest.init}, {self.manifest.length} positions, {self.status}): {accuracies}"
 
     @property
     def steps(self) -> list[int]:

@@ -7,17 +7,20 @@ positions are matched one-to-one by the Hungarian algorithm on cosine (scipy's l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from probe.core.index import VocabIndex, normalize_rows
+from probe.core.models import LoadedModel
+from probe.core.results import Result
 from probe.core.softprompt import SoftPrompt
 
 
-@dataclass(frozen=True)
-class Comparison:
+@dataclass(frozen=True, repr=False)
+class Comparison(Result):
     """Result of :func:`compare_prompts`.
 
     Attributes:
@@ -31,6 +34,23 @@ class Comparison:
     matching: pd.DataFrame
     mean_cosine: float
     mean_matched_cosine: float
+
+    def headline(self) -> str:
+        mean, matched = self.mean_cosine, self.mean_matched_cosine
+        return f"{len(self.by_position)} positions, mean cosine {mean:.3f}, matched {matched:.3f}"
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The same-position table (tokens as text); the matching is :attr:`matching`."""
+        return self.by_position
+
+    def to_dict(self) -> dict[str, Any]:
+        """Both tables as records, and the two means."""
+        return {
+            "mean_cosine": self.mean_cosine,
+            "mean_matched_cosine": self.mean_matched_cosine,
+            "by_position": self.by_position.to_dict("records"),
+            "matching": self.matching.to_dict("records"),
+        }
 
     def to_markdown(self) -> str:
         """Both tables with a one-line summary."""
@@ -57,13 +77,31 @@ def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare_prompts(
-    a: SoftPrompt, b: SoftPrompt, index: VocabIndex, *, k: int = 5, display: list[str] | None = None
+    a: SoftPrompt | np.ndarray,
+    b: SoftPrompt | np.ndarray,
+    model: LoadedModel | VocabIndex,
+    *,
+    k: int = 5,
+    display: list[str] | None = None,
 ) -> Comparison:
-    """Compare prompt A with prompt B.
+    """Compare prompt A with prompt B, position by position and after matching positions.
+
+    Args:
+        a / b: the prompts (or float32 [p, d] vectors).
+        model: their model (its index and token text are used), or a prebuilt :class:`VocabIndex`.
+        k: neighbours per position for the overlap.
+        display: token text by id (default: the model's; with a bare index, ids are shown).
 
     Raises:
-        ValueError: the prompts have different dimensions.
+        ValueError: the prompts have different dimensions, or another than the model's.
     """
+    a, b = (p if isinstance(p, SoftPrompt) else SoftPrompt(vectors=p, source="<array>") for p in (a, b))
+    if isinstance(model, VocabIndex):
+        index = model
+    else:
+        index = VocabIndex.for_model(model)
+        display = display or model.vocabulary.display
+        a.check_dim(model.dim, model.name)
     if a.dim != b.dim:
         raise ValueError(f"prompts have dims {a.dim} and {b.dim}; compare prompts of the same model")
     ua, ub = normalize_rows(a.vectors), normalize_rows(b.vectors)

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from probe.core.index import VocabIndex, normalize_rows
+from probe.core.models import LoadedModel
 from probe.core.names import SOFT
+from probe.core.results import Result
 from probe.core.tokens import label_token_ids
-from probe.readings.measures import OFF_MANIFOLD_PERCENTILE, duplicate_top1, neighbor_coherence, read_positions
-
-if TYPE_CHECKING:
-    from probe.core.models import LoadedModel
-    from probe.formats.run import Run
+from probe.formats.run import Run
+from probe.readings.measures import OFF_MANIFOLD_PERCENTILE, duplicate_top1, neighbour_coherence, read_positions
 
 __all__ = ["DRIFT_COLUMNS", "RunSummary", "convergence_steps", "drift_frames", "drift_table", "summarize_run"]
 
@@ -118,6 +117,7 @@ def drift_table(
     k: int = 5,
     steps: list[int] | None = None,
     chunk: int = 64,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Per (step, position): cosine and L2 to the initial vector, cosine to the previous snapshot, norm,
     top-1 token and cosine, and Jaccard of the top-k set against the previous snapshot.
@@ -129,9 +129,14 @@ def drift_table(
         k: neighbourhood size for the Jaccard overlap.
         steps: which snapshots (default all).
         chunk: snapshots per batched search.
+        progress: show a progress bar over the snapshots.
     """
+    from tqdm.auto import tqdm
+
     index = index or VocabIndex.for_model(model)
-    stream = ((int(p.step or 0), p.vectors) for p in run.iter_snapshots(steps))
+    chosen = steps if steps is not None else run.steps
+    snapshots = tqdm(run.iter_snapshots(chosen), total=len(chosen), desc="drift", leave=False, disable=not progress)
+    stream = ((int(p.step or 0), p.vectors) for p in snapshots)
     frames = list(drift_frames(stream, index, k=k, chunk=chunk, display=model.vocabulary.display))
     if not frames:
         return pd.DataFrame(columns=list(DRIFT_COLUMNS))
@@ -151,8 +156,8 @@ def convergence_steps(table: pd.DataFrame) -> pd.Series:
     return pd.Series(out, name="converged_at")
 
 
-@dataclass(frozen=True)
-class RunSummary:
+@dataclass(frozen=True, repr=False)
+class RunSummary(Result):
     """One run in a line: accuracies, how far it moved, init tokens kept, labels near, manifold share.
 
     The one per-run summary: ``probe drift --summary``, the demo's comparison table and ``probe replicate``
@@ -183,6 +188,8 @@ class RunSummary:
     coherence: np.ndarray = field(repr=False, compare=False)  # float32 [p] of the final snapshot
     init_coherence: np.ndarray = field(repr=False, compare=False)  # float32 [p] of the first snapshot
     cos_to_init: np.ndarray = field(repr=False, compare=False)  # float [p] cosine of each final row to its first
+    final_tokens: list[list[str]] = field(default_factory=list, repr=False, compare=False)  # final top-k as text
+    init_tokens: list[list[str]] = field(default_factory=list, repr=False, compare=False)  # first top-k as text
 
     @property
     def length(self) -> int:
@@ -192,6 +199,28 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         """The scalar fields as a plain dict."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
+
+    def headline(self) -> str:
+        accuracy = "unknown" if self.soft_accuracy is None else f"{self.soft_accuracy:.3f}"
+        return f"{self.run!r}, {self.init}, {self.positions} positions, accuracy {accuracy}"
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per position: its top-k tokens at the start and at the end (as text), how far it moved, and how
+        tight its final neighbours are."""
+        return pd.DataFrame(
+            {
+                "position": np.arange(self.positions),
+                "init_tokens": [", ".join(t) for t in self.init_tokens] or None,
+                "final_tokens": [", ".join(t) for t in self.final_tokens] or None,
+                "cos_to_init": self.cos_to_init,
+                "coherence": self.coherence,
+            }
+        )
+
+    def to_markdown(self) -> str:
+        """The run in a line, then one row per position."""
+        values = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in self.to_dict().items())
+        return f"**{self.run}**: {values}\n\n" + self.to_dataframe().to_markdown(index=False, floatfmt=".3f")
 
 
 def summarize_run(
@@ -214,6 +243,7 @@ def summarize_run(
         convergence: compute ``mean_converged_at`` (reads every snapshot's neighbours; NaN when False).
     """
     index = index or VocabIndex.for_model(model)
+    display = model.vocabulary.display
     first = run.initial_prompt().vectors
     # path length through the snapshots, streamed one at a time
     previous, travelled = first, np.zeros(first.shape[0])
@@ -258,8 +288,10 @@ def summarize_run(
         final_ids=final_ids,
         init_ids=init_ids,
         coherence=readings.coherence,
-        init_coherence=neighbor_coherence(index, init_ids),
+        init_coherence=neighbour_coherence(index, init_ids),
         cos_to_init=cos_to_init,
+        final_tokens=[[display[int(t)] for t in row] for row in final_ids],
+        init_tokens=[[display[int(t)] for t in row] for row in init_ids],
     )
 
 

@@ -64,11 +64,11 @@ def read_positions(vectors: np.ndarray, index: VocabIndex, k: int) -> Readings:
         norm_ratio=norms / max(index.mean_norm, 1e-12),
         margin=margin,
         manifold_percentile=index.manifold_percentile(cosines[:, 0]),
-        coherence=neighbor_coherence(index, ids),
+        coherence=neighbour_coherence(index, ids),
     )
 
 
-def neighbor_coherence(index: VocabIndex, token_ids: np.ndarray) -> np.ndarray:
+def neighbour_coherence(index: VocabIndex, token_ids: np.ndarray) -> np.ndarray:
     """Mean pairwise cosine among each row's neighbour embeddings (float32 [n]; NaN for k < 2)."""
     n, k = token_ids.shape
     if k < 2:
@@ -78,6 +78,10 @@ def neighbor_coherence(index: VocabIndex, token_ids: np.ndarray) -> np.ndarray:
     gram = np.einsum("nkd,njd->nkj", rows, rows)
     off_diagonal = gram.sum(axis=(1, 2)) - np.trace(gram, axis1=1, axis2=2)
     return (off_diagonal / (k * (k - 1))).astype(np.float32)
+
+
+neighbor_coherence = neighbour_coherence
+"""The American spelling, kept for scripts that use it."""
 
 
 def duplicate_top1(top1: np.ndarray) -> list[list[int]]:

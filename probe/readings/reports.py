@@ -14,22 +14,24 @@ import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from probe.core.index import VocabIndex
 from probe.core.io import to_jsonable
+from probe.core.models import LoadedModel
 from probe.core.names import label, measure_name
-from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.core.results import Result
+from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.tokens import label_token_ids
 from probe.readings.measures import (
     OFF_MANIFOLD_PERCENTILE,
     Readings,
     control_vectors,
     duplicate_top1,
-    neighbor_coherence,
+    neighbour_coherence,
     read_positions,
 )
 
@@ -38,7 +40,7 @@ __all__ = [
     "OFF_MANIFOLD_PERCENTILE",
     "LabelHit",
     "NearestTokenReport",
-    "Neighbor",
+    "Neighbour",
     "PositionReading",
     "Readings",
     "Summary",
@@ -46,13 +48,11 @@ __all__ = [
     "duplicate_top1",
     "label_token_ids",
     "nearest_tokens",
-    "neighbor_coherence",
+    "neighbour_coherence",
     "read_positions",
     "summarize",
 ]
 
-if TYPE_CHECKING:
-    from probe.core.models import LoadedModel
 
 FAITHFULNESS_CAVEAT = (
     "Nearest tokens describe where a prompt sits, not what it does: the reading can be unfaithful "
@@ -61,13 +61,17 @@ FAITHFULNESS_CAVEAT = (
 
 
 @dataclass(frozen=True)
-class Neighbor:
+class Neighbour:
     """One neighbouring token of a prompt position."""
 
     rank: int
     token_id: int
     token: str
     cosine: float
+
+
+Neighbor = Neighbour
+"""The American spelling, kept for scripts that use it."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,14 @@ class PositionReading:
     manifold_percentile: float
     on_manifold: bool
     coherence: float
-    neighbors: list[Neighbor]
+    neighbours: list[Neighbour]
     repeats_at: list[int] = field(default_factory=list)
     label_hits: list[LabelHit] = field(default_factory=list)
+
+    @property
+    def neighbors(self) -> list[Neighbour]:
+        """:attr:`neighbours` (the American spelling, kept for scripts that use it)."""
+        return self.neighbours
 
 
 @dataclass(frozen=True)
@@ -111,8 +120,8 @@ class Summary:
     duplicate_top1_share: float
 
 
-@dataclass(frozen=True)
-class NearestTokenReport:
+@dataclass(frozen=True, repr=False)
+class NearestTokenReport(Result):
     """Nearest tokens and distance measures for every position of one prompt.
 
     Convert with :meth:`to_dataframe`, :meth:`to_markdown`, :meth:`to_csv`, :meth:`to_json`.
@@ -134,12 +143,15 @@ class NearestTokenReport:
     accuracies: dict[str, float] = field(default_factory=dict)
     """What the prompt does, where measured, by measure name (:mod:`probe.core.names`)."""
 
+    def headline(self) -> str:
+        return f"{len(self.positions)} positions of {self.source!r}, k={self.k}, {self.model}"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (see :meth:`to_json`)."""
         return to_jsonable(asdict(self))
 
     def to_json(self, indent: int | None = 2) -> str:
-        """JSON with ``model``, ``k`` and ``positions`` (each with ``position``, ``norm``, ``neighbors``...)."""
+        """JSON with ``model``, ``k`` and ``positions`` (each with ``position``, ``norm``, ``neighbours``...)."""
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -147,7 +159,7 @@ class NearestTokenReport:
         rows = []
         for p in self.positions:
             labels = ",".join(f"{h.label}@{h.rank}" for h in p.label_hits)
-            for n in p.neighbors:
+            for n in p.neighbours:
                 rows.append(
                     {
                         "position": p.position,
@@ -204,7 +216,7 @@ class NearestTokenReport:
                 flags.append("repeats " + ",".join(map(str, p.repeats_at)))
             if p.label_hits:
                 flags.append("labels " + ",".join(f"{h.label}@{h.rank}" for h in p.label_hits))
-            neighbours = " · ".join(f"{_md(n.token)} {n.cosine:.2f}" for n in p.neighbors)
+            neighbours = " · ".join(f"{_md(n.token)} {n.cosine:.2f}" for n in p.neighbours)
             note = f" ({'; '.join(flags)})" if flags else ""
             lines.append(
                 f"| {p.position} | {p.norm:.2f} ({p.norm_ratio:.1f}x) | {p.top1_cosine:.3f} | {p.margin:.3f} | "
@@ -279,8 +291,8 @@ def _reading_at(
         manifold_percentile=float(readings.manifold_percentile[i]),
         on_manifold=bool(readings.manifold_percentile[i] >= OFF_MANIFOLD_PERCENTILE),
         coherence=float(readings.coherence[i]),
-        neighbors=[
-            Neighbor(rank=r + 1, token_id=int(t), token=display[t], cosine=float(c))
+        neighbours=[
+            Neighbour(rank=r + 1, token_id=int(t), token=display[t], cosine=float(c))
             for r, (t, c) in enumerate(zip(ids.tolist(), readings.cosines[i].tolist(), strict=True))
         ],
         repeats_at=repeats,
@@ -289,11 +301,11 @@ def _reading_at(
 
 
 def nearest_tokens(
-    prompt: SoftPrompt | np.ndarray,
+    prompt: SoftPrompt | np.ndarray | Any,
     model: LoadedModel,
+    *,
     k: int = 5,
     labels: list[str] | None = None,
-    *,
     index: VocabIndex | None = None,
     controls: bool = False,
     seed: int = 0,
@@ -302,7 +314,7 @@ def nearest_tokens(
     """Nearest-token report for every position of a prompt.
 
     Args:
-        prompt: a :class:`SoftPrompt` or float32 [p, d] vectors.
+        prompt: a :class:`SoftPrompt`, float32 [p, d] vectors, or a PEFT prompt-tuning model (its prompt now).
         model: the model the prompt belongs to (from :func:`probe.load_model`).
         k: neighbours per position.
         labels: class names; their tokens are marked where they appear in a position's top-k.
@@ -318,8 +330,7 @@ def nearest_tokens(
     Raises:
         ValueError: wrong dimension, k out of range, or a label that tokenises to nothing.
     """
-    if not isinstance(prompt, SoftPrompt):
-        prompt = SoftPrompt(vectors=check_vectors(prompt), source="<array>")
+    prompt = as_prompt(prompt)
     prompt.check_dim(model.dim, model.name)
     if index is None:
         index = VocabIndex.for_model(model)

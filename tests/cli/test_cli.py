@@ -56,8 +56,8 @@ def test_report__json_matches_independent_brute_force(default_adapter, default_m
     ).T
     for pos in data["positions"]:
         order = np.argsort(-sims[pos["position"]])[:5]
-        assert [n["token_id"] for n in pos["neighbors"]] == allowed[order].tolist()
-        np.testing.assert_allclose([n["cosine"] for n in pos["neighbors"]], sims[pos["position"], order], atol=1e-5)
+        assert [n["token_id"] for n in pos["neighbours"]] == allowed[order].tolist()
+        np.testing.assert_allclose([n["cosine"] for n in pos["neighbours"]], sims[pos["position"], order], atol=1e-5)
 
 
 def test_report__markdown_to_stdout(default_adapter, capsys):
@@ -148,7 +148,7 @@ def test_report__all_tokens_matches_brute_force_over_every_row(default_adapter, 
     ).T
     for pos in data["positions"]:
         order = np.argsort(-sims[pos["position"]])[:5]
-        assert [n["token_id"] for n in pos["neighbors"]] == order.tolist()
+        assert [n["token_id"] for n in pos["neighbours"]] == order.tolist()
 
 
 def test_main__leaves_logging_and_warning_filters_as_it_found_them(tmp_path, capsys):

@@ -40,7 +40,7 @@ def test_app__shows_each_run_with_its_nearest_tokens(app_env, demo_runs, default
     assert titles == ["class-label · step 10", "random-uniform · step 10", "sampled-vocab · step 10"]
     table = at.dataframe[0].value
     expected = nearest_tokens(load_run(demo_runs / "class-label").latest_prompt(), default_model, k=5)
-    assert table["top1"].tolist() == [p.neighbors[0].token for p in expected.positions]
+    assert table["top1"].tolist() == [p.neighbours[0].token for p in expected.positions]
 
 
 def test_app__k_slider_and_run_selection_change_the_view(app_env, demo_runs):

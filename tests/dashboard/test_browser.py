@@ -120,7 +120,7 @@ def test_browser__tables_map_selection_and_screenshots(server, browser, demo_run
     page.wait_for_selector('[role="gridcell"]', state="attached", timeout=60_000)
     cells = page.locator('[role="gridcell"]').all_text_contents()
     for p in expected.positions:
-        assert p.neighbors[0].token in cells
+        assert p.neighbours[0].token in cells
     page.screenshot(path=str(tmp_path / "tokens.png"))
     assert _is_png(tmp_path / "tokens.png")
 
@@ -137,7 +137,7 @@ def test_browser__tables_map_selection_and_screenshots(server, browser, demo_run
     assert chart.locator("canvas").count() > 0  # the WebGL vocabulary cloud
     written = set(chart.locator("svg text").all_text_contents())  # labels are SVG text, readable without hovering
     assert {"joy", "anger", "fear", "sadness"} <= written  # the class labels
-    assert {p.neighbors[0].token for p in expected.positions} <= written  # each position's top-1 token
+    assert {p.neighbours[0].token for p in expected.positions} <= written  # each position's top-1 token
     assert len(written) > 100  # landmark words where the map is dense
     page.screenshot(path=str(tmp_path / "map.png"))
     assert _is_png(tmp_path / "map.png")

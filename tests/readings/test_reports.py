@@ -25,9 +25,9 @@ def test_nearest_tokens__matches_brute_force(default_model, default_index):
     report = nearest_tokens(vectors, default_model, k=5, index=default_index)
     ids, cos = _brute_topk(default_model, default_index, vectors, 5)
     for p, row_ids, row_cos in zip(report.positions, ids, cos, strict=True):
-        assert [n.token_id for n in p.neighbors] == row_ids.tolist()
-        np.testing.assert_allclose([n.cosine for n in p.neighbors], row_cos, atol=1e-5)
-        assert p.margin == pytest.approx(p.neighbors[0].cosine - p.neighbors[1].cosine, abs=1e-6)
+        assert [n.token_id for n in p.neighbours] == row_ids.tolist()
+        np.testing.assert_allclose([n.cosine for n in p.neighbours], row_cos, atol=1e-5)
+        assert p.margin == pytest.approx(p.neighbours[0].cosine - p.neighbours[1].cosine, abs=1e-6)
 
 
 def test_nearest_tokens__token_embeddings_find_themselves(default_model, default_index):
@@ -35,7 +35,7 @@ def test_nearest_tokens__token_embeddings_find_themselves(default_model, default
     words = ["science", "technology", "football", "election"]
     ids = tok.convert_tokens_to_ids(words)
     report = nearest_tokens(default_model.embeddings_numpy()[ids], default_model, k=3, index=default_index)
-    assert [p.neighbors[0].token for p in report.positions] == words
+    assert [p.neighbours[0].token for p in report.positions] == words
     assert all(p.top1_cosine > 0.999 and p.on_manifold for p in report.positions)
     assert all(
         p.norm == pytest.approx(float(np.linalg.norm(default_model.embeddings_numpy()[i])), rel=1e-5)
@@ -74,8 +74,8 @@ def test_nearest_tokens__json_schema(default_model, default_index):
     assert data["model"] == "sentence-transformers/all-MiniLM-L6-v2" and data["k"] == 4
     pos = data["positions"][1]
     assert pos["position"] == 1 and isinstance(pos["norm"], float)
-    assert [n["rank"] for n in pos["neighbors"]] == [1, 2, 3, 4]
-    assert set(pos["neighbors"][0]) == {"rank", "token_id", "token", "cosine"}
+    assert [n["rank"] for n in pos["neighbours"]] == [1, 2, 3, 4]
+    assert set(pos["neighbours"][0]) == {"rank", "token_id", "token", "cosine"}
 
 
 def test_report__dataframe_csv_markdown(default_model, default_index):
@@ -122,7 +122,7 @@ def test_nearest_tokens__causal_and_seq2seq_display_markers(tiny_gpt2_path, tiny
     for path, marker in ((tiny_gpt2_path, "␣"), (tiny_t5_path, "␣")):
         m = load_model(path, device="cpu")
         report = nearest_tokens(m.embeddings_numpy()[:20], m, k=3)
-        tokens = [n.token for p in report.positions for n in p.neighbors]
+        tokens = [n.token for p in report.positions for n in p.neighbours]
         assert len(tokens) == 60
         assert not any(t.startswith(("Ġ", "▁")) for t in tokens)
         assert any(marker in d for d in m.vocabulary.display)

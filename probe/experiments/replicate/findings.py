@@ -23,14 +23,14 @@ from probe.experiments.replicate.context import (
 )
 from probe.formats.replicate_report import Finding
 from probe.readings.drift import RunSummary
-from probe.readings.measures import duplicate_top1, neighbor_coherence
+from probe.readings.measures import duplicate_top1, neighbour_coherence
 
 
 def semantic_clusters(c: FindingsContext) -> Finding:
     """1. Semantic clusters: learned top-k neighbourhoods against their own init and the random-vector control."""
-    control_random = float(neighbor_coherence(c.index, c.random_ids).mean())
-    control_rows = float(neighbor_coherence(c.index, c.random_rows).mean())
-    ceiling = float(neighbor_coherence(c.index, c.vocab_ids).mean())  # a real token's own top-k
+    control_random = float(neighbour_coherence(c.index, c.random_ids).mean())
+    control_rows = float(neighbour_coherence(c.index, c.random_rows).mean())
+    ceiling = float(neighbour_coherence(c.index, c.vocab_ids).mean())  # a real token's own top-k
 
     def reading_of(readings: list[RunSummary]) -> Reading:
         return read(c, readings, lambda r: r.coherence, lambda r: r.init_coherence, {"random vectors": control_random})

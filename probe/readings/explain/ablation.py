@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 
 from probe.core.data import LabelledData
-from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.stats import example_draws, paired_interval
 from probe.formats.explain_record import ImportanceTable, PositionImportance
 from probe.readings.explain.readout import Readout, progress_bar
 
 
 def importance(
-    prompt: SoftPrompt | np.ndarray,
+    prompt: SoftPrompt | np.ndarray | Any,
     readout: Readout,
     *,
     bootstrap: int = 1000,
@@ -32,7 +32,7 @@ def importance(
     Raises:
         ValueError: a prompt of another dimension than the model's.
     """
-    vectors = check_vectors(prompt.vectors if isinstance(prompt, SoftPrompt) else prompt)
+    vectors = as_prompt(prompt).vectors
     data = readout.splits.test
     p = vectors.shape[0]
     bar = progress_bar(3 * p + 1, "importance", progress)

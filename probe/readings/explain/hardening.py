@@ -24,7 +24,7 @@ from probe.core.data import LabelledData
 from probe.core.io import CacheEntry, cache_file
 from probe.core.models import canonical_name
 from probe.core.sampling import seeded_batches
-from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.hard_prompt import HardPrompt
 from probe.readings.explain.readout import Readout, progress_bar
 from probe.training.evaluation import eval_subset
@@ -56,7 +56,7 @@ class _Search:
 
 
 def harden(
-    prompt: SoftPrompt | np.ndarray,
+    prompt: SoftPrompt | np.ndarray | Any,
     readout: Readout,
     *,
     steps: int = 100,
@@ -89,7 +89,7 @@ def harden(
         raise ValueError(f"steps {steps}, eval_every {eval_every} and batch_size {batch_size} must be positive")
     if not 0 < holdout < 1:
         raise ValueError(f"holdout is {holdout}; expected a share between 0 and 1")
-    vectors = check_vectors(prompt.vectors if isinstance(prompt, SoftPrompt) else prompt)
+    vectors = as_prompt(prompt).vectors
     start_ids = readout.nearest_ids(vectors)
     train, held = _holdout(readout.splits.train, holdout, seed)
     settings = {

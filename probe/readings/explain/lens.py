@@ -25,7 +25,7 @@ import torch
 from probe.core.index import VocabIndex, normalize_rows
 from probe.core.io import cache_file
 from probe.core.models import LoadedModel
-from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.tokens import frequency_ranks
 from probe.formats.explain_record import LayerLens, LensRow
 from probe.readings.explain.readout import Readout
@@ -73,6 +73,7 @@ def contextual_vocabulary(
     batch_size: int = 512,
     use_cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
 ) -> ContextualVocabulary:
     """Build (or read from probe's cache) the per-layer contextual vocabulary of the ``top_n`` most frequent tokens.
 
@@ -97,8 +98,12 @@ def contextual_vocabulary(
             return ContextualVocabulary(token_ids=hit["token_ids"], states=hit["states"].astype(np.float32))
     rows = []
     before, after = _special_template(model)
+    from probe.readings.explain.readout import progress_bar
+
+    bar = progress_bar(len(range(0, len(ids), batch_size)), "lens vocabulary", progress)
     with torch.inference_mode():
         for start in range(0, len(ids), batch_size):
+            bar.update(1)
             chunk = [([*before, int(t), *after], len(before)) for t in ids[start : start + batch_size]]
             width = max(len(c[0]) for c in chunk)
             pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
@@ -133,28 +138,9 @@ def _final_norm(module: Any) -> Any:
     return None
 
 
-def layer_lens(
-    prompt: SoftPrompt | np.ndarray,
-    readout: Readout,
-    *,
-    texts: int = 32,
-    top_n: int = 10_000,
-    vocabulary: ContextualVocabulary | None = None,
-) -> LayerLens:
-    """The layer lens of a prompt (see the module docstring).
-
-    Raises:
-        ValueError: a prompt of another dimension than the model's, or a non-positive number of texts.
-    """
-    if texts < 1:
-        raise ValueError(f"texts is {texts}; expected a positive number of test texts to average over")
-    model = readout.model
-    vectors = check_vectors(prompt.vectors if isinstance(prompt, SoftPrompt) else prompt)
-    readout.scores(vectors, readout.splits.test.subset([0]))  # sets the prompt (and checks its dimension)
-    vocab = vocabulary or contextual_vocabulary(model, readout.index, top_n=top_n)
-    task = readout.task(vectors.shape[0])
-    p = vectors.shape[0]
-    sample = readout.splits.test.texts[:texts]
+def _prompt_states(task: Any, model: LoadedModel, sample: list[str], p: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(float32 [layers, p, d] the prompt positions' hidden states averaged over ``sample``, and for causal LMs
+    int [layers, p] the logit lens's token at each, else None)."""
     batch = task.pad(task.tokenize(sample))
     with torch.inference_mode():
         if model.kind == "seq2seq":
@@ -174,6 +160,44 @@ def layer_lens(
             if norm is not None and head is not None:
                 hidden = torch.from_numpy(per_layer).to(model.device)
                 logit_ids = head(norm(hidden)).argmax(-1).cpu().numpy()  # [L, p]
+    return per_layer, logit_ids
+
+
+def layer_lens(
+    prompt: SoftPrompt | np.ndarray | Any,
+    readout: Readout,
+    *,
+    texts: int = 32,
+    tokens: int = 10_000,
+    vocabulary: ContextualVocabulary | None = None,
+    progress: bool = False,
+    top_n: int | None = None,
+) -> LayerLens:
+    """The layer lens of a prompt (see the module docstring).
+
+    Args:
+        prompt: the prompt (a :class:`SoftPrompt`, vectors, or a PEFT prompt-tuning model).
+        readout: the model, data and task (:class:`Readout`).
+        texts: test texts whose hidden states are averaged (``--lens-texts``).
+        tokens: how many frequent tokens the contextual vocabulary holds (``--lens-tokens``).
+        vocabulary: a contextual vocabulary already built.
+        progress: show a progress bar while the contextual vocabulary is built.
+        top_n: the earlier name of ``tokens``, kept for scripts that use it.
+
+    Raises:
+        ValueError: a prompt of another dimension than the model's, or a non-positive number of texts.
+    """
+    if texts < 1:
+        raise ValueError(f"texts is {texts}; expected a positive number of test texts to average over")
+    model = readout.model
+    vectors = as_prompt(prompt).vectors
+    readout.scores(vectors, readout.splits.test.subset([0]))  # sets the prompt (and checks its dimension)
+    tokens = top_n if top_n is not None else tokens
+    vocab = vocabulary or contextual_vocabulary(model, readout.index, top_n=tokens, progress=progress)
+    task = readout.task(vectors.shape[0])
+    p = vectors.shape[0]
+    sample = readout.splits.test.texts[:texts]
+    per_layer, logit_ids = _prompt_states(task, model, sample, p)
     layers = min(per_layer.shape[0], vocab.layers)
     display = model.vocabulary.display
     input_ids = readout.nearest_ids(vectors)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from probe.core.io import atomic_write_text
 from probe.core.models import canonical_name
-from probe.core.softprompt import SoftPrompt
+from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.explain_record import ExplainRecord, explain_path
 from probe.formats.hard_prompt import save_hard_prompt
 from probe.readings.explain.ablation import importance
@@ -18,7 +19,7 @@ from probe.readings.explain.readout import Readout
 
 
 def explain(
-    prompt: SoftPrompt,
+    prompt: SoftPrompt | Any,
     readout: Readout,
     *,
     source: str | None = None,
@@ -43,9 +44,10 @@ def explain(
         state_dir: where the hard-prompt search keeps its resumable state (a run folder), if anywhere.
         progress: show progress bars.
     """
+    prompt = as_prompt(prompt)
     imp = importance(prompt, readout, bootstrap=bootstrap, seed=seed, progress=progress)
     hard = harden(prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir)
-    lens = layer_lens(prompt, readout, texts=lens_texts, top_n=lens_tokens)
+    lens = layer_lens(prompt, readout, texts=lens_texts, tokens=lens_tokens, progress=progress)
     return ExplainRecord(
         source=source or prompt.source,
         step=prompt.step,

@@ -1,0 +1,47 @@
+"""What every result probe returns has in common: it converts to a table, markdown, JSON and CSV, shows itself as
+markdown in a notebook, and its ``repr`` is one short line (not every array it holds).
+
+A result class subclasses :class:`Result`, is a ``@dataclass(repr=False)``, and implements :meth:`headline` and
+:meth:`to_dataframe` (and :meth:`to_markdown` / :meth:`to_dict` where the defaults are not the right ones).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from probe.core.io import dumps
+
+
+class Result:
+    """The conversions every result offers (see the module docstring)."""
+
+    def headline(self) -> str:
+        """The result in a few words, for ``repr``."""
+        return ""
+
+    def to_dataframe(self) -> Any:
+        """The result as a tidy table (a pandas DataFrame)."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready after :func:`probe.core.io.to_jsonable`)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """:meth:`to_dict` as strict JSON (NaN as null)."""
+        return dumps(self.to_dict(), indent=indent)
+
+    def to_csv(self) -> str:
+        """:meth:`to_dataframe` as CSV text."""
+        return str(self.to_dataframe().to_csv(index=False))
+
+    def to_markdown(self) -> str:
+        """A readable markdown rendering (by default, :meth:`to_dataframe` as a table)."""
+        return str(self.to_dataframe().to_markdown(index=False, floatfmt=".3f"))
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.headline()})"
