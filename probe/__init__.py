@@ -36,12 +36,15 @@ _NAMES: dict[str, str] = {
     "harden": "probe.readings.explain.hardening",
     "layer_lens": "probe.readings.explain.lens",
     "explain_prompt": "probe.readings.explain.record",
+    "faithfulness": "probe.readings.explain.faithfulness",
+    "faithfulness_loss": "probe.training.readable",
+    "projection_loss": "probe.training.readable",
     "TrainConfig": "probe.training.config",
     "train": "probe.training.trainer",
     "record": "probe.training.integrations",
     "ProbeCallback": "probe.training.integrations",
 }
-_RENAMED = {"explain_prompt": "explain"}
+_RENAMED = {"explain_prompt": "explain", "faithfulness": "score_stand_ins"}
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -59,6 +62,8 @@ __all__ = [
     "compare_prompts",
     "drift_table",
     "explain_prompt",
+    "faithfulness",
+    "faithfulness_loss",
     "find_runs",
     "harden",
     "importance",
@@ -68,6 +73,7 @@ __all__ = [
     "load_prompts",
     "load_run",
     "nearest_tokens",
+    "projection_loss",
     "record",
     "train",
 ]
@@ -83,6 +89,7 @@ if TYPE_CHECKING:
     from probe.readings.compare import compare_prompts
     from probe.readings.drift import drift_table
     from probe.readings.explain.ablation import importance
+    from probe.readings.explain.faithfulness import score_stand_ins as faithfulness
     from probe.readings.explain.hardening import harden
     from probe.readings.explain.lens import layer_lens
     from probe.readings.explain.readout import Readout
@@ -90,6 +97,7 @@ if TYPE_CHECKING:
     from probe.readings.reports import NearestTokenReport, nearest_tokens
     from probe.training.config import TrainConfig
     from probe.training.integrations import ProbeCallback, record
+    from probe.training.readable import faithfulness_loss, projection_loss
     from probe.training.trainer import train
 
 

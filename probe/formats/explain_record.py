@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from probe.core.results import Result
+from probe.formats.faithfulness_record import Faithfulness
 from probe.formats.hard_prompt import HardPrompt
 from probe.formats.schema import Fields, read_json
 
@@ -243,6 +244,7 @@ class ExplainRecord(Result):
         step: the snapshot's step (None for a prompt file).
         model: the model's canonical name.
         importance / hard_prompt / lens: the three readings.
+        faithfulness: every stand-in (nearest tokens, the hard prompt) scored against the soft prompt.
     """
 
     source: str
@@ -251,6 +253,7 @@ class ExplainRecord(Result):
     importance: ImportanceTable
     hard_prompt: HardPrompt
     lens: LayerLens
+    faithfulness: Faithfulness | None = None
     format: int = EXPLAIN_FORMAT
 
     @property
@@ -279,6 +282,11 @@ class ExplainRecord(Result):
                 self.importance.to_markdown(),
                 "## The best real-token prompt",
                 self.hard_prompt.to_markdown(),
+                *(
+                    ["## Does each stand-in do what the prompt does?", self.faithfulness.to_markdown()]
+                    if self.faithfulness
+                    else []
+                ),
                 "## Layer lens",
                 self.lens.to_markdown(),
             ]
@@ -319,6 +327,7 @@ class ExplainRecord(Result):
             "importance": self.importance.to_dict(),
             "hard_prompt": self.hard_prompt.to_dict(),
             "lens": self.lens.to_dict(),
+            "faithfulness": None if self.faithfulness is None else self.faithfulness.to_dict(),
         }
 
     @classmethod
@@ -342,6 +351,7 @@ class ExplainRecord(Result):
             "importance",
             "hard_prompt",
             "lens",
+            "faithfulness",
             "layer_lens",
             "lens_holds_until",
         }
@@ -369,7 +379,9 @@ class ExplainRecord(Result):
         else:
             importance = ImportanceTable.from_dict(f.mapping("importance"), source)
             lens = LayerLens.from_dict(f.mapping("lens"), source)
+        raw_faith = f.mapping("faithfulness", None, optional=True)
         return cls(
+            faithfulness=None if raw_faith is None else Faithfulness.from_dict(raw_faith, source),
             source=f.text("source", source),
             step=f.integer("step", None, optional=True, minimum=0),
             model=f.text("model", hard.model),

@@ -11,6 +11,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+import numpy as np
+
 from probe.core.data import BUNDLED
 from probe.core.frames import is_in_memory, is_table
 from probe.training.inits import InitMethod, Scale
@@ -81,6 +83,15 @@ class TrainConfig:
     test_size: int | None = _help(
         None, "score the final figures on a seeded, stratified subset of this many test rows (default: all)"
     )
+    faithfulness_weight: float = _help(
+        0.0,
+        "λ in [0, 1]: train on (1 - λ) · loss(soft) + λ · loss(nearest tokens), straight through (1 is PEZ; default 0)",
+    )
+    project_to: str | None = _help(
+        None, "pull each position's projection toward a target: 'init' or 'text:SOME WORDS' (with --project-weight)"
+    )
+    project_weight: float = _help(0.0, "γ: weight of the projection term (default 0)")
+    project_temperature: float = _help(0.1, "τ of the projection term's softmax over vocabulary cosines (default 0.1)")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "init", InitMethod.parse(self.init).value)
@@ -120,6 +131,14 @@ class TrainConfig:
                 f"data is a {type(self.data).__name__}; expected a file path, a bundled set's name, a pandas "
                 "DataFrame, a datasets Dataset or DatasetDict"
             )
+        check_weight(self.faithfulness_weight, "faithfulness_weight", upper=1.0)
+        check_weight(self.project_weight, "project_weight")
+        if not (isinstance(self.project_temperature, int | float) and self.project_temperature > 0):
+            raise ValueError(f"project_temperature is {self.project_temperature!r}; expected a positive number")
+        if self.project_to is not None and not (self.project_to == "init" or self.project_to.startswith("text:")):
+            raise ValueError(f"project_to is {self.project_to!r}; expected 'init' or 'text:SOME WORDS'")
+        if self.project_weight > 0 and self.project_to is None:
+            raise ValueError("project_weight needs a target: --project-to init or --project-to 'text:SOME WORDS'")
         if self.init == InitMethod.TEXT.value and not (self.init_text or "").strip():
             raise ValueError("init 'text' needs init_text (--init-text)")
 
@@ -146,3 +165,20 @@ class TrainConfig:
         if unknown:
             warnings.warn(f"ignoring unknown TrainConfig keys {unknown}", UserWarning, stacklevel=2)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def check_weight(weight: float, what: str, *, upper: float | None = None) -> None:
+    """Refuse a weight that is not a finite number at least 0 (and at most ``upper``).
+
+    Raises:
+        ValueError: naming the weight and its range.
+    """
+    bound = f" and at most {upper:g}" if upper is not None else ""
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not np.isfinite(weight)
+        or weight < 0
+        or (upper is not None and weight > upper)
+    ):
+        raise ValueError(f"{what} is {weight!r}; expected a number of at least 0{bound}")

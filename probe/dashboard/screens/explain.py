@@ -27,6 +27,9 @@ for run in view.selected:
         f"({record.test_examples} test examples)."
     )
     st.markdown(f"Hard prompt ({hard.changed_positions} positions changed from the nearest tokens): `{hard.text}`")
+    if record.faithfulness is not None:
+        st.caption("Does each stand-in do what the soft prompt does? (95% paired intervals over the test examples)")
+        st.dataframe(record.faithfulness.to_dataframe(), hide_index=True, width="stretch", key=f"faith-{run.name}")
     table = views.explain_table(record)
     st.dataframe(table, hide_index=True, width="stretch")
     chart(importance_bars(table, highlight=view.focus), view.figure_format, width="stretch", key=f"imp-{run.name}")

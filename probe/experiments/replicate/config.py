@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from probe.core.data import BUNDLED
-from probe.core.frames import as_splits
-from probe.core.models import LoadedModel, load_model
+from probe.core.models import LoadedModel
+from probe.experiments.grid import estimate_seconds as grid_estimate
+from probe.experiments.grid import missing, run_grid
 from probe.formats.replicate_report import RUNS
-from probe.formats.run import Run, is_run_folder
-from probe.formats.runs import load_run
+from probe.formats.run import Run
 from probe.training.config import TaskForm, TrainConfig
 from probe.training.inits import PAPER_INITS, Scale
 
@@ -87,71 +84,26 @@ class ReplicateConfig:
 
 
 def train_grid(
-    config: ReplicateConfig, out: str | os.PathLike[str], *, progress: bool = True, force: bool = False
+    config: ReplicateConfig,
+    out: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    force: bool = False,
+    executor: Any = None,
 ) -> list[Run]:
-    """Train (or reuse) every run of the grid under ``out/runs`` (``force``: retrain runs saved with other
-    settings, instead of refusing)."""
-    from probe.experiments.demo import ensure_runs  # the same skip-or-resume rule as the demo
-
-    model = load_model(config.model, device="cpu")
-    return ensure_runs(Path(out) / RUNS, config.run_configs(), model=model, progress=progress, force=force)
+    """Train (or reuse) every run of the grid under ``out/runs`` through ``executor`` (see
+    :mod:`probe.experiments.grid`; ``force``: retrain runs saved with other settings, instead of refusing)."""
+    return run_grid(config.run_configs(), Path(out) / RUNS, executor=executor, force=force, progress=progress)
 
 
 def missing_runs(config: ReplicateConfig, out: str | os.PathLike[str]) -> dict[str, TrainConfig]:
     """The grid's runs that ``out/runs`` does not hold finished with the same settings."""
-    missing = {}
-    for name, run_config in config.run_configs().items():
-        path = Path(out) / RUNS / name
-        if is_run_folder(path):
-            run = load_run(path)
-            if run.status == "finished" and run_config.same_as(run.manifest.config):
-                continue
-        missing[name] = run_config
-    return missing
+    return missing(config.run_configs(), Path(out) / RUNS)
 
 
 def estimate_seconds(
     config: ReplicateConfig, out: str | os.PathLike[str], *, model: LoadedModel | None = None
 ) -> tuple[float, int]:
-    """(seconds, runs): how long training the grid's missing runs should take on this machine.
-
-    Measured, not guessed: one training step is timed at each prompt length on the real data, and one evaluation
-    pass per length on test rows; the grid's steps and evaluated rows are then added up (the zero-shot pass once).
-    """
-    import torch
-
-    from probe.training.tasks import make_task, wrap_with_prompt
-
-    missing = missing_runs(config, out)
-    if not missing:
-        return 0.0, 0
-    model = model or load_model(config.model, device="cpu")
-    first = next(iter(missing.values()))
-    splits = as_splits(config.data, seed=first.seed)
-    batch = splits.train.texts[: first.batch_size]
-    targets = splits.train.targets[: first.batch_size]
-    probe_rows = splits.test.texts[:64]
-    test_rows = min(len(splits.test), config.test_size or len(splits.test))
-    during = min(first.eval_size, test_rows)
-
-    def timed(fn: Any) -> float:
-        fn()  # warm: the first pass pays for allocation and kernel choice
-        began = time.perf_counter()
-        fn()
-        return time.perf_counter() - began
-
-    per_length = {}
-    for length in sorted({c.length for c in missing.values()}):
-        vectors = np.zeros((length, model.dim), dtype=np.float32)
-        vectors[:] = model.embeddings_numpy()[: length or 1].mean(0)
-        task = make_task(model, wrap_with_prompt(model, vectors), splits.train.label_names, form=config.task)
-        step = timed(lambda task=task: task.loss(batch, targets).backward())
-        with torch.inference_mode():
-            row = timed(lambda task=task: task.score_all(probe_rows)) / len(probe_rows)
-        per_length[length] = (step, row)
-        zero_row = row
-    seconds = test_rows * zero_row  # the zero-shot pass, once per model and data (then cached)
-    for run_config in missing.values():
-        step, row = per_length[run_config.length]
-        seconds += run_config.steps * step + (during + 2 * test_rows) * row + 2.0  # + loading and writing
-    return seconds, len(missing)
+    """(seconds, runs): how long training the grid's missing runs should take on this machine (timed, not
+    guessed: :func:`probe.experiments.grid.estimate_seconds`)."""
+    return grid_estimate(config.run_configs(), Path(out) / RUNS, model=model)

@@ -23,6 +23,7 @@ _NAMES = {
     "contextual_vocabulary": "lens",
     "explain": "record",
     "save_explain": "record",
+    "score_stand_ins": "faithfulness",
 }
 
 __all__ = sorted(_NAMES)

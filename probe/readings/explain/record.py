@@ -13,6 +13,7 @@ from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.explain_record import ExplainRecord, explain_path
 from probe.formats.hard_prompt import save_hard_prompt
 from probe.readings.explain.ablation import importance
+from probe.readings.explain.faithfulness import score_stand_ins
 from probe.readings.explain.hardening import harden
 from probe.readings.explain.lens import layer_lens
 from probe.readings.explain.readout import Readout
@@ -48,6 +49,8 @@ def explain(
     imp = importance(prompt, readout, bootstrap=bootstrap, seed=seed, progress=progress)
     hard = harden(prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir)
     lens = layer_lens(prompt, readout, texts=lens_texts, tokens=lens_tokens, progress=progress)
+    hard_rows = readout.model.embeddings_numpy()[hard.token_ids]
+    faith = score_stand_ins(prompt, readout, stand_ins={"hard prompt": hard_rows}, bootstrap=bootstrap, seed=seed)
     return ExplainRecord(
         source=source or prompt.source,
         step=prompt.step,
@@ -55,6 +58,7 @@ def explain(
         importance=imp,
         hard_prompt=hard,
         lens=lens,
+        faithfulness=faith,
     )
 
 

@@ -1,0 +1,206 @@
+"""Sets of independent runs (a grid: replicate's, frontier's, wayward's), trained through a
+``concurrent.futures.Executor``, skipping the runs already finished with the same settings.
+
+- in-process by default (one model loaded once, shared by every run);
+- ``processes:N``: N worker processes of this machine;
+- ``dask://HOST:PORT``: a ``dask.distributed`` scheduler (``pip install probe[dask]``);
+- or an ``Executor`` a Python caller passes.
+
+A run's numbers depend only on its settings (seeded batches, seeded init), not on where it ran. :func:`estimate_seconds`
+times one step and one scoring pass on the real data first, so a grid says how long it will take.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import functools
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probe.core.frames import as_splits
+from probe.core.models import LoadedModel, load_model
+from probe.formats.run import Run, is_run_folder
+from probe.formats.runs import load_run
+from probe.formats.writer import clear_run
+from probe.training.config import TrainConfig
+
+EXECUTORS = "inline, processes:N, dask://HOST:PORT"
+
+
+class InlineExecutor(concurrent.futures.Executor):
+    """Runs each job at once, in this process (the default: one model, loaded once, serves every run)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # the caller sees it when it asks for the result
+            future.set_exception(e)
+        return future
+
+
+@contextlib.contextmanager
+def executor_for(spec: str | concurrent.futures.Executor | None) -> Iterator[concurrent.futures.Executor]:
+    """The executor ``spec`` names (see the module docstring), shut down afterwards if it was made here.
+
+    Raises:
+        ValueError: an unknown spec, a bad worker count, or a scheduler that cannot be reached (one line).
+    """
+    if isinstance(spec, concurrent.futures.Executor):
+        yield spec
+        return
+    if spec in (None, "", "inline"):
+        yield InlineExecutor()
+        return
+    assert isinstance(spec, str)
+    if spec.startswith("processes:"):
+        count = spec.removeprefix("processes:")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"--executor {spec!r}: expected processes:N with N a positive number of workers")
+        import multiprocessing
+
+        pool = concurrent.futures.ProcessPoolExecutor(int(count), mp_context=multiprocessing.get_context("spawn"))
+        with pool:
+            yield pool
+        return
+    if spec.startswith("dask://"):
+        yield from _dask(spec)
+        return
+    raise ValueError(f"--executor {spec!r} is not known; expected one of {EXECUTORS}")
+
+
+def _dask(spec: str) -> Iterator[concurrent.futures.Executor]:
+    try:
+        from distributed import Client
+    except ImportError as e:
+        raise ValueError("--executor dask://... needs dask's distributed: pip install 'probe[dask]'") from e
+    address = "tcp://" + spec.removeprefix("dask://")
+    try:
+        client = Client(address, timeout=10)
+    except (OSError, TimeoutError) as e:
+        raise ValueError(
+            f"no dask scheduler answers at {address} ({type(e).__name__}); start one or fix the address"
+        ) from e
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
+
+
+def missing(configs: dict[str, TrainConfig], runs_dir: str | os.PathLike[str]) -> dict[str, TrainConfig]:
+    """The runs of ``configs`` that ``runs_dir`` does not hold finished with the same settings."""
+    out = {}
+    for name, config in configs.items():
+        path = Path(runs_dir) / name
+        if is_run_folder(path):
+            run = load_run(path)
+            if run.status == "finished" and config.same_as(run.manifest.config):
+                continue
+        out[name] = config
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_model(name: str) -> LoadedModel:
+    return load_model(name, device="cpu")
+
+
+def train_one(config: TrainConfig, path: str, model: LoadedModel | None = None, progress: bool = False) -> str:
+    """Train (or resume) one run of a grid into ``path``; what a worker runs. Returns the run's folder."""
+    from probe.training.trainer import train
+
+    model = model or _worker_model(config.model)
+    train(config, path, model=model, resume=is_run_folder(path), progress=progress)
+    return path
+
+
+def run_grid(
+    configs: dict[str, TrainConfig],
+    runs_dir: str | os.PathLike[str],
+    *,
+    executor: str | concurrent.futures.Executor | None = None,
+    model: LoadedModel | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> list[Run]:
+    """Every run of the grid in ``runs_dir``: finished ones with the same settings kept, the others trained (an
+    interrupted one resumed) through ``executor``; in the order of ``configs``.
+
+    Raises:
+        ValueError: a run in ``runs_dir`` has other settings (``force`` retrains it, deleting only probe's files).
+    """
+    todo = {}
+    for name, config in configs.items():
+        path = Path(runs_dir) / name
+        if is_run_folder(path):
+            run = load_run(path)
+            if not config.same_as(run.manifest.config):
+                if not force:
+                    raise ValueError(
+                        f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"
+                    )
+                clear_run(path)
+            elif run.status == "finished":
+                continue
+        todo[name] = config
+    with executor_for(executor) as pool:
+        inline = isinstance(pool, InlineExecutor)
+        shared = (model or load_model(next(iter(todo.values())).model, device="cpu")) if inline and todo else None
+        futures = [
+            pool.submit(train_one, c, str(Path(runs_dir) / n), shared, progress and inline) for n, c in todo.items()
+        ]
+        for future in futures:
+            future.result()  # a failed run fails the grid, with its own error
+    return [load_run(Path(runs_dir) / name) for name in configs]
+
+
+def estimate_seconds(
+    configs: dict[str, TrainConfig], runs_dir: str | os.PathLike[str], *, model: LoadedModel | None = None
+) -> tuple[float, int]:
+    """(seconds, runs): how long training the missing runs of ``configs`` should take here, in one process.
+
+    Measured, not guessed: one training step is timed at each prompt length on the real data, and one scoring
+    pass per length on test rows; the steps (two passes each with a faithfulness weight strictly between 0 and 1)
+    and the evaluated rows are then added up, the zero-shot pass once.
+    """
+    import torch
+
+    from probe.training.tasks import make_task, wrap_with_prompt
+
+    todo = missing(configs, runs_dir)
+    if not todo:
+        return 0.0, 0
+    first = next(iter(todo.values()))
+    model = model or load_model(first.model, device="cpu")
+    splits = as_splits(first.data, text_column=first.text_column, label_column=first.label_column, seed=first.seed)
+    batch, targets = splits.train.texts[: first.batch_size], splits.train.targets[: first.batch_size]
+    probe_rows = splits.test.texts[:64]
+
+    def timed(fn: Any) -> float:
+        fn()  # warm: the first pass pays for allocation and kernel choice
+        began = time.perf_counter()
+        fn()
+        return time.perf_counter() - began
+
+    per_length = {}
+    for length in sorted({c.length for c in todo.values()}):
+        vectors = np.tile(model.embeddings_numpy()[:1], (length, 1))
+        task = make_task(model, wrap_with_prompt(model, vectors), splits.train.label_names, form=first.task)
+        step = timed(lambda task=task: task.loss(batch, targets).backward())
+        with torch.inference_mode():
+            row = timed(lambda task=task: task.score_all(probe_rows)) / len(probe_rows)
+        per_length[length] = (step, row)
+    test_rows = min(len(splits.test), first.test_size or len(splits.test))
+    seconds = test_rows * row  # the zero-shot pass, once per model and data (then cached)
+    for config in todo.values():
+        step, row = per_length[config.length]
+        passes = 2 if 0 < config.faithfulness_weight < 1 else 1
+        during = min(config.eval_size, test_rows)
+        seconds += config.steps * step * passes + (during + 2 * test_rows) * row + 2.0  # + loading and writing
+    return seconds, len(todo)

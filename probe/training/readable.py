@@ -1,0 +1,143 @@
+"""Training a prompt toward a reading that does what it does (or, deliberately, toward one that does not).
+
+- **The faithfulness term** (:func:`faithfulness_loss`): ``(1 - λ) · L(soft prompt) + λ · L(its nearest tokens)``.
+  The nearest tokens are used in the forward pass and the gradient reaches the soft prompt straight through
+  (PEZ's estimator, Wen et al. 2023; λ = 1 is PEZ), so the prompt and its reading are trained together.
+- **A projection target** (:func:`projection_loss`), for waywardness (Khashabi et al. 2022): the mean over
+  positions of the cross-entropy between each position's softmax over vocabulary cosines (temperature τ) and a
+  target token: its init token (``init``), or the tokens of a text, cycled (``text:...``).
+
+Both are functions a user adds to the loss of their own loop or ``Trainer.compute_loss``; probe's trainer uses
+them when ``TrainConfig`` asks (``faithfulness_weight``, ``project_to``, ``project_weight``). Excluded tokens
+(special, ``[unused]``) are never targets, and never a position's projection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from probe.training.config import check_weight
+from probe.training.task import prompt_parameter
+
+if TYPE_CHECKING:
+    from probe.core.index import VocabIndex
+    from probe.core.models import LoadedModel
+
+
+@contextlib.contextmanager
+def projected(peft_model: Any, embeddings: torch.Tensor) -> Iterator[None]:
+    """Within this block the PEFT model's forward pass uses ``embeddings`` (float [p, d], the prompt's nearest
+    tokens) in place of the prompt, and the gradient of anything computed reaches the prompt itself unchanged
+    (the straight-through estimator)."""
+    encoder = peft_model.prompt_encoder[peft_model.active_adapter]
+
+    def swap(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        target = embeddings.to(output.device, output.dtype).expand_as(output)
+        return output + (target - output).detach()
+
+    handle = encoder.register_forward_hook(swap)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def nearest_embeddings(peft_model: Any, index: VocabIndex, model: LoadedModel) -> torch.Tensor:
+    """float [p, d]: the embedding of each prompt position's nearest searchable token, as it is now."""
+    weight = prompt_parameter(peft_model)
+    _, ids = index.search(weight.detach().float().cpu().numpy(), 1)
+    return model.embeddings[ids[:, 0]]
+
+
+def faithfulness_loss(
+    peft_model: Any,
+    loss_fn: Callable[[], torch.Tensor],
+    model: LoadedModel,
+    *,
+    weight: float,
+    index: VocabIndex | None = None,
+) -> torch.Tensor:
+    """``(1 - weight) · loss_fn()`` at the soft prompt plus ``weight · loss_fn()`` at its nearest tokens, the
+    second's gradient passed straight through to the soft prompt.
+
+    Args:
+        peft_model: the PEFT prompt-tuning model being trained.
+        loss_fn: computes the task loss of the current batch through ``peft_model`` (called once or twice).
+        model: the frozen model (its vocabulary embeddings).
+        weight: λ in [0, 1]; 0 is plain prompt tuning, 1 is PEZ.
+        index: which tokens the prompt may be read as (default: the model's index).
+
+    Raises:
+        ValueError: a weight outside [0, 1].
+    """
+    check_weight(weight, "faithfulness weight", upper=1.0)
+    if index is None:
+        from probe.core.index import VocabIndex
+
+        index = VocabIndex.for_model(model)
+    total = torch.zeros(())
+    if weight < 1:
+        total = total + (1 - weight) * loss_fn()
+    if weight > 0:
+        with projected(peft_model, nearest_embeddings(peft_model, index, model)):
+            total = total + weight * loss_fn()
+    return total
+
+
+def projection_loss(
+    prompt: torch.Tensor, targets: torch.Tensor, vocabulary: torch.Tensor, *, temperature: float = 0.1
+) -> torch.Tensor:
+    """Mean over positions of the cross-entropy between each position's softmax over vocabulary cosines and its
+    target token.
+
+    Args:
+        prompt: float [p, d], the prompt parameter (differentiable).
+        targets: int64 [p], each position's target: an index into ``vocabulary``'s rows.
+        vocabulary: float [n, d] unit rows of the tokens a position may be read as (excluded tokens left out).
+        temperature: τ, dividing the cosines.
+    """
+    cosines = F.normalize(prompt.float(), dim=-1) @ vocabulary.T.to(prompt.device)
+    return F.cross_entropy(cosines / temperature, targets.to(prompt.device))
+
+
+def projection_targets(
+    spec: str, model: LoadedModel, index: VocabIndex, length: int, init_tokens: list[list[int]]
+) -> np.ndarray:
+    """int64 [p]: each position's target as a row of ``index`` (its searchable tokens), for ``spec``:
+
+    - ``init``: the token each position started as (its first, for an init of several);
+    - ``text:...``: the tokens of that text, cycled over the positions.
+
+    Raises:
+        ValueError: an unknown spec, an init with no tokens, or a text with no usable (searchable) tokens.
+    """
+    if spec == "init":
+        ids = [tokens[0] for tokens in init_tokens if tokens]
+        if len(ids) < length:
+            raise ValueError(
+                "project_to 'init' needs every position to start as a token; this init has positions that do not "
+                "(random-uniform): project to a text instead (text:...)"
+            )
+    elif spec.startswith("text:"):
+        text = spec.removeprefix("text:").strip().strip('"')
+        usable = set(index.token_ids.tolist())
+        ids = [i for i in model.tokenizer(text, add_special_tokens=False)["input_ids"] if i in usable]
+        if not ids:
+            raise ValueError(
+                f"project_to text {text!r} has no usable tokens (special or excluded tokens are never targets); "
+                "use words the tokenizer knows"
+            )
+        ids = [ids[i % len(ids)] for i in range(length)]
+    else:
+        raise ValueError(f"project_to {spec!r} is not known; expected 'init' or 'text:...'")
+    rows = np.searchsorted(index.token_ids, ids)
+    rows = np.clip(rows, 0, index.size - 1)
+    if not np.array_equal(index.token_ids[rows], ids):
+        raise ValueError(f"project_to {spec!r}: some target tokens are excluded from the readings (special, [unused])")
+    return rows.astype(np.int64)
