@@ -225,6 +225,9 @@ class Dashboard(Command):
     replicate: str | None = option(
         None, "folder of probe replicate reports (default $PROBE_REPLICATE_DIR or ./probe-replicate)"
     )
+    frontier: str | None = option(
+        None, "folder of a probe frontier report (default $PROBE_FRONTIER_DIR, or the folder above RUNS_DIR)"
+    )
     editable_folders: bool = option(
         False, "let the page change the folders it reads (they are server paths: only for a server you alone use)"
     )
@@ -259,6 +262,7 @@ class Dashboard(Command):
             "--runs",
             runs_dir,
             *(["--replicate", self.replicate] if self.replicate else []),
+            *(["--frontier", self.frontier] if self.frontier else []),
             *(["--editable-folders"] if self.editable_folders else []),
         ]
         print(f"probe dashboard: http://{self.host}:{self.port}  (runs: {runs_dir}; Ctrl-C to stop)", flush=True)

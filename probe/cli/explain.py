@@ -86,12 +86,31 @@ class Explain(Command):
         from probe.formats.prompts import load_prompt
         from probe.formats.runs import is_any_run, load_run
 
+        self.target = self._from_frontier(self.target)
         run = load_run(self.target) if is_any_run(self.target) else None
         if run is not None:
             return run, run.snapshot(self.step) if self.step is not None else run.latest_prompt()
         if self.data is None:
             raise ValueError(f"'{self.target}' is a prompt, not a run: give its task's data with --data FILE")
         return None, load_prompt(self.target)
+
+    @staticmethod
+    def _from_frontier(target: str) -> str:
+        """A ``probe frontier`` folder stands for its run whose nearest tokens score best (the search's start)."""
+        from pathlib import Path
+
+        from probe.experiments.frontier import best_start
+        from probe.formats.frontier_report import FRONTIER_JSON, read_frontier
+
+        if not (Path(target) / FRONTIER_JSON).is_file():
+            return target
+        row, path = best_start(read_frontier(Path(target) / FRONTIER_JSON), target)
+        print(
+            f"starting from the frontier run {path} (λ={row['weight']:g}, seed {row['seed']}: nearest tokens "
+            f"{row['discretised_accuracy']:.3f}, soft {row['soft_accuracy']:.3f})",
+            file=sys.stderr,
+        )
+        return str(path)
 
     def _readout(self, run: Any, prompt: Any, model: Any) -> Any:
         from probe.core.frames import as_splits

@@ -22,12 +22,25 @@ from typing import Any, NoReturn
 
 from probe.cli.commands import Compare, Dashboard, Demo, Drift, Report, Train
 from probe.cli.explain import Explain
+from probe.cli.frontier import Frontier
 from probe.cli.options import Command, literal_choices, option_flag
 from probe.cli.replicate import Replicate
+from probe.cli.wayward import Wayward
 
 logger = logging.getLogger("probe")
 
-COMMANDS: tuple[type[Command], ...] = (Report, Train, Drift, Compare, Demo, Dashboard, Replicate, Explain)
+COMMANDS: tuple[type[Command], ...] = (
+    Report,
+    Train,
+    Drift,
+    Compare,
+    Demo,
+    Dashboard,
+    Replicate,
+    Explain,
+    Frontier,
+    Wayward,
+)
 """The subcommands, in the order ``probe --help`` lists them."""
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, TypeError, KeyError, OSError)

@@ -29,6 +29,7 @@ PAGE_LIST: tuple[tuple[str, str, str], ...] = (
     ("explain.py", "Explain", "explain"),
     ("lens.py", "Layer lens", "lens"),
     ("findings.py", "Findings", "findings"),
+    ("frontier.py", "Frontier", "frontier"),
     ("inspect_file.py", "Inspect a file", "inspect"),
 )
 """(file in screens/, title, URL path) of every page; the first is the default."""

@@ -12,10 +12,12 @@ import sys
 
 
 def server_options(argv: list[str] | None = None) -> argparse.Namespace:
-    """The options ``probe dashboard`` passes after ``--``: ``--runs``, ``--replicate``, ``--editable-folders``."""
+    """The options ``probe dashboard`` passes after ``--``: ``--runs``, ``--replicate``, ``--frontier``,
+    ``--editable-folders``."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--runs", default=None)
     parser.add_argument("--replicate", default=None)
+    parser.add_argument("--frontier", default=None)
     parser.add_argument("--editable-folders", action="store_true")
     args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     return args
@@ -30,6 +32,16 @@ def replicate_dir() -> str:
     """The folder of ``probe replicate`` reports: ``--replicate``, else ``$PROBE_REPLICATE_DIR``, else
     ``probe-replicate``."""
     return server_options().replicate or os.environ.get("PROBE_REPLICATE_DIR") or "probe-replicate"
+
+
+def frontier_dir() -> str:
+    """The folder of a ``probe frontier`` report: ``--frontier``, else ``$PROBE_FRONTIER_DIR``, else the folder
+    above the runs folder when it holds ``frontier.json`` (``probe dashboard OUT/runs``), else ``probe-frontier``."""
+    chosen = server_options().frontier or os.environ.get("PROBE_FRONTIER_DIR")
+    if chosen:
+        return chosen
+    above = os.path.dirname(os.path.abspath(runs_dir()))
+    return above if os.path.isfile(os.path.join(above, "frontier.json")) else "probe-frontier"
 
 
 def folders_editable() -> bool:

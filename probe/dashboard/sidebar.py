@@ -109,6 +109,8 @@ def _runs_folder() -> str:
 
 def _choose_runs(view: View) -> None:
     names = [r.name for r in view.runs]
+    if "pending_runs" in st.session_state:  # a point clicked on the Frontier page, applied before the widget exists
+        st.session_state["runs"] = [n for n in st.session_state.pop("pending_runs") if n in names]
     chosen = st.sidebar.multiselect("Runs", names, default=names, key="runs", bind="query-params")
     selected = [r for r in view.runs if r.name in chosen]
     models = sorted({r.manifest.model or "default" for r in selected})  # a tensor file per step names none
@@ -158,6 +160,12 @@ def highlight(position: int, focus: int | None) -> None:
     if position != focus:
         st.session_state["pending_highlight"] = position
         st.rerun()
+
+
+def select_runs(names: list[str]) -> None:
+    """Show only the runs ``names`` on every page from this rerun on: call it from a widget's callback (a point
+    clicked on the Frontier page), which runs before the sidebar is drawn."""
+    st.session_state["pending_runs"] = names
 
 
 def _watch_running(view: View) -> None:

@@ -161,9 +161,14 @@ def run_grid(
 
 
 def estimate_seconds(
-    configs: dict[str, TrainConfig], runs_dir: str | os.PathLike[str], *, model: LoadedModel | None = None
+    configs: dict[str, TrainConfig],
+    runs_dir: str | os.PathLike[str],
+    *,
+    model: LoadedModel | None = None,
+    scoring_passes: int = 0,
 ) -> tuple[float, int]:
-    """(seconds, runs): how long training the missing runs of ``configs`` should take here, in one process.
+    """(seconds, runs): how long training the missing runs of ``configs`` should take here, in one process, and
+    then ``scoring_passes`` passes over the test rows per run (a frontier scores each prompt and its reading).
 
     Measured, not guessed: one training step is timed at each prompt length on the real data, and one scoring
     pass per length on test rows; the steps (two passes each with a faithfulness weight strictly between 0 and 1)
@@ -202,5 +207,6 @@ def estimate_seconds(
         step, row = per_length[config.length]
         passes = 2 if 0 < config.faithfulness_weight < 1 else 1
         during = min(config.eval_size, test_rows)
-        seconds += config.steps * step * passes + (during + 2 * test_rows) * row + 2.0  # + loading and writing
+        scoring = (during + (2 + scoring_passes) * test_rows) * row
+        seconds += config.steps * step * passes + scoring + 2.0  # + loading and writing
     return seconds, len(todo)

@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from probe.core.index import VocabIndex
+from probe.core.models import LoadedModel
 from probe.training.config import check_weight
 from probe.training.task import prompt_parameter
-
-if TYPE_CHECKING:
-    from probe.core.index import VocabIndex
-    from probe.core.models import LoadedModel
 
 
 @contextlib.contextmanager
@@ -78,8 +76,6 @@ def faithfulness_loss(
     """
     check_weight(weight, "faithfulness weight", upper=1.0)
     if index is None:
-        from probe.core.index import VocabIndex
-
         index = VocabIndex.for_model(model)
     total = torch.zeros(())
     if weight < 1:
@@ -104,6 +100,43 @@ def projection_loss(
     """
     cosines = F.normalize(prompt.float(), dim=-1) @ vocabulary.T.to(prompt.device)
     return F.cross_entropy(cosines / temperature, targets.to(prompt.device))
+
+
+class ReadableTerms:
+    """The faithfulness and projection terms of one training run, as its :class:`TrainConfig` asks (probe's
+    trainer uses them; a user's own loop calls :func:`faithfulness_loss` and :func:`projection_loss`).
+
+    Raises:
+        ValueError: a projection target with no usable tokens (before anything is trained or written).
+    """
+
+    def __init__(
+        self, config: Any, peft_model: Any, model: LoadedModel, index: VocabIndex, init_tokens: list[list[int]] | None
+    ) -> None:
+        self.weight, self.peft_model, self.model, self.index = config.faithfulness_weight, peft_model, model, index
+        self.gamma, self.temperature = config.project_weight, config.project_temperature
+        self.targets: tuple[torch.Tensor, torch.Tensor] | None = None
+        if config.project_to is not None and config.project_weight > 0:
+            rows = projection_targets(config.project_to, model, index, config.length, init_tokens or [])
+            self.targets = (torch.from_numpy(rows), torch.from_numpy(index.unit))
+
+    def passes(self) -> list[tuple[float, Any]]:
+        """(share of the loss, a context to make it in) of each pass a micro-batch makes: the soft prompt, and,
+        with a faithfulness weight λ, its nearest tokens (the gradient passed straight through to the prompt)."""
+        passes: list[tuple[float, Any]] = []
+        if self.weight < 1:
+            passes.append((1.0 - self.weight, contextlib.nullcontext))
+        if self.weight > 0:
+            nearest = nearest_embeddings(self.peft_model, self.index, self.model)  # once per step
+            passes.append((self.weight, lambda: projected(self.peft_model, nearest)))
+        return passes
+
+    def projection_term(self, prompt: torch.Tensor) -> torch.Tensor | None:
+        """γ · the projection loss of ``prompt`` (the parameter) toward the targets, or None without a target."""
+        if self.targets is None:
+            return None
+        targets, vocabulary = self.targets
+        return self.gamma * projection_loss(prompt, targets, vocabulary, temperature=self.temperature)
 
 
 def projection_targets(

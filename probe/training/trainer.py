@@ -36,7 +36,7 @@ from probe.training.callbacks import RunFolder, StepRecord, TrainingCallback
 from probe.training.config import Optimizer, TrainConfig
 from probe.training.evaluation import correct_bits, correctness, discretised_accuracy, eval_subset, zero_shot_accuracy
 from probe.training.inits import initialise
-from probe.training.readable import nearest_embeddings, projected, projection_loss, projection_targets
+from probe.training.readable import ReadableTerms
 from probe.training.tasks import make_task, prompt_parameter, wrap_with_prompt
 
 logger = logging.getLogger(__name__)
@@ -165,12 +165,7 @@ class Trainer:
         # DDP / FSDP / DeepSpeed / mixed precision come from the user's Accelerate config, unchanged
         self.task.train_forward, self.optimizer = self.accelerator.prepare(self.peft_model, optimizer)
         self.during = eval_subset(self.splits.test, config.eval_size, config.seed)
-        self.projection: tuple[torch.Tensor, torch.Tensor] | None = None
-        if config.project_to is not None and config.project_weight > 0:
-            rows = projection_targets(
-                config.project_to, self.model, self.index, config.length, init_record.get("token_ids") or []
-            )
-            self.projection = (torch.from_numpy(rows), torch.from_numpy(self.index.unit))
+        self.readable = ReadableTerms(config, self.peft_model, self.model, self.index, init_record.get("token_ids"))
         self.folder: RunFolder | None = None
         if self.accelerator.is_main_process:
             writer = self._open_writer(init_record, resume, force)
@@ -334,12 +329,16 @@ class Trainer:
         share = slice(self.rank, None, self.world)
         parts = self.task.micro_batches(texts[share], targets[share])
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self._projection_term() if self.projection is not None else 0.0
+        loss = 0.0
+        term = self.readable.projection_term(self.weight)
+        if term is not None:
+            self.accelerator.backward(term)
+            loss = float(term.detach())
         for i, (weight, ids, part_targets) in enumerate(parts):
             # gradients are averaged across processes once per step, with the last micro-batch
             last = i == len(parts) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(self.task.train_forward):
-                for share_of_loss, reading in self._passes():
+                for share_of_loss, reading in self.readable.passes():
                     with reading(), self.accelerator.autocast():
                         part = self.task.micro_loss(ids, part_targets) * weight * share_of_loss
                     self.accelerator.backward(part)
@@ -354,28 +353,6 @@ class Trainer:
         )
         self._emit("on_step", record)
         return record
-
-    def _passes(self) -> list[tuple[float, Any]]:
-        """(share of the loss, a context to make it in) of each pass a micro-batch makes: the soft prompt, and,
-        with a faithfulness weight λ, its nearest tokens (the gradient passed straight through to the prompt)."""
-        weight = self.config.faithfulness_weight
-        passes: list[tuple[float, Any]] = []
-        if weight < 1:
-            passes.append((1.0 - weight, contextlib.nullcontext))
-        if weight > 0:
-            nearest = nearest_embeddings(self.peft_model, self.index, self.model)  # once per step
-            passes.append((weight, lambda: projected(self.peft_model, nearest)))
-        return passes
-
-    def _projection_term(self) -> float:
-        """γ · the projection loss toward the targets, backpropagated into the prompt; returns its value."""
-        assert self.projection is not None
-        targets, vocabulary = self.projection
-        term = self.config.project_weight * projection_loss(
-            self.weight, targets, vocabulary, temperature=self.config.project_temperature
-        )
-        self.accelerator.backward(term)
-        return float(term.detach())
 
     def evaluate(self, step: int, *, final: bool = False) -> dict[str, float]:
         """Accuracy at ``step``: on the training-time subset, or on the whole test split when ``final``.

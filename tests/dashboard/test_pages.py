@@ -58,3 +58,27 @@ def test_entry__the_first_visit_overview_gives_way(runs_env):
     overview = [d for d in at.dataframe if "status" in d.value.columns]
     assert overview == []  # drawn while the model loads, emptied once the page is complete
     assert [t.value for t in at.main.title] == ["probe: soft prompts, readable"]
+
+
+def test_frontier__choosing_a_run_shows_it_on_every_page(runs_env, tmp_path, monkeypatch):
+    from probe.core.io import atomic_write_json
+    from probe.formats.frontier_report import FRONTIER_JSON, FrontierReport
+
+    def row(name, weight, soft, gain):  # the page's own logic is under test here, not the measurement
+        return {
+            "run": str(runs_env / name), "weight": weight, "seed": 0, "soft_accuracy": soft,
+            "discretised_accuracy": 0.5, "agreement": 0.6, "kl": 0.3, "gain_retained": gain, "pareto": True,
+        }  # fmt: skip
+
+    report = FrontierReport(0.4, [row("class-label", 0.0, 0.8, 0.1), row("random-uniform", 1.0, 0.6, 0.9)])
+    atomic_write_json(tmp_path / FRONTIER_JSON, report.to_dict())
+    monkeypatch.setenv("PROBE_FRONTIER_DIR", str(tmp_path))
+    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=300).run()
+    at.switch_page("screens/frontier.py").run()
+    assert not at.exception, at.exception
+    assert list(at.dataframe[-1].value["run"]) == ["class-label", "random-uniform"]
+    assert at.selectbox(key="frontier-open").options == ["class-label", "random-uniform"]
+    at.selectbox(key="frontier-open").select("random-uniform").run()
+    assert at.multiselect(key="runs").value == ["random-uniform"]
+    at.switch_page("screens/compare.py").run()
+    assert list(next(d for d in at.dataframe if "run" in d.value.columns).value["run"]) == ["random-uniform"]

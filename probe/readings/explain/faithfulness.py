@@ -22,6 +22,7 @@ from probe.core.softprompt import as_prompt
 from probe.core.stats import example_draws, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
 from probe.readings.explain.readout import Readout
+from probe.training.evaluation import zero_shot_predictions
 
 
 def _softmax(scores: np.ndarray, scale: float) -> np.ndarray:
@@ -38,6 +39,7 @@ def score_stand_ins(
     stand_ins: dict[str, np.ndarray] | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
+    per_example: dict[str, np.ndarray] | None = None,
 ) -> Faithfulness:
     """Score the prompt's stand-ins against it (see the module docstring).
 
@@ -48,13 +50,15 @@ def score_stand_ins(
             nearest-token discretisation (``discretised``) is always scored.
         bootstrap: resamples of the examples.
         seed: seeds the resamples.
+        per_example: when given, filled with each prompt's correctness (float 0/1 [test rows]) by name: ``soft``,
+            ``zero-shot`` and every stand-in (for paired comparisons across prompts on the same rows).
     """
     vectors = as_prompt(prompt).vectors
     test = readout.splits.test
     targets = np.asarray(test.targets)
     scale = readout.task(vectors.shape[0]).logit_scale
     soft = readout.scores(vectors, test)
-    zero = readout.task(1).score_all(test.texts, prompt=False).argmax(1) == targets
+    zero = zero_shot_predictions(readout.task(1), test.texts) == targets  # cached per model, task and rows
     nearest = readout.model.embeddings_numpy()[readout.nearest_ids(vectors)]
     others = {"discretised": nearest, **(stand_ins or {})}
     draws = example_draws(len(test), n=bootstrap, seed=seed, stream=2)
@@ -62,11 +66,15 @@ def score_stand_ins(
     soft_right = (soft.argmax(1) == targets).astype(float)
     zero_right = zero.astype(float)
     rows = []
+    if per_example is not None:
+        per_example |= {"soft": soft_right, "zero-shot": zero_right}
     for name, rows_vectors in others.items():
         scores = readout.scores(rows_vectors, test)
         p = _softmax(scores, scale)
         right = (scores.argmax(1) == targets).astype(float)
         agree = (scores.argmax(1) == soft.argmax(1)).astype(float)
+        if per_example is not None:
+            per_example[name] = right
         kl = (soft_p * (np.log(np.maximum(soft_p, 1e-12)) - np.log(np.maximum(p, 1e-12)))).sum(1)
 
         def gain(idx: Any, right: np.ndarray = right) -> np.ndarray:

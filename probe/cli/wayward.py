@@ -1,0 +1,72 @@
+"""``probe wayward``: can this model's prompts read as anything at little cost? (Khashabi et al. 2022)"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from probe.cli.options import Command, emit, option
+
+
+@dataclass
+class Wayward(Command):
+    """Train prompts whose nearest tokens are forced onto a target and measure what it costs them."""
+
+    name: ClassVar[str] = "wayward"
+    summary: ClassVar[str] = "the trust test: force the reading onto an unrelated text and onto permuted labels"
+    epilog: ClassVar[str] = (
+        "Per seed it trains an unconstrained prompt and one per target (the --text, and the label names in another "
+        "order) into OUT/runs/ (finished runs are skipped when it is run again), and writes OUT/wayward.json and "
+        "OUT/wayward.md. It prints its time estimate first."
+    )
+
+    data: str = option("feelings", "bundled set or labelled file (default feelings)")
+    out: str = option("probe-wayward", "folder for the runs and the report (default probe-wayward)")
+    text: str | None = option(
+        None, "the unrelated target text (default: a sentence that shares no word with the labels)"
+    )
+    model: str = option("default", "model name or folder (default: the bundled default)")
+    seeds: int | None = option(None, "seeds (default 1)", positive=True)
+    quick: bool = option(False, "a first look: 60 steps, figures on 400 test rows")
+    steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
+    test_size: int | None = option(None, "figures on a stratified subset of this many test rows", positive=True)
+    project_weight: float = option(1.0, "γ, the weight of the projection term (default 1)")
+    project_temperature: float = option(0.1, "τ of the projection softmax (default 0.1)")
+    init: str = option("class-label", "the init of every run (default class-label)")
+    length: int = option(20, "prompt positions (default 20)", positive=True)
+    task: Literal["cosine", "verbaliser"] = option("cosine", "encoder task form (default cosine)")
+    executor: str = option("inline", "where the runs train: inline, processes:N, dask://HOST:PORT (default inline)")
+    force: bool = option(False, "retrain runs in --out that were saved with other settings")
+    no_progress: bool = option(False, "hide the progress bars")
+
+    def run(self) -> int:
+        from probe.experiments.grid import estimate_seconds, executor_for
+        from probe.experiments.wayward import WaywardConfig, plan, render, wayward
+        from probe.formats.replicate_report import RUNS
+
+        overrides: dict[str, Any] = {"model": self.model, "data": self.data, "init": self.init, "length": self.length}
+        overrides |= {"task": self.task, "text": self.text, "project_weight": self.project_weight}
+        overrides["temperature"] = self.project_temperature
+        if self.seeds:
+            overrides["seeds"] = tuple(range(self.seeds))
+        if self.steps:
+            overrides["steps"] = self.steps
+        if self.test_size:
+            overrides["test_size"] = self.test_size
+        config = WaywardConfig.quick(**overrides) if self.quick else WaywardConfig(**overrides)
+        with executor_for(self.executor):  # a bad executor is refused before anything is timed
+            pass
+        configs, model = plan(config)  # a target with no usable tokens is refused here
+        seconds, missing = estimate_seconds(configs, f"{self.out}/{RUNS}", model=model, scoring_passes=1)
+        if missing:
+            print(
+                f"training {missing} of {len(configs)} runs, then scoring them: about {max(1, round(seconds / 60))} "
+                "min in one process on this machine (one step and one scoring pass timed)",
+                file=sys.stderr,
+                flush=True,
+            )
+        report = wayward(config, self.out, executor=self.executor, progress=not self.no_progress, force=self.force)
+        emit(render(report), None)
+        print(f"wrote {self.out}/wayward.md and wayward.json", file=sys.stderr)
+        return 0

@@ -1,0 +1,115 @@
+"""probe.experiments.frontier: a sweep over the faithfulness weight writes its report, resumes, and gives the same
+table wherever its runs train (in this process or on a local Dask cluster)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from probe.experiments.frontier import FrontierConfig, frontier, render
+from probe.formats.frontier_report import FRONTIER_JSON, REQUIRED, read_frontier
+
+TINY = {"weights": (0.0, 1.0), "seeds": (0,), "steps": 4, "test_size": 40, "bootstrap": 100, "length": 4}
+
+
+def _table(report):
+    """What must not depend on where the runs trained: every figure of every run, by run name."""
+    return {r["run"].rsplit("/", 1)[-1]: {k: v for k, v in r.items() if k != "run"} for r in report.to_dict()["runs"]}
+
+
+@pytest.fixture(scope="module")
+def tiny_frontier(tmp_path_factory, default_model):
+    from probe.core.threads import configure_threads
+
+    out = tmp_path_factory.mktemp("frontier")
+    configure_threads(1)  # the Dask workers below run one thread each; the same arithmetic gives the same numbers
+    try:
+        report = frontier(FrontierConfig(**TINY), out, progress=False)
+    finally:
+        configure_threads(None)
+    return out, report
+
+
+@pytest.mark.slow
+def test_frontier__writes_a_report_with_every_required_field(tiny_frontier):
+    out, report = tiny_frontier
+    data = json.loads((out / FRONTIER_JSON).read_text())
+    assert 0.0 < data["zero_shot_accuracy"] < 1.0
+    assert [(r["weight"], r["seed"]) for r in data["runs"]] == [(0.0, 0), (1.0, 0)]
+    for r in data["runs"]:
+        assert set(REQUIRED) <= set(r)
+        assert (out / "runs" / r["run"].rsplit("/", 1)[-1] / "manifest.json").is_file()
+        low, high = r["agreement_ci"]
+        assert low <= r["agreement"] <= high
+    assert any(r["pareto"] for r in data["runs"])
+    assert read_frontier(out / FRONTIER_JSON).to_dict() == report.to_dict()
+    text = (out / "frontier.md").read_text()
+    assert text == render(report) and "Against the aim" in text
+    html = (out / "frontier.html").read_text()
+    assert "zero-shot" in html and "unconstrained" in html
+
+
+@pytest.mark.slow
+def test_frontier__a_second_run_skips_finished_runs(tiny_frontier):
+    out, report = tiny_frontier
+    manifests = sorted((out / "runs").glob("*/manifest.json"))
+    before = [p.stat().st_mtime_ns for p in manifests]
+    again = frontier(FrontierConfig(**TINY), out, progress=False)
+    assert [p.stat().st_mtime_ns for p in manifests] == before
+    assert _table(again) == _table(report)
+
+
+@pytest.mark.slow
+def test_frontier__a_local_dask_cluster_gives_the_same_table(tiny_frontier, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    _, inline = tiny_frontier
+    monkeypatch.setenv("PROBE_THREADS", "1")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address.removeprefix("tcp://")
+        report = frontier(FrontierConfig(**TINY), tmp_path, executor=f"dask://{address}", progress=False)
+    assert _table(report) == _table(inline)
+
+
+def test_frontier__bad_weights_are_refused_in_one_line():
+    with pytest.raises(ValueError, match="faithfulness weight"):
+        FrontierConfig(weights=(-0.5,))
+    with pytest.raises(ValueError, match="at least one weight"):
+        FrontierConfig(weights=())
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--weights", "1.5"], "faithfulness weight"),
+        (["--executor", "dask://127.0.0.1:9"], "no dask scheduler answers"),
+        (["--executor", "threads:2"], "is not known"),
+    ],
+)
+def test_frontier_cli__bad_input_is_one_line_and_writes_nothing(args, expected, tmp_path):
+    out = tmp_path / "f"
+    done = subprocess.run(
+        [sys.executable, "-m", "probe", "frontier", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_explain__a_frontier_folder_starts_from_its_best_reading(tiny_frontier, capsys):
+    from probe.cli.explain import Explain
+
+    out, report = tiny_frontier
+    best = max(report.runs, key=lambda r: (r["discretised_accuracy"], r["soft_accuracy"]))
+    assert Explain._from_frontier(str(out)) == str(out / "runs" / best["run"].rsplit("/", 1)[-1])
+    assert "starting from the frontier run" in capsys.readouterr().err
+    assert Explain._from_frontier(str(out / "runs" / "lambda0-s0")) == str(out / "runs" / "lambda0-s0")
