@@ -19,7 +19,7 @@ from probe.core.data import BUNDLED
 from probe.core.index import VocabIndex, normalize_rows
 from probe.core.io import atomic_write_json, atomic_write_text
 from probe.core.models import LoadedModel, load_model
-from probe.core.stats import example_draws, paired_interval
+from probe.core.stats import example_draws, paired_interval, percentile_interval
 from probe.experiments.grid import run_grid
 from probe.formats.frontier_report import FRONTIER_JSON, FRONTIER_MD, FrontierReport
 from probe.formats.replicate_report import RUNS
@@ -137,7 +137,7 @@ def measure(config: FrontierConfig, runs: list[Run], model: LoadedModel | None =
                 "on_manifold": float(on_manifold(index, cos[:, 0]).mean()),
             }
         )
-    _against_unconstrained(rows, right, config.bootstrap)
+    pooled = _against_unconstrained(rows, right, config.bootstrap)
     _mark_pareto(rows)
     context = {
         "model": model.name,
@@ -151,13 +151,21 @@ def measure(config: FrontierConfig, runs: list[Run], model: LoadedModel | None =
         "seeds": list(config.seeds),
         "pareto": "over (soft accuracy, agreement): no other run at least as high in both and higher in one",
     }
-    return FrontierReport(zero_shot_accuracy=zero, runs=rows, context=context, aim=_aim(rows))
+    return FrontierReport(
+        zero_shot_accuracy=zero, runs=rows, context=context, aim={**_aim(rows), "most_constrained": pooled}
+    )
 
 
-def _against_unconstrained(rows: list[dict[str, Any]], right: dict[str, np.ndarray], bootstrap: int) -> None:
+def _against_unconstrained(
+    rows: list[dict[str, Any]], right: dict[str, np.ndarray], bootstrap: int
+) -> dict[str, Any] | None:
     """Each run's nearest-token accuracy minus that of the unconstrained (λ=0) run of its seed, with a paired
-    interval over the test rows (``reading_gain``, ``reading_gain_ci``; NaN without such a run)."""
+    interval over the test rows (``reading_gain``, ``reading_gain_ci``; NaN without such a run). Returns the same
+    for the most constrained weight, pooled over its seeds (one resample of the rows shared by all of them), or
+    None without a constrained weight."""
     free = {r["seed"]: right[r["run"]] for r in rows if r["weight"] == 0}
+    diffs: dict[float, list[np.ndarray]] = {}
+    draws = None
     for r in rows:
         base = free.get(r["seed"])
         if base is None:
@@ -166,6 +174,17 @@ def _against_unconstrained(rows: list[dict[str, Any]], right: dict[str, np.ndarr
         draws = example_draws(len(base), n=bootstrap, seed=0, stream=4)
         r["reading_gain"] = float((right[r["run"]] - base).mean())
         r["reading_gain_ci"] = paired_interval(right[r["run"]], base, draws)
+        diffs.setdefault(r["weight"], []).append(right[r["run"]] - base)
+    top = max(diffs, default=0.0)
+    if top == 0 or draws is None:
+        return None
+    pooled = np.mean(diffs[top], axis=0)  # per test row, the mean over seeds
+    return {
+        "weight": top,
+        "seeds": len(diffs[top]),
+        "reading_gain": float(pooled.mean()),
+        "reading_gain_ci": percentile_interval(pooled[draws].mean(1)),
+    }
 
 
 def _mark_pareto(rows: list[dict[str, Any]]) -> None:
@@ -250,14 +269,15 @@ def render(report: FrontierReport) -> str:
             f"{best['gain_retained']:.2f}, agreement {best['agreement']:.2f}, soft {best['soft_accuracy']:.3f}."
         )
     lines.append(f"Runs meeting the aim: {len(aim['runs_meeting_it'])} of {len(report.runs)}.")
-    top = max(report.runs, key=lambda r: r["weight"], default=None)
-    if top is not None and top["weight"] > 0 and np.isfinite(top.get("reading_gain", float("nan"))):
+    top = aim.get("most_constrained")
+    if top:
         low, high = top["reading_gain_ci"]
         real = "measurably above" if low > 0 else "not measurably above"
+        reads = np.mean([r["discretised_accuracy"] for r in report.runs if r["weight"] == top["weight"]])
         lines.append(
-            f"The most constrained point (λ={top['weight']:g}, seed {top['seed']}) reads at "
-            f"{top['discretised_accuracy']:.3f}: {top['reading_gain']:+.3f} [{low:+.3f}, {high:+.3f}] against the "
-            f"unconstrained run's nearest tokens (paired), {real} them."
+            f"The most constrained point (λ={top['weight']:g}, {top['seeds']} seed(s)) reads at {reads:.3f}: "
+            f"{top['reading_gain']:+.3f} [{low:+.3f}, {high:+.3f}] against the unconstrained runs' nearest tokens "
+            f"(paired per seed, pooled), {real} them."
         )
     return "\n".join(lines) + "\n"
 

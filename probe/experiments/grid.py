@@ -160,6 +160,38 @@ def run_grid(
     return [load_run(Path(runs_dir) / name) for name in configs]
 
 
+def pass_seconds(config: TrainConfig, model: LoadedModel, lengths: list[int]) -> dict[int, tuple[float, float]]:
+    """Prompt length -> (seconds of one training step, seconds of scoring one test row), timed here on
+    ``config``'s data: the fastest of three after a warm-up (the first passes pay for allocation and kernel
+    choice, several seconds on a cold process, which would otherwise be counted for every step)."""
+    import torch
+
+    from probe.training.tasks import make_task, wrap_with_prompt
+
+    splits = as_splits(config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed)
+    batch, targets = splits.train.texts[: config.batch_size], splits.train.targets[: config.batch_size]
+    probe_rows = splits.test.texts[:64]
+
+    def timed(fn: Any) -> float:
+        fn()
+        times = []
+        for _ in range(3):
+            began = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - began)
+        return min(times)
+
+    out = {}
+    for length in lengths:
+        vectors = np.tile(model.embeddings_numpy()[:1], (length, 1))
+        task = make_task(model, wrap_with_prompt(model, vectors), splits.train.label_names, form=config.task)
+        step = timed(lambda task=task: task.loss(batch, targets).backward())
+        with torch.inference_mode():
+            row = timed(lambda task=task: task.score_all(probe_rows)) / len(probe_rows)
+        out[length] = (step, row)
+    return out
+
+
 def estimate_seconds(
     configs: dict[str, TrainConfig],
     runs_dir: str | os.PathLike[str],
@@ -174,33 +206,14 @@ def estimate_seconds(
     pass per length on test rows; the steps (two passes each with a faithfulness weight strictly between 0 and 1)
     and the evaluated rows are then added up, the zero-shot pass once.
     """
-    import torch
-
-    from probe.training.tasks import make_task, wrap_with_prompt
-
     todo = missing(configs, runs_dir)
     if not todo:
         return 0.0, 0
     first = next(iter(todo.values()))
     model = model or load_model(first.model, device="cpu")
     splits = as_splits(first.data, text_column=first.text_column, label_column=first.label_column, seed=first.seed)
-    batch, targets = splits.train.texts[: first.batch_size], splits.train.targets[: first.batch_size]
-    probe_rows = splits.test.texts[:64]
-
-    def timed(fn: Any) -> float:
-        fn()  # warm: the first pass pays for allocation and kernel choice
-        began = time.perf_counter()
-        fn()
-        return time.perf_counter() - began
-
-    per_length = {}
-    for length in sorted({c.length for c in todo.values()}):
-        vectors = np.tile(model.embeddings_numpy()[:1], (length, 1))
-        task = make_task(model, wrap_with_prompt(model, vectors), splits.train.label_names, form=first.task)
-        step = timed(lambda task=task: task.loss(batch, targets).backward())
-        with torch.inference_mode():
-            row = timed(lambda task=task: task.score_all(probe_rows)) / len(probe_rows)
-        per_length[length] = (step, row)
+    per_length = pass_seconds(first, model, sorted({c.length for c in todo.values()}))
+    row = per_length[first.length][1]
     test_rows = min(len(splits.test), first.test_size or len(splits.test))
     seconds = test_rows * row  # the zero-shot pass, once per model and data (then cached)
     for config in todo.values():

@@ -113,3 +113,23 @@ def test_explain__a_frontier_folder_starts_from_its_best_reading(tiny_frontier, 
     assert Explain._from_frontier(str(out)) == str(out / "runs" / best["run"].rsplit("/", 1)[-1])
     assert "starting from the frontier run" in capsys.readouterr().err
     assert Explain._from_frontier(str(out / "runs" / "lambda0-s0")) == str(out / "runs" / "lambda0-s0")
+
+
+@pytest.mark.parametrize(
+    ("module", "cls", "data", "lacking"),
+    [
+        ("probe.formats.frontier_report", "FrontierReport",
+         {"zero_shot_accuracy": 0.5, "runs": [{"run": "x"}]}, "weight"),
+        ("probe.formats.wayward_report", "WaywardReport",
+         {"free_accuracy": 0.8, "conclusion": "c", "targets": [{"target": "text"}]}, "cost"),
+        ("probe.formats.audit_report", "AuditReport",
+         {"runs": [{"run": "x", "share": 0}], "readings": []}, "flip_rate"),
+    ],
+)  # fmt: skip
+def test_reports__an_entry_missing_a_field_is_named_in_one_line(module, cls, data, lacking):
+    import importlib
+
+    record = getattr(importlib.import_module(module), cls)
+    with pytest.raises(ValueError, match=lacking) as caught:
+        record.from_dict(data, source="r.json")
+    assert "\n" not in str(caught.value) and "r.json" in str(caught.value)
