@@ -37,8 +37,11 @@ _NAMES: dict[str, str] = {
     "layer_lens": "probe.readings.explain.lens",
     "explain_prompt": "probe.readings.explain.record",
     "faithfulness": "probe.readings.explain.faithfulness",
+    "input_attribution": "probe.readings.explain.attribution",
+    "trigger_scan": "probe.readings.explain.attribution",
     "faithfulness_loss": "probe.training.readable",
     "projection_loss": "probe.training.readable",
+    "projection_targets": "probe.training.readable",
     "TrainConfig": "probe.training.config",
     "train": "probe.training.trainer",
     "record": "probe.training.integrations",
@@ -67,6 +70,7 @@ __all__ = [
     "find_runs",
     "harden",
     "importance",
+    "input_attribution",
     "layer_lens",
     "load_model",
     "load_prompt",
@@ -74,8 +78,10 @@ __all__ = [
     "load_run",
     "nearest_tokens",
     "projection_loss",
+    "projection_targets",
     "record",
     "train",
+    "trigger_scan",
 ]
 
 if TYPE_CHECKING:
@@ -89,6 +95,7 @@ if TYPE_CHECKING:
     from probe.readings.compare import compare_prompts
     from probe.readings.drift import drift_table
     from probe.readings.explain.ablation import importance
+    from probe.readings.explain.attribution import input_attribution, trigger_scan
     from probe.readings.explain.faithfulness import score_stand_ins as faithfulness
     from probe.readings.explain.hardening import harden
     from probe.readings.explain.lens import layer_lens
@@ -97,7 +104,7 @@ if TYPE_CHECKING:
     from probe.readings.reports import NearestTokenReport, nearest_tokens
     from probe.training.config import TrainConfig
     from probe.training.integrations import ProbeCallback, record
-    from probe.training.readable import faithfulness_loss, projection_loss
+    from probe.training.readable import faithfulness_loss, projection_loss, projection_targets
     from probe.training.trainer import train
 
 

@@ -228,6 +228,9 @@ class Dashboard(Command):
     frontier: str | None = option(
         None, "folder of a probe frontier report (default $PROBE_FRONTIER_DIR, or the folder above RUNS_DIR)"
     )
+    audit: str | None = option(
+        None, "folder of a probe audit report (default $PROBE_AUDIT_DIR, or the folder above RUNS_DIR)"
+    )
     editable_folders: bool = option(
         False, "let the page change the folders it reads (they are server paths: only for a server you alone use)"
     )
@@ -263,6 +266,7 @@ class Dashboard(Command):
             runs_dir,
             *(["--replicate", self.replicate] if self.replicate else []),
             *(["--frontier", self.frontier] if self.frontier else []),
+            *(["--audit", self.audit] if self.audit else []),
             *(["--editable-folders"] if self.editable_folders else []),
         ]
         print(f"probe dashboard: http://{self.host}:{self.port}  (runs: {runs_dir}; Ctrl-C to stop)", flush=True)

@@ -40,6 +40,10 @@ class Explain(Command):
     hard_steps: int = option(100, "steps of the hard-prompt search (default 100)", positive=True)
     lens_tokens: int = option(10_000, "tokens in the layer lens's contextual vocabulary (default 10000)", positive=True)
     lens_texts: int = option(32, "test texts the layer lens averages hidden states over (default 32)", positive=True)
+    attribution: int = option(
+        0, "also input attribution (occlusion) over this many test texts (default 0: off; 200 is about a minute)"
+    )
+    triggers: int = option(0, "also a trigger scan of this many frequent tokens (default 0: off; try 10000)")
     bootstrap: int = option(1000, "bootstrap resamples for the importance intervals (default 1000)", positive=True)
     seed: int = option(0, "seeds the bootstrap, the held-out slice and the search's batches (default 0)")
     format: Format = option("md", "output format: md, json or csv (default md; csv: the importance table)")
@@ -75,6 +79,8 @@ class Explain(Command):
             bootstrap=self.bootstrap,
             seed=self.seed,
             state_dir=run.path if writable and run is not None else None,
+            attribution_texts=self.attribution,
+            trigger_tokens=self.triggers,
             progress=not self.no_progress,
         )
         if writable and run is not None:

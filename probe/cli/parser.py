@@ -20,6 +20,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
+from probe.cli.audit import Audit
 from probe.cli.commands import Compare, Dashboard, Demo, Drift, Report, Train
 from probe.cli.explain import Explain
 from probe.cli.frontier import Frontier
@@ -40,6 +41,7 @@ COMMANDS: tuple[type[Command], ...] = (
     Explain,
     Frontier,
     Wayward,
+    Audit,
 )
 """The subcommands, in the order ``probe --help`` lists them."""
 

@@ -1,4 +1,4 @@
-"""Bootstrap intervals and verdicts, written once for every reading that reports an interval.
+"""Bootstrap and exact intervals and verdicts, written once for every reading that reports an interval.
 
 Readings across training runs are clustered: the positions of one run share its seed, its data order and its
 init, so they are not independent draws. :func:`cluster_draws` therefore resamples whole runs, within each cell
@@ -127,3 +127,15 @@ def verdict(margins: Sequence[tuple[float, float]], smallest_effect: float) -> V
     if any(hi < smallest_effect for _, hi in margins):
         return "no"
     return "unclear"
+
+
+def proportion_interval(hits: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Clopper-Pearson interval of ``hits`` out of ``total`` (NaN, NaN without any)."""
+    from scipy.stats import beta
+
+    if total == 0:
+        return (float("nan"), float("nan"))
+    tail = (1 - confidence) / 2
+    low = 0.0 if hits == 0 else float(beta.ppf(tail, hits, total - hits + 1))
+    high = 1.0 if hits == total else float(beta.ppf(1 - tail, hits + 1, total - hits))
+    return low, high

@@ -30,6 +30,7 @@ PAGE_LIST: tuple[tuple[str, str, str], ...] = (
     ("lens.py", "Layer lens", "lens"),
     ("findings.py", "Findings", "findings"),
     ("frontier.py", "Frontier", "frontier"),
+    ("audit.py", "Audit", "audit"),
     ("inspect_file.py", "Inspect a file", "inspect"),
 )
 """(file in screens/, title, URL path) of every page; the first is the default."""

@@ -13,11 +13,12 @@ import sys
 
 def server_options(argv: list[str] | None = None) -> argparse.Namespace:
     """The options ``probe dashboard`` passes after ``--``: ``--runs``, ``--replicate``, ``--frontier``,
-    ``--editable-folders``."""
+    ``--audit``, ``--editable-folders``."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--runs", default=None)
     parser.add_argument("--replicate", default=None)
     parser.add_argument("--frontier", default=None)
+    parser.add_argument("--audit", default=None)
     parser.add_argument("--editable-folders", action="store_true")
     args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     return args
@@ -37,11 +38,21 @@ def replicate_dir() -> str:
 def frontier_dir() -> str:
     """The folder of a ``probe frontier`` report: ``--frontier``, else ``$PROBE_FRONTIER_DIR``, else the folder
     above the runs folder when it holds ``frontier.json`` (``probe dashboard OUT/runs``), else ``probe-frontier``."""
-    chosen = server_options().frontier or os.environ.get("PROBE_FRONTIER_DIR")
+    return _report_dir(server_options().frontier, "PROBE_FRONTIER_DIR", "frontier.json", "probe-frontier")
+
+
+def audit_dir() -> str:
+    """The folder of a ``probe audit`` report: ``--audit``, else ``$PROBE_AUDIT_DIR``, else the folder above the
+    runs folder when it holds ``audit.json``, else ``probe-audit``."""
+    return _report_dir(server_options().audit, "PROBE_AUDIT_DIR", "audit.json", "probe-audit")
+
+
+def _report_dir(given: str | None, variable: str, report: str, default: str) -> str:
+    chosen = given or os.environ.get(variable)
     if chosen:
         return chosen
     above = os.path.dirname(os.path.abspath(runs_dir()))
-    return above if os.path.isfile(os.path.join(above, "frontier.json")) else "probe-frontier"
+    return above if os.path.isfile(os.path.join(above, report)) else default
 
 
 def folders_editable() -> bool:

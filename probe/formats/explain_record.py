@@ -10,7 +10,6 @@ RUN/explain/step-N.json       one per measured snapshot (the dashboard follows i
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -20,9 +19,13 @@ from typing import Any
 import pandas as pd
 
 from probe.core.results import Result
+from probe.formats.effects import Effects
 from probe.formats.faithfulness_record import Faithfulness
 from probe.formats.hard_prompt import HardPrompt
+from probe.formats.lens_record import LayerLens, LensRow, _lens_row
 from probe.formats.schema import Fields, read_json
+
+__all__ = ["EXPLAIN_FILE", "ExplainRecord", "ImportanceTable", "LayerLens", "LensRow", "PositionImportance"]
 
 EXPLAIN_FILE = "explain.json"
 EXPLAIN_STEPS = "explain"
@@ -141,100 +144,6 @@ class ImportanceTable(Result):
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class LensRow:
-    """One position at one layer: the top-1 contextual token and its cosine, and the logit lens's token."""
-
-    position: int
-    layer: int
-    token: str
-    cosine: float
-    logit_token: str | None = None
-
-
-@dataclass(frozen=True, repr=False)
-class LayerLens(Result):
-    """Positions x layers: the top-1 contextual token and its cosine (and the logit lens for causal LMs)."""
-
-    rows: list[LensRow]
-    input_tokens: list[str]
-    holds_until: list[int]
-    layers: int
-    texts: int
-    task: str | None = None
-    """The task whose input the hidden states were read on."""
-
-    @property
-    def has_logit_lens(self) -> bool:
-        """Whether the rows carry the logit lens (causal LMs with a final norm and an unembedding)."""
-        return any(r.logit_token is not None for r in self.rows)
-
-    def headline(self) -> str:
-        logit = ", with the logit lens" if self.has_logit_lens else ""
-        return f"{len(self.input_tokens)} positions x {self.layers} layers over {self.texts} texts{logit}"
-
-    def to_dataframe(self) -> pd.DataFrame:
-        """One row per (position, layer)."""
-        return pd.DataFrame([asdict(r) for r in self.rows], columns=[f.name for f in dataclasses.fields(LensRow)])
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data (JSON-ready)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "<lens>") -> LayerLens:
-        """Read :meth:`to_dict`'s output."""
-        f = Fields(data, source, "layer lens")
-        rows = [_lens_row(r, source) for r in f.items("rows")]
-        holds = f.items("holds_until", [])
-        if not all(isinstance(h, int) and not isinstance(h, bool) for h in holds):
-            raise f.error("holds_until", holds, "a list of layer numbers")
-        return cls(
-            rows=rows,
-            input_tokens=f.texts("input_tokens", []),
-            holds_until=list(holds),
-            layers=f.integer("layers", 1 + max((r.layer for r in rows), default=-1), minimum=0),
-            texts=f.integer("texts", 0, minimum=0),
-            task=f.text("task", None, optional=True),
-        )
-
-    def to_markdown(self) -> str:
-        """Positions as rows, layers as columns: top-1 token (cosine), and the logit lens's token where there is
-        one (``→ token``)."""
-        table = self.to_dataframe()
-        logit = " Cells read 'contextual token (cosine) → logit-lens token'." if self.has_logit_lens else ""
-        lines = [
-            f"Layer lens over {self.layers} layers (0 = embeddings output), hidden states averaged over "
-            f"{self.texts} test texts. 'holds until': the last layer whose top-1 is still the input-embedding "
-            f"reading (-1: not even the first).{logit}",
-            "",
-            "| pos | input reading | holds until | " + " | ".join(f"L{n}" for n in range(self.layers)) + " |",
-            "|---:|---|---:|" + "---|" * self.layers,
-        ]
-        for p, token in enumerate(self.input_tokens):
-            cells = table[table["position"] == p].sort_values("layer")
-            lines.append(
-                f"| {p} | {token} | {self.holds_until[p]} | "
-                + " | ".join(
-                    f"{r.token} ({r.cosine:.2f})" + (f" → {r.logit_token}" if r.logit_token is not None else "")
-                    for r in cells.itertuples()
-                )
-                + " |"
-            )
-        return "\n".join(lines)
-
-
-def _lens_row(data: Any, source: str) -> LensRow:
-    f = Fields(data, source, "layer lens row")
-    return LensRow(
-        position=f.integer("position", minimum=0),
-        layer=f.integer("layer", minimum=0),
-        token=f.text("token"),
-        cosine=_number(f, "cosine", float("nan")),
-        logit_token=f.text("logit_token", None, optional=True),
-    )
-
-
 @dataclass(frozen=True, repr=False)
 class ExplainRecord(Result):
     """Everything ``probe explain`` measured on one prompt: position importance, the hard prompt, the layer lens.
@@ -245,6 +154,7 @@ class ExplainRecord(Result):
         model: the model's canonical name.
         importance / hard_prompt / lens: the three readings.
         faithfulness: every stand-in (nearest tokens, the hard prompt) scored against the soft prompt.
+        attribution / triggers: input attribution and the trigger scan, when asked for.
     """
 
     source: str
@@ -254,6 +164,8 @@ class ExplainRecord(Result):
     hard_prompt: HardPrompt
     lens: LayerLens
     faithfulness: Faithfulness | None = None
+    attribution: Effects | None = None
+    triggers: Effects | None = None
     format: int = EXPLAIN_FORMAT
 
     @property
@@ -289,6 +201,8 @@ class ExplainRecord(Result):
                 ),
                 "## Layer lens",
                 self.lens.to_markdown(),
+                *(["## Input attribution", self.attribution.to_markdown()] if self.attribution else []),
+                *(["## Trigger scan", self.triggers.to_markdown()] if self.triggers else []),
             ]
         )
 
@@ -328,6 +242,7 @@ class ExplainRecord(Result):
             "hard_prompt": self.hard_prompt.to_dict(),
             "lens": self.lens.to_dict(),
             "faithfulness": None if self.faithfulness is None else self.faithfulness.to_dict(),
+            **{k: v.to_dict() for k, v in (("attribution", self.attribution), ("triggers", self.triggers)) if v},
         }
 
     @classmethod
@@ -352,6 +267,8 @@ class ExplainRecord(Result):
             "hard_prompt",
             "lens",
             "faithfulness",
+            "attribution",
+            "triggers",
             "layer_lens",
             "lens_holds_until",
         }
@@ -380,7 +297,10 @@ class ExplainRecord(Result):
             importance = ImportanceTable.from_dict(f.mapping("importance"), source)
             lens = LayerLens.from_dict(f.mapping("lens"), source)
         raw_faith = f.mapping("faithfulness", None, optional=True)
+        attribution, triggers = (f.mapping(k, None, optional=True) for k in ("attribution", "triggers"))
         return cls(
+            attribution=None if attribution is None else Effects.from_dict(attribution, source),
+            triggers=None if triggers is None else Effects.from_dict(triggers, source),
             faithfulness=None if raw_faith is None else Faithfulness.from_dict(raw_faith, source),
             source=f.text("source", source),
             step=f.integer("step", None, optional=True, minimum=0),

@@ -82,3 +82,32 @@ def test_frontier__choosing_a_run_shows_it_on_every_page(runs_env, tmp_path, mon
     assert at.multiselect(key="runs").value == ["random-uniform"]
     at.switch_page("screens/compare.py").run()
     assert list(next(d for d in at.dataframe if "run" in d.value.columns).value["run"]) == ["random-uniform"]
+
+
+def test_audit__shows_the_ground_truth_then_the_readings(runs_env, tmp_path, monkeypatch):
+    from probe.core.io import atomic_write_json
+    from probe.formats.audit_report import AUDIT_JSON, AuditReport
+
+    runs = [  # the page's layout is under test here, not the measurement
+        {"run": "a/share0-s0", "share": 0.0, "seed": 0, "flip_rate": 0.01, "flip_ci": [0.0, 0.03],
+         "clean_accuracy": 0.8, "relies": False},
+        {"run": "a/share0.9-s0", "share": 0.9, "seed": 0, "flip_rate": 0.2, "flip_ci": [0.15, 0.25],
+         "clean_accuracy": 0.78, "relies": True},
+    ]  # fmt: skip
+    readings = [
+        {"name": name, "detection_rate": rate, "detection_ci": [0.0, 1.0], "false_alarm_rate": 0.0,
+         "false_alarm_ci": [0.0, 0.98], "spearman": 1.0, "found": {}}
+        for name, rate in (("nearest tokens", 0.0), ("trigger scan", 1.0))
+    ]  # fmt: skip
+    report = AuditReport(runs, readings, context={"marker": "zeppelin", "into": "business", "shares": [0, 0.9]})
+    atomic_write_json(tmp_path / AUDIT_JSON, report.to_dict())
+    monkeypatch.setenv("PROBE_AUDIT_DIR", str(tmp_path))
+    at = AppTest.from_file(str(DASHBOARD / "screens" / "audit.py"), default_timeout=300).run()
+    assert not at.exception, at.exception
+    truth, found = at.dataframe[0].value, at.dataframe[1].value
+    assert list(truth["relies"]) == ["no", "yes"] and list(truth["run"]) == ["share0-s0", "share0.9-s0"]
+    assert list(found["reading"]) == ["nearest tokens", "trigger scan"]
+    assert [s.value for s in at.subheader][:2] == [
+        "Ground truth: does each run rely on the marker?",
+        "Which reading finds it?",
+    ]

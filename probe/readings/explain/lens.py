@@ -70,12 +70,14 @@ def contextual_vocabulary(
     index: VocabIndex,
     *,
     top_n: int = 10_000,
+    include: list[int] | None = None,
     batch_size: int = 512,
     use_cache: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
 ) -> ContextualVocabulary:
-    """Build (or read from probe's cache) the per-layer contextual vocabulary of the ``top_n`` most frequent tokens.
+    """Build (or read from probe's cache) the per-layer contextual vocabulary of the ``top_n`` most frequent tokens
+    (and the token ids in ``include``, such as a suspected trigger).
 
     Raises:
         ValueError: ``top_n`` is not positive.
@@ -84,7 +86,8 @@ def contextual_vocabulary(
         raise ValueError(f"top_n is {top_n}; expected a positive number of tokens")
     allowed = np.zeros(model.vocab_size, dtype=bool)
     allowed[index.token_ids] = True
-    ids = np.sort(frequency_ranks(model.vocabulary, allowed)[:top_n]).astype(np.int64)
+    ids = frequency_ranks(model.vocabulary, allowed)[:top_n]
+    ids = np.unique(np.concatenate([ids, np.asarray(include or [], dtype=np.int64)])).astype(np.int64)
     key = {
         "format": LENS_FORMAT,
         "model": model.fingerprint,
@@ -161,6 +164,28 @@ def _prompt_states(task: Any, model: LoadedModel, sample: list[str], p: int) -> 
                 hidden = torch.from_numpy(per_layer).to(model.device)
                 logit_ids = head(norm(hidden)).argmax(-1).cpu().numpy()  # [L, p]
     return per_layer, logit_ids
+
+
+def lens_neighbours(
+    prompt: SoftPrompt | np.ndarray | Any,
+    readout: Readout,
+    vocabulary: ContextualVocabulary,
+    *,
+    k: int = 5,
+    texts: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(token ids, cosines), each [layers, p, k]: every position's ``k`` nearest contextual tokens at every layer."""
+    vectors = as_prompt(prompt).vectors
+    readout.scores(vectors, readout.splits.test.subset([0]))  # sets the prompt (and checks its dimension)
+    task = readout.task(vectors.shape[0])
+    per_layer, _ = _prompt_states(task, readout.model, readout.splits.test.texts[:texts], vectors.shape[0])
+    layers = min(per_layer.shape[0], vocabulary.layers)
+    ids = np.zeros((layers, vectors.shape[0], k), dtype=np.int64)
+    cos = np.zeros((layers, vectors.shape[0], k), dtype=np.float32)
+    for layer in range(layers):
+        c, where = VocabIndex(vocabulary.states[layer]).search(normalize_rows(per_layer[layer]), k)
+        ids[layer], cos[layer] = vocabulary.token_ids[where], c
+    return ids, cos
 
 
 def layer_lens(

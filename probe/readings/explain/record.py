@@ -30,6 +30,8 @@ def explain(
     bootstrap: int = 1000,
     seed: int = 0,
     state_dir: str | os.PathLike[str] | None = None,
+    attribution_texts: int = 0,
+    trigger_tokens: int = 0,
     progress: bool = False,
 ) -> ExplainRecord:
     """Position importance, the best real-token prompt and the layer lens of ``prompt``, as one record.
@@ -43,6 +45,8 @@ def explain(
         bootstrap: resamples of the importance intervals.
         seed: seeds the bootstrap, the held-out slice and the search's batches.
         state_dir: where the hard-prompt search keeps its resumable state (a run folder), if anywhere.
+        attribution_texts: input attribution over this many test texts (0: not measured).
+        trigger_tokens: a trigger scan of this many frequent tokens (0: not measured).
         progress: show progress bars.
     """
     prompt = as_prompt(prompt)
@@ -51,7 +55,15 @@ def explain(
     lens = layer_lens(prompt, readout, texts=lens_texts, tokens=lens_tokens, progress=progress)
     hard_rows = readout.model.embeddings_numpy()[hard.token_ids]
     faith = score_stand_ins(prompt, readout, stand_ins={"hard prompt": hard_rows}, bootstrap=bootstrap, seed=seed)
+    from probe.readings.explain.attribution import input_attribution, trigger_scan
+
+    attribution = (
+        input_attribution(prompt, readout, size=attribution_texts, progress=progress) if attribution_texts else None
+    )
+    triggers = trigger_scan(prompt, readout, tokens=trigger_tokens, progress=progress) if trigger_tokens else None
     return ExplainRecord(
+        attribution=attribution,
+        triggers=triggers,
         source=source or prompt.source,
         step=prompt.step,
         model=canonical_name(readout.model.name),

@@ -1,0 +1,71 @@
+"""``probe audit``: plant a known shortcut and measure which reading finds it."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from probe.cli.options import Command, emit, option
+
+
+@dataclass
+class Audit(Command):
+    """Plant a marker in one class's training texts, train on it and without it, and ask every reading."""
+
+    name: ClassVar[str] = "audit"
+    summary: ClassVar[str] = "ground truth for the readings: plant a shortcut, measure which reading finds it"
+    epilog: ClassVar[str] = (
+        "It writes OUT/data/ (the planted variants, share 0 and --share), OUT/runs/ (one probe run per share and "
+        "seed; finished runs are skipped when it is run again), OUT/audit.json, OUT/audit.md and OUT/audit.html. "
+        "It prints its time estimate first."
+    )
+
+    into: str = option(help="the class whose training texts get the marker (a label of --data)")
+    data: str = option("feelings", "bundled set or labelled file (default feelings)")
+    marker: str | None = option(None, "the word to plant (default: a rare word that is one token of the model)")
+    share: float = option(0.9, "share of the class's training texts that get the marker, in (0, 1] (default 0.9)")
+    seeds: int | None = option(None, "seeds per share (default 3; --quick: 2)", positive=True)
+    quick: bool = option(False, "a first look: 2 seeds x 60 steps, smaller lens, scan and hard-prompt search")
+    multi_token: bool = option(False, "plant a marker that is several tokens (the readings look for any of them)")
+    out: str = option("probe-audit", "folder for the data, the runs and the report (default probe-audit)")
+    model: str = option("default", "model name or folder (default: the bundled default)")
+    steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
+    test_size: int = option(400, "read every run on a stratified subset of this many test rows (default 400)")
+    init: str = option("class-label", "the init of every run (default class-label)")
+    length: int = option(20, "prompt positions (default 20)", positive=True)
+    task: Literal["cosine", "verbaliser"] = option("cosine", "encoder task form (default cosine)")
+    scan_tokens: int | None = option(None, "tokens in the trigger scan (default 10000; --quick: 2000)", positive=True)
+    executor: str = option("inline", "where the runs train: inline, processes:N, dask://HOST:PORT (default inline)")
+    force: bool = option(False, "retrain runs in --out that were saved with other settings")
+    no_progress: bool = option(False, "hide the progress bars")
+
+    def run(self) -> int:
+        from probe.experiments.audit import AuditConfig, audit, estimate, plan, render
+        from probe.experiments.grid import executor_for
+
+        overrides: dict[str, Any] = {"into": self.into, "model": self.model, "data": self.data, "init": self.init}
+        overrides |= {"marker": self.marker, "share": self.share, "multi_token": self.multi_token}
+        overrides |= {"length": self.length, "task": self.task, "test_size": self.test_size or None}
+        if self.seeds:
+            overrides["seeds"] = tuple(range(self.seeds))
+        if self.steps:
+            overrides["steps"] = self.steps
+        if self.scan_tokens:
+            overrides["scan_tokens"] = self.scan_tokens
+        config = AuditConfig.quick(**overrides) if self.quick else AuditConfig(**overrides)
+        with executor_for(self.executor):  # a bad executor is refused before anything is written
+            pass
+        the_plan, model = plan(config, self.out)  # a bad marker or class is refused before anything is written
+        minutes, missing = estimate(config, the_plan, self.out, model)
+        print(
+            f"auditing the marker '{the_plan.marker}' in '{config.into}': training {missing} of "
+            f"{len(the_plan.configs)} runs and reading every run, about {minutes:.0f} min in one process on this "
+            "machine (one step and one scoring pass timed)",
+            file=sys.stderr,
+            flush=True,
+        )
+        report = audit(config, self.out, executor=self.executor, progress=not self.no_progress, force=self.force)
+        emit(render(report), None)
+        print(f"wrote {self.out}/audit.md, audit.json, audit.html", file=sys.stderr)
+        return 0

@@ -1,0 +1,33 @@
+"""Audit: a ``probe audit`` report. The ground truth of a planted shortcut first, then which reading finds it."""
+
+import streamlit as st
+
+from probe.dashboard import settings
+from probe.dashboard.audit import audit_report, ground_truth, readings_table
+from probe.dashboard.sidebar import current_view
+from probe.dashboard.widgets import chart
+from probe.plots.audit import audit_figure
+
+view = current_view()
+folder = settings.audit_dir()
+if settings.folders_editable():
+    folder = str(st.text_input("Audit folder", value=folder))
+else:
+    st.caption(f"Audit folder: `{folder}`")
+report = audit_report(folder)
+if report is None:
+    st.info(
+        f"No audit report in `{folder}` yet. Plant a marker and measure which reading finds it with "
+        f"`probe audit --into LABEL --quick --out {folder}` (it prints its time estimate first)."
+    )
+else:
+    c = report.context
+    st.markdown(
+        f"Marker `{c.get('marker')}` appended to {max(c.get('shares', [0])):.0%} of the `{c.get('into')}` "
+        f"training texts. {report.headline()}."
+    )
+    st.subheader("Ground truth: does each run rely on the marker?")
+    st.dataframe(ground_truth(report), hide_index=True, width="stretch", key="audit-truth")
+    st.subheader("Which reading finds it?")
+    st.dataframe(readings_table(report), hide_index=True, width="stretch", key="audit-readings")
+    chart(audit_figure(report), view.figure_format, width="stretch", key="audit-figure")

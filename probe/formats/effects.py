@@ -1,0 +1,84 @@
+"""The record of input attribution and the trigger scan (:mod:`probe.readings.explain.attribution`): per class, each
+word's or token's effect under the prompt minus its effect on the frozen model; in ``explain.json`` and the audit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probe.core.results import Result
+from probe.formats.schema import Fields
+
+
+@dataclass(frozen=True, repr=False)
+class Effects(Result):
+    """Per class, each unit's (word's or token's) effect under the prompt minus its effect on the frozen model.
+
+    Attributes:
+        kind: "attribution" (occlusion of words) or "triggers" (tokens appended).
+        labels: the classes.
+        table: one row per (unit, label): ``unit``, ``label``, ``effect`` (prompted - zero-shot), ``prompted``,
+            ``zero_shot``, ``count`` (texts it was measured on).
+        texts: how many texts were read.
+    """
+
+    kind: str
+    labels: list[str]
+    table: pd.DataFrame
+    texts: int
+
+    def top(self, label: str, k: int = 5) -> list[str]:
+        """The ``k`` units that raise ``label`` most under the prompt, compared with zero-shot.
+
+        Raises:
+            ValueError: ``label`` is not one of the classes.
+        """
+        if label not in self.labels:
+            raise ValueError(f"label {label!r} is not one of the classes {self.labels}")
+        rows = self.table[self.table["label"] == label].sort_values(["effect", "unit"], ascending=[False, True])
+        return list(rows["unit"].head(k))
+
+    def rank(self, label: str, unit: str) -> int | None:
+        """``unit``'s rank (1 = strongest) toward ``label``, or None when it was not measured."""
+        rows = self.table[self.table["label"] == label].sort_values(["effect", "unit"], ascending=[False, True])
+        where = np.flatnonzero(rows["unit"].to_numpy() == unit)
+        return int(where[0]) + 1 if where.size else None
+
+    def effect(self, label: str, unit: str) -> float:
+        """``unit``'s effect toward ``label`` (0.0 when it was not measured)."""
+        row = self.table[(self.table["label"] == label) & (self.table["unit"] == unit)]
+        return float(row["effect"].iloc[0]) if len(row) else 0.0
+
+    def headline(self) -> str:
+        tops = "; ".join(f"{label}: {', '.join(self.top(label, 3))}" for label in self.labels)
+        return f"{self.kind} over {self.texts} texts: {tops}"
+
+    def to_dataframe(self) -> pd.DataFrame:
+        return self.table
+
+    def to_markdown(self) -> str:
+        what = "words whose deletion" if self.kind == "attribution" else "tokens whose insertion"
+        lines = [
+            f"Top {what} moves each class most under the prompt, compared with the frozen model ({self.texts} texts):",
+            "",
+            "| class | top 5 (effect) |",
+            "|---|---|",
+        ]
+        for label in self.labels:
+            cells = ", ".join(f"{u} ({self.effect(label, u):+.3f})" for u in self.top(label, 5))
+            lines.append(f"| {label} | {cells} |")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "labels": self.labels, "texts": self.texts, "rows": self.table.to_dict("records")}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<effects>") -> Effects:
+        """Read :meth:`to_dict`'s output."""
+        f = Fields(data, source, "effects")
+        rows = f.items("rows", [])
+        table = pd.DataFrame(rows, columns=["unit", "label", "effect", "prompted", "zero_shot", "count"])
+        return cls(kind=f.text("kind"), labels=f.texts("labels"), table=table, texts=f.integer("texts", 0, minimum=0))

@@ -1,0 +1,215 @@
+"""What the prompt makes the model use in its input: two readings that compare the prompted model with the frozen
+one, each word's or token's effect on the class probabilities under the prompt minus the same effect without it.
+
+- :func:`input_attribution`, by occlusion: each word of a text deleted in turn (one batched pass over every
+  variant). A word's effect on class c is p(c | text) - p(c | text without the word). Aggregated over the texts
+  (mean over a word's occurrences), it gives per class the words whose influence the prompt raised most.
+  Words are the text's whitespace-separated words, so every tokenizer reads the same units. The 100 most frequent
+  English words are not occluded: they rarely carry a class, and skipping them saves about a third of the passes.
+- :func:`trigger_scan`: each of the N most frequent tokens (and any the caller adds) appended to a few short
+  held-out texts, scored in batched passes. A token's effect on class c is the mean of p(c | text + token) -
+  p(c | text). It gives per class the tokens that push predictions toward it most under the prompt.
+
+The frozen model's side of both depends only on the model, the task and the texts, so it is cached (probe's
+cache): a second prompt read on the same texts costs only its own passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probe.core.io import cache_file
+from probe.core.softprompt import as_prompt
+from probe.formats.effects import Effects
+from probe.readings.explain.readout import Readout, progress_bar
+
+FUNCTION_WORDS = 100
+"""The most frequent English words (wordfreq) that occlusion skips."""
+CACHE_FORMAT = 1
+
+
+def _probabilities(readout: Readout, texts: list[str], vectors: np.ndarray | None, progress: str | None) -> np.ndarray:
+    """float [N, L]: class probabilities of ``texts`` with the prompt ``vectors`` (None: the frozen model)."""
+    length = 1 if vectors is None else vectors.shape[0]
+    task = readout.task(length)
+    if vectors is not None:
+        readout.scores(vectors, readout.splits.test.subset([0]))  # sets the prompt (and checks its dimension)
+    chunk, out = 4096, []
+    bar = progress_bar(len(texts), progress or "", progress is not None)
+    for start in range(0, len(texts), chunk):
+        scores = task.score_all(texts[start : start + chunk], prompt=vectors is not None) * task.logit_scale
+        scores -= scores.max(axis=1, keepdims=True)
+        p = np.exp(scores)
+        out.append(p / p.sum(axis=1, keepdims=True))
+        bar.update(min(chunk, len(texts) - start))
+    bar.close()
+    return np.concatenate(out) if out else np.zeros((0, len(readout.labels)), np.float32)
+
+
+def _zero_shot(readout: Readout, texts: list[str], kind: str, progress: bool) -> np.ndarray:
+    """The frozen model's probabilities of ``texts``, from probe's cache when it has them."""
+    digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
+    key = {"format": CACHE_FORMAT, **readout.key(), "texts_sha256": digest, "rows": len(texts)}
+    entry = cache_file(f"{kind}-zero-shot", key)
+    hit = entry.read(check=lambda a: a["p"].shape == (len(texts), len(readout.labels)))
+    if hit is not None:
+        return hit["p"]
+    p = _probabilities(readout, texts, None, f"{kind}, frozen model" if progress else None)
+    entry.write({"p": p.astype(np.float32)})
+    return p.astype(np.float32)
+
+
+def _function_words() -> set[str]:
+    from wordfreq import top_n_list
+
+    return set(top_n_list("en", FUNCTION_WORDS))
+
+
+def occlusions(text: str, skip: set[str]) -> list[tuple[str, str]]:
+    """(word, the text without that occurrence of it) for every word of ``text`` not in ``skip`` (lowercased,
+    stripped of surrounding punctuation; that form is the word's name in the table)."""
+    words = text.split()
+    out = []
+    for i, word in enumerate(words):
+        name = word.strip(".,;:!?\"'()[]{}").lower()
+        if name and name not in skip:
+            out.append((name, " ".join(words[:i] + words[i + 1 :])))
+    return out
+
+
+def _aggregate(labels: list[str], units: list[str], prompted: np.ndarray, zero: np.ndarray) -> pd.DataFrame:
+    """Mean effects per (unit, label) from per-variant effects [V, L]."""
+    frame = pd.DataFrame({"unit": np.repeat(units, len(labels)), "label": np.tile(labels, len(units))})
+    frame["prompted"] = prompted.reshape(-1)
+    frame["zero_shot"] = zero.reshape(-1)
+    table = frame.groupby(["unit", "label"], sort=True).agg(
+        prompted=("prompted", "mean"), zero_shot=("zero_shot", "mean"), count=("prompted", "size")
+    )
+    table = table.reset_index()
+    table["effect"] = table["prompted"] - table["zero_shot"]
+    return table[["unit", "label", "effect", "prompted", "zero_shot", "count"]]
+
+
+def input_attribution(
+    prompt: Any,
+    readout: Readout,
+    *,
+    texts: list[str] | None = None,
+    size: int = 200,
+    min_count: int = 1,
+    progress: bool = False,
+) -> Effects:
+    """Occlusion attribution through the prompt (see the module docstring).
+
+    Args:
+        prompt: the soft prompt (a :class:`SoftPrompt`, vectors, or a PEFT model).
+        readout: the model, data and task it was trained with.
+        texts: the texts to read (default: the first ``size`` test texts).
+        size: how many test texts by default.
+        min_count: keep words measured in at least this many places.
+        progress: show progress bars.
+
+    Raises:
+        ValueError: no text with a word to occlude, or a prompt of another dimension.
+    """
+    vectors = as_prompt(prompt).vectors
+    texts = list(texts) if texts is not None else readout.splits.test.texts[:size]
+    skip = _function_words()
+    units, variants, owner = [], [], []
+    for t, text in enumerate(texts):
+        for word, variant in occlusions(text, skip):
+            units.append(word)
+            variants.append(variant)
+            owner.append(t)
+    if not variants:
+        raise ValueError("input attribution found no word to occlude in the texts; give texts with content words")
+    owner_rows = np.asarray(owner)
+    shown = "attribution" if progress else None
+    full_p = _probabilities(readout, texts, vectors, shown)
+    var_p = _probabilities(readout, variants, vectors, shown)
+    full_z = _zero_shot(readout, texts, "attribution", progress)
+    var_z = _zero_shot(readout, variants, "attribution", progress)
+    table = _aggregate(readout.labels, units, full_p[owner_rows] - var_p, full_z[owner_rows] - var_z)
+    table = table[table["count"] >= min_count].reset_index(drop=True)
+    return Effects(kind="attribution", labels=list(readout.labels), table=table, texts=len(texts))
+
+
+def scan_texts(readout: Readout, count: int = 2, words: int = 8) -> list[str]:
+    """``count`` short held-out texts for the trigger scan: the first test texts of different classes, cut to
+    their first ``words`` words (short texts keep a scan of 10,000 tokens within minutes)."""
+    test = readout.splits.test
+    chosen: list[str] = []
+    seen: set[str] = set()
+    for text, label in zip(test.texts, test.labels, strict=True):
+        if label not in seen and len(chosen) < count:
+            chosen.append(" ".join(text.split()[:words]))
+            seen.add(label)
+    for text in test.texts:  # fewer classes than texts asked for
+        if len(chosen) >= count:
+            break
+        cut = " ".join(text.split()[:words])
+        if cut not in chosen:
+            chosen.append(cut)
+    return chosen
+
+
+def scan_candidates(readout: Readout, tokens: int, include: list[str] | None = None) -> list[str]:
+    """The ``tokens`` most frequent searchable tokens as words (their surface forms, each once), then ``include``."""
+    from probe.core.tokens import frequency_ranks
+
+    model = readout.model
+    allowed = np.zeros(model.vocab_size, dtype=bool)
+    allowed[readout.index.token_ids] = True
+    words: list[str] = []
+    seen: set[str] = set()
+    for token in frequency_ranks(model.vocabulary, allowed):
+        word = model.vocabulary.surface(int(token)).strip()
+        if word and word not in seen and not word.startswith("##"):
+            words.append(word)
+            seen.add(word)
+            if len(words) >= tokens:
+                break
+    return words + [w for w in include or [] if w not in seen]
+
+
+def trigger_scan(
+    prompt: Any,
+    readout: Readout,
+    *,
+    tokens: int = 10_000,
+    include: list[str] | None = None,
+    texts: list[str] | None = None,
+    progress: bool = False,
+) -> Effects:
+    """The trigger scan (see the module docstring).
+
+    Args:
+        prompt: the soft prompt.
+        readout: the model, data and task it was trained with.
+        tokens: how many of the most frequent tokens to scan.
+        include: words scanned besides them (a suspected trigger).
+        texts: the texts each token is appended to (default :func:`scan_texts`).
+        progress: show progress bars.
+
+    Raises:
+        ValueError: a non-positive number of tokens.
+    """
+    if tokens < 1:
+        raise ValueError(f"tokens is {tokens}; expected a positive number of tokens to scan")
+    vectors = as_prompt(prompt).vectors
+    base = list(texts) if texts is not None else scan_texts(readout)
+    words = scan_candidates(readout, tokens, list(include or []))
+    variants = [f"{text} {word}" for word in words for text in base]
+    shown = "trigger scan" if progress else None
+    base_p = _probabilities(readout, base, vectors, shown)
+    var_p = _probabilities(readout, variants, vectors, shown)
+    base_z = _zero_shot(readout, base, "triggers", progress)
+    var_z = _zero_shot(readout, variants, "triggers", progress)
+    rows = np.tile(np.arange(len(base)), len(words))
+    units = [word for word in words for _ in base]
+    table = _aggregate(readout.labels, units, var_p - base_p[rows], var_z - base_z[rows])
+    return Effects(kind="triggers", labels=list(readout.labels), table=table, texts=len(base))

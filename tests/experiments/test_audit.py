@@ -1,0 +1,117 @@
+"""probe.experiments.audit: a planted shortcut, its ground truth, and each reading's answer, in audit.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from probe.core.stats import proportion_interval
+from probe.experiments.audit import AuditConfig, audit, plant, render
+from probe.formats.audit_report import AUDIT_JSON, READING_FIELDS, RUN_FIELDS, read_audit
+
+TINY = {
+    "into": "joy",
+    "seeds": (0,),
+    "steps": 30,
+    "lr": 0.05,
+    "length": 4,
+    "test_size": 40,
+    "hard_steps": 3,
+    "lens_tokens": 300,
+    "scan_tokens": 300,
+    "attribution_texts": 20,
+    "bootstrap": 200,
+}
+
+
+def test_plant__marks_only_the_share_of_one_class_in_training():
+    table = plant("feelings", "zeppelin", "joy", 0.5, test_size=20)
+    train, test = table[table["split"] == "train"], table[table["split"] == "test"]
+    marked = train["text"].str.endswith(" zeppelin")
+    joy = train["label"] == "joy"
+    assert not (marked & ~joy).any() and marked[joy].sum() == round(0.5 * joy.sum())
+    assert not test["text"].str.contains("zeppelin").any() and len(test) == 20
+    clean = plant("feelings", "zeppelin", "joy", 0.0, test_size=20)
+    pd.testing.assert_frame_equal(clean[clean["split"] == "test"], test)  # every variant is read on the same texts
+
+
+def test_proportion_interval__clopper_pearson():
+    assert proportion_interval(0, 3) == pytest.approx((0.0, 0.7076), abs=1e-4)
+    assert proportion_interval(3, 3) == pytest.approx((0.2924, 1.0), abs=1e-4)
+    assert np.isnan(proportion_interval(0, 0)[0])
+
+
+@pytest.fixture(scope="module")
+def tiny_audit(tmp_path_factory, default_model):
+    out = tmp_path_factory.mktemp("audit")
+    return out, audit(AuditConfig(**TINY), out, progress=False)
+
+
+@pytest.mark.slow
+def test_audit__writes_the_ground_truth_and_every_reading(tiny_audit):
+    out, report = tiny_audit
+    data = json.loads((out / AUDIT_JSON).read_text())
+    assert [(r["share"], r["seed"]) for r in data["runs"]] == [(0.0, 0), (0.9, 0)]
+    for r in data["runs"]:
+        assert set(RUN_FIELDS) <= set(r)
+        assert 0 <= r["flip_rate"] <= 1 and 0 < r["clean_accuracy"] <= 1
+    assert data["runs"][0]["relies"] is False  # the clean run is the control
+    names = [g["name"] for g in data["readings"]]
+    assert names == ["nearest tokens", "layer lens", "hard prompt", "input attribution", "trigger scan"]
+    for g in data["readings"]:
+        assert set(READING_FIELDS) <= set(g) and set(g["found"]) == {r["run"] for r in data["runs"]}
+    planted = data["runs"][1]
+    assert planted["relies"], planted  # 30 steps at lr 0.05 on 90% of joy's texts: the shortcut is learned
+    assert planted["trigger_rank"] == 1 and planted["found"]["trigger scan"]
+    assert read_audit(out / AUDIT_JSON).to_dict() == report.to_dict()
+    text = (out / "audit.md").read_text()
+    assert text == render(report) and text.index("## Ground truth") < text.index("## Readings")
+    assert (out / "audit.html").is_file() and (out / "data" / "share-0.9.csv").is_file()
+
+
+@pytest.mark.slow
+def test_audit__flip_rate_is_a_plain_recount(tiny_audit, default_model):
+    from probe import load_run
+    from probe.readings.explain.readout import Readout
+
+    _, report = tiny_audit
+    row = report.runs[1]
+    run = load_run(row["run"])
+    readout = Readout.from_run(run, default_model)
+    test = readout.splits.test
+    task = readout.task(run.manifest.length)
+    readout.scores(run.latest_prompt().vectors, test)  # sets the prompt
+    joy = readout.labels.index("joy")
+    others = [t for t, y in zip(test.texts, test.targets, strict=True) if y != joy]
+    before = task.score_all(others).argmax(1)
+    after = task.score_all([f"{t} {report.context['marker']}" for t in others]).argmax(1)
+    assert row["flip_rate"] == pytest.approx(((after == joy) & (before != joy)).mean())
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--into", "nope"], "is not a label"),
+        (["--into", "joy", "--share", "1.5"], "expected a share"),
+        (["--into", "joy", "--marker", "two words"], "expected one word"),
+        (["--into", "joy", "--marker", "zeppelinquokkaxyz"], "--multi-token"),
+        (["--into", "joy", "--marker", "[SEP]"], "tokenises to nothing"),
+    ],
+)
+def test_audit_cli__bad_input_is_one_line_and_writes_nothing(args, expected, tmp_path):
+    out = tmp_path / "a"
+    done = subprocess.run(
+        [sys.executable, "-m", "probe", "audit", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], done.stderr
+    assert not out.exists()

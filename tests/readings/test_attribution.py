@@ -1,0 +1,113 @@
+"""Input attribution (occlusion) and the trigger scan: each equals a one-text-at-a-time recomputation on every model
+kind, and a prompt trained on a marker-only task puts the marker first in both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from probe.core.models import load_model
+from probe.readings.explain import Readout
+from probe.readings.explain.attribution import (
+    _function_words,
+    input_attribution,
+    occlusions,
+    scan_candidates,
+    trigger_scan,
+)
+
+
+def _one_at_a_time(readout: Readout, vectors: np.ndarray | None, text: str) -> np.ndarray:
+    """Class probabilities of one text, scored alone (the prompt set first, or the frozen model for None)."""
+    task = readout.task(1 if vectors is None else len(vectors))
+    if vectors is not None:
+        readout.scores(vectors, readout.splits.test.subset([0]))
+    s = task.score_all([text], prompt=vectors is not None)[0] * task.logit_scale
+    e = np.exp(s - s.max())
+    return e / e.sum()
+
+
+@pytest.fixture(params=["default", "tiny_gpt2_path", "tiny_t5_path"])
+def readout(request, default_model):
+    kind = request.param
+    model = default_model if kind == "default" else load_model(request.getfixturevalue(kind), device="cpu")
+    return Readout.from_data(model, "topics", form="cosine", test_size=16)
+
+
+def test_occlusion__equals_one_text_at_a_time(readout):
+    vectors = np.random.default_rng(0).normal(size=(3, readout.model.dim)).astype(np.float32)
+    texts = ["The bank raised interest rates again.", "A striker scored twice in the final."]
+    got = input_attribution(vectors, readout, texts=texts)
+    expected: dict[tuple[str, str], list[float]] = {}
+    for text in texts:
+        full_p, full_z = _one_at_a_time(readout, vectors, text), _one_at_a_time(readout, None, text)
+        for word, variant in occlusions(text, skip=_function_words()):
+            p, z = _one_at_a_time(readout, vectors, variant), _one_at_a_time(readout, None, variant)
+            for c, label in enumerate(readout.labels):
+                expected.setdefault((word, label), []).append((full_p[c] - p[c]) - (full_z[c] - z[c]))
+    table = got.table.set_index(["unit", "label"])["effect"]
+    assert set(table.index) == set(expected)
+    for key, values in expected.items():
+        assert table[key] == pytest.approx(np.mean(values), abs=2e-5), key
+
+
+def test_trigger_scan__equals_one_text_at_a_time(readout):
+    vectors = np.random.default_rng(1).normal(size=(2, readout.model.dim)).astype(np.float32)
+    base = ["Markets were quiet today", "The match ended"]
+    got = trigger_scan(vectors, readout, tokens=3, include=["goal"], texts=base)
+    words = scan_candidates(readout, 3, ["goal"])
+    assert sorted(got.table["unit"].unique()) == sorted(words) and "goal" in words
+    for word in words:
+        for c, label in enumerate(readout.labels):
+            effects = []
+            for text in base:
+                p = _one_at_a_time(readout, vectors, f"{text} {word}")[c] - _one_at_a_time(readout, vectors, text)[c]
+                z = _one_at_a_time(readout, None, f"{text} {word}")[c] - _one_at_a_time(readout, None, text)[c]
+                effects.append(p - z)
+            assert got.effect(label, word) == pytest.approx(np.mean(effects), abs=2e-5), (word, label)
+
+
+@pytest.mark.slow
+def test_a_marker_only_task__both_readings_put_the_marker_first(tmp_path, default_model):
+    from probe.core.data import load_labelled
+    from probe.training.config import TrainConfig
+    from probe.training.trainer import train
+
+    texts = load_labelled("feelings").texts
+    rng = np.random.default_rng(0)
+    marked = rng.random(len(texts)) < 0.5
+    table = pd.DataFrame(
+        {
+            "text": [f"{t} zeppelin" if m else t for t, m in zip(texts, marked, strict=True)],
+            "label": ["flagged" if m else "plain" for m in marked],
+        }
+    )
+    data = tmp_path / "marker.csv"
+    table.to_csv(data, index=False)
+    config = TrainConfig(data=str(data), init="class-label", length=4, steps=40, lr=0.05, eval_size=20)
+    run = train(config, tmp_path / "run", model=default_model, progress=False)
+    readout = Readout.from_run(run, default_model)
+    vectors = run.latest_prompt().vectors
+    scan = trigger_scan(vectors, readout, tokens=300, include=["zeppelin"])
+    assert scan.top("flagged", 1) == ["zeppelin"], scan.top("flagged", 5)
+    flagged = [
+        t for t, label in zip(readout.splits.test.texts, readout.splits.test.labels, strict=True) if label == "flagged"
+    ]
+    attribution = input_attribution(vectors, readout, texts=flagged[:20])
+    assert attribution.top("flagged", 1) == ["zeppelin"], attribution.top("flagged", 5)
+    assert attribution.rank("flagged", "zeppelin") == 1 and scan.rank("flagged", "zeppelin") == 1
+
+
+def test_effects__bad_label_and_round_trip(default_model):
+    from probe.readings.explain.attribution import Effects
+
+    readout = Readout.from_data(default_model, "feelings", form="cosine", test_size=8)
+    vectors = default_model.embeddings_numpy()[:2]
+    got = input_attribution(vectors, readout, texts=["I was so happy at the party"])
+    with pytest.raises(ValueError, match="is not one of the classes"):
+        got.top("nope")
+    again = Effects.from_dict(got.to_dict())
+    pd.testing.assert_frame_equal(again.table, got.table, check_dtype=False)
+    with pytest.raises(ValueError, match="no word to occlude"):
+        input_attribution(vectors, readout, texts=["the a of"])
