@@ -71,3 +71,20 @@ def test_readme__the_api_blocks_run_as_written(tmp_path, monkeypatch, demo_runs)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["report"].positions and namespace["run"].status == "finished"
+
+
+@pytest.mark.slow
+def test_readme__the_readable_terms_block_runs_in_a_users_loop(tiny_gpt2_path):
+    """The faithfulness and projection terms as the README adds them to a user's own loss (tiny GPT-2)."""
+    from peft import PromptTuningConfig, get_peft_model
+
+    import probe
+
+    block = next(b for b in _python_blocks() if "faithfulness_loss" in b)
+    model = probe.load_model(str(tiny_gpt2_path), device="cpu")
+    peft_model = get_peft_model(model.model, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    ids = model.tokenizer(["the cat sat on the mat"], return_tensors="pt")
+    namespace = {"model": model, "peft_model": peft_model, "batch": {**ids, "labels": ids["input_ids"]}}
+    exec(compile(block, "README.md", "exec"), namespace)
+    prompt = namespace["prompt"]
+    assert namespace["loss"].ndim == 0 and prompt.grad is not None and float(prompt.grad.abs().sum()) > 0

@@ -80,6 +80,7 @@ COMPARISON_COLUMNS = (
     SOFT,
     DISCRETISED,
     ZERO_SHOT,
+    "gain_retained",
     "distance_travelled",
     "cos_final_to_init",
     "init_token_kept_top1",
@@ -92,14 +93,20 @@ COMPARISON_COLUMNS = (
 
 
 def comparison_table(runs: list[Run], model: LoadedModel, index: VocabIndex, *, k: int = 5) -> pd.DataFrame:
-    """One row per run (from :func:`probe.readings.drift.summarize_run`): accuracies, travel, init tokens, labels,
-    on-manifold share."""
+    """One row per run (from :func:`probe.readings.drift.summarize_run`): accuracies, the gain over zero-shot its
+    nearest tokens keep ((discretised - zero-shot) / (soft - zero-shot); NaN where soft is not above zero-shot),
+    travel, init tokens, labels, on-manifold share."""
     rows = []
     for run in runs:
         s = summarize_run(run, model, index=index, k=k)
+        row = s.to_dict()
+        soft, nearest, zero = (row.get(name) for name in (SOFT, DISCRETISED, ZERO_SHOT))
+        known = all(isinstance(v, int | float) and v == v for v in (soft, nearest, zero))
+        gain = (nearest - zero) / (soft - zero) if known and soft > zero else float("nan")  # type: ignore[operator]
         rows.append(
             {
-                **s.to_dict(),
+                **row,
+                "gain_retained": gain,
                 "distance_travelled": s.mean_distance_travelled,
                 "cos_final_to_init": s.mean_cos_final_to_init,
                 "init_token_kept_top1": "unknown"

@@ -21,7 +21,9 @@ class Effects(Result):
         kind: "attribution" (occlusion of words) or "triggers" (tokens appended).
         labels: the classes.
         table: one row per (unit, label): ``unit``, ``label``, ``effect`` (prompted - zero-shot), ``prompted``,
-            ``zero_shot``, ``count`` (texts it was measured on).
+            ``zero_shot`` (each a mean over all the texts read, a text without the unit adding 0), ``count``
+            (texts it was measured on) and, from input attribution, ``mean_where_present`` (the effect's mean over
+            those texts).
         texts: how many texts were read.
     """
 
@@ -80,5 +82,8 @@ class Effects(Result):
         """Read :meth:`to_dict`'s output."""
         f = Fields(data, source, "effects")
         rows = f.items("rows", [])
-        table = pd.DataFrame(rows, columns=["unit", "label", "effect", "prompted", "zero_shot", "count"])
+        columns = ["unit", "label", "effect", "prompted", "zero_shot", "count"]
+        if any(isinstance(r, dict) and "mean_where_present" in r for r in rows):
+            columns.append("mean_where_present")
+        table = pd.DataFrame(rows, columns=columns)
         return cls(kind=f.text("kind"), labels=f.texts("labels"), table=table, texts=f.integer("texts", 0, minimum=0))

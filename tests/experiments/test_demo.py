@@ -96,3 +96,18 @@ def test_cli_train__errors_are_one_line(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "does not exist" in err
     assert main(["train", "--init", "zeros", "--out", str(tmp_path / "r")]) == 2
     assert "init 'zeros' is not known" in capsys.readouterr().err
+
+
+def test_comparison_table__gain_retained_is_recomputed_from_the_accuracies(demo_dir, default_model):
+    from probe.core.index import VocabIndex
+    from probe.experiments.demo import comparison_table
+    from probe.formats.runs import load_run
+
+    runs = [load_run(demo_dir / init) for init in ("random-uniform", "sampled-vocab", "class-label")]
+    table = comparison_table(runs, default_model, VocabIndex.for_model(default_model))
+    for _, row in table.iterrows():
+        soft, nearest, zero = row["soft_accuracy"], row["discretised_accuracy"], row["zero_shot_accuracy"]
+        if soft > zero:
+            assert row["gain_retained"] == pytest.approx((nearest - zero) / (soft - zero))
+        else:
+            assert row["gain_retained"] != row["gain_retained"]  # NaN: no gain to keep

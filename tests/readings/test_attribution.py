@@ -37,7 +37,7 @@ def readout(request, default_model):
 
 def test_occlusion__equals_one_text_at_a_time(readout):
     vectors = np.random.default_rng(0).normal(size=(3, readout.model.dim)).astype(np.float32)
-    texts = ["The bank raised interest rates again.", "A striker scored twice in the final."]
+    texts = ["The bank raised interest rates again, rates!", "A striker scored twice in the final rates."]
     got = input_attribution(vectors, readout, texts=texts)
     expected: dict[tuple[str, str], list[float]] = {}
     for text in texts:
@@ -46,10 +46,11 @@ def test_occlusion__equals_one_text_at_a_time(readout):
             p, z = _one_at_a_time(readout, vectors, variant), _one_at_a_time(readout, None, variant)
             for c, label in enumerate(readout.labels):
                 expected.setdefault((word, label), []).append((full_p[c] - p[c]) - (full_z[c] - z[c]))
-    table = got.table.set_index(["unit", "label"])["effect"]
+    table = got.table.set_index(["unit", "label"])
     assert set(table.index) == set(expected)
-    for key, values in expected.items():
-        assert table[key] == pytest.approx(np.mean(values), abs=2e-5), key
+    for key, values in expected.items():  # over the split: a text without the word adds 0
+        assert table.loc[key, "effect"] == pytest.approx(np.sum(values) / len(texts), abs=2e-5), key
+        assert table.loc[key, "mean_where_present"] == pytest.approx(np.mean(values), abs=2e-5), key
 
 
 def test_trigger_scan__equals_one_text_at_a_time(readout):

@@ -2,10 +2,12 @@
 one, each word's or token's effect on the class probabilities under the prompt minus the same effect without it.
 
 - :func:`input_attribution`, by occlusion: each word of a text deleted in turn (one batched pass over every
-  variant). A word's effect on class c is p(c | text) - p(c | text without the word). Aggregated over the texts
-  (mean over a word's occurrences), it gives per class the words whose influence the prompt raised most.
-  Words are the text's whitespace-separated words, so every tokenizer reads the same units. The 100 most frequent
-  English words are not occluded: they rarely carry a class, and skipping them saves about a third of the passes.
+  variant). A word's effect on class c is p(c | text) - p(c | text without the word), every occurrence of it
+  deleted at once. Aggregated over the split (the mean over every text read, a text without the word adding 0,
+  so one text cannot put a rare word first), it gives per class the words whose influence the prompt raised
+  most. Words are the text's whitespace-separated words, so every tokenizer reads the same units. The 100 most
+  frequent English words, and words without a letter or digit, are not occluded: they rarely carry a class, and
+  skipping them saves about a third of the passes.
 - :func:`trigger_scan`: each of the N most frequent tokens (and any the caller adds) appended to a few short
   held-out texts, scored in batched passes. A token's effect on class c is the mean of p(c | text + token) -
   p(c | text). It gives per class the tokens that push predictions toward it most under the prompt.
@@ -70,28 +72,35 @@ def _function_words() -> set[str]:
 
 
 def occlusions(text: str, skip: set[str]) -> list[tuple[str, str]]:
-    """(word, the text without that occurrence of it) for every word of ``text`` not in ``skip`` (lowercased,
-    stripped of surrounding punctuation; that form is the word's name in the table)."""
+    """(word, the text without it) for every distinct word of ``text`` not in ``skip`` and with a letter or digit.
+
+    A word is lowercased and stripped of surrounding punctuation (that form is its name in the table); every
+    occurrence of it is deleted at once, so a text is scored once per word it holds, however often it repeats.
+    """
     words = text.split()
+    names = [word.strip(".,;:!?\"'()[]{}").lower() for word in words]
     out = []
-    for i, word in enumerate(words):
-        name = word.strip(".,;:!?\"'()[]{}").lower()
-        if name and name not in skip:
-            out.append((name, " ".join(words[:i] + words[i + 1 :])))
+    for name in dict.fromkeys(names):
+        if name and name not in skip and any(ch.isalnum() for ch in name):
+            out.append((name, " ".join(w for w, n in zip(words, names, strict=True) if n != name)))
     return out
 
 
-def _aggregate(labels: list[str], units: list[str], prompted: np.ndarray, zero: np.ndarray) -> pd.DataFrame:
-    """Mean effects per (unit, label) from per-variant effects [V, L]."""
+def _aggregate(labels: list[str], units: list[str], prompted: np.ndarray, zero: np.ndarray, texts: int) -> pd.DataFrame:
+    """Effects per (unit, label) from per-variant effects [V, L], each a mean over all ``texts`` read (a text
+    without the unit adds 0), so a unit is ranked by its influence on the split, and one text cannot put a rare
+    word first; ``mean_where_present`` is the mean over the texts that hold it."""
     frame = pd.DataFrame({"unit": np.repeat(units, len(labels)), "label": np.tile(labels, len(units))})
     frame["prompted"] = prompted.reshape(-1)
     frame["zero_shot"] = zero.reshape(-1)
     table = frame.groupby(["unit", "label"], sort=True).agg(
-        prompted=("prompted", "mean"), zero_shot=("zero_shot", "mean"), count=("prompted", "size")
+        prompted=("prompted", "sum"), zero_shot=("zero_shot", "sum"), count=("prompted", "size")
     )
     table = table.reset_index()
+    table["mean_where_present"] = (table["prompted"] - table["zero_shot"]) / table["count"]
+    table[["prompted", "zero_shot"]] /= texts
     table["effect"] = table["prompted"] - table["zero_shot"]
-    return table[["unit", "label", "effect", "prompted", "zero_shot", "count"]]
+    return table[["unit", "label", "effect", "prompted", "zero_shot", "count", "mean_where_present"]]
 
 
 def input_attribution(
@@ -133,7 +142,7 @@ def input_attribution(
     var_p = _probabilities(readout, variants, vectors, shown)
     full_z = _zero_shot(readout, texts, "attribution", progress)
     var_z = _zero_shot(readout, variants, "attribution", progress)
-    table = _aggregate(readout.labels, units, full_p[owner_rows] - var_p, full_z[owner_rows] - var_z)
+    table = _aggregate(readout.labels, units, full_p[owner_rows] - var_p, full_z[owner_rows] - var_z, len(texts))
     table = table[table["count"] >= min_count].reset_index(drop=True)
     return Effects(kind="attribution", labels=list(readout.labels), table=table, texts=len(texts))
 
@@ -211,5 +220,5 @@ def trigger_scan(
     var_z = _zero_shot(readout, variants, "triggers", progress)
     rows = np.tile(np.arange(len(base)), len(words))
     units = [word for word in words for _ in base]
-    table = _aggregate(readout.labels, units, var_p - base_p[rows], var_z - base_z[rows])
+    table = _aggregate(readout.labels, units, var_p - base_p[rows], var_z - base_z[rows], len(base))
     return Effects(kind="triggers", labels=list(readout.labels), table=table, texts=len(base))
