@@ -177,11 +177,36 @@ class Compare(Command):
         b.check_dim(model.dim, model.name)
         result = compare_prompts(a, b, VocabIndex.for_model(model), k=self.k, display=model.vocabulary.display)
         if self.format == "md":
-            text = result.to_markdown()
+            text = result.to_markdown() + _what_the_readings_keep([self.a, self.b])
         else:
             text = table_text(result.matching if self.matched else result.by_position, self.format)
         emit(text, self.out)
         return 0
+
+
+def _what_the_readings_keep(targets: list[str]) -> str:
+    """For the targets that are runs: soft, nearest-token and zero-shot accuracy as each run recorded them, and
+    the share of the soft prompt's gain over zero-shot its nearest tokens keep (``probe explain`` scores them all
+    with intervals). Empty when no target is a run."""
+    from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
+    from probe.core.stats import gain_retained
+    from probe.formats.run import is_run_folder
+    from probe.formats.runs import load_run
+
+    def cell(value: float | None) -> str:
+        return "–" if value is None or value != value else f"{value:.3f}"
+
+    rows = []
+    for target in targets:
+        if is_run_folder(target):
+            acc = load_run(target).accuracies()
+            gain = gain_retained(*(acc.get(name) for name in (SOFT, DISCRETISED, ZERO_SHOT)))
+            measures = [acc.get(SOFT), acc.get(DISCRETISED), acc.get(ZERO_SHOT), gain]
+            rows.append(f"| {target} | " + " | ".join(cell(v) for v in measures) + " |")
+    if not rows:
+        return ""
+    head = "\n\n## What each run's nearest tokens keep\n\n| run | soft | nearest tokens | zero-shot | gain retained |\n"
+    return head + "|---|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n"
 
 
 _DEFAULTS = TrainConfig()

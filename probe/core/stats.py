@@ -8,8 +8,9 @@ resamples those examples too (one draw shared by all runs, so paired comparisons
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -139,3 +140,12 @@ def proportion_interval(hits: int, total: int, confidence: float = CONFIDENCE) -
     low = 0.0 if hits == 0 else float(beta.ppf(tail, hits, total - hits + 1))
     high = 1.0 if hits == total else float(beta.ppf(1 - tail, hits + 1, total - hits))
     return low, high
+
+
+def gain_retained(soft: Any, stand_in: Any, zero_shot: Any) -> float:
+    """(stand-in - zero-shot) / (soft - zero-shot): the share of the prompt's gain over zero-shot a stand-in keeps;
+    NaN where an accuracy is unknown or the soft prompt is not above zero-shot."""
+    values = (soft, stand_in, zero_shot)
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values) or soft <= zero_shot:
+        return float("nan")
+    return (stand_in - zero_shot) / (soft - zero_shot)

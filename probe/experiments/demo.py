@@ -16,6 +16,7 @@ import pandas as pd
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
+from probe.core.stats import gain_retained
 from probe.formats.run import Run, is_run_folder
 from probe.formats.runs import load_run
 from probe.formats.writer import clear_run
@@ -100,13 +101,10 @@ def comparison_table(runs: list[Run], model: LoadedModel, index: VocabIndex, *, 
     for run in runs:
         s = summarize_run(run, model, index=index, k=k)
         row = s.to_dict()
-        soft, nearest, zero = (row.get(name) for name in (SOFT, DISCRETISED, ZERO_SHOT))
-        known = all(isinstance(v, int | float) and v == v for v in (soft, nearest, zero))
-        gain = (nearest - zero) / (soft - zero) if known and soft > zero else float("nan")  # type: ignore[operator]
         rows.append(
             {
                 **row,
-                "gain_retained": gain,
+                "gain_retained": gain_retained(*(row.get(name) for name in (SOFT, DISCRETISED, ZERO_SHOT))),
                 "distance_travelled": s.mean_distance_travelled,
                 "cos_final_to_init": s.mean_cos_final_to_init,
                 "init_token_kept_top1": "unknown"

@@ -49,8 +49,16 @@ def test_cli_drift__csv_and_summary(demo_dir, capsys):
 
 
 def test_cli_compare(demo_dir, capsys):
-    assert main(["compare", str(demo_dir / "class-label"), str(demo_dir / "sampled-vocab")]) == 0
-    assert "Matched positions" in capsys.readouterr().out
+    from probe.formats.runs import load_run
+
+    a, b = str(demo_dir / "class-label"), str(demo_dir / "sampled-vocab")
+    assert main(["compare", a, b]) == 0
+    out = capsys.readouterr().out
+    assert "Matched positions" in out and "## What each run's nearest tokens keep" in out
+    for target in (a, b):  # each run's row holds its recorded accuracies
+        acc = load_run(target).accuracies()
+        row = next(line for line in out.splitlines() if line.startswith(f"| {target} |"))
+        assert f"| {acc['soft_accuracy']:.3f} | {acc['discretised_accuracy']:.3f} |" in row
 
 
 def test_cli_report__on_a_run_marks_its_labels(demo_dir, capsys):
