@@ -31,7 +31,9 @@ class Wayward(Command):
     quick: bool = option(False, "a first look: 60 steps, figures on 400 test rows")
     steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
     test_size: int | None = option(None, "figures on a stratified subset of this many test rows", positive=True)
-    project_weight: float = option(1.0, "γ, the weight of the projection term (default 1)")
+    project_weight: float = option(
+        0.1, "γ, the weight of the projection term (default 0.1: the reading moves at almost no cost; 1 forces it)"
+    )
     project_temperature: float = option(0.1, "τ of the projection softmax (default 0.1)")
     init: str = option("class-label", "the init of every run (default class-label)")
     length: int = option(20, "prompt positions (default 20)", positive=True)

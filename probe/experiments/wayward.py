@@ -53,7 +53,7 @@ class WaywardConfig:
     steps: int = 150
     lr: float = 0.01
     seeds: tuple[int, ...] = (0,)
-    project_weight: float = 1.0
+    project_weight: float = 0.1
     temperature: float = 0.1
     task: str = "cosine"
     test_size: int | None = None
