@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from probe.cli.options import Command, emit, option
+from probe.cli.sweeps import announce, check_executor, sweep_settings
 
 
 @dataclass
@@ -42,28 +43,19 @@ class Audit(Command):
 
     def run(self) -> int:
         from probe.experiments.audit import AuditConfig, audit, estimate, plan, render
-        from probe.experiments.grid import executor_for
 
         overrides: dict[str, Any] = {"into": self.into, "model": self.model, "data": self.data, "init": self.init}
         overrides |= {"marker": self.marker, "share": self.share, "multi_token": self.multi_token}
         overrides |= {"length": self.length, "task": self.task, "test_size": self.test_size or None}
-        if self.seeds:
-            overrides["seeds"] = tuple(range(self.seeds))
-        if self.steps:
-            overrides["steps"] = self.steps
-        if self.scan_tokens:
-            overrides["scan_tokens"] = self.scan_tokens
+        overrides |= sweep_settings(self, "steps", "scan_tokens")
         config = AuditConfig.quick(**overrides) if self.quick else AuditConfig(**overrides)
-        with executor_for(self.executor):  # a bad executor is refused before anything is written
-            pass
+        check_executor(self.executor)
         the_plan, model = plan(config, self.out)  # a bad marker or class is refused before anything is written
         minutes, missing = estimate(config, the_plan, self.out, model)
-        print(
+        announce(
             f"auditing the marker '{the_plan.marker}' in '{config.into}': training {missing} of "
             f"{len(the_plan.configs)} runs and reading every run, about {minutes:.0f} min in one process on this "
-            "machine (one step and one scoring pass timed)",
-            file=sys.stderr,
-            flush=True,
+            "machine (one step and one scoring pass timed)"
         )
         report = audit(config, self.out, executor=self.executor, progress=not self.no_progress, force=self.force)
         emit(render(report), None)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from probe.cli.options import Command, emit, option
+from probe.cli.sweeps import announce, check_executor, sweep_settings
 
 
 @dataclass
@@ -39,31 +40,23 @@ class Frontier(Command):
 
     def run(self) -> int:
         from probe.experiments.frontier import FrontierConfig, frontier, render
-        from probe.experiments.grid import estimate_seconds, executor_for
+        from probe.experiments.grid import estimate_seconds
         from probe.formats.replicate_report import RUNS
 
         overrides: dict[str, Any] = {"model": self.model, "data": self.data, "init": self.init, "length": self.length}
         overrides["task"] = self.task
         if self.weights:
             overrides["weights"] = tuple(self.weights)
-        if self.seeds:
-            overrides["seeds"] = tuple(range(self.seeds))
-        if self.steps:
-            overrides["steps"] = self.steps
-        if self.test_size:
-            overrides["test_size"] = self.test_size
+        overrides |= sweep_settings(self, "steps", "test_size")
         config = FrontierConfig.quick(**overrides) if self.quick else FrontierConfig(**overrides)
-        with executor_for(self.executor):  # a bad executor is refused before anything is timed
-            pass
+        check_executor(self.executor)
         runs = config.run_configs()
         seconds, missing = estimate_seconds(runs, f"{self.out}/{RUNS}", scoring_passes=2)
         if missing:
-            print(
+            announce(
                 f"training {missing} of {len(runs)} runs and scoring every run's reading: about "
                 f"{max(1, round(seconds / 60))} min in one process on this machine (one step and one scoring "
-                "pass timed)",
-                file=sys.stderr,
-                flush=True,
+                "pass timed)"
             )
         report = frontier(config, self.out, executor=self.executor, progress=not self.no_progress, force=self.force)
         emit(render(report), None)

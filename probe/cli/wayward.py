@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from probe.cli.options import Command, emit, option
+from probe.cli.sweeps import announce, check_executor, sweep_settings
 
 
 @dataclass
@@ -43,30 +44,22 @@ class Wayward(Command):
     no_progress: bool = option(False, "hide the progress bars")
 
     def run(self) -> int:
-        from probe.experiments.grid import estimate_seconds, executor_for
+        from probe.experiments.grid import estimate_seconds
         from probe.experiments.wayward import WaywardConfig, plan, render, wayward
         from probe.formats.replicate_report import RUNS
 
         overrides: dict[str, Any] = {"model": self.model, "data": self.data, "init": self.init, "length": self.length}
         overrides |= {"task": self.task, "text": self.text, "project_weight": self.project_weight}
         overrides["temperature"] = self.project_temperature
-        if self.seeds:
-            overrides["seeds"] = tuple(range(self.seeds))
-        if self.steps:
-            overrides["steps"] = self.steps
-        if self.test_size:
-            overrides["test_size"] = self.test_size
+        overrides |= sweep_settings(self, "steps", "test_size")
         config = WaywardConfig.quick(**overrides) if self.quick else WaywardConfig(**overrides)
-        with executor_for(self.executor):  # a bad executor is refused before anything is timed
-            pass
+        check_executor(self.executor)
         configs, model = plan(config)  # a target with no usable tokens is refused here
         seconds, missing = estimate_seconds(configs, f"{self.out}/{RUNS}", model=model, scoring_passes=1)
         if missing:
-            print(
+            announce(
                 f"training {missing} of {len(configs)} runs, then scoring them: about {max(1, round(seconds / 60))} "
-                "min in one process on this machine (one step and one scoring pass timed)",
-                file=sys.stderr,
-                flush=True,
+                "min in one process on this machine (one step and one scoring pass timed)"
             )
         report = wayward(config, self.out, executor=self.executor, progress=not self.no_progress, force=self.force)
         emit(render(report), None)
