@@ -37,7 +37,7 @@ def main() -> None:
         from probe.core.models import load_model
         from probe.core.threads import configure_threads
         from probe.readings.explain import Readout
-        from probe.readings.explain.attribution import _function_words, input_attribution, occlusions, trigger_scan
+        from probe.readings.explain.attribution import input_attribution, occlusion_plan, trigger_scan
         from probe.training.config import TrainConfig
         from probe.training.trainer import train
 
@@ -51,7 +51,7 @@ def main() -> None:
         readout = Readout.from_run(run, model)
         vectors = run.latest_prompt().vectors
         texts = readout.splits.test.texts[: args.texts]
-        variants = sum(len(occlusions(t, _function_words())) for t in texts)
+        variants = len(occlusion_plan(texts)[1])
         rows = []
         for label, fn in (
             (f"input attribution, {len(texts)} test texts ({variants} occluded variants)",

@@ -195,7 +195,7 @@ def estimate(config: AuditConfig, the_plan: Plan, out: str | os.PathLike[str], m
 
     seconds, missing = estimate_seconds(the_plan.configs, Path(out) / RUNS, model=model, scoring_passes=2)
     step, row = pass_seconds(next(iter(the_plan.configs.values())), model, [config.length])[config.length]
-    words = 20  # content words a text is occluded at, about, on news-length texts
+    words = 12  # content words a text is occluded at (held by two texts or more), about, on news-length texts
     short = 0.3  # a scan text (8 words and a token) costs about this share of a test row
     passes = config.attribution_texts * (words + 1) + config.scan_tokens * 2 * short + 2 * (config.test_size or 400)
     reading = passes * row + config.hard_steps * step * 1.2 + 20  # + the lens and loading

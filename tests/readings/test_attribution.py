@@ -35,10 +35,11 @@ def readout(request, default_model):
     return Readout.from_data(model, "topics", form="cosine", test_size=16)
 
 
-def test_occlusion__equals_one_text_at_a_time(readout):
+@pytest.mark.parametrize("min_count", [1, 2])
+def test_occlusion__equals_one_text_at_a_time(readout, min_count):
     vectors = np.random.default_rng(0).normal(size=(3, readout.model.dim)).astype(np.float32)
     texts = ["The bank raised interest rates again, rates!", "A striker scored twice in the final rates."]
-    got = input_attribution(vectors, readout, texts=texts)
+    got = input_attribution(vectors, readout, texts=texts, min_count=min_count)
     expected: dict[tuple[str, str], list[float]] = {}
     for text in texts:
         full_p, full_z = _one_at_a_time(readout, vectors, text), _one_at_a_time(readout, None, text)
@@ -46,6 +47,10 @@ def test_occlusion__equals_one_text_at_a_time(readout):
             p, z = _one_at_a_time(readout, vectors, variant), _one_at_a_time(readout, None, variant)
             for c, label in enumerate(readout.labels):
                 expected.setdefault((word, label), []).append((full_p[c] - p[c]) - (full_z[c] - z[c]))
+    # the default reads only words held by two texts or more ("rates"); min_count=1 reads every content word
+    expected = {key: values for key, values in expected.items() if len(values) >= min_count}
+    if min_count == 2:
+        assert {word for word, _ in expected} == {"rates"}
     table = got.table.set_index(["unit", "label"])
     assert set(table.index) == set(expected)
     for key, values in expected.items():  # over the split: a text without the word adds 0
@@ -112,5 +117,10 @@ def test_effects__bad_label_and_round_trip(default_model):
         got.top("nope")
     again = Effects.from_dict(got.to_dict())
     pd.testing.assert_frame_equal(again.table, got.table, check_dtype=False)
+    assert set(got.table["unit"]) == {"happy", "party"}  # one text is read whole, whatever min_count
     with pytest.raises(ValueError, match="no word to occlude"):
         input_attribution(vectors, readout, texts=["the a of"])
+    with pytest.raises(ValueError, match="no word to occlude.*min_count=1"):
+        input_attribution(vectors, readout, texts=["happy party", "sad day"])
+    with pytest.raises(ValueError, match="min_count is 0"):
+        input_attribution(vectors, readout, texts=["happy party"], min_count=0)

@@ -7,7 +7,9 @@ one, each word's or token's effect on the class probabilities under the prompt m
   so one text cannot put a rare word first), it gives per class the words whose influence the prompt raised
   most. Words are the text's whitespace-separated words, so every tokenizer reads the same units. The 100 most
   frequent English words, and words without a letter or digit, are not occluded: they rarely carry a class, and
-  skipping them saves about a third of the passes.
+  skipping them saves about a third of the passes. By default a word is occluded only where it occurs in at
+  least two of the texts read (``min_count``): a split-level reading does not rest on one text, and on 200 AG
+  News test texts this halves the passes (4,357 occluded variants to 2,358).
 - :func:`trigger_scan`: each of the N most frequent tokens (and any the caller adds) appended to a few short
   held-out texts, scored in batched passes. A token's effect on class c is the mean of p(c | text + token) -
   p(c | text). It gives per class the tokens that push predictions toward it most under the prompt.
@@ -19,6 +21,7 @@ cache): a second prompt read on the same texts costs only its own passes.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -86,6 +89,24 @@ def occlusions(text: str, skip: set[str]) -> list[tuple[str, str]]:
     return out
 
 
+def occlusion_plan(texts: list[str], min_count: int = 2) -> tuple[list[str], list[str], list[int]]:
+    """(words, variants, owners): every occlusion :func:`input_attribution` scores, the word deleted, the text
+    without it and the index of that text, for the words that occur in at least ``min_count`` of ``texts`` (at
+    most ``len(texts)``, so a single text is read whole)."""
+    skip = _function_words()
+    per_text = [occlusions(text, skip) for text in texts]
+    held = Counter(word for pairs in per_text for word, _ in pairs)
+    least = max(1, min(min_count, len(texts)))
+    words, variants, owners = [], [], []
+    for t, pairs in enumerate(per_text):
+        for word, variant in pairs:
+            if held[word] >= least:
+                words.append(word)
+                variants.append(variant)
+                owners.append(t)
+    return words, variants, owners
+
+
 def _aggregate(labels: list[str], units: list[str], prompted: np.ndarray, zero: np.ndarray, texts: int) -> pd.DataFrame:
     """Effects per (unit, label) from per-variant effects [V, L], each a mean over all ``texts`` read (a text
     without the unit adds 0), so a unit is ranked by its influence on the split, and one text cannot put a rare
@@ -109,7 +130,7 @@ def input_attribution(
     *,
     texts: list[str] | None = None,
     size: int = 200,
-    min_count: int = 1,
+    min_count: int = 2,
     progress: bool = False,
 ) -> Effects:
     """Occlusion attribution through the prompt (see the module docstring).
@@ -119,7 +140,8 @@ def input_attribution(
         readout: the model, data and task it was trained with.
         texts: the texts to read (default: the first ``size`` test texts).
         size: how many test texts by default.
-        min_count: keep words measured in at least this many places.
+        min_count: occlude only words held by at least this many of the texts (1: every word; at most the
+            number of texts, so one text is read whole).
         progress: show progress bars.
 
     Raises:
@@ -127,15 +149,14 @@ def input_attribution(
     """
     vectors = as_prompt(prompt).vectors
     texts = list(texts) if texts is not None else readout.splits.test.texts[:size]
-    skip = _function_words()
-    units, variants, owner = [], [], []
-    for t, text in enumerate(texts):
-        for word, variant in occlusions(text, skip):
-            units.append(word)
-            variants.append(variant)
-            owner.append(t)
+    if min_count < 1:
+        raise ValueError(f"min_count is {min_count}; expected how many texts a word must occur in (1 or more)")
+    units, variants, owner = occlusion_plan(texts, min_count)
     if not variants:
-        raise ValueError("input attribution found no word to occlude in the texts; give texts with content words")
+        raise ValueError(
+            f"input attribution found no word to occlude in the {len(texts)} texts (content words held by at least "
+            f"{max(1, min(min_count, len(texts)))} of them); give more texts with content words, or min_count=1"
+        )
     owner_rows = np.asarray(owner)
     shown = "attribution" if progress else None
     full_p = _probabilities(readout, texts, vectors, shown)
@@ -143,7 +164,6 @@ def input_attribution(
     full_z = _zero_shot(readout, texts, "attribution", progress)
     var_z = _zero_shot(readout, variants, "attribution", progress)
     table = _aggregate(readout.labels, units, full_p[owner_rows] - var_p, full_z[owner_rows] - var_z, len(texts))
-    table = table[table["count"] >= min_count].reset_index(drop=True)
     return Effects(kind="attribution", labels=list(readout.labels), table=table, texts=len(texts))
 
 
