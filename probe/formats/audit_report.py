@@ -53,13 +53,8 @@ class AuditReport(Result):
         """
         f = Fields(data, source, "audit report")
         f.unknown({"format", "runs", "readings", "context"})
-        runs, readings = f.items("runs"), f.items("readings")
-        for what, items, required in (("runs", runs, RUN_FIELDS), ("readings", readings, READING_FIELDS)):
-            for i, item in enumerate(items):
-                missing = [k for k in required if not isinstance(item, dict) or k not in item]
-                if missing:
-                    raise f.error(f"{what}[{i}]", item, f"an object with {', '.join(missing)}")
-        return cls(runs=list(runs), readings=list(readings), context=f.mapping("context", {}))
+        runs, readings = f.records("runs", RUN_FIELDS), f.records("readings", READING_FIELDS)
+        return cls(runs=runs, readings=readings, context=f.mapping("context", {}))
 
 
 def read_audit(path: str | Path) -> AuditReport:

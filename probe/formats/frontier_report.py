@@ -68,14 +68,9 @@ class FrontierReport(Result):
         """
         f = Fields(data, source, "frontier report")
         f.unknown({"format", "zero_shot_accuracy", "runs", "aim", "context"})
-        runs = f.items("runs")
-        for i, run in enumerate(runs):
-            missing = [k for k in REQUIRED if not isinstance(run, dict) or k not in run]
-            if missing:
-                raise f.error(f"runs[{i}]", run, f"an object with {', '.join(missing)}")
         return cls(
             zero_shot_accuracy=f.number("zero_shot_accuracy"),
-            runs=list(runs),
+            runs=f.records("runs", REQUIRED),
             aim=f.mapping("aim", {}),
             context=f.mapping("context", {}),
         )

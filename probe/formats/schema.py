@@ -141,6 +141,15 @@ class Fields:
             raise self.error(name, value, "a list")
         return value
 
+    def records(self, name: str, required: Iterable[str]) -> list[dict[str, Any]]:
+        """A list field of objects, each holding every key of ``required`` (other keys are the caller's)."""
+        items = self.items(name)
+        for i, item in enumerate(items):
+            missing = [k for k in required if not isinstance(item, dict) or k not in item]
+            if missing:
+                raise self.error(f"{name}[{i}]", item, f"an object with {', '.join(missing)}")
+        return list(items)
+
     def unknown(self, known: Iterable[str], *, warn: bool = True) -> dict[str, Any]:
         """The keys this probe does not know, warned about (a newer probe may have written them)."""
         extra = {k: v for k, v in self.data.items() if k not in set(known)}

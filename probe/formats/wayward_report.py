@@ -58,14 +58,9 @@ class WaywardReport(Result):
         """
         f = Fields(data, source, "wayward report")
         f.unknown({"format", "free_accuracy", "targets", "conclusion", "context"})
-        targets = f.items("targets")
-        for i, target in enumerate(targets):
-            missing = [k for k in REQUIRED if not isinstance(target, dict) or k not in target]
-            if missing:
-                raise f.error(f"targets[{i}]", target, f"an object with {', '.join(missing)}")
         return cls(
             free_accuracy=f.number("free_accuracy"),
-            targets=list(targets),
+            targets=f.records("targets", REQUIRED),
             conclusion=f.text("conclusion"),
             context=f.mapping("context", {}),
         )
