@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from probe.cli.options import Command, emit, option
-from probe.cli.sweeps import announce, check_executor, sweep_settings
+from probe.cli.options import emit, option
+from probe.cli.sweeps import SweepOptions, announce, check_executor, sweep_settings
 
 
 @dataclass
-class Audit(Command):
+class Audit(SweepOptions):
     """Plant a marker in one class's training texts, train on it and without it, and ask every reading."""
 
     name: ClassVar[str] = "audit"
@@ -30,16 +30,9 @@ class Audit(Command):
     quick: bool = option(False, "a first look: 2 seeds x 60 steps, smaller lens, scan and hard-prompt search")
     multi_token: bool = option(False, "plant a marker that is several tokens (the readings look for any of them)")
     out: str = option("probe-audit", "folder for the data, the runs and the report (default probe-audit)")
-    model: str = option("default", "model name or folder (default: the bundled default)")
     steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
     test_size: int = option(400, "read every run on a stratified subset of this many test rows (default 400)")
-    init: str = option("class-label", "the init of every run (default class-label)")
-    length: int = option(20, "prompt positions (default 20)", positive=True)
-    task: Literal["cosine", "verbaliser"] = option("cosine", "encoder task form (default cosine)")
     scan_tokens: int | None = option(None, "tokens in the trigger scan (default 10000; --quick: 2000)", positive=True)
-    executor: str = option("inline", "where the runs train: inline, processes:N, dask://HOST:PORT (default inline)")
-    force: bool = option(False, "retrain runs in --out that were saved with other settings")
-    no_progress: bool = option(False, "hide the progress bars")
 
     def run(self) -> int:
         from probe.experiments.audit import AuditConfig, audit, estimate, plan, render

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from probe.cli.options import Command, emit, option
-from probe.cli.sweeps import announce, check_executor, sweep_settings
+from probe.cli.options import emit, option
+from probe.cli.sweeps import SweepOptions, announce, check_executor, sweep_settings
 
 
 @dataclass
-class Frontier(Command):
+class Frontier(SweepOptions):
     """Sweep the faithfulness weight λ and measure what each prompt's nearest tokens keep of what it does."""
 
     name: ClassVar[str] = "frontier"
@@ -23,7 +23,6 @@ class Frontier(Command):
 
     data: str = option("feelings", "bundled set or labelled file (default feelings)")
     out: str = option("probe-frontier", "folder for the runs and the report (default probe-frontier)")
-    model: str = option("default", "model name or folder (default: the bundled default)")
     weights: list[float] | None = option(
         None, "faithfulness weights λ in [0, 1] (default 0 0.1 0.25 0.5 0.75 0.9 1)", nargs="+"
     )
@@ -31,12 +30,6 @@ class Frontier(Command):
     quick: bool = option(False, "a first look: weights 0, 0.5, 1 x 1 seed x 60 steps, figures on 400 test rows")
     steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
     test_size: int | None = option(None, "figures on a stratified subset of this many test rows", positive=True)
-    init: str = option("class-label", "the init of every run (default class-label)")
-    length: int = option(20, "prompt positions (default 20)", positive=True)
-    task: Literal["cosine", "verbaliser"] = option("cosine", "encoder task form (default cosine)")
-    executor: str = option("inline", "where the runs train: inline, processes:N, dask://HOST:PORT (default inline)")
-    force: bool = option(False, "retrain runs in --out that were saved with other settings")
-    no_progress: bool = option(False, "hide the progress bars")
 
     def run(self) -> int:
         from probe.experiments.frontier import FrontierConfig, frontier, render

@@ -79,9 +79,11 @@ def _plain(hint: Any) -> Any:
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one option per field of the dataclass ``cls``; fields that are dataclasses add theirs in turn."""
+    """Add one option per field of the dataclass ``cls``, its own fields before those it inherits; fields that are
+    dataclasses add theirs in turn."""
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
+    own = cls.__dict__.get("__annotations__", {})
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name not in own):
         hint = _plain(hints[f.name])
         if dataclasses.is_dataclass(hint):
             add_dataclass_arguments(parser, hint)  # type: ignore[arg-type]

@@ -4,7 +4,23 @@ the executor checked before anything is timed or written, and the estimate print
 from __future__ import annotations
 
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from probe.cli.options import Command, option
+
+
+@dataclass(kw_only=True)
+class SweepOptions(Command):
+    """The options of every grid command, listed after the command's own (``probe COMMAND --help``)."""
+
+    model: str = option("default", "model name or folder (default: the bundled default)")
+    init: str = option("class-label", "the init of every run (default class-label)")
+    length: int = option(20, "prompt positions (default 20)", positive=True)
+    task: Literal["cosine", "verbaliser"] = option("cosine", "encoder task form (default cosine)")
+    executor: str = option("inline", "where the runs train: inline, processes:N, dask://HOST:PORT (default inline)")
+    force: bool = option(False, "retrain runs in --out that were saved with other settings")
+    no_progress: bool = option(False, "hide the progress bars")
 
 
 def sweep_settings(command: Any, *names: str) -> dict[str, Any]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from probe.cli.options import Command, emit, option
-from probe.cli.sweeps import announce, check_executor, sweep_settings
+from probe.cli.options import emit, option
+from probe.cli.sweeps import SweepOptions, announce, check_executor, sweep_settings
 
 
 @dataclass
-class Wayward(Command):
+class Wayward(SweepOptions):
     """Train prompts whose nearest tokens are forced onto a target and measure what it costs them."""
 
     name: ClassVar[str] = "wayward"
@@ -27,7 +27,6 @@ class Wayward(Command):
     text: str | None = option(
         None, "the unrelated target text (default: a sentence that shares no word with the labels)"
     )
-    model: str = option("default", "model name or folder (default: the bundled default)")
     seeds: int | None = option(None, "seeds (default 1)", positive=True)
     quick: bool = option(False, "a first look: 60 steps, figures on 400 test rows")
     steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
@@ -36,12 +35,6 @@ class Wayward(Command):
         0.1, "γ, the weight of the projection term (default 0.1: the reading moves at almost no cost; 1 forces it)"
     )
     project_temperature: float = option(0.1, "τ of the projection softmax (default 0.1)")
-    init: str = option("class-label", "the init of every run (default class-label)")
-    length: int = option(20, "prompt positions (default 20)", positive=True)
-    task: Literal["cosine", "verbaliser"] = option("cosine", "encoder task form (default cosine)")
-    executor: str = option("inline", "where the runs train: inline, processes:N, dask://HOST:PORT (default inline)")
-    force: bool = option(False, "retrain runs in --out that were saved with other settings")
-    no_progress: bool = option(False, "hide the progress bars")
 
     def run(self) -> int:
         from probe.experiments.grid import estimate_seconds
