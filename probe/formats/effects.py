@@ -25,12 +25,14 @@ class Effects(Result):
             (texts it was measured on) and, from input attribution, ``mean_where_present`` (the effect's mean over
             those texts).
         texts: how many texts were read.
+        min_count: input attribution: a word was occluded only where at least this many of the texts held it.
     """
 
     kind: str
     labels: list[str]
     table: pd.DataFrame
     texts: int
+    min_count: int = 1
 
     def top(self, label: str, k: int = 5) -> list[str]:
         """The ``k`` units that raise ``label`` most under the prompt, compared with zero-shot.
@@ -63,8 +65,10 @@ class Effects(Result):
 
     def to_markdown(self) -> str:
         what = "words whose deletion" if self.kind == "attribution" else "tokens whose insertion"
+        held = f"; words held by at least {self.min_count} of them" if self.min_count > 1 else ""
         lines = [
-            f"Top {what} moves each class most under the prompt, compared with the frozen model ({self.texts} texts):",
+            f"Top {what} moves each class most under the prompt, compared with the frozen model ({self.texts} "
+            f"texts{held}):",
             "",
             "| class | top 5 (effect) |",
             "|---|---|",
@@ -75,7 +79,8 @@ class Effects(Result):
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "labels": self.labels, "texts": self.texts, "rows": self.table.to_dict("records")}
+        out = {"kind": self.kind, "labels": self.labels, "texts": self.texts, "rows": self.table.to_dict("records")}
+        return out | ({"min_count": self.min_count} if self.min_count > 1 else {})
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<effects>") -> Effects:
@@ -86,4 +91,10 @@ class Effects(Result):
         if any(isinstance(r, dict) and "mean_where_present" in r for r in rows):
             columns.append("mean_where_present")
         table = pd.DataFrame(rows, columns=columns)
-        return cls(kind=f.text("kind"), labels=f.texts("labels"), table=table, texts=f.integer("texts", 0, minimum=0))
+        return cls(
+            kind=f.text("kind"),
+            labels=f.texts("labels"),
+            table=table,
+            texts=f.integer("texts", 0, minimum=0),
+            min_count=f.integer("min_count", 1, minimum=1),
+        )

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from probe.core.models import load_model
+from probe.formats.effects import Effects
 from probe.readings.explain import Readout
 from probe.readings.explain.attribution import (
     _function_words,
@@ -51,6 +52,8 @@ def test_occlusion__equals_one_text_at_a_time(readout, min_count):
     expected = {key: values for key, values in expected.items() if len(values) >= min_count}
     if min_count == 2:
         assert {word for word, _ in expected} == {"rates"}
+        assert "words held by at least 2 of them" in got.to_markdown()
+    assert Effects.from_dict(got.to_dict()).min_count == got.min_count == min_count
     table = got.table.set_index(["unit", "label"])
     assert set(table.index) == set(expected)
     for key, values in expected.items():  # over the split: a text without the word adds 0
@@ -108,8 +111,6 @@ def test_a_marker_only_task__both_readings_put_the_marker_first(tmp_path, defaul
 
 
 def test_effects__bad_label_and_round_trip(default_model):
-    from probe.readings.explain.attribution import Effects
-
     readout = Readout.from_data(default_model, "feelings", form="cosine", test_size=8)
     vectors = default_model.embeddings_numpy()[:2]
     got = input_attribution(vectors, readout, texts=["I was so happy at the party"])

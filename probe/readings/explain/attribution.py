@@ -151,11 +151,12 @@ def input_attribution(
     texts = list(texts) if texts is not None else readout.splits.test.texts[:size]
     if min_count < 1:
         raise ValueError(f"min_count is {min_count}; expected how many texts a word must occur in (1 or more)")
-    units, variants, owner = occlusion_plan(texts, min_count)
+    least = min(min_count, max(1, len(texts)))
+    units, variants, owner = occlusion_plan(texts, least)
     if not variants:
         raise ValueError(
             f"input attribution found no word to occlude in the {len(texts)} texts (content words held by at least "
-            f"{max(1, min(min_count, len(texts)))} of them); give more texts with content words, or min_count=1"
+            f"{least} of them); give more texts with content words, or min_count=1"
         )
     owner_rows = np.asarray(owner)
     shown = "attribution" if progress else None
@@ -164,7 +165,7 @@ def input_attribution(
     full_z = _zero_shot(readout, texts, "attribution", progress)
     var_z = _zero_shot(readout, variants, "attribution", progress)
     table = _aggregate(readout.labels, units, full_p[owner_rows] - var_p, full_z[owner_rows] - var_z, len(texts))
-    return Effects(kind="attribution", labels=list(readout.labels), table=table, texts=len(texts))
+    return Effects(kind="attribution", labels=list(readout.labels), table=table, texts=len(texts), min_count=least)
 
 
 def scan_texts(readout: Readout, count: int = 2, words: int = 8) -> list[str]:
