@@ -37,6 +37,24 @@ def test_readme__screenshots_exist():
         assert (ROOT / name).is_file(), name
 
 
+def test_errors_catalogue__every_test_it_names_exists():
+    """docs/errors.md names, per bad input, the test that checks its message (``module::test``, ``test``, a
+    ``prefix*`` or a whole ``test_module``): each of them exists, so a renamed test cannot leave a row pointing
+    nowhere."""
+    files = {path.stem: path.read_text() for path in (ROOT / "tests").rglob("test_*.py")}
+    named = re.findall(r"`(test_[^`\s]*)`", (ROOT / "docs" / "errors.md").read_text())
+    assert len(named) > 40
+    missing = []
+    for name in named:
+        module, _, test = name.rpartition("::")
+        if not module and test in files:
+            continue
+        pattern = rf"def {re.escape(test.rstrip('*'))}" + ("" if test.endswith("*") else r"\(")
+        if not re.search(pattern, files.get(module, "") if module else "\n".join(files.values())):
+            missing.append(name)
+    assert not missing, missing
+
+
 def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
 
