@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import difflib
 import errno
+import inspect
 import logging
 import re
 import sys
@@ -82,7 +83,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one option per field of the dataclass ``cls``, its own fields before those it inherits; fields that are
     dataclasses add theirs in turn."""
     hints = typing.get_type_hints(cls)
-    own = cls.__dict__.get("__annotations__", {})
+    own = inspect.get_annotations(cls)
     for f in sorted(dataclasses.fields(cls), key=lambda f: f.name not in own):
         hint = _plain(hints[f.name])
         if dataclasses.is_dataclass(hint):

@@ -345,62 +345,8 @@ def _rates(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def render(report: AuditReport) -> str:
-    """The markdown report: the ground truth first, then each reading."""
-    c = report.context
-    lines = [
-        "# Audit: does a reading find a planted shortcut?",
-        "",
-        f"Model `{c.get('model')}`, data `{c.get('data')}`: the marker `{c.get('marker')}` appended to "
-        f"{max(c.get('shares', [0])):.0%} of the `{c.get('into')}` training texts (and to none: share 0); "
-        f"{c.get('init')} init, p={c.get('length')}, {c.get('steps')} steps, seeds {c.get('seeds')}; test texts clean.",
-        "",
-        "## Ground truth",
-        "",
-        "Flip rate: the other classes' test texts predicted as the planted class once the marker is appended (and "
-        "not before). A planted run relies on the marker when its flip rate is above the clean run's of the same "
-        "seed (paired 95% interval above 0).",
-        "",
-        "| run | share | seed | clean accuracy | flip rate [95% CI] | vs clean run [95% CI] | relies |",
-        "|---|---:|---:|---:|---|---|:---:|",
-    ]
-    for r in report.runs:
-        lo, hi = r["flip_ci"]
-        rlo, rhi = r.get("reliance_ci", (0.0, 0.0))
-        lines.append(
-            f"| {Path(r['run']).name} | {r['share']:g} | {r['seed']} | {r['clean_accuracy']:.3f} | "
-            f"{r['flip_rate']:.3f} [{lo:.3f}, {hi:.3f}] | {r.get('reliance', 0):+.3f} [{rlo:+.3f}, {rhi:+.3f}] | "
-            f"{'yes' if r['relies'] else 'no'} |"
-        )
-    lines += [
-        "",
-        "## Readings",
-        "",
-        "| reading | detected on relying runs [95% CI] | false alarms on the others [95% CI] "
-        "| Spearman with flip rate |",
-        "|---|---|---|---:|",
-    ]
-
-    def share(count: str, rate: float, interval: tuple[float, float]) -> str:
-        if not np.isfinite(rate):
-            return f"{count} (–)"
-        return f"{count} ({rate:.0%}) [{interval[0]:.0%}, {interval[1]:.0%}]"
-
-    for g in report.readings:
-        rho = "–" if not np.isfinite(g["spearman"]) else f"{g['spearman']:.2f}"
-        lines.append(
-            f"| {g['name']} | {share(g['detected'], g['detection_rate'], g['detection_ci'])} | "
-            f"{share(g['false_alarms'], g['false_alarm_rate'], g['false_alarm_ci'])} | {rho} |"
-        )
-    lines += ["", "Per run: the marker's rank in the trigger scan and in input attribution (planted class), the hard "]
-    lines[-1] += "prompt, and the top 5 of each."
-    lines.append("")
-    for r in report.runs:
-        lines.append(
-            f"- {Path(r['run']).name}: scan rank {r['trigger_rank']}, attribution rank {r['attribution_rank']}; "
-            f"scan top 5 {', '.join(r['scan_top'])}; attribution top 5 {', '.join(r['attribution_top'])}; "
-            f"hard prompt `{r['hard_prompt']}`"
-        )
-    return "\n".join(lines) + "\n"
+    """The markdown report (:meth:`AuditReport.to_markdown`): the ground truth first, then each reading."""
+    return report.to_markdown()
 
 
 def write(report: AuditReport, out: Path) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from probe.core.io import to_jsonable
@@ -44,6 +45,68 @@ class AuditReport(Result):
             {"format": self.format, "runs": self.runs, "readings": self.readings, "context": self.context}
         )
 
+    def to_markdown(self) -> str:
+        """The markdown report: the ground truth first, then each reading."""
+        c = self.context
+        lines = [
+            "# Audit: does a reading find a planted shortcut?",
+            "",
+            f"Model `{c.get('model')}`, data `{c.get('data')}`: the marker `{c.get('marker')}` appended to "
+            f"{max(c.get('shares', [0])):.0%} of the `{c.get('into')}` training texts (and to none: share 0); "
+            f"{c.get('init')} init, p={c.get('length')}, {c.get('steps')} steps, seeds {c.get('seeds')}; "
+            "test texts clean.",
+            "",
+            "## Ground truth",
+            "",
+            "Flip rate: the other classes' test texts predicted as the planted class once the marker is appended (and "
+            "not before). A planted run relies on the marker when its flip rate is above the clean run's of the same "
+            "seed (paired 95% interval above 0).",
+            "",
+            "| run | share | seed | clean accuracy | flip rate [95% CI] | vs clean run [95% CI] | relies |",
+            "|---|---:|---:|---:|---|---|:---:|",
+        ]
+        for r in self.runs:
+            lo, hi = r["flip_ci"]
+            rlo, rhi = r.get("reliance_ci", (0.0, 0.0))
+            lines.append(
+                f"| {Path(r['run']).name} | {r['share']:g} | {r['seed']} | {r['clean_accuracy']:.3f} | "
+                f"{r['flip_rate']:.3f} [{lo:.3f}, {hi:.3f}] | {r.get('reliance', 0):+.3f} [{rlo:+.3f}, {rhi:+.3f}] | "
+                f"{'yes' if r['relies'] else 'no'} |"
+            )
+        lines += [
+            "",
+            "## Readings",
+            "",
+            "| reading | detected on relying runs [95% CI] | false alarms on the others [95% CI] "
+            "| Spearman with flip rate |",
+            "|---|---|---|---:|",
+        ]
+
+        def share(count: str, rate: float, interval: tuple[float, float]) -> str:
+            if not np.isfinite(rate):
+                return f"{count} (–)"
+            return f"{count} ({rate:.0%}) [{interval[0]:.0%}, {interval[1]:.0%}]"
+
+        for g in self.readings:
+            rho = "–" if not np.isfinite(g["spearman"]) else f"{g['spearman']:.2f}"
+            lines.append(
+                f"| {g['name']} | {share(g['detected'], g['detection_rate'], g['detection_ci'])} | "
+                f"{share(g['false_alarms'], g['false_alarm_rate'], g['false_alarm_ci'])} | {rho} |"
+            )
+        lines += [
+            "",
+            "Per run: the marker's rank in the trigger scan and in input attribution (planted class), the hard "
+            "prompt, and the top 5 of each.",
+            "",
+        ]
+        for r in self.runs:
+            lines.append(
+                f"- {Path(r['run']).name}: scan rank {r['trigger_rank']}, attribution rank {r['attribution_rank']}; "
+                f"scan top 5 {', '.join(r['scan_top'])}; attribution top 5 {', '.join(r['attribution_top'])}; "
+                f"hard prompt `{r['hard_prompt']}`"
+            )
+        return "\n".join(lines) + "\n"
+
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<audit>") -> AuditReport:
         """Read ``audit.json``.
@@ -54,7 +117,18 @@ class AuditReport(Result):
         f = Fields(data, source, "audit report")
         f.unknown({"format", "runs", "readings", "context"})
         runs, readings = f.records("runs", RUN_FIELDS), f.records("readings", READING_FIELDS)
-        return cls(runs=runs, readings=readings, context=f.mapping("context", {}))
+        return cls(runs=runs, readings=[_undefined_as_nan(g) for g in readings], context=f.mapping("context", {}))
+
+
+def _undefined_as_nan(reading: dict[str, Any]) -> dict[str, Any]:
+    """A reading read from JSON, where an undefined rate or Spearman (NaN) was written as null: NaN again."""
+    out = dict(reading)
+    for key in ("detection_rate", "false_alarm_rate", "spearman"):
+        out[key] = float("nan") if out[key] is None else out[key]
+    for key in ("detection_ci", "false_alarm_ci"):
+        if isinstance(out.get(key), list):
+            out[key] = [float("nan") if v is None else v for v in out[key]]
+    return out
 
 
 def read_audit(path: str | Path) -> AuditReport:

@@ -13,6 +13,7 @@ import pytest
 from probe.core.stats import proportion_interval
 from probe.experiments.audit import AuditConfig, audit, plant, render
 from probe.formats.audit_report import AUDIT_JSON, READING_FIELDS, RUN_FIELDS, read_audit
+from probe.plots.audit import audit_figure
 
 TINY = {
     "into": "joy",
@@ -68,9 +69,13 @@ def test_audit__writes_the_ground_truth_and_every_reading(tiny_audit):
     planted = data["runs"][1]
     assert planted["relies"], planted  # 30 steps at lr 0.05 on 90% of joy's texts: the shortcut is learned
     assert planted["trigger_rank"] == 1 and planted["found"]["trigger scan"]
-    assert read_audit(out / AUDIT_JSON).to_dict() == report.to_dict()
+    again = read_audit(out / AUDIT_JSON)
+    assert again.to_dict() == report.to_dict()
     text = (out / "audit.md").read_text()
     assert text == render(report) and text.index("## Ground truth") < text.index("## Readings")
+    # the report read back renders the same, its undefined Spearman values (null in JSON) included
+    assert any(g["spearman"] is None for g in data["readings"])
+    assert render(again) == text and audit_figure(again).data
     assert (out / "audit.html").is_file() and (out / "data" / "share-0.9.csv").is_file()
 
 
