@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from probe.core.data import DataSplits
@@ -35,8 +34,8 @@ from probe.formats.writer import RunWriter
 from probe.training.callbacks import RunFolder, StepRecord, TrainingCallback
 from probe.training.config import Optimizer, TrainConfig
 from probe.training.evaluation import correct_bits, correctness, discretised_accuracy, eval_subset, zero_shot_accuracy
-from probe.training.inits import initialise
 from probe.training.readable import ReadableTerms
+from probe.training.resume import resumed_data, starting_point
 from probe.training.tasks import make_task, prompt_parameter, wrap_with_prompt
 
 logger = logging.getLogger(__name__)
@@ -150,7 +149,7 @@ class Trainer:
             raise ValueError(
                 f"batch_size {config.batch_size} is smaller than the {self.world} processes; raise --batch-size"
             )
-        self.start_step, vectors, init_record = self._starting_point(resume)
+        self.start_step, vectors, init_record = starting_point(config, self.model, self.labels, self.out, resume)
         self.peft_model = wrap_with_prompt(self.model, vectors)
         self.task = make_task(
             self.model,
@@ -174,34 +173,6 @@ class Trainer:
         self.callbacks += callbacks or []
 
     # -- set up -------------------------------------------------------------------------------------
-
-    def _starting_point(self, resume: bool) -> tuple[int, np.ndarray, dict[str, Any]]:
-        """(first step, prompt vectors, init record): the last snapshot of a resumed run, else a fresh init."""
-        config = self.config
-        if resume:
-            run = load_run(self.out)
-            if run.manifest.config is None:
-                raise ValueError(
-                    f"run '{self.out}' was not trained by probe train (it was recorded from another loop, or is "
-                    "another tool's folder), so probe train cannot resume it; resume it in the loop that wrote it"
-                )
-            if not config.same_as(run.manifest.config):
-                raise ValueError(
-                    f"run '{self.out}' was made with another config; resume it with its own (probe train --resume)"
-                )
-            if run.steps:
-                return run.steps[-1], run.snapshot(run.steps[-1]).vectors, run.manifest.init_details
-        init = initialise(
-            config.init,
-            self.model,
-            config.length,
-            seed=config.seed,
-            labels=self.labels,
-            text=config.init_text,
-            scale=config.init_scale,
-            top_n=config.vocab_top_n,
-        )
-        return 0, init.vectors, {"method": init.method.value, "token_ids": init.token_ids, **init.details}
 
     def _open_writer(self, init_record: dict[str, Any], resume: bool, force: bool) -> RunWriter:
         """The run folder's writer. On resume the manifest keeps every field the trainer does not own (the
@@ -235,7 +206,7 @@ class Trainer:
         )
         if resume:
             before = load_run(self.out).manifest
-            owned["data"] = self._resumed_data(before, owned["data"])
+            owned["data"] = resumed_data(before, owned["data"], allow_changed=self.data_changed_ok, run=self.out)
             manifest = before.replace(**owned)
         else:
             manifest = Manifest(**owned)
@@ -244,14 +215,6 @@ class Trainer:
             writer.truncate_after(self.start_step)
             writer.update(resumed_from=self.start_step)
         return writer
-
-    def _resumed_data(self, before: Manifest, now: DataRecord) -> DataRecord:
-        """The data record of a resumed run: the hash it was trained on stays; a changed file is refused, or, with
-        ``data_changed_ok``, recorded beside it."""
-        if before.data is None:
-            return now
-        changed = before.data.check(now.sha256, allow_changed=self.data_changed_ok, run=str(self.out))
-        return replace(before.data, changed_sha256=changed or before.data.changed_sha256)
 
     def _evaluation_record(self) -> dict[str, Any]:
         """Which test rows each figure is measured on (the manifest's ``evaluation``)."""

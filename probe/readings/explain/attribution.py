@@ -91,16 +91,14 @@ def occlusions(text: str, skip: set[str]) -> list[tuple[str, str]]:
 
 def occlusion_plan(texts: list[str], min_count: int = 2) -> tuple[list[str], list[str], list[int]]:
     """(words, variants, owners): every occlusion :func:`input_attribution` scores, the word deleted, the text
-    without it and the index of that text, for the words that occur in at least ``min_count`` of ``texts`` (at
-    most ``len(texts)``, so a single text is read whole)."""
+    without it and the index of that text, for the words that occur in at least ``min_count`` of ``texts``."""
     skip = _function_words()
     per_text = [occlusions(text, skip) for text in texts]
     held = Counter(word for pairs in per_text for word, _ in pairs)
-    least = max(1, min(min_count, len(texts)))
     words, variants, owners = [], [], []
     for t, pairs in enumerate(per_text):
         for word, variant in pairs:
-            if held[word] >= least:
+            if held[word] >= min_count:
                 words.append(word)
                 variants.append(variant)
                 owners.append(t)
@@ -151,7 +149,7 @@ def input_attribution(
     texts = list(texts) if texts is not None else readout.splits.test.texts[:size]
     if min_count < 1:
         raise ValueError(f"min_count is {min_count}; expected how many texts a word must occur in (1 or more)")
-    least = min(min_count, max(1, len(texts)))
+    least = min(min_count, max(1, len(texts)))  # one text is read whole
     units, variants, owner = occlusion_plan(texts, least)
     if not variants:
         raise ValueError(
