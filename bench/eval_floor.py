@@ -31,7 +31,7 @@ def main() -> None:
     from probe.core.data import train_test
     from probe.core.models import load_model
     from probe.core.threads import configure_threads
-    from probe.training.tasks import make_task, wrap_with_prompt
+    from probe.tasks.kinds import make_task, wrap_with_prompt
 
     model = load_model("default", device="cpu")
     test = train_test(args.data).test

@@ -29,7 +29,7 @@ ROOT = HERE.parent
 _DRIVER = r"""
 import functools, json, sys, time
 t_start = time.perf_counter()
-import probe, probe.training.trainer as training, probe.training.tasks as tasks
+import probe, probe.training.trainer as training, probe.tasks.kinds as tasks
 from probe.training.trainer import TrainConfig, train
 spent = {"eval": 0.0, "zero_shot": 0.0}
 depth = [0]
@@ -95,7 +95,7 @@ def padding(data: str, prompt: int = 20, batch: int = 16, eval_batch: int = 32) 
     from probe.core.data import train_test
     from probe.core.models import load_model
     from probe.core.sampling import seeded_batches
-    from probe.training.tasks import EVAL_MAX_TOKENS, PASS_OVERHEAD, TRAIN_MAX_TOKENS
+    from probe.tasks.kinds import EVAL_MAX_TOKENS, PASS_OVERHEAD, TRAIN_MAX_TOKENS
 
     model = load_model("default", device="cpu")
     splits = train_test(data)

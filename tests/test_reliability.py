@@ -231,7 +231,7 @@ def test_data_loss__a_folder_of_the_users_is_refused_and_never_emptied(tmp_path,
 
     from probe.training.callbacks import save_adapter
     from probe.training.config import TrainConfig
-    from probe.training.tasks import wrap_with_prompt
+    from probe.tasks.kinds import wrap_with_prompt
     from probe.training.trainer import train
 
     project = tmp_path / "my-project"
@@ -426,7 +426,7 @@ def test_wrong_results__values_that_only_look_right_are_refused(default_model):
     from probe.core.softprompt import check_vectors
     from probe.formats.hard_prompt import HardPrompt
     from probe.formats.manifest import Manifest
-    from probe.training.tasks import make_task, wrap_with_prompt
+    from probe.tasks.kinds import make_task, wrap_with_prompt
 
     for ids, shown in (([3.9], "3.9"), (["12"], "'12'"), ([True], "True"), ([float("inf")], "inf")):
         with pytest.raises(ValueError, match=f"token_ids is {shown}; expected token ids"):
@@ -576,7 +576,7 @@ def test_cli__every_bad_record_is_one_line_and_exit_2(tmp_path, capsys, default_
 
 def test_cli__resuming_a_recorded_run_says_why_it_cannot(tmp_path, capsys, default_model):
     from probe.training.integrations import record
-    from probe.training.tasks import wrap_with_prompt
+    from probe.tasks.kinds import wrap_with_prompt
 
     with record(wrap_with_prompt(default_model, np.ones((2, 384), np.float32)), tmp_path / "rec", every=1) as rec:
         rec.step(1, loss=1.0)

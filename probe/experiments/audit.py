@@ -135,7 +135,7 @@ def plant(data: Any, marker: str, into: str, share: float, seed: int = 0, test_s
         raise ValueError(f"--into {into!r} is not a label of the data; expected one of {splits.train.label_names}")
     if not 0 <= share <= 1:
         raise ValueError(f"share is {share!r}; expected a share in [0, 1]")
-    from probe.training.evaluation import eval_subset
+    from probe.tasks.evaluation import eval_subset
 
     test = splits.test if test_size is None else eval_subset(splits.test, test_size, seed)
     texts = list(splits.train.texts)

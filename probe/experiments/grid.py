@@ -166,7 +166,7 @@ def pass_seconds(config: TrainConfig, model: LoadedModel, lengths: list[int]) ->
     choice, several seconds on a cold process, which would otherwise be counted for every step)."""
     import torch
 
-    from probe.training.tasks import make_task, wrap_with_prompt
+    from probe.tasks.kinds import make_task, wrap_with_prompt
 
     splits = as_splits(config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed)
     batch, targets = splits.train.texts[: config.batch_size], splits.train.targets[: config.batch_size]

@@ -9,19 +9,14 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import numpy as np
 
 from probe.core.data import BUNDLED
 from probe.core.frames import is_in_memory, is_table
+from probe.tasks.forms import TASK_FORMS, TaskForm
 from probe.training.inits import InitMethod, Scale
-
-TaskForm = Literal["cosine", "verbaliser"]
-TASK_FORMS: tuple[str, ...] = get_args(TaskForm)
-"""How an encoder model classifies: "cosine" (pooled sentence embedding against the label names' embeddings,
-:class:`probe.training.tasks.EncoderTask`) or "verbaliser" (the hidden state at an output marker against the
-label tokens, :class:`probe.training.tasks.VerbaliserTask`). Causal and seq2seq models always generate the label."""
 
 CONFIG_FORMAT = 1
 Optimizer = Literal["adamw", "adafactor"]

@@ -33,7 +33,7 @@ from probe.formats.manifest import Manifest
 from probe.formats.run import is_run_folder
 from probe.formats.runs import load_run
 from probe.formats.writer import RunWriter, clear_run
-from probe.training.tasks import prompt_parameter
+from probe.tasks.kinds import prompt_parameter
 
 logger = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel
+from probe.tasks.base import prompt_parameter
 from probe.training.config import check_weight
-from probe.training.task import prompt_parameter
 
 
 @contextlib.contextmanager

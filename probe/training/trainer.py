@@ -31,12 +31,12 @@ from probe.formats.manifest import DataRecord, Manifest
 from probe.formats.run import Run
 from probe.formats.runs import load_run
 from probe.formats.writer import RunWriter
+from probe.tasks.evaluation import correct_bits, correctness, discretised_accuracy, eval_subset, zero_shot_accuracy
+from probe.tasks.kinds import make_task, prompt_parameter, wrap_with_prompt
 from probe.training.callbacks import RunFolder, StepRecord, TrainingCallback
 from probe.training.config import Optimizer, TrainConfig
-from probe.training.evaluation import correct_bits, correctness, discretised_accuracy, eval_subset, zero_shot_accuracy
 from probe.training.readable import ReadableTerms
 from probe.training.resume import resumed_data, starting_point
-from probe.training.tasks import make_task, prompt_parameter, wrap_with_prompt
 
 logger = logging.getLogger(__name__)
 

@@ -195,7 +195,7 @@ def test_browser__uploads_join_the_view_and_a_pickle_is_refused(server, browser,
 
     from safetensors.numpy import save_file
 
-    from probe.training.tasks import wrap_with_prompt
+    from probe.tasks.kinds import wrap_with_prompt
 
     ids = default_model.tokenizer.convert_tokens_to_ids(["music", "ocean", "science"])
     rows = default_model.embeddings_numpy()[ids]

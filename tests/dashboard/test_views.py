@@ -59,7 +59,7 @@ def test_read_upload__tensor_files_and_a_zipped_adapter(tmp_path, default_model)
     from safetensors.numpy import save
 
     from probe.dashboard.uploads import read_upload
-    from probe.training.tasks import wrap_with_prompt
+    from probe.tasks.kinds import wrap_with_prompt
 
     e = default_model.embeddings_numpy()[:3]
     (prompt,) = read_upload("mine.safetensors", save({"prompt": e}))

@@ -15,7 +15,7 @@ from probe.formats.hard_prompt import save_hard_prompt
 from probe.readings.explain import Readout, importance
 from probe.readings.explain.hardening import harden
 from probe.readings.explain.lens import contextual_vocabulary, layer_lens
-from probe.training.tasks import make_task, wrap_with_prompt
+from probe.tasks.kinds import make_task, wrap_with_prompt
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,7 @@ def test_causal_adapter__label_words_scored_as_continuations(tmp_path, tiny_gpt2
     from transformers import AutoModelForCausalLM
 
     from probe.core.models import load_model
-    from probe.training.tasks import wrap_with_prompt
+    from probe.tasks.kinds import wrap_with_prompt
 
     model = load_model(tiny_gpt2_path, device="cpu")
     vectors = np.random.default_rng(0).normal(size=(3, model.dim)).astype(np.float32)

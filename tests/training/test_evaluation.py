@@ -1,4 +1,4 @@
-"""probe.training.evaluation and the bucketed passes of the tasks: exact against plain per-text recomputation."""
+"""probe.tasks.evaluation and the bucketed passes of the tasks: exact against plain per-text recomputation."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import torch
 from probe import load_model
 from probe.core.batching import plan_batches
 from probe.core.data import load_labelled, train_test
-from probe.training.evaluation import (
+from probe.tasks.evaluation import (
     accuracy,
     discretised_accuracy,
     eval_subset,
     zero_shot_accuracy,
     zero_shot_predictions,
 )
-from probe.training.tasks import PASS_OVERHEAD, make_task, prompt_parameter, wrap_with_prompt
+from probe.tasks.kinds import PASS_OVERHEAD, make_task, prompt_parameter, wrap_with_prompt
 
 AG_NEWS = Path(__file__).resolve().parents[3] / "shared" / "data" / "ag_news.csv"
 
@@ -147,7 +147,7 @@ def test_eval_subset__seeded_stratified_and_whole_when_small():
 def test_verbaliser__scores_the_marker_state_against_label_tokens_exactly(default_model):
     """The verbaliser form, recomputed by hand: hidden state at the appended mask token, cosine to each label
     word's mean input embedding; batched passes equal one-text passes."""
-    from probe.training.tasks import VerbaliserTask
+    from probe.tasks.kinds import VerbaliserTask
 
     splits = train_test("feelings")
     labels = splits.train.label_names

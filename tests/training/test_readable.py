@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from probe.training.readable import faithfulness_loss, projected, projection_loss, projection_targets
-from probe.training.tasks import make_task, prompt_parameter, wrap_with_prompt
+from probe.tasks.kinds import make_task, prompt_parameter, wrap_with_prompt
 
 
 @pytest.fixture()

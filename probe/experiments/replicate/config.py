@@ -13,7 +13,8 @@ from probe.experiments.grid import estimate_seconds as grid_estimate
 from probe.experiments.grid import missing, run_grid
 from probe.formats.replicate_report import RUNS
 from probe.formats.run import Run
-from probe.training.config import TaskForm, TrainConfig
+from probe.tasks.forms import TaskForm
+from probe.training.config import TrainConfig
 from probe.training.inits import PAPER_INITS, Scale
 
 
@@ -35,7 +36,7 @@ class ReplicateConfig:
         k: neighbourhood size for the findings (the paper reads top-5).
         bootstrap: bootstrap resamples for the intervals.
         optimizer / lr / init_scale: the training regime (see :class:`probe.training.trainer.TrainConfig`).
-        task: the encoder task form, "cosine" or "verbaliser" (:data:`probe.training.tasks.TASK_FORMS`).
+        task: the encoder task form, "cosine" or "verbaliser" (:data:`probe.tasks.kinds.TASK_FORMS`).
         test_size: score the final figures on a seeded, stratified subset of this many test rows (None: all).
     """
 

@@ -22,7 +22,7 @@ from probe.core.softprompt import as_prompt
 from probe.core.stats import example_draws, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
 from probe.readings.explain.readout import Readout
-from probe.training.evaluation import zero_shot_predictions
+from probe.tasks.evaluation import zero_shot_predictions
 
 
 def _softmax(scores: np.ndarray, scale: float) -> np.ndarray:

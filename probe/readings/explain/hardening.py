@@ -27,8 +27,8 @@ from probe.core.sampling import seeded_batches
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.hard_prompt import HardPrompt
 from probe.readings.explain.readout import Readout, progress_bar
-from probe.training.evaluation import eval_subset
-from probe.training.tasks import prompt_parameter
+from probe.tasks.evaluation import eval_subset
+from probe.tasks.kinds import prompt_parameter
 
 STATE = "hard-prompt-state"
 STATE_FORMAT = 1

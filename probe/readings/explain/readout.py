@@ -26,15 +26,12 @@ from probe.core.models import LoadedModel, load_model
 from probe.core.softprompt import SoftPrompt, check_vectors
 from probe.formats.files import PEFT_FORMS
 from probe.formats.run import Run
-from probe.training.evaluation import eval_subset, zero_shot_accuracy
-from probe.training.tasks import Task, make_task, prompt_parameter, wrap_with_prompt
-from probe.training.user_tasks import ClassifierHead, ClassifierHeadTask, Score, ScoringTask, wrap_head_with_prompt
+from probe.tasks.evaluation import eval_subset, zero_shot_accuracy
+from probe.tasks.forms import READING_FORMS
+from probe.tasks.kinds import Task, make_task, prompt_parameter, wrap_with_prompt
+from probe.tasks.user import ClassifierHead, ClassifierHeadTask, Score, ScoringTask, wrap_head_with_prompt
 
 logger = logging.getLogger(__name__)
-
-READING_FORMS = ("cosine", "verbaliser", "generate", "classifier-head", "custom")
-"""The task forms a reading runs under: probe's encoder forms, generation (causal and seq2seq models), a
-``SEQ_CLS`` adapter's own head, and the caller's own objective."""
 
 
 def progress_bar(total: int, desc: str, enabled: bool) -> Any:

@@ -1,0 +1,205 @@
+"""The task a soft prompt is trained on, as a base class: tokenising once, length-bucketed passes, the loss.
+
+The model kinds' own tasks, and ``make_task`` that picks one, are in :mod:`probe.tasks.kinds`. The PEFT
+model prepends the prompt exactly as it does for PEFT users, so a saved adapter behaves the same.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from probe.core.batching import plan_batches
+from probe.formats.files import PEFT_KINDS
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+
+    from probe.core.models import LoadedModel
+
+PEFT_TASK_TYPES = {kind: task_type for task_type, kind in PEFT_KINDS.items()}
+"""probe's model kinds as PEFT task types."""
+
+
+def wrap_with_prompt(model: LoadedModel, vectors: np.ndarray) -> PeftModel:
+    """Wrap the frozen model with PEFT prompt tuning and set the prompt to ``vectors`` (float32 [p, d]).
+
+    Seq2seq models get ``num_transformer_submodules=1``: the prompt goes on the encoder only.
+    """
+    from peft import PromptTuningConfig, get_peft_model
+
+    from probe.core.models import canonical_name
+
+    extra: dict[str, Any] = {"num_transformer_submodules": 1} if model.kind == "seq2seq" else {}
+    config = PromptTuningConfig(
+        task_type=PEFT_TASK_TYPES[model.kind],
+        num_virtual_tokens=int(vectors.shape[0]),
+        token_dim=model.dim,
+        base_model_name_or_path=canonical_name(model.name),
+        **extra,
+    )
+    with warnings.catch_warnings():
+        # PEFT warns that it swaps our canonical name for the local folder; save_adapter writes the name back.
+        warnings.simplefilter("ignore")
+        peft_model = get_peft_model(model.model, config)
+    peft_model.eval()
+    weight = prompt_parameter(peft_model)
+    with torch.no_grad():
+        weight.copy_(torch.from_numpy(np.asarray(vectors, np.float32)).to(weight.device, weight.dtype))
+    return peft_model
+
+
+def prompt_parameter(peft_model: PeftModel) -> torch.nn.Parameter:
+    """The trainable prompt matrix [p, d] inside a PEFT model."""
+    weight = peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight  # type: ignore[union-attr]
+    assert isinstance(weight, torch.nn.Parameter)
+    return weight
+
+
+EVAL_MAX_TOKENS = 8192
+"""Token budget of one evaluation batch (rows x longest row, prompt included); chosen for CPU throughput."""
+TRAIN_MAX_TOKENS = 4096
+"""Token budget of one training micro-batch (activations are kept for backward)."""
+PASS_OVERHEAD = 64
+"""Fixed cost of one forward pass, in tokens, that the batch planner weighs against padding."""
+
+
+@dataclass
+class Task(ABC):
+    """A classification task over ``label_names`` for one PEFT-wrapped model.
+
+    Texts are tokenised once per model (:meth:`LoadedModel.token_ids`); every pass runs on length-bucketed
+    batches (:func:`probe.core.batching.plan_batches`), so no row is padded to a much longer one.
+    Subclasses implement :meth:`_scores` (and :meth:`_loss` when the loss is not cross-entropy).
+    """
+
+    name: ClassVar[str] = "task"
+    """The task form a reading under this task records (``cosine``, ``verbaliser``, ``generate``, ...)."""
+
+    model: LoadedModel
+    peft_model: PeftModel
+    label_names: list[str]
+    max_length: int = 128
+    temperature: float = 0.05
+    eval_max_tokens: int = EVAL_MAX_TOKENS
+    train_max_tokens: int = TRAIN_MAX_TOKENS
+
+    def __post_init__(self) -> None:
+        tok = self.model.tokenizer
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+        self.device = self.model.device
+        self.p = prompt_parameter(self.peft_model).shape[0]
+        self._label_cache: dict[str, torch.Tensor] = {}
+        self.train_forward: torch.nn.Module = self.peft_model
+        """What differentiable passes call: the PEFT model, or the wrapper Accelerate prepared around it (DDP,
+        FSDP, ...). Passes without gradients (evaluation) call the PEFT model itself, so one process alone can
+        evaluate without a collective call."""
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text as the task feeds it (memoised on the model)."""
+        return self.model.token_ids(texts, max_length=self.max_length)
+
+    def micro_batches(self, texts: list[str], targets: list[int]) -> list[tuple[float, list[list[int]], list[int]]]:
+        """The batch as length-bucketed micro-batches: (share of the batch, token ids, targets) each.
+
+        The shares sum to 1, so the shares times the micro-batches' mean losses sum to the batch's mean loss.
+        """
+        ids = self.tokenize(texts)
+        plan = plan_batches(
+            [len(x) for x in ids], max_tokens=self.train_max_tokens, overhead=PASS_OVERHEAD, extra=self.p
+        )
+        return [(len(rows) / len(ids), [ids[i] for i in rows], [targets[i] for i in rows]) for rows in plan.batches]
+
+    def micro_loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        """Mean loss of one micro-batch of token ids (scalar, differentiable in the prompt)."""
+        return self._loss(ids, targets)
+
+    def loss(self, texts: list[str], targets: list[int]) -> torch.Tensor:
+        """Mean training loss over the batch (scalar, differentiable in the prompt).
+
+        The batch runs as length-bucketed micro-batches whose mean losses are recombined by their sizes, so
+        the value (and its gradient) is the one of the whole batch at once.
+        """
+        total = torch.zeros((), device=self.device)
+        for share, ids, part_targets in self.micro_batches(texts, targets):
+            total = total + self.micro_loss(ids, part_targets) * share
+        return total
+
+    def scores(self, texts: list[str], *, prompt: bool = True) -> torch.Tensor:
+        """float [B, L]: how much each label fits each text (higher is better), in one pass."""
+        return self._scores(self.tokenize(texts), prompt=prompt)
+
+    def score_all(self, texts: list[str], *, prompt: bool = True) -> np.ndarray:
+        """float32 [B, L]: label scores of every text, in length-bucketed batches under inference mode.
+
+        Args:
+            texts: the inputs.
+            prompt: with the soft prompt (False: the frozen model alone, the zero-shot baseline).
+        """
+        ids = self.tokenize(texts)
+        plan = plan_batches(
+            [len(x) for x in ids],
+            max_tokens=max(1, self.eval_max_tokens // self._rows_per_text()),
+            overhead=PASS_OVERHEAD,
+            extra=self.p if prompt else 0,
+        )
+        out = np.empty((len(ids), len(self.label_names)), dtype=np.float32)
+        self.peft_model.eval()
+        with torch.inference_mode():
+            for rows in plan.batches:
+                out[rows] = self._scores([ids[i] for i in rows], prompt=prompt).float().cpu().numpy()
+        return out
+
+    def predict(self, texts: list[str], *, prompt: bool = True) -> np.ndarray:
+        """int [B]: predicted label index of each text (see :meth:`score_all`)."""
+        return self.score_all(texts, prompt=prompt).argmax(axis=1)
+
+    def example_losses(self, scores: np.ndarray, targets: list[int]) -> np.ndarray:
+        """float [B]: each example's cross-entropy over the label scores, as the training loss scales them."""
+        logits = torch.from_numpy(scores) * self.logit_scale
+        return F.cross_entropy(logits, torch.tensor(targets), reduction="none").numpy()
+
+    @property
+    def logit_scale(self) -> float:
+        """What label scores are multiplied by to become the logits of the training loss."""
+        return 1.0 / self.temperature
+
+    def zero_shot(self, texts: list[str]) -> np.ndarray:
+        """Predictions of the frozen model without any prompt (the untrained baseline)."""
+        return self.predict(texts, prompt=False)
+
+    # -- for subclasses -----------------------------------------------------------------------------
+
+    def _rows_per_text(self) -> int:
+        """Rows one text becomes in a scoring pass (generative tasks score every label as its own row)."""
+        return 1
+
+    @abstractmethod
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        """float [B, L] label scores for token-id rows, with or without the prompt."""
+
+    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        logits = self._scores(ids) / self.temperature
+        return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
+
+    def _prompted(self) -> torch.nn.Module:
+        return self.train_forward if torch.is_grad_enabled() else self.peft_model
+
+    def pad(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Right-padded ``input_ids`` and ``attention_mask`` on the model's device."""
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), self.model.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for i, row in enumerate(ids):
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}

@@ -1,0 +1,251 @@
+"""Classification tasks a soft prompt is trained on, one per model kind, all through PEFT's wrappers.
+
+- encoder: prompt-tuned sentence embeddings. The output is mean-pooled over the input tokens and classified
+  by cosine to each label's embedding (label names encoded by the frozen model, no prompt); or, with the
+  verbaliser form, the hidden state at an output marker is scored against the label words' embeddings.
+- causal: the label text is the continuation after the input; the loss is on the label tokens only, and
+  classification ranks the labels by log-likelihood.
+- seq2seq: the prompt goes on the encoder, the label text is the decoder target; ranked like causal.
+
+The PEFT model prepends the prompt exactly as it does for PEFT users, so a saved adapter behaves the same.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from probe.core.tokens import check_distinct_labels, label_word_ids
+from probe.tasks.base import (
+    EVAL_MAX_TOKENS,
+    PASS_OVERHEAD,
+    TRAIN_MAX_TOKENS,
+    Task,
+    prompt_parameter,
+    wrap_with_prompt,
+)
+from probe.tasks.forms import TASK_FORMS, TaskForm
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+
+    from probe.core.models import LoadedModel
+
+__all__ = [
+    "EVAL_MAX_TOKENS",
+    "PASS_OVERHEAD",
+    "TASK_FORMS",
+    "TRAIN_MAX_TOKENS",
+    "CausalTask",
+    "EncoderTask",
+    "Seq2SeqTask",
+    "Task",
+    "TaskForm",
+    "VerbaliserTask",
+    "make_task",
+    "prompt_parameter",
+    "wrap_with_prompt",
+]
+
+
+class EncoderTask(Task):
+    """Prompt-tuned sentence embeddings, classified by cosine to the label names' embeddings."""
+
+    name: ClassVar[str] = "cosine"
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        mask = mask.unsqueeze(-1).to(hidden.dtype)
+        return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9), dim=-1)
+
+    def _label_embeddings(self) -> torch.Tensor:
+        if "labels" not in self._label_cache:
+            # ordinary tensors even when first asked for under inference mode: training multiplies by them
+            with torch.inference_mode(False), torch.no_grad():
+                batch = self.pad(self.tokenize(self.label_names))
+                hidden = self.model.model(**batch).last_hidden_state  # the base model: no prompt
+                self._label_cache["labels"] = self._pool(hidden.float(), batch["attention_mask"])
+        return self._label_cache["labels"]
+
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        batch = self.pad(ids)
+        if prompt:
+            hidden = self._prompted()(**batch).last_hidden_state[:, self.p :]  # drop the prompt positions
+        else:
+            hidden = self.model.model(**batch).last_hidden_state
+        return self._pool(hidden.float(), batch["attention_mask"]) @ self._label_embeddings().T
+
+
+class VerbaliserTask(EncoderTask):
+    """An encoder made to produce the label: each label is scored by the cosine between the hidden state at a
+    marked output position and the label word's input embedding (its sub-tokens averaged, as the class-label
+    init does), trained with cross-entropy.
+
+    The output position is a mask token (the tokenizer's, else its unknown token) appended after each text.
+    Unlike :class:`EncoderTask`, whose pooled sentence embedding is compared with the label names' sentence
+    embeddings, a prompt here can only raise a label's score by moving the output toward that label's token.
+    """
+
+    name: ClassVar[str] = "verbaliser"
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        marker = self.model.tokenizer.mask_token_id
+        if marker is None:
+            marker = self.model.tokenizer.unk_token_id
+        return [[*row, marker] for row in super().tokenize(texts)]
+
+    def _label_embeddings(self) -> torch.Tensor:
+        if "verbaliser" not in self._label_cache:
+            tok, table = self.model.tokenizer, self.model.embeddings
+            # ordinary tensors even when first asked for under inference mode: training multiplies by them
+            with torch.inference_mode(False), torch.no_grad():
+                rows = torch.stack([table[label_word_ids(tok, label)].mean(0) for label in self.label_names])
+                self._label_cache["verbaliser"] = F.normalize(rows.float(), dim=-1).to(self.device)
+        return self._label_cache["verbaliser"]
+
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        batch = self.pad(ids)
+        if prompt:
+            hidden = self._prompted()(**batch).last_hidden_state[:, self.p :]
+        else:
+            hidden = self.model.model(**batch).last_hidden_state
+        last = batch["attention_mask"].sum(1) - 1  # the marker: each row's last real token
+        output = hidden[torch.arange(hidden.shape[0], device=hidden.device), last].float()
+        return F.normalize(output, dim=-1) @ self._label_embeddings().T
+
+
+class _GenerativeTask(Task):
+    """Shared rank classification for causal and seq2seq: log-likelihood of each label's tokens."""
+
+    name: ClassVar[str] = "generate"
+
+    @abstractmethod
+    def _label_ids(self, label: str) -> list[int]:
+        """The label's token ids as the model must produce them."""
+
+    @abstractmethod
+    def _pairs(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        """Sum log-likelihood of label ``targets[i]`` after row i (float [B]); differentiable."""
+
+    def _rows_per_text(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def logit_scale(self) -> float:
+        return 1.0
+
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        n, labels = len(ids), len(self.label_names)
+        flat_ids = [row for row in ids for _ in range(labels)]
+        flat_targets = [j for _ in ids for j in range(labels)]
+        if prompt:
+            return self._pairs(flat_ids, flat_targets).view(n, labels)
+        with self.peft_model.disable_adapter():
+            return self._pairs(flat_ids, flat_targets).view(n, labels)
+
+    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        lengths = torch.tensor([len(self._label_ids(self.label_names[t])) for t in targets], device=self.device)
+        return -(self._pairs(ids, targets) / lengths).mean()
+
+
+class CausalTask(_GenerativeTask):
+    """The label is the continuation after the input text."""
+
+    def _label_ids(self, label: str) -> list[int]:
+        ids = self.model.tokenizer(" " + label, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"label {label!r} tokenises to nothing; use a word the tokenizer knows")
+        return ids
+
+    def _pairs(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        rows, spans = [], []
+        for text_ids, target in zip(ids, targets, strict=True):
+            label = self._label_ids(self.label_names[target])
+            text_ids = text_ids[: max(1, self.max_length - len(label))]  # room for the label within max_length
+            spans.append((len(text_ids), len(label)))
+            rows.append(text_ids + label)
+        batch = self.pad(rows)
+        input_ids, width = batch["input_ids"], batch["input_ids"].shape[1]
+        logits = self._prompted()(**batch).logits
+        logits = logits[:, -width:].float()  # drop the prompt positions, whether or not PEFT prepended them
+        logp = logits.log_softmax(-1)
+        total = []
+        for i, (start, count) in enumerate(spans):
+            positions = torch.arange(start - 1, start - 1 + count, device=self.device)
+            wanted = input_ids[i, start : start + count]
+            total.append(logp[i, positions, wanted].sum())
+        return torch.stack(total)
+
+
+class Seq2SeqTask(_GenerativeTask):
+    """The prompt goes on the encoder; the label text (plus end of sequence) is the decoder target."""
+
+    def _label_ids(self, label: str) -> list[int]:
+        ids = self.model.tokenizer(label, add_special_tokens=True)["input_ids"]
+        if not [i for i in ids if i not in self.model.tokenizer.all_special_ids]:
+            raise ValueError(f"label {label!r} tokenises to nothing; use a word the tokenizer knows")
+        return ids
+
+    def _pairs(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        batch = self.pad(ids)
+        labels = [self._label_ids(self.label_names[t]) for t in targets]
+        width = max(len(x) for x in labels)
+        target = torch.full((len(labels), width), -100, dtype=torch.long)
+        for i, x in enumerate(labels):
+            target[i, : len(x)] = torch.tensor(x)
+        target = target.to(self.device)
+        logits = self._prompted()(**batch, labels=target).logits.float()
+        logp = logits.log_softmax(-1)
+        safe = target.clamp_min(0)
+        picked = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+        return (picked * (target != -100)).sum(1)
+
+
+_TASKS: dict[str, type[EncoderTask | CausalTask | Seq2SeqTask]] = {
+    "encoder": EncoderTask,
+    "causal": CausalTask,
+    "seq2seq": Seq2SeqTask,
+}
+
+
+def make_task(
+    model: LoadedModel,
+    peft_model: PeftModel,
+    label_names: list[str],
+    *,
+    max_length: int = 128,
+    temperature: float = 0.05,
+    eval_max_tokens: int = EVAL_MAX_TOKENS,
+    train_max_tokens: int = TRAIN_MAX_TOKENS,
+    form: TaskForm | str = "cosine",
+) -> Task:
+    """The task for the model's kind (batch budgets in tokens: see :func:`probe.core.batching.plan_batches`).
+
+    Args:
+        form: for encoder models, one of :data:`TASK_FORMS`.
+
+    Raises:
+        ValueError: fewer than two labels; an unknown form, or "verbaliser" for a model that is not an encoder.
+    """
+    if len(label_names) < 2:
+        raise ValueError(f"classification needs at least 2 labels, got {label_names}")
+    check_distinct_labels(model.tokenizer, list(label_names))
+    if form not in TASK_FORMS:
+        raise ValueError(f"task form {form!r} is not known; expected one of {', '.join(TASK_FORMS)}")
+    if form == "verbaliser" and model.kind != "encoder":
+        raise ValueError(
+            f"task form 'verbaliser' is for encoder models; {model.name} is a {model.kind} model, which already "
+            "generates the label: leave the task form at 'cosine'"
+        )
+    cls = VerbaliserTask if form == "verbaliser" else _TASKS[model.kind]
+    return cls(
+        model,
+        peft_model,
+        list(label_names),
+        max_length=max_length,
+        temperature=temperature,
+        eval_max_tokens=eval_max_tokens,
+        train_max_tokens=train_max_tokens,
+    )

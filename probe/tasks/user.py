@@ -1,0 +1,144 @@
+"""Tasks of objectives probe did not train, so that a reading of what a prompt does measures the task the prompt was
+trained on:
+
+- :class:`ClassifierHeadTask`: a PEFT ``SEQ_CLS`` prompt with its trained classifier head (the adapter's
+  ``modules_to_save``): the label scores are the head's logits, through PEFT's own forward pass.
+- :class:`ScoringTask`: the caller's own scoring function, ``score(model, batch) -> logits [B, L]`` (``model`` is
+  the PEFT-wrapped model, or the frozen model without the prompt; ``batch`` holds ``input_ids`` and
+  ``attention_mask``); the loss is cross-entropy over those logits.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from probe.tasks.base import Task
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+
+    from probe.core.models import LoadedModel
+
+Score = Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
+"""A caller's scoring function: (model, batch) -> float [B, L] logits over the labels."""
+HEAD_PREFIX = "base_model."
+
+
+class ClassifierHeadTask(Task):
+    """A ``SEQ_CLS`` prompt read with the classifier head it was trained with (see the module docstring)."""
+
+    name: ClassVar[str] = "classifier-head"
+
+    @property
+    def logit_scale(self) -> float:
+        return 1.0
+
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        batch = self.pad(ids)
+        if prompt:
+            return self._prompted()(**batch).logits.float()
+        return self.peft_model.base_model(**batch).logits.float()  # the head on the input alone: no prompt
+
+    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        logits = self._scores(ids)
+        return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
+
+
+@dataclass
+class ScoringTask(Task):
+    """A task scored by the caller's function (see the module docstring)."""
+
+    score: Score | None = None
+    name: ClassVar[str] = "custom"
+
+    @property
+    def logit_scale(self) -> float:
+        return 1.0
+
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        if self.score is None:
+            raise ValueError("a ScoringTask needs score=: a function (model, batch) -> logits over the labels")
+        batch = self.pad(ids)
+        module = self._prompted() if prompt else self.model.model
+        logits = self.score(module, batch)
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (len(ids), len(self.label_names)):
+            shape = tuple(getattr(logits, "shape", ()))
+            raise ValueError(
+                f"the scoring function returned {type(logits).__name__} of shape {shape}; expected a tensor of "
+                f"shape ({len(ids)}, {len(self.label_names)}): one logit per label per text"
+            )
+        return logits.float()
+
+    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+        logits = self._scores(ids)
+        return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
+
+
+@dataclass(frozen=True)
+class ClassifierHead:
+    """A trained sequence-classification head, read from a ``SEQ_CLS`` adapter: its tensors by parameter name
+    (``classifier.weight``, ...) and its number of classes."""
+
+    tensors: dict[str, torch.Tensor]
+    classes: int
+
+    @classmethod
+    def from_adapter(cls, folder: str | Path) -> ClassifierHead:
+        """The head saved in a PEFT ``SEQ_CLS`` adapter folder (its ``modules_to_save``).
+
+        Raises:
+            ValueError: the adapter holds no head.
+        """
+        from probe.formats.files import read_adapter_tensors
+
+        tensors = {
+            k.removeprefix(HEAD_PREFIX): v
+            for k, v in read_adapter_tensors(Path(folder)).items()
+            if k.startswith(HEAD_PREFIX)
+        }
+        weights = [v for k, v in tensors.items() if k.endswith("weight") and v.ndim == 2]
+        if not weights:
+            raise ValueError(
+                f"the SEQ_CLS adapter '{folder}' holds no classifier head (its modules_to_save); save it with the "
+                "head, or read the prompt under another task"
+            )
+        return cls(tensors=tensors, classes=int(weights[-1].shape[0]))
+
+    def model(self, model: LoadedModel) -> torch.nn.Module:
+        """The frozen model with this head on top, loaded from the same weights as ``model``."""
+        from transformers import AutoModelForSequenceClassification
+
+        head = AutoModelForSequenceClassification.from_pretrained(model.location or model.name, num_labels=self.classes)
+        missing = head.load_state_dict(self.tensors, strict=False).unexpected_keys
+        if missing:
+            raise ValueError(f"the classifier head's tensors {missing[:3]} do not fit {model.name}'s head")
+        head.eval()
+        head.requires_grad_(False)
+        return head.to(model.device)
+
+
+def wrap_head_with_prompt(base: torch.nn.Module, model: LoadedModel, vectors: np.ndarray) -> PeftModel:
+    """A copy of ``base`` (the model with its trained head) wrapped by PEFT as a ``SEQ_CLS`` prompt of ``vectors``."""
+    import warnings
+
+    from peft import PromptTuningConfig, get_peft_model
+
+    from probe.tasks.base import prompt_parameter
+
+    config = PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=int(vectors.shape[0]), token_dim=model.dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        peft_model = get_peft_model(copy.deepcopy(base), config)  # PEFT wraps the head in place: one copy per wrapper
+    peft_model.eval()
+    weight = prompt_parameter(peft_model)
+    with torch.no_grad():
+        weight.copy_(torch.from_numpy(np.asarray(vectors, np.float32)).to(weight.device, weight.dtype))
+    return peft_model
