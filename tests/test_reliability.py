@@ -229,9 +229,9 @@ def _deep(depth: int = 100_000) -> str:
 def test_data_loss__a_folder_of_the_users_is_refused_and_never_emptied(tmp_path, default_model):
     from dataclasses import replace
 
+    from probe.tasks.kinds import wrap_with_prompt
     from probe.training.callbacks import save_adapter
     from probe.training.config import TrainConfig
-    from probe.tasks.kinds import wrap_with_prompt
     from probe.training.trainer import train
 
     project = tmp_path / "my-project"
@@ -575,8 +575,8 @@ def test_cli__every_bad_record_is_one_line_and_exit_2(tmp_path, capsys, default_
 
 
 def test_cli__resuming_a_recorded_run_says_why_it_cannot(tmp_path, capsys, default_model):
-    from probe.training.integrations import record
     from probe.tasks.kinds import wrap_with_prompt
+    from probe.training.integrations import record
 
     with record(wrap_with_prompt(default_model, np.ones((2, 384), np.float32)), tmp_path / "rec", every=1) as rec:
         rec.step(1, loss=1.0)

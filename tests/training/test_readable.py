@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from probe.training.readable import faithfulness_loss, projected, projection_loss, projection_targets
 from probe.tasks.kinds import make_task, prompt_parameter, wrap_with_prompt
+from probe.training.readable import faithfulness_loss, projected, projection_loss, projection_targets
 
 
 @pytest.fixture()

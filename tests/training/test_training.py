@@ -275,8 +275,8 @@ def test_save_adapter__a_reader_never_finds_it_missing_or_stale_after(tiny_bert_
     from peft import PeftModel
     from safetensors.numpy import load_file
 
-    from probe.training.callbacks import save_adapter
     from probe.tasks.kinds import prompt_parameter, wrap_with_prompt
+    from probe.training.callbacks import save_adapter
 
     model = load_model(tiny_bert_path, device="cpu")
     peft_model = wrap_with_prompt(model, np.zeros((3, model.dim), np.float32))
