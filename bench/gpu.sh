@@ -49,7 +49,7 @@ for v, d, n in [(30_522, 384, 20_000), (128_000, 4096, 20_000), (256_000, 8192, 
     del x, q
     torch.cuda.empty_cache()
 
-from probe.training import TrainConfig, train
+from probe import TrainConfig, train
 import tempfile
 t = time.perf_counter()
 with tempfile.TemporaryDirectory() as d:

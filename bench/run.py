@@ -109,7 +109,7 @@ def bench_search(name: str, vocab: np.ndarray, queries: np.ndarray, k: int = 10,
 
 def section_search(quick: bool) -> list[dict]:
     from probe import load_model
-    from probe.formats.runs import load_run
+    from probe.formats.discovery import load_run
 
     rows = []
     model = load_model("default", device="cpu")
@@ -314,7 +314,7 @@ def section_projection(quick: bool) -> dict:
 def _dashboard_prep(n_vocab: int) -> dict:
     from probe import VocabIndex, load_model
     from probe.dashboard.views import neighbour_ids, trajectories
-    from probe.formats.runs import find_runs
+    from probe.formats.discovery import find_runs
     from probe.readings.projection import MapConfig, fit_map
 
     runs = find_runs(ROOT / "probe-runs")

@@ -25,8 +25,8 @@ _NAMES: dict[str, str] = {
     "load_prompts": "probe.formats.prompts",
     "Manifest": "probe.formats.manifest",
     "Run": "probe.formats.run",
-    "find_runs": "probe.formats.runs",
-    "load_run": "probe.formats.runs",
+    "find_runs": "probe.formats.discovery",
+    "load_run": "probe.formats.discovery",
     "NearestTokenReport": "probe.readings.reports",
     "nearest_tokens": "probe.readings.reports",
     "drift_table": "probe.readings.drift",
@@ -35,8 +35,8 @@ _NAMES: dict[str, str] = {
     "importance": "probe.readings.explain.ablation",
     "harden": "probe.readings.explain.hardening",
     "layer_lens": "probe.readings.explain.lens",
-    "explain_prompt": "probe.readings.explain.record",
-    "faithfulness": "probe.readings.explain.faithfulness",
+    "explain": "probe.explain",
+    "score_stand_ins": "probe.readings.explain.faithfulness",
     "input_attribution": "probe.readings.explain.attribution",
     "trigger_scan": "probe.readings.explain.attribution",
     "faithfulness_loss": "probe.training.readable",
@@ -44,10 +44,11 @@ _NAMES: dict[str, str] = {
     "projection_targets": "probe.training.readable",
     "TrainConfig": "probe.training.config",
     "train": "probe.training.trainer",
-    "record": "probe.training.integrations",
+    "track": "probe.training.integrations",
     "ProbeCallback": "probe.training.integrations",
 }
-_RENAMED = {"explain_prompt": "explain", "faithfulness": "score_stand_ins"}
+_DEPRECATED = {"explain_prompt": "explain", "faithfulness": "score_stand_ins", "record": "track"}
+"""Old public names: each still serves what replaced it, with a warning naming the release that removes it."""
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -64,8 +65,7 @@ __all__ = [
     "__version__",
     "compare_prompts",
     "drift_table",
-    "explain_prompt",
-    "faithfulness",
+    "explain",
     "faithfulness_loss",
     "find_runs",
     "harden",
@@ -79,7 +79,8 @@ __all__ = [
     "nearest_tokens",
     "projection_loss",
     "projection_targets",
-    "record",
+    "score_stand_ins",
+    "track",
     "train",
     "trigger_scan",
 ]
@@ -88,29 +89,35 @@ if TYPE_CHECKING:
     from probe.core.index import TokenFilter, VocabIndex
     from probe.core.models import DEFAULT_MODEL, LoadedModel, load_model
     from probe.core.softprompt import SoftPrompt
+    from probe.formats.discovery import find_runs, load_run
     from probe.formats.manifest import Manifest
     from probe.formats.prompts import load_prompt, load_prompts
     from probe.formats.run import Run
-    from probe.formats.runs import find_runs, load_run
     from probe.readings.compare import compare_prompts
     from probe.readings.drift import drift_table
     from probe.readings.explain.ablation import importance
     from probe.readings.explain.attribution import input_attribution, trigger_scan
-    from probe.readings.explain.faithfulness import score_stand_ins as faithfulness
+    from probe.readings.explain.faithfulness import score_stand_ins
     from probe.readings.explain.hardening import harden
     from probe.readings.explain.lens import layer_lens
     from probe.readings.explain.readout import Readout
-    from probe.readings.explain.record import explain as explain_prompt
+    from probe.readings.explain.record import explain
     from probe.readings.reports import NearestTokenReport, nearest_tokens
     from probe.training.config import TrainConfig
-    from probe.training.integrations import ProbeCallback, record
+    from probe.training.integrations import ProbeCallback, track
     from probe.training.readable import faithfulness_loss, projection_loss, projection_targets
     from probe.training.trainer import train
 
 
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        from probe.core.deprecation import warn_renamed
+
+        warn_renamed(f"probe.{name}", f"probe.{_DEPRECATED[name]}")
+        return __getattr__(_DEPRECATED[name])
     if name in _NAMES:
-        value = getattr(import_module(_NAMES[name]), _RENAMED.get(name, name))
+        module = import_module(_NAMES[name])
+        value = module if module.__name__ == f"probe.{name}" else getattr(module, name)  # probe.explain: callable
         globals()[name] = value  # later look-ups skip this function
         return value
     raise AttributeError(f"module 'probe' has no attribute {name!r}")

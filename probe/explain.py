@@ -1,12 +1,11 @@
-"""Alias kept for scripts written against probe 0.1's flat layout: ``probe.explain`` is now
-:mod:`probe.readings.explain` (``Readout``, ``importance``, ``harden``, ``layer_lens``, ``explain``)."""
+"""``probe.explain(prompt, readout, ...)``: everything ``probe explain`` measures on one prompt, as one record
+(:func:`probe.readings.explain.record.explain`).
 
-from typing import Any
+This name was once the module of the readings of what a prompt does; ``from probe.explain import Readout`` (and
+``importance``, ``harden``, ``layer_lens``) still works, deprecated: they are in :mod:`probe.readings.explain`.
+"""
 
-from probe.readings import explain as _explain
+from probe.core.deprecation import callable_module, moved_module
 
-__all__ = _explain.__all__
-
-
-def __getattr__(name: str) -> Any:
-    return getattr(_explain, name)
+__getattr__, __dir__ = moved_module(__name__, "probe.readings.explain")
+callable_module(__name__, "probe.readings.explain.record.explain")

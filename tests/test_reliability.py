@@ -19,7 +19,7 @@ from hypothesis.extra.numpy import arrays
 
 from probe.core.index import VocabIndex
 from probe.core.io import atomic_write_bytes
-from probe.formats.runs import load_run
+from probe.formats.discovery import load_run
 from probe.formats.writer import RunWriter
 from probe.readings.reports import nearest_tokens
 

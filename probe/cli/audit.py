@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from probe.cli.options import emit, option
-from probe.cli.sweeps import SweepOptions, announce, check_executor, sweep_settings
+from probe.cli.options import option
+from probe.cli.sweeps import OnePromptOptions, SweepCommand
 
 
 @dataclass
-class Audit(SweepOptions):
+class Audit(SweepCommand, OnePromptOptions):
     """Plant a marker in one class's training texts, train on it and without it, and ask every reading."""
 
     name: ClassVar[str] = "audit"
@@ -21,6 +20,8 @@ class Audit(SweepOptions):
         "seed; finished runs are skipped when it is run again), OUT/audit.json, OUT/audit.md and OUT/audit.html. "
         "It prints its time estimate first."
     )
+    sweep: ClassVar[str] = "probe.experiments.audit"
+    settings_class: ClassVar[str] = "AuditConfig"
 
     into: str = option(help="the class whose training texts get the marker (a label of --data)")
     data: str = option("feelings", "bundled set or labelled file (default feelings)")
@@ -34,23 +35,10 @@ class Audit(SweepOptions):
     test_size: int = option(400, "read every run on a stratified subset of this many test rows (default 400)")
     scan_tokens: int | None = option(None, "tokens in the trigger scan (default 10000; --quick: 2000)", positive=True)
 
-    def run(self) -> int:
-        from probe.experiments.audit import AuditConfig, audit, estimate, plan, render
+    def own_settings(self) -> dict[str, Any]:
+        settings = {"into": self.into, "marker": self.marker, "share": self.share, "multi_token": self.multi_token}
+        settings["test_size"] = self.test_size or None  # 0: every test row
+        return settings | ({"scan_tokens": self.scan_tokens} if self.scan_tokens else {})
 
-        overrides: dict[str, Any] = {"into": self.into, "model": self.model, "data": self.data, "init": self.init}
-        overrides |= {"marker": self.marker, "share": self.share, "multi_token": self.multi_token}
-        overrides |= {"length": self.length, "task": self.task, "test_size": self.test_size or None}
-        overrides |= sweep_settings(self, "steps", "scan_tokens")
-        config = AuditConfig.quick(**overrides) if self.quick else AuditConfig(**overrides)
-        check_executor(self.executor)
-        the_plan, model = plan(config, self.out)  # a bad marker or class is refused before anything is written
-        minutes, missing = estimate(config, the_plan, self.out, model)
-        announce(
-            f"auditing the marker '{the_plan.marker}' in '{config.into}': training {missing} of "
-            f"{len(the_plan.configs)} runs and reading every run, about {minutes:.0f} min in one process on this "
-            "machine (one step and one scoring pass timed)"
-        )
-        report = audit(config, self.out, executor=self.executor, progress=not self.no_progress, force=self.force)
-        emit(render(report), None)
-        print(f"wrote {self.out}/audit.md, audit.json, audit.html", file=sys.stderr)
-        return 0
+    def describe(self, plan: Any) -> str:
+        return f"auditing the marker '{plan.extra['marker']}' in '{plan.settings.into}'"

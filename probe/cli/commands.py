@@ -40,8 +40,8 @@ class Report(Command):
     def run(self) -> int:
         from probe.core.index import TokenFilter, VocabIndex
         from probe.core.models import load_model
+        from probe.formats.discovery import load_run
         from probe.formats.prompts import load_prompt
-        from probe.formats.runs import load_run
         from probe.readings.reports import nearest_tokens
 
         prompt = load_prompt(self.prompt, key=self.key, role=self.role)
@@ -127,7 +127,7 @@ class Drift(Command):
 
         from probe.core.index import VocabIndex
         from probe.core.models import load_model
-        from probe.formats.runs import load_run
+        from probe.formats.discovery import load_run
         from probe.readings.drift import drift_table, summarize_run
 
         run = load_run(self.run_path)
@@ -190,8 +190,8 @@ def _what_the_readings_keep(targets: list[str]) -> str:
     with intervals). Empty when no target is a run."""
     from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
     from probe.core.stats import gain_retained
+    from probe.formats.discovery import load_run
     from probe.formats.run import is_run_folder
-    from probe.formats.runs import load_run
 
     def cell(value: float | None) -> str:
         return "–" if value is None or value != value else f"{value:.3f}"
@@ -264,7 +264,7 @@ class Dashboard(Command):
         import os
 
         from probe.experiments.demo import default_runs_dir, run_demo
-        from probe.formats.runs import find_runs
+        from probe.formats.discovery import find_runs
 
         runs_dir = self.runs_dir or str(default_runs_dir())
         if not self.no_demo and not find_runs(runs_dir):

@@ -91,8 +91,8 @@ class Explain(Command):
         return 0
 
     def _prompt(self) -> tuple[Any, Any]:
+        from probe.formats.discovery import is_any_run, load_run
         from probe.formats.prompts import load_prompt
-        from probe.formats.runs import is_any_run, load_run
 
         self.target = self._from_frontier(self.target)
         run = load_run(self.target) if is_any_run(self.target) else None
@@ -108,7 +108,7 @@ class Explain(Command):
         from pathlib import Path
 
         from probe.experiments.frontier import best_start
-        from probe.formats.frontier_report import FRONTIER_JSON, read_frontier
+        from probe.experiments.frontier.record import FRONTIER_JSON, read_frontier
 
         if not (Path(target) / FRONTIER_JSON).is_file():
             return target

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from probe.cli.options import emit, option
-from probe.cli.sweeps import SweepOptions, announce, check_executor, sweep_settings
+from probe.cli.options import option
+from probe.cli.sweeps import OnePromptOptions, SweepCommand
 
 
 @dataclass
-class Frontier(SweepOptions):
+class Frontier(SweepCommand, OnePromptOptions):
     """Sweep the faithfulness weight λ and measure what each prompt's nearest tokens keep of what it does."""
 
     name: ClassVar[str] = "frontier"
@@ -20,6 +19,8 @@ class Frontier(SweepOptions):
         "It writes OUT/runs/ (one probe run per weight and seed; finished runs are skipped when it is run again), "
         "OUT/frontier.json, OUT/frontier.md and OUT/frontier.html. It prints its time estimate first."
     )
+    sweep: ClassVar[str] = "probe.experiments.frontier"
+    settings_class: ClassVar[str] = "FrontierConfig"
 
     data: str = option("feelings", "bundled set or labelled file (default feelings)")
     out: str = option("probe-frontier", "folder for the runs and the report (default probe-frontier)")
@@ -31,27 +32,8 @@ class Frontier(SweepOptions):
     steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
     test_size: int | None = option(None, "figures on a stratified subset of this many test rows", positive=True)
 
-    def run(self) -> int:
-        from probe.experiments.frontier import FrontierConfig, frontier, render
-        from probe.experiments.grid import estimate_seconds
-        from probe.formats.replicate_report import RUNS
+    def own_settings(self) -> dict[str, Any]:
+        return {"weights": tuple(self.weights)} if self.weights else {}
 
-        overrides: dict[str, Any] = {"model": self.model, "data": self.data, "init": self.init, "length": self.length}
-        overrides["task"] = self.task
-        if self.weights:
-            overrides["weights"] = tuple(self.weights)
-        overrides |= sweep_settings(self, "steps", "test_size")
-        config = FrontierConfig.quick(**overrides) if self.quick else FrontierConfig(**overrides)
-        check_executor(self.executor)
-        runs = config.run_configs()
-        seconds, missing = estimate_seconds(runs, f"{self.out}/{RUNS}", scoring_passes=2)
-        if missing:
-            announce(
-                f"training {missing} of {len(runs)} runs and scoring every run's reading: about "
-                f"{max(1, round(seconds / 60))} min in one process on this machine (one step and one scoring "
-                "pass timed)"
-            )
-        report = frontier(config, self.out, executor=self.executor, progress=not self.no_progress, force=self.force)
-        emit(render(report), None)
-        print(f"wrote {self.out}/frontier.md, frontier.json, frontier.html", file=sys.stderr)
-        return 0
+    def describe(self, plan: Any) -> str:
+        return f"the frontier over λ = {', '.join(f'{w:g}' for w in plan.settings.weights)}"

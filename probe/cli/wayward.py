@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from probe.cli.options import emit, option
-from probe.cli.sweeps import SweepOptions, announce, check_executor, sweep_settings
+from probe.cli.options import option
+from probe.cli.sweeps import OnePromptOptions, SweepCommand
 
 
 @dataclass
-class Wayward(SweepOptions):
+class Wayward(SweepCommand, OnePromptOptions):
     """Train prompts whose nearest tokens are forced onto a target and measure what it costs them."""
 
     name: ClassVar[str] = "wayward"
@@ -21,6 +20,8 @@ class Wayward(SweepOptions):
         "order) into OUT/runs/ (finished runs are skipped when it is run again), and writes OUT/wayward.json and "
         "OUT/wayward.md. It prints its time estimate first."
     )
+    sweep: ClassVar[str] = "probe.experiments.wayward"
+    settings_class: ClassVar[str] = "WaywardConfig"
 
     data: str = option("feelings", "bundled set or labelled file (default feelings)")
     out: str = option("probe-wayward", "folder for the runs and the report (default probe-wayward)")
@@ -36,25 +37,8 @@ class Wayward(SweepOptions):
     )
     project_temperature: float = option(0.1, "τ of the projection softmax (default 0.1)")
 
-    def run(self) -> int:
-        from probe.experiments.grid import estimate_seconds
-        from probe.experiments.wayward import WaywardConfig, plan, render, wayward
-        from probe.formats.replicate_report import RUNS
+    def own_settings(self) -> dict[str, Any]:
+        return {"text": self.text, "project_weight": self.project_weight, "temperature": self.project_temperature}
 
-        overrides: dict[str, Any] = {"model": self.model, "data": self.data, "init": self.init, "length": self.length}
-        overrides |= {"task": self.task, "text": self.text, "project_weight": self.project_weight}
-        overrides["temperature"] = self.project_temperature
-        overrides |= sweep_settings(self, "steps", "test_size")
-        config = WaywardConfig.quick(**overrides) if self.quick else WaywardConfig(**overrides)
-        check_executor(self.executor)
-        configs, model = plan(config)  # a target with no usable tokens is refused here
-        seconds, missing = estimate_seconds(configs, f"{self.out}/{RUNS}", model=model, scoring_passes=1)
-        if missing:
-            announce(
-                f"training {missing} of {len(configs)} runs, then scoring them: about {max(1, round(seconds / 60))} "
-                "min in one process on this machine (one step and one scoring pass timed)"
-            )
-        report = wayward(config, self.out, executor=self.executor, progress=not self.no_progress, force=self.force)
-        emit(render(report), None)
-        print(f"wrote {self.out}/wayward.md and wayward.json", file=sys.stderr)
-        return 0
+    def describe(self, plan: Any) -> str:
+        return f"the trust test at γ = {plan.settings.project_weight:g}"

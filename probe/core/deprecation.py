@@ -3,6 +3,8 @@ replaces it and in which version it goes (:data:`REMOVED_IN`)."""
 
 from __future__ import annotations
 
+import sys
+import types
 import warnings
 from collections.abc import Callable
 from importlib import import_module
@@ -21,37 +23,54 @@ def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
     )
 
 
-def moved_module(old: str, new: str) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for an alias module ``old`` whose names now live in module ``new``: every name is
-    served from ``new``, with a deprecation warning that names both.
+def moved_module(
+    old: str, new: str, elsewhere: dict[str, str] | None = None
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for an alias module ``old`` whose names now live in module ``new`` (or, for the
+    names of ``elsewhere``, in the module it gives): every name is served from there, with a deprecation warning
+    that names both.
 
     Example::
 
         __getattr__, __dir__ = moved_module(__name__, "probe.tasks.kinds")
     """
+    elsewhere = elsewhere or {}
 
     def __getattr__(name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        value = getattr(import_module(new), name)
-        warn_renamed(f"{old}.{name}", f"{new}.{name}")
+        home = elsewhere.get(name, new)
+        value = getattr(import_module(home), name)
+        warn_renamed(f"{old}.{name}", f"{home}.{name}")
         return value
 
     def __dir__() -> list[str]:
-        return sorted(n for n in dir(import_module(new)) if not n.startswith("_"))
+        return sorted({n for n in dir(import_module(new)) if not n.startswith("_")} | set(elsewhere))
 
     return __getattr__, __dir__
 
 
-def renamed(names: dict[str, str], where: str) -> Callable[[str], Any] | None:
-    """A look-up for a lazy module's old names: ``names`` maps an old name to the dotted path of what replaced
-    it; the returned function serves the replacement with a warning, or raises ``AttributeError``."""
+def renamed(old: str, new: str) -> Any:
+    """What the dotted path ``new`` names (a module's attribute), served for the old name ``old`` with a warning."""
+    module, _, attribute = new.rpartition(".")
+    warn_renamed(old, new, stacklevel=4)
+    return getattr(import_module(module), attribute)
 
-    def lookup(name: str) -> Any:
-        if name not in names:
-            raise AttributeError(f"module '{where}' has no attribute {name!r}")
-        module, _, attribute = names[name].rpartition(".")
-        warn_renamed(f"{where}.{name}", names[name])
-        return getattr(import_module(module), attribute)
 
-    return lookup
+class _CallableModule(types.ModuleType):
+    """A module that can also be called, as the function :func:`callable_module` gave it."""
+
+    __function__: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        module, _, attribute = self.__function__.rpartition(".")
+        return getattr(import_module(module), attribute)(*args, **kwargs)
+
+
+def callable_module(name: str, function: str) -> None:
+    """Make the module ``name`` callable as the function at the dotted path ``function``: for a public name that is
+    both a function now and the module it used to be (``probe.explain(...)`` and ``from probe.explain import
+    Readout``)."""
+    module = sys.modules[name]
+    module.__class__ = _CallableModule
+    module.__function__ = function  # type: ignore[attr-defined]

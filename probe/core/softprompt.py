@@ -72,7 +72,7 @@ class SoftPrompt:
 
 def as_prompt(prompt: Any) -> SoftPrompt:
     """A :class:`SoftPrompt` from what a reading is handed: a prompt, float32 [p, d] vectors or a tensor, or a PEFT
-    prompt-tuning model (its prompt as it is now, as :func:`probe.record` reads it).
+    prompt-tuning model (its prompt as it is now, as :func:`probe.track` reads it).
 
     Raises:
         TypeError: none of these.

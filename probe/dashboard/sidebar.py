@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from probe.dashboard import settings, state, views
+from probe.formats.discovery import find_runs
 from probe.formats.run import Run
-from probe.formats.runs import find_runs
 from probe.plots.export import DOWNLOAD_FORMATS
 
 _RERUN = threading.local()  # the view of the rerun in progress (each session's reruns run in its script thread)

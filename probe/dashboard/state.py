@@ -16,8 +16,8 @@ from probe.core.models import LoadedModel, load_model
 from probe.core.tokens import frequency_ranks
 from probe.dashboard import views
 from probe.experiments.demo import comparison_table
+from probe.formats.discovery import load_run
 from probe.formats.run import Run
-from probe.formats.runs import load_run
 from probe.readings.drift import drift_table
 from probe.readings.projection import MapConfig, VocabMap, find_cached_map, fit_map
 from probe.readings.reports import NearestTokenReport

@@ -16,9 +16,9 @@ import pandas as pd
 
 from probe.core.io import cache_file, escapes
 from probe.core.names import HARD_PROMPT
+from probe.formats.discovery import find_runs
 from probe.formats.explain_record import ExplainRecord, explain_path, measured_steps, read_explain
 from probe.formats.run import Run
-from probe.formats.runs import find_runs
 from probe.readings.measures import neighbours
 from probe.readings.projection import map_key
 from probe.readings.reports import NearestTokenReport, nearest_tokens

@@ -17,8 +17,8 @@ from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.stats import gain_retained
+from probe.formats.discovery import load_run
 from probe.formats.run import Run, is_run_folder
-from probe.formats.runs import load_run
 from probe.formats.writer import clear_run
 from probe.readings.drift import summarize_run
 from probe.readings.reports import FAITHFULNESS_CAVEAT, nearest_tokens

@@ -18,6 +18,7 @@ import functools
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,24 @@ import numpy as np
 
 from probe.core.frames import as_splits
 from probe.core.models import LoadedModel, load_model
+from probe.formats.discovery import load_run
 from probe.formats.run import Run, is_run_folder
-from probe.formats.runs import load_run
 from probe.formats.writer import clear_run
 from probe.training.config import TrainConfig
 
 EXECUTORS = "inline, processes:N, dask://HOST:PORT"
+RUNS = "runs"
+"""A sweep's runs live in ``OUT/runs/<name>``."""
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Work besides training, in the units :func:`estimate_seconds` times: test rows scored, training steps (a
+    search's steps cost about one each), and seconds of anything else."""
+
+    rows: float = 0.0
+    steps: float = 0.0
+    seconds: float = 0.0
 
 
 class InlineExecutor(concurrent.futures.Executor):
@@ -198,24 +211,27 @@ def estimate_seconds(
     *,
     model: LoadedModel | None = None,
     scoring_passes: int = 0,
+    reading: Cost | None = None,
 ) -> tuple[float, int]:
-    """(seconds, runs): how long training the missing runs of ``configs`` should take here, in one process, and
-    then ``scoring_passes`` passes over the test rows per run (a frontier scores each prompt and its reading).
+    """(seconds, runs): how long training the missing runs of ``configs`` should take here, in one process, then
+    ``scoring_passes`` passes over the test rows per trained run, and ``reading`` (the measurement of every run).
 
     Measured, not guessed: one training step is timed at each prompt length on the real data, and one scoring
     pass per length on test rows; the steps (two passes each with a faithfulness weight strictly between 0 and 1)
     and the evaluated rows are then added up, the zero-shot pass once.
     """
     todo = missing(configs, runs_dir)
-    if not todo:
+    if not todo and (reading is None or reading == Cost()):
         return 0.0, 0
-    first = next(iter(todo.values()))
+    first = next(iter(todo.values()), next(iter(configs.values())))
     model = model or load_model(first.model, device="cpu")
     splits = as_splits(first.data, text_column=first.text_column, label_column=first.label_column, seed=first.seed)
-    per_length = pass_seconds(first, model, sorted({c.length for c in todo.values()}))
-    row = per_length[first.length][1]
+    per_length = pass_seconds(first, model, sorted({c.length for c in todo.values()} | {first.length}))
+    step, row = per_length[first.length]
     test_rows = min(len(splits.test), first.test_size or len(splits.test))
     seconds = test_rows * row  # the zero-shot pass, once per model and data (then cached)
+    if reading is not None:
+        seconds += reading.rows * row + reading.steps * step + reading.seconds
     for config in todo.values():
         step, row = per_length[config.length]
         passes = 2 if 0 < config.faithfulness_weight < 1 else 1

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from probe.core.results import Result
-from probe.formats.schema import Fields
+from probe.formats.schema import FieldReader
 
 
 @dataclass(frozen=True, repr=False)
@@ -85,8 +85,8 @@ class Effects(Result):
     @classmethod
     def from_dict(cls, data: Any, source: str = "<effects>") -> Effects:
         """Read :meth:`to_dict`'s output."""
-        f = Fields(data, source, "effects")
-        rows = f.items("rows", [])
+        f = FieldReader(data, source, "effects")
+        rows = f.array("rows", [])
         columns = ["unit", "label", "effect", "prompted", "zero_shot", "count"]
         if any(isinstance(r, dict) and "mean_where_present" in r for r in rows):
             columns.append("mean_where_present")

@@ -23,7 +23,7 @@ from probe.formats.effects import Effects
 from probe.formats.faithfulness_record import Faithfulness
 from probe.formats.hard_prompt import HardPrompt
 from probe.formats.lens_record import LayerLens, LensRow, _lens_row
-from probe.formats.schema import Fields, read_json
+from probe.formats.schema import FieldReader, read_json
 
 __all__ = ["EXPLAIN_FILE", "ExplainRecord", "ImportanceTable", "LayerLens", "LensRow", "PositionImportance"]
 
@@ -59,7 +59,7 @@ class PositionImportance:
     @classmethod
     def from_dict(cls, data: Any, source: str) -> PositionImportance:
         """Read one position (errors name ``source``)."""
-        f = Fields(data, source, "position importance")
+        f = FieldReader(data, source, "position importance")
         nan = float("nan")
         values: dict[str, Any] = {"position": f.integer("position", minimum=0), "rank": f.integer("rank", 0)}
         values["nearest_token"] = f.text("nearest_token", "")
@@ -73,7 +73,7 @@ class PositionImportance:
         return cls(**values)
 
 
-def _number(f: Fields, name: str, default: float) -> float:
+def _number(f: FieldReader, name: str, default: float) -> float:
     value = f.data.get(name, default)
     return default if value is None else float(f.number(name))
 
@@ -117,12 +117,12 @@ class ImportanceTable(Result):
     @classmethod
     def from_dict(cls, data: Any, source: str = "<importance>") -> ImportanceTable:
         """Read :meth:`to_dict`'s output."""
-        f = Fields(data, source, "importance table")
+        f = FieldReader(data, source, "importance table")
         return cls(
             soft_accuracy=_number(f, "soft_accuracy", float("nan")),
             soft_loss=_number(f, "soft_loss", float("nan")),
             examples=f.integer("examples", 0, minimum=0),
-            positions=[PositionImportance.from_dict(p, source) for p in f.items("positions")],
+            positions=[PositionImportance.from_dict(p, source) for p in f.array("positions")],
             bootstrap=f.integer("bootstrap", 0, minimum=0),
             task=f.text("task", None, optional=True),
         )
@@ -252,7 +252,7 @@ class ExplainRecord(Result):
         Raises:
             ValueError: naming the field that is missing or of the wrong type.
         """
-        f = Fields(data, source, "explain record")
+        f = FieldReader(data, source, "explain record")
         known = {
             "format",
             "source",
@@ -284,12 +284,12 @@ class ExplainRecord(Result):
                 positions=positions,
                 bootstrap=0,
             )
-            rows = [_lens_row(r, source) for r in f.items("layer_lens", [])]
+            rows = [_lens_row(r, source) for r in f.array("layer_lens", [])]
             tokens = [p.nearest_token for p in sorted(positions, key=lambda p: p.position)]
             lens = LayerLens(
                 rows=rows,
                 input_tokens=tokens,
-                holds_until=list(f.items("lens_holds_until", [])),
+                holds_until=list(f.array("lens_holds_until", [])),
                 layers=1 + max((r.layer for r in rows), default=-1),
                 texts=0,
             )

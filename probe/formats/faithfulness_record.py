@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from probe.core.results import Result
-from probe.formats.schema import Fields
+from probe.formats.schema import FieldReader
 
 SCORES = ("accuracy", "agreement", "kl", "gain_retained")
 
@@ -40,7 +40,7 @@ class StandIn(Result):
     @classmethod
     def from_dict(cls, data: Any, source: str = "<stand-in>") -> StandIn:
         """Read :meth:`to_dict`'s output."""
-        f = Fields(data, source, "stand-in")
+        f = FieldReader(data, source, "stand-in")
         values: dict[str, Any] = {"name": f.text("name")}
         for score in SCORES:
             values[score] = _number(f, score)
@@ -77,12 +77,12 @@ class Faithfulness(Result):
     @classmethod
     def from_dict(cls, data: Any, source: str = "<faithfulness>") -> Faithfulness:
         """Read :meth:`to_dict`'s output."""
-        f = Fields(data, source, "faithfulness")
+        f = FieldReader(data, source, "faithfulness")
         return cls(
             soft_accuracy=_number(f, "soft_accuracy"),
             zero_shot_accuracy=_number(f, "zero_shot_accuracy"),
             examples=f.integer("examples", 0, minimum=0),
-            stand_ins=[StandIn.from_dict(x, source) for x in f.items("stand_ins", [])],
+            stand_ins=[StandIn.from_dict(x, source) for x in f.array("stand_ins", [])],
             bootstrap=f.integer("bootstrap", 0, minimum=0),
             task=f.text("task", None, optional=True),
             soft_ci=_pair(f, "soft_ci"),
@@ -118,12 +118,12 @@ def _interval(value: float, interval: tuple[float, float]) -> str:
     return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
 
 
-def _number(f: Fields, name: str) -> float:
+def _number(f: FieldReader, name: str) -> float:
     value = f.data.get(name)
     return float("nan") if value is None else float(f.number(name))
 
 
-def _pair(f: Fields, name: str) -> tuple[float, float]:
+def _pair(f: FieldReader, name: str) -> tuple[float, float]:
     value = f.data.get(name) or [None, None]
     if not isinstance(value, list | tuple) or len(value) != 2:
         raise f.error(name, value, "an interval [low, high]")

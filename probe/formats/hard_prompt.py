@@ -18,7 +18,7 @@ from probe.core.names import DISCRETISED, HARD_PROMPT, SOFT, ZERO_SHOT
 from probe.core.results import Result
 from probe.core.softprompt import SoftPrompt
 from probe.formats.files import Loader
-from probe.formats.schema import Fields, read_json, token_ids
+from probe.formats.schema import FieldReader, read_json, token_ids
 
 HARD_PROMPT_FILE = "hard-prompt.json"
 HARD_PROMPT_FORMAT = 1
@@ -86,7 +86,7 @@ class HardPrompt(Result):
         Raises:
             ValueError: a field of the wrong type, or token ids that are not integer ids in the vocabulary.
         """
-        f = Fields(data, source, "hard prompt")
+        f = FieldReader(data, source, "hard prompt")
         ids = token_ids(f, "token_ids", vocab_size=vocab_size, max_count=MAX_POSITIONS)
         known = {fld.name for fld in dataclasses.fields(cls)} | {"accuracy"}
         accuracy = "hard_prompt_accuracy" if "hard_prompt_accuracy" in f.data else "accuracy"
@@ -163,7 +163,7 @@ def _load_hard_prompt(path: Path, key: str | None) -> list[SoftPrompt]:
     from probe.core.models import load_model
 
     try:
-        model_name = str(Fields(read_json(path, what="hard prompt"), str(path), "hard prompt").text("model"))
+        model_name = str(FieldReader(read_json(path, what="hard prompt"), str(path), "hard prompt").text("model"))
     except ValueError as e:
         raise ValueError(f"'{path}' is not a hard prompt written by probe (needs 'model' and 'token_ids'): {e}") from e
     model = load_model(model_name, device="cpu")

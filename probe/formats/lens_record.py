@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 
 from probe.core.results import Result
-from probe.formats.schema import Fields
+from probe.formats.schema import FieldReader
 
 
-def _number(f: Fields, name: str, default: float) -> float:
+def _number(f: FieldReader, name: str, default: float) -> float:
     value = f.data.get(name, default)
     return default if value is None else float(f.number(name))
 
@@ -60,9 +60,9 @@ class LayerLens(Result):
     @classmethod
     def from_dict(cls, data: Any, source: str = "<lens>") -> LayerLens:
         """Read :meth:`to_dict`'s output."""
-        f = Fields(data, source, "layer lens")
-        rows = [_lens_row(r, source) for r in f.items("rows")]
-        holds = f.items("holds_until", [])
+        f = FieldReader(data, source, "layer lens")
+        rows = [_lens_row(r, source) for r in f.array("rows")]
+        holds = f.array("holds_until", [])
         if not all(isinstance(h, int) and not isinstance(h, bool) for h in holds):
             raise f.error("holds_until", holds, "a list of layer numbers")
         return cls(
@@ -101,7 +101,7 @@ class LayerLens(Result):
 
 
 def _lens_row(data: Any, source: str) -> LensRow:
-    f = Fields(data, source, "layer lens row")
+    f = FieldReader(data, source, "layer lens row")
     return LensRow(
         position=f.integer("position", minimum=0),
         layer=f.integer("layer", minimum=0),

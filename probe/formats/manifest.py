@@ -16,7 +16,7 @@ from typing import Any
 
 from probe.core.io import MAX_POSITIONS
 from probe.core.names import DISCRETISED, SOFT, measure_name
-from probe.formats.schema import Fields, read_json
+from probe.formats.schema import FieldReader, read_json
 
 RUN_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -58,7 +58,7 @@ class DataRecord:
     @classmethod
     def from_dict(cls, data: Any, source: str) -> DataRecord:
         """Read the manifest's ``data`` entry (errors name ``source``)."""
-        f = Fields(data, source, "run manifest 'data'")
+        f = FieldReader(data, source, "run manifest 'data'")
         return cls(
             path=f.text("path", None, optional=True),
             sha256=f.text("sha256", ""),
@@ -91,7 +91,7 @@ class Manifest:
         final: the final test figures by measure name (``soft_accuracy``, ``discretised_accuracy``).
         created / updated / finished: times (seconds since the epoch).
         last_step / resumed_from: where the run stopped and where it was last resumed from.
-        source: "recorded" for runs written by :func:`probe.record` or the Trainer callback.
+        source: "recorded" for runs written by :func:`probe.track` or the Trainer callback.
         layout: the other tool's layout a read-only run was opened from.
         trainer: the Hugging Face Trainer's settings, for runs recorded by its callback.
         extra: fields the user asked to record (``record(..., extra=...)``).
@@ -179,7 +179,7 @@ class Manifest:
         Raises:
             ValueError: not an object, a missing required field, another format, or a field of the wrong type.
         """
-        f = Fields(data, source, "run manifest")
+        f = FieldReader(data, source, "run manifest")
         missing = [name for name in _REQUIRED if name not in f.data]
         if missing:
             raise ValueError(f"run manifest '{source}' lacks {missing}; it was not written by probe")
@@ -191,7 +191,7 @@ class Manifest:
         figures = {}
         for key, value in final.items():
             if value is not None:
-                figures[measure_name(key)] = Fields(final, source, "run manifest 'final'").number(key)
+                figures[measure_name(key)] = FieldReader(final, source, "run manifest 'final'").number(key)
         raw_data = f.mapping("data", None, optional=True)
         known = {fld.name for fld in dataclasses.fields(cls)}
         return cls(
@@ -233,7 +233,7 @@ class Manifest:
 _REQUIRED = ("format", "model", "init", "length", "seed", "status")
 
 
-def _status(f: Fields) -> str:
+def _status(f: FieldReader) -> str:
     status = f.text("status")
     if status not in STATUSES:
         raise f.error("status", status, f"one of {', '.join(STATUSES)}")

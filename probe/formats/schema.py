@@ -1,6 +1,6 @@
 """Typed reading of the JSON records probe keeps on disk: one place that checks types and ranges.
 
-Every record's ``from_dict`` reads its fields through :class:`Fields`, so a wrong value is a ``ValueError`` that
+Every record's ``from_dict`` reads its fields through :class:`FieldReader`, so a wrong value is a ``ValueError`` that
 names the file, the field, what was found and what was expected, and unknown keys are warned about, not fatal.
 Hand checks rather than a schema library: the records are few and flat, and the messages must be one line
 that says what to do, which a library's own errors would have to be translated into anyway.
@@ -55,7 +55,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class Fields:
+class FieldReader:
     """The fields of one JSON object, read with their types checked.
 
     Args:
@@ -134,8 +134,8 @@ class Fields:
             raise self.error(name, value, "a JSON object" + (" or null" if optional else ""))
         return value
 
-    def items(self, name: str, default: Any = _MISSING) -> list[Any]:
-        """A list field (its items are checked by the caller)."""
+    def array(self, name: str, default: Any = _MISSING) -> list[Any]:
+        """A list field (a JSON array; its items are checked by the caller)."""
         value = self._get(name, default)
         if not isinstance(value, list):
             raise self.error(name, value, "a list")
@@ -143,7 +143,7 @@ class Fields:
 
     def records(self, name: str, required: Iterable[str]) -> list[dict[str, Any]]:
         """A list field of objects, each holding every key of ``required`` (other keys are the caller's)."""
-        items = self.items(name)
+        items = self.array(name)
         for i, item in enumerate(items):
             missing = [k for k in required if not isinstance(item, dict) or k not in item]
             if missing:
@@ -162,9 +162,11 @@ class Fields:
         return extra
 
 
-def token_ids(fields: Fields, name: str, *, vocab_size: int | None = None, max_count: int | None = None) -> list[int]:
+def token_ids(
+    fields: FieldReader, name: str, *, vocab_size: int | None = None, max_count: int | None = None
+) -> list[int]:
     """A non-empty list of token ids: integers (not floats, text or bools), in the vocabulary's range."""
-    value = fields.items(name)
+    value = fields.array(name)
     if not value:
         raise fields.error(name, value, "a non-empty list of token ids")
     if max_count is not None and len(value) > max_count:
@@ -174,3 +176,11 @@ def token_ids(fields: Fields, name: str, *, vocab_size: int | None = None, max_c
             limit = f" below {vocab_size}" if vocab_size is not None else ""
             raise fields.error(name, v, f"token ids: integers from 0{limit}")
     return list(value)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Fields":  # its old name
+        from probe.core.deprecation import renamed
+
+        return renamed("probe.formats.schema.Fields", "probe.formats.schema.FieldReader")
+    raise AttributeError(f"module 'probe.formats.schema' has no attribute {name!r}")

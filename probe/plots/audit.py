@@ -1,44 +1,6 @@
-"""The audit figure: per reading, the detection rate on relying runs beside the false-alarm rate on the others."""
+"""Deprecated: moved to :mod:`probe.experiments.audit.figure` (each sweep is one package of :mod:`probe.experiments`); removed in
+probe 0.3.0."""
 
-from __future__ import annotations
+from probe.core.deprecation import moved_module
 
-import plotly.graph_objects as go
-
-from probe.formats.audit_report import AuditReport
-from probe.plots.style import PALETTE
-
-
-def audit_figure(report: AuditReport) -> go.Figure:
-    """Grouped bars with their Clopper-Pearson intervals; the reading names on the x axis (SVG text)."""
-    names = [g["name"] for g in report.readings]
-    fig = go.Figure()
-    for key, label, color in (
-        ("detection", "detected on relying runs", PALETTE[0]),
-        ("false_alarm", "false alarms on the others", PALETTE[1]),
-    ):
-        rates = [g[f"{key}_rate"] for g in report.readings]
-        lows = [g[f"{key}_ci"][0] for g in report.readings]
-        highs = [g[f"{key}_ci"][1] for g in report.readings]
-        fig.add_trace(
-            go.Bar(
-                x=names,
-                y=rates,
-                name=label,
-                marker_color=color,
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [h - r for h, r in zip(highs, rates, strict=True)],
-                    "arrayminus": [r - lo for r, lo in zip(rates, lows, strict=True)],
-                },
-            )
-        )
-    marker = report.context.get("marker", "the marker")
-    fig.update_layout(
-        title=f"Which reading finds the planted marker '{marker}'?",
-        barmode="group",
-        yaxis={"title": "share of runs", "range": [0, 1.05]},
-        height=420,
-        margin={"t": 50},
-    )
-    return fig
+__getattr__, __dir__ = moved_module(__name__, "probe.experiments.audit.figure")

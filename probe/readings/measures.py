@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,7 @@ OFF_MANIFOLD_PERCENTILE = 1.0
 
 
 @dataclass(frozen=True)
-class Readings:
+class PositionMeasures:
     """Raw per-position measures as arrays (what reports, drift and replication all build on)."""
 
     cosines: np.ndarray  # float32 [n, k]
@@ -47,7 +47,7 @@ def neighbours(vectors: np.ndarray, index: VocabIndex, k: int) -> tuple[np.ndarr
     return cosines, ids, on_manifold(index, cosines[:, 0])
 
 
-def read_positions(vectors: np.ndarray, index: VocabIndex, k: int) -> Readings:
+def read_positions(vectors: np.ndarray, index: VocabIndex, k: int) -> PositionMeasures:
     """Neighbours and distance measures for rows of ``vectors`` (float32 [n, d]).
 
     The margin needs the second neighbour, so at least 2 are always searched.
@@ -57,7 +57,7 @@ def read_positions(vectors: np.ndarray, index: VocabIndex, k: int) -> Readings:
     norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
     margin = cosines[:, 0] - cosines[:, 1] if search_k > 1 else np.full(len(vectors), np.nan, np.float32)
     cosines, ids = cosines[:, :k], ids[:, :k]
-    return Readings(
+    return PositionMeasures(
         cosines=cosines,
         token_ids=ids,
         norms=norms,
@@ -112,3 +112,11 @@ def control_vectors(
         "random-uniform control": random,
         "sampled-vocab control": model.embeddings_numpy()[picks],
     }
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Readings":  # its old name
+        from probe.core.deprecation import renamed
+
+        return renamed("probe.readings.measures.Readings", "probe.readings.measures.PositionMeasures")
+    raise AttributeError(f"module 'probe.readings.measures' has no attribute {name!r}")

@@ -28,7 +28,7 @@ from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.tokens import label_token_ids
 from probe.readings.measures import (
     OFF_MANIFOLD_PERCENTILE,
-    Readings,
+    PositionMeasures,
     control_vectors,
     duplicate_top1,
     neighbour_coherence,
@@ -41,8 +41,8 @@ __all__ = [
     "LabelHit",
     "NearestTokenReport",
     "Neighbour",
+    "PositionMeasures",
     "PositionReading",
-    "Readings",
     "Summary",
     "control_vectors",
     "duplicate_top1",
@@ -253,7 +253,7 @@ def _fmt(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def summarize(name: str, readings: Readings) -> Summary:
+def summarize(name: str, readings: PositionMeasures) -> Summary:
     """Average the measures of a set of readings."""
     dups = duplicate_top1(readings.token_ids[:, 0])
     on = readings.manifold_percentile >= OFF_MANIFOLD_PERCENTILE
@@ -272,7 +272,7 @@ def summarize(name: str, readings: Readings) -> Summary:
 
 
 def _reading_at(
-    i: int, readings: Readings, display: list[str], label_ids: dict[str, set[int]], repeats: list[int]
+    i: int, readings: PositionMeasures, display: list[str], label_ids: dict[str, set[int]], repeats: list[int]
 ) -> PositionReading:
     """Position ``i`` of ``readings`` as a report row: its neighbours as text, which labels they hold."""
     ids = readings.token_ids[i]

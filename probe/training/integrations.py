@@ -1,9 +1,9 @@
 """Record a probe run from someone else's training loop: the Hugging Face ``Trainer``, Accelerate, a hand loop.
 
 - :class:`ProbeCallback`: ``Trainer(..., callbacks=[ProbeCallback("runs/mine", every=10)])``.
-- :func:`record`: for any loop::
+- :func:`track`: for any loop::
 
-      with probe.record(peft_model, "runs/mine", every=10) as rec:
+      with probe.track(peft_model, "runs/mine", every=10) as rec:
           for step in range(1, steps + 1):
               ...  # forward, backward, optimizer step
               rec.step(step, loss=loss.item())
@@ -28,16 +28,16 @@ import torch
 from transformers import TrainerCallback
 
 from probe.core.models import canonical_name
+from probe.formats.discovery import load_run
 from probe.formats.files import PEFT_FORMS, PEFT_INITS, PEFT_KINDS
 from probe.formats.manifest import Manifest
 from probe.formats.run import is_run_folder
-from probe.formats.runs import load_run
 from probe.formats.writer import RunWriter, clear_run
 from probe.tasks.kinds import prompt_parameter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProbeCallback", "Recorder", "attach", "record"]
+__all__ = ["ProbeCallback", "Recorder", "attach", "record", "track"]
 
 
 def _is_main_process() -> bool:
@@ -185,10 +185,10 @@ class Recorder:
             self.finish(status="interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
 
 
-def record(
+def track(
     peft_model: Any, out: str | os.PathLike[str], *, every: int = 10, overwrite: bool = False, **kwargs: Any
 ) -> Recorder:
-    """Record a probe run from any training loop: use it as a context manager around the loop.
+    """Track a prompt's training in any loop as a probe run: use it as a context manager around the loop.
 
     The prompt is snapshotted on entry (step 0), every ``every`` steps you report with ``rec.step(step,
     loss=...)``, and at the last step on exit; the run's status says whether the loop finished, was interrupted
@@ -209,12 +209,22 @@ def record(
 
     Example::
 
-        with probe.record(peft_model, "runs/mine", every=10) as rec:
+        with probe.track(peft_model, "runs/mine", every=10) as rec:
             for step in range(1, steps + 1):
                 ...  # forward, backward, optimizer step
                 rec.step(step, loss=loss.item())
     """
     return Recorder(peft_model, out, every=every, overwrite=overwrite, **kwargs)
+
+
+def record(
+    peft_model: Any, out: str | os.PathLike[str], *, every: int = 10, overwrite: bool = False, **kwargs: Any
+) -> Recorder:
+    """Deprecated name of :func:`track` (removed in probe 0.3.0)."""
+    from probe.core.deprecation import warn_renamed
+
+    warn_renamed("probe.record", "probe.track")
+    return track(peft_model, out, every=every, overwrite=overwrite, **kwargs)
 
 
 class ProbeCallback(TrainerCallback):

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from probe.core.models import LoadedModel
+from probe.formats.discovery import load_run
 from probe.formats.manifest import DataRecord, Manifest
-from probe.formats.runs import load_run
 from probe.training.config import TrainConfig
 from probe.training.inits import initialise
 

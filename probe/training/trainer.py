@@ -27,9 +27,9 @@ from probe.core.frames import as_splits, describe
 from probe.core.models import LoadedModel, canonical_name, load_model
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.sampling import seeded_batches
+from probe.formats.discovery import load_run
 from probe.formats.manifest import DataRecord, Manifest
 from probe.formats.run import Run
-from probe.formats.runs import load_run
 from probe.formats.writer import RunWriter
 from probe.tasks.evaluation import correct_bits, correctness, discretised_accuracy, eval_subset, zero_shot_accuracy
 from probe.tasks.kinds import make_task, prompt_parameter, wrap_with_prompt

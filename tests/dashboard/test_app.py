@@ -213,7 +213,7 @@ def test_app__side_by_side_has_one_column_per_init_with_seeds_together(app_env, 
     import shutil
 
     from probe.dashboard.views import accuracy_spread, init_columns
-    from probe.formats.runs import load_run
+    from probe.formats.discovery import load_run
 
     runs = tmp_path / "runs"
     for name in ("class-label", "random-uniform", "sampled-vocab"):

@@ -38,7 +38,7 @@ def _free_port() -> int:
 def umap_ready(demo_runs, default_model, default_index):
     """Fit the dashboard's UMAP map once, into the test cache, so the page shows UMAP straight away."""
     from probe.dashboard.views import neighbour_ids
-    from probe.formats.runs import find_runs
+    from probe.formats.discovery import find_runs
     from probe.readings.projection import MapConfig, fit_map
 
     extra = neighbour_ids(find_runs(demo_runs), default_index, k=5)

@@ -62,7 +62,7 @@ def test_entry__the_first_visit_overview_gives_way(runs_env):
 
 def test_frontier__choosing_a_run_shows_it_on_every_page(runs_env, tmp_path, monkeypatch):
     from probe.core.io import atomic_write_json
-    from probe.formats.frontier_report import FRONTIER_JSON, FrontierReport
+    from probe.experiments.frontier.record import FRONTIER_JSON, FrontierReport
 
     def row(name, weight, soft, gain):  # the page's own logic is under test here, not the measurement
         return {
@@ -86,7 +86,7 @@ def test_frontier__choosing_a_run_shows_it_on_every_page(runs_env, tmp_path, mon
 
 def test_audit__shows_the_ground_truth_then_the_readings(runs_env, tmp_path, monkeypatch):
     from probe.core.io import atomic_write_json
-    from probe.formats.audit_report import AUDIT_JSON, AuditReport
+    from probe.experiments.audit.record import AUDIT_JSON, AuditReport
 
     runs = [  # the page's layout is under test here, not the measurement
         {"run": "a/share0-s0", "share": 0.0, "seed": 0, "flip_rate": 0.01, "flip_ci": [0.0, 0.03],

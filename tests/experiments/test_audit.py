@@ -12,8 +12,8 @@ import pytest
 
 from probe.core.stats import proportion_interval
 from probe.experiments.audit import AuditConfig, audit, plant, render
-from probe.formats.audit_report import AUDIT_JSON, READING_FIELDS, RUN_FIELDS, read_audit
-from probe.plots.audit import audit_figure
+from probe.experiments.audit.figure import audit_figure
+from probe.experiments.audit.record import AUDIT_JSON, READING_FIELDS, RUN_FIELDS, read_audit
 
 TINY = {
     "into": "joy",

@@ -49,7 +49,7 @@ def test_cli_drift__csv_and_summary(demo_dir, capsys):
 
 
 def test_cli_compare(demo_dir, capsys):
-    from probe.formats.runs import load_run
+    from probe.formats.discovery import load_run
 
     a, b = str(demo_dir / "class-label"), str(demo_dir / "sampled-vocab")
     assert main(["compare", a, b]) == 0
@@ -109,7 +109,7 @@ def test_cli_train__errors_are_one_line(tmp_path, capsys):
 def test_comparison_table__gain_retained_is_recomputed_from_the_accuracies(demo_dir, default_model):
     from probe.core.index import VocabIndex
     from probe.experiments.demo import comparison_table
-    from probe.formats.runs import load_run
+    from probe.formats.discovery import load_run
 
     runs = [load_run(demo_dir / init) for init in ("random-uniform", "sampled-vocab", "class-label")]
     table = comparison_table(runs, default_model, VocabIndex.for_model(default_model))

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from probe.experiments.frontier import FrontierConfig, frontier, render
-from probe.formats.frontier_report import FRONTIER_JSON, REQUIRED, read_frontier
+from probe.experiments.frontier.record import FRONTIER_JSON, REQUIRED, read_frontier
 
 TINY = {"weights": (0.0, 1.0), "seeds": (0,), "steps": 4, "test_size": 40, "bootstrap": 100, "length": 4}
 
@@ -118,11 +118,11 @@ def test_explain__a_frontier_folder_starts_from_its_best_reading(tiny_frontier, 
 @pytest.mark.parametrize(
     ("module", "cls", "data", "lacking"),
     [
-        ("probe.formats.frontier_report", "FrontierReport",
+        ("probe.experiments.frontier.record", "FrontierReport",
          {"zero_shot_accuracy": 0.5, "runs": [{"run": "x"}]}, "weight"),
-        ("probe.formats.wayward_report", "WaywardReport",
+        ("probe.experiments.wayward.record", "WaywardReport",
          {"free_accuracy": 0.8, "conclusion": "c", "targets": [{"target": "text"}]}, "cost"),
-        ("probe.formats.audit_report", "AuditReport",
+        ("probe.experiments.audit.record", "AuditReport",
          {"runs": [{"run": "x", "share": 0}], "readings": []}, "flip_rate"),
     ],
 )  # fmt: skip

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from probe.experiments.wayward import UNRELATED, WaywardConfig, render, wayward
-from probe.formats.wayward_report import REQUIRED, WAYWARD_JSON, read_wayward
+from probe.experiments.wayward.record import REQUIRED, WAYWARD_JSON, read_wayward
 
 # strong enough that a few steps move every position onto its target
 TINY = {"steps": 25, "lr": 0.05, "length": 4, "project_weight": 5.0, "test_size": 60, "bootstrap": 200}

@@ -1,4 +1,4 @@
-"""probe.formats.runs: the run folder round-trips, survives torn writes, and refuses corrupt manifests."""
+"""probe.formats.discovery: the run folder round-trips, survives torn writes, and refuses corrupt manifests."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from probe.formats.discovery import find_runs, load_run
 from probe.formats.run import is_run_folder, snapshot_name
-from probe.formats.runs import find_runs, load_run
 from probe.formats.writer import RunWriter
 
 MANIFEST = {"model": "m", "init": "sampled-vocab", "length": 3, "seed": 1}

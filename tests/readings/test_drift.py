@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from probe.core.index import VocabIndex
-from probe.formats.runs import load_run
+from probe.formats.discovery import load_run
 from probe.formats.writer import RunWriter
 from probe.readings.drift import convergence_steps, drift_frames, drift_table, summarize_run
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from probe.core.data import train_test
+from probe.formats.discovery import load_run
 from probe.formats.prompts import load_prompt
-from probe.formats.runs import load_run
 from probe.readings.explain import Readout, importance
 
 

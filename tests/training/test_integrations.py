@@ -14,7 +14,7 @@ from safetensors.numpy import load_file, save_file
 
 from probe import load_model, load_run, record
 from probe.core.data import train_test
-from probe.formats.runs import find_runs
+from probe.formats.discovery import find_runs
 from probe.readings.drift import drift_table, summarize_run
 from probe.training.integrations import ProbeCallback, attach
 

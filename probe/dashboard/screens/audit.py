@@ -3,10 +3,10 @@
 import streamlit as st
 
 from probe.dashboard import settings
-from probe.dashboard.audit import audit_report, ground_truth, readings_table
 from probe.dashboard.sidebar import current_view
 from probe.dashboard.widgets import chart
-from probe.plots.audit import audit_figure
+from probe.experiments.audit.figure import audit_figure
+from probe.experiments.audit.table import audit_report, ground_truth, readings_table
 
 view = current_view()
 folder = settings.audit_dir()

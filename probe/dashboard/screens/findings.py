@@ -3,8 +3,8 @@
 import streamlit as st
 
 from probe.dashboard import settings
-from probe.dashboard.findings import findings_reports, findings_side_by_side
 from probe.dashboard.sidebar import current_view
+from probe.experiments.replicate.table import findings_reports, findings_side_by_side
 
 current_view()  # the shared sidebar, as on every page
 folder = settings.replicate_dir()

@@ -4,10 +4,10 @@ for it. Clicking a point (or choosing a run under the figure) shows that run on 
 import streamlit as st
 
 from probe.dashboard import settings
-from probe.dashboard.frontier import frontier_view
 from probe.dashboard.sidebar import current_view, select_runs
 from probe.dashboard.widgets import chart
-from probe.plots.frontier import frontier_figure
+from probe.experiments.frontier.figure import frontier_figure
+from probe.experiments.frontier.table import frontier_view
 
 view = current_view()
 folder = settings.frontier_dir()

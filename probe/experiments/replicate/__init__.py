@@ -1,5 +1,9 @@
 """``probe replicate``: Lester et al. (2021) section 7's claims about learned prompts, as measured numbers.
 
+The grid is :mod:`.config`, the measurement :mod:`.context`, :mod:`.findings` and :mod:`.accuracy`, the record
+:mod:`.record` (``report.json``, ``report.md``), the figures :mod:`.figure`, the Findings page's table :mod:`.table`,
+and :mod:`.report` runs it as a :class:`probe.experiments.sweep.Sweep`.
+
 It trains prompts over inits x lengths x seeds, then measures each claim from the saved runs alone (the final
 snapshot, the manifest, the training data), each against a control, with percentile-bootstrap intervals. The
 measurement half (:func:`measure_findings`) reads only run folders, so anyone can recompute the table.
@@ -39,14 +43,14 @@ _NAMES = {
     "replicate": "report",
     "write_report": "report",
 }
-_RECORDS = {"Finding", "ReplicateReport", "REPORT_MD", "REPORT_JSON", "RUNS", "PERCENT_FINDINGS"}
+_NAMES |= {name: "record" for name in ("Finding", "ReplicateReport", "REPORT_MD", "REPORT_JSON", "PERCENT_FINDINGS")}
+_NAMES |= {"SWEEP": "report", "RUNS": "probe.experiments.grid"}
 
-__all__ = sorted([*_NAMES, *_RECORDS])
+__all__ = sorted(_NAMES)
 
 
 def __getattr__(name: str) -> Any:
     if name in _NAMES:
-        return getattr(import_module(f"probe.experiments.replicate.{_NAMES[name]}"), name)
-    if name in _RECORDS:
-        return getattr(import_module("probe.formats.replicate_report"), name)
+        module = _NAMES[name]
+        return getattr(import_module(module if "." in module else f"probe.experiments.replicate.{module}"), name)
     raise AttributeError(f"module 'probe.experiments.replicate' has no attribute {name!r}")

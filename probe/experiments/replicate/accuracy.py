@@ -13,7 +13,7 @@ import pandas as pd
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.stats import cluster_draws, percentile_interval, pooled_mean, verdict
 from probe.experiments.replicate.context import SMALLEST_EFFECT, FindingsContext
-from probe.formats.replicate_report import Finding
+from probe.experiments.replicate.record import Finding
 from probe.readings.drift import RunSummary
 
 

@@ -17,9 +17,9 @@ from probe.core.models import LoadedModel, load_model
 from probe.core.names import SOFT
 from probe.core.stats import cluster_draws, percentile_interval, pooled_mean, verdict
 from probe.core.tokens import label_token_ids
-from probe.formats.replicate_report import Finding
+from probe.experiments.replicate.record import Finding
+from probe.formats.discovery import find_runs
 from probe.formats.run import Run
-from probe.formats.runs import find_runs
 from probe.readings.drift import RunSummary, summarize_run
 from probe.readings.measures import control_vectors
 

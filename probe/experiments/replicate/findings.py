@@ -21,7 +21,7 @@ from probe.experiments.replicate.context import (
     make_finding,
     read,
 )
-from probe.formats.replicate_report import Finding
+from probe.experiments.replicate.record import Finding
 from probe.readings.drift import RunSummary
 from probe.readings.measures import duplicate_top1, neighbour_coherence
 

@@ -1,5 +1,5 @@
 """``probe replicate``'s report: the six findings measured from the saved runs alone, as markdown, as
-``report.json`` (:class:`probe.formats.replicate_report.ReplicateReport`) and as figures."""
+``report.json`` (:class:`probe.experiments.replicate.record.ReplicateReport`) and as figures."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from probe.core.frames import as_splits, describe
-from probe.core.io import atomic_write_json, atomic_write_text
-from probe.core.models import LoadedModel
+from probe.core.models import LoadedModel, load_model
+from probe.experiments.grid import RUNS, Cost
 from probe.experiments.replicate.accuracy import accuracy_by_length
-from probe.experiments.replicate.config import ReplicateConfig, train_grid
+from probe.experiments.replicate.config import ReplicateConfig
 from probe.experiments.replicate.context import N_CONTROL, build_context
 from probe.experiments.replicate.findings import (
     domain_words,
@@ -25,9 +25,10 @@ from probe.experiments.replicate.findings import (
     repeated_neighbours,
     semantic_clusters,
 )
-from probe.formats.replicate_report import REPORT_JSON, REPORT_MD, RUNS, Finding, ReplicateReport
+from probe.experiments.replicate.record import REPORT_JSON, REPORT_MD, Finding, ReplicateReport
+from probe.experiments.sweep import Plan, run_sweep, write
+from probe.formats.run import Run
 from probe.plots.export import to_html
-from probe.readings.reports import FAITHFULNESS_CAVEAT
 
 
 def measure_findings(
@@ -95,83 +96,78 @@ def measure_findings(
 
 
 def render(findings: list[Finding], table: pd.DataFrame, context: dict[str, Any]) -> str:
-    """The markdown report (measuring is done: this only formats)."""
-    regime = context.get("regime", {})
-    lines = [
-        "# Lester et al. (2021), section 7, measured",
-        "",
-        f"Model `{context['model']}`, data `{context['data']}`, task form {', '.join(context.get('task', []))}; "
-        f"{context['runs']} runs: inits {', '.join(context['inits'])} x lengths {context['lengths']} x seeds "
-        f"{context['seeds']}, {context['steps']} steps, optimizer {', '.join(regime.get('optimizer', []))} at lr "
-        f"{', '.join(regime.get('lr', []))}, random-uniform scale {', '.join(regime.get('init_scale', []))}. "
-        f"Neighbourhoods of k={context['k']} from the final snapshots. Intervals are 95%: "
-        f"{context.get('resampling', '')}. Controls: {context['controls']}.",
-        "",
-        "How far the prompts moved (mean cosine of each position to its initial vector; 1 = did not move): "
-        + ", ".join(f"{init} {cos:.2f}" for init, cos in context.get("travel", {}).items())
-        + ".",
-        "",
-        'A verdict is "yes" only when every interval of (learned - control) is above 0, "no" only when one lies '
-        'below the smallest effect that would count, and "unclear" otherwise. A finding holds for prompt tuning '
-        "only beyond its init control: the same reading on each run's own step-0 snapshot.",
-        "",
-        "| # | finding | paper says | learned [95% CI] | at init | random control | verdict | runs |",
-        "|---:|---|---|---|---:|---:|---|---:|",
-    ]
-    for f in findings:
-        lines.append(
-            f"| {f.number} | {f.name} | {f.paper} | {f.show_estimate()} | {f.show(f.init_control)} | "
-            f"{f.show(f.random_control)} | {f.verdict} | {f.runs_used} |"
-        )
-    lines += ["", "## What was measured", ""]
-    lines += [f"{f.number}. **{f.name}**: {f.measured}." for f in findings]
-    lines += [
-        "",
-        "## Accuracy by init and length (test split)",
-        "",
-        table.to_markdown(index=False, floatfmt=".3f") if not table.empty else "(no runs)",
-        "",
-        "## Caveats",
-        "",
-        "- The default model is a 22M-parameter sentence encoder (all-MiniLM-L6-v2), not T5-XXL generating labels; "
-        "the paper's claims are about much larger models. With the 'cosine' task form it classifies by cosine to "
-        "label-name embeddings; the 'verbaliser' form makes an output position produce the label token.",
-        f"- {FAITHFULNESS_CAVEAT}",
-        "",
-    ]
-    return "\n".join(lines)
+    """The markdown report (measuring is done: this only formats; :meth:`ReplicateReport.to_markdown`)."""
+    return ReplicateReport(context=context, findings=findings, accuracy=table.to_dict("records")).to_markdown()
 
 
-def replicate(
-    config: ReplicateConfig, out: str | os.PathLike[str], *, progress: bool = True, force: bool = False
-) -> str:
-    """Train the grid, measure the findings, and write ``report.md`` and ``report.json`` into ``out``."""
-    started = time.time()
-    train_grid(config, out, progress=progress, force=force)
-    return write_report(config, out, started=started)
+class ReplicateSweep:
+    """The paper's findings as a :class:`probe.experiments.sweep.Sweep`."""
+
+    name = "replicate"
+
+    def plan(self, settings: ReplicateConfig, out: Path, model: LoadedModel) -> Plan[ReplicateConfig]:
+        return Plan(settings, settings.run_configs(), {"started": time.time()})
+
+    def measure(
+        self, plan: Plan[ReplicateConfig], runs: dict[str, Run], model: LoadedModel, progress: bool
+    ) -> ReplicateReport:
+        runs_dir = Path(next(iter(runs.values())).path).parent
+        return measure_report(plan.settings, runs_dir, started=plan.extra.get("started"), model=model)
+
+    def outputs(self, report: ReplicateReport) -> dict[str, str]:
+        from probe.experiments.replicate.figure import accuracy_by_length_figure, repeated_neighbours_figure
+
+        files = {REPORT_MD: report.to_markdown(), REPORT_JSON: report.to_json() + "\n"}
+        files["accuracy.html"] = to_html(accuracy_by_length_figure(report), inline=False)
+        repeats = repeated_neighbours_figure(report)
+        if repeats is not None:
+            files["duplicates.html"] = to_html(repeats, inline=False)
+        return files
+
+    def reading_cost(self, plan: Plan[ReplicateConfig]) -> Cost:
+        return Cost()  # the findings read the saved runs: seconds, next to training
 
 
-def write_report(config: ReplicateConfig, out: str | os.PathLike[str], *, started: float | None = None) -> str:
-    """Measure the findings from ``out/runs`` and write ``report.md``, ``report.json`` and the figures."""
+SWEEP = ReplicateSweep()
+
+
+def measure_report(
+    config: ReplicateConfig,
+    runs_dir: str | os.PathLike[str],
+    *,
+    started: float | None = None,
+    model: LoadedModel | None = None,
+) -> ReplicateReport:
+    """The report of the runs in ``runs_dir``: the findings, the accuracy table and the context (the settings, the
+    seconds since ``started``)."""
     started = started if started is not None else time.time()
     findings, table, context = measure_findings(
-        Path(out) / RUNS, k=config.k, bootstrap=config.bootstrap, data=config.data
+        runs_dir, k=config.k, bootstrap=config.bootstrap, data=config.data, model=model
     )
     context["config"] = dataclasses.asdict(dataclasses.replace(config, data=context["data"]))  # in-memory data by name
     context["seconds"] = round(time.time() - started, 1)
-    text = render(findings, table, context)
-    atomic_write_text(Path(out) / REPORT_MD, text)
-    report = ReplicateReport(context=context, findings=findings, accuracy=table.to_dict("records"))
-    atomic_write_json(Path(out) / REPORT_JSON, report.to_dict())
-    _figures(report, Path(out))
-    return text
+    return ReplicateReport(context=context, findings=findings, accuracy=table.to_dict("records"))
 
 
-def _figures(report: ReplicateReport, out: Path) -> None:
-    """The report's figures as interactive HTML pages beside it."""
-    from probe.plots.replicate import accuracy_by_length_figure, repeated_neighbours_figure
+def replicate(
+    config: ReplicateConfig,
+    out: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    force: bool = False,
+    executor: Any = None,
+    model: LoadedModel | None = None,
+) -> str:
+    """Train the grid, measure the findings, and write ``report.md``, ``report.json`` and the figures into ``out``;
+    the markdown."""
+    model = model or load_model(config.model, device="cpu")
+    plan = SWEEP.plan(config, Path(out), model)
+    return run_sweep(SWEEP, plan, out, model, executor=executor, progress=progress, force=force).to_markdown()
 
-    atomic_write_text(out / "accuracy.html", to_html(accuracy_by_length_figure(report), inline=False))
-    repeats = repeated_neighbours_figure(report)
-    if repeats is not None:
-        atomic_write_text(out / "duplicates.html", to_html(repeats, inline=False))
+
+def write_report(config: ReplicateConfig, out: str | os.PathLike[str], *, started: float | None = None) -> str:
+    """Measure the findings from ``out/runs`` alone and write ``report.md``, ``report.json`` and the figures; the
+    markdown."""
+    report = measure_report(config, Path(out) / RUNS, started=started)
+    write(SWEEP, report, out)
+    return report.to_markdown()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from probe.formats.frontier_report import FRONTIER_JSON, FrontierReport, read_frontier
-from probe.formats.replicate_report import RUNS
+from probe.experiments.frontier.record import FRONTIER_JSON, FrontierReport, read_frontier
+from probe.experiments.grid import RUNS
 from probe.formats.run import Run
 
 COLUMNS = {

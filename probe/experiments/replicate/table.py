@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from probe.formats.replicate_report import REPORT_JSON, REPORT_MD, ReplicateReport, read_report
+from probe.experiments.replicate.record import REPORT_JSON, REPORT_MD, ReplicateReport, read_report
 
 logger = logging.getLogger(__name__)
 

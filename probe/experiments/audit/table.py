@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from probe.formats.audit_report import AUDIT_JSON, AuditReport, read_audit
+from probe.experiments.audit.record import AUDIT_JSON, AuditReport, read_audit
 
 
 def audit_report(folder: str) -> AuditReport | None:

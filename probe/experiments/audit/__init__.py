@@ -1,0 +1,95 @@
+"""``probe audit``: ground truth for the readings. A known shortcut is planted, and each reading is asked whether
+it finds it.
+
+1. **The planted shortcut** (:mod:`.config`). From the labelled data, one train/test split; a marker word is
+   appended to a share s of one class's *training* texts (s = 0 for the clean variant). Test texts stay clean.
+   Prompts are trained on each variant over seeds.
+2. **The ground truth, per run** (:mod:`.measure`). The flip rate: among the other classes' test texts, the share
+   predicted as the planted class once the marker is appended and not before. A planted run *relies* on the
+   marker when its flip rate is above the clean run's of the same seed (paired over the same texts).
+3. **The readings**, each asked whether it finds the marker: the nearest tokens, the layer lens, the hard prompt,
+   input attribution and the trigger scan. Per reading: the detection rate on relying runs and the false-alarm
+   rate on the others, each with a Clopper-Pearson interval over runs, and the Spearman correlation of its
+   strength with the flip rate.
+
+The record is :class:`.record.AuditReport` (``audit.json``, ``audit.md``), the figure :func:`.figure.audit_figure`
+(``audit.html``), the dashboard's tables :mod:`.table`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from probe.core.models import LoadedModel, load_model
+from probe.experiments.audit.config import RARE, AuditConfig, marker_ids, plant
+from probe.experiments.audit.record import AUDIT_JSON, AUDIT_MD, READINGS, AuditReport
+from probe.experiments.grid import Cost
+from probe.experiments.sweep import Plan, run_sweep
+from probe.experiments.sweep import write as write_files
+from probe.formats.run import Run
+
+__all__ = ["RARE", "READINGS", "SWEEP", "AuditConfig", "AuditReport", "audit", "marker_ids", "plant", "render"]
+
+WORDS_PER_TEXT = 12
+"""Content words a text is occluded at (held by two texts or more), about, on news-length texts: for the estimate."""
+SHORT_ROW = 0.3
+"""What a trigger-scan text (8 words and a token) costs, as a share of a test row: for the estimate."""
+
+
+class AuditSweep:
+    """The audit as a :class:`probe.experiments.sweep.Sweep`."""
+
+    name = "audit"
+
+    def plan(self, settings: AuditConfig, out: Path, model: LoadedModel) -> Plan[AuditConfig]:
+        return settings.plan(out, model)
+
+    def measure(self, plan: Plan[AuditConfig], runs: dict[str, Run], model: LoadedModel, progress: bool) -> AuditReport:
+        from probe.experiments.audit.measure import measure
+
+        return measure(plan, runs, model, progress=progress)
+
+    def outputs(self, report: AuditReport) -> dict[str, str]:
+        from probe.experiments.audit.figure import audit_figure
+        from probe.plots.export import to_html
+
+        html = to_html(audit_figure(report), inline=False)
+        return {AUDIT_JSON: report.to_json() + "\n", AUDIT_MD: report.to_markdown(), "audit.html": html}
+
+    def reading_cost(self, plan: Plan[AuditConfig]) -> Cost:
+        """Per run: the flip-rate passes, the occluded variants, the scanned texts and the hard-prompt search's
+        steps; once: the lens's contextual vocabulary (then cached)."""
+        c, runs = plan.settings, len(plan.configs)
+        rows = c.attribution_texts * (WORDS_PER_TEXT + 1) + c.scan_tokens * 2 * SHORT_ROW + 2 * (c.test_size or 400)
+        return Cost(rows=runs * rows, steps=runs * c.hard_steps * 1.2, seconds=runs * 20 + c.lens_tokens * 0.01)
+
+
+SWEEP = AuditSweep()
+
+
+def audit(
+    config: AuditConfig,
+    out: str | os.PathLike[str],
+    *,
+    executor: Any = None,
+    progress: bool = True,
+    force: bool = False,
+    model: LoadedModel | None = None,
+) -> AuditReport:
+    """Plant, train (skipping finished runs), read every run, and write ``audit.json``, ``audit.md`` and
+    ``audit.html`` into ``out``."""
+    model = model or load_model(config.model, device="cpu")
+    plan = SWEEP.plan(config, Path(out), model)
+    return run_sweep(SWEEP, plan, out, model, executor=executor, progress=progress, force=force)
+
+
+def render(report: AuditReport) -> str:
+    """The markdown report (:meth:`AuditReport.to_markdown`): the ground truth first, then each reading."""
+    return report.to_markdown()
+
+
+def write(report: AuditReport, out: Path) -> None:
+    """``audit.json``, ``audit.md`` and the figure ``audit.html`` into ``out``."""
+    write_files(SWEEP, report, out)

@@ -1,0 +1,161 @@
+"""``probe audit``'s measurement: each run's ground truth, and each reading asked whether it finds the planted
+marker.
+
+1. **The planted shortcut.** From the labelled data, one train/test split; a marker word is appended to a share s
+   of one class's *training* texts (s = 0 for the clean variant). Test texts stay clean. Prompts are trained on
+   each variant over seeds (through :mod:`probe.experiments.grid`).
+2. **The ground truth, per run.** The flip rate: among the other classes' test texts, the share predicted as the
+   planted class once the marker is appended and not before. A planted run *relies* on the marker when its flip
+   rate is above the clean run's of the same seed (paired over the same texts, the 95% interval above 0); clean
+   runs are the negatives, and so is any planted run that does not rely on it.
+3. **The readings**, each asked whether it finds the marker (and how strongly, for the Spearman correlation with
+   the flip rate): the nearest tokens (any position's top k; strength: the marker's best cosine), the layer lens
+   (any layer's top k, the marker in its contextual vocabulary; strength: how many positions x layers), the hard
+   prompt (among its tokens; strength: how many), input attribution on the marked texts (top 5 for the planted
+   class; strength: its effect) and the trigger scan (top 5; strength: its effect).
+
+Per reading: the detection rate on relying runs and the false-alarm rate on the others, each with a Clopper-Pearson
+interval over runs, and the Spearman correlation of its strength with the flip rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from probe.core.index import VocabIndex, normalize_rows
+from probe.core.models import LoadedModel
+from probe.core.stats import example_draws, paired_interval, percentile_interval, proportion_interval
+from probe.experiments.audit.config import AuditConfig
+from probe.experiments.audit.record import READINGS, AuditReport
+from probe.experiments.sweep import Plan
+from probe.formats.run import Run
+from probe.readings.explain.readout import Readout
+
+
+@dataclass(frozen=True)
+class Marker:
+    """The planted word and its token ids (what the readings look for)."""
+
+    word: str
+    ids: list[int]
+
+
+def measure(
+    plan: Plan[AuditConfig], runs: dict[str, Run], model: LoadedModel, *, progress: bool = False
+) -> AuditReport:
+    """The ground truth and every reading's answer for each run, then the rates (see the module docstring)."""
+    from probe.readings.explain.lens import contextual_vocabulary
+
+    config, marker = plan.settings, Marker(plan.extra["marker"], plan.extra["marker_ids"])
+    index = VocabIndex.for_model(model)
+    vocabulary = contextual_vocabulary(model, index, top_n=config.lens_tokens, include=marker.ids)
+    rows, flips = [], {}
+    for name, run in runs.items():
+        share = float(name.removeprefix("share").split("-s")[0])
+        row, flipped = _read(config, marker, run, model, index, vocabulary, progress)
+        rows.append({"run": str(run.path), "share": share, "seed": run.manifest.seed, **row})
+        flips[str(run.path)] = flipped
+    clean = {r["seed"]: flips[r["run"]] for r in rows if r["share"] == 0}
+    for r in rows:
+        base = clean.get(r["seed"])
+        if r["share"] == 0 or base is None:
+            r["reliance"], r["reliance_ci"], r["relies"] = 0.0, (0.0, 0.0), False
+            continue
+        draws = example_draws(len(base), n=config.bootstrap, seed=0, stream=5)
+        r["reliance"] = float((flips[r["run"]] - base).mean())
+        r["reliance_ci"] = paired_interval(flips[r["run"]], base, draws)
+        r["relies"] = bool(r["reliance_ci"][0] > 0)
+    readings = [_rates(name, rows) for name in READINGS]
+    context: dict[str, Any] = {"model": model.name, "marker": marker.word, "shares": list(config.shares())}
+    context["data"] = config.describe_data()
+    context["marker_tokens"] = model.tokenizer.convert_ids_to_tokens(marker.ids)
+    settings = ("into", "init", "length", "steps", "k", "hard_steps", "lens_tokens", "scan_tokens", "attribution_texts")
+    context |= {name: getattr(config, name) for name in settings}
+    context |= {"seeds": list(config.seeds), "test_rows": config.test_size}
+    return AuditReport(runs=rows, readings=readings, context=context)
+
+
+def _read(
+    config: AuditConfig,
+    marker: Marker,
+    run: Run,
+    model: LoadedModel,
+    index: VocabIndex,
+    vocabulary: Any,
+    progress: bool,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One run's ground truth and readings; (row, flipped [other classes' test texts] as 0/1)."""
+    from probe.readings.explain.attribution import input_attribution, trigger_scan
+    from probe.readings.explain.hardening import harden
+    from probe.readings.explain.lens import lens_neighbours
+
+    readout = Readout.from_run(run, model)
+    vectors = run.latest_prompt().vectors
+    test, into = readout.splits.test, readout.labels.index(config.into)
+    others = test.subset([i for i, t in enumerate(test.targets) if t != into])
+    marked = replace(others, texts=[f"{t} {marker.word}" for t in others.texts])
+    before = readout.scores(vectors, others).argmax(1)
+    after = readout.scores(vectors, marked).argmax(1)
+    flipped = ((after == into) & (before != into)).astype(float)
+    draws = example_draws(len(flipped), n=config.bootstrap, seed=0, stream=6)
+    wanted = np.asarray(marker.ids)
+    found: dict[str, bool] = {}
+    strength: dict[str, float] = {}
+    _, near = index.search(vectors, config.k)
+    found["nearest tokens"] = bool(np.isin(near, wanted).any())
+    rows = normalize_rows(model.embeddings_numpy()[wanted])
+    strength["nearest tokens"] = float((normalize_rows(vectors) @ rows.T).max())
+    lens_ids, _ = lens_neighbours(vectors, readout, vocabulary, k=config.k)
+    hits = np.isin(lens_ids, wanted).any(axis=2)  # [layers, p]
+    found["layer lens"], strength["layer lens"] = bool(hits.any()), float(hits.sum())
+    hard = harden(vectors, readout, steps=config.hard_steps, seed=run.manifest.seed or 0, progress=progress)
+    count = int(np.isin(np.asarray(hard.token_ids), wanted).sum())
+    found["hard prompt"], strength["hard prompt"] = count > 0, float(count)
+    word = marker.word.lower()
+    texts = marked.texts[: config.attribution_texts]
+    attribution = input_attribution(vectors, readout, texts=texts, progress=progress)
+    found["input attribution"] = word in attribution.top(config.into, 5)
+    strength["input attribution"] = attribution.effect(config.into, word)
+    scan = trigger_scan(vectors, readout, tokens=config.scan_tokens, include=[marker.word], progress=progress)
+    found["trigger scan"] = marker.word in scan.top(config.into, 5)
+    strength["trigger scan"] = scan.effect(config.into, marker.word)
+    row = {
+        "flip_rate": float(flipped.mean()),
+        "flip_ci": percentile_interval(flipped[draws].mean(1)),
+        "clean_accuracy": float(readout.outcome(vectors, test)[0].mean()),
+        "found": found,
+        "strength": strength,
+        "trigger_rank": scan.rank(config.into, marker.word),
+        "attribution_rank": attribution.rank(config.into, word),
+        "hard_prompt": hard.text,
+        "attribution_top": attribution.top(config.into, 5),
+        "scan_top": scan.top(config.into, 5),
+    }
+    return row, flipped
+
+
+def _rates(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    from scipy.stats import spearmanr
+
+    relying = [r for r in rows if r["relies"]]
+    others = [r for r in rows if not r["relies"]]
+    hit = sum(r["found"][name] for r in relying)
+    alarm = sum(r["found"][name] for r in others)
+    strengths = [r["strength"][name] for r in rows]
+    flips = [r["flip_rate"] for r in rows]
+    constant = len(set(strengths)) < 2 or len(set(flips)) < 2
+    rho = float("nan") if constant else float(spearmanr(strengths, flips).statistic)
+    return {
+        "name": name,
+        "detection_rate": hit / len(relying) if relying else float("nan"),
+        "detection_ci": proportion_interval(hit, len(relying)),
+        "detected": f"{hit} of {len(relying)}",
+        "false_alarm_rate": alarm / len(others) if others else float("nan"),
+        "false_alarm_ci": proportion_interval(alarm, len(others)),
+        "false_alarms": f"{alarm} of {len(others)}",
+        "spearman": rho,
+        "found": {r["run"]: bool(r["found"][name]) for r in rows},
+    }

@@ -1,0 +1,40 @@
+"""``probe frontier``'s grid: faithfulness weights λ x seeds, one init and length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from probe.experiments.sweep import OnePromptSettings
+from probe.training.config import TrainConfig, check_weight
+
+AIM = {"gain_retained": 0.8, "agreement": 0.9, "soft_within": 0.015}
+"""The aim a point is measured against: its reading keeps 80% of the gain over zero-shot and agrees with the soft
+prompt on 90% of the test rows, while its soft accuracy is within 1.5 points of the unconstrained runs'."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrontierConfig(OnePromptSettings):
+    """What ``probe frontier`` trains: faithfulness weights x seeds (see :class:`SweepSettings` for the rest)."""
+
+    weights: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.weights:
+            raise ValueError("a frontier needs at least one weight and one seed")
+        for weight in self.weights:
+            check_weight(weight, "a faithfulness weight", upper=1.0)
+
+    @classmethod
+    def quick_settings(cls) -> dict[str, Any]:
+        """The ``--quick`` sweep: weights 0, 0.5 and 1, one seed, 60 steps, the figures on 400 test rows."""
+        return {"weights": (0.0, 0.5, 1.0), "seeds": (0,), "steps": 60, "test_size": 400}
+
+    def run_configs(self) -> dict[str, TrainConfig]:
+        """Run name -> training config for the whole sweep."""
+        return {
+            f"lambda{weight:g}-s{seed}": self.train_config(seed=seed, faithfulness_weight=weight)
+            for weight in self.weights
+            for seed in self.seeds
+        }

@@ -1,0 +1,137 @@
+"""The ``probe frontier`` report (``frontier.json`` beside ``frontier.md``): soft accuracy against the faithfulness
+of the nearest-token reading, one entry per run of the sweep over the faithfulness weight λ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from probe.core.io import to_jsonable
+from probe.core.results import Result
+from probe.formats.schema import FieldReader, read_json
+
+FRONTIER_JSON = "frontier.json"
+FRONTIER_MD = "frontier.md"
+FRONTIER_FORMAT = 1
+REQUIRED = (
+    "run",
+    "weight",
+    "seed",
+    "soft_accuracy",
+    "discretised_accuracy",
+    "agreement",
+    "kl",
+    "gain_retained",
+    "pareto",
+)
+
+
+@dataclass(frozen=True, repr=False)
+class FrontierReport(Result):
+    """The sweep's runs (``runs``: one dict each, with at least :data:`REQUIRED`), the zero-shot accuracy, the
+    aim it was measured against, and the context (model, data, steps, ...)."""
+
+    zero_shot_accuracy: float
+    runs: list[dict[str, Any]]
+    context: dict[str, Any] = field(default_factory=dict)
+    aim: dict[str, Any] = field(default_factory=dict)
+    format: int = FRONTIER_FORMAT
+
+    def headline(self) -> str:
+        pareto = sum(bool(r["pareto"]) for r in self.runs)
+        return f"{len(self.runs)} runs, zero-shot {self.zero_shot_accuracy:.3f}, {pareto} on the Pareto set"
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per run."""
+        return pd.DataFrame(self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(
+            {
+                "format": self.format,
+                "zero_shot_accuracy": self.zero_shot_accuracy,
+                "runs": self.runs,
+                "aim": self.aim,
+                "context": self.context,
+            }
+        )
+
+    def to_markdown(self) -> str:
+        """The markdown report: every run with its intervals, then the frontier against the aim."""
+        c, aim = self.context, self.aim
+        lines = [
+            "# The accuracy–faithfulness frontier",
+            "",
+            f"Model `{c.get('model')}`, data `{c.get('data')}`, {c.get('init')} init, p={c.get('length')}, "
+            f"{c.get('steps')} steps, task {c.get('task')}; {c.get('test_rows')} test rows; zero-shot "
+            f"{self.zero_shot_accuracy:.3f}. Each run trains on (1 - λ) · loss(soft) + λ · loss(nearest tokens); its "
+            "nearest-token reading is scored against its soft prompt (95% paired intervals over the test rows).",
+            "",
+            "| λ | seed | soft | nearest tokens | vs λ=0's nearest tokens | agreement | KL | gain retained "
+            "| cos to init | on-manifold | Pareto |",
+            "|---:|---:|---|---|---|---|---:|---|---:|---:|:---:|",
+        ]
+        for r in sorted(self.runs, key=lambda r: (r["weight"], r["seed"] or 0)):
+
+            def cell(name: str, r: dict[str, Any] = r) -> str:
+                value = r.get({"soft": "soft_accuracy", "discretised": "discretised_accuracy"}.get(name, name))
+                low, high = r.get(f"{name}_ci") or (float("nan"), float("nan"))
+                sign = "+" if name == "reading_gain" else ""
+                return "–" if value is None else f"{value:{sign}.3f} [{low:{sign}.3f}, {high:{sign}.3f}]"
+
+            lines.append(
+                f"| {r['weight']:g} | {r['seed']} | {cell('soft')} | {cell('discretised')} | {cell('reading_gain')} | "
+                f"{cell('agreement')} | "
+                f"{r['kl']:.3f} | {cell('gain_retained')} | {r['travel']:.2f} | {r['on_manifold']:.0%} | "
+                f"{'yes' if r['pareto'] else ''} |"
+            )
+        best = aim.get("best_within_reach")
+        lines += ["", "## Against the aim", ""]
+        lines.append(
+            f"Aim: a point whose nearest tokens keep at least {aim['gain_retained']:.0%} of the gain and agree on "
+            f"at least {aim['agreement']:.0%} of the test rows, with a soft accuracy within "
+            f"{aim['soft_within'] * 100:.1f} points of the unconstrained runs' "
+            f"({aim['unconstrained_soft_accuracy']:.3f})."
+        )
+        if best:
+            lines.append(
+                f"The best point within reach: λ={best['weight']:g}, seed {best['seed']}: gain retained "
+                f"{best['gain_retained']:.2f}, agreement {best['agreement']:.2f}, soft {best['soft_accuracy']:.3f}."
+            )
+        lines.append(f"Runs meeting the aim: {len(aim['runs_meeting_it'])} of {len(self.runs)}.")
+        top = aim.get("most_constrained")
+        if top:
+            low, high = top["reading_gain_ci"]
+            real = "measurably above" if low > 0 else "not measurably above"
+            reads = np.mean([r["discretised_accuracy"] for r in self.runs if r["weight"] == top["weight"]])
+            lines.append(
+                f"The most constrained point (λ={top['weight']:g}, {top['seeds']} seed(s)) reads at {reads:.3f}: "
+                f"{top['reading_gain']:+.3f} [{low:+.3f}, {high:+.3f}] against the unconstrained runs' nearest tokens "
+                f"(paired per seed, pooled), {real} them."
+            )
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "<frontier>") -> FrontierReport:
+        """Read ``frontier.json``.
+
+        Raises:
+            ValueError: naming the field that is missing or of the wrong type.
+        """
+        f = FieldReader(data, source, "frontier report")
+        f.unknown({"format", "zero_shot_accuracy", "runs", "aim", "context"})
+        return cls(
+            zero_shot_accuracy=f.number("zero_shot_accuracy"),
+            runs=f.records("runs", REQUIRED),
+            aim=f.mapping("aim", {}),
+            context=f.mapping("context", {}),
+        )
+
+
+def read_frontier(path: str | Path) -> FrontierReport:
+    """The report in ``path`` (a ``frontier.json``)."""
+    return FrontierReport.from_dict(read_json(path, what="frontier report"), source=str(path))

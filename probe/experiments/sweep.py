@@ -1,0 +1,158 @@
+"""A sweep: a grid of training runs, measured together into one report. ``probe frontier``, ``wayward``, ``audit``
+and ``replicate`` are each one package of :mod:`probe.experiments` holding its grid (``config.py``), its
+measurement (``measure.py``), its record (``record.py``) and, where it has them, its figure and its dashboard
+table; each exposes a :class:`Sweep`, and this module runs any of them the same way (:func:`run_sweep`).
+
+A new sweep touches one folder: a settings dataclass (from :class:`SweepSettings`), a record with ``to_dict`` and
+``to_markdown``, and the four methods of :class:`Sweep`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from probe.core.data import BUNDLED
+from probe.core.io import atomic_write_text
+from probe.core.models import LoadedModel
+from probe.experiments.grid import RUNS, Cost, estimate_seconds, run_grid
+from probe.formats.run import Run
+from probe.training.config import TrainConfig
+
+SettingsT = TypeVar("SettingsT", bound="SweepSettings")
+ReportT = TypeVar("ReportT")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepSettings:
+    """What every sweep's runs share; a sweep's own settings add to these (see :meth:`train_config`).
+
+    Attributes:
+        model / data / steps / lr / task / test_size: as in :class:`probe.training.config.TrainConfig`.
+        seeds: the seeds of each cell of the grid.
+        bootstrap: resamples of the test rows for every interval.
+    """
+
+    model: str = "default"
+    data: Any = BUNDLED
+    steps: int = 150
+    lr: float = 0.01
+    task: str = "cosine"
+    test_size: int | None = None
+    seeds: tuple[int, ...] = (0, 1, 2)
+    bootstrap: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError(f"{type(self).__name__} needs at least one seed")
+
+    @classmethod
+    def quick_settings(cls) -> dict[str, Any]:
+        """What ``--quick`` changes (a sweep overrides this)."""
+        return {}
+
+    @classmethod
+    def quick(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+        """The ``--quick`` sweep: :meth:`quick_settings`, then ``overrides``."""
+        return cls(**{**cls.quick_settings(), **overrides})
+
+    def train_config(self, **fields: Any) -> TrainConfig:
+        """One run's training config: these settings, a snapshot halfway and at the end, one evaluation on 100
+        rows at the start as a progress mark (the report reads the final figures), and ``fields`` (the run's own:
+        seed, init, length, weights, ...)."""
+        base: dict[str, Any] = {"model": self.model, "data": self.data, "steps": self.steps, "lr": self.lr}
+        base |= {"task": self.task, "test_size": self.test_size, "snapshot_every": max(1, self.steps // 2)}
+        base |= {"eval_every": self.steps, "eval_size": 100}
+        return TrainConfig(**(base | fields))
+
+    def describe_data(self) -> str:
+        """The data as a report names it (a path or a bundled set; ``<memory>`` for a table handed in)."""
+        return str(self.data) if isinstance(self.data, str | os.PathLike) else "<memory>"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OnePromptSettings(SweepSettings):
+    """Settings of a sweep whose runs share one init and one length (frontier, wayward, audit)."""
+
+    init: str = "class-label"
+    length: int = 20
+
+    def train_config(self, **fields: Any) -> TrainConfig:
+        return super().train_config(**({"init": self.init, "length": self.length} | fields))
+
+
+@dataclass(frozen=True)
+class Plan(Generic[SettingsT]):
+    """What a sweep trains: its settings, the runs by name, and anything its measurement needs (``extra``)."""
+
+    settings: SettingsT
+    configs: dict[str, TrainConfig]
+    extra: dict[str, Any]
+
+
+class Sweep(Protocol[SettingsT, ReportT]):
+    """One kind of sweep (see the module docstring)."""
+
+    name: str
+    """The command's name (``frontier``)."""
+
+    def plan(self, settings: SettingsT, out: Path, model: LoadedModel) -> Plan[SettingsT]:
+        """The runs to train; every input checked first (nothing is written before this returns, but the data
+        files a sweep plants)."""
+        ...
+
+    def measure(self, plan: Plan[SettingsT], runs: dict[str, Run], model: LoadedModel, progress: bool) -> ReportT:
+        """The report of the finished runs."""
+        ...
+
+    def outputs(self, report: ReportT) -> dict[str, str]:
+        """File name -> text of every file the report is written as (all rendered before any is written)."""
+        ...
+
+    def reading_cost(self, plan: Plan[SettingsT]) -> Cost:
+        """What measuring every run costs once they are trained, in passes the estimate times here."""
+        ...
+
+
+def estimate(
+    sweep: Sweep[SettingsT, Any], plan: Plan[SettingsT], out: str | os.PathLike[str], model: LoadedModel
+) -> tuple[float, int]:
+    """(seconds, runs to train): training the runs ``out`` does not hold finished, then measuring every run."""
+    return estimate_seconds(plan.configs, Path(out) / RUNS, model=model, reading=sweep.reading_cost(plan))
+
+
+def run_sweep(
+    sweep: Sweep[SettingsT, ReportT],
+    plan: Plan[SettingsT],
+    out: str | os.PathLike[str],
+    model: LoadedModel,
+    *,
+    executor: Any = None,
+    progress: bool = True,
+    force: bool = False,
+    written: list[str] | None = None,
+) -> ReportT:
+    """Train the plan's runs into ``out/runs`` (finished ones kept, interrupted ones resumed) through
+    ``executor``, measure them, and write the report's files into ``out`` (their names appended to ``written``
+    when it is given)."""
+    runs = run_grid(plan.configs, Path(out) / RUNS, executor=executor, model=model, force=force, progress=progress)
+    report = sweep.measure(plan, dict(zip(plan.configs, runs, strict=True)), model, progress)
+    names = write(sweep, report, out)
+    if written is not None:
+        written.extend(names)
+    return report
+
+
+def write(sweep: Sweep[Any, ReportT], report: ReportT, out: str | os.PathLike[str]) -> list[str]:
+    """Write the report's files into ``out`` (each atomically); their names."""
+    files = sweep.outputs(report)
+    for name, text in files.items():
+        atomic_write_text(Path(out) / name, text)
+    return list(files)
+
+
+def with_settings(settings: SettingsT, **changes: Any) -> SettingsT:
+    """``settings`` with ``changes`` (the ones given; None leaves a setting as it is)."""
+    return replace(settings, **{k: v for k, v in changes.items() if v is not None})
