@@ -2,7 +2,8 @@
 
     python docs/findings.py FOLDER [FOLDER ...] [--intro FILE] [--out docs/replicate.md]
 
-The side-by-side table is the dashboard's (``probe.experiments.replicate.table.findings_side_by_side``): one row per finding, one
+The side-by-side table is the dashboard's (``probe.experiments.replicate.table.findings_side_by_side``): one row
+per finding, one
 column per report (data set and task form), each cell the verdict, the estimate with its 95% interval and the
 same reading on the runs' step-0 snapshots. ``--intro`` is markdown put before it (how the reports were made,
 how long they took).

@@ -1,5 +1,5 @@
-"""Deprecated: moved to :mod:`probe.experiments.wayward.record` (each sweep is one package of :mod:`probe.experiments`); removed in
-probe 0.3.0."""
+"""Deprecated: moved to :mod:`probe.experiments.wayward.record`;
+each sweep is one package of :mod:`probe.experiments`. Removed in probe 0.3.0."""
 
 from probe.core.deprecation import moved_module
 
