@@ -3,7 +3,7 @@ word's or token's effect under the prompt minus its effect on the frozen model; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ class Effects(Result):
     labels: list[str]
     table: pd.DataFrame
     texts: int
-    min_count: int = 1
+    min_count: int = field(default=1, metadata={"minimum": 1})
 
     def top(self, label: str, k: int = 5) -> list[str]:
         """The ``k`` units that raise ``label`` most under the prompt, compared with zero-shot.
@@ -84,17 +84,11 @@ class Effects(Result):
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<effects>") -> Effects:
-        """Read :meth:`to_dict`'s output."""
+        """Read :meth:`to_dict`'s output (its table as ``rows``; ``mean_where_present`` and ``min_count`` are absent
+        from the first files)."""
         f = FieldReader(data, source, "effects")
         rows = f.array("rows", [])
         columns = ["unit", "label", "effect", "prompted", "zero_shot", "count"]
         if any(isinstance(r, dict) and "mean_where_present" in r for r in rows):
             columns.append("mean_where_present")
-        table = pd.DataFrame(rows, columns=columns)
-        return cls(
-            kind=f.text("kind"),
-            labels=f.texts("labels"),
-            table=table,
-            texts=f.integer("texts", 0, minimum=0),
-            min_count=f.integer("min_count", 1, minimum=1),
-        )
+        return cls(**f.fields_of(cls, read=("rows",), table=pd.DataFrame(rows, columns=columns)))

@@ -22,7 +22,7 @@ from probe.core.results import Result
 from probe.formats.effects import Effects
 from probe.formats.faithfulness_record import Faithfulness
 from probe.formats.hard_prompt import HardPrompt
-from probe.formats.lens_record import LayerLens, LensRow, _lens_row
+from probe.formats.lens_record import LayerLens, LensRow
 from probe.formats.schema import FieldReader, read_json
 
 __all__ = ["EXPLAIN_FILE", "ExplainRecord", "ImportanceTable", "LayerLens", "LensRow", "PositionImportance"]
@@ -56,26 +56,16 @@ class PositionImportance:
     mean_drop_ci: tuple[float, float]
     rank: int
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready)."""
+        return asdict(self)
+
     @classmethod
     def from_dict(cls, data: Any, source: str) -> PositionImportance:
-        """Read one position (errors name ``source``)."""
-        f = FieldReader(data, source, "position importance")
-        nan = float("nan")
-        values: dict[str, Any] = {"position": f.integer("position", minimum=0), "rank": f.integer("rank", 0)}
-        values["nearest_token"] = f.text("nearest_token", "")
-        for name in VARIANTS:
-            for part in ("accuracy", "loss", "drop"):
-                values[f"{name}_{part}"] = _number(f, f"{name}_{part}", nan)
-            interval = f.data.get(f"{name}_drop_ci") or [None, None]
-            if not isinstance(interval, list | tuple) or len(interval) != 2:
-                raise f.error(f"{name}_drop_ci", interval, "an interval [low, high]")
-            values[f"{name}_drop_ci"] = tuple(nan if v is None else float(v) for v in interval)
-        return cls(**values)
-
-
-def _number(f: FieldReader, name: str, default: float) -> float:
-    value = f.data.get(name, default)
-    return default if value is None else float(f.number(name))
+        """Read one position (errors name ``source``); what the first files lacked is NaN."""
+        lacked: dict[str, Any] = {f"{v}_{part}": math.nan for v in VARIANTS for part in ("accuracy", "loss", "drop")}
+        lacked |= {f"{v}_drop_ci": (math.nan, math.nan) for v in VARIANTS} | {"rank": 0, "nearest_token": ""}
+        return cls(**FieldReader(data, source, "position importance").fields_of(cls, defaults=lacked))
 
 
 @dataclass(frozen=True, repr=False)
@@ -117,15 +107,8 @@ class ImportanceTable(Result):
     @classmethod
     def from_dict(cls, data: Any, source: str = "<importance>") -> ImportanceTable:
         """Read :meth:`to_dict`'s output."""
-        f = FieldReader(data, source, "importance table")
-        return cls(
-            soft_accuracy=_number(f, "soft_accuracy", float("nan")),
-            soft_loss=_number(f, "soft_loss", float("nan")),
-            examples=f.integer("examples", 0, minimum=0),
-            positions=[PositionImportance.from_dict(p, source) for p in f.array("positions")],
-            bootstrap=f.integer("bootstrap", 0, minimum=0),
-            task=f.text("task", None, optional=True),
-        )
+        lacked = {"soft_accuracy": math.nan, "soft_loss": math.nan, "examples": 0, "bootstrap": 0}
+        return cls(**FieldReader(data, source, "importance table").fields_of(cls, defaults=lacked))
 
     def to_markdown(self) -> str:
         """A readable table, most important position first."""
@@ -284,7 +267,7 @@ class ExplainRecord(Result):
                 positions=positions,
                 bootstrap=0,
             )
-            rows = [_lens_row(r, source) for r in f.array("layer_lens", [])]
+            rows = [LensRow.from_dict(r, source) for r in f.array("layer_lens", [])]
             tokens = [p.nearest_token for p in sorted(positions, key=lambda p: p.position)]
             lens = LayerLens(
                 rows=rows,

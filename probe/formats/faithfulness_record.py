@@ -40,12 +40,7 @@ class StandIn(Result):
     @classmethod
     def from_dict(cls, data: Any, source: str = "<stand-in>") -> StandIn:
         """Read :meth:`to_dict`'s output."""
-        f = FieldReader(data, source, "stand-in")
-        values: dict[str, Any] = {"name": f.text("name")}
-        for score in SCORES:
-            values[score] = _number(f, score)
-            values[f"{score}_ci"] = _pair(f, f"{score}_ci")
-        return cls(**values)
+        return cls(**FieldReader(data, source, "stand-in").fields_of(cls))
 
     def row(self) -> dict[str, Any]:
         """The scores as one table row, each interval as its low and high."""
@@ -76,17 +71,8 @@ class Faithfulness(Result):
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<faithfulness>") -> Faithfulness:
-        """Read :meth:`to_dict`'s output."""
-        f = FieldReader(data, source, "faithfulness")
-        return cls(
-            soft_accuracy=_number(f, "soft_accuracy"),
-            zero_shot_accuracy=_number(f, "zero_shot_accuracy"),
-            examples=f.integer("examples", 0, minimum=0),
-            stand_ins=[StandIn.from_dict(x, source) for x in f.array("stand_ins", [])],
-            bootstrap=f.integer("bootstrap", 0, minimum=0),
-            task=f.text("task", None, optional=True),
-            soft_ci=_pair(f, "soft_ci"),
-        )
+        """Read :meth:`to_dict`'s output (``task`` and ``soft_ci`` are absent from the first files)."""
+        return cls(**FieldReader(data, source, "faithfulness").fields_of(cls))
 
     def __getitem__(self, name: str) -> StandIn:
         return next(s for s in self.stand_ins if s.name == name)
@@ -112,19 +98,3 @@ class Faithfulness(Result):
             ]
             lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
-
-
-def _interval(value: float, interval: tuple[float, float]) -> str:
-    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
-
-
-def _number(f: FieldReader, name: str) -> float:
-    value = f.data.get(name)
-    return float("nan") if value is None else float(f.number(name))
-
-
-def _pair(f: FieldReader, name: str) -> tuple[float, float]:
-    value = f.data.get(name) or [None, None]
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise f.error(name, value, "an interval [low, high]")
-    return tuple(float("nan") if v is None else float(v) for v in value)  # type: ignore[return-value]

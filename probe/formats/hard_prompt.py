@@ -8,6 +8,7 @@ the loader and the dashboard read it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,30 +89,15 @@ class HardPrompt(Result):
         """
         f = FieldReader(data, source, "hard prompt")
         ids = token_ids(f, "token_ids", vocab_size=vocab_size, max_count=MAX_POSITIONS)
-        known = {fld.name for fld in dataclasses.fields(cls)} | {"accuracy"}
-        accuracy = "hard_prompt_accuracy" if "hard_prompt_accuracy" in f.data else "accuracy"
-        nan = float("nan")
         tokens = f.texts("tokens", [str(i) for i in ids])
         if len(tokens) != len(ids):
             raise f.error("tokens", f"{len(tokens)} tokens", f"one per token id ({len(ids)})")
-        f.unknown(known)
-        return cls(
-            model=f.text("model"),
-            token_ids=ids,
-            tokens=tokens,
-            text=f.text("text", ""),
-            hard_prompt_accuracy=f.number(accuracy, nan),
-            soft_accuracy=f.number("soft_accuracy", nan),
-            discretised_accuracy=f.number("discretised_accuracy", nan),
-            zero_shot_accuracy=f.number("zero_shot_accuracy", nan),
-            holdout_accuracy=f.number("holdout_accuracy", nan),
-            start_holdout_accuracy=f.number("start_holdout_accuracy", nan),
-            changed_positions=f.integer("changed_positions", 0, minimum=0),
-            steps=f.integer("steps", 0, minimum=0),
-            best_step=f.integer("best_step", 0, minimum=0),
-            seed=f.integer("seed", 0),
-            task=f.text("task", None, optional=True),
-        )
+        accuracy = f.number("hard_prompt_accuracy" if "hard_prompt_accuracy" in f.data else "accuracy", math.nan)
+        lacked: dict[str, Any] = {"text": "", "changed_positions": 0, "steps": 0, "best_step": 0, "seed": 0}
+        lacked |= {name: math.nan for name in ("soft_accuracy", "discretised_accuracy", "zero_shot_accuracy")}
+        lacked |= {"holdout_accuracy": math.nan, "start_holdout_accuracy": math.nan}
+        given = {"token_ids": ids, "tokens": tokens, "hard_prompt_accuracy": accuracy}
+        return cls(**f.fields_of(cls, defaults=lacked, read=("accuracy",), **given))
 
     def to_markdown(self) -> str:
         """A short readable summary."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -10,11 +11,6 @@ import pandas as pd
 
 from probe.core.results import Result
 from probe.formats.schema import FieldReader
-
-
-def _number(f: FieldReader, name: str, default: float) -> float:
-    value = f.data.get(name, default)
-    return default if value is None else float(f.number(name))
 
 
 @dataclass(frozen=True)
@@ -26,6 +22,15 @@ class LensRow:
     token: str
     cosine: float
     logit_token: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<lens row>") -> LensRow:
+        """Read one row of :meth:`LayerLens.to_dict`'s output."""
+        return cls(**FieldReader(data, source, "layer lens row").fields_of(cls, defaults={"cosine": math.nan}))
 
 
 @dataclass(frozen=True, repr=False)
@@ -59,20 +64,14 @@ class LayerLens(Result):
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<lens>") -> LayerLens:
-        """Read :meth:`to_dict`'s output."""
+        """Read :meth:`to_dict`'s output (the first files lacked ``layers`` and ``texts``)."""
         f = FieldReader(data, source, "layer lens")
-        rows = [_lens_row(r, source) for r in f.array("rows")]
+        rows = [LensRow.from_dict(r, source) for r in f.array("rows")]
         holds = f.array("holds_until", [])
         if not all(isinstance(h, int) and not isinstance(h, bool) for h in holds):
-            raise f.error("holds_until", holds, "a list of layer numbers")
-        return cls(
-            rows=rows,
-            input_tokens=f.texts("input_tokens", []),
-            holds_until=list(holds),
-            layers=f.integer("layers", 1 + max((r.layer for r in rows), default=-1), minimum=0),
-            texts=f.integer("texts", 0, minimum=0),
-            task=f.text("task", None, optional=True),
-        )
+            raise f.error("holds_until", holds, "a list of layer numbers (-1: none)")
+        lacked = {"input_tokens": [], "layers": 1 + max((r.layer for r in rows), default=-1), "texts": 0}
+        return cls(**f.fields_of(cls, defaults=lacked, rows=rows, holds_until=list(holds)))
 
     def to_markdown(self) -> str:
         """Positions as rows, layers as columns: top-1 token (cosine), and the logit lens's token where there is
@@ -98,14 +97,3 @@ class LayerLens(Result):
                 + " |"
             )
         return "\n".join(lines)
-
-
-def _lens_row(data: Any, source: str) -> LensRow:
-    f = FieldReader(data, source, "layer lens row")
-    return LensRow(
-        position=f.integer("position", minimum=0),
-        layer=f.integer("layer", minimum=0),
-        token=f.text("token"),
-        cosine=_number(f, "cosine", float("nan")),
-        logit_token=f.text("logit_token", None, optional=True),
-    )

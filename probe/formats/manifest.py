@@ -58,14 +58,8 @@ class DataRecord:
     @classmethod
     def from_dict(cls, data: Any, source: str) -> DataRecord:
         """Read the manifest's ``data`` entry (errors name ``source``)."""
-        f = FieldReader(data, source, "run manifest 'data'")
-        return cls(
-            path=f.text("path", None, optional=True),
-            sha256=f.text("sha256", ""),
-            train_size=f.integer("train_size", 0, minimum=0),
-            test_size=f.integer("test_size", 0, minimum=0),
-            changed_sha256=f.text("changed_sha256", None, optional=True),
-        )
+        lacked = {"path": None, "sha256": "", "train_size": 0, "test_size": 0}
+        return cls(**FieldReader(data, source, "run manifest 'data'").fields_of(cls, defaults=lacked))
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,7 @@ class Manifest:
 
     model: str | None
     init: str
-    length: int
+    length: int = field(metadata={"minimum": 1})
     seed: int | None
     status: str = "running"
     kind: str | None = None
@@ -112,8 +106,8 @@ class Manifest:
     optimizer: str | None = None
     lr: float | None = None
     steps: int | None = None
-    snapshot_every: int | None = None
-    eval_every: int | None = None
+    snapshot_every: int | None = field(default=None, metadata={"minimum": 1})
+    eval_every: int | None = field(default=None, metadata={"minimum": 1})
     data: DataRecord | None = None
     evaluation: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
@@ -192,42 +186,8 @@ class Manifest:
         for key, value in final.items():
             if value is not None:
                 figures[measure_name(key)] = FieldReader(final, source, "run manifest 'final'").number(key)
-        raw_data = f.mapping("data", None, optional=True)
-        known = {fld.name for fld in dataclasses.fields(cls)}
-        return cls(
-            model=f.text("model", optional=True),
-            init=f.text("init"),
-            length=f.integer("length", minimum=1),
-            seed=f.integer("seed", optional=True),
-            status=_status(f),
-            kind=f.text("kind", None, optional=True),
-            labels=f.texts("labels", []),
-            init_details=f.mapping("init_details", {}),
-            fingerprint=f.text("fingerprint", None, optional=True),
-            task=f.text("task", None, optional=True),
-            task_form=f.text("task_form", None, optional=True),
-            optimizer=f.text("optimizer", None, optional=True),
-            lr=f.number("lr", None, optional=True),
-            steps=f.integer("steps", None, optional=True, minimum=0),
-            snapshot_every=f.integer("snapshot_every", None, optional=True, minimum=1),
-            eval_every=f.integer("eval_every", None, optional=True, minimum=1),
-            data=None if raw_data is None else DataRecord.from_dict(raw_data, source),
-            evaluation=f.mapping("evaluation", None, optional=True),
-            config=f.mapping("config", None, optional=True),
-            zero_shot_accuracy=f.number("zero_shot_accuracy", None, optional=True),
-            final=figures,
-            created=f.number("created", None, optional=True),
-            updated=f.number("updated", None, optional=True),
-            finished=f.number("finished", None, optional=True),
-            last_step=f.integer("last_step", None, optional=True, minimum=0),
-            resumed_from=f.integer("resumed_from", None, optional=True, minimum=0),
-            source=f.text("source", None, optional=True),
-            layout=f.text("layout", None, optional=True),
-            trainer=f.mapping("trainer", None, optional=True),
-            extra=f.mapping("extra", {}),
-            unknown=f.unknown(known),
-            format=RUN_FORMAT,
-        )
+        kept = f.unknown({fld.name for fld in dataclasses.fields(cls)}, warn=False)  # written back as they were
+        return cls(**f.fields_of(cls, final=figures, status=_status(f), unknown=kept))
 
 
 _REQUIRED = ("format", "model", "init", "length", "seed", "status")

@@ -8,9 +8,11 @@ that says what to do, which a library's own errors would have to be translated i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import typing
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -103,13 +105,29 @@ class FieldReader:
         return value
 
     def number(self, name: str, default: Any = _MISSING, *, optional: bool = False) -> Any:
-        """A finite number (None allowed when ``optional``); integers are read as floats."""
+        """A finite number, integers read as floats; a null is None when ``optional``, else NaN (the module's
+        rule)."""
+        if name not in self.data and default is not _MISSING:
+            return default  # what an older file lacked: NaN, or None
         value = self._get(name, default)
-        if value is None and optional:
-            return None
+        if value is None:
+            return None if optional else math.nan
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self.error(name, value, "a finite number" + (" or null" if optional else ""))
+            raise self.error(name, value, "a finite number or null")
         return float(value)
+
+    def interval(self, name: str, default: Any = _MISSING) -> tuple[float, float]:
+        """An interval ``[low, high]``; a null bound, or a null interval, is NaN."""
+        value = self._get(name, default)
+        value = [None, None] if value is None else value
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise self.error(name, value, "an interval [low, high]")
+        out = []
+        for bound in value:
+            if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)):
+                raise self.error(name, value, "an interval [low, high] of numbers")
+            out.append(math.nan if bound is None else float(bound))
+        return out[0], out[1]
 
     def flag(self, name: str, default: Any = _MISSING) -> Any:
         """A true / false field."""
@@ -141,14 +159,79 @@ class FieldReader:
             raise self.error(name, value, "a list")
         return value
 
-    def records(self, name: str, required: Iterable[str]) -> list[dict[str, Any]]:
-        """A list field of objects, each holding every key of ``required`` (other keys are the caller's)."""
+    def records(self, name: str, required: Iterable[str], *, numbers: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """A list field of objects, each holding every key of ``required`` (other keys are the caller's); the keys of
+        ``numbers`` (a number, or an interval) have their nulls read as NaN (the module's rule)."""
         items = self.array(name)
+        numbers = tuple(numbers)
+        out = []
         for i, item in enumerate(items):
             missing = [k for k in required if not isinstance(item, dict) or k not in item]
             if missing:
                 raise self.error(f"{name}[{i}]", item, f"an object with {', '.join(missing)}")
-        return list(items)
+            out.append({k: _nan_from_null(v) if k in numbers else v for k, v in item.items()})
+        return out
+
+    def fields_of(
+        self, cls: type, *, defaults: dict[str, Any] | None = None, read: Iterable[str] = (), **given: Any
+    ) -> dict[str, Any]:
+        """The fields of the record dataclass ``cls``, each read by its type (values in ``given`` are taken as they
+        are), for ``cls(**...)``; keys that are neither a field nor in ``read`` (keys the caller reads itself: older
+        names, other shapes) are warned about. A field without a default (the dataclass's, else one in
+        ``defaults``: what older files lacked) is required.
+
+        Types: ``str``, ``int`` (at least ``metadata["minimum"]``, default 0), ``float`` (null: NaN), ``bool``,
+        ``tuple[float, float]`` (an interval), ``list[str]``, ``dict``, a record class with ``from_dict``, and a
+        list of them; each may be ``| None`` (optional: null is None).
+        """
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = dict(given)
+        for f in dataclasses.fields(cls):
+            if f.name in given or not f.init:
+                continue
+            default: Any = (defaults or {}).get(f.name, _MISSING)
+            if f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            if f.name not in self.data and default is not _MISSING:
+                values[f.name] = default  # what an older file lacked
+                continue
+            values[f.name] = self._typed(f.name, hints[f.name], default, f.metadata)
+        self.unknown({f.name for f in dataclasses.fields(cls)} | set(given) | set(read) | {"format"})
+        return values
+
+    def _typed(self, name: str, hint: Any, default: Any, meta: Any) -> Any:
+        """One field read by its type (see :meth:`fields_of`)."""
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(args) == 1 and type(None) in typing.get_args(hint)
+        hint = args[0] if optional else hint
+        origin = typing.get_origin(hint)
+        if hint is str:
+            return self.text(name, default, optional=optional)
+        if hint is int:
+            return self.integer(name, default, optional=optional, minimum=meta.get("minimum", 0))
+        if hint is float:
+            return self.number(name, default, optional=optional)
+        if hint is bool:
+            return self.flag(name, default)
+        if origin is tuple:
+            return self.interval(name, default)
+        if origin is dict or hint is dict:
+            return self.mapping(name, default, optional=optional)
+        if origin is list and typing.get_args(hint) == (str,):
+            return self.texts(name, default)
+        record = typing.get_args(hint)[0] if origin is list else hint
+        if hasattr(record, "from_dict"):
+            if optional and self.data.get(name) is None:
+                return None
+            if origin is list:
+                return [record.from_dict(x, self.source) for x in self.array(name, default)]
+            value = self._get(name, default)
+            return value if value is default else record.from_dict(self.mapping(name), self.source)
+        if origin is list:
+            return self.array(name, default)
+        raise TypeError(f"{name}: no reader for type {hint!r}")
 
     def unknown(self, known: Iterable[str], *, warn: bool = True) -> dict[str, Any]:
         """The keys this probe does not know, warned about (a newer probe may have written them)."""
@@ -160,6 +243,15 @@ class FieldReader:
                 stacklevel=3,
             )
         return extra
+
+
+def _nan_from_null(value: Any) -> Any:
+    """A number or an interval read from JSON, its nulls NaN again (the module's rule)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, list) and len(value) == 2:
+        return [math.nan if v is None else v for v in value]
+    return value
 
 
 def token_ids(

@@ -21,6 +21,9 @@ READINGS = ("nearest tokens", "layer lens", "hard prompt", "input attribution", 
 """The readings an audit asks, in the order it reports them."""
 RUN_FIELDS = ("run", "share", "seed", "flip_rate", "clean_accuracy", "relies")
 READING_FIELDS = ("name", "detection_rate", "false_alarm_rate", "spearman", "found")
+RUN_NUMBERS = ("flip_rate", "flip_ci", "clean_accuracy", "reliance", "reliance_ci")
+READING_NUMBERS = ("detection_rate", "detection_ci", "false_alarm_rate", "false_alarm_ci", "spearman")
+"""Figures that may be undefined (NaN, written as null): read back as NaN."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -117,20 +120,9 @@ class AuditReport(Result):
             ValueError: naming the field that is missing or of the wrong type.
         """
         f = FieldReader(data, source, "audit report")
-        f.unknown({"format", "runs", "readings", "context"})
-        runs, readings = f.records("runs", RUN_FIELDS), f.records("readings", READING_FIELDS)
-        return cls(runs=runs, readings=[_undefined_as_nan(g) for g in readings], context=f.mapping("context", {}))
-
-
-def _undefined_as_nan(reading: dict[str, Any]) -> dict[str, Any]:
-    """A reading read from JSON, where an undefined rate or Spearman (NaN) was written as null: NaN again."""
-    out = dict(reading)
-    for key in ("detection_rate", "false_alarm_rate", "spearman"):
-        out[key] = float("nan") if out[key] is None else out[key]
-    for key in ("detection_ci", "false_alarm_ci"):
-        if isinstance(out.get(key), list):
-            out[key] = [float("nan") if v is None else v for v in out[key]]
-    return out
+        runs = f.records("runs", RUN_FIELDS, numbers=RUN_NUMBERS)
+        readings = f.records("readings", READING_FIELDS, numbers=READING_NUMBERS)
+        return cls(**f.fields_of(cls, runs=runs, readings=readings))
 
 
 def read_audit(path: str | Path) -> AuditReport:

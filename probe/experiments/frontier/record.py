@@ -3,6 +3,7 @@ of the nearest-token reading, one entry per run of the sweep over the faithfulne
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,10 @@ REQUIRED = (
     "gain_retained",
     "pareto",
 )
+NUMBERS: tuple[str, ...] = ("soft_accuracy", "discretised_accuracy", "agreement", "kl", "gain_retained", "reading_gain")
+NUMBERS += tuple(f"{name}_ci" for name in ("soft", "discretised", "agreement", "kl", "gain_retained", "reading_gain"))
+NUMBERS += ("travel", "on_manifold")
+"""A run's figures that may be undefined (NaN, written as null): read back as NaN, shown as '–'."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -79,9 +84,11 @@ class FrontierReport(Result):
 
             def cell(name: str, r: dict[str, Any] = r) -> str:
                 value = r.get({"soft": "soft_accuracy", "discretised": "discretised_accuracy"}.get(name, name))
-                low, high = r.get(f"{name}_ci") or (float("nan"), float("nan"))
+                low, high = r.get(f"{name}_ci") or (math.nan, math.nan)
                 sign = "+" if name == "reading_gain" else ""
-                return "–" if value is None else f"{value:{sign}.3f} [{low:{sign}.3f}, {high:{sign}.3f}]"
+                if value is None or not math.isfinite(value):
+                    return "–"
+                return f"{value:{sign}.3f} [{low:{sign}.3f}, {high:{sign}.3f}]"
 
             lines.append(
                 f"| {r['weight']:g} | {r['seed']} | {cell('soft')} | {cell('discretised')} | {cell('reading_gain')} | "
@@ -123,13 +130,7 @@ class FrontierReport(Result):
             ValueError: naming the field that is missing or of the wrong type.
         """
         f = FieldReader(data, source, "frontier report")
-        f.unknown({"format", "zero_shot_accuracy", "runs", "aim", "context"})
-        return cls(
-            zero_shot_accuracy=f.number("zero_shot_accuracy"),
-            runs=f.records("runs", REQUIRED),
-            aim=f.mapping("aim", {}),
-            context=f.mapping("context", {}),
-        )
+        return cls(**f.fields_of(cls, runs=f.records("runs", REQUIRED, numbers=NUMBERS)))
 
 
 def read_frontier(path: str | Path) -> FrontierReport:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from probe.core.io import to_jsonable
+from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.results import Result
 from probe.formats.schema import FieldReader, read_json
 from probe.readings.reports import FAITHFULNESS_CAVEAT
@@ -28,6 +29,8 @@ Verdict = Literal["yes", "no", "unclear"]
 PERCENT_FINDINGS = frozenset({2, 3, 4, 5})
 """Findings whose numbers are shares of positions (shown as percentages)."""
 CONTRAST_FINDINGS = frozenset({6})
+ACCURACY_NUMBERS = (SOFT, "low", "high", DISCRETISED, ZERO_SHOT, "cos_to_init")
+"""Accuracy-table figures that may be undefined (NaN, written as null): read back as NaN."""
 """Findings whose estimate is a signed difference between two groups of runs."""
 
 
@@ -40,7 +43,7 @@ class Finding:
     the positions travelled), and finding-specific numbers.
     """
 
-    number: int
+    number: int = field(metadata={"minimum": 1})
     name: str
     paper: str
     measured: str
@@ -73,34 +76,12 @@ class Finding:
     def from_dict(cls, data: Any, source: str = "<finding>") -> Finding:
         """Read a finding (the verdict was once ``holds``)."""
         f = FieldReader(data, source, "finding")
-        interval = f.data.get("interval") or [None, None]
-        if not isinstance(interval, list | tuple) or len(interval) != 2:
-            raise f.error("interval", interval, "an interval [low, high]")
         verdict = f.text("verdict", f.data.get("holds", "unclear"))
         if verdict not in ("yes", "no", "unclear"):
             raise f.error("verdict", verdict, "yes, no or unclear")
-        return cls(
-            number=f.integer("number", minimum=1),
-            name=f.text("name"),
-            paper=f.text("paper", ""),
-            measured=f.text("measured", ""),
-            verdict=verdict,
-            runs_used=f.integer("runs_used", 0, minimum=0),
-            estimate=_nan(f, "estimate"),
-            interval=(_float(interval[0]), _float(interval[1])),
-            init_control=f.number("init_control", None, optional=True),
-            random_control=f.number("random_control", None, optional=True),
-            values=f.mapping("values", {}),
-        )
-
-
-def _float(x: Any) -> float:
-    return float("nan") if x is None or isinstance(x, bool) or not isinstance(x, int | float) else float(x)
-
-
-def _nan(f: FieldReader, name: str) -> float:
-    value = f.data.get(name)
-    return float("nan") if value is None else float(f.number(name))
+        lacked: dict[str, Any] = {"paper": "", "measured": "", "runs_used": 0, "estimate": math.nan}
+        lacked |= {"interval": (math.nan, math.nan), "init_control": None, "random_control": None}
+        return cls(**f.fields_of(cls, defaults=lacked, read=("holds",), verdict=verdict))
 
 
 @dataclass(frozen=True, repr=False)
@@ -143,15 +124,8 @@ class ReplicateReport(Result):
             ValueError: naming the field that is missing or of the wrong type.
         """
         f = FieldReader(data, source, "replicate report")
-        f.unknown({"format", "context", "findings", "accuracy"})
-        rows = f.array("accuracy", [])
-        if not all(isinstance(r, dict) for r in rows):
-            raise f.error("accuracy", rows, "a list of table rows (objects)")
-        return cls(
-            context=f.mapping("context", {}),
-            findings=[Finding.from_dict(x, source) for x in f.array("findings", [])],
-            accuracy=list(rows),
-        )
+        rows = f.records("accuracy", (), numbers=ACCURACY_NUMBERS) if "accuracy" in f.data else []
+        return cls(**f.fields_of(cls, defaults={"context": {}, "findings": []}, accuracy=rows))
 
     def to_markdown(self) -> str:
         """The markdown report: every finding against its controls, what was measured, the accuracy table, and the

@@ -19,6 +19,8 @@ WAYWARD_FORMAT = 1
 LITTLE = 0.02
 """Khashabi et al.'s figure for GPT-2: prompts within about 2% of the best accuracy while reading as any text."""
 REQUIRED = ("target", "text", "runs", "soft_accuracy", "cost", "cost_ci", "reads_as_target")
+NUMBERS = ("soft_accuracy", "cost", "cost_ci", "relative_cost", "reads_as_target", "reads_as_target_top5")
+"""A target's figures that may be undefined (NaN, written as null): read back as NaN."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -95,13 +97,7 @@ class WaywardReport(Result):
             ValueError: naming the field that is missing or of the wrong type.
         """
         f = FieldReader(data, source, "wayward report")
-        f.unknown({"format", "free_accuracy", "targets", "conclusion", "context"})
-        return cls(
-            free_accuracy=f.number("free_accuracy"),
-            targets=f.records("targets", REQUIRED),
-            conclusion=f.text("conclusion"),
-            context=f.mapping("context", {}),
-        )
+        return cls(**f.fields_of(cls, targets=f.records("targets", REQUIRED, numbers=NUMBERS)))
 
 
 def read_wayward(path: str | Path) -> WaywardReport:
