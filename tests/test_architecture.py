@@ -257,3 +257,15 @@ def test_public_api__is_typed_and_its_hints_resolve():
         if inspect.isfunction(value) or inspect.isclass(value):
             hints = typing.get_type_hints(value.__init__ if inspect.isclass(value) else value)
             assert hints is not None, name
+
+
+def test_docs__the_map_lists_every_module_and_only_modules_that_exist():
+    # docs/architecture.md's sections "The modules" and "Old names" name each module by its path under probe/
+    # (`core/io.py`, `__init__.py`); an __init__.py that holds only a docstring is no module to describe
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    text = text[text.index("## The modules") : text.index("## Where new things go")]
+    named = set(re.findall(r"`([\w/]+\.py)`", text))
+    files = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}
+    empty = {f for f in files if f.endswith("__init__.py") and len(ast.parse((PACKAGE / f).read_text()).body) <= 1}
+    assert sorted(files - empty - named) == [], "modules the map does not list"
+    assert sorted(named - files) == [], "the map lists modules that do not exist"
