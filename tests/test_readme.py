@@ -59,13 +59,20 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
 
 
-def test_readme__every_probe_name_it_shows_resolves():
+def test_readme__every_probe_name_it_shows_resolves_and_none_is_deprecated():
     import ast
     import importlib
+    import warnings
 
     import probe
 
-    for block in _python_blocks():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        _resolve_names(_python_blocks(), probe, importlib, ast)
+
+
+def _resolve_names(blocks: list[str], probe, importlib, ast) -> None:
+    for block in blocks:
         tree = ast.parse(block)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("probe"):

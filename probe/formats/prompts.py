@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from probe.core.softprompt import Role, SoftPrompt, check_vectors
-from probe.formats import files, hard_prompt, runs
+from probe.formats import discovery, files, hard_prompt
 from probe.formats.files import Loader
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Loader", "Role", "SoftPrompt", "check_vectors", "load_prompt", "load_prompts", "loaders", "register_loader"]
 
-BUILT_IN: tuple[Loader, ...] = (hard_prompt.LOADER, runs.LOADER, *files.LOADERS)
+BUILT_IN: tuple[Loader, ...] = (hard_prompt.LOADER, discovery.LOADER, *files.LOADERS)
 """probe's own formats, in the order they are tried."""
 _PLUGINS: list[Loader] = []
 
