@@ -10,7 +10,7 @@ A new sweep touches one folder: a settings dataclass (from :class:`SweepSettings
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -145,14 +145,37 @@ def run_sweep(
     return report
 
 
+class SweepBase(Generic[SettingsT, ReportT]):
+    """What every sweep offers besides its four methods: :meth:`run` (the sweep's entry point, ``frontier(config,
+    out)``) and :meth:`write`."""
+
+    def run(
+        self,
+        settings: SettingsT,
+        out: str | os.PathLike[str],
+        *,
+        executor: Any = None,
+        progress: bool = True,
+        force: bool = False,
+        model: LoadedModel | None = None,
+    ) -> ReportT:
+        """Plan, train the runs ``out/runs`` does not hold finished (through ``executor``), measure every run, and
+        write the report's files into ``out``."""
+        from probe.core.models import load_model
+
+        sweep: Any = self
+        model = model or load_model(settings.model, device="cpu")
+        plan = sweep.plan(settings, Path(out), model)
+        return run_sweep(sweep, plan, out, model, executor=executor, progress=progress, force=force)
+
+    def write(self, report: ReportT, out: str | os.PathLike[str]) -> list[str]:
+        """Write the report's files into ``out``; their names."""
+        return write(self, report, out)  # type: ignore[arg-type]
+
+
 def write(sweep: Sweep[Any, ReportT], report: ReportT, out: str | os.PathLike[str]) -> list[str]:
     """Write the report's files into ``out`` (each atomically); their names."""
     files = sweep.outputs(report)
     for name, text in files.items():
         atomic_write_text(Path(out) / name, text)
     return list(files)
-
-
-def with_settings(settings: SettingsT, **changes: Any) -> SettingsT:
-    """``settings`` with ``changes`` (the ones given; None leaves a setting as it is)."""
-    return replace(settings, **{k: v for k, v in changes.items() if v is not None})

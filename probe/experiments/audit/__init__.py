@@ -18,16 +18,14 @@ The record is :class:`.record.AuditReport` (``audit.json``, ``audit.md``), the f
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
-from probe.core.models import LoadedModel, load_model
+from probe.core.models import LoadedModel
 from probe.experiments.audit.config import RARE, AuditConfig, marker_ids, plant
+from probe.experiments.audit.measure import measure
 from probe.experiments.audit.record import AUDIT_JSON, AUDIT_MD, READINGS, AuditReport
 from probe.experiments.grid import Cost
-from probe.experiments.sweep import Plan, run_sweep
-from probe.experiments.sweep import write as write_files
+from probe.experiments.sweep import Plan, SweepBase
 from probe.formats.run import Run
 
 __all__ = ["RARE", "READINGS", "SWEEP", "AuditConfig", "AuditReport", "audit", "marker_ids", "plant", "render"]
@@ -38,7 +36,7 @@ SHORT_ROW = 0.3
 """What a trigger-scan text (8 words and a token) costs, as a share of a test row: for the estimate."""
 
 
-class AuditSweep:
+class AuditSweep(SweepBase[AuditConfig, AuditReport]):
     """The audit as a :class:`probe.experiments.sweep.Sweep`."""
 
     name = "audit"
@@ -47,8 +45,6 @@ class AuditSweep:
         return settings.plan(out, model)
 
     def measure(self, plan: Plan[AuditConfig], runs: dict[str, Run], model: LoadedModel, progress: bool) -> AuditReport:
-        from probe.experiments.audit.measure import measure
-
         return measure(plan, runs, model, progress=progress)
 
     def outputs(self, report: AuditReport) -> dict[str, str]:
@@ -67,29 +63,6 @@ class AuditSweep:
 
 
 SWEEP = AuditSweep()
-
-
-def audit(
-    config: AuditConfig,
-    out: str | os.PathLike[str],
-    *,
-    executor: Any = None,
-    progress: bool = True,
-    force: bool = False,
-    model: LoadedModel | None = None,
-) -> AuditReport:
-    """Plant, train (skipping finished runs), read every run, and write ``audit.json``, ``audit.md`` and
-    ``audit.html`` into ``out``."""
-    model = model or load_model(config.model, device="cpu")
-    plan = SWEEP.plan(config, Path(out), model)
-    return run_sweep(SWEEP, plan, out, model, executor=executor, progress=progress, force=force)
-
-
-def render(report: AuditReport) -> str:
-    """The markdown report (:meth:`AuditReport.to_markdown`): the ground truth first, then each reading."""
-    return report.to_markdown()
-
-
-def write(report: AuditReport, out: Path) -> None:
-    """``audit.json``, ``audit.md`` and the figure ``audit.html`` into ``out``."""
-    write_files(SWEEP, report, out)
+audit = SWEEP.run
+write = SWEEP.write
+render = AuditReport.to_markdown

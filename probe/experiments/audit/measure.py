@@ -1,22 +1,6 @@
-"""``probe audit``'s measurement: each run's ground truth, and each reading asked whether it finds the planted
-marker.
-
-1. **The planted shortcut.** From the labelled data, one train/test split; a marker word is appended to a share s
-   of one class's *training* texts (s = 0 for the clean variant). Test texts stay clean. Prompts are trained on
-   each variant over seeds (through :mod:`probe.experiments.grid`).
-2. **The ground truth, per run.** The flip rate: among the other classes' test texts, the share predicted as the
-   planted class once the marker is appended and not before. A planted run *relies* on the marker when its flip
-   rate is above the clean run's of the same seed (paired over the same texts, the 95% interval above 0); clean
-   runs are the negatives, and so is any planted run that does not rely on it.
-3. **The readings**, each asked whether it finds the marker (and how strongly, for the Spearman correlation with
-   the flip rate): the nearest tokens (any position's top k; strength: the marker's best cosine), the layer lens
-   (any layer's top k, the marker in its contextual vocabulary; strength: how many positions x layers), the hard
-   prompt (among its tokens; strength: how many), input attribution on the marked texts (top 5 for the planted
-   class; strength: its effect) and the trigger scan (top 5; strength: its effect).
-
-Per reading: the detection rate on relying runs and the false-alarm rate on the others, each with a Clopper-Pearson
-interval over runs, and the Spearman correlation of its strength with the flip rate.
-"""
+"""``probe audit``'s measurement (see the package): each run's flip rate against the clean run of its seed, every
+reading asked whether it finds the marker, and per reading the detection and false-alarm rates with Clopper-Pearson
+intervals over runs and the Spearman correlation of its strength with the flip rate."""
 
 from __future__ import annotations
 

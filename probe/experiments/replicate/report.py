@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from probe.core.frames import as_splits, describe
-from probe.core.models import LoadedModel, load_model
+from probe.core.models import LoadedModel
 from probe.experiments.grid import RUNS, Cost
 from probe.experiments.replicate.accuracy import accuracy_by_length
 from probe.experiments.replicate.config import ReplicateConfig
@@ -26,7 +26,7 @@ from probe.experiments.replicate.findings import (
     semantic_clusters,
 )
 from probe.experiments.replicate.record import REPORT_JSON, REPORT_MD, Finding, ReplicateReport
-from probe.experiments.sweep import Plan, run_sweep, write
+from probe.experiments.sweep import Plan, SweepBase
 from probe.formats.run import Run
 from probe.plots.export import to_html
 
@@ -100,7 +100,7 @@ def render(findings: list[Finding], table: pd.DataFrame, context: dict[str, Any]
     return ReplicateReport(context=context, findings=findings, accuracy=table.to_dict("records")).to_markdown()
 
 
-class ReplicateSweep:
+class ReplicateSweep(SweepBase[ReplicateConfig, ReplicateReport]):
     """The paper's findings as a :class:`probe.experiments.sweep.Sweep`."""
 
     name = "replicate"
@@ -160,14 +160,12 @@ def replicate(
 ) -> str:
     """Train the grid, measure the findings, and write ``report.md``, ``report.json`` and the figures into ``out``;
     the markdown."""
-    model = model or load_model(config.model, device="cpu")
-    plan = SWEEP.plan(config, Path(out), model)
-    return run_sweep(SWEEP, plan, out, model, executor=executor, progress=progress, force=force).to_markdown()
+    return SWEEP.run(config, out, executor=executor, progress=progress, force=force, model=model).to_markdown()
 
 
 def write_report(config: ReplicateConfig, out: str | os.PathLike[str], *, started: float | None = None) -> str:
     """Measure the findings from ``out/runs`` alone and write ``report.md``, ``report.json`` and the figures; the
     markdown."""
     report = measure_report(config, Path(out) / RUNS, started=started)
-    write(SWEEP, report, out)
+    SWEEP.write(report, out)
     return report.to_markdown()

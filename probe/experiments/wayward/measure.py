@@ -1,12 +1,5 @@
-"""``probe wayward``'s measurement: the trust test for the nearest-token reading, on the user's own model and task.
-
-After Khashabi et al. 2022 ("Prompt Waywardness"): prompts are trained with a projection term
-(:func:`probe.training.readable.projection_loss`) that forces each position's nearest token onto a target: an
-unrelated text, and the label names in another order. Beside each, an unconstrained prompt of the same seed. The
-report gives what reading as the target costs in accuracy (paired over the test rows, with 95% intervals) and the
-share of positions that read as the target. If a prompt can read as anything at little cost, its nearest tokens
-alone say nothing about what it does.
-"""
+"""``probe wayward``'s measurement (see the package): each target's accuracy cost against the unconstrained prompt
+of the same seed, paired over the test rows, and the share of positions whose nearest token is their target."""
 
 from __future__ import annotations
 
