@@ -31,6 +31,7 @@ class Report(Command):
     key: str | None = option(None, "tensor name in a file holding several")
     step: int | None = option(None, "for a run: its snapshot at this step (default: the last)")
     role: Literal["encoder", "decoder"] | None = option(None, "which half of a seq2seq adapter")
+    task_id: int | None = option(None, "a multitask prompt's task (each task has its own prompt)")
     controls: bool = option(False, "add random-vector and sampled-vocab controls")
     all_tokens: bool = option(
         False, "search every vocabulary row (by default special and [unused] tokens are left out)"
@@ -44,7 +45,7 @@ class Report(Command):
         from probe.formats.prompts import load_prompt
         from probe.readings.reports import nearest_tokens
 
-        prompt = load_prompt(self.prompt, key=self.key, role=self.role)
+        prompt = load_prompt(self.prompt, key=self.key, role=self.role, task_id=self.task_id)
         if self.step is not None:
             if not prompt.metadata.get("run"):
                 raise ValueError(f"--step picks a run's snapshot; '{self.prompt}' is a prompt file, not a run")

@@ -27,6 +27,7 @@ class Explain(Command):
         help="a run folder, or a prompt file / adapter (then give --data)", positional=True, metavar="run"
     )
     step: int | None = option(None, "the run's snapshot at this step (default: the last)")
+    task_id: int | None = option(None, "a multitask prompt's task (each task has its own prompt)")
     model: str | None = option(None, "model name or folder (default: the one the run or prompt records)")
     data: str | None = option(None, "labelled data file (default: the run's own); accuracies are on its test split")
     task: Literal["cosine", "verbaliser", "generate"] | None = option(
@@ -100,7 +101,7 @@ class Explain(Command):
             return run, run.snapshot(self.step) if self.step is not None else run.latest_prompt()
         if self.data is None:
             raise ValueError(f"'{self.target}' is a prompt, not a run: give its task's data with --data FILE")
-        return None, load_prompt(self.target)
+        return None, load_prompt(self.target, task_id=self.task_id)
 
     @staticmethod
     def _from_frontier(target: str) -> str:

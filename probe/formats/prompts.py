@@ -57,6 +57,7 @@ def load_prompt(
     model: Any = None,
     key: str | None = None,
     role: Role | None = None,
+    task_id: int | None = None,
 ) -> SoftPrompt:
     """Load one soft prompt, detecting the format from what the path holds.
 
@@ -66,6 +67,7 @@ def load_prompt(
         model: a :class:`probe.LoadedModel`; when given, the prompt's dim must equal the model's.
         key: which tensor to take from a file holding several.
         role: for seq2seq adapters, "encoder" (default) or "decoder".
+        task_id: for a multitask prompt, which task's prompt (there is no default: each task has its own).
 
     Returns:
         The :class:`SoftPrompt`.
@@ -74,7 +76,7 @@ def load_prompt(
         FileNotFoundError: missing path or unknown format.
         ValueError: wrong shape, non-finite values, wrong dim, or no prompt with that role.
     """
-    prompts = load_prompts(path, key=key)
+    prompts = _task(load_prompts(path, key=key), task_id, path)
     if role is not None:
         chosen = [p for p in prompts if p.role == role]
         if not chosen:
@@ -86,3 +88,23 @@ def load_prompt(
     if model is not None:
         prompt.check_dim(model.dim, model.name)
     return prompt
+
+
+def _task(prompts: list[SoftPrompt], task_id: int | None, path: Any) -> list[SoftPrompt]:
+    """The prompts of task ``task_id`` when ``path`` holds a multitask prompt (one per task).
+
+    Raises:
+        ValueError: a multitask prompt without a task id, an id it does not have, or an id for a prompt with no tasks.
+    """
+    tasks = sorted({p.metadata["task_id"] for p in prompts if "task_id" in p.metadata})
+    if not tasks:
+        if task_id is not None:
+            raise ValueError(f"'{path}' is not a multitask prompt; drop the task id ({task_id})")
+        return prompts
+    if task_id is None or isinstance(task_id, bool) or task_id not in tasks:
+        given = "no task id" if task_id is None else f"task id {task_id!r}"
+        raise ValueError(
+            f"'{path}' is a multitask prompt of {len(tasks)} tasks, each with its own prompt, and {given} was given; "
+            f"pick one with --task-id (task_id=) from 0 to {tasks[-1]}"
+        )
+    return [p for p in prompts if p.metadata.get("task_id") == task_id]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from probe.core.index import VocabIndex
+from probe.core.index import VocabIndex, normalize_rows
 from probe.core.io import to_jsonable
 from probe.core.models import LoadedModel
 from probe.core.names import label, measure_name
@@ -98,6 +98,10 @@ class PositionReading:
     neighbours: list[Neighbour]
     repeats_at: list[int] = field(default_factory=list)
     label_hits: list[LabelHit] = field(default_factory=list)
+    started_as: str | None = None
+    """The token the position started as, where the prompt records it (a CPT adapter's ``cpt_token_ids``)."""
+    cos_to_start: float | None = None
+    """Cosine between the position and the embedding of the token it started as."""
 
     @property
     def neighbors(self) -> list[Neighbour]:
@@ -142,6 +146,8 @@ class NearestTokenReport(Result):
     token_filter: dict[str, Any] = field(default_factory=dict)
     accuracies: dict[str, float] = field(default_factory=dict)
     """What the prompt does, where measured, by measure name (:mod:`probe.core.names`)."""
+    task_id: int | None = None
+    """A multitask prompt's task (its prompt is that task's)."""
 
     def headline(self) -> str:
         return f"{len(self.positions)} positions of {self.source!r}, k={self.k}, {self.model}"
@@ -176,6 +182,7 @@ class NearestTokenReport(Result):
                         "coherence": p.coherence,
                         "repeats_at": ",".join(map(str, p.repeats_at)),
                         "label_hits": labels,
+                        **({"started_as": p.started_as, "cos_to_start": p.cos_to_start} if p.started_as else {}),
                     }
                 )
         return pd.DataFrame(rows)
@@ -190,6 +197,7 @@ class NearestTokenReport(Result):
         """A readable report: header, one table row per position, summary and controls, caveat."""
         step = f", step {self.step}" if self.step is not None else ""
         role = f", {self.role} prompt" if self.role else ""
+        role += f", task {self.task_id}" if self.task_id is not None else ""
         lines = [
             f"# Nearest tokens: {self.source}{role}{step}",
             "",
@@ -216,6 +224,8 @@ class NearestTokenReport(Result):
                 flags.append("repeats " + ",".join(map(str, p.repeats_at)))
             if p.label_hits:
                 flags.append("labels " + ",".join(f"{h.label}@{h.rank}" for h in p.label_hits))
+            if p.started_as is not None:
+                flags.append(f"started as {_md(p.started_as)}, cos {p.cos_to_start:.2f}")
             neighbours = " · ".join(f"{_md(n.token)} {n.cosine:.2f}" for n in p.neighbours)
             note = f" ({'; '.join(flags)})" if flags else ""
             lines.append(
@@ -345,6 +355,14 @@ def nearest_tokens(
     display = model.vocabulary.display
     repeats = duplicate_top1(readings.token_ids[:, 0])
     positions = [_reading_at(i, readings, display, label_ids, repeats[i]) for i in range(prompt.length)]
+    starts = prompt.metadata.get("init_token_ids")
+    if isinstance(starts, list) and len(starts) == prompt.length:  # where each position started (CPT)
+        rows = normalize_rows(model.embeddings_numpy()[starts])
+        cosines = np.einsum("pd,pd->p", normalize_rows(prompt.vectors), rows)
+        positions = [
+            replace(p, started_as=display[t], cos_to_start=float(c))
+            for p, t, c in zip(positions, starts, cosines, strict=True)
+        ]
     control_summaries = []
     if controls:
         count = max(prompt.length, 100)
@@ -365,4 +383,5 @@ def nearest_tokens(
         controls=control_summaries,
         token_filter=asdict(index.token_filter),
         accuracies={measure_name(k): float(v) for k, v in (accuracies or {}).items() if v is not None},
+        task_id=prompt.metadata.get("task_id"),
     )
