@@ -127,7 +127,8 @@ class Explain(Command):
 
         rows = self.test_size or None
         columns: dict[str, Any] = {"text_column": self.text_column, "label_column": self.label_column}
-        if run is not None and run.manifest.config is not None:  # probe's own run: its task, data and settings
+        head = run is not None and run.manifest.task_form == "classifier-head"  # a recorded SEQ_CLS run: its head
+        if run is not None and (run.manifest.config is not None or head):  # its task, data and settings
             data = None if self.data is None else as_splits(self.data, seed=self.seed, **columns)
             return Readout.from_run(run, model, data=data, data_changed_ok=self.data_changed_ok, test_size=rows)
         if self.data is None:

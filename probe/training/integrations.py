@@ -31,9 +31,10 @@ from probe.core.models import canonical_name
 from probe.formats.discovery import load_run
 from probe.formats.files import PEFT_FORMS, PEFT_INITS, PEFT_KINDS
 from probe.formats.manifest import Manifest
-from probe.formats.run import is_run_folder
+from probe.formats.run import ADAPTER, is_run_folder
 from probe.formats.writer import RunWriter, clear_run
 from probe.tasks.kinds import prompt_parameter
+from probe.training.callbacks import save_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Recorder:
                 f"{type(peft_model).__name__} has no PEFT prompt-tuning adapter; pass the model returned by "
                 "peft.get_peft_model(model, PromptTuningConfig(...))"
             ) from e
-        self.every, self.path = every, Path(out)
+        self.every, self.path, self.peft_model = every, Path(out), peft_model
         self.initial = self.weight.detach().float().cpu().numpy().copy()
         self.last_step: int | None = None
         self.snapshots: set[int] = set()
@@ -107,7 +108,7 @@ class Recorder:
                 init=PEFT_INITS.get(init, init.lower() or "unknown"),
                 length=int(self.weight.shape[0]),
                 seed=seed,
-                labels=list(labels or []),
+                labels=list(labels or head_labels(peft_model) or []),
                 snapshot_every=every,
                 source="recorded",
                 trainer=trainer,
@@ -166,6 +167,8 @@ class Recorder:
         step = step if step is not None else (self.last_step or 0)
         if status == "finished":
             self.snapshot(step)
+            if self.writer is not None:  # the final adapter, with a SEQ_CLS head: what reads the prompt as trained
+                save_adapter(self.peft_model, self.path / ADAPTER, self.writer.manifest.model or "unknown")
         if self.writer is not None:
             try:
                 self.writer.update(status=status, last_step=step, steps=step, finished=time.time())
@@ -215,6 +218,17 @@ def track(
                 rec.step(step, loss=loss.item())
     """
     return Recorder(peft_model, out, every=every, overwrite=overwrite, **kwargs)
+
+
+def head_labels(peft_model: Any) -> list[str] | None:
+    """A sequence-classification model's class names in its head's order (``config.id2label``), or None when the
+    model does not name them (transformers' default ``LABEL_0``, ``LABEL_1``, ...): then the order is unknown."""
+    config = getattr(getattr(peft_model, "base_model", peft_model), "config", None)
+    id2label = getattr(config, "id2label", None) or {}
+    names = [str(id2label.get(i, id2label.get(str(i), ""))) for i in range(len(id2label))]
+    if not names or any(not n or n == f"LABEL_{i}" for i, n in enumerate(names)):
+        return None
+    return names
 
 
 def record(

@@ -266,3 +266,58 @@ def test_trainer_route__plain_callback_reports_probe_scalars_and_a_resume_contin
     assert run.status == "finished" and run.steps == [0, 2, 4] and run.manifest.resumed_from == 2
     steps = list(run.metrics()["step"])
     assert steps == sorted(set(steps)) == [1, 2, 3, 4]  # the resumed steps logged once each
+
+
+def _seq_cls_run(tmp_path, default_model, id2label):
+    from datasets import Dataset
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+
+    from probe.core.data import train_test
+
+    splits = train_test("feelings")
+    order = id2label or {i: name for i, name in enumerate(splits.train.label_names)}
+    index = {name: i for i, name in order.items()}
+    tok = default_model.tokenizer
+    rows = Dataset.from_dict({"text": splits.train.texts, "label": [index[x] for x in splits.train.labels]})
+    rows = rows.map(lambda r: tok(r["text"], truncation=True, max_length=64), batched=True)
+    extra = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}} if id2label else {}
+    base = AutoModelForSequenceClassification.from_pretrained(default_model.location, num_labels=4, **extra)
+    peft_model = get_peft_model(base, PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=3))
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=8, learning_rate=0.05,
+        save_strategy="no", report_to=[], use_cpu=True, seed=0, disable_tqdm=True,
+    )  # fmt: skip
+    trainer = Trainer(model=peft_model, args=args, train_dataset=rows, processing_class=tok)
+    trainer.add_callback(ProbeCallback(tmp_path / "probe-run", every=3))
+    trainer.train()
+    return peft_model, splits
+
+
+def test_callback__a_seq_cls_run_is_read_under_its_own_head_in_its_class_order(tmp_path, default_model):
+    from probe.readings.explain.readout import Readout
+
+    id2label = {0: "sadness", 1: "joy", 2: "fear", 3: "anger"}  # not the data's first-seen order
+    peft_model, splits = _seq_cls_run(tmp_path, default_model, id2label)
+    run = load_run(tmp_path / "probe-run")
+    assert run.manifest.task_form == "classifier-head" and run.labels == list(id2label.values())
+    readout = Readout.from_run(run, default_model, data="feelings")
+    test = readout.splits.test
+    batch = default_model.tokenizer(test.texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    peft_model.eval()
+    with torch.no_grad():
+        predicted = peft_model(**batch).logits.argmax(-1).numpy()
+    own = float(np.mean([id2label[int(p)] == label for p, label in zip(predicted, test.labels, strict=True)]))
+    correct, _ = readout.outcome(run.latest_prompt().vectors, test)
+    assert readout.task_name == "classifier-head"
+    assert abs(float(correct.mean()) - own) < 1e-9
+
+
+def test_callback__a_seq_cls_run_whose_class_order_is_unknown_asks_for_it(tmp_path, default_model, capsys):
+    from probe.cli import main
+
+    _seq_cls_run(tmp_path, default_model, None)  # transformers' default LABEL_0.. names say nothing
+    capsys.readouterr()
+    assert main(["explain", str(tmp_path / "probe-run"), "--data", "feelings"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "order of its head's 4 classes is unknown" in err

@@ -132,6 +132,8 @@ class Readout:
         config = run.manifest.config or {}
         if not config.get("data") and data is None:
             raise ValueError(f"run '{run.path}' records no training data; give the data (probe explain --data FILE)")
+        if run.manifest.task_form == "classifier-head":
+            return cls._with_head(run, model, data, test_size)
         seed = int(config.get("seed", 0))
         columns = {
             "text_column": config.get("text_column", "text"),
@@ -154,6 +156,38 @@ class Readout:
             temperature=float(config.get("temperature", 0.05)),
             form=form,
         )
+
+    @classmethod
+    def _with_head(cls, run: Run, model: LoadedModel | None, data: Data, test_size: int | None) -> Readout:
+        """A recorded ``SEQ_CLS`` run read under its own head (its final adapter), with the classes in the head's
+        order (the model's ``id2label``, recorded as the run's labels).
+
+        Raises:
+            ValueError: the run kept no adapter, or its class order is unknown or does not fit the data.
+        """
+        adapter = run.path / "adapter"
+        if not (adapter / "adapter_config.json").is_file():
+            raise ValueError(
+                f"run '{run.path}' is a SEQ_CLS prompt but kept no adapter with its head (recorded before probe kept "
+                "it); explain one of the Trainer's checkpoint adapters instead, with --data"
+            )
+        head = ClassifierHead.from_adapter(adapter)
+        order = list(run.manifest.labels)
+        if len(order) != head.classes:
+            raise ValueError(
+                f"run '{run.path}': the order of its head's {head.classes} classes is unknown (the model's id2label "
+                "names none); set id2label on the model before training (or labels= on ProbeCallback / track)"
+            )
+        splits = as_splits(data, seed=int(run.manifest.seed or 0))
+        if set(splits.train.label_names) != set(order):
+            raise ValueError(
+                f"run '{run.path}': its head's classes {order} are not the data's {splits.train.label_names}"
+            )
+        splits = DataSplits(replace(splits.train, label_names=order), replace(splits.test, label_names=order))
+        if test_size:
+            splits = replace(splits, test=eval_subset(splits.test, test_size, int(run.manifest.seed or 0)))
+        model = model or load_model(run.manifest.model or "default")
+        return cls(model, VocabIndex.for_model(model), order, splits, head=head)
 
     @classmethod
     def from_data(
