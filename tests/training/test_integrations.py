@@ -298,7 +298,7 @@ def test_callback__a_seq_cls_run_is_read_under_its_own_head_in_its_class_order(t
     from probe.readings.explain.readout import Readout
 
     id2label = {0: "sadness", 1: "joy", 2: "fear", 3: "anger"}  # not the data's first-seen order
-    peft_model, splits = _seq_cls_run(tmp_path, default_model, id2label)
+    peft_model, _ = _seq_cls_run(tmp_path, default_model, id2label)
     run = load_run(tmp_path / "probe-run")
     assert run.manifest.task_form == "classifier-head" and run.labels == list(id2label.values())
     readout = Readout.from_run(run, default_model, data="feelings")
