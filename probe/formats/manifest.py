@@ -85,6 +85,8 @@ class Manifest:
         final: the final test figures by measure name (``soft_accuracy``, ``discretised_accuracy``).
         created / updated / finished: times (seconds since the epoch).
         last_step / resumed_from: where the run stopped and where it was last resumed from.
+        resumed_exactly: whether that resume restored the optimizer's state saved with the snapshot (False: it
+            restarted the optimizer, so the run's numbers differ from an uninterrupted run's).
         source: "recorded" for runs written by :func:`probe.track` or the Trainer callback.
         layout: the other tool's layout a read-only run was opened from.
         trainer: the Hugging Face Trainer's settings, for runs recorded by its callback.
@@ -118,6 +120,7 @@ class Manifest:
     finished: float | None = None
     last_step: int | None = None
     resumed_from: int | None = None
+    resumed_exactly: bool | None = None
     source: str | None = None
     layout: str | None = None
     trainer: dict[str, Any] | None = None

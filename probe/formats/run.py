@@ -4,6 +4,7 @@
 RUN/
   manifest.json                  format, model, init, seed, settings, status, final figures (Manifest)
   snapshots/step-00000000.safetensors   the prompt at step 0, every S steps, and the last step
+  snapshots/optimizer-state.safetensors the optimizer's state at the newest snapshot (an exact resume)
   metrics.jsonl                  one JSON object a line: {"kind": "train"|"eval", "step": ..., ...}
   adapter/                       PEFT adapter of the final prompt (PeftModel.from_pretrained loads it)
   hard-prompt.json               the best real-token prompt (probe explain; HardPrompt)
@@ -40,6 +41,9 @@ SNAPSHOTS = "snapshots"
 METRICS = "metrics.jsonl"
 ADAPTER = "adapter"
 SNAPSHOT_KEY = "prompt"
+OPTIMIZER_STATE = "optimizer-state.safetensors"
+"""In ``snapshots/``: the optimizer's state (AdamW's moments and step count) at the newest snapshot, so a resumed run
+continues exactly; its metadata names the step."""
 _SNAPSHOT_NAME = re.compile(r"^step-(\d{8})\.safetensors$")
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -19,9 +20,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from probe.core.io import atomic_write_json
-from probe.formats.run import ADAPTER, Run
+from probe.core.io import atomic_write_bytes, atomic_write_json
+from probe.formats.run import ADAPTER, OPTIMIZER_STATE, SNAPSHOTS, Run
 from probe.formats.writer import RunWriter
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +88,10 @@ class RunFolder:
     def on_snapshot(self, step: int, vectors: np.ndarray) -> None:
         self.writer.write_snapshot(step, vectors)
 
+    def on_optimizer_state(self, step: int, state: dict[str, Any]) -> None:
+        """The optimizer's state after ``step`` (written just before that step's snapshot)."""
+        write_optimizer_state(self.writer.path / SNAPSHOTS / OPTIMIZER_STATE, step, state)
+
     def on_end(self, status: str, step: int, final: dict[str, float]) -> None:
         try:
             if status == "finished":
@@ -94,6 +101,47 @@ class RunFolder:
                 self.writer.update(status=status, last_step=step)
         finally:
             self.writer.close()
+
+
+def write_optimizer_state(path: Path, step: int, state: dict[str, Any]) -> None:
+    """An optimizer's ``state_dict()`` for one parameter group as safetensors (its tensors) and metadata (its
+    numbers and hyperparameters, as JSON), atomically."""
+    from safetensors.torch import save
+
+    tensors, numbers = {}, {}
+    for param, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{param}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                numbers[f"{param}.{name}"] = value
+    meta = {"step": str(step), "numbers": json.dumps(numbers), "groups": json.dumps(state["param_groups"])}
+    atomic_write_bytes(path, save(tensors, metadata=meta))
+
+
+def read_optimizer_state(path: Path, step: int) -> dict[str, Any] | None:
+    """The optimizer state saved with the snapshot at ``step``, as a ``state_dict()``; None when there is none for
+    that step (a run from before probe kept it, or one stopped between the two writes)."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("step") != str(step):
+                return None
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+        numbers = json.loads(meta["numbers"])
+        groups = json.loads(meta["groups"])
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        logger.warning("ignoring the unreadable optimizer state %s: %s", path, e)
+        return None
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in [*tensors.items(), *numbers.items()]:
+        param, _, name = key.partition(".")
+        state.setdefault(int(param), {})[name] = value
+    return {"state": state, "param_groups": groups}
 
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json")

@@ -29,11 +29,11 @@ from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.sampling import seeded_batches
 from probe.formats.discovery import load_run
 from probe.formats.manifest import DataRecord, Manifest
-from probe.formats.run import Run
+from probe.formats.run import OPTIMIZER_STATE, SNAPSHOTS, Run
 from probe.formats.writer import RunWriter
 from probe.tasks.evaluation import correct_bits, correctness, discretised_accuracy, eval_subset, zero_shot_accuracy
 from probe.tasks.kinds import make_task, prompt_parameter, wrap_with_prompt
-from probe.training.callbacks import RunFolder, StepRecord, TrainingCallback
+from probe.training.callbacks import RunFolder, StepRecord, TrainingCallback, read_optimizer_state
 from probe.training.config import Optimizer, TrainConfig
 from probe.training.readable import ReadableTerms
 from probe.training.resume import resumed_data, starting_point
@@ -169,6 +169,14 @@ class Trainer:
         if self.accelerator.is_main_process:
             writer = self._open_writer(init_record, resume, force)
             self.folder = RunFolder(writer, self.peft_model, canonical_name(self.model.name))
+        if resume and self.start_step > 0:
+            exact = self._restore_optimizer()
+            if not exact:
+                logger.warning(
+                    "resuming %s at step %d with a fresh optimizer: no state was saved there", out, self.start_step
+                )
+            if self.folder is not None:
+                self.folder.writer.update(resumed_exactly=exact)
         self.callbacks: list[TrainingCallback | Callable[[StepRecord], None]] = [self.folder] if self.folder else []
         self.callbacks += callbacks or []
 
@@ -338,9 +346,21 @@ class Trainer:
         return result
 
     def snapshot(self, step: int) -> None:
-        """Report the prompt as it is at ``step`` (the main process only: the others hold no copy to write)."""
+        """Report the prompt as it is at ``step`` (the main process only: the others hold no copy to write), the
+        optimizer's state first, so that a run resumed from this snapshot continues exactly."""
         if self.folder is not None:
+            if step > 0:
+                self.folder.on_optimizer_state(step, self.optimizer.state_dict())
             self._emit("on_snapshot", step, self.weight.detach().float().cpu().numpy())
+
+    def _restore_optimizer(self) -> bool:
+        """On resume, the optimizer's state saved with the snapshot the run continues from; whether it was there."""
+        saved = read_optimizer_state(self.out / SNAPSHOTS / OPTIMIZER_STATE, self.start_step)
+        if saved is None:
+            return False
+        state = self.optimizer.state_dict()
+        self.optimizer.load_state_dict({"state": saved["state"], "param_groups": state["param_groups"]})
+        return True
 
     def finish(self, last: dict[str, float]) -> Run | None:
         """Close the run: last snapshot, final evaluation on the whole split, then ``on_end`` (adapter, manifest)."""

@@ -133,3 +133,29 @@ def test_reports__an_entry_missing_a_field_is_named_in_one_line(module, cls, dat
     with pytest.raises(ValueError, match=lacking) as caught:
         record.from_dict(data, source="r.json")
     assert "\n" not in str(caught.value) and "r.json" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_frontier__a_run_interrupted_and_resumed_gives_the_same_report(tmp_path, default_model):
+    """A grid run stopped mid-training (its last snapshot and the optimizer's state kept) resumes exactly: the
+    report's numbers are those of the uninterrupted grid."""
+    from probe.core.threads import configure_threads
+    from probe.training.trainer import train
+
+    config = FrontierConfig(**{**TINY, "steps": 6})
+    cut = tmp_path / "cut"
+
+    def stop(record) -> None:
+        if record.step == 4:
+            raise KeyboardInterrupt
+
+    configure_threads(1)  # as the fixture's grid ran
+    try:
+        again = frontier(config, tmp_path / "whole", progress=False)
+        with pytest.raises(KeyboardInterrupt):
+            name, first = next(iter(config.run_configs().items()))
+            train(first, cut / "runs" / name, model=default_model, progress=False, callbacks=[stop])
+        resumed = frontier(config, cut, progress=False)
+    finally:
+        configure_threads(None)
+    assert _table(resumed) == _table(again)

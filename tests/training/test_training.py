@@ -331,3 +331,45 @@ def test_train__verbaliser_on_a_test_subset_records_the_form_the_rows_and_each_e
     assert bits is not None and bits.dtype == bool and bits.size == 24
     assert bits.mean() == pytest.approx(run.manifest.soft_accuracy)
     assert "correct" not in run.manifest.final and "correct" not in run.evaluations().columns
+
+
+def _stop_at(step: int):
+    def stop(record) -> None:
+        if record.step == step:
+            raise KeyboardInterrupt
+
+    return stop
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "adafactor"])
+def test_train__a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path, default_model, optimizer):
+    from probe.training.config import TrainConfig
+    from probe.training.trainer import train
+
+    config = TrainConfig(
+        init="class-label", length=3, steps=6, snapshot_every=2, eval_every=6, eval_size=8, test_size=8,
+        lr=0.05, optimizer=optimizer,
+    )  # fmt: skip
+    whole = train(config, tmp_path / "whole", model=default_model, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # stopped during step 3: snapshots 0 and 2 remain
+        train(config, tmp_path / "cut", model=default_model, progress=False, callbacks=[_stop_at(3)])
+    assert load_run(tmp_path / "cut").steps == [0, 2]
+    resumed = train(config, tmp_path / "cut", model=default_model, progress=False, resume=True)
+    assert resumed.manifest.resumed_from == 2 and resumed.manifest.resumed_exactly is True
+    for step in (4, 6):
+        np.testing.assert_array_equal(resumed.snapshot(step).vectors, whole.snapshot(step).vectors)
+
+
+def test_train__a_resume_without_the_optimizers_state_says_so(tmp_path, default_model):
+    from probe.formats.run import OPTIMIZER_STATE, SNAPSHOTS
+    from probe.training.config import TrainConfig
+    from probe.training.trainer import train
+
+    config = TrainConfig(
+        init="class-label", length=3, steps=4, snapshot_every=2, eval_every=4, eval_size=8, test_size=8
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "cut", model=default_model, progress=False, callbacks=[_stop_at(3)])
+    (tmp_path / "cut" / SNAPSHOTS / OPTIMIZER_STATE).unlink()  # as a run written before probe kept it
+    resumed = train(config, tmp_path / "cut", model=default_model, progress=False, resume=True)
+    assert resumed.manifest.resumed_exactly is False and resumed.status == "finished"
