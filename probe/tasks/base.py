@@ -89,6 +89,9 @@ class Task(ABC):
     temperature: float = 0.05
     eval_max_tokens: int = EVAL_MAX_TOKENS
     train_max_tokens: int = TRAIN_MAX_TOKENS
+    identity: str = ""
+    """What tells this task's scores apart beyond its class, model and labels (a head's digest, a scoring
+    function's key): part of every cache key of its results."""
 
     def __post_init__(self) -> None:
         tok = self.model.tokenizer

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ZERO_SHOT_FORMAT = 1
+ZERO_SHOT_FORMAT = 2
 
 
 def correctness(task: Task, texts: list[str], targets: list[int]) -> np.ndarray:
@@ -71,6 +71,7 @@ def _zero_shot_key(task: Task, texts: list[str]) -> dict[str, object]:
         "format": ZERO_SHOT_FORMAT,
         "model": task.model.fingerprint,
         "task": type(task).__name__,
+        "identity": task.identity,  # a head's digest, a scoring function's key: two heads never share an entry
         "labels": list(task.label_names),
         "max_length": task.max_length,
         "texts_sha256": digest.hexdigest(),

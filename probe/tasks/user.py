@@ -90,6 +90,17 @@ class ClassifierHead:
     tensors: dict[str, torch.Tensor]
     classes: int
 
+    def digest(self) -> str:
+        """sha256 of the head's tensors (names, shapes and bytes): what a cache of its scores is keyed by."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name in sorted(self.tensors):
+            tensor = self.tensors[name].detach().to("cpu", torch.float32).contiguous()
+            h.update(f"{name}:{tuple(tensor.shape)}".encode())
+            h.update(tensor.numpy().tobytes())
+        return h.hexdigest()
+
     @classmethod
     def from_adapter(cls, folder: str | Path) -> ClassifierHead:
         """The head saved in a PEFT ``SEQ_CLS`` adapter folder (its ``modules_to_save``).

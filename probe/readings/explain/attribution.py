@@ -60,7 +60,9 @@ def _zero_shot(readout: Readout, texts: list[str], kind: str, progress: bool) ->
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
     key = {"format": CACHE_FORMAT, **readout.key(), "texts_sha256": digest, "rows": len(texts)}
     entry = cache_file(f"{kind}-zero-shot", key)
-    hit = entry.read(check=lambda a: a["p"].shape == (len(texts), len(readout.labels)))
+    hit = entry.read(
+        check=lambda a: a["p"].shape == (len(texts), len(readout.labels)) and bool(np.isfinite(a["p"]).all())
+    )
     if hit is not None:
         return hit["p"]
     p = _probabilities(readout, texts, None, f"{kind}, frozen model" if progress else None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,6 +64,9 @@ class Readout:
         score: the caller's scoring function (form "custom").
         task_class: the caller's :class:`Task` subclass (form "custom").
         head: a ``SEQ_CLS`` adapter's trained head (form "classifier-head").
+        cache_key: for a caller's ``score`` or ``task``: a name for it that is stable across processes, so that
+            the frozen model's side of its readings is cached on disk; without one it is cached for this
+            function object only (two functions never share an entry).
     """
 
     model: LoadedModel
@@ -75,6 +79,7 @@ class Readout:
     score: Score | None = None
     task_class: type[Task] | None = None
     head: ClassifierHead | None = None
+    cache_key: str | None = None
     _tasks: dict[int, Task] = field(default_factory=dict, repr=False)
     _head_model: Any = field(default=None, repr=False)
 
@@ -109,6 +114,18 @@ class Readout:
             fn = self.score or self.task_class
             return f"custom:{getattr(fn, '__qualname__', type(fn).__name__)}"
         return self.form
+
+    @property
+    def identity(self) -> str:
+        """What tells this readout's scores apart beyond its model, labels and form: the head's digest, or the
+        caller's function (its ``cache_key``, else this very object: never shared with another function)."""
+        if self.head is not None:
+            return f"head:{self.head.digest()}"
+        fn = self.score or self.task_class
+        if fn is None:
+            return ""
+        name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+        return f"key:{self.cache_key}" if self.cache_key else f"object:{name}:{os.getpid()}:{id(fn)}"
 
     # -- construction -----------------------------------------------------------------------------------------
 
@@ -252,6 +269,7 @@ class Readout:
         if length not in self._tasks:
             vectors = np.zeros((length, self.model.dim), np.float32)
             settings: dict[str, Any] = {"max_length": self.max_length, "temperature": self.temperature}
+            settings["identity"] = self.identity
             if self.head is not None:
                 if self._head_model is None:
                     self._head_model = self.head.model(self.model)
@@ -267,6 +285,7 @@ class Readout:
             else:
                 form = self.form if self.form in ("cosine", "verbaliser") else "cosine"
                 peft = wrap_with_prompt(self.model, vectors)
+                settings.pop("identity")  # probe's own forms: the model, labels and form say everything
                 self._tasks[length] = make_task(self.model, peft, self.labels, **settings, form=form)
         return self._tasks[length]
 
@@ -281,6 +300,7 @@ class Readout:
         return {
             "model": self.model.fingerprint,
             "task": self.task_name,
+            "identity": self.identity,
             "labels": list(self.labels),
             "max_length": self.max_length,
             "temperature": self.temperature,
