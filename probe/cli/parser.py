@@ -182,20 +182,33 @@ def _version() -> str:
     return f"probe {__version__}"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it stops as Ctrl-C stops it (a grid's workers stopped too)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    import signal
+    import threading
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         with _cli_logging(args.debug):
             command: Command = from_namespace(args.command_class, args)
             return int(command.run() or 0)
-    except KeyboardInterrupt:
-        print("probe: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print("probe: terminated" if isinstance(e, Terminated) else "probe: interrupted", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     except USER_ERRORS as e:
         if args.debug:
             raise
@@ -212,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

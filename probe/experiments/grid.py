@@ -53,6 +53,8 @@ class InlineExecutor(concurrent.futures.Executor):
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         try:
             future.set_result(fn(*args, **kwargs))
+        except (KeyboardInterrupt, SystemExit):
+            raise  # Ctrl-C stops the grid here: the runs after this one never start
         except BaseException as e:  # the caller sees it when it asks for the result
             future.set_exception(e)
         return future
@@ -104,6 +106,21 @@ def _dask(spec: str) -> Iterator[concurrent.futures.Executor]:
         yield client.get_executor()
     finally:
         client.close()
+
+
+def stop_workers(pool: concurrent.futures.Executor, futures: list[concurrent.futures.Future[Any]]) -> None:
+    """Stop a grid at once: pending runs cancelled, and a process pool's workers terminated and reaped (a signal
+    sent to the parent does not reach them), so no orphan keeps training or holds a run folder's lock. Each
+    stopped run is resumed, from its last snapshot, by running the grid again."""
+    for future in futures:
+        future.cancel()
+    if isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+        workers = list((getattr(pool, "_processes", None) or {}).values())  # no public handle on them
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(timeout=10)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def missing(configs: dict[str, TrainConfig], runs_dir: str | os.PathLike[str]) -> dict[str, TrainConfig]:
@@ -165,11 +182,15 @@ def run_grid(
     with executor_for(executor) as pool:
         inline = isinstance(pool, InlineExecutor)
         shared = (model or load_model(next(iter(todo.values())).model, device="cpu")) if inline and todo else None
-        futures = [
-            pool.submit(train_one, c, str(Path(runs_dir) / n), shared, progress and inline) for n, c in todo.items()
-        ]
-        for future in futures:
-            future.result()  # a failed run fails the grid, with its own error
+        futures = []
+        try:
+            for n, c in todo.items():
+                futures.append(pool.submit(train_one, c, str(Path(runs_dir) / n), shared, progress and inline))
+            for future in futures:
+                future.result()  # a failed run fails the grid, with its own error
+        except (KeyboardInterrupt, SystemExit):
+            stop_workers(pool, futures)  # a signal to this process reaches its workers too
+            raise
     return [load_run(Path(runs_dir) / name) for name in configs]
 
 

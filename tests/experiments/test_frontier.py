@@ -159,3 +159,62 @@ def test_frontier__a_run_interrupted_and_resumed_gives_the_same_report(tmp_path,
     finally:
         configure_threads(None)
     assert _table(resumed) == _table(again)
+
+
+@pytest.mark.slow
+def test_grid__ctrl_c_in_the_first_run_stops_the_whole_grid(tmp_path, default_model, monkeypatch):
+    from probe.experiments import grid
+    from probe.training.trainer import train
+
+    started = []
+
+    def first_interrupted(config, path, model=None, progress=False):
+        started.append(path)
+
+        def stop(record) -> None:
+            raise KeyboardInterrupt  # Ctrl-C during the first run's first step
+
+        train(config, path, model=model, progress=False, callbacks=[stop])
+
+    monkeypatch.setattr(grid, "train_one", first_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        grid.run_grid(
+            FrontierConfig(**{**TINY, "weights": (0.0, 0.5, 1.0)}).run_configs(), tmp_path, model=default_model
+        )
+    assert len(started) == 1  # the two runs after it never started
+
+
+@pytest.mark.slow
+def test_grid__sigterm_stops_the_workers_too_and_leaves_every_run_resumable(tmp_path):
+    """SIGTERM to ``probe frontier --executor processes:2`` stops its workers (a signal to the parent does not reach
+    them by itself): none is left training, every run folder's lock is free, and the grid resumes."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    from probe.formats.writer import RunLock
+
+    out = tmp_path / "grid"
+    options = "--weights 0 1 --seeds 1 --steps 400 --test-size 40 --length 4 --executor processes:2 --no-progress"
+    command = [sys.executable, "-m", "probe", "frontier", *options.split(), "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(out.glob("runs/*/snapshots/step-*.safetensors"))) < 2:  # both workers are training
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.5)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        os.kill(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 143 and "terminated" in (proc.stderr.read() if proc.stderr else "")
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
+    for run in out.glob("runs/*"):
+        lock = RunLock(run)
+        lock.acquire()  # free: the grid can be resumed
+        lock.release()
