@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"
 METRICS = "metrics.jsonl"
 ADAPTER = "adapter"
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json")
+"""What probe writes into a run's ``adapter/`` folder (PEFT's model card is left out)."""
 SNAPSHOT_KEY = "prompt"
 _SNAPSHOT_NAME = re.compile(r"^step-(\d{8})\.safetensors$")
 

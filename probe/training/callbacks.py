@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from probe.core.io import atomic_write_json
-from probe.formats.run import ADAPTER, Run
+from probe.formats.run import ADAPTER, ADAPTER_FILES, Run
 from probe.formats.writer import RunWriter
 
 
@@ -94,10 +94,6 @@ class RunFolder:
                 self.writer.update(status=status, last_step=step)
         finally:
             self.writer.close()
-
-
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json")
-"""What probe writes into a run's ``adapter/`` folder (PEFT's model card is left out)."""
 
 
 def save_adapter(peft_model: Any, folder: Path, base_model: str) -> None:

@@ -32,7 +32,7 @@ from probe.formats.discovery import load_run
 from probe.formats.files import PEFT_FORMS, PEFT_INITS, PEFT_KINDS
 from probe.formats.manifest import Manifest
 from probe.formats.run import is_run_folder
-from probe.formats.writer import RunWriter, clear_run
+from probe.formats.writer import RunWriter
 from probe.tasks.kinds import prompt_parameter
 
 logger = logging.getLogger(__name__)
@@ -116,11 +116,10 @@ class Recorder:
             self.writer = self._open(manifest, resume_at, overwrite)
 
     def _open(self, manifest: Manifest, resume_at: int | None, overwrite: bool) -> RunWriter:
-        """A writer for a new run, for the run already there from ``resume_at`` on, or after clearing it."""
-        if overwrite and is_run_folder(self.path):
-            clear_run(self.path)
-        if resume_at is None or not is_run_folder(self.path):
-            return RunWriter(self.path, manifest)
+        """A writer for a new run, for the run already there from ``resume_at`` on, or for the run started over
+        (probe's own files of the one there deleted under the writer's lock; the user's files stay)."""
+        if overwrite or resume_at is None or not is_run_folder(self.path):
+            return RunWriter(self.path, manifest, overwrite=overwrite)
         before = load_run(self.path)
         if before.steps:
             self.initial = before.initial_prompt().vectors  # drift is measured from where the run began
