@@ -22,7 +22,7 @@ import pandas as pd
 from probe.core.index import VocabIndex
 from probe.core.io import to_jsonable
 from probe.core.models import LoadedModel
-from probe.core.names import label, measure_name
+from probe.core.names import label, measure_name, with_old_keys
 from probe.core.results import Result
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.tokens import label_token_ids
@@ -147,8 +147,14 @@ class NearestTokenReport(Result):
         return f"{len(self.positions)} positions of {self.source!r}, k={self.k}, {self.model}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (see :meth:`to_json`)."""
-        return to_jsonable(asdict(self))
+        """Plain JSON-ready dict (see :meth:`to_json`). The keys of earlier versions are written beside the new
+        ones, for scripts that parse them: each position's ``neighbors`` (``neighbours``), and the older keys of
+        ``accuracies`` (:data:`probe.core.names.REPORT_KEYS_BEFORE`)."""
+        out = to_jsonable(asdict(self))
+        for position in out["positions"]:
+            position["neighbors"] = position["neighbours"]
+        out["accuracies"] = with_old_keys(out["accuracies"])
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON with ``model``, ``k`` and ``positions`` (each with ``position``, ``norm``, ``neighbours``...)."""
