@@ -25,7 +25,7 @@ from probe.core.models import LoadedModel
 from probe.core.names import label, measure_name, with_old_keys
 from probe.core.results import Result
 from probe.core.softprompt import SoftPrompt, as_prompt
-from probe.core.tokens import label_token_ids
+from probe.core.tokens import label_token_ids, text_list
 from probe.readings.measures import (
     OFF_MANIFOLD_PERCENTILE,
     PositionMeasures,
@@ -336,6 +336,7 @@ def nearest_tokens(
     Raises:
         ValueError: wrong dimension, k out of range, or a label that tokenises to nothing.
     """
+    labels = text_list(labels, "labels")
     prompt = as_prompt(prompt)
     prompt.check_dim(model.dim, model.name)
     if index is None:
@@ -344,7 +345,6 @@ def nearest_tokens(
         raise ValueError(f"index has dim {index.dim}, model '{model.name}' has dim {model.dim}")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= index.size:
         raise ValueError(f"k is {k!r}; expected an integer from 1 to {index.size} (searchable tokens)")
-    labels = list(labels or [])
     label_ids = {label: set(label_token_ids(model.tokenizer, label)) for label in labels}
 
     readings = read_positions(prompt.vectors, index, k)

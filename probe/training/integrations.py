@@ -28,6 +28,7 @@ import torch
 from transformers import TrainerCallback
 
 from probe.core.models import canonical_name
+from probe.core.tokens import text_list
 from probe.formats.discovery import load_run
 from probe.formats.files import PEFT_FORMS, PEFT_INITS, PEFT_KINDS
 from probe.formats.manifest import Manifest
@@ -83,6 +84,7 @@ class Recorder:
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every is {every!r}; expected a positive number of steps between snapshots")
+        labels = text_list(labels, "labels")
         try:
             self.weight = prompt_parameter(peft_model)
             config = peft_model.peft_config[peft_model.active_adapter]
@@ -254,6 +256,7 @@ class ProbeCallback(TrainerCallback):
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every is {every!r}; expected a positive number of steps between snapshots")
+        labels = text_list(labels, "labels")
         self.out, self.every, self.labels, self.log_drift, self.overwrite = out, every, labels, log_drift, overwrite
         self.recorder: Recorder | None = None
         self._tensorboard: Any = None

@@ -133,3 +133,9 @@ def test_reports__an_entry_missing_a_field_is_named_in_one_line(module, cls, dat
     with pytest.raises(ValueError, match=lacking) as caught:
         record.from_dict(data, source="r.json")
     assert "\n" not in str(caught.value) and "r.json" in str(caught.value)
+
+
+def test_frontier_config__weights_that_name_one_run_are_refused():
+    with pytest.raises(ValueError, match=r"weights 0.1 and 0.1000001 both name the run 'lambda0.1-s0'"):
+        FrontierConfig(weights=(0.1, 0.1000001))
+    assert list(FrontierConfig(weights=(0.1, 0.11), seeds=(0,)).run_configs()) == ["lambda0.1-s0", "lambda0.11-s0"]

@@ -16,7 +16,7 @@ from probe import load_model, load_run, record
 from probe.core.data import train_test
 from probe.formats.discovery import find_runs
 from probe.readings.drift import drift_table, summarize_run
-from probe.training.integrations import ProbeCallback, attach
+from probe.training.integrations import ProbeCallback, attach, track
 
 
 def _tree_digest(folder: Path) -> str:
@@ -266,3 +266,11 @@ def test_trainer_route__plain_callback_reports_probe_scalars_and_a_resume_contin
     assert run.status == "finished" and run.steps == [0, 2, 4] and run.manifest.resumed_from == 2
     steps = list(run.metrics()["step"])
     assert steps == sorted(set(steps)) == [1, 2, 3, 4]  # the resumed steps logged once each
+
+
+def test_record__a_string_for_labels_is_refused_before_any_write(tmp_path):
+    with pytest.raises(TypeError, match="labels is 'joy', a single string; expected a list of text"):
+        ProbeCallback(tmp_path / "x", labels="joy")
+    with pytest.raises(TypeError, match="labels is 'joy', a single string"):
+        track(_prompt_tuned(p=2), tmp_path / "y", labels="joy")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -331,3 +331,12 @@ def test_train__verbaliser_on_a_test_subset_records_the_form_the_rows_and_each_e
     assert bits is not None and bits.dtype == bool and bits.size == 24
     assert bits.mean() == pytest.approx(run.manifest.soft_accuracy)
     assert "correct" not in run.manifest.final and "correct" not in run.evaluations().columns
+
+
+def test_config__a_seed_that_is_not_a_whole_number_is_refused_before_any_folder(tmp_path):
+    for bad in (None, -1, 1.5, "0", True):
+        with pytest.raises(ValueError, match=f"seed is {bad!r}; expected a whole number from 0"):
+            TrainConfig(seed=bad)
+    with pytest.raises(ValueError, match="seed is None"):
+        replace(TrainConfig(), seed=None)
+    assert TrainConfig(seed=3).seed == 3 and not any(tmp_path.iterdir())
