@@ -629,6 +629,8 @@ def _plant(run: Path) -> dict[Path, str]:
         (folder / "mine.txt").write_text(planted[folder / "mine.txt"])
     (run / "adapter" / "README.md").write_text("the user's model card")  # PEFT's name, but probe never writes it
     planted[run / "adapter" / "README.md"] = "the user's model card"
+    (run / "snapshots" / "step-00000001.json").write_text("the user's notes on step 1")  # not a snapshot's name
+    planted[run / "snapshots" / "step-00000001.json"] = "the user's notes on step 1"
     return planted
 
 

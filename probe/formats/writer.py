@@ -43,10 +43,9 @@ OWNED = (MANIFEST, SNAPSHOTS, METRICS, ADAPTER, HARD_PROMPT_FILE, EXPLAIN_FILE, 
 """The names probe writes in a run folder (and the hard-prompt search's state, ``hard-prompt-state.*``)."""
 
 
-_STEP_FILE = re.compile(r"^\.?step-\d{8}\.(safetensors|json)(\..*\.tmp)?$")
 _INSIDE = {
-    SNAPSHOTS: _STEP_FILE,
-    EXPLAIN_STEPS: _STEP_FILE,
+    SNAPSHOTS: re.compile(r"\.?step-\d{8}\.safetensors(\..*\.tmp)?"),
+    EXPLAIN_STEPS: re.compile(r"\.?step-\d{8}\.json(\..*\.tmp)?"),
     ADAPTER: re.compile("|".join(map(re.escape, ADAPTER_FILES))),
 }
 """The files probe writes inside its folders (an atomic write's leftover temp file included): nothing else in them
