@@ -274,7 +274,7 @@ def test_data_loss__resume_keeps_what_it_does_not_own(tmp_path, default_model):
 
 def test_data_loss__a_second_writer_is_refused_with_the_holders_pid(tmp_path):
     first = RunWriter(tmp_path / "r", {"init": "text", "length": 2})
-    with pytest.raises(ValueError, match=f"is being written by process {os.getpid()}"):
+    with pytest.raises(ValueError, match=f"is being written by process {os.getpid()};"):
         RunWriter(tmp_path / "r", {"init": "text", "length": 2}, resume=True)
     first.close()
     RunWriter(tmp_path / "r", {"init": "text", "length": 2}, resume=True).close()  # free again once closed
@@ -618,3 +618,118 @@ def test_live_folders__a_tensor_file_still_being_written_is_not_a_snapshot_yet(t
     assert run.steps == [0, 10] and run.latest_prompt().step == 10
     (folder / "step-20.pt").write_bytes(whole.getvalue())  # the write ends
     assert load_run(folder).steps == [0, 10, 20]
+
+
+def _plant(run: Path) -> dict[Path, str]:
+    """A file of the user's in every folder probe writes (the run, adapter/, explain/, snapshots/)."""
+    planted = {}
+    for folder in (run, run / "adapter", run / "explain", run / "snapshots"):
+        folder.mkdir(exist_ok=True)
+        planted[folder / "mine.txt"] = f"the user's, in {folder.name}"
+        (folder / "mine.txt").write_text(planted[folder / "mine.txt"])
+    (run / "adapter" / "README.md").write_text("the user's model card")  # PEFT's name, but probe never writes it
+    planted[run / "adapter" / "README.md"] = "the user's model card"
+    (run / "snapshots" / "step-00000001.json").write_text("the user's notes on step 1")  # not a snapshot's name
+    planted[run / "snapshots" / "step-00000001.json"] = "the user's notes on step 1"
+    return planted
+
+
+def _tracked(out: Path, steps: int, overwrite: bool, old_name: bool = False) -> None:
+    import warnings
+
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModel
+
+    import probe
+    from probe.core.models import bundled_model_path
+
+    peft_model = get_peft_model(
+        AutoModel.from_pretrained(bundled_model_path()),
+        PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=2, token_dim=384),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        start = probe.record if old_name else probe.track
+        with start(peft_model, out, every=1, overwrite=overwrite) as rec:
+            for step in range(1, steps + 1):
+                rec.step(step, loss=1.0 / step)
+
+
+def test_data_loss__overwrite_twice_keeps_the_users_files_and_rewrites_the_run(tmp_path):
+    from types import SimpleNamespace
+
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModel
+
+    from probe.core.models import bundled_model_path
+    from probe.training.integrations import ProbeCallback
+
+    out = tmp_path / "run"
+    _tracked(out, steps=3, overwrite=False)
+    (out / "explain").mkdir()
+    (out / "explain" / "step-00000003.json").write_text("{}")  # what probe explain writes there
+    (out / "adapter").mkdir()
+    (out / "adapter" / "adapter_config.json").write_text("{}")  # what probe writes there
+    planted = _plant(out)
+    _tracked(out, steps=2, overwrite=True)
+    _tracked(out, steps=1, overwrite=True, old_name=True)  # a second time: no stranded lock
+    assert all(path.read_text() == text for path, text in planted.items())
+    run = load_run(out)
+    assert run.status == "finished" and run.steps == [0, 1] and list(run.metrics()["step"]) == [1]
+    assert not (out / "explain" / "step-00000003.json").exists()
+    assert not (out / "adapter" / "adapter_config.json").exists()
+    peft_model = get_peft_model(
+        AutoModel.from_pretrained(bundled_model_path()),
+        PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=2, token_dim=384),
+    )
+    for _ in range(2):  # the Trainer callback, run twice on the same folder
+        callback = ProbeCallback(out, every=1, overwrite=True, log_drift=False)
+        state = SimpleNamespace(max_steps=1, is_world_process_zero=True, global_step=0)
+        callback.on_train_begin(SimpleNamespace(seed=0, learning_rate=0.1), state, None, model=peft_model)
+        state.global_step = 1
+        callback.on_train_end(None, state, None)
+    assert all(path.read_text() == text for path, text in planted.items())
+    assert load_run(out).steps == [0, 1] and load_run(out).status == "finished"
+
+
+def test_data_loss__a_forced_grid_retrains_a_run_and_keeps_the_users_files(tmp_path, default_model):
+    from dataclasses import replace
+
+    from probe.experiments.grid import run_grid
+    from probe.training.config import TrainConfig
+
+    base = replace(TrainConfig(), steps=2, length=2, eval_every=2, snapshot_every=1, eval_size=8, test_size=8)
+    run_grid({"a": base}, tmp_path, model=default_model)
+    planted = _plant(tmp_path / "a")
+    other = replace(base, steps=1)
+    with pytest.raises(ValueError, match="holds a run with other settings; pass --force"):
+        run_grid({"a": other}, tmp_path, model=default_model)
+    [run] = run_grid({"a": other}, tmp_path, model=default_model, force=True)
+    assert run.status == "finished" and run.steps == [0, 1] and other.same_as(run.manifest.config)
+    assert (tmp_path / "a" / "adapter" / "adapter_config.json").is_file()  # the new run's adapter
+    assert all(path.read_text() == text for path, text in planted.items())
+
+
+def test_data_loss__a_failed_write_gives_the_lock_back(tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        _fill_the_disk(m)
+        with pytest.raises(OSError, match="No space left"):
+            RunWriter(tmp_path / "r", {"init": "text", "length": 2})
+    RunWriter(tmp_path / "r", {"init": "text", "length": 2}).close()  # space freed: the same command runs
+    RunWriter(tmp_path / "r", {"init": "text", "length": 2}, resume=True).close()
+
+
+def test_data_loss__a_lock_whose_holder_ended_is_taken_over_with_a_log_line(tmp_path, caplog):
+    import socket
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    folder = tmp_path / "r"
+    folder.mkdir()
+    (folder / ".probe-lock").write_text("")
+    (folder / ".probe-writer").write_text(f"{ended.pid} {socket.gethostname()}\n")
+    with caplog.at_level("WARNING", logger="probe.formats.writer"):
+        writer = RunWriter(folder, {"init": "text", "length": 2})
+    assert f"taking over the lock of process {ended.pid} on {socket.gethostname()}, which ended" in caplog.text
+    assert (folder / ".probe-writer").read_text().split() == [str(os.getpid()), socket.gethostname()]
+    writer.close()

@@ -45,8 +45,11 @@ class Explain(Command):
         0,
         "also input attribution (occlusion) over this many test texts (default 0: off; 200 news texts take about "
         "50 s on 2 cores, 30 s once the frozen model's side is cached)",
+        counts=True,
     )
-    triggers: int = option(0, "also a trigger scan of this many frequent tokens (default 0: off; try 10000)")
+    triggers: int = option(
+        0, "also a trigger scan of this many frequent tokens (default 0: off; try 10000)", counts=True
+    )
     bootstrap: int = option(1000, "bootstrap resamples for the importance intervals (default 1000)", positive=True)
     seed: int = option(0, "seeds the bootstrap, the held-out slice and the search's batches (default 0)")
     format: Format = option("md", "output format: md, json or csv (default md; csv: the importance table)")

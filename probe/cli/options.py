@@ -3,7 +3,8 @@ written once), the :class:`Command` base that checks its fields, and output help
 
 Field metadata understood by the parser: ``help``; ``positional``; ``short`` ("-k"); ``aliases`` (old flag
 names kept working); ``type`` (a converter for values that are not plain str / int / float); ``positive`` (a
-number that must be > 0, checked here in one place); ``nargs``; ``flag`` (a flag name other than the field's).
+number that must be > 0, checked here in one place); ``counts`` (a number that must be 0 or more: 0 turns it off);
+``nargs``; ``flag`` (a flag name other than the field's).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class Command:
             choices = literal_choices(hints[f.name])
             if choices and value is not None and value not in choices:
                 raise ValueError(f"{flag} is {value!r}; expected one of {', '.join(map(str, choices))}")
+            counts = f.metadata.get("counts") and value is not None
+            if counts and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{flag} is {value!r}; expected a count: 0 (off) or more")
             if not f.metadata.get("positive") or value is None:
                 continue
             for v in value if isinstance(value, list | tuple) else [value]:

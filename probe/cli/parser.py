@@ -28,6 +28,7 @@ from probe.cli.frontier import Frontier
 from probe.cli.options import Command, literal_choices, option_flag
 from probe.cli.replicate import Replicate
 from probe.cli.wayward import Wayward
+from probe.core.threads import env_threads
 
 logger = logging.getLogger("probe")
 
@@ -204,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         with _cli_logging(args.debug):
+            env_threads()  # a bad $PROBE_THREADS is refused before any work, not at the first search
             command: Command = from_namespace(args.command_class, args)
             return int(command.run() or 0)
     except KeyboardInterrupt as e:

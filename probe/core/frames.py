@@ -73,18 +73,46 @@ def as_labelled(data: Data, *, text_column: str = "text", label_column: str = "l
     if isinstance(data, LabelledData):
         return data
     if kind == "DataFrame":
-        rows = data.to_dict("records")
+        rows = [_no_nan(r, (text_column, label_column)) for r in data.to_dict("records")]
     elif kind == "Dataset":
         rows = [dict(r) for r in data]
         names = getattr(data.features.get(label_column), "names", None)
         if names:  # a class-label column: ints stand for these names
-            rows = [{**r, label_column: names[r[label_column]]} for r in rows]
+            rows = [
+                {**r, label_column: _class_name(r.get(label_column), names, n, label_column)}
+                for n, r in enumerate(rows, 1)
+            ]
     else:
         raise TypeError(
             f"data of type {type(data).__name__} is not something probe reads; give a file path, a bundled set's "
             "name, a pandas DataFrame, a datasets Dataset or DatasetDict"
         )
     return from_rows(rows, source=f"<{kind}>", text_column=text_column, label_column=label_column)
+
+
+def _no_nan(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """A DataFrame row with its missing cells (NaN, None, NaT) as None: refused as a file's empty cells are, never
+    read as the text or class "nan"."""
+    import pandas as pd
+
+    return {k: None if k in columns and not isinstance(v, list | tuple) and pd.isna(v) else v for k, v in row.items()}
+
+
+def _class_name(value: Any, names: list[str], row: int, column: str) -> str | None:
+    """The name a ``datasets`` class-label value stands for (None, then refused, when missing).
+
+    Raises:
+        ValueError: a value outside the class names: -1 is ``datasets``' "no label", never the last class.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(names):
+        what = " (no label)" if value == -1 else ""
+        raise ValueError(
+            f"data '<Dataset>' row {row} has {column} {value!r}{what}; expected a class from 0 to {len(names) - 1} "
+            f"({', '.join(names)}); drop unlabelled rows first (dataset.filter(lambda r: r[{column!r}] >= 0))"
+        )
+    return names[value]
 
 
 def describe(data: Data, splits: DataSplits) -> str:

@@ -35,6 +35,21 @@ OLD_NAMES: dict[str, str] = {
 """Spellings of earlier versions, still read."""
 
 
+REPORT_KEYS_BEFORE: dict[str, str] = {
+    SOFT: "soft",
+    DISCRETISED: "discretised",
+    ZERO_SHOT: "zero_shot",
+    HARD_PROMPT: "hard_prompt",
+}
+"""The key each measure had in a report's ``accuracies`` before it had one name: the report's JSON still writes
+it beside the new one, so scripts that parse the old key keep working."""
+
+
+def with_old_keys(values: dict[str, float]) -> dict[str, float]:
+    """``values`` by measure name, with each measure's older report key beside it (:data:`REPORT_KEYS_BEFORE`)."""
+    return {**values, **{REPORT_KEYS_BEFORE[k]: v for k, v in values.items() if k in REPORT_KEYS_BEFORE}}
+
+
 def measure_name(key: str) -> str:
     """The one name of a measure written under ``key`` (an old spelling or the name itself)."""
     return OLD_NAMES.get(key, key)

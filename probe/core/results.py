@@ -8,6 +8,7 @@ A result class subclasses :class:`Result`, is a ``@dataclass(repr=False)``, and 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from probe.core.io import dumps
@@ -45,3 +46,11 @@ class Result:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.headline()})"
+
+
+def shown(value: Any, spec: str = ".3f") -> str:
+    """A number as a table shows it: ``format(value, spec)``, or '–' where it is unknown or undefined (None, NaN,
+    infinite: a gain over zero-shot the prompt does not have, say)."""
+    if value is None or not isinstance(value, int | float) or not math.isfinite(value):
+        return "–"
+    return format(value, spec)

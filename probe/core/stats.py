@@ -144,8 +144,18 @@ def proportion_interval(hits: int, total: int, confidence: float = CONFIDENCE) -
 
 def gain_retained(soft: Any, stand_in: Any, zero_shot: Any) -> float:
     """(stand-in - zero-shot) / (soft - zero-shot): the share of the prompt's gain over zero-shot a stand-in keeps;
-    NaN where an accuracy is unknown or the soft prompt is not above zero-shot."""
+    NaN where an accuracy is unknown or the soft prompt is not above zero-shot (there is no gain to keep: never
+    200%, never infinite). The one definition: :func:`gains_retained` is the same over arrays."""
     values = (soft, stand_in, zero_shot)
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values) or soft <= zero_shot:
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
         return float("nan")
-    return (stand_in - zero_shot) / (soft - zero_shot)
+    return float(gains_retained(np.asarray(soft), np.asarray(stand_in), np.asarray(zero_shot)))
+
+
+def gains_retained(soft: np.ndarray, stand_in: np.ndarray, zero_shot: np.ndarray) -> np.ndarray:
+    """:func:`gain_retained` elementwise (bootstrap draws, say): NaN wherever the soft accuracy is not above
+    zero-shot or an accuracy is not finite."""
+    soft, stand_in, zero_shot = (np.asarray(v, dtype=float) for v in (soft, stand_in, zero_shot))
+    above = np.isfinite(soft) & np.isfinite(stand_in) & np.isfinite(zero_shot) & (soft > zero_shot)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(above, (stand_in - zero_shot) / np.where(above, soft - zero_shot, 1.0), np.nan)

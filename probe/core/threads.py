@@ -16,11 +16,17 @@ def configure_threads(n: int | None = None) -> int:
 
     Returns:
         The thread count in force.
+
+    Raises:
+        ValueError: ``n`` or ``$PROBE_THREADS`` is not a positive whole number (an empty or unset variable is
+            the CPU count).
     """
     global _THREADS_SET
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"threads is {n!r}; expected a positive number of threads")
     if n is None and _THREADS_SET:
-        return int(os.environ.get("PROBE_THREADS", 0)) or _cpu_count()
-    n = n or int(os.environ.get("PROBE_THREADS", 0)) or _cpu_count()
+        return env_threads() or _cpu_count()
+    n = n or env_threads() or _cpu_count()
     import torch
 
     if torch.get_num_threads() != n:
@@ -36,6 +42,20 @@ def configure_threads(n: int | None = None) -> int:
         pass
     _THREADS_SET = True
     return n
+
+
+def env_threads() -> int | None:
+    """``$PROBE_THREADS`` as a number of threads (None when unset, empty or 0: the CPU count).
+
+    Raises:
+        ValueError: it is set to anything but a positive whole number.
+    """
+    text = os.environ.get("PROBE_THREADS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"PROBE_THREADS is {text!r}; expected a positive number of threads, or unset it")
+    return int(text) or None  # 0: the CPU count, as before
 
 
 def _cpu_count() -> int:

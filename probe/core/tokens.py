@@ -236,6 +236,27 @@ def label_word_ids(tokenizer: PreTrainedTokenizerBase, label: str) -> list[int]:
     return first or plain
 
 
+def text_list(value: object, name: str) -> list[str]:
+    """``value`` as a list of text, refusing a lone string (which would be read as its characters).
+
+    Raises:
+        TypeError: ``value`` is a string, is not a list, tuple or other sequence, or holds something other than text.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str | bytes):
+        raise TypeError(f"{name} is {value!r}, a single string; expected a list of text, e.g. {name}=[{value!r}]")
+    if hasattr(value, "tolist"):  # a numpy array or a pandas Series of text
+        value = value.tolist()
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"{name} is a {type(value).__name__}; expected a list of text")
+    items = list(value)
+    wrong = next((item for item in items if not isinstance(item, str)), None)
+    if wrong is not None:
+        raise TypeError(f"{name} holds {wrong!r} ({type(wrong).__name__}); expected a list of text")
+    return items
+
+
 def check_distinct_labels(tokenizer: PreTrainedTokenizerBase, labels: list[str]) -> None:
     """Refuse labels that the tokenizer cannot tell apart (``Joy`` and ``joy`` under an uncased tokenizer, two
     emoji that both become ``[UNK]``): every task would give them the same score.

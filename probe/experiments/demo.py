@@ -19,7 +19,6 @@ from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.stats import gain_retained
 from probe.formats.discovery import load_run
 from probe.formats.run import Run, is_run_folder
-from probe.formats.writer import clear_run
 from probe.readings.drift import summarize_run
 from probe.readings.reports import FAITHFULNESS_CAVEAT, nearest_tokens
 from probe.training.config import TrainConfig
@@ -55,7 +54,7 @@ def ensure_runs(
     """
     runs = []
     for name, config in configs.items():
-        path = Path(out) / name
+        path, again = Path(out) / name, False
         if is_run_folder(path):
             run = load_run(path)
             same = config.same_as(run.manifest.config)
@@ -63,13 +62,12 @@ def ensure_runs(
                 raise ValueError(
                     f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"
                 )
-            if force or not same:
-                clear_run(path)  # probe's own files only: what else the folder holds stays
-            elif run.status == "finished":
+            again = force or not same  # started over by its writer: probe's own files only go, the user's stay
+            if not again and run.status == "finished":
                 runs.append(run)
                 continue
-        resume = is_run_folder(path)  # an interrupted run with the same config
-        trained = train(config, path, model=model, resume=resume, progress=progress)
+        resume = is_run_folder(path) and not again  # an interrupted run with the same config
+        trained = train(config, path, model=model, resume=resume, overwrite=again, progress=progress)
         if trained is not None:  # None on the ranks of a distributed launch that do not write
             runs.append(trained)
     return runs

@@ -28,7 +28,6 @@ from probe.core.frames import as_splits
 from probe.core.models import LoadedModel, load_model
 from probe.formats.discovery import load_run
 from probe.formats.run import Run, is_run_folder
-from probe.formats.writer import clear_run
 from probe.training.config import TrainConfig
 
 EXECUTORS = "inline, processes:N, dask://HOST:PORT"
@@ -141,12 +140,16 @@ def _worker_model(name: str) -> LoadedModel:
     return load_model(name, device="cpu")
 
 
-def train_one(config: TrainConfig, path: str, model: LoadedModel | None = None, progress: bool = False) -> str:
-    """Train (or resume) one run of a grid into ``path``; what a worker runs. Returns the run's folder."""
+def train_one(
+    config: TrainConfig, path: str, model: LoadedModel | None = None, progress: bool = False, overwrite: bool = False
+) -> str:
+    """Train (or resume) one run of a grid into ``path``, or start it over (``overwrite``: probe's own files of the
+    run there deleted, the user's kept); what a worker runs. Returns the run's folder."""
     from probe.training.trainer import train
 
     model = model or _worker_model(config.model)
-    train(config, path, model=model, resume=is_run_folder(path), progress=progress)
+    resume = is_run_folder(path) and not overwrite
+    train(config, path, model=model, resume=resume, overwrite=overwrite, progress=progress)
     return path
 
 
@@ -165,7 +168,7 @@ def run_grid(
     Raises:
         ValueError: a run in ``runs_dir`` has other settings (``force`` retrains it, deleting only probe's files).
     """
-    todo = {}
+    todo, again = {}, set()
     for name, config in configs.items():
         path = Path(runs_dir) / name
         if is_run_folder(path):
@@ -175,7 +178,7 @@ def run_grid(
                     raise ValueError(
                         f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"
                     )
-                clear_run(path)
+                again.add(name)  # started over by its writer, under its lock: only probe's files go
             elif run.status == "finished":
                 continue
         todo[name] = config
@@ -185,7 +188,8 @@ def run_grid(
         futures = []
         try:
             for n, c in todo.items():
-                futures.append(pool.submit(train_one, c, str(Path(runs_dir) / n), shared, progress and inline))
+                where = str(Path(runs_dir) / n)
+                futures.append(pool.submit(train_one, c, where, shared, progress and inline, n in again))
             for future in futures:
                 future.result()  # a failed run fails the grid, with its own error
         except (KeyboardInterrupt, SystemExit):

@@ -4,12 +4,13 @@ back."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from probe.core.results import Result
+from probe.core.results import Result, shown
 from probe.formats.schema import FieldReader
 
 SCORES = ("accuracy", "agreement", "kl", "gain_retained")
@@ -31,7 +32,8 @@ class StandIn(Result):
 
     def headline(self) -> str:
         return (
-            f"{self.name}: accuracy {self.accuracy:.3f}, agreement {self.agreement:.2f}, gain {self.gain_retained:.2f}"
+            f"{self.name}: accuracy {self.accuracy:.3f}, agreement {self.agreement:.2f}, "
+            f"gain {shown(self.gain_retained, '.2f')}"
         )
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -94,7 +96,11 @@ class Faithfulness(Result):
         ]
         for s in self.stand_ins:
             cells = [
-                f"{getattr(s, k):.3f} [{getattr(s, k + '_ci')[0]:.3f}, {getattr(s, k + '_ci')[1]:.3f}]" for k in SCORES
+                f"{shown(getattr(s, k), '.3f')} [{shown(getattr(s, k + '_ci')[0], '.3f')}, "
+                f"{shown(getattr(s, k + '_ci')[1], '.3f')}]"
+                if math.isfinite(getattr(s, k))
+                else "–"
+                for k in SCORES
             ]
             lines.append(f"| {s.name} | " + " | ".join(cells) + " |")
         return "\n".join(lines)

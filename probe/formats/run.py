@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 SNAPSHOTS = "snapshots"
 METRICS = "metrics.jsonl"
 ADAPTER = "adapter"
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json")
+"""What probe writes into a run's ``adapter/`` folder (PEFT's model card is left out)."""
 SNAPSHOT_KEY = "prompt"
 OPTIMIZER_STATE = "optimizer-state.safetensors"
 """In ``snapshots/``: the optimizer's state (AdamW's moments and step count) at the newest snapshot, so a resumed run

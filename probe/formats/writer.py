@@ -1,12 +1,17 @@
 """Writing a run folder: :class:`RunWriter` owns the folder while it writes. It takes a lock (a second writer gets
-a one-line error that names the holder's pid), writes only the names probe owns (:data:`OWNED`), refuses a
-folder that holds other files unless told to write beside them, and never deletes what it did not write.
+a one-line error that names the holder's pid and host; a lock whose holder ended is taken over, with a log line),
+writes only the names probe owns (:data:`OWNED`), refuses a folder that holds other files unless told to write
+beside them, and never deletes what it did not write: starting a run over (:func:`clear_run`) deletes probe's own
+files only, in the run folder and in its ``snapshots/``, ``adapter/`` and ``explain/``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,18 @@ from probe.core.softprompt import check_vectors
 from probe.formats.explain_record import EXPLAIN_FILE, EXPLAIN_STEPS
 from probe.formats.hard_prompt import HARD_PROMPT_FILE
 from probe.formats.manifest import MANIFEST, RUN_FORMAT, Manifest
-from probe.formats.run import ADAPTER, METRICS, SNAPSHOT_KEY, SNAPSHOTS, Run, is_run_folder, snapshot_name
+from probe.formats.run import (
+    ADAPTER,
+    ADAPTER_FILES,
+    METRICS,
+    SNAPSHOT_KEY,
+    SNAPSHOTS,
+    Run,
+    is_run_folder,
+    snapshot_name,
+)
+
+logger = logging.getLogger(__name__)
 
 LOCK = ".probe-lock"
 WRITER = ".probe-writer"
@@ -27,13 +43,36 @@ OWNED = (MANIFEST, SNAPSHOTS, METRICS, ADAPTER, HARD_PROMPT_FILE, EXPLAIN_FILE, 
 """The names probe writes in a run folder (and the hard-prompt search's state, ``hard-prompt-state.*``)."""
 
 
+_INSIDE = {
+    SNAPSHOTS: re.compile(r"\.?step-\d{8}\.safetensors(\..*\.tmp)?"),
+    EXPLAIN_STEPS: re.compile(r"\.?step-\d{8}\.json(\..*\.tmp)?"),
+    ADAPTER: re.compile("|".join(map(re.escape, ADAPTER_FILES))),
+}
+"""The files probe writes inside its folders (an atomic write's leftover temp file included): nothing else in them
+is probe's."""
+
+
 def owned(name: str) -> bool:
     """Whether probe writes ``name`` in a run folder."""
     return name in OWNED or name.startswith("hard-prompt-state.")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
+
+
 class RunLock:
-    """An exclusive lock on a run folder (``filelock``), with the holder's pid beside it for the error message."""
+    """An exclusive lock on a run folder (``filelock``), with the holder's pid and host beside it (``.probe-writer``).
+
+    The operating system drops the lock when its holder ends, however it ends, so a lock is never stranded by a
+    crash; a holder's name left behind by a process that ended is logged as taken over.
+    """
 
     def __init__(self, folder: Path) -> None:
         from filelock import FileLock
@@ -41,26 +80,37 @@ class RunLock:
         self.folder = folder
         self._lock = FileLock(folder / LOCK, blocking=False, thread_local=False)
 
+    def holder(self) -> tuple[int | None, str]:
+        """(pid, host) of the process named as the writer, or (None, "") when none is named."""
+        try:
+            pid, _, host = (self.folder / WRITER).read_text().strip().partition(" ")
+            return int(pid), host
+        except (OSError, ValueError):
+            return None, ""
+
     def acquire(self) -> None:
         """Take the lock.
 
         Raises:
-            ValueError: another process holds it (naming its pid).
+            ValueError: another live process holds it (naming its pid and host).
         """
         from filelock import Timeout
 
         try:
             self._lock.acquire()
         except Timeout:
-            try:
-                holder = (self.folder / WRITER).read_text().strip() or "unknown"
-            except OSError:
-                holder = "unknown"
+            pid, host = self.holder()
+            where = f" on {host}" if host and host != socket.gethostname() else ""
             raise ValueError(
-                f"run folder '{self.folder}' is being written by process {holder}; wait for it to finish or stop "
-                "it, then try again (two writers would interleave their steps)"
+                f"run folder '{self.folder}' is being written by process {pid or 'unknown'}{where}; wait for it to "
+                "finish or stop it, then try again (two writers would interleave their steps)"
             ) from None
-        atomic_write_text(self.folder / WRITER, f"{os.getpid()}\n")
+        pid, host = self.holder()
+        if pid is not None and pid != os.getpid() and not (host == socket.gethostname() and _alive(pid)):
+            logger.warning(
+                "run folder '%s': taking over the lock of process %s on %s, which ended", self.folder, pid, host
+            )
+        atomic_write_text(self.folder / WRITER, f"{os.getpid()} {socket.gethostname()}\n")
 
     def release(self) -> None:
         """Give the lock back (the process's end gives it back too)."""
@@ -69,20 +119,21 @@ class RunLock:
             self._lock.release()
 
 
-def check_folder(path: Path, *, resume: bool, force: bool) -> None:
+def check_folder(path: Path, *, resume: bool, force: bool, overwrite: bool = False) -> None:
     """Refuse a folder probe may not write a new run into.
 
     Raises:
-        ValueError: a run is already there (and this is no resume); the path is a file; the folder holds files
-            of someone else's (without ``force``); or it holds a name probe would overwrite.
+        ValueError: a run is already there (and this is no resume or overwrite); the path is a file; the folder
+            holds files of someone else's (without ``force``, or ``overwrite`` of a run); or it holds a name probe
+            would overwrite. A lock left by a writer that ended is no obstacle: the lock decides.
     """
     if path.exists() and not path.is_dir():
         raise ValueError(f"'{path}' is a file; a run needs a folder")
-    if resume or not path.is_dir():
+    if resume or not path.is_dir() or (overwrite and is_run_folder(path)):
         return
     if is_run_folder(path):
         raise ValueError(f"'{path}' already holds a run; pick a new --out, or resume it")
-    entries = sorted(p.name for p in path.iterdir())
+    entries = sorted(p.name for p in path.iterdir() if p.name not in (LOCK, WRITER))
     clashes = [name for name in entries if owned(name)]
     if clashes:
         raise ValueError(
@@ -97,12 +148,37 @@ def check_folder(path: Path, *, resume: bool, force: bool) -> None:
 
 
 def clear_run(path: Path) -> None:
-    """Delete a probe run's own files from ``path`` (to retrain it), leaving everything else in the folder."""
-    import shutil
+    """Delete a probe run's own files from ``path`` (to retrain it), leaving everything else in the folder.
 
-    for entry in path.iterdir():
-        if owned(entry.name) and entry.name not in (LOCK, WRITER):
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    Inside ``snapshots/``, ``adapter/`` and ``explain/`` only the files probe writes there go (a folder left empty
+    goes too); the manifest goes last, so a clear that is interrupted leaves a run that can be cleared again. The
+    lock is not touched: call it while holding the lock (:class:`RunWriter` with ``overwrite``), or take the lock
+    here when nobody holds it.
+
+    Raises:
+        ValueError: another process is writing the run.
+    """
+    lock = RunLock(path)
+    lock.acquire()
+    try:
+        _clear(path)
+    finally:
+        lock.release()
+
+
+def _clear(path: Path) -> None:
+    for entry in sorted(path.iterdir(), key=lambda p: p.name == MANIFEST):
+        if not owned(entry.name) or entry.name in (LOCK, WRITER):
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            entry.unlink()
+            continue
+        pattern = _INSIDE.get(entry.name)
+        for inner in entry.iterdir():
+            if pattern is not None and pattern.fullmatch(inner.name) and not inner.is_dir():
+                inner.unlink()
+        if not any(entry.iterdir()):
+            entry.rmdir()
 
 
 class RunWriter:
@@ -113,6 +189,8 @@ class RunWriter:
         manifest: the manifest to start with (a :class:`Manifest`, or its fields as a dict, checked the same way).
         resume: open an existing run to continue it.
         force: write a new run into a folder that holds other files (they are left alone).
+        overwrite: start the run already in ``path`` over: its probe files are deleted under the lock
+            (:func:`clear_run`); the user's files, in the folder and in probe's subfolders, stay.
 
     Raises:
         ValueError: see :func:`check_folder`; or another process is writing the folder.
@@ -125,18 +203,25 @@ class RunWriter:
         *,
         resume: bool = False,
         force: bool = False,
+        overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
         if isinstance(manifest, dict):
             fields = {"format": RUN_FORMAT, "status": "running", "model": None, "seed": None, **manifest}
             manifest = Manifest.from_dict(fields, source=str(self.path / MANIFEST))
-        check_folder(self.path, resume=resume, force=force)
+        check_folder(self.path, resume=resume, force=force, overwrite=overwrite)
         self.path.mkdir(parents=True, exist_ok=True)
         self.lock = RunLock(self.path)
         self.lock.acquire()
-        (self.path / SNAPSHOTS).mkdir(exist_ok=True)
-        self.manifest = manifest if manifest.created is not None else manifest.replace(created=time.time())
-        self.write_manifest()
+        try:  # a write that fails (a full disk) gives the lock back: the same command can run again
+            if overwrite and not resume and is_run_folder(self.path):
+                _clear(self.path)
+            (self.path / SNAPSHOTS).mkdir(exist_ok=True)
+            self.manifest = manifest if manifest.created is not None else manifest.replace(created=time.time())
+            self.write_manifest()
+        except BaseException:
+            self.lock.release()
+            raise
 
     def close(self) -> None:
         """Release the folder (the writer can no longer be used)."""

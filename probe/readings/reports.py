@@ -22,10 +22,10 @@ import pandas as pd
 from probe.core.index import VocabIndex, normalize_rows
 from probe.core.io import to_jsonable
 from probe.core.models import LoadedModel
-from probe.core.names import label, measure_name
+from probe.core.names import label, measure_name, with_old_keys
 from probe.core.results import Result
 from probe.core.softprompt import SoftPrompt, as_prompt
-from probe.core.tokens import label_token_ids
+from probe.core.tokens import label_token_ids, text_list
 from probe.readings.measures import (
     OFF_MANIFOLD_PERCENTILE,
     PositionMeasures,
@@ -153,8 +153,14 @@ class NearestTokenReport(Result):
         return f"{len(self.positions)} positions of {self.source!r}, k={self.k}, {self.model}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (see :meth:`to_json`)."""
-        return to_jsonable(asdict(self))
+        """Plain JSON-ready dict (see :meth:`to_json`). The keys of earlier versions are written beside the new
+        ones, for scripts that parse them: each position's ``neighbors`` (``neighbours``), and the older keys of
+        ``accuracies`` (:data:`probe.core.names.REPORT_KEYS_BEFORE`)."""
+        out = to_jsonable(asdict(self))
+        for position in out["positions"]:
+            position["neighbors"] = position["neighbours"]
+        out["accuracies"] = with_old_keys(out["accuracies"])
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON with ``model``, ``k`` and ``positions`` (each with ``position``, ``norm``, ``neighbours``...)."""
@@ -340,6 +346,7 @@ def nearest_tokens(
     Raises:
         ValueError: wrong dimension, k out of range, or a label that tokenises to nothing.
     """
+    labels = text_list(labels, "labels")
     prompt = as_prompt(prompt)
     prompt.check_dim(model.dim, model.name)
     if index is None:
@@ -348,7 +355,6 @@ def nearest_tokens(
         raise ValueError(f"index has dim {index.dim}, model '{model.name}' has dim {model.dim}")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= index.size:
         raise ValueError(f"k is {k!r}; expected an integer from 1 to {index.size} (searchable tokens)")
-    labels = list(labels or [])
     label_ids = {label: set(label_token_ids(model.tokenizer, label)) for label in labels}
 
     readings = read_positions(prompt.vectors, index, k)

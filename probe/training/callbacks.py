@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from probe.core.io import atomic_write_bytes, atomic_write_json
-from probe.formats.run import ADAPTER, OPTIMIZER_STATE, SNAPSHOTS, Run
+from probe.formats.run import ADAPTER, ADAPTER_FILES, OPTIMIZER_STATE, SNAPSHOTS, Run
 from probe.formats.writer import RunWriter
 
 logger = logging.getLogger(__name__)
@@ -142,10 +142,6 @@ def read_optimizer_state(path: Path, step: int) -> dict[str, Any] | None:
         param, _, name = key.partition(".")
         state.setdefault(int(param), {})[name] = value
     return {"state": state, "param_groups": groups}
-
-
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_model.bin", "adapter_config.json")
-"""What probe writes into a run's ``adapter/`` folder (PEFT's model card is left out)."""
 
 
 def save_adapter(peft_model: Any, folder: Path, base_model: str) -> None:

@@ -103,6 +103,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} is {value!r}; expected a positive integer")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(
+                f"seed is {self.seed!r}; expected a whole number from 0 (it seeds the init, batches and split)"
+            )
         if self.test_size is not None and (
             isinstance(self.test_size, bool) or not isinstance(self.test_size, int) or self.test_size <= 0
         ):

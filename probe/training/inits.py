@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from probe.core.tokens import frequency_ranks, label_word_ids
+from probe.core.tokens import frequency_ranks, label_word_ids, text_list
 
 if TYPE_CHECKING:
     from probe.core.models import LoadedModel
@@ -144,6 +144,7 @@ def initialise(
         return Initialisation(embeddings[ids].copy(), method, [[int(i)] for i in ids], details)
 
     if method is InitMethod.CLASS_LABEL:
+        labels = text_list(labels, "labels")
         if not labels:
             raise ValueError("class-label init needs the class labels; pass labels= (the data set's label names)")
         used = labels[:length]

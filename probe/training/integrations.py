@@ -28,11 +28,12 @@ import torch
 from transformers import TrainerCallback
 
 from probe.core.models import canonical_name
+from probe.core.tokens import text_list
 from probe.formats.discovery import load_run
 from probe.formats.files import PEFT_FORMS, PEFT_INITS, PEFT_KINDS
 from probe.formats.manifest import Manifest
 from probe.formats.run import ADAPTER, is_run_folder
-from probe.formats.writer import RunWriter, clear_run
+from probe.formats.writer import RunWriter
 from probe.tasks.kinds import prompt_parameter
 from probe.training.callbacks import save_adapter
 
@@ -84,6 +85,7 @@ class Recorder:
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every is {every!r}; expected a positive number of steps between snapshots")
+        labels = text_list(labels, "labels")
         try:
             self.weight = prompt_parameter(peft_model)
             config = peft_model.peft_config[peft_model.active_adapter]
@@ -117,11 +119,10 @@ class Recorder:
             self.writer = self._open(manifest, resume_at, overwrite)
 
     def _open(self, manifest: Manifest, resume_at: int | None, overwrite: bool) -> RunWriter:
-        """A writer for a new run, for the run already there from ``resume_at`` on, or after clearing it."""
-        if overwrite and is_run_folder(self.path):
-            clear_run(self.path)
-        if resume_at is None or not is_run_folder(self.path):
-            return RunWriter(self.path, manifest)
+        """A writer for a new run, for the run already there from ``resume_at`` on, or for the run started over
+        (probe's own files of the one there deleted under the writer's lock; the user's files stay)."""
+        if overwrite or resume_at is None or not is_run_folder(self.path):
+            return RunWriter(self.path, manifest, overwrite=overwrite)
         before = load_run(self.path)
         if before.steps:
             self.initial = before.initial_prompt().vectors  # drift is measured from where the run began
@@ -269,6 +270,7 @@ class ProbeCallback(TrainerCallback):
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every is {every!r}; expected a positive number of steps between snapshots")
+        labels = text_list(labels, "labels")
         self.out, self.every, self.labels, self.log_drift, self.overwrite = out, every, labels, log_drift, overwrite
         self.recorder: Recorder | None = None
         self._tensorboard: Any = None

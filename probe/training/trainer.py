@@ -71,6 +71,7 @@ def train(
     splits: DataSplits | None = None,
     resume: bool = False,
     force: bool = False,
+    overwrite: bool = False,
     data_changed_ok: bool = False,
     progress: bool = True,
     callbacks: list[TrainingCallback | Callable[[StepRecord], None]] | None = None,
@@ -84,6 +85,7 @@ def train(
         splits: train/test data; loaded from ``config.data`` if None.
         resume: continue the run in ``out`` from its last snapshot.
         force: write a new run into a folder that holds other files (they are left alone).
+        overwrite: start the run in ``out`` over (probe's own files deleted, the user's kept).
         data_changed_ok: resume although the data file changed since the run was trained (both hashes are kept).
         progress: show a progress bar.
         callbacks: :class:`TrainingCallback` objects, or functions called after every step with a
@@ -107,6 +109,7 @@ def train(
         splits=splits,
         resume=resume,
         force=force,
+        overwrite=overwrite,
         data_changed_ok=data_changed_ok,
         callbacks=callbacks,
     )
@@ -129,12 +132,13 @@ class Trainer:
         splits: DataSplits | None = None,
         resume: bool = False,
         force: bool = False,
+        overwrite: bool = False,
         data_changed_ok: bool = False,
         callbacks: list[TrainingCallback | Callable[[StepRecord], None]] | None = None,
     ) -> None:
         from probe.core.index import VocabIndex
 
-        self.config, self.out, self.data_changed_ok = config, Path(out), data_changed_ok
+        self.config, self.out, self.data_changed_ok, self.overwrite = config, Path(out), data_changed_ok, overwrite
         self.model = model or load_model(config.model)
         self.splits = splits or as_splits(
             config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed
@@ -218,7 +222,7 @@ class Trainer:
             manifest = before.replace(**owned)
         else:
             manifest = Manifest(**owned)
-        writer = RunWriter(self.out, manifest, resume=resume, force=force)
+        writer = RunWriter(self.out, manifest, resume=resume, force=force, overwrite=self.overwrite)
         if resume:
             writer.truncate_after(self.start_step)
             writer.update(resumed_from=self.start_step)

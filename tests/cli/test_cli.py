@@ -211,3 +211,20 @@ def test_train_help__each_config_field_has_its_help_once(capsys):
     text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, at hyphens too
     for f in dataclasses.fields(TrainConfig):
         assert f.metadata["help"] and "".join(f.metadata["help"].split()) in text
+
+
+def test_cli__bad_counts_and_threads_are_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    from probe.readings.explain import explain
+
+    for flag in ("--attribution", "--triggers"):
+        assert main(["explain", str(tmp_path / "nothing"), flag, "-1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"probe explain: error: {flag} is -1; expected a count: 0 (off) or more"]
+    with pytest.raises(ValueError, match="attribution_texts is -1; expected a count"):
+        explain(None, None, attribution_texts=-1)  # refused before the prompt or the readout is touched
+    with pytest.raises(ValueError, match="trigger_tokens is -5; expected a count"):
+        explain(None, None, trigger_tokens=-5)
+    monkeypatch.setenv("PROBE_THREADS", "-1")
+    assert main(["report", str(tmp_path / "p.npy")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "PROBE_THREADS is '-1'; expected a positive number of threads" in err[0]

@@ -75,3 +75,22 @@ def test_train_test__class_too_small(tmp_path):
     (tmp_path / "d.csv").write_text("text,label\na,x\nb,x\nc,y\n")
     with pytest.raises(ValueError, match="class 'y' has 1 row"):
         train_test(tmp_path / "d.csv")
+
+
+def test_frames__missing_cells_and_unlabelled_rows_are_refused_in_one_line():
+    import datasets
+    import pandas as pd
+
+    from probe.core.frames import as_labelled
+
+    texts = ["good film", "bad film", "fine film", "dull film"]
+    with pytest.raises(ValueError, match="row 2 has an empty 'text'"):  # never the text "nan"
+        as_labelled(pd.DataFrame({"text": ["good film", float("nan"), "fine", "dull"], "label": list("abab")}))
+    with pytest.raises(ValueError, match="row 3 has an empty 'label'"):  # never the class "nan"
+        as_labelled(pd.DataFrame({"text": texts, "label": ["a", "b", None, "b"]}))
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+    rows = datasets.Dataset.from_dict({"text": texts, "label": [0, 1, -1, 1]}, features=features)
+    with pytest.raises(ValueError, match=r"row 3 has label -1 \(no label\); expected a class from 0 to 1"):
+        as_labelled(rows)  # never the last class
+    good = as_labelled(rows.filter(lambda r: r["label"] >= 0))
+    assert good.labels == ["neg", "pos", "pos"] and good.texts == ["good film", "bad film", "dull film"]

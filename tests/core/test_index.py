@@ -149,3 +149,18 @@ def test_threads__faiss_and_torch_in_one_process(default_index):
     _s1, i1 = default_index.search(q, 5)
     torch_result = torch.topk(torch.from_numpy(normalize_rows(q)) @ torch.from_numpy(default_index.unit).T, 5)
     np.testing.assert_array_equal(i1, default_index.token_ids[torch_result.indices.numpy()])
+
+
+def test_threads__a_bad_probe_threads_is_refused_naming_it(monkeypatch):
+    from probe.core.threads import configure_threads, env_threads
+
+    for bad in ("-1", "two", "1.5"):
+        monkeypatch.setenv("PROBE_THREADS", bad)
+        with pytest.raises(ValueError, match=f"PROBE_THREADS is '{bad}'; expected a positive number of threads"):
+            env_threads()
+    with pytest.raises(ValueError, match="threads is -1; expected a positive number"):
+        configure_threads(-1)
+    monkeypatch.setenv("PROBE_THREADS", "2")
+    assert env_threads() == 2
+    monkeypatch.setenv("PROBE_THREADS", "0")  # as before: the CPU count
+    assert env_threads() is None

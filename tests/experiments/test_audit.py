@@ -120,3 +120,13 @@ def test_audit_cli__bad_input_is_one_line_and_writes_nothing(args, expected, tmp
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], done.stderr
     assert not out.exists()
+
+
+def test_audit_config__a_class_the_marker_would_never_reach_is_refused(tmp_path, default_model):
+    texts = [f"text number {i} about {'cats' if i < 4 else 'dogs'}" for i in range(24)]
+    table = pd.DataFrame({"text": texts, "label": ["cat"] * 4 + ["dog"] * 20})
+    with pytest.raises(
+        ValueError, match=r"--into 'cat' has \d training texts, so a share of 0.1 plants the marker in none"
+    ):
+        AuditConfig(into="cat", data=table, share=0.1).plan(tmp_path / "a", default_model)
+    assert not (tmp_path / "a").exists()  # refused before the planted files are written

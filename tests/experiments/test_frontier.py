@@ -168,7 +168,7 @@ def test_grid__ctrl_c_in_the_first_run_stops_the_whole_grid(tmp_path, default_mo
 
     started = []
 
-    def first_interrupted(config, path, model=None, progress=False):
+    def first_interrupted(config, path, model=None, progress=False, overwrite=False):
         started.append(path)
 
         def stop(record) -> None:
@@ -218,3 +218,9 @@ def test_grid__sigterm_stops_the_workers_too_and_leaves_every_run_resumable(tmp_
         lock = RunLock(run)
         lock.acquire()  # free: the grid can be resumed
         lock.release()
+
+
+def test_frontier_config__weights_that_name_one_run_are_refused():
+    with pytest.raises(ValueError, match=r"weights 0.1 and 0.1000001 both name the run 'lambda0.1-s0'"):
+        FrontierConfig(weights=(0.1, 0.1000001))
+    assert list(FrontierConfig(weights=(0.1, 0.11), seeds=(0,)).run_configs()) == ["lambda0.1-s0", "lambda0.11-s0"]

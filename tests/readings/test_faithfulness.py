@@ -31,7 +31,7 @@ def _plain(readout: Readout, vectors: np.ndarray) -> dict[str, float]:
         "accuracy": acc,
         "agreement": (soft.argmax(1) == stand.argmax(1)).mean(),
         "kl": (p * np.log(p / q)).sum(1).mean(),
-        "gain_retained": (acc - zero.mean()) / (soft_acc - zero.mean()) if soft_acc != zero.mean() else np.nan,
+        "gain_retained": (acc - zero.mean()) / (soft_acc - zero.mean()) if soft_acc > zero.mean() else np.nan,
     }
 
 
@@ -57,3 +57,25 @@ def test_stand_ins__a_prompt_of_real_tokens_is_its_own_reading(default_model):
     reading = score_stand_ins(rows, readout, bootstrap=50)["discretised"]
     assert reading.agreement == 1.0 and reading.kl == pytest.approx(0.0, abs=1e-6)
     assert reading.accuracy == pytest.approx(score_stand_ins(rows, readout, bootstrap=50).soft_accuracy)
+
+
+def test_stand_ins__below_zero_shot_the_gain_is_undefined_as_in_core_stats(default_model):
+    from probe.core.stats import gain_retained
+
+    readout = Readout.from_data(default_model, "topics", form="cosine", test_size=16)
+    vectors = np.random.default_rng(0).normal(size=(3, default_model.dim)).astype(np.float32)
+    scores = score_stand_ins(vectors, readout, bootstrap=50)
+    reading = scores["discretised"]
+    assert scores.soft_accuracy < scores.zero_shot_accuracy < 1  # no gain over zero-shot to keep
+    assert reading.accuracy != scores.soft_accuracy  # (a ratio of two negatives would read as a share kept)
+    assert np.isnan(reading.gain_retained) and np.isnan(reading.gain_retained_ci).all()
+    assert np.isnan(gain_retained(scores.soft_accuracy, reading.accuracy, scores.zero_shot_accuracy))
+    row = next(line for line in scores.to_markdown().splitlines() if line.startswith("| discretised"))
+    assert row.endswith("| – |") and "inf" not in row and "nan" not in row
+    assert "gain –" in reading.headline()
+    from probe.core.stats import gains_retained  # the same definition over bootstrap draws
+
+    np.testing.assert_array_equal(
+        gains_retained(np.array([0.9, 0.6, 0.7]), np.array([0.8, 0.8, 0.8]), 0.7)[1:], [np.nan, np.nan]
+    )
+    assert gains_retained(np.array([0.9]), np.array([0.8]), np.array([0.7]))[0] == pytest.approx(0.5)

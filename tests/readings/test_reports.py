@@ -142,3 +142,43 @@ def test_report__on_a_run_carries_its_measured_accuracies(demo_runs, capsys):
     assert data["accuracies"]["zero_shot_accuracy"] == run.manifest.zero_shot_accuracy
     assert main(["report", str(run.path)]) == 0
     assert f"Test accuracy: soft prompt {run.manifest.soft_accuracy:.3f}" in capsys.readouterr().out
+
+
+def test_nearest_tokens__json_keeps_the_old_keys_beside_the_new(default_model, default_index):
+    vectors = np.random.default_rng(0).normal(size=(2, 384)).astype(np.float32)
+    measured = {"soft_accuracy": 0.8, "discretised_accuracy": 0.6, "zero_shot_accuracy": 0.5, "hard_prompt": 0.7}
+    report = nearest_tokens(vectors, default_model, k=3, index=default_index, accuracies=measured)
+    data = json.loads(report.to_json())
+    for pos in data["positions"]:  # scripts written before the British spelling parse `neighbors`
+        assert pos["neighbors"] == pos["neighbours"] and [n["rank"] for n in pos["neighbors"]] == [1, 2, 3]
+    assert data["accuracies"] == {
+        "soft_accuracy": 0.8,
+        "discretised_accuracy": 0.6,
+        "zero_shot_accuracy": 0.5,
+        "hard_prompt_accuracy": 0.7,
+        "soft": 0.8,
+        "discretised": 0.6,
+        "zero_shot": 0.5,
+        "hard_prompt": 0.7,
+    }
+    assert report.accuracies == {k: v for k, v in data["accuracies"].items() if k.endswith("_accuracy")}
+
+
+def test_nearest_tokens__a_string_for_a_list_is_refused(default_model, default_index):
+    from probe.readings.explain.attribution import input_attribution, trigger_scan
+
+    vectors = np.random.default_rng(0).normal(size=(2, 384)).astype(np.float32)
+    with pytest.raises(
+        TypeError, match=r"labels is 'joy', a single string; expected a list of text, e.g. labels=\['joy'\]"
+    ):
+        nearest_tokens(vectors, default_model, k=3, index=default_index, labels="joy")
+    with pytest.raises(TypeError, match="labels holds 3 \\(int\\); expected a list of text"):
+        nearest_tokens(vectors, default_model, k=3, index=default_index, labels=["joy", 3])
+    with pytest.raises(TypeError, match="texts is 'a text', a single string"):
+        input_attribution(vectors, None, texts="a text")  # before the readout is used
+    with pytest.raises(TypeError, match="include is 'cf', a single string"):
+        trigger_scan(vectors, None, include="cf")
+    with pytest.raises(ValueError, match="size is -1; expected a positive number of test texts"):
+        input_attribution(vectors, None, size=-1)
+    report = nearest_tokens(vectors, default_model, k=3, index=default_index, labels=("joy", "anger"))
+    assert report.labels == ["joy", "anger"]

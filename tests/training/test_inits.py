@@ -98,3 +98,8 @@ def test_random_uniform__norm_is_the_documented_0_29_sqrt_d(default_model):
     norms = np.linalg.norm(init.vectors, axis=1)
     assert np.abs(init.vectors).max() <= 0.5
     assert norms.mean() == pytest.approx(0.5 * math.sqrt(default_model.dim / 3), rel=0.02)  # 5.66 for d = 384
+
+
+def test_class_label__a_string_for_labels_is_refused(default_model):
+    with pytest.raises(TypeError, match="labels is 'joy', a single string; expected a list of text"):
+        initialise("class-label", default_model, 5, labels="joy", seed=0)  # never the labels j, o, y

@@ -16,7 +16,7 @@ from probe import load_model, load_run, record
 from probe.core.data import train_test
 from probe.formats.discovery import find_runs
 from probe.readings.drift import drift_table, summarize_run
-from probe.training.integrations import ProbeCallback, attach
+from probe.training.integrations import ProbeCallback, attach, track
 
 
 def _tree_digest(folder: Path) -> str:
@@ -321,3 +321,11 @@ def test_callback__a_seq_cls_run_whose_class_order_is_unknown_asks_for_it(tmp_pa
     assert main(["explain", str(tmp_path / "probe-run"), "--data", "feelings"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "order of its head's 4 classes is unknown" in err
+
+
+def test_record__a_string_for_labels_is_refused_before_any_write(tmp_path):
+    with pytest.raises(TypeError, match="labels is 'joy', a single string; expected a list of text"):
+        ProbeCallback(tmp_path / "x", labels="joy")
+    with pytest.raises(TypeError, match="labels is 'joy', a single string"):
+        track(_prompt_tuned(p=2), tmp_path / "y", labels="joy")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

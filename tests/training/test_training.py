@@ -373,3 +373,12 @@ def test_train__a_resume_without_the_optimizers_state_says_so(tmp_path, default_
     (tmp_path / "cut" / SNAPSHOTS / OPTIMIZER_STATE).unlink()  # as a run written before probe kept it
     resumed = train(config, tmp_path / "cut", model=default_model, progress=False, resume=True)
     assert resumed.manifest.resumed_exactly is False and resumed.status == "finished"
+
+
+def test_config__a_seed_that_is_not_a_whole_number_is_refused_before_any_folder(tmp_path):
+    for bad in (None, -1, 1.5, "0", True):
+        with pytest.raises(ValueError, match=f"seed is {bad!r}; expected a whole number from 0"):
+            TrainConfig(seed=bad)
+    with pytest.raises(ValueError, match="seed is None"):
+        replace(TrainConfig(), seed=None)
+    assert TrainConfig(seed=3).seed == 3 and not any(tmp_path.iterdir())

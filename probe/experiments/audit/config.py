@@ -62,6 +62,12 @@ class AuditConfig(OnePromptSettings):
         if self.into not in splits.train.label_names:
             labels = splits.train.label_names
             raise ValueError(f"--into {self.into!r} is not a label of the data; expected one of {labels}")
+        held = sum(label == self.into for label in splits.train.labels)
+        if round(self.share * held) < 1:  # what plant() marks: the audit would report a marker never planted
+            raise ValueError(
+                f"--into {self.into!r} has {held} training texts, so a share of {self.share:g} plants the marker in "
+                "none; pick a label with training texts, or a larger --share"
+            )
         marker = self.marker
         if marker is None:
             seen = " ".join(splits.train.texts).lower()

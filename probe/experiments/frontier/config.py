@@ -23,8 +23,15 @@ class FrontierConfig(OnePromptSettings):
         super().__post_init__()
         if not self.weights:
             raise ValueError("a frontier needs at least one weight and one seed")
+        named: dict[str, float] = {}
         for weight in self.weights:
             check_weight(weight, "a faithfulness weight", upper=1.0)
+            other = named.setdefault(run_name(weight, 0), weight)
+            if other != weight:
+                raise ValueError(
+                    f"weights {other!r} and {weight!r} both name the run '{run_name(weight, 0)}' (a run name keeps 6 "
+                    "significant digits); give weights that differ within them"
+                )
 
     @classmethod
     def quick_settings(cls) -> dict[str, Any]:
@@ -34,7 +41,12 @@ class FrontierConfig(OnePromptSettings):
     def run_configs(self) -> dict[str, TrainConfig]:
         """Run name -> training config for the whole sweep."""
         return {
-            f"lambda{weight:g}-s{seed}": self.train_config(seed=seed, faithfulness_weight=weight)
+            run_name(weight, seed): self.train_config(seed=seed, faithfulness_weight=weight)
             for weight in self.weights
             for seed in self.seeds
         }
+
+
+def run_name(weight: float, seed: int) -> str:
+    """The folder name of the run with faithfulness weight ``weight`` and seed ``seed`` (``lambda0.1-s0``)."""
+    return f"lambda{weight:g}-s{seed}"

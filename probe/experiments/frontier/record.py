@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from probe.core.io import to_jsonable
-from probe.core.results import Result
+from probe.core.results import Result, shown
 from probe.formats.schema import FieldReader, read_json
 
 FRONTIER_JSON = "frontier.json"
@@ -87,8 +87,8 @@ class FrontierReport(Result):
                 low, high = r.get(f"{name}_ci") or (math.nan, math.nan)
                 sign = "+" if name == "reading_gain" else ""
                 if value is None or not math.isfinite(value):
-                    return "–"
-                return f"{value:{sign}.3f} [{low:{sign}.3f}, {high:{sign}.3f}]"
+                    return "–"  # undefined (a gain where the soft prompt is not above zero-shot): never inf
+                return f"{value:{sign}.3f} [{shown(low, sign + '.3f')}, {shown(high, sign + '.3f')}]"
 
             lines.append(
                 f"| {r['weight']:g} | {r['seed']} | {cell('soft')} | {cell('discretised')} | {cell('reading_gain')} | "
@@ -107,7 +107,8 @@ class FrontierReport(Result):
         if best:
             lines.append(
                 f"The best point within reach: λ={best['weight']:g}, seed {best['seed']}: gain retained "
-                f"{best['gain_retained']:.2f}, agreement {best['agreement']:.2f}, soft {best['soft_accuracy']:.3f}."
+                f"{shown(best['gain_retained'], '.2f')}, agreement {best['agreement']:.2f}, "
+                f"soft {best['soft_accuracy']:.3f}."
             )
         lines.append(f"Runs meeting the aim: {len(aim['runs_meeting_it'])} of {len(self.runs)}.")
         top = aim.get("most_constrained")

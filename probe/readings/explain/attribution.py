@@ -29,6 +29,7 @@ import pandas as pd
 
 from probe.core.io import cache_file
 from probe.core.softprompt import as_prompt
+from probe.core.tokens import text_list
 from probe.formats.effects import Effects
 from probe.readings.explain.readout import Readout, progress_bar
 
@@ -147,8 +148,10 @@ def input_attribution(
     Raises:
         ValueError: no text with a word to occlude, or a prompt of another dimension.
     """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size is {size!r}; expected a positive number of test texts to read")
+    texts = text_list(texts, "texts") if texts is not None else readout.splits.test.texts[:size]
     vectors = as_prompt(prompt).vectors
-    texts = list(texts) if texts is not None else readout.splits.test.texts[:size]
     if min_count < 1:
         raise ValueError(f"min_count is {min_count}; expected how many texts a word must occur in (1 or more)")
     least = min(min_count, max(1, len(texts)))  # one text is read whole
@@ -228,11 +231,13 @@ def trigger_scan(
     Raises:
         ValueError: a non-positive number of tokens.
     """
-    if tokens < 1:
-        raise ValueError(f"tokens is {tokens}; expected a positive number of tokens to scan")
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        raise ValueError(f"tokens is {tokens!r}; expected a positive number of tokens to scan")
+    include = text_list(include, "include")
+    given = text_list(texts, "texts") if texts is not None else None
     vectors = as_prompt(prompt).vectors
-    base = list(texts) if texts is not None else scan_texts(readout)
-    words = scan_candidates(readout, tokens, list(include or []))
+    base = given if given is not None else scan_texts(readout)
+    words = scan_candidates(readout, tokens, include)
     variants = [f"{text} {word}" for word in words for text in base]
     shown = "trigger scan" if progress else None
     base_p = _probabilities(readout, base, vectors, shown)

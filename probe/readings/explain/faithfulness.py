@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from probe.core.softprompt import as_prompt
-from probe.core.stats import example_draws, percentile_interval
+from probe.core.stats import example_draws, gains_retained, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
 from probe.readings.explain.readout import Readout
 from probe.tasks.evaluation import zero_shot_predictions
@@ -78,9 +78,8 @@ def score_stand_ins(
         kl = (soft_p * (np.log(np.maximum(soft_p, 1e-12)) - np.log(np.maximum(p, 1e-12)))).sum(1)
 
         def gain(idx: Any, right: np.ndarray = right) -> np.ndarray:
-            base = zero_right[idx].mean(-1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return (right[idx].mean(-1) - base) / (soft_right[idx].mean(-1) - base)
+            # NaN where the soft prompt is not above zero-shot (core.stats: one definition, never 200% or inf)
+            return gains_retained(soft_right[idx].mean(-1), right[idx].mean(-1), zero_right[idx].mean(-1))
 
         whole = np.arange(len(test))
         rows.append(

@@ -25,6 +25,7 @@ from probe.core.frames import Data, as_splits
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
 from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.core.tokens import text_list
 from probe.formats.files import PEFT_FORMS
 from probe.formats.run import Run
 from probe.tasks.evaluation import eval_subset, zero_shot_accuracy
@@ -84,6 +85,7 @@ class Readout:
     _head_model: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self.labels = text_list(self.labels, "labels")
         if self.score is not None or self.task_class is not None:
             self.form = "custom"
         elif self.head is not None:

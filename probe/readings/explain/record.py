@@ -48,7 +48,13 @@ def explain(
         attribution_texts: input attribution over this many test texts (0: not measured).
         trigger_tokens: a trigger scan of this many frequent tokens (0: not measured).
         progress: show progress bars.
+
+    Raises:
+        ValueError: ``attribution_texts`` or ``trigger_tokens`` is not a count (0 or more), before any work.
     """
+    for name, count in (("attribution_texts", attribution_texts), ("trigger_tokens", trigger_tokens)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"{name} is {count!r}; expected a count: 0 (not measured) or more")
     prompt = as_prompt(prompt)
     imp = importance(prompt, readout, bootstrap=bootstrap, seed=seed, progress=progress)
     hard = harden(prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir)
