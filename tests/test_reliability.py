@@ -668,7 +668,7 @@ def test_data_loss__overwrite_twice_keeps_the_users_files_and_rewrites_the_run(t
     _tracked(out, steps=3, overwrite=False)
     (out / "explain").mkdir()
     (out / "explain" / "step-00000003.json").write_text("{}")  # what probe explain writes there
-    (out / "adapter").mkdir()
+    (out / "adapter").mkdir(exist_ok=True)  # the tracked run kept its final adapter
     (out / "adapter" / "adapter_config.json").write_text("{}")  # what probe writes there
     planted = _plant(out)
     _tracked(out, steps=2, overwrite=True)
@@ -677,7 +677,7 @@ def test_data_loss__overwrite_twice_keeps_the_users_files_and_rewrites_the_run(t
     run = load_run(out)
     assert run.status == "finished" and run.steps == [0, 1] and list(run.metrics()["step"]) == [1]
     assert not (out / "explain" / "step-00000003.json").exists()
-    assert not (out / "adapter" / "adapter_config.json").exists()
+    assert (out / "adapter" / "adapter_config.json").read_text() != "{}"  # the new run's own adapter
     peft_model = get_peft_model(
         AutoModel.from_pretrained(bundled_model_path()),
         PromptTuningConfig(task_type="FEATURE_EXTRACTION", num_virtual_tokens=2, token_dim=384),
