@@ -286,6 +286,8 @@ class Dashboard(Command):
             "false",
             "--client.toolbarMode",
             "minimal",
+            "--runner.magicEnabled",  # a page shows what it writes; a stray string is never drawn
+            "false",
             "--",
             "--runs",
             runs_dir,

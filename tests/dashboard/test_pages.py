@@ -111,3 +111,24 @@ def test_audit__shows_the_ground_truth_then_the_readings(runs_env, tmp_path, mon
         "Ground truth: does each run rely on the marker?",
         "Which reading finds it?",
     ]
+
+
+def test_entry__every_page_shows_nothing_above_its_title(monkeypatch, tmp_path):
+    # Streamlit's magic draws any bare string in a page script (an attribute docstring in app.py drew developer
+    # notes above the title of every page); an empty folder keeps this cheap, the AST check covers the rest
+    from streamlit.testing.v1.element_tree import Title
+
+    from probe.dashboard.app import PAGE_LIST
+
+    monkeypatch.setenv("PROBE_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=300).run()
+    for name, _, _ in PAGE_LIST:
+        at.switch_page(f"screens/{name}").run()
+        assert not at.exception, (name, at.exception)
+        above = []
+        for node in at.main:
+            if isinstance(node, Title):
+                break
+            above += [repr(node.value)] if isinstance(getattr(node, "value", None), str) and node.value else []
+        assert above == [], f"{name} shows text above its title"
+        assert [t.value for t in at.main.title][:1] == ["probe: soft prompts, readable"]
