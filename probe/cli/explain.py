@@ -24,7 +24,7 @@ class Explain(Command):
     )
 
     target: str = option(
-        help="a run folder, or a prompt file / adapter (then give --data)", positional=True, metavar="run"
+        help="a run folder, or a prompt file / adapter (then give --data)", positional=True, metavar="run", exists=True
     )
     step: int | None = option(None, "the run's snapshot at this step (default: the last)")
     model: str | None = option(None, "model name or folder (default: the one the run or prompt records)")

@@ -190,8 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        command: Command = from_namespace(args.command_class, args)  # values and paths, checked before torch loads
         with _cli_logging(args.debug):
-            command: Command = from_namespace(args.command_class, args)
             return int(command.run() or 0)
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
