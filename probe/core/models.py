@@ -215,7 +215,8 @@ def _check_hub_can_serve(name: str) -> None:
     Raises:
         FileNotFoundError: naming the model and what to do.
     """
-    from huggingface_hub import constants, get_session, is_offline_mode, try_to_load_from_cache
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import get_session
 
     try:
         cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
@@ -223,7 +224,7 @@ def _check_hub_can_serve(name: str) -> None:
         cached = False
     if cached:
         return
-    why = "the Hub is off (HF_HUB_OFFLINE is set)" if is_offline_mode() else ""
+    why = "the Hub is off (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
     if not why:
         try:
             get_session().head(constants.ENDPOINT, timeout=HUB_TIMEOUT_S)
