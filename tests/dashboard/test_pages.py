@@ -138,9 +138,9 @@ def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
     import numpy as np
 
     from probe.formats.explain_record import ExplainRecord, ImportanceTable, PositionImportance
+    from probe.formats.hard_prompt import HardPrompt
     from probe.formats.lens_record import LayerLens
     from probe.readings.explain.record import save_explain
-    from tests.formats.test_hard_prompt import hard_prompt
 
     run = tmp_path / "runs" / "my-loop"  # a folder of tensor files by step is a run: no training needed
     run.mkdir(parents=True)
@@ -153,7 +153,13 @@ def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
         positions.append(PositionImportance(**values))
     lens = LayerLens(rows=[], input_tokens=[], holds_until=[0] * 6, layers=2, texts=0)
     importance = ImportanceTable(0.75, 0.5, 8, positions, 10)
-    save_explain(ExplainRecord(str(run), 10, "default", importance, hard_prompt(), lens), run)
+    tokens = ["outlets", "##koff", "org", "court", "sincere", "##qi"]
+    hard = HardPrompt(
+        model="default", token_ids=list(range(10, 16)), tokens=tokens, text="outletskoff org court sincereqi",
+        hard_prompt_accuracy=0.5, soft_accuracy=0.75, discretised_accuracy=0.5, zero_shot_accuracy=0.25,
+        holdout_accuracy=0.5, start_holdout_accuracy=0.25, changed_positions=2, steps=10, best_step=5, seed=0,
+    )  # fmt: skip
+    save_explain(ExplainRecord(str(run), 10, "default", importance, hard, lens), run)
     monkeypatch.setenv("PROBE_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(str(DASHBOARD / "screens" / "explain.py"), default_timeout=300).run()
     assert not at.exception, at.exception
