@@ -116,6 +116,9 @@ def __getattr__(name: str) -> Any:
         warn_renamed(f"probe.{name}", f"probe.{_DEPRECATED[name]}")
         return __getattr__(_DEPRECATED[name])
     if name in _NAMES:
+        from probe.core.progress import quiet_tqdm
+
+        quiet_tqdm()  # before transformers imports tqdm.auto, which warns in a notebook without ipywidgets
         module = import_module(_NAMES[name])
         value = module if module.__name__ == f"probe.{name}" else getattr(module, name)  # probe.explain: callable
         globals()[name] = value  # later look-ups skip this function

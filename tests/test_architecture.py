@@ -188,6 +188,38 @@ def test_pages__only_lay_out(page):
     assert len(page.read_text().splitlines()) <= 80, f"{page.name} is too long to read at a glance"
 
 
+def magic_drawn(path: Path) -> list[str]:
+    """Statements Streamlit's magic would draw on the page: bare expressions other than calls and docstrings."""
+    drawn = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(node, field, None)  # a lambda's or an if-expression's body is one expression
+            for i, stmt in enumerate(body if isinstance(body, list) else []):
+                if not isinstance(stmt, ast.Expr) or isinstance(stmt.value, ast.Call | ast.Await | ast.Yield):
+                    continue
+                docstring = field == "body" and i == 0 and isinstance(stmt.value, ast.Constant)
+                if not (
+                    docstring and isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                ):
+                    drawn.append(f"{path.name}:{stmt.lineno} {ast.unparse(stmt)[:50]}")
+    return drawn
+
+
+@pytest.mark.parametrize("script", [PACKAGE / "dashboard" / "app.py", *sorted(PACKAGE.glob("dashboard/screens/*.py"))])
+def test_pages__hold_no_bare_expression_that_streamlit_would_draw(script):
+    # Streamlit runs the entry and each page as a script and writes every bare expression on the page ("magic"),
+    # an attribute docstring after a constant included; only docstrings (module, function, class) are skipped
+    assert magic_drawn(script) == [], "turn it into a comment (or call st.write if it is meant for the page)"
+
+
+def test_pages__the_magic_checker_sees_an_attribute_docstring(tmp_path):
+    script = tmp_path / "page.py"
+    script.write_text(
+        '"""Doc."""\nX = 1\n"""What X is."""\n\n\ndef f():\n    """Doc."""\n    X\n\n\nclass C:\n    "C"\n    "D"\n'
+    )
+    assert magic_drawn(script) == ["page.py:3 'What X is.'", "page.py:8 X", "page.py:13 'D'"]
+
+
 def test_modules__stay_one_concept():
     long_modules = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
     assert {m: n for m, n in long_modules.items() if n > 400} == {}

@@ -21,7 +21,7 @@ class Report(Command):
     summary: ClassVar[str] = "nearest-token report for a soft prompt"
 
     prompt: str = option(
-        help="PEFT adapter folder, .safetensors, .pt/.pth, .npy, or a probe run folder", positional=True
+        help="PEFT adapter folder, .safetensors, .pt/.pth, .npy, or a probe run folder", positional=True, exists=True
     )
     model: str | None = option(None, "model name or folder (default: the one the prompt records, else 'default')")
     k: int = option(5, "neighbours per position (default 5)", short="-k", positive=True)
@@ -115,7 +115,7 @@ class Drift(Command):
     name: ClassVar[str] = "drift"
     summary: ClassVar[str] = "how each position moved over a run's snapshots"
 
-    run_path: str = option(help="a probe run folder", positional=True, metavar="run")
+    run_path: str = option(help="a probe run folder", positional=True, metavar="run", exists=True)
     model: str | None = option(None, "override the model recorded in the run")
     k: int = option(5, "top-k for the neighbour overlap (default 5)", short="-k", positive=True)
     summary_only: bool = option(False, "one line per run instead of per step and position", flag="--summary")
@@ -153,8 +153,8 @@ class Compare(Command):
     name: ClassVar[str] = "compare"
     summary: ClassVar[str] = "compare two prompts of the same model position by position"
 
-    a: str = option(help="prompt or run A", positional=True)
-    b: str = option(help="prompt or run B", positional=True)
+    a: str = option(help="prompt or run A", positional=True, exists=True)
+    b: str = option(help="prompt or run B", positional=True, exists=True)
     model: str | None = option(None, "model name or folder (default: the one prompt A records)")
     k: int = option(5, "neighbours per position (default 5)", short="-k", positive=True)
     matched: bool = option(False, "csv/json: the Hungarian matching instead")
@@ -287,6 +287,8 @@ class Dashboard(Command):
             "false",
             "--client.toolbarMode",
             "minimal",
+            "--runner.magicEnabled",  # a page shows what it writes; a stray string is never drawn
+            "false",
             "--",
             "--runs",
             runs_dir,

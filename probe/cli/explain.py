@@ -24,7 +24,7 @@ class Explain(Command):
     )
 
     target: str = option(
-        help="a run folder, or a prompt file / adapter (then give --data)", positional=True, metavar="run"
+        help="a run folder, or a prompt file / adapter (then give --data)", positional=True, metavar="run", exists=True
     )
     step: int | None = option(None, "the run's snapshot at this step (default: the last)")
     task_id: int | None = option(None, "a multitask prompt's task (each task has its own prompt)")

@@ -4,7 +4,8 @@ written once), the :class:`Command` base that checks its fields, and output help
 Field metadata understood by the parser: ``help``; ``positional``; ``short`` ("-k"); ``aliases`` (old flag
 names kept working); ``type`` (a converter for values that are not plain str / int / float); ``positive`` (a
 number that must be > 0, checked here in one place); ``counts`` (a number that must be 0 or more: 0 turns it off);
-``nargs``; ``flag`` (a flag name other than the field's).
+``exists`` (a path that must exist, checked here, before anything heavy loads); ``nargs``; ``flag`` (a flag name
+other than the field's).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import dataclasses
 import sys
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from probe.core.io import atomic_write_text
@@ -48,7 +50,7 @@ def table_text(df: Any, fmt: str) -> str:
 
 @dataclass
 class Command:
-    """Base of every subcommand: checks ``positive`` fields, then the subclass's own rules."""
+    """Base of every subcommand: checks ``positive`` and ``exists`` fields, then the subclass's own rules."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -70,6 +72,10 @@ class Command:
             for v in value if isinstance(value, list | tuple) else [value]:
                 if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
                     raise ValueError(f"{flag} is {v!r}; expected a positive number")
+        for f in dataclasses.fields(self):  # then the paths, still before anything heavy loads
+            value = getattr(self, f.name)
+            if f.metadata.get("exists") and value is not None and not Path(value).exists():
+                raise FileNotFoundError(f"{option_flag(f)} '{value}' does not exist (expected: {f.metadata['help']})")
 
     def run(self) -> int:
         """Do the work; returns the exit status."""

@@ -204,9 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
+        env_threads()  # a bad $PROBE_THREADS is refused before any work, not at the first search
+        command: Command = from_namespace(args.command_class, args)  # values and paths, checked before torch loads
         with _cli_logging(args.debug):
-            env_threads()  # a bad $PROBE_THREADS is refused before any work, not at the first search
-            command: Command = from_namespace(args.command_class, args)
             return int(command.run() or 0)
     except KeyboardInterrupt as e:
         print("probe: terminated" if isinstance(e, Terminated) else "probe: interrupted", file=sys.stderr)

@@ -204,6 +204,40 @@ def _resolve(name_or_path: str) -> tuple[str, str, str]:
     return name_or_path, name_or_path, "hub"
 
 
+HUB_TIMEOUT_S = 3.0
+"""How long probe waits to learn whether the Hub answers before it names a model the cache lacks as missing."""
+
+
+def _check_hub_can_serve(name: str) -> None:
+    """Fail at once, in one line, for a Hub name that is not in the local cache while the Hub is offline or
+    unreachable (instead of five retries with a warning each).
+
+    Raises:
+        FileNotFoundError: naming the model and what to do.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import get_session
+
+    try:
+        cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repo id: the Hub would refuse it too
+        cached = False
+    if cached:
+        return
+    why = "the Hub is off (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+    if not why:
+        try:
+            get_session().head(constants.ENDPOINT, timeout=HUB_TIMEOUT_S)
+        except Exception as e:  # any failure to connect means the same thing here
+            why = f"the Hub ({constants.ENDPOINT}) cannot be reached [{type(e).__name__}]"
+    if why:
+        raise FileNotFoundError(
+            f"model '{name}' is not a local folder, not the bundled default and not in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}), and {why}: check the name, pass a folder written by save_pretrained, "
+            "use 'default', or download it once while online"
+        )
+
+
 def load_model(
     name_or_path: str | os.PathLike[str] = "default",
     *,
@@ -228,6 +262,8 @@ def load_model(
     """
     name, target, source = _resolve(str(name_or_path))
     torch_dtype = _parse_dtype(dtype)
+    if source == "hub":
+        _check_hub_can_serve(name)
     try:
         config = AutoConfig.from_pretrained(target, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=trust_remote_code)

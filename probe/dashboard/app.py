@@ -15,11 +15,13 @@ import streamlit as st
 
 logger = logging.getLogger(__name__)
 
+# The page modules. Not ``pages/``: Streamlit takes a ``pages/`` folder beside the entry for old-style pages,
+# and its AppTest then runs a page without the entry. (No bare strings in this file or a page: Streamlit's magic
+# would draw them on every page.)
 SCREENS = Path(__file__).resolve().parent / "screens"
-"""The page modules. Not ``pages/``: Streamlit takes a ``pages/`` folder beside the entry for old-style pages,
-and its AppTest then runs a page without the entry."""
 TITLE = "probe: soft prompts, readable"
 
+# (file in screens/, title, URL path) of every page; the first is the default.
 PAGE_LIST: tuple[tuple[str, str, str], ...] = (
     ("tokens.py", "Nearest tokens", "tokens"),
     ("drift.py", "Drift", "drift"),
@@ -33,7 +35,6 @@ PAGE_LIST: tuple[tuple[str, str, str], ...] = (
     ("audit.py", "Audit", "audit"),
     ("inspect_file.py", "Inspect a file", "inspect"),
 )
-"""(file in screens/, title, URL path) of every page; the first is the default."""
 
 
 def _pages() -> list[st.Page]:

@@ -23,6 +23,12 @@ from probe.formats.schema import FieldReader, read_json, token_ids
 
 HARD_PROMPT_FILE = "hard-prompt.json"
 HARD_PROMPT_FORMAT = 1
+TOKEN_SEPARATOR = " · "
+
+
+def shown_tokens(tokens: list[str]) -> str:
+    """A prompt as its tokens, each visible (``outlets · ##koff · org``), not decoded subwords run together."""
+    return TOKEN_SEPARATOR.join(tokens)
 
 
 @dataclass(frozen=True, repr=False)
@@ -60,7 +66,12 @@ class HardPrompt(Result):
     format: int = HARD_PROMPT_FORMAT
 
     def headline(self) -> str:
-        return f"{self.text!r}, accuracy {self.hard_prompt_accuracy:.3f} (soft {self.soft_accuracy:.3f})"
+        return f"{self.shown}, accuracy {self.hard_prompt_accuracy:.3f} (soft {self.soft_accuracy:.3f})"
+
+    @property
+    def shown(self) -> str:
+        """The prompt as its tokens with a visible separator: what a person reads (``text`` runs subwords together)."""
+        return shown_tokens(self.tokens)
 
     @property
     def accuracy(self) -> float:
@@ -104,7 +115,7 @@ class HardPrompt(Result):
         return "\n".join(
             [
                 f"Hard prompt ({len(self.token_ids)} tokens, {self.changed_positions} changed from the nearest-token "
-                f"reading, best at step {self.best_step} of {self.steps}): `{self.text}`",
+                f"reading, best at step {self.best_step} of {self.steps}): `{self.shown}` (decoded: `{self.text}`)",
                 "",
                 "| prompt | test accuracy |",
                 "|---|---:|",

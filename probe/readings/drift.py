@@ -131,11 +131,13 @@ def drift_table(
         chunk: snapshots per batched search.
         progress: show a progress bar over the snapshots.
     """
-    from tqdm.auto import tqdm
+    from probe.core.progress import progress_bar
 
     index = index or VocabIndex.for_model(model)
     chosen = steps if steps is not None else run.steps
-    snapshots = tqdm(run.iter_snapshots(chosen), total=len(chosen), desc="drift", leave=False, disable=not progress)
+    snapshots = progress_bar(
+        len(chosen), "drift", enabled=progress, unit="snapshot", iterable=run.iter_snapshots(chosen)
+    )
     stream = ((int(p.step or 0), p.vectors) for p in snapshots)
     frames = list(drift_frames(stream, index, k=k, chunk=chunk, display=model.vocabulary.display))
     if not frames:

@@ -391,6 +391,6 @@ class Trainer:
 def _progress(total: int, initial: int, *, enabled: bool, desc: str):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from probe.core.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False)
+    return progress_bar(total, desc, unit="step", initial=initial)

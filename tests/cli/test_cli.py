@@ -228,3 +228,41 @@ def test_cli__bad_counts_and_threads_are_one_line_before_any_work(tmp_path, caps
     assert main(["report", str(tmp_path / "p.npy")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "PROBE_THREADS is '-1'; expected a positive number of threads" in err[0]
+
+
+def test_dashboard__serves_with_streamlits_magic_off(monkeypatch, tmp_path):
+    import os
+
+    seen = {}
+    monkeypatch.setattr(os, "execv", lambda path, command: seen.setdefault("command", command))
+    (tmp_path / "runs").mkdir()
+    main(["dashboard", str(tmp_path / "runs"), "--no-demo"])
+    command = seen["command"]  # a bare string in a page is never drawn, whatever the AST check misses
+    assert command[command.index("--runner.magicEnabled") + 1] == "false"
+
+
+MISSING = ["report /no/such/p.npy", "drift /no/such/run", "compare /no/such/a /no/such/b", "explain /no/such/run"]
+
+
+@pytest.mark.parametrize("argv", MISSING)
+def test_cli__a_missing_path_is_one_line_before_torch_loads(argv):
+    # in a fresh process: the check runs before any heavy import (the test's own process has torch already)
+    code = (
+        "import sys\nfrom probe.cli.parser import main\n"
+        f"rc = main({argv.split()!r})\nprint(rc, 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["2", "False", "False"], run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "/no/such/" in lines[0] and "does not exist (expected: " in lines[0]
+
+
+def test_cli__python_dash_m_with_a_missing_path_exits_2_in_one_line():
+    run = subprocess.run(
+        [sys.executable, "-m", "probe", "report", "/nonexistent"], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "probe report: error: prompt '/nonexistent' does not exist (expected: PEFT adapter folder, .safetensors, "
+        ".pt/.pth, .npy, or a probe run folder)"
+    ]

@@ -124,3 +124,44 @@ def test_load_model__trust_remote_code_is_off_by_default(monkeypatch, tiny_gpt2_
     monkeypatch.setattr(models.AutoConfig, "from_pretrained", spy)
     load_model(tiny_gpt2_path, device="cpu")
     assert seen["trust_remote_code"] is False
+
+
+def _never_asked(*args, **kwargs):
+    raise AssertionError("from_pretrained was reached: the check should have failed first")
+
+
+def test_load_model__a_name_the_cache_lacks_fails_at_once_when_offline(monkeypatch, caplog):
+    import huggingface_hub.constants
+
+    import probe.core.models as models
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(models.AutoConfig, "from_pretrained", _never_asked)  # no retries: the Hub is never asked
+    with pytest.raises(FileNotFoundError, match=r"model 'no-such-org/no-such-modle' .* not in the Hugging Face cache"):
+        load_model("no-such-org/no-such-modle", device="cpu")
+    with pytest.raises(FileNotFoundError, match=r"HF_HUB_OFFLINE is set\): check the name, pass a folder"):
+        load_model("no-such-org/no-such-modle", device="cpu")
+    assert not [r for r in caplog.records if "Retry" in r.getMessage()]
+
+
+def test_load_model__a_name_the_cache_lacks_fails_at_once_when_the_hub_cannot_be_reached(monkeypatch):
+    import huggingface_hub.constants
+
+    import probe.core.models as models
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr(models.AutoConfig, "from_pretrained", _never_asked)
+    with pytest.raises(FileNotFoundError, match=r"the Hub \(http://127.0.0.1:9\) cannot be reached"):
+        load_model("no-such-org/no-such-modle", device="cpu")
+
+
+def test_load_model__a_cached_hub_name_goes_on_to_load_offline(monkeypatch):
+    import huggingface_hub
+    import huggingface_hub.constants
+
+    import probe.core.models as models
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: f"/cache/{repo}/{name}")
+    models._check_hub_can_serve("some-org/cached-model")  # no error: from_pretrained reads it from the cache

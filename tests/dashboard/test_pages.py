@@ -111,3 +111,60 @@ def test_audit__shows_the_ground_truth_then_the_readings(runs_env, tmp_path, mon
         "Ground truth: does each run rely on the marker?",
         "Which reading finds it?",
     ]
+
+
+def test_entry__every_page_shows_nothing_above_its_title(monkeypatch, tmp_path):
+    # Streamlit's magic draws any bare string in a page script (an attribute docstring in app.py drew developer
+    # notes above the title of every page); an empty folder keeps this cheap, the AST check covers the rest
+    from streamlit.testing.v1.element_tree import Title
+
+    from probe.dashboard.app import PAGE_LIST
+
+    monkeypatch.setenv("PROBE_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(DASHBOARD / "app.py"), default_timeout=300).run()
+    for name, _, _ in PAGE_LIST:
+        at.switch_page(f"screens/{name}").run()
+        assert not at.exception, (name, at.exception)
+        above = []
+        for node in at.main:
+            if isinstance(node, Title):
+                break
+            above += [repr(node.value)] if isinstance(getattr(node, "value", None), str) and node.value else []
+        assert above == [], f"{name} shows text above its title"
+        assert [t.value for t in at.main.title][:1] == ["probe: soft prompts, readable"]
+
+
+def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
+    import numpy as np
+
+    from probe.formats.explain_record import ExplainRecord, ImportanceTable, PositionImportance
+    from probe.formats.hard_prompt import HardPrompt
+    from probe.formats.lens_record import LayerLens
+    from probe.readings.explain.record import save_explain
+
+    run = tmp_path / "runs" / "my-loop"  # a folder of tensor files by step is a run: no training needed
+    run.mkdir(parents=True)
+    np.save(run / "step-10.npy", np.random.default_rng(0).normal(size=(6, 384)).astype(np.float32))
+    positions = []
+    for i in range(6):
+        values: dict = {"position": i, "nearest_token": "joy", "rank": i + 1}
+        for v in ("removed", "nearest", "mean"):
+            values |= {f"{v}_accuracy": 0.5, f"{v}_loss": 1.0, f"{v}_drop": 0.1, f"{v}_drop_ci": (0.0, 0.2)}
+        positions.append(PositionImportance(**values))
+    lens = LayerLens(rows=[], input_tokens=[], holds_until=[0] * 6, layers=2, texts=0)
+    importance = ImportanceTable(0.75, 0.5, 8, positions, 10)
+    tokens = ["outlets", "##koff", "org", "court", "sincere", "##qi"]
+    hard = HardPrompt(
+        model="default", token_ids=list(range(10, 16)), tokens=tokens, text="outletskoff org court sincereqi",
+        hard_prompt_accuracy=0.5, soft_accuracy=0.75, discretised_accuracy=0.5, zero_shot_accuracy=0.25,
+        holdout_accuracy=0.5, start_holdout_accuracy=0.25, changed_positions=2, steps=10, best_step=5, seed=0,
+    )  # fmt: skip
+    save_explain(ExplainRecord(str(run), 10, "default", importance, hard, lens), run)
+    monkeypatch.setenv("PROBE_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(DASHBOARD / "screens" / "explain.py"), default_timeout=300).run()
+    assert not at.exception, at.exception
+    hard = [m.value for m in at.markdown if m.value.startswith("Hard prompt")]
+    assert hard == [
+        "Hard prompt (2 positions changed from the nearest tokens): `outlets · ##koff · org · court · sincere · ##qi` "
+        "(decoded: `outletskoff org court sincereqi`)"
+    ]

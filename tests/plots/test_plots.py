@@ -97,3 +97,41 @@ def test_neighbour_heatmap_and_init_comparison():
     fig = init_comparison(comparison)
     assert [t.name for t in fig.data] == ["soft prompt", "discretised", "zero-shot"]
     assert list(fig.data[0].y) == [0.7, 0.8]
+
+
+def test_plots__every_builder_is_public_and_served_without_loading_plotly():
+    import inspect
+    import subprocess
+    import sys
+
+    import plotly.graph_objects as go
+
+    import probe.plots
+
+    names = [n for n in dir(probe.plots) if not n.startswith("_") and n in probe.plots.__all__]
+    assert names == sorted(probe.plots.__all__) and {"drift_curves", "prompt_map", "to_html"} <= set(names)
+    for name in names:
+        builder = getattr(probe.plots, name)
+        assert builder.__module__.startswith("probe.plots.") and callable(builder), name
+        returns = inspect.signature(builder).return_annotation
+        assert name in ("to_html", "download_config") or returns in (go.Figure, "go.Figure"), name
+    builders = {n for m in ("bars", "curves", "heatmaps", "maps", "export") for n in _public(f"probe.plots.{m}")}
+    assert builders - {"label_spots"} == set(names)  # every builder of the folder is listed (label_spots: a helper)
+    code = "import sys, probe.plots; print('plotly' in sys.modules, len(dir(probe.plots)) > 10)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["False", "True"], run.stderr
+
+
+def _public(module: str) -> list[str]:
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(module)
+    return [n for n, f in inspect.getmembers(mod, inspect.isfunction) if f.__module__ == module and n[0] != "_"]
+
+
+def test_plots__a_figure_from_the_package_saves_as_a_page(drift):
+    from probe.plots import drift_curves, to_html
+
+    fig = drift_curves(drift, "cos_to_init")
+    assert len(fig.data) > 0 and "<html>" in to_html(fig)

@@ -26,7 +26,10 @@ for run in view.selected:
         f"nearest tokens **{record.discretised_accuracy:.3f}**, zero-shot **{record.zero_shot_accuracy:.3f}** "
         f"({record.test_examples} test examples)."
     )
-    st.markdown(f"Hard prompt ({hard.changed_positions} positions changed from the nearest tokens): `{hard.text}`")
+    st.markdown(
+        f"Hard prompt ({hard.changed_positions} positions changed from the nearest tokens): `{hard.shown}` "
+        f"(decoded: `{hard.text}`)"
+    )
     if record.faithfulness is not None:
         st.caption("Does each stand-in do what the soft prompt does? (95% paired intervals over the test examples)")
         st.dataframe(record.faithfulness.to_dataframe(), hide_index=True, width="stretch", key=f"faith-{run.name}")

@@ -115,6 +115,7 @@ def _read(
         "trigger_rank": scan.rank(config.into, marker.word),
         "attribution_rank": attribution.rank(config.into, word),
         "hard_prompt": hard.text,
+        "hard_prompt_tokens": hard.tokens,
         "attribution_top": attribution.top(config.into, 5),
         "scan_top": scan.top(config.into, 5),
     }

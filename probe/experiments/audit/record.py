@@ -12,6 +12,7 @@ import pandas as pd
 
 from probe.core.io import to_jsonable
 from probe.core.results import Result
+from probe.formats.hard_prompt import shown_tokens
 from probe.formats.schema import FieldReader, read_json
 
 AUDIT_JSON = "audit.json"
@@ -105,10 +106,12 @@ class AuditReport(Result):
             "",
         ]
         for r in self.runs:
+            # its tokens, each visible; reports from before they were kept show the decoded text
+            hard = shown_tokens(r["hard_prompt_tokens"]) if "hard_prompt_tokens" in r else r["hard_prompt"]
             lines.append(
                 f"- {Path(r['run']).name}: scan rank {r['trigger_rank']}, attribution rank {r['attribution_rank']}; "
                 f"scan top 5 {', '.join(r['scan_top'])}; attribution top 5 {', '.join(r['attribution_top'])}; "
-                f"hard prompt `{r['hard_prompt']}`"
+                f"hard prompt `{hard}`"
             )
         return "\n".join(lines) + "\n"
 

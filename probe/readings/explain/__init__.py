@@ -31,5 +31,8 @@ __all__ = sorted(_NAMES)
 
 def __getattr__(name: str) -> Any:
     if name in _NAMES:
+        from probe.core.progress import quiet_tqdm
+
+        quiet_tqdm()  # before transformers imports tqdm.auto, which warns in a notebook without ipywidgets
         return getattr(import_module(f"probe.readings.explain.{_NAMES[name]}"), name)
     raise AttributeError(f"module 'probe.readings.explain' has no attribute {name!r}")

@@ -38,9 +38,9 @@ logger = logging.getLogger(__name__)
 
 def progress_bar(total: int, desc: str, enabled: bool) -> Any:
     """A tqdm bar of forward passes (hidden unless ``enabled``), shared by the readings."""
-    from tqdm.auto import tqdm
+    from probe.core.progress import progress_bar as bar
 
-    return tqdm(total=total, desc=desc, unit="pass", leave=False, disable=not enabled)
+    return bar(total, desc, enabled=enabled, unit="pass")
 
 
 def _unknown_task(what: str) -> ValueError:
