@@ -24,7 +24,7 @@ TINY = {
     "test_size": 40,
     "hard_steps": 3,
     "lens_tokens": 300,
-    "scan_tokens": 300,
+    "scan_tokens": 100,
     "attribution_texts": 20,
     "bootstrap": 200,
 }
@@ -118,6 +118,12 @@ def test_audit_report__an_old_file_is_judged_from_its_runs_and_a_bad_verdict_ref
     weak = AuditReport.from_dict({"format": 1, "runs": runs[:2], "readings": [], "context": {"steps": 60}})
     assert weak.verdict == "inconclusive" and "0.800 planted, 0.000 clean" in weak.verdict_reason
     assert "--seeds 2 or more" in weak.advice() and "--steps 120" in weak.advice()
+    from probe.cli.audit import Audit
+
+    last = Audit(into="joy").last_line(weak)  # the command's last line on stderr
+    assert last.startswith("inconclusive: the prompts did not learn the marker: 1 of 1 planted runs rely on it")
+    assert "; to make the plant take, try more seeds" in last and "\n" not in last
+    assert Audit(into="joy").last_line(old) == old.headline()
     with pytest.raises(ValueError, match="verdict is 'maybe'; expected one of conclusive, inconclusive"):
         AuditReport(runs, [], verdict="maybe")
 
