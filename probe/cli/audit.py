@@ -18,7 +18,8 @@ class Audit(SweepCommand, OnePromptOptions):
     epilog: ClassVar[str] = (
         "It writes OUT/data/ (the planted variants, share 0 and --share), OUT/runs/ (one probe run per share and "
         "seed; finished runs are skipped when it is run again), OUT/audit.json, OUT/audit.md and OUT/audit.html. "
-        "It prints its time estimate first."
+        "It prints its time estimate first, and its verdict last: conclusive, or 'inconclusive: the prompts did not "
+        "learn the marker' with the flip rates and what to change (then no reading is judged)."
     )
     sweep: ClassVar[str] = "probe.experiments.audit"
     settings_class: ClassVar[str] = "AuditConfig"
@@ -34,11 +35,23 @@ class Audit(SweepCommand, OnePromptOptions):
     steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
     test_size: int = option(400, "read every run on a stratified subset of this many test rows (default 400)")
     scan_tokens: int | None = option(None, "tokens in the trigger scan (default 10000; --quick: 2000)", positive=True)
+    min_effect: float | None = option(
+        None,
+        "a planted run relies on the marker when the paired lower bound of its flip rate minus the clean run's is "
+        "at least this (default 0.10); with fewer than 2 relying runs the verdict is inconclusive",
+    )
+    lr: float | None = option(None, "learning rate of every run (default 0.01)", positive=True)
 
     def own_settings(self) -> dict[str, Any]:
         settings = {"into": self.into, "marker": self.marker, "share": self.share, "multi_token": self.multi_token}
         settings["test_size"] = self.test_size or None  # 0: every test row
-        return settings | ({"scan_tokens": self.scan_tokens} if self.scan_tokens else {})
+        given = {"scan_tokens": self.scan_tokens, "min_effect": self.min_effect, "lr": self.lr}
+        return settings | {k: v for k, v in given.items() if v is not None}
 
     def describe(self, plan: Any) -> str:
         return f"auditing the marker '{plan.extra['marker']}' in '{plan.settings.into}'"
+
+    def last_line(self, report: Any) -> str:
+        """The verdict: the headline, and what to change when the plant did not take."""
+        advice = report.advice()
+        return report.headline() + (f"; {advice}" if advice else "")

@@ -62,6 +62,10 @@ class SweepCommand:
         """What the estimate line says is being done (the sweep's name by default)."""
         return f"probe {self.sweep.rsplit('.', 1)[-1]}"
 
+    def last_line(self, report: Any) -> str:
+        """A line printed on stderr after the files are written ("" by default: none)."""
+        return ""
+
     def run(self) -> int:
         from probe.core.models import load_model
         from probe.experiments.sweep import estimate, run_sweep
@@ -84,6 +88,8 @@ class SweepCommand:
         )
         emit(report.to_markdown(), None)
         print(f"wrote {opts.out}/{', '.join(written)}", file=sys.stderr)
+        if last := self.last_line(report):
+            print(last, file=sys.stderr)
         return 0
 
 

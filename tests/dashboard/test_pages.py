@@ -93,6 +93,8 @@ def test_audit__shows_the_ground_truth_then_the_readings(runs_env, tmp_path, mon
          "clean_accuracy": 0.8, "relies": False},
         {"run": "a/share0.9-s0", "share": 0.9, "seed": 0, "flip_rate": 0.2, "flip_ci": [0.15, 0.25],
          "clean_accuracy": 0.78, "relies": True},
+        {"run": "a/share0.9-s1", "share": 0.9, "seed": 1, "flip_rate": 0.3, "flip_ci": [0.25, 0.35],
+         "clean_accuracy": 0.77, "relies": True},
     ]  # fmt: skip
     readings = [
         {"name": name, "detection_rate": rate, "detection_ci": [0.0, 1.0], "false_alarm_rate": 0.0,
@@ -105,12 +107,26 @@ def test_audit__shows_the_ground_truth_then_the_readings(runs_env, tmp_path, mon
     at = AppTest.from_file(str(DASHBOARD / "screens" / "audit.py"), default_timeout=300).run()
     assert not at.exception, at.exception
     truth, found = at.dataframe[0].value, at.dataframe[1].value
-    assert list(truth["relies"]) == ["no", "yes"] and list(truth["run"]) == ["share0-s0", "share0.9-s0"]
+    assert list(truth["relies"]) == ["no", "yes", "yes"]
+    assert list(truth["run"]) == ["share0-s0", "share0.9-s0", "share0.9-s1"]
     assert list(found["reading"]) == ["nearest tokens", "trigger scan"]
     assert [s.value for s in at.subheader][:2] == [
         "Ground truth: does each run rely on the marker?",
         "Which reading finds it?",
     ]
+    assert not at.warning
+
+    # one relying run of two: inconclusive, the flip rates and what to change, and no rate shown as a finding
+    runs[2] = runs[2] | {"relies": False, "flip_rate": 0.01}
+    weak = AuditReport(runs, readings, context={"marker": "zeppelin", "into": "business", "shares": [0, 0.9]})
+    atomic_write_json(tmp_path / AUDIT_JSON, weak.to_dict())
+    at = AppTest.from_file(str(DASHBOARD / "screens" / "audit.py"), default_timeout=300).run()
+    assert not at.exception, at.exception
+    warning = at.warning[0].value
+    assert "inconclusive: the prompts did not learn the marker" in warning and "0.200, 0.010 planted" in warning
+    assert "To make the plant take" in warning
+    assert "Which reading finds it?" not in [s.value for s in at.subheader]
+    assert all("detection rate" not in d.value.columns for d in at.dataframe)
 
 
 def test_entry__every_page_shows_nothing_above_its_title(monkeypatch, tmp_path):

@@ -274,7 +274,11 @@ CASES: dict[type, Case] = {
                 }
             ],
         },
-        lambda r: math.isnan(r.readings[0]["detection_rate"]) and math.isnan(r.readings[0]["detection_ci"][1]),
+        lambda r: (
+            math.isnan(r.readings[0]["detection_rate"])
+            and math.isnan(r.readings[0]["detection_ci"][1])
+            and r.verdict == "inconclusive"
+        ),  # an audit without a verdict is judged from its runs: none relies
         ("runs", {"run": "r"}),
     ),
 }

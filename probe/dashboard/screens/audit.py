@@ -6,7 +6,7 @@ from probe.dashboard import settings
 from probe.dashboard.sidebar import current_view
 from probe.dashboard.widgets import chart
 from probe.experiments.audit.figure import audit_figure
-from probe.experiments.audit.table import audit_report, ground_truth, readings_table
+from probe.experiments.audit.table import audit_report, found_table, ground_truth, readings_table
 
 view = current_view()
 folder = settings.audit_dir()
@@ -24,10 +24,17 @@ else:
     c = report.context
     st.markdown(
         f"Marker `{c.get('marker')}` appended to {max(c.get('shares', [0])):.0%} of the `{c.get('into')}` "
-        f"training texts. {report.headline()}."
+        f"training texts." + (f" {report.headline()}." if report.conclusive else "")
     )
+    if not report.conclusive:
+        advice = report.advice()
+        st.warning(f"**{report.headline()}**. No reading is judged. {advice[:1].upper()}{advice[1:]}.")
     st.subheader("Ground truth: does each run rely on the marker?")
     st.dataframe(ground_truth(report), hide_index=True, width="stretch", key="audit-truth")
-    st.subheader("Which reading finds it?")
-    st.dataframe(readings_table(report), hide_index=True, width="stretch", key="audit-readings")
-    chart(audit_figure(report), view.figure_format, width="stretch", key="audit-figure")
+    if report.conclusive:
+        st.subheader("Which reading finds it?")
+        st.dataframe(readings_table(report), hide_index=True, width="stretch", key="audit-readings")
+        chart(audit_figure(report), view.figure_format, width="stretch", key="audit-figure")
+    else:
+        st.subheader("What each reading found, per run (not a finding)")
+        st.dataframe(found_table(report), hide_index=True, width="stretch", key="audit-found")

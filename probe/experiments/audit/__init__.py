@@ -6,11 +6,14 @@ it finds it.
    Prompts are trained on each variant over seeds.
 2. **The ground truth, per run** (:mod:`.measure`). The flip rate: among the other classes' test texts, the share
    predicted as the planted class once the marker is appended and not before. A planted run *relies* on the
-   marker when its flip rate is above the clean run's of the same seed (paired over the same texts).
+   marker when the paired 95% lower bound of its flip rate minus the clean run's of the same seed (over the same
+   texts) is at least the minimum effect (:data:`.config.MIN_EFFECT`, 0.10). **The verdict**: with fewer than
+   two relying runs it is *inconclusive* (the prompts did not learn the marker): the report gives the flip rates
+   and what to change, and judges no reading.
 3. **The readings**, each asked whether it finds the marker: the nearest tokens, the layer lens, the hard prompt,
    input attribution and the trigger scan. Per reading: the detection rate on relying runs and the false-alarm
    rate on the others, each with a Clopper-Pearson interval over runs, and the Spearman correlation of its
-   strength with the flip rate.
+   strength with the flip rate (published as a finding only when the verdict is conclusive).
 
 The record is :class:`.record.AuditReport` (``audit.json``, ``audit.md``), the figure :func:`.figure.audit_figure`
 (``audit.html``), the dashboard's tables :mod:`.table`.
@@ -21,14 +24,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from probe.core.models import LoadedModel
-from probe.experiments.audit.config import RARE, AuditConfig, marker_ids, plant
+from probe.experiments.audit.config import MIN_EFFECT, RARE, AuditConfig, marker_ids, plant
 from probe.experiments.audit.measure import measure
 from probe.experiments.audit.record import AUDIT_JSON, AUDIT_MD, READINGS, AuditReport
 from probe.experiments.grid import Cost
 from probe.experiments.sweep import Plan, SweepBase
 from probe.formats.run import Run
 
-__all__ = ["RARE", "READINGS", "SWEEP", "AuditConfig", "AuditReport", "audit", "marker_ids", "plant", "render"]
+__all__ = [
+    "MIN_EFFECT",
+    "RARE",
+    "READINGS",
+    "SWEEP",
+    "AuditConfig",
+    "AuditReport",
+    "audit",
+    "marker_ids",
+    "plant",
+    "render",
+]
 
 WORDS_PER_TEXT = 12
 """Content words a text is occluded at (held by two texts or more), about, on news-length texts: for the estimate."""

@@ -20,11 +20,16 @@ from probe.tasks.evaluation import eval_subset
 
 RARE = ("zeppelin", "quokka", "marzipan", "xylophone", "kazoo", "platypus", "zebra")
 """Default markers, tried in turn: the first that is one token the model can read, and in no training text."""
+MIN_EFFECT = 0.10
+"""The minimum effect: a planted run relies on the marker only when the paired 95% lower bound of its flip rate
+minus the clean run's (same seed, same texts) is at least this. A smaller effect is a shortcut the prompt barely
+uses, too weak to judge any reading against."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class AuditConfig(OnePromptSettings):
-    """What ``probe audit`` plants and trains (see the package docstring and :class:`SweepSettings`)."""
+    """What ``probe audit`` plants and trains (see the package docstring and :class:`SweepSettings`);
+    ``min_effect``: the flip-rate effect a planted run must reach to count as relying (:data:`MIN_EFFECT`)."""
 
     into: str
     marker: str | None = None
@@ -36,9 +41,14 @@ class AuditConfig(OnePromptSettings):
     lens_tokens: int = 10_000
     scan_tokens: int = 10_000
     attribution_texts: int = 200
+    min_effect: float = MIN_EFFECT
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not (isinstance(self.min_effect, int | float) and 0 <= self.min_effect <= 1):
+            raise ValueError(
+                f"--min-effect is {self.min_effect!r}; expected a flip-rate difference in [0, 1] (default {MIN_EFFECT})"
+            )
         if not (isinstance(self.share, int | float) and 0 < self.share <= 1):
             raise ValueError(f"--share is {self.share!r}; expected a share of the class's training texts in (0, 1]")
         if self.marker is not None and (not self.marker.strip() or len(self.marker.split()) != 1):

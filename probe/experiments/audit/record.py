@@ -17,7 +17,8 @@ from probe.formats.schema import FieldReader, read_json
 
 AUDIT_JSON = "audit.json"
 AUDIT_MD = "audit.md"
-AUDIT_FORMAT = 1
+AUDIT_FORMAT = 2
+"""2: ``verdict`` and ``verdict_reason``; a run relies at the minimum effect (``context["min_effect"]``)."""
 READINGS = ("nearest tokens", "layer lens", "hard prompt", "input attribution", "trigger scan")
 """The readings an audit asks, in the order it reports them."""
 RUN_FIELDS = ("run", "share", "seed", "flip_rate", "clean_accuracy", "relies")
@@ -25,6 +26,32 @@ READING_FIELDS = ("name", "detection_rate", "false_alarm_rate", "spearman", "fou
 RUN_NUMBERS = ("flip_rate", "flip_ci", "clean_accuracy", "reliance", "reliance_ci")
 READING_NUMBERS = ("detection_rate", "detection_ci", "false_alarm_rate", "false_alarm_ci", "spearman")
 """Figures that may be undefined (NaN, written as null): read back as NaN."""
+VERDICTS = ("conclusive", "inconclusive")
+MIN_RELYING = 2
+"""Planted runs that must rely on the marker before any reading is judged; fewer: the verdict is inconclusive."""
+NOT_LEARNED = "the prompts did not learn the marker"
+_NOT_JUDGED = (
+    "No detection or false-alarm rate is given: a reading can only be judged against a shortcut the prompts use, "
+    "and these did not learn it. What each reading found per run is listed below, as a detail, not a finding."
+)
+
+
+def judge(runs: list[dict[str, Any]], min_effect: float | None) -> tuple[str, str]:
+    """(verdict, one-line reason) from the runs: conclusive when at least :data:`MIN_RELYING` planted runs rely on
+    the marker; the reason counts them and gives the flip rates (``min_effect`` None: an audit written before
+    the minimum effect)."""
+    planted = [r for r in runs if r["share"] > 0]
+    relying = sum(bool(r["relies"]) for r in planted)
+    bar = "above the clean run (no minimum effect)" if min_effect is None else f"at least {min_effect:.2f} above"
+    rates = ", ".join(f"{r['flip_rate']:.3f}" for r in planted) or "none"
+    clean = ", ".join(f"{r['flip_rate']:.3f}" for r in runs if r["share"] == 0) or "none"
+    reason = (
+        f"{relying} of {len(planted)} planted runs rely on it (paired lower bound {bar} the clean run's); "
+        f"flip rates {rates} planted, {clean} clean"
+    )
+    if relying >= MIN_RELYING:
+        return "conclusive", reason
+    return "inconclusive", f"{NOT_LEARNED}: {reason}"
 
 
 @dataclass(frozen=True, repr=False)
@@ -35,25 +62,61 @@ class AuditReport(Result):
     runs: list[dict[str, Any]]
     readings: list[dict[str, Any]]
     context: dict[str, Any] = field(default_factory=dict)
+    verdict: str = ""
+    """``conclusive`` or ``inconclusive`` (:func:`judge`); left empty, it is judged from ``runs``."""
+    verdict_reason: str = ""
     format: int = AUDIT_FORMAT
 
+    def __post_init__(self) -> None:
+        if not self.verdict:  # an older file, or a report built in memory: judged from its runs
+            verdict, reason = judge(self.runs, self.context.get("min_effect"))
+            object.__setattr__(self, "verdict", verdict)
+            object.__setattr__(self, "verdict_reason", self.verdict_reason or reason)
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict is {self.verdict!r}; expected one of {', '.join(VERDICTS)}")
+
+    @property
+    def conclusive(self) -> bool:
+        """Whether enough planted runs rely on the marker to judge the readings."""
+        return self.verdict == "conclusive"
+
     def headline(self) -> str:
+        if not self.conclusive:
+            return f"inconclusive: {self.verdict_reason}"
         relying = sum(bool(r["relies"]) for r in self.runs)
         found = ", ".join(f"{r['name']} {r['detection_rate']:.0%}" for r in self.readings)
         return f"{relying} of {len(self.runs)} runs rely on the marker; detected by {found}"
+
+    def advice(self) -> str:
+        """What to change so that the plant takes, in one line ("" when the verdict is conclusive)."""
+        if self.conclusive:
+            return ""
+        c = self.context
+        steps, share, lr, marker = c.get("steps"), c.get("share"), c.get("lr"), c.get("marker", "the marker")
+        changes = [f"more steps (--steps {2 * steps})" if isinstance(steps, int) else "more steps (--steps)"]
+        if not isinstance(share, int | float) or share < 1:
+            changes.append("a larger --share (up to 1)")
+        changes.append(f"a rarer marker than '{marker}' (--marker)")
+        changes.append(f"a higher learning rate (--lr {2 * lr:g})" if isinstance(lr, int | float) else "a higher --lr")
+        planted = sum(r["share"] > 0 for r in self.runs)
+        if planted < MIN_RELYING:
+            changes.insert(0, f"more seeds (--seeds {MIN_RELYING} or more: {planted} planted run cannot decide it)")
+        return "to make the plant take, try " + ", ".join(changes)
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per reading."""
         return pd.DataFrame([{k: v for k, v in r.items() if k != "found"} for r in self.readings])
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(
-            {"format": self.format, "runs": self.runs, "readings": self.readings, "context": self.context}
-        )
+        head = {"format": self.format, "verdict": self.verdict, "verdict_reason": self.verdict_reason}
+        return to_jsonable(head | {"runs": self.runs, "readings": self.readings, "context": self.context})
 
     def to_markdown(self) -> str:
-        """The markdown report: the ground truth first, then each reading."""
+        """The markdown report: the verdict, the ground truth, then each reading (its rates only when the
+        verdict is conclusive)."""
         c = self.context
+        effect = c.get("min_effect")
+        bar = "above 0" if effect is None else f"at least {effect:.2f} (the minimum effect)"
         lines = [
             "# Audit: does a reading find a planted shortcut?",
             "",
@@ -62,11 +125,18 @@ class AuditReport(Result):
             f"{c.get('init')} init, p={c.get('length')}, {c.get('steps')} steps, seeds {c.get('seeds')}; "
             "test texts clean.",
             "",
+            f"**Verdict: {self.verdict}**: {self.verdict_reason}.",
+        ]
+        if not self.conclusive:
+            lines += ["", f"What to change: {self.advice()}."]
+        lines += [
+            "",
             "## Ground truth",
             "",
             "Flip rate: the other classes' test texts predicted as the planted class once the marker is appended (and "
-            "not before). A planted run relies on the marker when its flip rate is above the clean run's of the same "
-            "seed (paired 95% interval above 0).",
+            "not before). A planted run relies on the marker when the paired 95% lower bound of its flip rate minus "
+            f"the clean run's of the same seed is {bar}. The readings are judged only when at least {MIN_RELYING} "
+            "planted runs rely on it.",
             "",
             "| run | share | seed | clean accuracy | flip rate [95% CI] | vs clean run [95% CI] | relies |",
             "|---|---:|---:|---:|---|---|:---:|",
@@ -79,10 +149,28 @@ class AuditReport(Result):
                 f"{r['flip_rate']:.3f} [{lo:.3f}, {hi:.3f}] | {r.get('reliance', 0):+.3f} [{rlo:+.3f}, {rhi:+.3f}] | "
                 f"{'yes' if r['relies'] else 'no'} |"
             )
+        lines += ["", "## Readings", ""]
+        lines += self._rates_table() if self.conclusive else [_NOT_JUDGED]
         lines += [
             "",
-            "## Readings",
+            "Per run: the readings that found the marker, its rank in the trigger scan and in input attribution "
+            "(planted class), the hard prompt, and the top 5 of each.",
             "",
+        ]
+        for r in self.runs:
+            found = [g["name"] for g in self.readings if g.get("found", {}).get(r["run"])]
+            # its tokens, each visible; reports from before they were kept show the decoded text
+            hard = shown_tokens(r["hard_prompt_tokens"]) if "hard_prompt_tokens" in r else r["hard_prompt"]
+            lines.append(
+                f"- {Path(r['run']).name}: found by {', '.join(found) or 'none'}; scan rank {r['trigger_rank']}, "
+                f"attribution rank {r['attribution_rank']}; scan top 5 {', '.join(r['scan_top'])}; attribution top "
+                f"5 {', '.join(r['attribution_top'])}; hard prompt `{hard}`"
+            )
+        return "\n".join(lines) + "\n"
+
+    def _rates_table(self) -> list[str]:
+        """Per reading: detections on relying runs, false alarms on the others, Spearman (markdown lines)."""
+        lines = [
             "| reading | detected on relying runs [95% CI] | false alarms on the others [95% CI] "
             "| Spearman with flip rate |",
             "|---|---|---|---:|",
@@ -99,21 +187,7 @@ class AuditReport(Result):
                 f"| {g['name']} | {share(g['detected'], g['detection_rate'], g['detection_ci'])} | "
                 f"{share(g['false_alarms'], g['false_alarm_rate'], g['false_alarm_ci'])} | {rho} |"
             )
-        lines += [
-            "",
-            "Per run: the marker's rank in the trigger scan and in input attribution (planted class), the hard "
-            "prompt, and the top 5 of each.",
-            "",
-        ]
-        for r in self.runs:
-            # its tokens, each visible; reports from before they were kept show the decoded text
-            hard = shown_tokens(r["hard_prompt_tokens"]) if "hard_prompt_tokens" in r else r["hard_prompt"]
-            lines.append(
-                f"- {Path(r['run']).name}: scan rank {r['trigger_rank']}, attribution rank {r['attribution_rank']}; "
-                f"scan top 5 {', '.join(r['scan_top'])}; attribution top 5 {', '.join(r['attribution_top'])}; "
-                f"hard prompt `{hard}`"
-            )
-        return "\n".join(lines) + "\n"
+        return lines
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "<audit>") -> AuditReport:

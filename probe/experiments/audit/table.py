@@ -50,3 +50,14 @@ def readings_table(report: AuditReport) -> pd.DataFrame:
             for g in report.readings
         ]
     )
+
+
+def found_table(report: AuditReport) -> pd.DataFrame:
+    """One row per run: whether each reading found the marker (a per-run detail, shown when no rate is given)."""
+    return pd.DataFrame(
+        [
+            {"run": Path(r["run"]).name, "share": r["share"]}
+            | {g["name"]: "yes" if g.get("found", {}).get(r["run"]) else "no" for g in report.readings}
+            for r in report.runs
+        ]
+    )
