@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,18 +90,40 @@ def executor_for(spec: str | concurrent.futures.Executor | None) -> Iterator[con
     raise ValueError(f"--executor {spec!r} is not known; expected one of {EXECUTORS}")
 
 
+CONNECT_SECONDS = 15.0
+"""How long a dask scheduler has to answer, handshake included (a socket that accepts and never answers would
+otherwise hold the command for minutes)."""
+
+
 def _dask(spec: str) -> Iterator[concurrent.futures.Executor]:
     try:
         from distributed import Client
     except ImportError as e:
         raise ValueError("--executor dask://... needs dask's distributed: pip install 'probe[dask]'") from e
     address = "tcp://" + spec.removeprefix("dask://")
-    try:
-        client = Client(address, timeout=10)
-    except (OSError, TimeoutError) as e:
+    outcome: dict[str, Any] = {}
+
+    def connect() -> None:  # in a thread, so that a handshake that never ends cannot hold the command
+        try:
+            outcome["client"] = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+        except BaseException as e:  # a peer that answers garbage raises anything (MemoryError, ...)
+            outcome["error"] = e
+
+    thread = threading.Thread(target=connect, name="probe-dask-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_SECONDS + 5)
+    if thread.is_alive():
         raise ValueError(
-            f"no dask scheduler answers at {address} ({type(e).__name__}); start one or fix the address"
-        ) from e
+            f"{address} accepted the connection but answered nothing a dask scheduler says within "
+            f"{CONNECT_SECONDS:g} s; start a scheduler there (dask scheduler) or fix the address"
+        )
+    if "error" in outcome:
+        error = outcome["error"]
+        raise ValueError(
+            f"no dask scheduler answers at {address} ({type(error).__name__}: {str(error)[:80]}); start one or fix "
+            "the address"
+        ) from error
+    client = outcome["client"]
     try:
         yield client.get_executor()
     finally:

@@ -224,3 +224,43 @@ def test_frontier_config__weights_that_name_one_run_are_refused():
     with pytest.raises(ValueError, match=r"weights 0.1 and 0.1000001 both name the run 'lambda0.1-s0'"):
         FrontierConfig(weights=(0.1, 0.1000001))
     assert list(FrontierConfig(weights=(0.1, 0.11), seeds=(0,)).run_configs()) == ["lambda0.1-s0", "lambda0.11-s0"]
+
+
+@pytest.mark.parametrize("peer", ["silent", "garbage"])
+def test_grid__a_dask_address_that_never_answers_or_answers_garbage_is_one_line_in_bounded_time(peer, monkeypatch):
+    """A peer on 127.0.0.1 that accepts and says nothing, or says garbage, is refused in one line within the
+    connect deadline (it held the command past 170 s, or crashed with a MemoryError, before)."""
+    import socket
+    import threading
+    import time
+
+    from probe.experiments import grid
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)  # kept open: the peer never hangs up
+            if peer == "garbage":
+                conn.sendall(b"\xff" * 64 + b"HTTP/1.1 200 OK\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(grid, "CONNECT_SECONDS", 2.0)
+    began = time.monotonic()
+    try:
+        with pytest.raises(ValueError) as caught, grid.executor_for(f"dask://127.0.0.1:{server.getsockname()[1]}"):
+            pass
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.monotonic() - began < 20
+    message = str(caught.value)
+    assert "\n" not in message and "127.0.0.1" in message and ("dask scheduler" in message)
