@@ -238,6 +238,25 @@ def _check_hub_can_serve(name: str) -> None:
         )
 
 
+def _check_device(device: str | torch.device | None) -> None:
+    """Refuse a device this machine does not have, in one line, before anything loads.
+
+    Raises:
+        ValueError: an unknown device, or a CUDA / MPS device that is not available here.
+    """
+    if device is None:
+        return
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device {device!r} is not a device torch knows; expected 'cpu', 'cuda', 'cuda:0', ...") from e
+    missing = (kind == "cuda" and not torch.cuda.is_available()) or (
+        kind == "mps" and not torch.backends.mps.is_available()
+    )
+    if missing:
+        raise ValueError(f"device {device!r} is not available on this machine; use device='cpu' (or leave it out)")
+
+
 def load_model(
     name_or_path: str | os.PathLike[str] = "default",
     *,
@@ -260,6 +279,11 @@ def load_model(
         FileNotFoundError: the model could not be found locally, in the bundle or on the Hub.
         ValueError: the dtype is unknown or the tokenizer does not fit the embedding matrix.
     """
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise TypeError(
+            f"model is a {type(name_or_path).__name__}; expected a model name or folder ('default' for the bundled one)"
+        )
+    _check_device(device)
     name, target, source = _resolve(str(name_or_path))
     torch_dtype = _parse_dtype(dtype)
     if source == "hub":

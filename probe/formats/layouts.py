@@ -152,14 +152,22 @@ class ForeignRun(Run):
         """The Trainer's log history as probe's metric lines: ``train`` (loss, lr) and ``eval`` (eval_* values)."""
         state = _trainer_state(self.path, _checkpoints(self.path)) if self.layout == "trainer" else None
         out: list[dict[str, Any]] = []
-        for entry in (state or {}).get("log_history", []):
-            step = entry.get("step")
-            if "loss" in entry:
-                out.append({"kind": "train", "step": step, "loss": entry["loss"], "lr": entry.get("learning_rate")})
-            evals = {k.removeprefix("eval_"): v for k, v in entry.items() if k.startswith("eval_")}
+        history = (state or {}).get("log_history", [])
+        for entry in history if isinstance(history, list) else []:
+            step = entry.get("step") if isinstance(entry, dict) else None
+            if not _number(step) or isinstance(step, float):
+                continue  # a hand-edited or foreign entry: read what is well formed, skip the rest
+            if _number(entry.get("loss")):
+                lr = entry.get("learning_rate")
+                out.append({"kind": "train", "step": step, "loss": entry["loss"], "lr": lr if _number(lr) else None})
+            evals = {k.removeprefix("eval_"): v for k, v in entry.items() if k.startswith("eval_") and _number(v)}
             if evals:
                 out.append({"kind": "eval", "step": step, **evals})
         return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 _LISTERS = {"trainer": _trainer_snapshots, "adapter-steps": _adapter_steps, "tensor-steps": _tensor_steps}

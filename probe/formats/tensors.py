@@ -20,6 +20,22 @@ MULTITASK_KEYS = ("prefix_task_cols", "prefix_task_rows")
 ``prompt_embeddings * (cols[t] @ rows[t])`` (elementwise)."""
 
 
+def _plain(tensor: Any, what: str) -> Any:
+    """A tensor that holds its numbers: a meta tensor (a shape without data) or a quantised one (probe reads float
+    vectors) is refused in one line.
+
+    Raises:
+        ValueError: naming the tensor and what it is.
+    """
+    if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+        raise ValueError(f"{what} is a meta tensor: a shape without numbers; save the prompt's values, not its shape")
+    if isinstance(tensor, torch.Tensor) and tensor.is_quantized:
+        raise ValueError(
+            f"{what} is a quantised tensor ({tensor.dtype}); save the prompt as floats (tensor.dequantize())"
+        )
+    return tensor
+
+
 def _pick_tensor(tensors: dict[str, Any], key: str | None, path: Path) -> tuple[str, Any]:
     if key is not None:
         if key not in tensors:
@@ -86,14 +102,15 @@ def _load_safetensors(path: Path, key: str | None) -> list[SoftPrompt]:
 def _load_torch_file(path: Path, key: str | None) -> list[SoftPrompt]:
     obj = _read_torch(path)
     if isinstance(obj, torch.Tensor):
-        tensor = obj
+        tensor = _plain(obj, f"'{path}'")
     elif isinstance(obj, dict):
         tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if not tensors:
             raise ValueError(f"'{path}' holds a dict without tensors (keys {list(obj)[:10]}); expected a prompt")
         if key is None and any(k in tensors for k in MULTITASK_KEYS):
             return multitask_prompts(tensors, path)
-        _, tensor = _pick_tensor(tensors, key, path)
+        name, tensor = _pick_tensor(tensors, key, path)
+        tensor = _plain(tensor, f"'{path}'[{name}]")
     else:
         raise TypeError(f"'{path}' holds a {type(obj).__name__}; expected a tensor or a dict of tensors")
     return [SoftPrompt(vectors=check_vectors(tensor, what=str(path)), source=str(path))]

@@ -165,3 +165,18 @@ def test_load_model__a_cached_hub_name_goes_on_to_load_offline(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: f"/cache/{repo}/{name}")
     models._check_hub_can_serve("some-org/cached-model")  # no error: from_pretrained reads it from the cache
+
+
+def test_load_model__a_device_this_machine_lacks_or_a_non_name_is_refused_in_one_line():
+    import torch
+
+    from probe.core.models import load_model
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda' is not available on this machine; use device='cpu'"):
+            load_model("default", device="cuda")
+    with pytest.raises(ValueError, match="not a device torch knows"):
+        load_model("default", device="gpu0")
+    for wrong in (None, 3, ["default"]):
+        with pytest.raises(TypeError, match=r"model is a \w+; expected a model name or folder"):
+            load_model(wrong)  # type: ignore[arg-type]

@@ -234,3 +234,17 @@ def test_soft_prompt__rejects_unknown_role():
 def test_soft_prompt__rejects_non_numeric():
     with pytest.raises(TypeError, match="expected a 2-D tensor or array"):
         SoftPrompt(vectors=[[1.0]], source="x")
+
+
+@pytest.mark.parametrize("kind", ["meta", "quantised"])
+def test_load_prompt__a_tensor_without_plain_numbers_is_refused_in_one_line(tmp_path, kind):
+    if kind == "meta":
+        tensor = torch.empty(4, 8, device="meta")
+    else:
+        tensor = torch.quantize_per_tensor(torch.randn(4, 8), scale=0.1, zero_point=0, dtype=torch.qint8)
+    torch.save({"prompt": tensor}, tmp_path / "p.pt")
+    torch.save(tensor, tmp_path / "bare.pt")
+    for path in (tmp_path / "p.pt", tmp_path / "bare.pt"):
+        with pytest.raises(ValueError, match="meta tensor" if kind == "meta" else "quantised tensor") as caught:
+            load_prompt(path)
+        assert "\n" not in str(caught.value) and str(path) in str(caught.value)

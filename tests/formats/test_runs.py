@@ -88,3 +88,24 @@ def test_run_writer__refuses_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         RunWriter(tmp_path / "f", MANIFEST)
+
+
+def test_trainer_folder__a_log_history_of_the_wrong_types_reads_what_is_well_formed(tmp_path):
+    import json
+
+    from probe.formats.layouts import ForeignRun
+    from probe.formats.manifest import Manifest
+
+    history = [
+        {"step": 1, "loss": 0.5, "learning_rate": 0.1},
+        {"step": "2", "loss": 0.4},  # a string step
+        {"step": 2, "loss": "low", "eval_accuracy": [1]},  # a string loss, a list eval
+        "not an entry",
+        {"step": 3, "loss": 0.3, "learning_rate": "fast", "eval_accuracy": 0.75},
+    ]
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"log_history": history, "global_step": 3}))
+    run = ForeignRun(tmp_path, Manifest(model=None, init="unknown", length=1, seed=None), layout="trainer")
+    metrics = run.metrics()  # it raised a TypeError (and the dashboard with it)
+    assert metrics["step"].tolist() == [1, 3] and metrics["loss"].tolist() == [0.5, 0.3]
+    assert metrics["lr"].tolist()[0] == 0.1 and metrics["lr"].isna().tolist()[1]
+    assert run.evaluations()["accuracy"].tolist() == [0.75]
