@@ -125,3 +125,16 @@ def test_effects__bad_label_and_round_trip(default_model):
         input_attribution(vectors, readout, texts=["happy party", "sad day"])
     with pytest.raises(ValueError, match="min_count is 0"):
         input_attribution(vectors, readout, texts=["happy party"], min_count=0)
+
+
+def test_input_attribution__a_huge_text_is_refused_before_any_variant_is_made(default_model):
+    import numpy as np
+
+    from probe.readings.explain.attribution import input_attribution
+    from probe.readings.explain.readout import Readout
+
+    readout = Readout.from_data(default_model, "feelings", form="cosine", test_size=8)
+    huge = " ".join(f"word{i % 5000}" for i in range(150_000))  # about 1.3 MB of text
+    with pytest.raises(ValueError, match="over the budget of 200,000,000; read shorter texts") as caught:
+        input_attribution(np.ones((2, 384), np.float32), readout, texts=[huge, huge])
+    assert "\n" not in str(caught.value)

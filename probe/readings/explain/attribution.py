@@ -36,6 +36,9 @@ from probe.readings.explain.readout import Readout, progress_bar
 FUNCTION_WORDS = 100
 """The most frequent English words (wordfreq) that occlusion skips."""
 CACHE_FORMAT = 1
+OCCLUSION_BUDGET = 200_000_000
+"""Characters of occluded variants input attribution makes at most by default (about 200 MB of text; 200 news
+texts take about 1 MB): a 1 MB text would otherwise ask for tens of GB."""
 
 
 def _probabilities(readout: Readout, texts: list[str], vectors: np.ndarray | None, progress: str | None) -> np.ndarray:
@@ -92,6 +95,23 @@ def occlusions(text: str, skip: set[str]) -> list[tuple[str, str]]:
     return out
 
 
+def check_occlusion_budget(texts: list[str], max_chars: int = OCCLUSION_BUDGET) -> None:
+    """Refuse texts whose occluded variants would hold more than ``max_chars`` characters (a bound: every word
+    occluded), before any is made.
+
+    Raises:
+        ValueError: naming the texts' size, the budget and what to do.
+    """
+    at_most = sum(len(text.split()) * len(text) for text in texts)
+    if at_most > max_chars:
+        longest = max(len(text) for text in texts)
+        raise ValueError(
+            f"input attribution over these {len(texts)} texts (the longest {longest:,} characters) would make up to "
+            f"{at_most:,} characters of occluded variants, over the budget of {max_chars:,}; read shorter texts (the "
+            "model reads its first max_length tokens of each) or fewer, or raise max_chars"
+        )
+
+
 def occlusion_plan(texts: list[str], min_count: int = 2) -> tuple[list[str], list[str], list[int]]:
     """(words, variants, owners): every occlusion :func:`input_attribution` scores, the word deleted, the text
     without it and the index of that text, for the words that occur in at least ``min_count`` of ``texts``."""
@@ -132,6 +152,7 @@ def input_attribution(
     texts: list[str] | None = None,
     size: int = 200,
     min_count: int = 2,
+    max_chars: int = OCCLUSION_BUDGET,
     progress: bool = False,
 ) -> Effects:
     """Occlusion attribution through the prompt (see the module docstring).
@@ -143,10 +164,12 @@ def input_attribution(
         size: how many test texts by default.
         min_count: occlude only words held by at least this many of the texts (1: every word; at most the
             number of texts, so one text is read whole).
+        max_chars: the most text the occluded variants may hold in all (each is its text less one word): a budget
+            on memory and time, checked before any variant is made.
         progress: show progress bars.
 
     Raises:
-        ValueError: no text with a word to occlude, or a prompt of another dimension.
+        ValueError: no text with a word to occlude, a prompt of another dimension, or variants over ``max_chars``.
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size is {size!r}; expected a positive number of test texts to read")
@@ -155,6 +178,7 @@ def input_attribution(
     if min_count < 1:
         raise ValueError(f"min_count is {min_count}; expected how many texts a word must occur in (1 or more)")
     least = min(min_count, max(1, len(texts)))  # one text is read whole
+    check_occlusion_budget(texts, max_chars)
     units, variants, owner = occlusion_plan(texts, least)
     if not variants:
         raise ValueError(

@@ -55,6 +55,10 @@ def explain(
     for name, count in (("attribution_texts", attribution_texts), ("trigger_tokens", trigger_tokens)):
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"{name} is {count!r}; expected a count: 0 (not measured) or more")
+    if attribution_texts:  # refused before the other readings' minutes, not after them
+        from probe.readings.explain.attribution import check_occlusion_budget
+
+        check_occlusion_budget(readout.splits.test.texts[:attribution_texts])
     prompt = as_prompt(prompt)
     imp = importance(prompt, readout, bootstrap=bootstrap, seed=seed, progress=progress)
     hard = harden(prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir)
