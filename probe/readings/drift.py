@@ -192,6 +192,11 @@ class RunSummary(Result):
     cos_to_init: np.ndarray = field(repr=False, compare=False)  # float [p] cosine of each final row to its first
     final_tokens: list[list[str]] = field(default_factory=list, repr=False, compare=False)  # final top-k as text
     init_tokens: list[list[str]] = field(default_factory=list, repr=False, compare=False)  # first top-k as text
+    baseline: str = "init"
+    """What "to init" is measured from: the run's init (step 0), or, where the folder kept none, its first snapshot,
+    named (``first snapshot, step 500``)."""
+    note: str = ""
+    """Why a figure is blank, in words (the accuracies of a run recorded from another loop, say)."""
 
     @property
     def length(self) -> int:
@@ -265,13 +270,19 @@ def summarize_run(
     else:
         converged = float("nan")
     cos_to_init = _cos_rows(final, first)
+    start = run.steps[0] if run.steps else 0
+    baseline = "init" if start == 0 else f"first snapshot, step {start} (the init was not kept: 'to init' is from here)"
+    soft = run.manifest.soft_accuracy if run.manifest.soft_accuracy is not None else _last_eval(run)
+    note = ""
+    if soft is None:
+        note = "accuracies: not measured by the loop that wrote this run; probe explain RUN --data FILE measures them"
     return RunSummary(
         run=run.name,
         init=run.manifest.init,
         seed=run.manifest.seed,
         positions=int(first.shape[0]),
         snapshots=len(run.steps),
-        soft_accuracy=run.manifest.soft_accuracy if run.manifest.soft_accuracy is not None else _last_eval(run),
+        soft_accuracy=soft,
         discretised_accuracy=run.manifest.discretised_accuracy,
         zero_shot_accuracy=run.manifest.zero_shot_accuracy,
         mean_distance_travelled=float(travelled.mean()),
@@ -287,6 +298,8 @@ def summarize_run(
         duplicate_top1=sum(1 for d in duplicate_top1(final_ids[:, 0]) if d),
         mean_coherence=float(np.nanmean(readings.coherence)) if np.isfinite(readings.coherence).any() else float("nan"),
         mean_converged_at=converged,
+        baseline=baseline,
+        note=note,
         final_ids=final_ids,
         init_ids=init_ids,
         coherence=readings.coherence,

@@ -83,3 +83,22 @@ def test_drift_frames__steps_out_of_order():
     index = VocabIndex(np.eye(4, dtype=np.float32))
     with pytest.raises(ValueError, match="steps must increase; got step 5 after 10"):
         list(drift_frames([(10, np.eye(4, dtype=np.float32)), (5, np.eye(4, dtype=np.float32))], index))
+
+
+def test_summary__names_its_baseline_and_says_why_accuracies_are_blank(tmp_path, default_model):
+    """A folder that kept no init measures 'to init' from its first snapshot and says so; a run no loop evaluated
+    says why its accuracy columns are blank (both were silent)."""
+    import numpy as np
+
+    from probe.formats.discovery import load_run
+    from probe.readings.drift import summarize_run
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "loop"
+    folder.mkdir()
+    for step in (5, 10):
+        np.save(folder / f"step-{step}.npy", rng.normal(size=(3, 384)).astype(np.float32))
+    summary = summarize_run(load_run(folder), default_model, convergence=False)
+    assert summary.baseline.startswith("first snapshot, step 5")
+    assert summary.soft_accuracy is None and "not measured" in summary.note and "probe explain" in summary.note
+    assert {"baseline", "note"} <= set(summary.to_dict())
