@@ -242,7 +242,7 @@ class Dashboard(Command):
     """Serve the Streamlit dashboard; the process becomes the server, so a signal to it stops the server."""
 
     name: ClassVar[str] = "dashboard"
-    summary: ClassVar[str] = "serve the Streamlit dashboard (trains the demo runs if there are none)"
+    summary: ClassVar[str] = "serve the Streamlit dashboard (the demo runs train beside it if there are none)"
 
     runs_dir: str | None = option(None, "runs folder (default $PROBE_RUNS_DIR or ./probe-runs)", positional=True)
     host: str = option("127.0.0.1", "address to bind (default localhost only)")
@@ -264,13 +264,17 @@ class Dashboard(Command):
     def run(self) -> int:
         import os
 
-        from probe.experiments.demo import default_runs_dir, run_demo
+        from probe.experiments.demo import default_runs_dir
         from probe.formats.discovery import find_runs
 
         runs_dir = self.runs_dir or str(default_runs_dir())
         if not self.no_demo and not find_runs(runs_dir):
-            print(f"no runs in {runs_dir}: training the demo runs first (about two minutes)", file=sys.stderr)
-            run_demo(runs_dir, progress=True)
+            train_demo_beside(runs_dir)
+            print(
+                f"no runs in {runs_dir}: the demo runs train beside the server (log: {runs_dir}/{DEMO_LOG}); the "
+                "pages fill in as their snapshots land",
+                file=sys.stderr,
+            )
         command = [
             sys.executable,
             "-m",
@@ -302,6 +306,33 @@ class Dashboard(Command):
         # exec, not a child: SIGTERM / SIGINT from a supervisor reach the server itself and stop it
         os.execv(sys.executable, command)
         return 0  # pragma: no cover - exec does not return
+
+
+DEMO_LOG = ".probe-demo.log"
+"""Where the demo runs trained beside the dashboard write their progress (in the runs folder)."""
+
+
+def train_demo_beside(runs_dir: str) -> None:
+    """Train the demo runs in a child process while the dashboard serves: the server listens at once, the pages
+    follow the runs as they land, and the child is stopped with the server (Linux: the kernel signals it when its
+    parent ends; an interrupted demo resumes the next time)."""
+    import os
+    import signal
+    import subprocess
+
+    def die_with_parent() -> None:  # runs in the child, before exec
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # not Linux: the demo finishes on its own, and stops with its session
+
+    os.makedirs(runs_dir, exist_ok=True)
+    log = open(os.path.join(runs_dir, DEMO_LOG), "a", encoding="utf-8")  # noqa: SIM115 (the child holds it)
+    command = [sys.executable, "-m", "probe", "demo", "--out", runs_dir, "--no-progress"]
+    subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    log.close()
 
 
 def app_path() -> str:

@@ -11,7 +11,7 @@ import pandas as pd
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.formats.manifest import MANIFEST, read_manifest
 
-COLUMNS = ["run", "init", "positions", "steps", "status", SOFT, DISCRETISED, ZERO_SHOT]
+COLUMNS = ["run", "init", "positions", "steps", "status", "progress", SOFT, DISCRETISED, ZERO_SHOT]
 
 
 def quick_overview(folder: str) -> pd.DataFrame:
@@ -25,5 +25,12 @@ def quick_overview(folder: str) -> pd.DataFrame:
         except (OSError, ValueError):
             continue
         figures = [m.final.get(SOFT), m.final.get(DISCRETISED), m.zero_shot_accuracy]
-        rows.append([path.parent.name, m.init, m.length, m.steps, m.status, *figures])
+        rows.append([path.parent.name, m.init, m.length, m.steps, m.status, _progress(path.parent, m.steps), *figures])
     return pd.DataFrame(rows, columns=COLUMNS).astype(object)
+
+
+def _progress(run: Path, steps: int | None) -> str:
+    """How far a run is, from its newest snapshot (a run still training shows where it is)."""
+    done = [int(p.stem.removeprefix("step-")) for p in (run / "snapshots").glob("step-*.safetensors")]
+    newest = max(done, default=0)
+    return f"step {newest} of {steps}" if steps else f"step {newest}"

@@ -266,3 +266,49 @@ def test_cli__python_dash_m_with_a_missing_path_exits_2_in_one_line():
         "probe report: error: prompt '/nonexistent' does not exist (expected: PEFT adapter folder, .safetensors, "
         ".pt/.pth, .npy, or a probe run folder)"
     ]
+
+
+@pytest.mark.slow
+def test_dashboard__serves_at_once_and_trains_the_demo_beside_it_stopping_with_it(tmp_path):
+    """On an empty runs folder the server answers before any demo run has finished (it trained all three first,
+    13 minutes of silence), the demo trains in a child whose runs appear as it goes, and stopping the server stops
+    that child too (a signal to a parent does not reach its child by itself)."""
+    import os
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    import psutil
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    runs = tmp_path / "runs"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "probe", "dashboard", str(runs), "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.5)
+        finished = [m for m in runs.glob("*/manifest.json") if '"finished"' in m.read_text()]
+        assert finished == []  # it served before the demo was done
+        trainers = [c for c in psutil.Process(proc.pid).children(recursive=True) if "demo" in " ".join(c.cmdline())]
+        assert len(trainers) == 1
+        while not list(runs.glob("*/snapshots/step-*.safetensors")):  # the first run's snapshots land as it goes
+            assert trainers[0].is_running() and time.monotonic() < deadline + 120, runs / ".probe-demo.log"
+            time.sleep(1)
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        _, alive = psutil.wait_procs(trainers, timeout=30)
+        assert alive == []  # the demo stopped with the server
+    finally:
+        if proc.poll() is None:
+            proc.kill()
