@@ -733,3 +733,23 @@ def test_data_loss__a_lock_whose_holder_ended_is_taken_over_with_a_log_line(tmp_
     assert f"taking over the lock of process {ended.pid} on {socket.gethostname()}, which ended" in caplog.text
     assert (folder / ".probe-writer").read_text().split() == [str(os.getpid()), socket.gethostname()]
     writer.close()
+
+
+@pytest.mark.parametrize("wrong", [None, 3, ["runs/x"]])
+def test_boundary__none_a_number_or_a_list_where_a_run_config_or_model_belongs_is_one_line(wrong, default_model):
+    import probe
+
+    with pytest.raises(TypeError, match=r"^run is a \w+; expected a run folder's path$"):
+        probe.load_run(wrong)
+    with pytest.raises(TypeError, match=r"^config is a \w+; expected a TrainConfig"):
+        probe.train(wrong, "never-written")
+    assert not Path("never-written").exists()
+    with pytest.raises(TypeError, match=r"^model is a \w+; expected a loaded model"):
+        probe.nearest_tokens(np.ones((2, 384), np.float32), wrong)
+
+
+def test_boundary__a_text_too_long_for_a_path_is_one_line():
+    import probe
+
+    with pytest.raises(ValueError, match="run is a text of 10,000 characters; expected a run folder's path"):
+        probe.load_run("x" * 10_000)  # "File name too long" before

@@ -282,3 +282,13 @@ def read_cache(
     except (OSError, ValueError, KeyError, AttributeError, RecursionError) as e:
         logger.info("cache %s is unreadable (%s); rebuilding", meta_path, e)
         return None
+
+
+def expect(value: Any, types: type | tuple[type, ...], name: str, expected: str) -> None:
+    """Refuse a value of the wrong type where it enters, in one line naming the argument.
+
+    Raises:
+        TypeError: ``name is a <type>; expected <expected>``.
+    """
+    if not isinstance(value, types):
+        raise TypeError(f"{name} is a {type(value).__name__}; expected {expected}")

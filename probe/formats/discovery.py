@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from probe.core.io import expect
 from probe.formats.files import Loader
 from probe.formats.layouts import LAYOUTS
 from probe.formats.manifest import MANIFEST
@@ -44,6 +45,9 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         FileNotFoundError: no such folder.
         ValueError: a corrupt manifest, or a folder in none of the accepted layouts (the message lists them).
     """
+    expect(path, (str, os.PathLike), "run", "a run folder's path")
+    if len(str(path)) > 4096:
+        raise ValueError(f"run is a text of {len(str(path)):,} characters; expected a run folder's path")
     p = Path(path).expanduser()
     if not p.is_dir():
         raise FileNotFoundError(f"run folder '{path}' does not exist")

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from probe.core.index import VocabIndex, normalize_rows
-from probe.core.io import to_jsonable
+from probe.core.io import expect, to_jsonable
 from probe.core.models import LoadedModel
 from probe.core.names import label, measure_name, with_old_keys
 from probe.core.results import Result
@@ -347,6 +347,7 @@ def nearest_tokens(
         ValueError: wrong dimension, k out of range, or a label that tokenises to nothing.
     """
     labels = text_list(labels, "labels")
+    expect(model, LoadedModel, "model", "a loaded model (probe.load_model(...))")
     prompt = as_prompt(prompt)
     prompt.check_dim(model.dim, model.name)
     if index is None:

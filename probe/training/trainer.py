@@ -24,6 +24,7 @@ import torch
 
 from probe.core.data import DataSplits
 from probe.core.frames import as_splits, describe
+from probe.core.io import expect
 from probe.core.models import LoadedModel, canonical_name, load_model
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.sampling import seeded_batches
@@ -102,6 +103,7 @@ def train(
     Raises:
         ValueError: bad config or data, or a run already in ``out`` without ``resume``.
     """
+    expect(config, TrainConfig, "config", "a TrainConfig (probe.TrainConfig(init=..., length=..., ...))")
     trainer = Trainer(
         config,
         out,
