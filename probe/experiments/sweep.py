@@ -71,6 +71,12 @@ class SweepSettings:
         """The data as a report names it (a path or a bundled set; ``<memory>`` for a table handed in)."""
         return str(self.data) if isinstance(self.data, str | os.PathLike) else "<memory>"
 
+    def context(self, model: LoadedModel) -> dict[str, Any]:
+        """What every sweep's report says it was measured on: the model, the data, the schedule, the seeds."""
+        return {"model": model.name, "data": self.describe_data(), "steps": self.steps, "task": self.task} | {
+            "seeds": list(self.seeds)
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class OnePromptSettings(SweepSettings):
@@ -81,6 +87,9 @@ class OnePromptSettings(SweepSettings):
 
     def train_config(self, **fields: Any) -> TrainConfig:
         return super().train_config(**({"init": self.init, "length": self.length} | fields))
+
+    def context(self, model: LoadedModel) -> dict[str, Any]:
+        return super().context(model) | {"init": self.init, "length": self.length}
 
 
 @dataclass(frozen=True)

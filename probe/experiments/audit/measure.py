@@ -53,13 +53,11 @@ def measure(
         r["reliance_ci"] = paired_interval(flips[r["run"]], base, draws)
         r["relies"] = bool(r["reliance_ci"][0] >= config.min_effect)
     readings = [_rates(name, rows) for name in READINGS]
-    context: dict[str, Any] = {"model": model.name, "marker": marker.word, "shares": list(config.shares())}
-    context["data"] = config.describe_data()
+    context = config.context(model) | {"marker": marker.word, "shares": list(config.shares())}
     context["marker_tokens"] = model.tokenizer.convert_ids_to_tokens(marker.ids)
-    settings = ["into", "init", "length", "steps", "lr", "share", "min_effect", "k", "hard_steps", "lens_tokens"]
-    settings += ["scan_tokens", "attribution_texts"]
-    context |= {name: getattr(config, name) for name in settings}
-    context |= {"seeds": list(config.seeds), "test_rows": config.test_size}
+    settings = ["into", "lr", "share", "min_effect", "k", "hard_steps", "lens_tokens", "scan_tokens"]
+    context |= {name: getattr(config, name) for name in [*settings, "attribution_texts"]}
+    context["test_rows"] = config.test_size
     return AuditReport(runs=rows, readings=readings, context=context)
 
 

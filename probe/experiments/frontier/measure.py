@@ -59,18 +59,9 @@ def measure(config: FrontierConfig, runs: list[Run], model: LoadedModel | None =
         )
     pooled = _against_unconstrained(rows, right, config.bootstrap)
     _mark_pareto(rows)
-    context = {
-        "model": model.name,
-        "data": config.describe_data(),
-        "init": config.init,
-        "length": config.length,
-        "steps": config.steps,
-        "task": config.task,
-        "test_rows": len(readout.splits.test) if runs else 0,
-        "weights": list(config.weights),
-        "seeds": list(config.seeds),
-        "pareto": "over (soft accuracy, agreement): no other run at least as high in both and higher in one",
-    }
+    context = config.context(model) | {"test_rows": len(readout.splits.test) if runs else 0}
+    context |= {"weights": list(config.weights)}
+    context["pareto"] = "over (soft accuracy, agreement): no other run at least as high in both and higher in one"
     return FrontierReport(
         zero_shot_accuracy=zero, runs=rows, context=context, aim={**_aim(rows), "most_constrained": pooled}
     )

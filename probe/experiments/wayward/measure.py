@@ -67,19 +67,8 @@ def measure(config: WaywardConfig, runs: dict[str, Run], model: LoadedModel | No
                 "reading": reading,
             }
         )
-    context = {
-        "model": model.name,
-        "data": config.describe_data(),
-        "init": config.init,
-        "length": config.length,
-        "steps": config.steps,
-        "seeds": list(config.seeds),
-        "project_weight": config.project_weight,
-        "temperature": config.temperature,
-        "task": config.task,
-        "test_rows": len(test),
-        "free_runs": [str(runs[f"free-s{seed}"].path) for seed in config.seeds],
-    }
+    context = config.context(model) | {"project_weight": config.project_weight, "temperature": config.temperature}
+    context |= {"test_rows": len(test), "free_runs": [str(runs[f"free-s{seed}"].path) for seed in config.seeds]}
     return WaywardReport(free_accuracy=free_accuracy, targets=rows, conclusion=_conclusion(rows[0]), context=context)
 
 
