@@ -4,15 +4,16 @@ measurement (``measure.py``), its record (``record.py``) and, where it has them,
 table; each exposes a :class:`Sweep`, and this module runs any of them the same way (:func:`run_sweep`).
 
 A new sweep touches one folder: a settings dataclass (from :class:`SweepSettings`), a record with ``to_dict`` and
-``to_markdown``, and the four methods of :class:`Sweep`.
+``to_markdown``, and the two methods of :class:`Sweep` (``plan``, ``measure``).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from probe.core.data import BUNDLED
 from probe.core.io import atomic_write_text
@@ -101,28 +102,71 @@ class Plan(Generic[SettingsT]):
     extra: dict[str, Any]
 
 
-class Sweep(Protocol[SettingsT, ReportT]):
-    """One kind of sweep (see the module docstring)."""
+class Sweep(Generic[SettingsT, ReportT]):
+    """One kind of sweep (see the module docstring): a subclass names it, plans its runs and measures them; its
+    report is written as ``files`` (the record's JSON and markdown) and ``figures`` (HTML)."""
 
     name: str
     """The command's name (``frontier``)."""
+    files: tuple[str, str]
+    """The report's JSON and markdown file names."""
+    figures: tuple[tuple[str, str], ...] = ()
+    """(HTML file name, dotted path of the function that draws it from the report); a figure of ``None`` is not
+    written."""
 
     def plan(self, settings: SettingsT, out: Path, model: LoadedModel) -> Plan[SettingsT]:
         """The runs to train; every input checked first (nothing is written before this returns, but the data
         files a sweep plants)."""
-        ...
+        raise NotImplementedError
 
     def measure(self, plan: Plan[SettingsT], runs: dict[str, Run], model: LoadedModel, progress: bool) -> ReportT:
         """The report of the finished runs."""
-        ...
-
-    def outputs(self, report: ReportT) -> dict[str, str]:
-        """File name -> text of every file the report is written as (all rendered before any is written)."""
-        ...
+        raise NotImplementedError
 
     def reading_cost(self, plan: Plan[SettingsT]) -> Cost:
         """What measuring every run costs once they are trained, in passes the estimate times here."""
-        ...
+        return Cost()
+
+    def outputs(self, report: ReportT) -> dict[str, str]:
+        """File name -> text of every file the report is written as (all rendered before any is written)."""
+        from probe.plots.export import to_html
+
+        record: Any = report
+        texts = {self.files[0]: record.to_json() + "\n", self.files[1]: record.to_markdown()}
+        for name, path in self.figures:
+            module, _, function = path.rpartition(".")
+            figure = getattr(import_module(module), function)(report)
+            if figure is not None:
+                texts[name] = to_html(figure, inline=False)
+        return texts
+
+    def run(
+        self,
+        settings: SettingsT,
+        out: str | os.PathLike[str],
+        *,
+        executor: Any = None,
+        progress: bool = True,
+        force: bool = False,
+        model: LoadedModel | None = None,
+    ) -> ReportT:
+        """Plan, train the runs ``out/runs`` does not hold finished (through ``executor``), measure every run, and
+        write the report's files into ``out`` (the sweep's entry point: ``frontier = SWEEP.run``)."""
+        from probe.core.models import load_model
+
+        model = model or load_model(settings.model, device="cpu")
+        plan = self.plan(settings, Path(out), model)
+        return run_sweep(self, plan, out, model, executor=executor, progress=progress, force=force)
+
+    def write(self, report: ReportT, out: str | os.PathLike[str]) -> list[str]:
+        """Write the report's files into ``out`` (each atomically); their names."""
+        files = self.outputs(report)
+        for name, text in files.items():
+            atomic_write_text(Path(out) / name, text)
+        return list(files)
+
+
+SweepBase = Sweep  # the name every sweep's package used before the protocol and the base were one class
 
 
 def estimate(
@@ -148,43 +192,7 @@ def run_sweep(
     when it is given)."""
     runs = run_grid(plan.configs, Path(out) / RUNS, executor=executor, model=model, force=force, progress=progress)
     report = sweep.measure(plan, dict(zip(plan.configs, runs, strict=True)), model, progress)
-    names = write(sweep, report, out)
+    names = sweep.write(report, out)
     if written is not None:
         written.extend(names)
     return report
-
-
-class SweepBase(Generic[SettingsT, ReportT]):
-    """What every sweep offers besides its four methods: :meth:`run` (the sweep's entry point, ``frontier(config,
-    out)``) and :meth:`write`."""
-
-    def run(
-        self,
-        settings: SettingsT,
-        out: str | os.PathLike[str],
-        *,
-        executor: Any = None,
-        progress: bool = True,
-        force: bool = False,
-        model: LoadedModel | None = None,
-    ) -> ReportT:
-        """Plan, train the runs ``out/runs`` does not hold finished (through ``executor``), measure every run, and
-        write the report's files into ``out``."""
-        from probe.core.models import load_model
-
-        sweep: Any = self
-        model = model or load_model(settings.model, device="cpu")
-        plan = sweep.plan(settings, Path(out), model)
-        return run_sweep(sweep, plan, out, model, executor=executor, progress=progress, force=force)
-
-    def write(self, report: ReportT, out: str | os.PathLike[str]) -> list[str]:
-        """Write the report's files into ``out``; their names."""
-        return write(self, report, out)  # type: ignore[arg-type]
-
-
-def write(sweep: Sweep[Any, ReportT], report: ReportT, out: str | os.PathLike[str]) -> list[str]:
-    """Write the report's files into ``out`` (each atomically); their names."""
-    files = sweep.outputs(report)
-    for name, text in files.items():
-        atomic_write_text(Path(out) / name, text)
-    return list(files)

@@ -28,7 +28,7 @@ from probe.experiments.audit.config import MIN_EFFECT, RARE, AuditConfig, marker
 from probe.experiments.audit.measure import measure
 from probe.experiments.audit.record import AUDIT_JSON, AUDIT_MD, READINGS, AuditReport
 from probe.experiments.grid import Cost
-from probe.experiments.sweep import Plan, SweepBase
+from probe.experiments.sweep import Plan, Sweep
 from probe.formats.run import Run
 
 __all__ = [
@@ -50,23 +50,18 @@ SHORT_ROW = 0.3
 """What a trigger-scan text (8 words and a token) costs, as a share of a test row: for the estimate."""
 
 
-class AuditSweep(SweepBase[AuditConfig, AuditReport]):
+class AuditSweep(Sweep[AuditConfig, AuditReport]):
     """The audit as a :class:`probe.experiments.sweep.Sweep`."""
 
     name = "audit"
+    files = (AUDIT_JSON, AUDIT_MD)
+    figures = (("audit.html", "probe.experiments.audit.figure.audit_figure"),)
 
     def plan(self, settings: AuditConfig, out: Path, model: LoadedModel) -> Plan[AuditConfig]:
         return settings.plan(out, model)
 
     def measure(self, plan: Plan[AuditConfig], runs: dict[str, Run], model: LoadedModel, progress: bool) -> AuditReport:
         return measure(plan, runs, model, progress=progress)
-
-    def outputs(self, report: AuditReport) -> dict[str, str]:
-        from probe.experiments.audit.figure import audit_figure
-        from probe.plots.export import to_html
-
-        html = to_html(audit_figure(report), inline=False)
-        return {AUDIT_JSON: report.to_json() + "\n", AUDIT_MD: report.to_markdown(), "audit.html": html}
 
     def reading_cost(self, plan: Plan[AuditConfig]) -> Cost:
         """Per run: the flip-rate passes, the occluded variants, the scanned texts and the hard-prompt search's

@@ -17,16 +17,18 @@ from probe.experiments.frontier.config import AIM, FrontierConfig
 from probe.experiments.frontier.measure import best_start, measure
 from probe.experiments.frontier.record import FRONTIER_JSON, FRONTIER_MD, FrontierReport
 from probe.experiments.grid import Cost
-from probe.experiments.sweep import Plan, SweepBase
+from probe.experiments.sweep import Plan, Sweep
 from probe.formats.run import Run
 
 __all__ = ["AIM", "SWEEP", "FrontierConfig", "FrontierReport", "best_start", "frontier", "measure", "render", "write"]
 
 
-class FrontierSweep(SweepBase[FrontierConfig, FrontierReport]):
+class FrontierSweep(Sweep[FrontierConfig, FrontierReport]):
     """The frontier as a :class:`probe.experiments.sweep.Sweep`."""
 
     name = "frontier"
+    files = (FRONTIER_JSON, FRONTIER_MD)
+    figures = (("frontier.html", "probe.experiments.frontier.figure.frontier_figure"),)
 
     def plan(self, settings: FrontierConfig, out: Path, model: LoadedModel) -> Plan[FrontierConfig]:
         return Plan(settings, settings.run_configs(), {})
@@ -35,13 +37,6 @@ class FrontierSweep(SweepBase[FrontierConfig, FrontierReport]):
         self, plan: Plan[FrontierConfig], runs: dict[str, Run], model: LoadedModel, progress: bool
     ) -> FrontierReport:
         return measure(plan.settings, list(runs.values()), model)
-
-    def outputs(self, report: FrontierReport) -> dict[str, str]:
-        from probe.experiments.frontier.figure import frontier_figure
-        from probe.plots.export import to_html
-
-        html = to_html(frontier_figure(report), inline=False)
-        return {FRONTIER_JSON: report.to_json() + "\n", FRONTIER_MD: report.to_markdown(), "frontier.html": html}
 
     def reading_cost(self, plan: Plan[FrontierConfig]) -> Cost:
         # each run's prompt and its nearest tokens scored on the test rows

@@ -14,7 +14,7 @@ import pandas as pd
 
 from probe.core.frames import as_splits, describe
 from probe.core.models import LoadedModel
-from probe.experiments.grid import RUNS, Cost
+from probe.experiments.grid import RUNS
 from probe.experiments.replicate.accuracy import accuracy_by_length
 from probe.experiments.replicate.config import ReplicateConfig
 from probe.experiments.replicate.context import N_CONTROL, build_context
@@ -26,9 +26,8 @@ from probe.experiments.replicate.findings import (
     semantic_clusters,
 )
 from probe.experiments.replicate.record import REPORT_JSON, REPORT_MD, Finding, ReplicateReport
-from probe.experiments.sweep import Plan, SweepBase
+from probe.experiments.sweep import Plan, Sweep
 from probe.formats.run import Run
-from probe.plots.export import to_html
 
 
 def measure_findings(
@@ -100,10 +99,15 @@ def render(findings: list[Finding], table: pd.DataFrame, context: dict[str, Any]
     return ReplicateReport(context=context, findings=findings, accuracy=table.to_dict("records")).to_markdown()
 
 
-class ReplicateSweep(SweepBase[ReplicateConfig, ReplicateReport]):
+class ReplicateSweep(Sweep[ReplicateConfig, ReplicateReport]):
     """The paper's findings as a :class:`probe.experiments.sweep.Sweep`."""
 
     name = "replicate"
+    files = (REPORT_JSON, REPORT_MD)
+    figures = (
+        ("accuracy.html", "probe.experiments.replicate.figure.accuracy_by_length_figure"),
+        ("duplicates.html", "probe.experiments.replicate.figure.repeated_neighbours_figure"),
+    )  # the findings read the saved runs: their cost is seconds, next to training (no reading_cost)
 
     def plan(self, settings: ReplicateConfig, out: Path, model: LoadedModel) -> Plan[ReplicateConfig]:
         return Plan(settings, settings.run_configs(), {"started": time.time()})
@@ -113,19 +117,6 @@ class ReplicateSweep(SweepBase[ReplicateConfig, ReplicateReport]):
     ) -> ReplicateReport:
         runs_dir = Path(next(iter(runs.values())).path).parent
         return measure_report(plan.settings, runs_dir, started=plan.extra.get("started"), model=model)
-
-    def outputs(self, report: ReplicateReport) -> dict[str, str]:
-        from probe.experiments.replicate.figure import accuracy_by_length_figure, repeated_neighbours_figure
-
-        files = {REPORT_MD: report.to_markdown(), REPORT_JSON: report.to_json() + "\n"}
-        files["accuracy.html"] = to_html(accuracy_by_length_figure(report), inline=False)
-        repeats = repeated_neighbours_figure(report)
-        if repeats is not None:
-            files["duplicates.html"] = to_html(repeats, inline=False)
-        return files
-
-    def reading_cost(self, plan: Plan[ReplicateConfig]) -> Cost:
-        return Cost()  # the findings read the saved runs: seconds, next to training
 
 
 SWEEP = ReplicateSweep()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from probe.core.models import LoadedModel, load_model
 from probe.experiments.grid import Cost
-from probe.experiments.sweep import Plan, SweepBase
+from probe.experiments.sweep import Plan, Sweep
 from probe.experiments.wayward.config import UNRELATED, WaywardConfig
 from probe.experiments.wayward.measure import measure
 from probe.experiments.wayward.record import LITTLE, WAYWARD_JSON, WAYWARD_MD, WaywardReport
@@ -24,10 +24,11 @@ from probe.training.config import TrainConfig
 __all__ = ["LITTLE", "SWEEP", "UNRELATED", "WaywardConfig", "WaywardReport", "measure", "plan", "render", "wayward"]
 
 
-class WaywardSweep(SweepBase[WaywardConfig, WaywardReport]):
+class WaywardSweep(Sweep[WaywardConfig, WaywardReport]):
     """Waywardness as a :class:`probe.experiments.sweep.Sweep`."""
 
     name = "wayward"
+    files = (WAYWARD_JSON, WAYWARD_MD)
 
     def plan(self, settings: WaywardConfig, out: Path, model: LoadedModel) -> Plan[WaywardConfig]:
         return Plan(settings, settings.checked_run_configs(model), {})
@@ -36,9 +37,6 @@ class WaywardSweep(SweepBase[WaywardConfig, WaywardReport]):
         self, plan: Plan[WaywardConfig], runs: dict[str, Run], model: LoadedModel, progress: bool
     ) -> WaywardReport:
         return measure(plan.settings, runs, model)
-
-    def outputs(self, report: WaywardReport) -> dict[str, str]:
-        return {WAYWARD_JSON: report.to_json() + "\n", WAYWARD_MD: report.to_markdown()}
 
     def reading_cost(self, plan: Plan[WaywardConfig]) -> Cost:
         # every run's prompt scored once on the test rows
