@@ -75,7 +75,7 @@ class SweepCommand:
         check_executor(opts.executor)
         sweep = import_module(self.sweep).SWEEP
         model = load_model(settings.model, device="cpu")
-        plan = sweep.plan(settings, Path(opts.out), model)  # every input checked before anything is trained
+        plan = settings.plan(Path(opts.out), model)  # every input checked before anything is trained
         seconds, missing = estimate(sweep, plan, opts.out, model)
         announce(
             f"{self.describe(plan)}: training {missing} of {len(plan.configs)} runs, then measuring every run: about "

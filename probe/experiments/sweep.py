@@ -3,13 +3,14 @@ and ``replicate`` are each one package of :mod:`probe.experiments` holding its g
 measurement (``measure.py``), its record (``record.py``) and, where it has them, its figure and its dashboard
 table; each exposes a :class:`Sweep`, and this module runs any of them the same way (:func:`run_sweep`).
 
-A new sweep touches one folder: a settings dataclass (from :class:`SweepSettings`), a record with ``to_dict`` and
-``to_markdown``, and the two methods of :class:`Sweep` (``plan``, ``measure``).
+A new sweep touches one folder: a settings dataclass (from :class:`SweepSettings`: its runs, what reading them
+costs), a measurement, a record with ``to_json`` and ``to_markdown``, and its :class:`Sweep`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -68,6 +69,19 @@ class SweepSettings:
         base |= {"eval_every": self.steps, "eval_size": 100}
         return TrainConfig(**(base | fields))
 
+    def run_configs(self) -> dict[str, TrainConfig]:
+        """Run name -> training config (a sweep's settings define it, or :meth:`plan`)."""
+        raise NotImplementedError(f"{type(self).__name__} lists no runs")
+
+    def plan(self, out: Path, model: LoadedModel) -> Plan[Any]:
+        """The runs to train; every input checked first (nothing is written before this returns, but the data
+        files a sweep plants)."""
+        return Plan(self, self.run_configs(), {})
+
+    def reading_cost(self, plan: Plan[Any]) -> Cost:
+        """What measuring every run costs once they are trained, in passes the estimate times here."""
+        return Cost()
+
     def describe_data(self) -> str:
         """The data as a report names it (a path or a bundled set; ``<memory>`` for a table handed in)."""
         return str(self.data) if isinstance(self.data, str | os.PathLike) else "<memory>"
@@ -102,30 +116,24 @@ class Plan(Generic[SettingsT]):
     extra: dict[str, Any]
 
 
+@dataclass(frozen=True)
 class Sweep(Generic[SettingsT, ReportT]):
-    """One kind of sweep (see the module docstring): a subclass names it, plans its runs and measures them; its
-    report is written as ``files`` (the record's JSON and markdown) and ``figures`` (HTML)."""
+    """One kind of sweep (see the module docstring). Its settings plan the runs (:meth:`SweepSettings.plan`) and
+    say what measuring them costs; ``measure`` reads the finished runs into the report, which is written as
+    ``files`` (the record's JSON and markdown) and ``figures``.
+
+    Attributes:
+        name: the command's name (``frontier``).
+        measure: ``(plan, runs by name, model, progress) -> report``.
+        files: the report's JSON and markdown file names.
+        figures: (HTML file name, dotted path of the function that draws it from the report) pairs; a figure of
+            ``None`` is not written.
+    """
 
     name: str
-    """The command's name (``frontier``)."""
+    measure: Callable[[Plan[SettingsT], dict[str, Run], LoadedModel, bool], ReportT]
     files: tuple[str, str]
-    """The report's JSON and markdown file names."""
     figures: tuple[tuple[str, str], ...] = ()
-    """(HTML file name, dotted path of the function that draws it from the report); a figure of ``None`` is not
-    written."""
-
-    def plan(self, settings: SettingsT, out: Path, model: LoadedModel) -> Plan[SettingsT]:
-        """The runs to train; every input checked first (nothing is written before this returns, but the data
-        files a sweep plants)."""
-        raise NotImplementedError
-
-    def measure(self, plan: Plan[SettingsT], runs: dict[str, Run], model: LoadedModel, progress: bool) -> ReportT:
-        """The report of the finished runs."""
-        raise NotImplementedError
-
-    def reading_cost(self, plan: Plan[SettingsT]) -> Cost:
-        """What measuring every run costs once they are trained, in passes the estimate times here."""
-        return Cost()
 
     def outputs(self, report: ReportT) -> dict[str, str]:
         """File name -> text of every file the report is written as (all rendered before any is written)."""
@@ -155,7 +163,7 @@ class Sweep(Generic[SettingsT, ReportT]):
         from probe.core.models import load_model
 
         model = model or load_model(settings.model, device="cpu")
-        plan = self.plan(settings, Path(out), model)
+        plan = settings.plan(Path(out), model)
         return run_sweep(self, plan, out, model, executor=executor, progress=progress, force=force)
 
     def write(self, report: ReportT, out: str | os.PathLike[str]) -> list[str]:
@@ -166,14 +174,11 @@ class Sweep(Generic[SettingsT, ReportT]):
         return list(files)
 
 
-SweepBase = Sweep  # the name every sweep's package used before the protocol and the base were one class
-
-
 def estimate(
     sweep: Sweep[SettingsT, Any], plan: Plan[SettingsT], out: str | os.PathLike[str], model: LoadedModel
 ) -> tuple[float, int]:
     """(seconds, runs to train): training the runs ``out`` does not hold finished, then measuring every run."""
-    return estimate_seconds(plan.configs, Path(out) / RUNS, model=model, reading=sweep.reading_cost(plan))
+    return estimate_seconds(plan.configs, Path(out) / RUNS, model=model, reading=plan.settings.reading_cost(plan))
 
 
 def run_sweep(

@@ -21,15 +21,10 @@ The record is :class:`.record.AuditReport` (``audit.json``, ``audit.md``), the f
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from probe.core.models import LoadedModel
 from probe.experiments.audit.config import MIN_EFFECT, RARE, AuditConfig, marker_ids, plant
 from probe.experiments.audit.measure import measure
 from probe.experiments.audit.record import AUDIT_JSON, AUDIT_MD, READINGS, AuditReport
-from probe.experiments.grid import Cost
-from probe.experiments.sweep import Plan, Sweep
-from probe.formats.run import Run
+from probe.experiments.sweep import Sweep
 
 __all__ = [
     "MIN_EFFECT",
@@ -44,34 +39,12 @@ __all__ = [
     "render",
 ]
 
-WORDS_PER_TEXT = 12
-"""Content words a text is occluded at (held by two texts or more), about, on news-length texts: for the estimate."""
-SHORT_ROW = 0.3
-"""What a trigger-scan text (8 words and a token) costs, as a share of a test row: for the estimate."""
-
-
-class AuditSweep(Sweep[AuditConfig, AuditReport]):
-    """The audit as a :class:`probe.experiments.sweep.Sweep`."""
-
-    name = "audit"
-    files = (AUDIT_JSON, AUDIT_MD)
-    figures = (("audit.html", "probe.experiments.audit.figure.audit_figure"),)
-
-    def plan(self, settings: AuditConfig, out: Path, model: LoadedModel) -> Plan[AuditConfig]:
-        return settings.plan(out, model)
-
-    def measure(self, plan: Plan[AuditConfig], runs: dict[str, Run], model: LoadedModel, progress: bool) -> AuditReport:
-        return measure(plan, runs, model, progress=progress)
-
-    def reading_cost(self, plan: Plan[AuditConfig]) -> Cost:
-        """Per run: the flip-rate passes, the occluded variants, the scanned texts and the hard-prompt search's
-        steps; once: the lens's contextual vocabulary (then cached)."""
-        c, runs = plan.settings, len(plan.configs)
-        rows = c.attribution_texts * (WORDS_PER_TEXT + 1) + c.scan_tokens * 2 * SHORT_ROW + 2 * (c.test_size or 400)
-        return Cost(rows=runs * rows, steps=runs * c.hard_steps * 1.2, seconds=runs * 20 + c.lens_tokens * 0.01)
-
-
-SWEEP = AuditSweep()
+SWEEP: Sweep[AuditConfig, AuditReport] = Sweep(
+    "audit",
+    lambda plan, runs, model, progress: measure(plan, runs, model, progress=progress),
+    (AUDIT_JSON, AUDIT_MD),
+    (("audit.html", "probe.experiments.audit.figure.audit_figure"),),
+)
 audit = SWEEP.run
 write = SWEEP.write
 render = AuditReport.to_markdown

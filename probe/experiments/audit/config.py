@@ -15,6 +15,7 @@ from probe.core.frames import as_splits
 from probe.core.index import VocabIndex
 from probe.core.io import atomic_write_text
 from probe.core.models import LoadedModel
+from probe.experiments.grid import Cost
 from probe.experiments.sweep import OnePromptSettings, Plan
 from probe.tasks.evaluation import eval_subset
 
@@ -24,6 +25,10 @@ MIN_EFFECT = 0.10
 """The minimum effect: a planted run relies on the marker only when the paired 95% lower bound of its flip rate
 minus the clean run's (same seed, same texts) is at least this. A smaller effect is a shortcut the prompt barely
 uses, too weak to judge any reading against."""
+WORDS_PER_TEXT = 12
+"""Content words a text is occluded at (held by two texts or more), about, on news-length texts: for the estimate."""
+SHORT_ROW = 0.3
+"""What a trigger-scan text (8 words and a token) costs, as a share of a test row: for the estimate."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +104,14 @@ class AuditConfig(OnePromptSettings):
             for seed in self.seeds
         }  # test_size None: the test rows are chosen in the files
         return Plan(self, configs, {"marker": marker, "marker_ids": ids, "data_files": files})
+
+    def reading_cost(self, plan: Plan[Any]) -> Cost:
+        """Per run: the flip-rate passes, the occluded variants, the scanned texts and the hard-prompt search's
+        steps; once: the lens's contextual vocabulary (then cached)."""
+        runs = len(plan.configs)
+        rows = self.attribution_texts * (WORDS_PER_TEXT + 1) + self.scan_tokens * 2 * SHORT_ROW
+        rows += 2 * (self.test_size or 400)
+        return Cost(rows=runs * rows, steps=runs * self.hard_steps * 1.2, seconds=runs * 20 + self.lens_tokens * 0.01)
 
 
 def marker_ids(model: LoadedModel, index: VocabIndex, marker: str, *, multi_token: bool = False) -> list[int]:

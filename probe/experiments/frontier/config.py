@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from probe.experiments.sweep import OnePromptSettings
+from probe.experiments.grid import Cost
+from probe.experiments.sweep import OnePromptSettings, Plan
 from probe.training.config import TrainConfig, check_weight
 
 AIM = {"gain_retained": 0.8, "agreement": 0.9, "soft_within": 0.015}
@@ -45,6 +46,10 @@ class FrontierConfig(OnePromptSettings):
             for weight in self.weights
             for seed in self.seeds
         }
+
+    def reading_cost(self, plan: Plan[Any]) -> Cost:
+        # each run's prompt and its nearest tokens scored on the test rows
+        return Cost(rows=2 * (self.test_size or 0) * len(plan.configs))
 
 
 def run_name(weight: float, seed: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from probe.core.models import LoadedModel
 from probe.experiments.grid import RUNS, missing, run_grid
 from probe.experiments.grid import estimate_seconds as grid_estimate
-from probe.experiments.sweep import SweepSettings
+from probe.experiments.sweep import Plan, SweepSettings
 from probe.formats.run import Run
 from probe.tasks.forms import TaskForm
 from probe.training.config import TrainConfig
@@ -58,6 +59,9 @@ class ReplicateConfig(SweepSettings):
             for length in self.lengths
             for seed in self.seeds
         }
+
+    def plan(self, out: Path, model: LoadedModel) -> Plan[Any]:
+        return Plan(self, self.run_configs(), {"started": time.time()})  # the report says how long it all took
 
 
 def train_grid(

@@ -26,8 +26,7 @@ from probe.experiments.replicate.findings import (
     semantic_clusters,
 )
 from probe.experiments.replicate.record import REPORT_JSON, REPORT_MD, Finding, ReplicateReport
-from probe.experiments.sweep import Plan, Sweep
-from probe.formats.run import Run
+from probe.experiments.sweep import Sweep
 
 
 def measure_findings(
@@ -99,27 +98,17 @@ def render(findings: list[Finding], table: pd.DataFrame, context: dict[str, Any]
     return ReplicateReport(context=context, findings=findings, accuracy=table.to_dict("records")).to_markdown()
 
 
-class ReplicateSweep(Sweep[ReplicateConfig, ReplicateReport]):
-    """The paper's findings as a :class:`probe.experiments.sweep.Sweep`."""
-
-    name = "replicate"
-    files = (REPORT_JSON, REPORT_MD)
-    figures = (
+SWEEP: Sweep[ReplicateConfig, ReplicateReport] = Sweep(
+    "replicate",
+    lambda plan, runs, model, progress: measure_report(
+        plan.settings, Path(next(iter(runs.values())).path).parent, started=plan.extra.get("started"), model=model
+    ),
+    (REPORT_JSON, REPORT_MD),
+    (
         ("accuracy.html", "probe.experiments.replicate.figure.accuracy_by_length_figure"),
         ("duplicates.html", "probe.experiments.replicate.figure.repeated_neighbours_figure"),
-    )  # the findings read the saved runs: their cost is seconds, next to training (no reading_cost)
-
-    def plan(self, settings: ReplicateConfig, out: Path, model: LoadedModel) -> Plan[ReplicateConfig]:
-        return Plan(settings, settings.run_configs(), {"started": time.time()})
-
-    def measure(
-        self, plan: Plan[ReplicateConfig], runs: dict[str, Run], model: LoadedModel, progress: bool
-    ) -> ReplicateReport:
-        runs_dir = Path(next(iter(runs.values())).path).parent
-        return measure_report(plan.settings, runs_dir, started=plan.extra.get("started"), model=model)
-
-
-SWEEP = ReplicateSweep()
+    ),
+)  # the findings read the saved runs: their cost is seconds, next to training (no reading cost)
 
 
 def measure_report(

@@ -10,37 +10,14 @@ tokens alone say nothing about what it does.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from probe.core.models import LoadedModel, load_model
-from probe.experiments.grid import Cost
-from probe.experiments.sweep import Plan, Sweep
+from probe.experiments.sweep import Sweep
 from probe.experiments.wayward.config import UNRELATED, WaywardConfig
 from probe.experiments.wayward.measure import measure
 from probe.experiments.wayward.record import LITTLE, WAYWARD_JSON, WAYWARD_MD, WaywardReport
-from probe.formats.run import Run
 from probe.training.config import TrainConfig
 
 __all__ = ["LITTLE", "SWEEP", "UNRELATED", "WaywardConfig", "WaywardReport", "measure", "plan", "render", "wayward"]
-
-
-class WaywardSweep(Sweep[WaywardConfig, WaywardReport]):
-    """Waywardness as a :class:`probe.experiments.sweep.Sweep`."""
-
-    name = "wayward"
-    files = (WAYWARD_JSON, WAYWARD_MD)
-
-    def plan(self, settings: WaywardConfig, out: Path, model: LoadedModel) -> Plan[WaywardConfig]:
-        return Plan(settings, settings.checked_run_configs(model), {})
-
-    def measure(
-        self, plan: Plan[WaywardConfig], runs: dict[str, Run], model: LoadedModel, progress: bool
-    ) -> WaywardReport:
-        return measure(plan.settings, runs, model)
-
-    def reading_cost(self, plan: Plan[WaywardConfig]) -> Cost:
-        # every run's prompt scored once on the test rows
-        return Cost(rows=(plan.settings.test_size or 0) * len(plan.configs))
 
 
 def plan(config: WaywardConfig, model: LoadedModel | None = None) -> tuple[dict[str, TrainConfig], LoadedModel]:
@@ -49,7 +26,9 @@ def plan(config: WaywardConfig, model: LoadedModel | None = None) -> tuple[dict[
     return config.checked_run_configs(model), model
 
 
-SWEEP = WaywardSweep()
+SWEEP: Sweep[WaywardConfig, WaywardReport] = Sweep(
+    "wayward", lambda plan, runs, model, progress: measure(plan.settings, runs, model), (WAYWARD_JSON, WAYWARD_MD)
+)
 wayward = SWEEP.run
 write = SWEEP.write
 render = WaywardReport.to_markdown

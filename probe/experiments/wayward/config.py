@@ -4,12 +4,14 @@ label names permuted) whose nearest tokens are pulled onto it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from probe.core.frames import as_splits
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel
-from probe.experiments.sweep import OnePromptSettings
+from probe.experiments.grid import Cost
+from probe.experiments.sweep import OnePromptSettings, Plan
 from probe.training.config import TrainConfig, check_weight
 from probe.training.readable import projection_targets
 
@@ -52,8 +54,10 @@ class WaywardConfig(OnePromptSettings):
         order = order[1:] + order[:1]  # a rotation: no label keeps its place
         return {"text": text.strip(), "labels": " ".join(labels[i] for i in order)}
 
-    def run_configs(self, labels: list[str]) -> dict[str, TrainConfig]:
-        """Run name -> training config: ``free-sN`` and ``<target>-sN`` for every seed."""
+    def run_configs(self, labels: list[str] | None = None) -> dict[str, TrainConfig]:
+        """Run name -> training config: ``free-sN`` and ``<target>-sN`` for every seed (``labels``: the data's label
+        names, read from it when not given)."""
+        labels = labels if labels is not None else as_splits(self.data, seed=self.seeds[0]).train.label_names
         out = {}
         for seed in self.seeds:
             out[f"free-s{seed}"] = self.train_config(seed=seed)
@@ -74,3 +78,10 @@ class WaywardConfig(OnePromptSettings):
         for text in self.targets(splits.train.label_names).values():
             projection_targets(f"text:{text}", model, index, self.length, [])
         return self.run_configs(splits.train.label_names)
+
+    def plan(self, out: Path, model: LoadedModel) -> Plan[Any]:
+        return Plan(self, self.checked_run_configs(model), {})
+
+    def reading_cost(self, plan: Plan[Any]) -> Cost:
+        # every run's prompt scored once on the test rows
+        return Cost(rows=(self.test_size or 0) * len(plan.configs))
