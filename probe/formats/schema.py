@@ -18,6 +18,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from probe.core.io import to_jsonable
+from probe.core.results import Result
+
 MAX_RECORD_BYTES = 64 * 2**20
 """No record probe writes comes near this; a larger file is refused before it is parsed."""
 
@@ -221,6 +224,10 @@ class FieldReader:
             return self.mapping(name, default, optional=optional)
         if origin is list and typing.get_args(hint) == (str,):
             return self.texts(name, default)
+        if origin is list and "required" in meta:  # a list of objects: see :func:`objects`
+            if name not in self.data and default is not _MISSING:
+                return default
+            return self.records(name, meta["required"], numbers=meta.get("numbers", ()))
         record = typing.get_args(hint)[0] if origin is list else hint
         if hasattr(record, "from_dict"):
             if optional and self.data.get(name) is None:
@@ -243,6 +250,40 @@ class FieldReader:
                 stacklevel=3,
             )
         return extra
+
+
+def objects(required: Iterable[str], numbers: Iterable[str] = ()) -> dict[str, Any]:
+    """The metadata of a record's field that is a list of objects (``list[dict[str, Any]]``), each holding every key
+    of ``required``, the nulls of ``numbers`` read as NaN (:meth:`FieldReader.records`): ``runs: list[dict[str,
+    Any]] = field(metadata=objects(REQUIRED, NUMBERS))``."""
+    return {"required": tuple(required), "numbers": tuple(numbers)}
+
+
+RecordT = typing.TypeVar("RecordT", bound="Record")
+
+
+class Record(Result):
+    """A record on disk whose fields say how it is read (:meth:`FieldReader.fields_of`): a ``@dataclass`` subclass
+    names what it is (``what``, for errors) and gets ``to_dict`` (every field), ``from_dict`` and :meth:`read`."""
+
+    what: typing.ClassVar[str] = "record"
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls: type[RecordT], data: Any, *, source: str | None = None) -> RecordT:
+        """The record in ``data`` (a file's parsed JSON).
+
+        Raises:
+            ValueError: naming the field that is missing or of the wrong type.
+        """
+        return cls(**FieldReader(data, source or f"<{cls.what}>", cls.what).fields_of(cls))
+
+    @classmethod
+    def read(cls: type[RecordT], path: str | os.PathLike[str]) -> RecordT:
+        """The record in the JSON file ``path``."""
+        return cls.from_dict(read_json(path, what=cls.what), source=str(path))
 
 
 def _nan_from_null(value: Any) -> Any:

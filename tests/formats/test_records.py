@@ -29,6 +29,7 @@ from probe.formats.faithfulness_record import Faithfulness, StandIn
 from probe.formats.hard_prompt import HardPrompt
 from probe.formats.lens_record import LayerLens, LensRow
 from probe.formats.manifest import DataRecord, Manifest
+from probe.formats.schema import Record
 from probe.training.config import TrainConfig
 
 NAN = math.nan
@@ -285,14 +286,16 @@ CASES: dict[type, Case] = {
 
 
 def _record_classes() -> set[type]:
-    """Every class of probe's that defines ``from_dict`` (the dashboard's modules, which run Streamlit, aside)."""
+    """Every class of probe's that defines ``from_dict`` or inherits it from :class:`Record` (the base itself and
+    the dashboard's modules, which run Streamlit, aside)."""
     found = set()
     for info in pkgutil.walk_packages(probe.__path__, "probe."):
         if info.name.startswith("probe.dashboard") or info.name == "probe.__main__":
             continue
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if cls.__module__ == module.__name__ and "from_dict" in vars(cls):
+            reads = "from_dict" in vars(cls) or issubclass(cls, Record)
+            if cls.__module__ == module.__name__ and reads and cls is not Record:
                 found.add(cls)
     return found
 

@@ -10,10 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probe.core.io import to_jsonable
-from probe.core.results import Result
 from probe.formats.hard_prompt import shown_tokens
-from probe.formats.schema import FieldReader, read_json
+from probe.formats.schema import Record, objects
 
 AUDIT_JSON = "audit.json"
 AUDIT_MD = "audit.md"
@@ -55,17 +53,18 @@ def judge(runs: list[dict[str, Any]], min_effect: float | None) -> tuple[str, st
 
 
 @dataclass(frozen=True, repr=False)
-class AuditReport(Result):
+class AuditReport(Record):
     """``runs``: one dict per run (at least :data:`RUN_FIELDS`); ``readings``: one dict per reading (at least
     :data:`READING_FIELDS`; ``found`` maps each run's folder to whether the reading found the marker)."""
 
-    runs: list[dict[str, Any]]
-    readings: list[dict[str, Any]]
+    runs: list[dict[str, Any]] = field(metadata=objects(RUN_FIELDS, RUN_NUMBERS))
+    readings: list[dict[str, Any]] = field(metadata=objects(READING_FIELDS, READING_NUMBERS))
     context: dict[str, Any] = field(default_factory=dict)
     verdict: str = ""
     """``conclusive`` or ``inconclusive`` (:func:`judge`); left empty, it is judged from ``runs``."""
     verdict_reason: str = ""
     format: int = AUDIT_FORMAT
+    what = "audit report"
 
     def __post_init__(self) -> None:
         if not self.verdict:  # an older file, or a report built in memory: judged from its runs
@@ -106,10 +105,6 @@ class AuditReport(Result):
     def to_dataframe(self) -> pd.DataFrame:
         """One row per reading."""
         return pd.DataFrame([{k: v for k, v in r.items() if k != "found"} for r in self.readings])
-
-    def to_dict(self) -> dict[str, Any]:
-        head = {"format": self.format, "verdict": self.verdict, "verdict_reason": self.verdict_reason}
-        return to_jsonable(head | {"runs": self.runs, "readings": self.readings, "context": self.context})
 
     def to_markdown(self) -> str:
         """The markdown report: the verdict, the ground truth, then each reading (its rates only when the
@@ -189,19 +184,5 @@ class AuditReport(Result):
             )
         return lines
 
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str = "<audit>") -> AuditReport:
-        """Read ``audit.json``.
 
-        Raises:
-            ValueError: naming the field that is missing or of the wrong type.
-        """
-        f = FieldReader(data, source, "audit report")
-        runs = f.records("runs", RUN_FIELDS, numbers=RUN_NUMBERS)
-        readings = f.records("readings", READING_FIELDS, numbers=READING_NUMBERS)
-        return cls(**f.fields_of(cls, runs=runs, readings=readings))
-
-
-def read_audit(path: str | Path) -> AuditReport:
-    """The report in ``path`` (an ``audit.json``)."""
-    return AuditReport.from_dict(read_json(path, what="audit report"), source=str(path))
+read_audit = AuditReport.read

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from probe.core.io import to_jsonable
-from probe.core.results import Result, shown
-from probe.formats.schema import FieldReader, read_json
+from probe.core.results import shown
+from probe.formats.schema import Record, objects
 
 FRONTIER_JSON = "frontier.json"
 FRONTIER_MD = "frontier.md"
@@ -36,15 +34,16 @@ NUMBERS += ("travel", "on_manifold")
 
 
 @dataclass(frozen=True, repr=False)
-class FrontierReport(Result):
+class FrontierReport(Record):
     """The sweep's runs (``runs``: one dict each, with at least :data:`REQUIRED`), the zero-shot accuracy, the
     aim it was measured against, and the context (model, data, steps, ...)."""
 
     zero_shot_accuracy: float
-    runs: list[dict[str, Any]]
+    runs: list[dict[str, Any]] = field(metadata=objects(REQUIRED, NUMBERS))
     context: dict[str, Any] = field(default_factory=dict)
     aim: dict[str, Any] = field(default_factory=dict)
     format: int = FRONTIER_FORMAT
+    what = "frontier report"
 
     def headline(self) -> str:
         pareto = sum(bool(r["pareto"]) for r in self.runs)
@@ -53,17 +52,6 @@ class FrontierReport(Result):
     def to_dataframe(self) -> pd.DataFrame:
         """One row per run."""
         return pd.DataFrame(self.runs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(
-            {
-                "format": self.format,
-                "zero_shot_accuracy": self.zero_shot_accuracy,
-                "runs": self.runs,
-                "aim": self.aim,
-                "context": self.context,
-            }
-        )
 
     def to_markdown(self) -> str:
         """The markdown report: every run with its intervals, then the frontier against the aim."""
@@ -123,17 +111,5 @@ class FrontierReport(Result):
             )
         return "\n".join(lines) + "\n"
 
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str = "<frontier>") -> FrontierReport:
-        """Read ``frontier.json``.
 
-        Raises:
-            ValueError: naming the field that is missing or of the wrong type.
-        """
-        f = FieldReader(data, source, "frontier report")
-        return cls(**f.fields_of(cls, runs=f.records("runs", REQUIRED, numbers=NUMBERS)))
-
-
-def read_frontier(path: str | Path) -> FrontierReport:
-    """The report in ``path`` (a ``frontier.json``)."""
-    return FrontierReport.from_dict(read_json(path, what="frontier report"), source=str(path))
+read_frontier = FrontierReport.read

@@ -4,14 +4,11 @@ target it does not do, one entry per target."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from probe.core.io import to_jsonable
-from probe.core.results import Result
-from probe.formats.schema import FieldReader, read_json
+from probe.formats.schema import Record, objects
 
 WAYWARD_JSON = "wayward.json"
 WAYWARD_MD = "wayward.md"
@@ -24,16 +21,17 @@ NUMBERS = ("soft_accuracy", "cost", "cost_ci", "relative_cost", "reads_as_target
 
 
 @dataclass(frozen=True, repr=False)
-class WaywardReport(Result):
+class WaywardReport(Record):
     """The unconstrained prompts' accuracy (``free_accuracy``, mean over seeds), one dict per target (``targets``:
     at least :data:`REQUIRED`; ``cost`` is the paired accuracy drop against the unconstrained prompt of the same
     seed, in accuracy units), the closing sentence (``conclusion``) and the context."""
 
     free_accuracy: float
-    targets: list[dict[str, Any]]
+    targets: list[dict[str, Any]] = field(metadata=objects(REQUIRED, NUMBERS))
     conclusion: str
     context: dict[str, Any] = field(default_factory=dict)
     format: int = WAYWARD_FORMAT
+    what = "wayward report"
 
     def headline(self) -> str:
         return self.conclusion
@@ -41,17 +39,6 @@ class WaywardReport(Result):
     def to_dataframe(self) -> pd.DataFrame:
         """One row per target."""
         return pd.DataFrame(self.targets)
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(
-            {
-                "format": self.format,
-                "free_accuracy": self.free_accuracy,
-                "targets": self.targets,
-                "conclusion": self.conclusion,
-                "context": self.context,
-            }
-        )
 
     def to_markdown(self) -> str:
         """The markdown report: each target's cost and reading, then the conclusion."""
@@ -89,17 +76,5 @@ class WaywardReport(Result):
         ]
         return "\n".join(lines) + "\n"
 
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str = "<wayward>") -> WaywardReport:
-        """Read ``wayward.json``.
 
-        Raises:
-            ValueError: naming the field that is missing or of the wrong type.
-        """
-        f = FieldReader(data, source, "wayward report")
-        return cls(**f.fields_of(cls, targets=f.records("targets", REQUIRED, numbers=NUMBERS)))
-
-
-def read_wayward(path: str | Path) -> WaywardReport:
-    """The report in ``path`` (a ``wayward.json``)."""
-    return WaywardReport.from_dict(read_json(path, what="wayward report"), source=str(path))
+read_wayward = WaywardReport.read
