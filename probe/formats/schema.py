@@ -267,6 +267,8 @@ class Record(Result):
     names what it is (``what``, for errors) and gets ``to_dict`` (every field), ``from_dict`` and :meth:`read`."""
 
     what: typing.ClassVar[str] = "record"
+    lacked: typing.ClassVar[dict[str, Any]] = {}
+    """What older files lacked, for fields without a default (read as these when absent)."""
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})  # type: ignore[arg-type]
@@ -278,7 +280,7 @@ class Record(Result):
         Raises:
             ValueError: naming the field that is missing or of the wrong type.
         """
-        return cls(**FieldReader(data, source or f"<{cls.what}>", cls.what).fields_of(cls))
+        return cls(**FieldReader(data, source or f"<{cls.what}>", cls.what).fields_of(cls, defaults=cls.lacked))
 
     @classmethod
     def read(cls: type[RecordT], path: str | os.PathLike[str]) -> RecordT:

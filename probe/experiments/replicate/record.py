@@ -17,8 +17,7 @@ import pandas as pd
 
 from probe.core.io import to_jsonable
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
-from probe.core.results import Result
-from probe.formats.schema import FieldReader, read_json
+from probe.formats.schema import FieldReader, Record, objects
 from probe.readings.reports import FAITHFULNESS_CAVEAT
 
 REPORT_MD = "report.md"
@@ -85,13 +84,15 @@ class Finding:
 
 
 @dataclass(frozen=True, repr=False)
-class ReplicateReport(Result):
+class ReplicateReport(Record):
     """The findings, the accuracy table (one row per init x length) and the context they were measured in."""
 
     context: dict[str, Any]
     findings: list[Finding]
-    accuracy: list[dict[str, Any]]
+    accuracy: list[dict[str, Any]] = field(metadata=objects((), ACCURACY_NUMBERS))
     format: int = REPORT_FORMAT
+    what = "replicate report"
+    lacked = {"context": {}, "findings": [], "accuracy": []}  # noqa: RUF012 (read, never changed)
 
     def headline(self) -> str:
         verdicts = ", ".join(f"{f.number}: {f.verdict}" for f in self.findings)
@@ -106,26 +107,6 @@ class ReplicateReport(Result):
                 for f in self.findings
             ]
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object of ``report.json``."""
-        return {
-            "format": self.format,
-            "context": to_jsonable(self.context),
-            "findings": [f.to_dict() for f in self.findings],
-            "accuracy": to_jsonable(self.accuracy),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str = "<report>") -> ReplicateReport:
-        """Read a report of any version.
-
-        Raises:
-            ValueError: naming the field that is missing or of the wrong type.
-        """
-        f = FieldReader(data, source, "replicate report")
-        rows = f.records("accuracy", (), numbers=ACCURACY_NUMBERS) if "accuracy" in f.data else []
-        return cls(**f.fields_of(cls, defaults={"context": {}, "findings": []}, accuracy=rows))
 
     def to_markdown(self) -> str:
         """The markdown report: every finding against its controls, what was measured, the accuracy table, and the
@@ -191,10 +172,4 @@ class ReplicateReport(Result):
         return " · ".join(parts)
 
 
-def read_report(path: str | Path) -> ReplicateReport:
-    """The report in ``path`` (a ``report.json``).
-
-    Raises:
-        ValueError: not a report probe wrote (naming the field that is wrong).
-    """
-    return ReplicateReport.from_dict(read_json(path, what="replicate report"), source=str(path))
+read_report = ReplicateReport.read
