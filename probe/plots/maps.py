@@ -60,47 +60,125 @@ def prompt_map(
         label_positions: write each position's top-1 token next to it (placed to avoid overlaps).
     """
     fig = vocab_cloud(tokens, title=title)
-    if landmarks is not None and not landmarks.empty:
-        _add_landmarks(fig, landmarks)
-    if paths.empty:
-        return fig
-    colors = palette(sorted(paths[color_by].astype(str).unique()))
-    _add_tracks(fig, paths, colors, color_by, highlight)
-    current = paths if step is None else paths[paths["step"] <= step]
-    current = current.sort_values("step").groupby(["run", "position"], as_index=False).tail(1)
-    _add_positions(fig, current, colors, color_by, highlight)
-    if label_positions and not current.empty:
-        top1 = current["neighbours"].str.split(", ").str[0].fillna("")
-        spots = label_spots(current["x"].to_numpy(), current["y"].to_numpy(), top1.tolist())
-        fig.add_trace(
-            go.Scatter(
-                x=current["x"],
-                y=current["y"],
-                mode="text",
-                text=top1,
-                textposition=spots,
-                textfont={"size": 11, "color": [colors[str(g)] for g in current[color_by]]},
-                hoverinfo="skip",
-                name="top-1 tokens",
-            )
-        )
+    words = landmarks if landmarks is not None else pd.DataFrame(columns=["token", "x", "y", "is_label"])
+    current = paths.iloc[0:0]
+    if not paths.empty:
+        colors = palette(sorted(paths[color_by].astype(str).unique()))
+        _add_tracks(fig, paths, colors, color_by, highlight)
+        current = paths if step is None else paths[paths["step"] <= step]
+        current = current.sort_values("step").groupby(["run", "position"], as_index=False).tail(1)
+        _add_positions(fig, current, colors, color_by, highlight)
+    if not label_positions or current.empty:
+        current = current.iloc[0:0] if "x" in current else pd.DataFrame(columns=["x", "y", "neighbours", color_by])
+    top1 = current["neighbours"].str.split(", ").str[0].fillna("").astype(str)
+    labels = words[words["is_label"].astype(bool)]
+    others = words[~words["is_label"].astype(bool)]
+    # one placement for every word on the map: class labels, then the top-1 tokens (both always written), then
+    # landmark words where they fit (a landmark that would cover another word is left to the hover)
+    xs = np.concatenate([labels["x"], current["x"], others["x"]]).astype(float)
+    ys = np.concatenate([labels["y"], current["y"], others["y"]]).astype(float)
+    texts = [*map(str, labels["token"]), *top1, *map(str, others["token"])]
+    required = len(labels) + len(top1)
+    scales = [1.3] * len(labels) + [1.0] * len(top1) + [0.95] * len(others)  # 13 px bold, 11 px, 10 px
+    spots = label_spots(xs, ys, texts, required=required, span=_span(tokens, xs, ys), scales=scales)
+    n = len(labels)
+    _add_words(fig, others, spots[required:], size=10, color="#7f8c8d", name="landmark words")
+    _add_words(fig, labels, spots[:n], size=13, color="#c0392b", name="class labels", bold=True)
+    if len(top1):
+        tops = pd.DataFrame({"token": top1.to_numpy(), "x": current["x"].to_numpy(), "y": current["y"].to_numpy()})
+        shades = [colors[str(g)] for g in current[color_by]]
+        _add_words(fig, tops, spots[n:required], size=11, color=shades, name="top-1 tokens")
+    _frame(fig, tokens, xs[:required], ys[:required])  # landmarks may fall outside; labels and positions never
     return fig
 
 
-def _add_landmarks(fig: go.Figure, landmarks: pd.DataFrame) -> None:
-    """Landmark words in grey and class labels in bold red, as SVG text."""
-    for is_label, words in landmarks.groupby("is_label"):
+OUTLYING = 0.005
+"""Share of the vocabulary cloud at each end of each axis that the view may leave out (outlying streaks would
+otherwise squeeze the rest into a corner)."""
+
+
+def _frame(fig: go.Figure, tokens: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> None:
+    """Axis ranges over the cloud less its outliers (:data:`OUTLYING`) and over every word and position, with a note
+    saying how many tokens lie outside (double-click the map to see all)."""
+    cx, cy = tokens["x"].to_numpy(dtype=float), tokens["y"].to_numpy(dtype=float)
+    if len(cx) < 100:
+        return
+    ranges = []
+    for cloud, words in ((cx, x), (cy, y)):
+        low, high = np.quantile(cloud, [OUTLYING, 1 - OUTLYING])
+        if len(words):
+            low, high = min(low, float(words.min())), max(high, float(words.max()))
+        pad = 0.04 * (high - low)
+        ranges.append((low - pad, high + pad))
+    (x0, x1), (y0, y1) = ranges
+    outside = int(np.sum((cx < x0) | (cx > x1) | (cy < y0) | (cy > y1)))
+    if outside == 0:
+        return
+    fig.update_xaxes(range=[x0, x1])
+    fig.update_yaxes(range=[y0, y1])
+    fig.add_annotation(
+        text=f"{outside:,} outlying tokens lie outside this view (double-click the map to see them all)",
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=0,
+        xanchor="left",
+        yanchor="bottom",
+        showarrow=False,
+        font={"size": 10, "color": "#7f8c8d"},
+    )
+
+
+def _span(tokens: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The width and height the map spans (its cloud and its words): label sizes are shares of these."""
+    all_x = np.concatenate([tokens["x"].to_numpy(dtype=float), x])
+    all_y = np.concatenate([tokens["y"].to_numpy(dtype=float), y])
+    return max(float(np.ptp(all_x)), 1e-9), max(float(np.ptp(all_y)), 1e-9)
+
+
+def _add_words(
+    fig: go.Figure,
+    words: pd.DataFrame,
+    spots: list[Spot | None],
+    *,
+    size: int,
+    color: str | list[str],
+    name: str,
+    bold: bool = False,
+) -> None:
+    """The words (token, x, y) that were given a spot, as SVG text; a word moved away from its point is joined to
+    it by a thin leader line. The others are not written (the hover still names every point)."""
+    kept = [i for i, spot in enumerate(spots) if spot is not None]
+    if not kept:
+        return
+    at = [spots[i] for i in kept]
+    x = words["x"].to_numpy(dtype=float)[kept]
+    y = words["y"].to_numpy(dtype=float)[kept]
+    tx = x + np.array([spot[1] for spot in at if spot is not None])
+    ty = y + np.array([spot[2] for spot in at if spot is not None])
+    moved = [j for j in range(len(kept)) if tx[j] != x[j] or ty[j] != y[j]]
+    if moved:
+        lx = [v for j in moved for v in (x[j], tx[j], None)]
+        ly = [v for j in moved for v in (y[j], ty[j], None)]
         fig.add_trace(
             go.Scatter(
-                x=words["x"],
-                y=words["y"],
-                mode="text",
-                text=[f"<b>{w}</b>" for w in words["token"]] if is_label else words["token"],
-                textfont={"size": 13 if is_label else 10, "color": "#c0392b" if is_label else "#7f8c8d"},
-                hoverinfo="skip",
-                name="class labels" if is_label else "landmark words",
+                x=lx, y=ly, mode="lines", line={"width": 0.6, "color": "#95a5a6"}, hoverinfo="skip", showlegend=False
             )
         )
+    tokens = [str(t) for t in words["token"].to_numpy()[kept]]
+    colors = [color[i] for i in kept] if isinstance(color, list) else color
+    fig.add_trace(
+        go.Scatter(
+            x=tx,
+            y=ty,
+            mode="text",
+            text=[f"<b>{t}</b>" for t in tokens] if bold else tokens,
+            textposition=[spot[0] for spot in at if spot is not None],
+            textfont={"size": size, "color": colors},
+            hoverinfo="skip",
+            name=name,
+        )
+    )
 
 
 def _add_tracks(
@@ -157,40 +235,76 @@ def _add_positions(
 
 
 LABEL_SPOTS = ("top right", "bottom right", "top left", "bottom left", "top center", "bottom center")
+RINGS = 4
+"""How far a required word may move from its point to find a free place: up to this many line heights (a leader
+line then joins it to its point)."""
+
+Spot = tuple[str, float, float]
+"""Where a word is written: its text position beside the anchor, and the anchor's shift from the point (map units)."""
 
 
 def label_spots(
-    x: np.ndarray, y: np.ndarray, texts: list[str], *, char: float = 0.009, line: float = 0.03
-) -> list[str]:
-    """Where to put each point's text so that labels overlap as little as they can (greedy, in map units).
+    x: np.ndarray,
+    y: np.ndarray,
+    texts: list[str],
+    *,
+    char: float = 0.009,
+    line: float = 0.035,
+    required: int | None = None,
+    span: tuple[float, float] | None = None,
+    scales: list[float] | None = None,
+) -> list[Spot | None]:
+    """Where to write each point's text so that no two words overlap (greedy, in map units, in the given order).
 
-    ``char`` and ``line`` are a character's width and a line's height as shares of the map's width and height.
+    Each word tries the six sides of its point, then the same sides moved 1 to :data:`RINGS` line heights away.
+    The first ``required`` texts (default: all) are always written: at the first free place, else where they
+    overlap least. A later text is written only at a free place (``None``: not written), and a text already written
+    where this one would overlap it is not written twice. ``char`` and ``line`` are a character's width and a line's
+    height as shares of ``span`` (the map's width and height; default: the points' own), for an 11 px font; a
+    word's entry in ``scales`` sizes it for its own font (13 px bold: about 1.3).
     """
     if len(x) == 0:
         return []
-    width, height = max(float(np.ptp(x)), 1e-9), max(float(np.ptp(y)), 1e-9)
-    placed: list[tuple[float, float, float, float]] = []
-    spots = []
-    for xi, yi, text in zip(x, y, texts, strict=True):
-        w, h = len(text) * char * width, line * height
-        best, best_overlap = LABEL_SPOTS[0], float("inf")
-        for spot in LABEL_SPOTS:
-            left = xi - (w if "left" in spot else w / 2 if "center" in spot else 0)
-            bottom = yi - h if "bottom" in spot else yi
-            box = (left, bottom, left + w, bottom + h)
-            overlap = sum(
-                max(0.0, min(box[2], b[2]) - max(box[0], b[0])) * max(0.0, min(box[3], b[3]) - max(box[1], b[1]))
-                for b in placed
-            )
-            if overlap < best_overlap:
-                best, best_overlap = spot, overlap
-            if overlap == 0:
+    required = len(texts) if required is None else required
+    width, height = span or (max(float(np.ptp(x)), 1e-9), max(float(np.ptp(y)), 1e-9))
+    placed: list[tuple[tuple[float, float, float, float], str]] = []  # (box, text)
+    spots: list[Spot | None] = []
+    for i, (xi, yi, text) in enumerate(zip(x, y, texts, strict=True)):
+        scale = scales[i] if scales is not None else 1.0
+        w, h = len(text) * char * width * scale, line * height * scale
+        rings = range(RINGS + 1) if i < required else range(1)
+        best: tuple[float, Spot, tuple[float, float, float, float]] | None = None
+        for ring in rings:
+            for side in LABEL_SPOTS:
+                dx = ring * h * (-1 if "left" in side else 0 if "center" in side else 1)
+                dy = ring * h * (-1 if "bottom" in side else 1)
+                box = _box(float(xi) + dx, float(yi) + dy, w, h, side)
+                clash = sum(_overlap(box, b) for b, _ in placed)
+                if best is None or clash < best[0]:
+                    best = (clash, (side, dx, dy), box)
+                if clash == 0:
+                    break
+            if best is not None and best[0] == 0:
                 break
-        left = xi - (w if "left" in best else w / 2 if "center" in best else 0)
-        bottom = yi - h if "bottom" in best else yi
-        placed.append((left, bottom, left + w, bottom + h))
-        spots.append(best)
+        assert best is not None
+        clash, spot, box = best
+        twin = any(t == text and _overlap(_box(float(xi), float(yi), w, h, spot[0]), b) > 0 for b, t in placed)
+        if twin or (i >= required and clash > 0):
+            spots.append(None)
+            continue
+        placed.append((box, text))
+        spots.append(spot)
     return spots
+
+
+def _box(x: float, y: float, w: float, h: float, spot: str) -> tuple[float, float, float, float]:
+    left = x - (w if "left" in spot else w / 2 if "center" in spot else 0)
+    bottom = y - h if "bottom" in spot else y
+    return left, bottom, left + w, bottom + h
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
 def small_map(tokens: pd.DataFrame, paths: pd.DataFrame, *, step: int | None, highlight: int | None) -> go.Figure:

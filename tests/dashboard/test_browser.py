@@ -268,3 +268,116 @@ def test_browser__initialisations_side_by_side(server, browser):
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 12", timeout=120_000)
     assert page.locator(".js-plotly-plot").count() == 3 * 4
     page.close()
+
+
+# What a page shows before its own title (text of the main area that precedes the first h1), every table's box that
+# reaches past the main area's right edge, and the SVG text labels of every chart that overlap another.
+_READING = """() => {
+  const main = document.querySelector('[data-testid="stMain"]') || document.querySelector('section.main');
+  const h1 = main.querySelector('h1');
+  let before = '';
+  if (h1) {
+    const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const node = walker.currentNode;
+      if (h1.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING || h1.contains(node)) break;
+      const style = node.parentElement && getComputedStyle(node.parentElement);
+      if (style && style.visibility !== 'hidden' && style.display !== 'none') before += node.textContent;
+    }
+  }
+  const edge = main.getBoundingClientRect().right;
+  const clipped = [...main.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"]')]
+    .filter(t => t.getBoundingClientRect().width > 0 && t.getBoundingClientRect().right > edge + 1)
+    .map(t => t.innerText.slice(0, 40));
+  const overlaps = [];
+  let labels = 0;
+  for (const chart of main.querySelectorAll('.js-plotly-plot')) {
+    const boxes = [...chart.querySelectorAll('svg text.textpoint text, svg g.annotation-text-g text, svg .textpoint')]
+      .filter(t => t.textContent.trim())
+      .map(t => [t.textContent, t.getBoundingClientRect()])
+      .filter(([, r]) => r.width > 0);
+    labels += boxes.length;
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const [a, r] = boxes[i], [b, s] = boxes[j];
+      const w = Math.min(r.right, s.right) - Math.max(r.left, s.left);
+      const h = Math.min(r.bottom, s.bottom) - Math.max(r.top, s.top);
+      if (w > 2 && h > 2) overlaps.push(a + ' / ' + b);
+    }
+  }
+  const tables = main.querySelectorAll('[data-testid="stDataFrame"], [data-testid="stTable"]').length;
+  return {title: h1 ? h1.innerText : null, before: before.trim(), clipped, overlaps, labels, tables};
+}"""
+
+
+def _read_every_page(url: str, browser, shots: Path) -> dict[str, dict]:
+    """Open every page from the sidebar as a user does; what each shows (see ``_READING``), after a screenshot."""
+    from probe.dashboard.app import PAGE_LIST
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stSidebarNav"]', timeout=180_000)
+    _wait_idle(page)
+    seen = {}
+    for i, (_, title, path) in enumerate(PAGE_LIST):
+        _open(page, title)
+        if i:  # the first page is served at the root
+            page.wait_for_url(f"**/{path}*", timeout=60_000)
+        page.wait_for_timeout(1500)  # the rerun starts: the old page's elements turn stale, then go
+        _wait_idle(page)
+        page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=120_000)
+        if title == "Map":
+            page.wait_for_selector("text=map of", timeout=180_000)  # the fitted map, not the PCA stand-in
+            _wait_idle(page)
+        _no_exception(page)
+        page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
+        seen[title] = page.evaluate(_READING)
+    page.close()
+    return seen
+
+
+def test_browser__every_page_reads_cleanly_on_the_demo_runs(server, browser, tmp_path):
+    """Every page: no exception, no text above its title, no table cut off at the right, no chart label on top of
+    another (the map's class labels and top-1 tokens included)."""
+    seen = _read_every_page(server, browser, tmp_path)
+    assert seen["Map"]["labels"] > 20 and seen["Nearest tokens"]["tables"] >= 1  # the checks below had work to do
+    for title, view in seen.items():
+        assert view["title"], f"{title}: no title"
+        assert view["before"] == "", f"{title}: text above the title: {view['before'][:120]!r}"
+        assert view["clipped"] == [], f"{title}: tables cut off at the right: {view['clipped']}"
+        assert view["overlaps"] == [], f"{title}: labels drawn over each other: {view['overlaps'][:6]}"
+    assert all(_is_png(tmp_path / f"{path}.png") for path in ("tokens", "map", "drift"))
+
+
+def test_browser__every_page_reads_cleanly_on_an_empty_folder(browser, tmp_path):
+    """The same on a folder with no runs (and no demo): each page says what to do, with no exception."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe", "dashboard", str(empty), "--port", str(port), "--no-demo"],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        shots = tmp_path / "shots"
+        shots.mkdir()
+        seen = _read_every_page(url, browser, shots)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for title, view in seen.items():
+        assert view["title"], f"{title}: no title on an empty folder"
+        assert view["before"] == "", f"{title}: text above the title: {view['before'][:120]!r}"

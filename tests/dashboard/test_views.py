@@ -126,7 +126,26 @@ def test_label_spots__labels_avoid_each_other_when_they_can():
     x, y = np.array([0.0, 0.01, 1.0]), np.array([0.0, 0.0, 1.0])
     spots = label_spots(x, y, ["alpha", "beta", "gamma"])
     assert spots[0] != spots[1]  # two labels on nearly the same point go to different sides
-    assert spots[2] == "top right"  # a lone point keeps the first choice
+    assert spots[2] == ("top right", 0.0, 0.0)  # a lone point keeps the first choice, on the point
+
+
+def test_label_spots__optional_words_that_would_cover_another_are_not_written():
+    from probe.plots.maps import _box, _overlap, label_spots
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=300), rng.normal(size=300)  # a crowded map: most words cannot all fit
+    texts = [f"word{i}" for i in range(300)]
+    spots = label_spots(x, y, texts, required=5)
+    assert all(spot is not None for spot in spots[:5])  # the required words are always written
+    written = [i for i, spot in enumerate(spots) if spot is not None]
+    assert 5 < len(written) < 300  # some optional words fit, not all
+    width, height = float(np.ptp(x)), float(np.ptp(y))
+    at = {i: spots[i] for i in written}
+    boxes = [
+        _box(x[i] + at[i][1], y[i] + at[i][2], len(texts[i]) * 0.009 * width, 0.035 * height, at[i][0]) for i in written
+    ]
+    clashes = [(a, b) for a in range(len(boxes)) for b in range(a + 1, len(boxes)) if _overlap(boxes[a], boxes[b])]
+    assert clashes == [] or all(b < 5 for _, b in clashes)  # only required words may ever touch each other
 
 
 def test_prompt_map__labels_are_svg_text_traces(demo_runs, default_model, default_index, tmp_path):
@@ -146,3 +165,21 @@ def test_prompt_map__labels_are_svg_text_traces(demo_runs, default_model, defaul
     )
     bare = prompt_map(map_tokens(vmap, default_model.vocabulary.display), paths, step=10, label_positions=False)
     assert not [t for t in bare.data if getattr(t, "mode", None) == "text"]
+
+
+def test_prompt_map__outliers_are_left_out_of_the_view_and_said_so():
+    from probe.plots.maps import prompt_map
+
+    rng = np.random.default_rng(0)
+    cloud = pd.DataFrame(
+        {"token": [f"t{i}" for i in range(1000)], "x": rng.normal(size=1000), "y": rng.normal(size=1000)}
+    )
+    cloud.loc[:2, "x"] = 500.0  # a far streak of three tokens
+    paths = pd.DataFrame(
+        {"run": ["a"], "init": ["a"], "step": [0], "position": [0], "x": [3.5], "y": [0.0]}
+        | {"neighbours": ["t9, t8"], "top1_cos": [0.5], "on_manifold": [True]}
+    )
+    fig = prompt_map(cloud, paths)
+    x0, x1 = fig.layout.xaxis.range
+    assert x1 < 500 and x0 <= 3.5 <= x1  # the streak is out, the prompt's position is in
+    assert any("3 outlying tokens" in a.text for a in fig.layout.annotations)
