@@ -29,6 +29,56 @@ def chart(fig: Any, figure_format: str, *, key: str | None = None, **kwargs: Any
     return event
 
 
+COLUMN_HELP = {
+    "run": "the run's folder name",
+    "init": "how the prompt started: class-label, sampled-vocab (5,000 most frequent tokens) or random-uniform",
+    "soft_accuracy": "accuracy of the trained soft prompt on the test rows",
+    "discretised_accuracy": "accuracy when every position is replaced by its nearest real token",
+    "zero_shot_accuracy": "accuracy of the frozen model with no prompt",
+    "gain_retained": "(discretised - zero-shot) / (soft - zero-shot): the share of the prompt's gain its nearest "
+    "tokens keep; negative: they do worse than no prompt; blank: the soft prompt is not above zero-shot",
+    "distance_travelled": "mean over positions of 1 - cosine(final, init)",
+    "cos_final_to_init": "mean over positions of the cosine between the final and the initial vector",
+    "init_token_kept_top1": "positions whose top-1 token is still the token they started as (of the positions that "
+    "started as a token); unknown: the init was not a token",
+    "label_in_topk": "share of positions with a class label among their top-k tokens",
+    "on_manifold": "share of positions (or, for one position: whether it is) as close to its nearest token as real "
+    "tokens are to theirs",
+    "duplicate_top1": "share of positions whose top-1 token is another position's top-1 too",
+    "mean_converged_at": "mean step after which a position's top-1 token no longer changed",
+    "mean_coherence": "mean cosine between a position's top-k tokens (how tight its neighbourhood is)",
+    "position": "the prompt position (0 is the first virtual token)",
+    "neighbours": "the k nearest real tokens by cosine, with their cosines",
+    "top1": "the nearest real token",
+    "top1_cos": "cosine to the nearest real token",
+    "margin": "cosine of the top-1 token minus that of the top-2",
+    "norm_x_vocab": "the position's norm as a multiple of the vocabulary's mean norm",
+    "manifold_pct": "percentile of the position's top-1 cosine among real tokens' own top-1 cosines",
+    "labels": "class labels among the top-k, with their ranks (label@rank)",
+    "repeats_at": "other positions with the same top-1 token",
+    "init_tokens": "the top-k tokens at the start",
+    "final_tokens": "the top-k tokens at the end",
+    "cos_to_init": "cosine between the position's final and initial vector",
+    "coherence": "mean cosine between the position's final top-k tokens",
+}
+"""What each table column means, shown when the pointer rests on its header (every page's tables)."""
+
+
+def data_table(frame: Any, *, pin: str | None = None, **kwargs: Any) -> Any:
+    """``st.dataframe`` as every page shows one: as wide as the page (scrolling sideways when it must, with the
+    ``pin`` column, default the first, kept in view) and help on every column :data:`COLUMN_HELP` knows."""
+    data = getattr(frame, "data", frame)  # a Styler's frame
+    columns = [str(c) for c in data.columns]
+    pinned = pin if pin is not None else (columns[0] if columns else None)
+    config = {
+        c: st.column_config.Column(help=COLUMN_HELP.get(c), pinned=c == pinned or None)
+        for c in columns
+        if c in COLUMN_HELP or c == pinned
+    }
+    options: dict[str, Any] = {"hide_index": True, "width": "stretch"} | kwargs
+    return st.dataframe(frame, column_config=config, **options)
+
+
 def one_line(error: BaseException) -> str:
     """An error as the CLI says it: one line."""
     return " ".join(str(error).split()) or type(error).__name__

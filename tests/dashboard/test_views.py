@@ -183,3 +183,19 @@ def test_prompt_map__outliers_are_left_out_of_the_view_and_said_so():
     x0, x1 = fig.layout.xaxis.range
     assert x1 < 500 and x0 <= 3.5 <= x1  # the streak is out, the prompt's position is in
     assert any("3 outlying tokens" in a.text for a in fig.layout.annotations)
+
+
+def test_tables__every_column_the_main_tables_show_has_help(demo_runs, default_model, default_index):
+    from probe.dashboard.widgets import COLUMN_HELP
+    from probe.experiments.demo import comparison_table
+    from probe.readings.drift import summarize_run
+
+    runs = [load_run(demo_runs / name) for name in ("class-label", "random-uniform")]
+    report = nearest_tokens(runs[0].latest_prompt(), default_model, k=5, labels=runs[0].labels, index=default_index)
+    shown = [
+        comparison_table(runs, default_model, default_index),
+        position_table(report),
+        summarize_run(runs[0], default_model, index=default_index).to_dataframe(),
+    ]
+    missing = {c for frame in shown for c in frame.columns if c not in COLUMN_HELP}
+    assert missing == set()

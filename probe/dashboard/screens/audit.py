@@ -4,7 +4,7 @@ import streamlit as st
 
 from probe.dashboard import settings
 from probe.dashboard.sidebar import current_view
-from probe.dashboard.widgets import chart
+from probe.dashboard.widgets import chart, data_table
 from probe.experiments.audit.figure import audit_figure
 from probe.experiments.audit.table import audit_report, found_table, ground_truth, readings_table
 
@@ -30,11 +30,11 @@ else:
         advice = report.advice()
         st.warning(f"**{report.headline()}**. No reading is judged. {advice[:1].upper()}{advice[1:]}.")
     st.subheader("Ground truth: does each run rely on the marker?")
-    st.dataframe(ground_truth(report), hide_index=True, width="stretch", key="audit-truth")
+    data_table(ground_truth(report), key="audit-truth")
     if report.conclusive:
         st.subheader("Which reading finds it?")
-        st.dataframe(readings_table(report), hide_index=True, width="stretch", key="audit-readings")
+        data_table(readings_table(report), key="audit-readings")
         chart(audit_figure(report), view.figure_format, width="stretch", key="audit-figure")
     else:
         st.subheader("What each reading found, per run (not a finding)")
-        st.dataframe(found_table(report), hide_index=True, width="stretch", key="audit-found")
+        data_table(found_table(report), key="audit-found")

@@ -4,12 +4,12 @@ import streamlit as st
 
 from probe.dashboard import state
 from probe.dashboard.sidebar import current_view
-from probe.dashboard.widgets import chart
+from probe.dashboard.widgets import chart, data_table
 from probe.plots.bars import init_comparison
 
 view = current_view()
 if view.selected:
     table = state.get_comparison(state.paths(view.selected), state.signature(view.selected), view.model_name)
-    st.dataframe(table, hide_index=True, width="stretch")
+    data_table(table)
     chart(init_comparison(table), view.figure_format, width="stretch")
     st.download_button("comparison.csv", table.to_csv(index=False), "comparison.csv", "text/csv")

@@ -5,7 +5,7 @@ import streamlit as st
 
 from probe.dashboard import views
 from probe.dashboard.sidebar import current_view
-from probe.dashboard.widgets import chart
+from probe.dashboard.widgets import chart, data_table
 from probe.plots.bars import importance_bars
 
 view = current_view()
@@ -32,10 +32,10 @@ for run in view.selected:
     )
     if record.faithfulness is not None:
         st.caption("Does each stand-in do what the soft prompt does? (95% paired intervals over the test examples)")
-        st.dataframe(record.faithfulness.to_dataframe(), hide_index=True, width="stretch", key=f"faith-{run.name}")
+        data_table(record.faithfulness.to_dataframe(), key=f"faith-{run.name}")
     for effects, title in ((record.attribution, "Input attribution"), (record.triggers, "Trigger scan")):
         if effects is not None:
             st.markdown(f"**{title}**. " + effects.to_markdown())
     table = views.explain_table(record)
-    st.dataframe(table, hide_index=True, width="stretch")
+    data_table(table)
     chart(importance_bars(table, highlight=view.focus), view.figure_format, width="stretch", key=f"imp-{run.name}")

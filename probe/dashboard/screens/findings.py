@@ -4,6 +4,7 @@ import streamlit as st
 
 from probe.dashboard import settings
 from probe.dashboard.sidebar import current_view
+from probe.dashboard.widgets import data_table
 from probe.experiments.replicate.table import findings_reports, findings_side_by_side
 
 current_view()  # the shared sidebar, as on every page
@@ -24,7 +25,7 @@ elif len(reports) == 1:
 else:
     st.subheader(f"{len(reports)} reports side by side")
     st.caption("verdict: learned [95% CI]; at init = the same reading on the runs' step-0 snapshots")
-    st.dataframe(findings_side_by_side(reports), hide_index=True, width="stretch")
+    data_table(findings_side_by_side(reports))
     for report, tab in zip(reports, st.tabs([r.label for r in reports]), strict=True):
         with tab:
             st.caption(f"`{report.folder}`")

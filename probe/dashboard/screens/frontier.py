@@ -5,7 +5,7 @@ import streamlit as st
 
 from probe.dashboard import settings
 from probe.dashboard.sidebar import current_view, select_runs
-from probe.dashboard.widgets import chart
+from probe.dashboard.widgets import chart, data_table
 from probe.experiments.frontier.figure import frontier_figure
 from probe.experiments.frontier.table import frontier_view
 
@@ -31,7 +31,7 @@ else:
 
     figure = frontier_figure(frontier.report)
     chart(figure, view.figure_format, key="frontier-figure", on_select=picked, selection_mode="points")
-    st.dataframe(frontier.table(), hide_index=True, width="stretch")
+    data_table(frontier.table())
     openable = [n for n in frontier.names if n]
     if openable:
         st.selectbox(

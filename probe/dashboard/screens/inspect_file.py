@@ -6,7 +6,7 @@ import streamlit as st
 from probe.dashboard import state, views
 from probe.dashboard.sidebar import current_view
 from probe.dashboard.uploads import MAX_UPLOAD_MB, UPLOAD_SUFFIXES, read_server_file, read_upload
-from probe.dashboard.widgets import chart, show_error
+from probe.dashboard.widgets import chart, data_table, show_error
 from probe.plots.heatmaps import neighbour_heatmap
 
 view = current_view()
@@ -32,7 +32,7 @@ try:
         prompt.check_dim(model.dim, model.name)
         report = views.prompt_report(prompt, model, state.get_index(file_model), view.k)
         st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
-        st.dataframe(views.position_table(report), hide_index=True, width="stretch")
+        data_table(views.position_table(report))
         chart(neighbour_heatmap(report.to_dataframe()), view.figure_format, width="stretch", key=f"inspect-{i}")
 except (ValueError, FileNotFoundError, TypeError) as e:
     show_error(e)

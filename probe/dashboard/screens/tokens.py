@@ -4,7 +4,7 @@ import streamlit as st
 
 from probe.dashboard import state, views
 from probe.dashboard.sidebar import current_view, highlight
-from probe.dashboard.widgets import chart
+from probe.dashboard.widgets import chart, data_table
 from probe.plots.heatmaps import neighbour_heatmap
 from probe.readings.reports import FAITHFULNESS_CAVEAT
 
@@ -28,10 +28,8 @@ for run in view.selected:
     styled = table.style.apply(
         lambda row: ["background-color: #fff3b0" if row["position"] == view.focus else "" for _ in row], axis=1
     ).format({"top1_cos": "{:.3f}", "margin": "{:.3f}", "norm_x_vocab": "{:.2f}", "manifold_pct": "{:.0f}"})
-    event = st.dataframe(
+    event = data_table(
         styled,
-        hide_index=True,
-        width="stretch",
         on_select="rerun",
         selection_mode="single-row",
         key=f"table-{run.name}",
@@ -52,6 +50,6 @@ if view.runs:
             if prompt.dim == model.dim:
                 report = views.prompt_report(prompt, model, state.get_index(view.model_name), view.k)
                 st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
-                st.dataframe(views.position_table(report), hide_index=True, width="stretch", key=f"up-{name}")
+                data_table(views.position_table(report), key=f"up-{name}")
 if view.selected:
     st.caption(FAITHFULNESS_CAVEAT)
