@@ -2,7 +2,8 @@
 as what each method saved. ``PROMPT_TUNING``, ``P_TUNING`` (its prompt encoder's output), ``MULTITASK_PROMPT_TUNING``
 (one prompt per task) and ``CPT`` (its tokens' embeddings plus a bounded delta; the tokens it started as are kept)
 are input-embedding rows; ``PREFIX_TUNING`` and ``CARTRIDGE`` (keys and values per layer) are read by
-:mod:`probe.formats.prefix` and refused here; non-prompt adapters are refused in one line. Paths in a config are recorded, never followed.
+:mod:`probe.formats.prefix` and refused here; non-prompt adapters are refused in one line. Paths in a config are
+recorded, never followed.
 """
 
 from __future__ import annotations

@@ -114,9 +114,7 @@ def _first(config: Any, names: tuple[str, ...]) -> int:
     raise ValueError(f"the model config has none of {names}; probe cannot tell the prefix's geometry")
 
 
-def unflatten(
-    flat: Any, *, num_layers: int, num_heads: int, submodules: int = 1, what: str = "prefix"
-) -> np.ndarray:
+def unflatten(flat: Any, *, num_layers: int, num_heads: int, submodules: int = 1, what: str = "prefix") -> np.ndarray:
     """PEFT's flat prefix ``[n, layers x 2 x token_dim]`` as ``[layers, 2, kv_heads, n, head_dim]`` (see the module
     docstring for the layout).
 
