@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,7 @@ def layer_kv(
     from transformers import DynamicCache
 
     cache = DynamicCache()
-    with torch.no_grad():
+    with torch.inference_mode():
         model.model(
             input_ids=input_ids.to(model.device),
             attention_mask=attention_mask.to(model.device),
@@ -233,6 +234,8 @@ def prefix_layers(
         ValueError: a seq2seq model, another model's prefix, a layer it does not have, or k out of range.
     """
     chosen = _check(prefix, model, layers)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
     allowed = (token_filter or TokenFilter()).allowed(model.vocabulary)
     if reference_texts is not None:
         reference, counts = text_reference(model, text_list(reference_texts, "reference_texts"), chosen)
@@ -245,17 +248,22 @@ def prefix_layers(
         described = "each token alone between the model's special tokens"
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= token_ids.size:
         raise ValueError(f"k is {k!r}; expected an integer from 1 to {token_ids.size} (searchable tokens)")
+    seconds["reference"] = time.perf_counter() - started
+    started = time.perf_counter()
     control_ids, control_kv = text_occurrences(model, _control_texts(control_texts), chosen)
     picks = np.random.default_rng(seed).permutation(np.flatnonzero(np.isin(control_ids, token_ids)))
     picks = np.sort(picks[:CONTROL_POSITIONS])
+    seconds["control texts"] = time.perf_counter() - started
     readings: list[PrefixLayerReading] = []
     for li, layer in enumerate(chosen):
+        started = time.perf_counter()
         for pi, part in enumerate(PARTS):
             index = VocabIndex(reference[li, pi], token_ids, fingerprint=model.fingerprint)
             index.compute_manifold_reference(sample=MANIFOLD_SAMPLE, seed=seed)
             readings.append(
                 _read_layer(prefix, model, index, layer, part, k, control_ids[picks], control_kv[li, pi, picks])
             )
+        seconds[f"layer {layer}"] = time.perf_counter() - started
     return PrefixReport(
         model=model.name,
         fingerprint=model.fingerprint,
@@ -267,6 +275,7 @@ def prefix_layers(
         reference=described,
         searchable_tokens=int(token_ids.size),
         layers=readings,
+        seconds=seconds,
     )
 
 

@@ -5,7 +5,7 @@ No search here: :mod:`probe.readings.prefix` reads; this module holds and shows 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -73,6 +73,9 @@ class PrefixReport(Result):
     reference: str
     searchable_tokens: int
     layers: list[PrefixLayerReading]
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Where the time went: the reference keys and values (built or read from the cache), the control texts'
+    pass, and each layer's search (indexes, manifold reference, prefix and control)."""
 
     def headline(self) -> str:
         read = sorted({r.layer for r in self.layers})
