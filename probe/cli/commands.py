@@ -131,9 +131,19 @@ class Drift(Command):
     step: int | None = option(None, "the per-step table only up to this step (default: every snapshot)")
     format: Format = option("md", "output format: md, json or csv (default md)")
     out: str | None = option(None, "write to this file instead of stdout")
+    layer: int | None = option(None, "for prefix checkpoints: the layer to read (default every layer)")
 
     def run(self) -> int:
         import pandas as pd
+
+        from probe.formats.prefix import prefix_steps
+
+        if prefix_steps(self.run_path):
+            from probe.cli.prefix import drift_prefix
+
+            return drift_prefix(self)
+        if self.layer is not None:
+            raise ValueError(f"--layer reads a prefix's layers; '{self.run_path}' holds no prefix checkpoints")
 
         from probe.core.index import VocabIndex
         from probe.core.models import load_model

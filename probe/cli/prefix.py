@@ -54,3 +54,29 @@ def report_prefix(command: Any, model: Any = None) -> int:
     report = prefix_layers(prefix, model, k=command.k, layers=layers, token_filter=token_filter)
     emit({"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[command.format](), command.out)
     return 0
+
+
+def drift_prefix(command: Any) -> int:
+    """``probe drift FOLDER`` on a folder of prefix checkpoints: a row per step, layer and part.
+
+    Raises:
+        ValueError: a --step before every checkpoint, or what :func:`probe.readings.prefix_drift.prefix_drift`
+            refuses.
+    """
+    from probe.cli.options import table_text
+    from probe.core.models import load_model
+    from probe.formats.adapters import read_adapter_config
+    from probe.formats.prefix import load_prefix, prefix_steps
+    from probe.readings.prefix_drift import prefix_drift
+
+    found = prefix_steps(command.run_path)
+    steps = [s for s in found if command.step is None or s <= command.step]
+    if not steps:
+        raise ValueError(f"'{command.run_path}' has no prefix checkpoint at or before step {command.step}")
+    base = read_adapter_config(found[steps[0]], kv=True).get("base_model_name_or_path")
+    model = load_model(command.model or base or "default", device="cpu")
+    prefixes = {s: load_prefix(found[s], model_config=model.model.config) for s in steps}
+    layers = None if command.layer is None else [command.layer]
+    drift = prefix_drift(prefixes, model, layers=layers)
+    emit(table_text(drift.to_dataframe(), command.format), command.out)
+    return 0

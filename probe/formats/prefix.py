@@ -206,3 +206,19 @@ def load_prefix(path: str | Path, *, model_config: Any = None, key: str | None =
             "model it was trained on"
         )
     return PrefixPrompt(kv=kv, peft_type=peft_type, source=str(p), base_model=base, metadata=config)
+
+
+def prefix_steps(folder: str | Path) -> dict[int, Path]:
+    """Step -> prefix adapter folder of a folder's numbered snapshots (``checkpoint-N/``, ``step_N/``, ... as in
+    :mod:`probe.formats.layouts`), in step order; empty when it holds none."""
+    from probe.formats.layouts import STEP_NAME
+
+    p = Path(folder)
+    if not p.is_dir():
+        return {}
+    found = {}
+    for child in p.iterdir():
+        m = STEP_NAME.match(child.name)
+        if m and is_prefix_adapter(child):
+            found[int(m.group(1))] = child
+    return dict(sorted(found.items()))

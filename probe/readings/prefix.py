@@ -187,7 +187,13 @@ def text_reference(model: LoadedModel, texts: list[str], layers: list[int]) -> t
     return reference, counts
 
 
-def _check(prefix: PrefixPrompt, model: LoadedModel, layers: list[int] | None) -> list[int]:
+def check_prefix(prefix: PrefixPrompt, model: LoadedModel, layers: list[int] | None) -> list[int]:
+    """The layers to read (default all), once the prefix is known to be this model's.
+
+    Raises:
+        TypeError: not a :class:`PrefixPrompt` (errors.md 147).
+        ValueError: a seq2seq model, another model's geometry, or a layer it lacks (errors.md 140, 141, 145).
+    """
     if not isinstance(prefix, PrefixPrompt):
         raise TypeError(f"prefix is a {type(prefix).__name__}; expected a PrefixPrompt (probe.load_prefix(...))")
     if model.kind == "seq2seq":
@@ -233,19 +239,10 @@ def prefix_layers(
     Raises:
         ValueError: a seq2seq model, another model's prefix, a layer it does not have, or k out of range.
     """
-    chosen = _check(prefix, model, layers)
+    chosen = check_prefix(prefix, model, layers)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    allowed = (token_filter or TokenFilter()).allowed(model.vocabulary)
-    if reference_texts is not None:
-        reference, counts = text_reference(model, text_list(reference_texts, "reference_texts"), chosen)
-        allowed &= counts > 0
-        described = f"mean over {len(reference_texts)} texts"
-    token_ids = np.flatnonzero(allowed).astype(np.int64)
-    if reference_texts is None:
-        by_layer = vocabulary_reference(model, token_ids, chosen)
-        reference = np.stack([by_layer[layer] for layer in chosen])
-        described = "each token alone between the model's special tokens"
+    reference, token_ids, described = layer_references(model, chosen, token_filter, reference_texts)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= token_ids.size:
         raise ValueError(f"k is {k!r}; expected an integer from 1 to {token_ids.size} (searchable tokens)")
     seconds["reference"] = time.perf_counter() - started
@@ -258,8 +255,7 @@ def prefix_layers(
     for li, layer in enumerate(chosen):
         started = time.perf_counter()
         for pi, part in enumerate(PARTS):
-            index = VocabIndex(reference[li, pi], token_ids, fingerprint=model.fingerprint)
-            index.compute_manifold_reference(sample=MANIFOLD_SAMPLE, seed=seed)
+            index = layer_index(reference[li, pi], token_ids, model, seed)
             readings.append(
                 _read_layer(prefix, model, index, layer, part, k, control_ids[picks], control_kv[li, pi, picks])
             )
@@ -277,6 +273,28 @@ def prefix_layers(
         layers=readings,
         seconds=seconds,
     )
+
+
+def layer_references(
+    model: LoadedModel, layers: list[int], token_filter: TokenFilter | None, reference_texts: list[str] | None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The reference rows of ``layers`` (float32 [len(layers), 2, V, D]), the searchable token ids, and the
+    reference in words: each token alone (cached), or its mean over ``reference_texts``."""
+    allowed = (token_filter or TokenFilter()).allowed(model.vocabulary)
+    if reference_texts is not None:
+        reference, counts = text_reference(model, text_list(reference_texts, "reference_texts"), layers)
+        token_ids = np.flatnonzero(allowed & (counts > 0)).astype(np.int64)
+        return reference, token_ids, f"mean over {len(reference_texts)} texts"
+    token_ids = np.flatnonzero(allowed).astype(np.int64)
+    by_layer = vocabulary_reference(model, token_ids, layers)
+    return np.stack([by_layer[x] for x in layers]), token_ids, "each token alone between the model's special tokens"
+
+
+def layer_index(rows: np.ndarray, token_ids: np.ndarray, model: LoadedModel, seed: int) -> VocabIndex:
+    """An exact cosine index over one layer's key (or value) rows, with its manifold reference."""
+    index = VocabIndex(rows, token_ids, fingerprint=model.fingerprint)
+    index.compute_manifold_reference(sample=MANIFOLD_SAMPLE, seed=seed)
+    return index
 
 
 def _read_layer(

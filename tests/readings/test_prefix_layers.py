@@ -143,3 +143,48 @@ def test_cli__a_loose_prefix_file_reads_per_layer_and_layer_on_a_plain_prompt_is
     np.save(plain, np.ones((2, 32), np.float32))
     assert main(["report", str(plain), "--model", str(tiny_gpt2_path), "--layer", "0"]) == 2
     assert "--layer reads a prefix's layers" in capsys.readouterr().err
+
+
+def _checkpoints(tiny_gpt2_path, folder):
+    from peft import PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_path)
+    peft_model = get_peft_model(base, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
+    generator = torch.Generator().manual_seed(0)
+    for step in (0, 5, 10):
+        peft_model.save_pretrained(folder / f"checkpoint-{step}")
+        with torch.no_grad():
+            for param in peft_model.parameters():
+                if param.requires_grad:
+                    param.add_(torch.randn(param.shape, generator=generator))
+    return folder
+
+
+def test_prefix_drift__each_step_reads_as_its_own_report_and_moves_from_the_first(tiny_gpt2, tiny_gpt2_path, tmp_path):
+    from probe.formats.prefix import prefix_steps
+    from probe.readings.prefix_drift import prefix_drift
+
+    found = prefix_steps(_checkpoints(tiny_gpt2_path, tmp_path / "run"))
+    assert list(found) == [0, 5, 10]
+    prefixes = {s: load_prefix(p, model_config=tiny_gpt2.model.config) for s, p in found.items()}
+    drift = prefix_drift(prefixes, tiny_gpt2)
+    assert len(drift.rows) == 3 * 2 * 2
+    for row in drift.rows:
+        report = prefix_layers(prefixes[row.step], tiny_gpt2, k=1, layers=[row.layer]).layer(row.layer, row.part)
+        assert row.top1_tokens == [p.neighbours[0].token for p in report.positions]
+        assert row.mean_top1_cosine == pytest.approx(report.summary.mean_top1_cosine, abs=1e-5)
+    first = [r for r in drift.rows if r.step == 0]
+    assert all(r.changed_top1 == 0 and r.mean_cos_to_first == pytest.approx(1.0) for r in first)
+    assert all(r.mean_cos_to_first < 0.99 for r in drift.rows if r.step == 10)
+
+
+def test_cli__drift_on_prefix_checkpoints_prints_a_row_per_step_layer_and_part(tiny_gpt2_path, tmp_path, capsys):
+    folder = str(_checkpoints(tiny_gpt2_path, tmp_path / "run"))
+    capsys.readouterr()
+    assert main(["drift", folder, "--model", str(tiny_gpt2_path), "--layer", "1", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 * 2 and {r["layer"] for r in rows} == {1} and [r["step"] for r in rows][:3] == [0, 5, 10]
+    assert main(["drift", folder, "--model", str(tiny_gpt2_path), "--step", "4"]) == 0
+    assert main(["drift", folder, "--model", str(tiny_gpt2_path), "--layer", "3"]) == 2
+    assert "layer is 3; the prefix has 2 layers" in capsys.readouterr().err
