@@ -186,5 +186,32 @@ def test_cli__drift_on_prefix_checkpoints_prints_a_row_per_step_layer_and_part(t
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 3 * 2 and {r["layer"] for r in rows} == {1} and [r["step"] for r in rows][:3] == [0, 5, 10]
     assert main(["drift", folder, "--model", str(tiny_gpt2_path), "--step", "4"]) == 0
-    assert main(["drift", folder, "--model", str(tiny_gpt2_path), "--layer", "3"]) == 2
-    assert "layer is 3; the prefix has 2 layers" in capsys.readouterr().err
+    capsys.readouterr()
+    for extra, message in [
+        (["--layer", "3"], "layer is 3; the prefix has 2 layers"),
+        (["--step", "-1"], "has no prefix checkpoint at or before step -1"),
+    ]:
+        assert main(["drift", folder, "--model", str(tiny_gpt2_path), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_cli__drift_layer_on_a_run_without_prefix_checkpoints_is_one_line(demo_runs, capsys):
+    run = next(p for p in sorted(demo_runs.iterdir()) if p.is_dir())
+    assert main(["drift", str(run), "--layer", "0"]) == 2
+    assert "holds no prefix checkpoints" in capsys.readouterr().err
+
+
+def test_prefix_layers__a_text_reference_is_each_tokens_mean_over_its_occurrences(tiny_gpt2):
+    from probe.readings.prefix import text_occurrences, text_reference
+
+    texts = ["the team won the match", "the bank raised rates", "a new phone chip"]
+    ids, kv = text_occurrences(tiny_gpt2, texts, [0, 1])
+    reference, counts = text_reference(tiny_gpt2, texts, [0, 1])
+    token = int(np.bincount(ids).argmax())  # a token met more than once
+    assert counts[token] > 1
+    np.testing.assert_allclose(reference[1, 0, token], kv[1, 0, ids == token].mean(axis=0), atol=1e-6)
+    prefix = _prefix_of({0: reference[0], 1: reference[1]}, [token], heads=2)
+    report = prefix_layers(prefix, tiny_gpt2, k=2, reference_texts=texts)
+    assert report.reference == "mean over 3 texts" and report.searchable_tokens == int((counts > 0).sum())
+    assert all(r.positions[0].neighbours[0].token_id == token for r in report.layers)
