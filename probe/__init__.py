@@ -29,6 +29,10 @@ _NAMES: dict[str, str] = {
     "load_run": "probe.formats.discovery",
     "NearestTokenReport": "probe.readings.reports",
     "nearest_tokens": "probe.readings.reports",
+    "PrefixPrompt": "probe.formats.prefix",
+    "load_prefix": "probe.formats.prefix",
+    "PrefixReport": "probe.readings.prefix_report",
+    "prefix_layers": "probe.readings.prefix",
     "drift_table": "probe.readings.drift",
     "compare_prompts": "probe.readings.compare",
     "Readout": "probe.readings.explain.readout",
@@ -55,6 +59,8 @@ __all__ = [
     "LoadedModel",
     "Manifest",
     "NearestTokenReport",
+    "PrefixPrompt",
+    "PrefixReport",
     "ProbeCallback",
     "Readout",
     "Run",
@@ -73,10 +79,12 @@ __all__ = [
     "input_attribution",
     "layer_lens",
     "load_model",
+    "load_prefix",
     "load_prompt",
     "load_prompts",
     "load_run",
     "nearest_tokens",
+    "prefix_layers",
     "projection_loss",
     "projection_targets",
     "score_stand_ins",
@@ -91,6 +99,7 @@ if TYPE_CHECKING:
     from probe.core.softprompt import SoftPrompt
     from probe.formats.discovery import find_runs, load_run
     from probe.formats.manifest import Manifest
+    from probe.formats.prefix import PrefixPrompt, load_prefix
     from probe.formats.prompts import load_prompt, load_prompts
     from probe.formats.run import Run
     from probe.readings.compare import compare_prompts
@@ -102,6 +111,8 @@ if TYPE_CHECKING:
     from probe.readings.explain.lens import layer_lens
     from probe.readings.explain.readout import Readout
     from probe.readings.explain.record import explain
+    from probe.readings.prefix import prefix_layers
+    from probe.readings.prefix_report import PrefixReport
     from probe.readings.reports import NearestTokenReport, nearest_tokens
     from probe.training.config import TrainConfig
     from probe.training.integrations import ProbeCallback, track

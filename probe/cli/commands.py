@@ -37,14 +37,19 @@ class Report(Command):
         False, "search every vocabulary row (by default special and [unused] tokens are left out)"
     )
     trust_remote_code: bool = option(False, "allow the model repo's own code")
+    layer: int | None = option(None, "a prefix's layer to read (PREFIX_TUNING, CARTRIDGE; default every layer)")
 
     def run(self) -> int:
+        from probe.cli.prefix import is_loose_prefix, report_prefix
         from probe.core.index import TokenFilter, VocabIndex
         from probe.core.models import load_model
         from probe.formats.discovery import load_run
+        from probe.formats.prefix import is_prefix_adapter
         from probe.formats.prompts import load_prompt
         from probe.readings.reports import nearest_tokens
 
+        if is_prefix_adapter(self.prompt):
+            return report_prefix(self)
         prompt = load_prompt(self.prompt, key=self.key, role=self.role, task_id=self.task_id)
         if self.step is not None:
             if not prompt.metadata.get("run"):
@@ -53,6 +58,10 @@ class Report(Command):
         model = load_model(
             self.model or prompt.base_model or "default", device="cpu", trust_remote_code=self.trust_remote_code
         )
+        if is_loose_prefix(self.prompt, prompt.dim, model):
+            return report_prefix(self, model)
+        if self.layer is not None:
+            raise ValueError(f"--layer reads a prefix's layers; '{self.prompt}' is an input-space prompt (one layer)")
         labels = labels_option(self.labels)
         accuracies = None
         if prompt.metadata.get("run"):
@@ -122,9 +131,19 @@ class Drift(Command):
     step: int | None = option(None, "the per-step table only up to this step (default: every snapshot)")
     format: Format = option("md", "output format: md, json or csv (default md)")
     out: str | None = option(None, "write to this file instead of stdout")
+    layer: int | None = option(None, "for prefix checkpoints: the layer to read (default every layer)")
 
     def run(self) -> int:
         import pandas as pd
+
+        from probe.formats.prefix import prefix_steps
+
+        if prefix_steps(self.run_path):
+            from probe.cli.prefix import drift_prefix
+
+            return drift_prefix(self)
+        if self.layer is not None:
+            raise ValueError(f"--layer reads a prefix's layers; '{self.run_path}' holds no prefix checkpoints")
 
         from probe.core.index import VocabIndex
         from probe.core.models import load_model

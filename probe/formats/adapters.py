@@ -1,8 +1,9 @@
 """PEFT prompt-learning adapters: ``adapter_config.json`` beside ``adapter_model.safetensors`` (or ``.bin``), read
 as what each method saved. ``PROMPT_TUNING``, ``P_TUNING`` (its prompt encoder's output), ``MULTITASK_PROMPT_TUNING``
 (one prompt per task) and ``CPT`` (its tokens' embeddings plus a bounded delta; the tokens it started as are kept)
-are input-embedding rows; ``PREFIX_TUNING`` and ``CARTRIDGE`` (keys and values per layer) and non-prompt adapters
-are refused in one line. Paths in a config are recorded, never followed.
+are input-embedding rows; ``PREFIX_TUNING`` and ``CARTRIDGE`` (keys and values per layer) are read by
+:mod:`probe.formats.prefix` and refused here; non-prompt adapters are refused in one line. Paths in a config are
+recorded, never followed.
 """
 
 from __future__ import annotations
@@ -53,11 +54,16 @@ def _int_field(config: dict[str, Any], name: str, default: int | None, path: Pat
     return value
 
 
-def read_adapter_config(folder: Path) -> dict[str, Any]:
-    """Read and check a PEFT prompt-tuning ``adapter_config.json``. Paths in it are recorded, never followed.
+def read_adapter_config(folder: Path, *, kv: bool = False) -> dict[str, Any]:
+    """Read and check a PEFT prompt-learning ``adapter_config.json``. Paths in it are recorded, never followed.
+
+    Args:
+        folder: the adapter folder.
+        kv: read a key-value prompt (``PREFIX_TUNING``, ``CARTRIDGE``: :mod:`probe.formats.prefix`) instead of an
+            input-space one.
 
     Raises:
-        ValueError: not JSON, not prompt tuning, or fields of the wrong type or size.
+        ValueError: not JSON, not a prompt of the kind asked for, or fields of the wrong type or size.
     """
     from probe.formats.schema import read_json
 
@@ -66,16 +72,23 @@ def read_adapter_config(folder: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValueError(f"'{path}' holds a {type(config).__name__}; expected a JSON object")
     peft_type = config.get("peft_type")
-    if peft_type in KV_KINDS:
+    if peft_type in KV_KINDS and not kv:
         raise ValueError(
             f"'{path}' is a {peft_type} adapter: its prompt is a key and a value per layer, not input-embedding "
-            f"rows, so the input-space readings do not apply; probe reads {', '.join(INPUT_SPACE_KINDS)} adapters"
+            f"rows, so the input-space readings do not apply (read it per layer: probe report, "
+            f"probe.prefix_layers); they read {', '.join(INPUT_SPACE_KINDS)} adapters"
         )
-    if peft_type not in INPUT_SPACE_KINDS:
+    if kv and peft_type not in KV_KINDS:
+        raise ValueError(f"'{path}' is a {peft_type!r} adapter, not a prefix; expected one of {', '.join(KV_KINDS)}")
+    if peft_type not in INPUT_SPACE_KINDS + KV_KINDS:
         raise ValueError(
             f"'{path}' is a {peft_type!r} adapter, not a soft prompt; probe reads the prompt-learning adapters "
-            f"{', '.join(INPUT_SPACE_KINDS)}, whose vectors live in the vocabulary's embedding space"
+            f"{', '.join(INPUT_SPACE_KINDS)}, whose vectors live in the vocabulary's embedding space, and "
+            f"{', '.join(KV_KINDS)} per layer"
         )
+    if kv:
+        for name in ("num_layers", "num_attention_heads", "token_dim"):
+            _int_field(config, name, None, path)
     _int_field(config, "num_virtual_tokens", None, path)
     _int_field(config, "num_transformer_submodules", 1, path)
     base = config.get("base_model_name_or_path")

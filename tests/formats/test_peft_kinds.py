@@ -1,6 +1,6 @@
 """probe.formats.adapters: every input-space prompt PEFT trains, read as what it is and checked against PEFT itself
-(P-tuning's encoder output, a multitask prompt per task, CPT with the tokens it started as); the key-value and
-non-prompt adapters refused in one line."""
+(P-tuning's encoder output, a multitask prompt per task, CPT with the tokens it started as); a key-value adapter
+refused where input rows are read, a non-prompt adapter everywhere, in one line."""
 
 from __future__ import annotations
 
@@ -128,6 +128,8 @@ def test_cpt__each_position_reads_with_the_token_it_started_as(tiny_gpt2_path, t
 
 @pytest.mark.parametrize("kind", ["prefix", "lora"])
 def test_adapters__key_value_and_non_prompt_adapters_are_refused_in_one_line(tiny_gpt2_path, tmp_path, capsys, kind):
+    """A LoRA adapter is refused by every command; a prefix is refused where input rows are read (load_prompt)
+    and read per layer by `probe report` (tests/readings/test_prefix.py)."""
     from peft import LoraConfig, PrefixTuningConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -138,8 +140,11 @@ def test_adapters__key_value_and_non_prompt_adapters_are_refused_in_one_line(tin
         config = LoraConfig(task_type="CAUSAL_LM", target_modules=["c_attn"], r=2)
     get_peft_model(base, config).save_pretrained(tmp_path / kind)
     capsys.readouterr()  # transformers' own loading bar
+    if kind == "prefix":
+        with pytest.raises(ValueError, match=r"key and a value per layer.*read it per layer: probe report.*P_TUNING"):
+            load_prompt(tmp_path / kind)
+        return
     assert main(["report", str(tmp_path / kind), "--model", str(tiny_gpt2_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    expected = "key and a value per layer" if kind == "prefix" else "not a soft prompt"
-    assert expected in err and "P_TUNING" in err
+    assert "not a soft prompt" in err and "P_TUNING" in err and "PREFIX_TUNING" in err
