@@ -18,21 +18,30 @@ def _token_heatmap(
     title: str,
     xaxis_title: str,
     font_size: int,
+    zrange: tuple[float, float] | None = None,
+    max_chars: int = 12,
 ) -> go.Figure:
-    """Positions (rows) x ``columns`` heatmap coloured by ``values`` with each cell's token written in it."""
+    """Positions (rows) x ``columns`` heatmap coloured by ``values`` (over ``zrange`` when given, so that figures
+    of several runs share one scale) with each cell's token written in it, cut to ``max_chars`` (the hover has it
+    whole)."""
     z = table.pivot(index="position", columns=columns, values=values)
     text = table.pivot(index="position", columns=columns, values="token")
+    whole = text.to_numpy()
+    shown = [[_cut(t, max_chars) for t in row] for row in whole]
+    scale = {} if zrange is None else {"zmin": zrange[0], "zmax": zrange[1]}
     fig = go.Figure(
         go.Heatmap(
             z=z.to_numpy(),
             x=[x_label(c) for c in z.columns],
             y=[str(p) for p in z.index],
-            text=text.to_numpy(),
+            text=shown,
+            customdata=whole,
             texttemplate="%{text}",
             textfont={"size": font_size},
             colorscale=colorscale,
             colorbar={"title": colorbar},
-            hovertemplate=hover,
+            hovertemplate=hover.replace("%{text}", "%{customdata}"),
+            **scale,
         )
     )
     fig.update_layout(
@@ -46,19 +55,35 @@ def _token_heatmap(
     return fig
 
 
-def token_river(drift: pd.DataFrame, *, title: str = "Top-1 token of each position over training") -> go.Figure:
-    """Heatmap of positions x steps: colour is the top-1 cosine, text the top-1 token."""
+def _cut(token: object, max_chars: int) -> str:
+    text = "" if token is None or (isinstance(token, float) and token != token) else str(token)
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+RIVER_SCALE = (0.0, 1.0)
+"""The top-1 cosine's colour scale in every river: one scale for every run, so colours compare across them."""
+
+
+def token_river(
+    drift: pd.DataFrame,
+    *,
+    title: str = "Top-1 token of each position over training",
+    zrange: tuple[float, float] | None = RIVER_SCALE,
+) -> go.Figure:
+    """Heatmap of positions x steps: colour is the top-1 cosine (on ``zrange``, default 0 to 1 for every run;
+    ``None``: this run's own range), text the top-1 token."""
     return _token_heatmap(
         drift.rename(columns={"top1_token": "token"}),
         "step",
         "top1_cos",
         x_label=str,
         colorscale="Viridis",
-        colorbar="top-1 cos",
+        colorbar="top-1 cos" if zrange is None else f"top-1 cos<br>({zrange[0]:g} to {zrange[1]:g},<br>every run)",
         hover="position %{y}, step %{x}<br>%{text} (%{z:.2f})<extra></extra>",
         title=title,
         xaxis_title="step",
         font_size=9,
+        zrange=zrange,
     )
 
 
