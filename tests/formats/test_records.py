@@ -139,8 +139,14 @@ CASES: dict[type, Case] = {
     HardPrompt: Case(
         _hard,
         {"model": "default", "token_ids": [1, 2], "accuracy": 0.625},
-        lambda r: r.hard_prompt_accuracy == 0.625 and r.tokens == ["1", "2"] and r.task is None and r.method == "pez"
-        and math.isnan(r.word_share) and math.isnan(r.perplexity),
+        lambda r: (
+            r.hard_prompt_accuracy == 0.625
+            and r.tokens == ["1", "2"]
+            and r.task is None
+            and r.method == "pez"
+            and math.isnan(r.word_share)
+            and math.isnan(r.perplexity)
+        ),
         ("token_ids", [1.5]),
     ),
     ExplainRecord: Case(

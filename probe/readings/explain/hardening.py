@@ -138,8 +138,10 @@ def harden(
         )  # fmt: skip
     else:
         state = _state(state_dir, settings | {"lr": lr}, STATE)
-        found = _pez(readout, _begin(readout, start_ids, held, lr, state), train, held, steps=steps,
-                     batch_size=batch_size, eval_every=eval_every, seed=seed, state=state, progress=progress)  # fmt: skip
+        found = _pez(
+            readout, _begin(readout, start_ids, held, lr, state), train, held, steps=steps, batch_size=batch_size,
+            eval_every=eval_every, seed=seed, state=state, progress=progress,
+        )  # fmt: skip
     return _result(readout, vectors, start_ids, found, steps=steps, seed=seed, method=method)
 
 

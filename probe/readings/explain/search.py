@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from probe.core.data import LabelledData
 from probe.core.io import CacheEntry
@@ -113,7 +112,7 @@ def _row_prompts(task: Task, prompts: torch.Tensor) -> Iterator[None]:
         assert batch_size % count == 0, (batch_size, count)
         return prompts.repeat_interleave(batch_size // count, dim=0)
 
-    peft.get_prompt = get_prompt
+    peft.get_prompt = get_prompt  # type: ignore[method-assign]
     try:
         yield
     finally:
