@@ -318,3 +318,40 @@ def _adam_state(optimizer: Any, arrays: dict[str, np.ndarray], meta: dict[str, A
             }
         }
     return state
+
+
+def estimate_seconds(
+    prompt: SoftPrompt | np.ndarray | Any, readout: Readout, *, method: Method = "pez", length: int | None = None,
+    steps: int = 100, batch_size: int = 16, eval_every: int = 10, holdout: float = 0.2,
+    search: coordinate.SearchSettings | None = None,
+) -> float:  # fmt: skip
+    """How long :func:`harden` should take on this machine with these settings: one step and one pass are timed
+    on the real data (the search: :func:`.search.estimate_seconds`; PEZ: one training step), then multiplied out.
+
+    Raises:
+        ValueError: an unknown method or a length :func:`harden` refuses.
+    """
+    import time
+
+    if method not in METHODS:
+        raise ValueError(f"method is {method!r}; expected one of {', '.join(METHODS)}")
+    vectors = as_prompt(prompt).vectors
+    ids = start_tokens(readout, vectors, length, None)
+    train = readout.splits.train
+    held = max(len(train.label_names), round(len(train) * holdout))
+    if method == "search":
+        settings = search or coordinate.SearchSettings()
+        return coordinate.estimate_seconds(
+            readout, vectors, ids, settings=settings, steps=steps, batch_size=batch_size,
+            eval_every=eval_every, held_rows=held,
+        )  # fmt: skip
+    task, embeddings = readout.task(len(ids)), readout.model.embeddings_numpy()
+    rows = train.subset(list(range(min(32, len(train)))))
+    readout.scores(embeddings[ids], rows)  # warm
+    began = time.perf_counter()
+    readout.scores(embeddings[ids], rows)
+    per_row = (time.perf_counter() - began) / len(rows)
+    began = time.perf_counter()
+    task.loss(train.texts[:batch_size], train.targets[:batch_size]).backward()
+    step = time.perf_counter() - began
+    return steps * step + per_row * ((steps // eval_every + 2) * held + 4 * len(readout.splits.test))

@@ -254,15 +254,14 @@ def save_state(state: CacheEntry | None, step: int, search: Searched) -> None:
 
 
 def estimate_seconds(
-    readout: Readout, soft_rows: np.ndarray, length: int, *, settings: SearchSettings, steps: int, batch_size: int,
-    eval_every: int, held_rows: int,
+    readout: Readout, soft_rows: np.ndarray, ids: np.ndarray, *, settings: SearchSettings, steps: int,
+    batch_size: int, eval_every: int, held_rows: int,
 ) -> float:  # fmt: skip
     """How long a search should take on this machine: one step and one held-out pass are timed on the real data,
     then multiplied out (the steps, the held-out scores, and five passes over the test rows for the record)."""
     train = readout.splits.train
     batch = train.subset(list(range(min(batch_size, len(train)))))
-    ids = np.resize(readout.nearest_ids(soft_rows), length)
-    task = readout.task(length)
+    task = readout.task(len(ids))
     gen = step_generator(0, 0)
     search_step(readout, task, soft_rows, ids, batch, settings, gen)  # warm: allocation and kernel choice
     began = time.perf_counter()
