@@ -103,6 +103,23 @@ def test_search_step__keeps_the_candidate_of_lowest_objective_and_never_a_worse_
     assert objective(kept) <= objective(ids)
 
 
+def test_search__the_same_seed_gives_the_same_ids_step_by_step(readout, soft):
+    train, held = _holdout(readout.splits.train, 0.2, 0)
+    start = readout.nearest_ids(soft)
+
+    def run(seed):
+        begun = S.begin(readout, start, held, None)
+        return S.coordinate_search(
+            readout, soft, begun, train, held, settings=FAST, steps=2, batch_size=8, eval_every=2, seed=seed, state=None
+        )
+
+    a, b = run(0), run(0)
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.best_ids, b.best_ids)
+    assert (a.ids != start).sum() >= 1  # it moved: the equality is not the start's twice
+
+
+@pytest.mark.slow
 def test_search__same_seed_same_ids_and_an_interrupted_search_resumes_to_the_uninterrupted_one(
     readout, soft, tmp_path, monkeypatch
 ):
