@@ -43,7 +43,8 @@ class HardPrompt(Result):
             frozen model's, on the same test rows.
         holdout_accuracy / start_holdout_accuracy: on the held-out training slice, for the prompt kept and at
             the start (the nearest tokens).
-        changed_positions: positions whose token differs from the nearest-token reading.
+        changed_positions: positions whose token differs from the start (the nearest-token reading, unless a
+            longer prompt or given ids started it).
         steps / best_step / seed: the search.
         task: the task every accuracy was measured under (None in files from before it was recorded).
         method: how it was found: "pez" (projected gradient; files from before the search say nothing) or
