@@ -1,4 +1,5 @@
-"""``probe explain``: what a prompt does (position importance, the best real-token prompt, a layer lens)."""
+"""``probe explain``: what a prompt does (position importance, the best real-token prompt, a layer lens); and
+:class:`PromptCommand`, what it shares with ``probe harden``: finding the prompt, its data and its task."""
 
 from __future__ import annotations
 
@@ -10,18 +11,9 @@ from probe.cli.options import Command, Format, emit, option
 
 
 @dataclass
-class Explain(Command):
-    """What a prompt does: position importance and faithfulness, the best real-token prompt, a layer lens."""
-
-    name: ClassVar[str] = "explain"
-    summary: ClassVar[str] = "position importance, a hard (real-token) prompt and a layer lens for a run or prompt"
-    epilog: ClassVar[str] = (
-        "Into a probe run folder it writes explain.json (the latest readings), explain/step-N.json (one per "
-        "measured snapshot), hard-prompt.json and hard-prompt-state.* (the search's resumable state); another "
-        "tool's folder is never written to. --out writes the report (md, json or csv) to that file instead of "
-        "stdout. Every reading runs under the task the prompt was trained on: a probe run's task form, a PEFT "
-        "adapter's task type, or --task for a tensor file. It prints its time estimate first."
-    )
+class PromptCommand(Command):
+    """What the commands that read a run's or a file's prompt under its task share: the options that find the
+    prompt, its data and its task, and the readout they make (``probe explain``, ``probe harden``)."""
 
     target: str = option(
         help="a run folder, or a prompt file / adapter (then give --data)", positional=True, metavar="run", exists=True
@@ -38,61 +30,9 @@ class Explain(Command):
     test_size: int | None = option(
         200, "score on a seeded, stratified subset of this many test rows (default 200; 0: every row)"
     )
-    hard_steps: int = option(100, "steps of the hard-prompt search (default 100)", positive=True)
-    lens_tokens: int = option(10_000, "tokens in the layer lens's contextual vocabulary (default 10000)", positive=True)
-    lens_texts: int = option(32, "test texts the layer lens averages hidden states over (default 32)", positive=True)
-    attribution: int = option(
-        0,
-        "also input attribution (occlusion) over this many test texts (default 0: off; 200 news texts take about "
-        "50 s on 2 cores, 30 s once the frozen model's side is cached)",
-        counts=True,
-    )
-    triggers: int = option(
-        0, "also a trigger scan of this many frequent tokens (default 0: off; try 10000)", counts=True
-    )
-    bootstrap: int = option(1000, "bootstrap resamples for the importance intervals (default 1000)", positive=True)
-    seed: int = option(0, "seeds the bootstrap, the held-out slice and the search's batches (default 0)")
-    format: Format = option("md", "output format: md, json or csv (default md; csv: the importance table)")
-    out: str | None = option(None, "write to this file instead of stdout")
+    seed: int = option(0, "seeds the held-out slice and the search's batches (default 0)")
     data_changed_ok: bool = option(False, "read a run although its data file changed since it was trained")
     no_progress: bool = option(False, "hide the progress bars")
-
-    def run(self) -> int:
-        from probe.core.models import load_model
-        from probe.formats.run import is_run_folder
-        from probe.readings.explain import explain, save_explain
-        from probe.readings.explain.record import estimate_seconds
-
-        run, prompt = self._prompt()
-        model = load_model(self.model or prompt.base_model or "default")
-        prompt.check_dim(model.dim, model.name)
-        readout = self._readout(run, prompt, model)
-        seconds = estimate_seconds(readout, prompt.length, hard_steps=self.hard_steps)
-        print(
-            f"explaining {prompt.length} positions on {len(readout.splits.test)} test rows under the task "
-            f"{readout.task_name}: about {seconds / 60:.1f} min on this machine (one pass and one step timed)",
-            file=sys.stderr,
-            flush=True,
-        )
-        writable = run is not None and is_run_folder(run.path)  # never write into another tool's folder
-        record = explain(
-            prompt,
-            readout,
-            source=str(self.target),
-            hard_steps=self.hard_steps,
-            lens_tokens=self.lens_tokens,
-            lens_texts=self.lens_texts,
-            bootstrap=self.bootstrap,
-            seed=self.seed,
-            state_dir=run.path if writable and run is not None else None,
-            attribution_texts=self.attribution,
-            trigger_tokens=self.triggers,
-            progress=not self.no_progress,
-        )
-        if writable and run is not None:
-            save_explain(record, run.path)
-        emit(self._text(record, prompt), self.out)
-        return 0
 
     def _prompt(self) -> tuple[Any, Any]:
         from probe.formats.discovery import is_any_run, load_run
@@ -137,6 +77,75 @@ class Explain(Command):
         if self.data is None:
             raise ValueError(f"'{self.target}' records no training data; give it with --data FILE")
         return Readout.for_prompt(prompt, model, self.data, form=self.task, seed=self.seed, test_size=rows, **columns)
+
+
+@dataclass
+class Explain(PromptCommand):
+    """What a prompt does: position importance and faithfulness, the best real-token prompt, a layer lens."""
+
+    name: ClassVar[str] = "explain"
+    summary: ClassVar[str] = "position importance, a hard (real-token) prompt and a layer lens for a run or prompt"
+    epilog: ClassVar[str] = (
+        "Into a probe run folder it writes explain.json (the latest readings), explain/step-N.json (one per "
+        "measured snapshot), hard-prompt.json and hard-prompt-state.* (the search's resumable state); another "
+        "tool's folder is never written to. --out writes the report (md, json or csv) to that file instead of "
+        "stdout. Every reading runs under the task the prompt was trained on: a probe run's task form, a PEFT "
+        "adapter's task type, or --task for a tensor file. It prints its time estimate first."
+    )
+
+    hard_steps: int = option(100, "steps of the hard-prompt search (default 100)", positive=True)
+    lens_tokens: int = option(10_000, "tokens in the layer lens's contextual vocabulary (default 10000)", positive=True)
+    lens_texts: int = option(32, "test texts the layer lens averages hidden states over (default 32)", positive=True)
+    attribution: int = option(
+        0,
+        "also input attribution (occlusion) over this many test texts (default 0: off; 200 news texts take about "
+        "50 s on 2 cores, 30 s once the frozen model's side is cached)",
+        counts=True,
+    )
+    triggers: int = option(
+        0, "also a trigger scan of this many frequent tokens (default 0: off; try 10000)", counts=True
+    )
+    bootstrap: int = option(1000, "bootstrap resamples for the importance intervals (default 1000)", positive=True)
+    seed: int = option(0, "seeds the bootstrap, the held-out slice and the search's batches (default 0)")
+    format: Format = option("md", "output format: md, json or csv (default md; csv: the importance table)")
+    out: str | None = option(None, "write to this file instead of stdout")
+
+    def run(self) -> int:
+        from probe.core.models import load_model
+        from probe.formats.run import is_run_folder
+        from probe.readings.explain import explain, save_explain
+        from probe.readings.explain.record import estimate_seconds
+
+        run, prompt = self._prompt()
+        model = load_model(self.model or prompt.base_model or "default")
+        prompt.check_dim(model.dim, model.name)
+        readout = self._readout(run, prompt, model)
+        seconds = estimate_seconds(readout, prompt.length, hard_steps=self.hard_steps)
+        print(
+            f"explaining {prompt.length} positions on {len(readout.splits.test)} test rows under the task "
+            f"{readout.task_name}: about {seconds / 60:.1f} min on this machine (one pass and one step timed)",
+            file=sys.stderr,
+            flush=True,
+        )
+        writable = run is not None and is_run_folder(run.path)  # never write into another tool's folder
+        record = explain(
+            prompt,
+            readout,
+            source=str(self.target),
+            hard_steps=self.hard_steps,
+            lens_tokens=self.lens_tokens,
+            lens_texts=self.lens_texts,
+            bootstrap=self.bootstrap,
+            seed=self.seed,
+            state_dir=run.path if writable and run is not None else None,
+            attribution_texts=self.attribution,
+            trigger_tokens=self.triggers,
+            progress=not self.no_progress,
+        )
+        if writable and run is not None:
+            save_explain(record, run.path)
+        emit(self._text(record, prompt), self.out)
+        return 0
 
     def _text(self, record: Any, prompt: Any) -> str:
         if self.format == "json":

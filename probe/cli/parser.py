@@ -25,6 +25,7 @@ from probe.cli.audit import Audit
 from probe.cli.commands import Compare, Dashboard, Demo, Drift, Report, Train
 from probe.cli.explain import Explain
 from probe.cli.frontier import Frontier
+from probe.cli.harden import Harden
 from probe.cli.options import Command, literal_choices, option_flag
 from probe.cli.replicate import Replicate
 from probe.cli.wayward import Wayward
@@ -41,6 +42,7 @@ COMMANDS: tuple[type[Command], ...] = (
     Dashboard,
     Replicate,
     Explain,
+    Harden,
     Frontier,
     Wayward,
     Audit,

@@ -206,6 +206,27 @@ def frequency_ranks(vocabulary: Vocabulary, allowed: np.ndarray | None = None) -
     return ids[order].astype(np.int64)
 
 
+def whole_words(vocabulary: Vocabulary) -> np.ndarray:
+    """bool [V]: which tokens read as a whole English word, for the readability of a hard prompt.
+
+    A whole word is alphabetic, known to wordfreq (frequency above 0), and not a piece of a longer word: never a
+    WordPiece continuation (``##ing``), and in a vocabulary that marks word starts (byte-level BPE's ``Ġ``,
+    SentencePiece's ``▁``) only a word-initial piece (``Ġriver``, not ``riv``). Special and unused tokens are
+    never words.
+    """
+    marks = (_BYTE_LEVEL_SPACE, _SENTENCEPIECE_SPACE)
+    marked = any(p.startswith(marks) for p in vocabulary.pieces)
+    out = np.zeros(len(vocabulary), dtype=bool)
+    for i, piece in enumerate(vocabulary.pieces):
+        if vocabulary.special[i] or vocabulary.unused[i] or piece.startswith("##"):
+            continue
+        if marked and not piece.startswith(marks):
+            continue
+        word = surface_form(piece)
+        out[i] = word.isalpha() and _word_frequency(word) > 0
+    return out
+
+
 def label_token_ids(tokenizer: PreTrainedTokenizerBase, label: str) -> list[int]:
     """Token ids of a label as it appears in text (with and without a leading space).
 

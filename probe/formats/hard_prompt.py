@@ -43,9 +43,14 @@ class HardPrompt(Result):
             frozen model's, on the same test rows.
         holdout_accuracy / start_holdout_accuracy: on the held-out training slice, for the prompt kept and at
             the start (the nearest tokens).
-        changed_positions: positions whose token differs from the nearest-token reading.
+        changed_positions: positions whose token differs from the start (the nearest-token reading, unless a
+            longer prompt or given ids started it).
         steps / best_step / seed: the search.
         task: the task every accuracy was measured under (None in files from before it was recorded).
+        method: how it was found: "pez" (projected gradient; files from before the search say nothing) or
+            "search" (exact coordinate search).
+        word_share: the share of its tokens that are whole words (NaN in files from before it was measured).
+        perplexity: its perplexity under the model, for causal LMs (NaN for other kinds and older files).
     """
 
     model: str
@@ -63,10 +68,21 @@ class HardPrompt(Result):
     best_step: int
     seed: int
     task: str | None = None
+    method: str = "pez"
+    word_share: float = math.nan
+    perplexity: float = math.nan
     format: int = HARD_PROMPT_FORMAT
 
     def headline(self) -> str:
-        return f"{self.shown}, accuracy {self.hard_prompt_accuracy:.3f} (soft {self.soft_accuracy:.3f})"
+        return (
+            f"{self.shown}, accuracy {self.hard_prompt_accuracy:.3f} (soft {self.soft_accuracy:.3f}); "
+            f"{self.readability()}"
+        )
+
+    def readability(self) -> str:
+        """Its readability in words: the share of whole words, and the perplexity where it was measured."""
+        words = "whole words unmeasured" if math.isnan(self.word_share) else f"{self.word_share:.0%} whole words"
+        return words if math.isnan(self.perplexity) else f"{words}, perplexity {self.perplexity:.1f}"
 
     @property
     def shown(self) -> str:
@@ -114,8 +130,10 @@ class HardPrompt(Result):
         """A short readable summary."""
         return "\n".join(
             [
-                f"Hard prompt ({len(self.token_ids)} tokens, {self.changed_positions} changed from the nearest-token "
-                f"reading, best at step {self.best_step} of {self.steps}): `{self.shown}` (decoded: `{self.text}`)",
+                f"Hard prompt ({len(self.token_ids)} tokens by {self.method}, {self.changed_positions} changed from "
+                f"its start, best at step {self.best_step} of {self.steps}): `{self.shown}` (decoded: `{self.text}`)",
+                "",
+                f"Readability: {self.readability()}.",
                 "",
                 "| prompt | test accuracy |",
                 "|---|---:|",

@@ -55,6 +55,7 @@ def _hard() -> HardPrompt:
         model="default", token_ids=[5, 7], tokens=["a", "b"], text="a b", hard_prompt_accuracy=0.5,
         soft_accuracy=0.75, discretised_accuracy=0.5, zero_shot_accuracy=0.25, holdout_accuracy=0.5,
         start_holdout_accuracy=0.25, changed_positions=1, steps=10, best_step=5, seed=0, task="cosine",
+        method="search", word_share=0.5, perplexity=12.5,
     )  # fmt: skip
 
 
@@ -139,7 +140,14 @@ CASES: dict[type, Case] = {
     HardPrompt: Case(
         _hard,
         {"model": "default", "token_ids": [1, 2], "accuracy": 0.625},
-        lambda r: r.hard_prompt_accuracy == 0.625 and r.tokens == ["1", "2"] and r.task is None,
+        lambda r: (
+            r.hard_prompt_accuracy == 0.625
+            and r.tokens == ["1", "2"]
+            and r.task is None
+            and r.method == "pez"
+            and math.isnan(r.word_share)
+            and math.isnan(r.perplexity)
+        ),
         ("token_ids", [1.5]),
     ),
     ExplainRecord: Case(

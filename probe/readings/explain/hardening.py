@@ -7,15 +7,24 @@ stratified) scores the projected prompt every ``eval_every`` steps, and the best
 result is never worse there than the start. Batches depend only on (seed, step), and the state (continuous
 prompt, Adam moments, best so far) is saved every ``eval_every`` steps, so a search resumes where it stopped.
 
+``method="search"`` replaces the projected gradient with exact coordinate search, the soft prompt as teacher
+(:mod:`.search`); everything else (the start, the held-out choice, the record, resuming) is shared.
+
+The hard prompt may be longer than the soft one (``length``: 1, 2, 4... times its positions). A longer prompt
+starts from each soft position's ``length / p`` nearest tokens in turn, nearest first (``t0 t0' t1 t1' ...``):
+every position keeps its own block, and the second-nearest token adds what the nearest alone lacks, where
+repeating the nearest token would add a copy. A start given as token ids (a PEZ result, say) replaces it.
+
 The result is a :class:`probe.formats.hard_prompt.HardPrompt`, saved as ``hard-prompt.json``, which probe loads
-as a prompt: the embedding rows of its token ids.
+as a prompt: the embedding rows of its token ids. Its readability is measured beside its accuracy
+(:mod:`.readability`).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,12 +35,17 @@ from probe.core.models import canonical_name
 from probe.core.sampling import seeded_batches
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.hard_prompt import HardPrompt
+from probe.readings.explain import search as coordinate
+from probe.readings.explain.readability import prompt_perplexity, word_share
 from probe.readings.explain.readout import Readout, progress_bar
 from probe.tasks.evaluation import eval_subset
 from probe.tasks.kinds import prompt_parameter
 
 STATE = "hard-prompt-state"
+SEARCH_STATE = "hard-prompt-search-state"
 STATE_FORMAT = 1
+Method = Literal["pez", "search"]
+METHODS: tuple[Method, ...] = ("pez", "search")
 
 
 def _holdout(train: LabelledData, share: float, seed: int) -> tuple[LabelledData, LabelledData]:
@@ -67,6 +81,10 @@ def harden(
     seed: int = 0,
     state_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    method: Method = "pez",
+    length: int | None = None,
+    start: Any = None,
+    search: coordinate.SearchSettings | None = None,
 ) -> HardPrompt:
     """Search for the best real-token prompt from the soft prompt's nearest tokens (see the module docstring).
 
@@ -74,28 +92,35 @@ def harden(
         prompt: the soft prompt.
         readout: the model, data and task settings (:class:`probe.readings.explain.readout.Readout`).
         steps: optimisation steps.
-        lr: Adam's learning rate on the continuous prompt.
+        lr: Adam's learning rate on the continuous prompt (PEZ).
         batch_size: training texts per step.
         eval_every: score on the held-out slice (and save the state) every this many steps.
         holdout: share of the training data held out to choose the prompt.
-        seed: seeds the held-out slice and the batches.
+        seed: seeds the held-out slice, the batches and the search's proposals.
         state_dir: where to keep the resumable state (a search with the same settings continues from it).
         progress: show a progress bar.
+        method: "pez" (projected gradient) or "search" (exact coordinate search, :mod:`.search`).
+        length: tokens in the hard prompt, a multiple of the soft prompt's positions (default: as many).
+        start: token ids to start from (a PEZ result, say) instead of the nearest tokens.
+        search: the coordinate search's settings (default :class:`SearchSettings`); read by ``method="search"``.
 
     Raises:
-        ValueError: non-positive steps or interval, a share outside (0, 1), or a prompt of another dimension.
+        ValueError: non-positive steps or interval, a share outside (0, 1), a prompt of another dimension, an
+            unknown method, a length that is not a positive multiple of the soft prompt's, or start ids that
+            are not ids of the vocabulary or not as many as ``length``.
     """
     if steps < 1 or eval_every < 1 or batch_size < 1:
         raise ValueError(f"steps {steps}, eval_every {eval_every} and batch_size {batch_size} must be positive")
     if not 0 < holdout < 1:
         raise ValueError(f"holdout is {holdout}; expected a share between 0 and 1")
+    if method not in METHODS:
+        raise ValueError(f"method is {method!r}; expected one of {', '.join(METHODS)}")
     vectors = as_prompt(prompt).vectors
-    start_ids = readout.nearest_ids(vectors)
+    start_ids = start_tokens(readout, vectors, length, start)
     train, held = _holdout(readout.splits.train, holdout, seed)
     settings = {
         "format": STATE_FORMAT,
         "steps": steps,
-        "lr": lr,
         "batch_size": batch_size,
         "seed": seed,
         "eval_every": eval_every,
@@ -103,24 +128,81 @@ def harden(
         "start_ids": start_ids.tolist(),
         **readout.key(),  # the model, the task and the data: a search on other data starts afresh
     }
-    state = _state(state_dir, settings)
-    search = _begin(readout, start_ids, held, lr, state)
-    task = readout.task(vectors.shape[0])
+    if method == "search":
+        search = search or coordinate.SearchSettings()
+        settings |= {"method": method, "soft": _digest(vectors), **search.to_dict()}
+        state = _state(state_dir, settings, SEARCH_STATE)
+        found: Any = coordinate.coordinate_search(
+            readout, vectors, coordinate.begin(readout, start_ids, held, state), train, held, settings=search,
+            steps=steps, batch_size=batch_size, eval_every=eval_every, seed=seed, state=state, progress=progress,
+        )  # fmt: skip
+    else:
+        state = _state(state_dir, settings | {"lr": lr}, STATE)
+        found = _pez(
+            readout, _begin(readout, start_ids, held, lr, state), train, held, steps=steps, batch_size=batch_size,
+            eval_every=eval_every, seed=seed, state=state, progress=progress,
+        )  # fmt: skip
+    return _result(readout, vectors, start_ids, found, steps=steps, seed=seed, method=method)
+
+
+def _pez(
+    readout: Readout, pez: _Search, train: LabelledData, held: LabelledData, *, steps: int, batch_size: int,
+    eval_every: int, seed: int, state: CacheEntry | None, progress: bool,
+) -> _Search:  # fmt: skip
+    """The PEZ loop from ``pez`` (a fresh start or a saved state) to ``steps``."""
+    task = readout.task(len(pez.best_ids))
     bar = progress_bar(steps, "hard prompt", progress)
-    bar.update(search.first - 1)
-    for step, rows in seeded_batches(len(train), batch_size, seed, start=search.first):
+    bar.update(pez.first - 1)
+    for step, rows in seeded_batches(len(train), batch_size, seed, start=pez.first):
         if step > steps:
             break
-        _projected_step(readout, task, search, [train.texts[i] for i in rows], [train.targets[i] for i in rows])
+        _projected_step(readout, task, pez, [train.texts[i] for i in rows], [train.targets[i] for i in rows])
         bar.update(1)
         if step % eval_every == 0 or step == steps:
-            ids = readout.nearest_ids(search.continuous.detach().numpy())
+            ids = readout.nearest_ids(pez.continuous.detach().numpy())
             acc = _accuracy(readout, readout.model.embeddings_numpy()[ids], held)
-            if acc > search.best_acc:
-                search.best_ids, search.best_acc, search.best_step = ids, acc, step
-            _save_state(state, step, search)
+            if acc > pez.best_acc:
+                pez.best_ids, pez.best_acc, pez.best_step = ids, acc, step
+            _save_state(state, step, pez)
     bar.close()
-    return _result(readout, vectors, start_ids, search, steps=steps, seed=seed)
+    return pez
+
+
+def start_tokens(readout: Readout, vectors: np.ndarray, length: int | None, start: Any) -> np.ndarray:
+    """int64 [length]: where a search starts: ``start`` as given, else each soft position's ``length / p`` nearest
+    tokens in turn, nearest first (the module docstring says why).
+
+    Raises:
+        ValueError: a length that is not a positive multiple of the soft prompt's positions, or start ids that
+            are not integer ids of the vocabulary, or not ``length`` of them.
+    """
+    p = vectors.shape[0]
+    if start is not None:
+        ids = np.asarray(start)
+        vocab = readout.model.vocab_size
+        if ids.ndim != 1 or ids.size == 0 or ids.dtype.kind not in "iu" or ids.min() < 0 or ids.max() >= vocab:
+            raise ValueError(
+                f"start is {np.asarray(start).tolist()!r:.80}; expected a list of token ids from 0 to {vocab - 1} "
+                "(a hard prompt's token_ids)"
+            )
+        if length is not None and length != ids.size:
+            raise ValueError(f"start holds {ids.size} token ids but length is {length}; give as many ids as tokens")
+        return ids.astype(np.int64)
+    length = p if length is None else length
+    if isinstance(length, bool) or not isinstance(length, int | np.integer) or length < p or length % p:
+        raise ValueError(
+            f"length is {length!r}; expected a positive multiple of the soft prompt's {p} positions ({p}, {2 * p}, "
+            f"{4 * p}, ...)"
+        )
+    if length == p:
+        return readout.nearest_ids(vectors).astype(np.int64)
+    return readout.index.search(vectors, int(length) // p)[1].reshape(-1).astype(np.int64)
+
+
+def _digest(vectors: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(vectors, np.float32).tobytes()).hexdigest()
 
 
 def _begin(readout: Readout, start_ids: np.ndarray, held: LabelledData, lr: float, state: CacheEntry | None) -> _Search:
@@ -167,9 +249,10 @@ def _projected_step(readout: Readout, task: Any, search: _Search, texts: list[st
 
 
 def _result(
-    readout: Readout, vectors: np.ndarray, start_ids: np.ndarray, search: _Search, *, steps: int, seed: int
+    readout: Readout, vectors: np.ndarray, start_ids: np.ndarray, search: Any, *, steps: int, seed: int, method: str
 ) -> HardPrompt:
-    """The record of the prompt kept, with every accuracy measured on the test split."""
+    """The record of the prompt kept (``search``: its ``best_ids``, ``best_acc``, ``best_step``, ``start_acc``), with
+    every accuracy measured on the test split and its readability."""
     test, embeddings = readout.splits.test, readout.model.embeddings_numpy()
     best = [int(i) for i in search.best_ids]
     return HardPrompt(
@@ -179,7 +262,7 @@ def _result(
         text=str(readout.model.tokenizer.decode(best)),
         hard_prompt_accuracy=_accuracy(readout, embeddings[best], test),
         soft_accuracy=_accuracy(readout, vectors, test),
-        discretised_accuracy=_accuracy(readout, embeddings[start_ids], test),
+        discretised_accuracy=_accuracy(readout, embeddings[readout.nearest_ids(vectors)], test),
         zero_shot_accuracy=readout.zero_shot(),
         holdout_accuracy=float(search.best_acc),
         start_holdout_accuracy=float(search.start_acc),
@@ -188,6 +271,9 @@ def _result(
         best_step=search.best_step,
         seed=seed,
         task=readout.task_name,
+        method=method,
+        word_share=word_share(readout.model, best),
+        perplexity=prompt_perplexity(readout.model, best),
     )
 
 
@@ -195,9 +281,9 @@ def _accuracy(readout: Readout, vectors: np.ndarray, data: LabelledData) -> floa
     return float(readout.outcome(vectors, data)[0].mean())
 
 
-def _state(state_dir: str | os.PathLike[str] | None, settings: dict[str, Any]) -> CacheEntry | None:
+def _state(state_dir: str | os.PathLike[str] | None, settings: dict[str, Any], name: str) -> CacheEntry | None:
     """The resumable search state in ``state_dir`` (a run folder), keyed by every setting it depends on."""
-    return None if state_dir is None else cache_file("", settings, state_dir, name=STATE)
+    return None if state_dir is None else cache_file("", settings, state_dir, name=name)
 
 
 def _save_state(state: CacheEntry | None, step: int, search: _Search) -> None:
@@ -232,3 +318,40 @@ def _adam_state(optimizer: Any, arrays: dict[str, np.ndarray], meta: dict[str, A
             }
         }
     return state
+
+
+def estimate_seconds(
+    prompt: SoftPrompt | np.ndarray | Any, readout: Readout, *, method: Method = "pez", length: int | None = None,
+    steps: int = 100, batch_size: int = 16, eval_every: int = 10, holdout: float = 0.2,
+    search: coordinate.SearchSettings | None = None,
+) -> float:  # fmt: skip
+    """How long :func:`harden` should take on this machine with these settings: one step and one pass are timed
+    on the real data (the search: :func:`.search.estimate_seconds`; PEZ: one training step), then multiplied out.
+
+    Raises:
+        ValueError: an unknown method or a length :func:`harden` refuses.
+    """
+    import time
+
+    if method not in METHODS:
+        raise ValueError(f"method is {method!r}; expected one of {', '.join(METHODS)}")
+    vectors = as_prompt(prompt).vectors
+    ids = start_tokens(readout, vectors, length, None)
+    train = readout.splits.train
+    held = max(len(train.label_names), round(len(train) * holdout))
+    if method == "search":
+        settings = search or coordinate.SearchSettings()
+        return coordinate.estimate_seconds(
+            readout, vectors, ids, settings=settings, steps=steps, batch_size=batch_size,
+            eval_every=eval_every, held_rows=held,
+        )  # fmt: skip
+    task, embeddings = readout.task(len(ids)), readout.model.embeddings_numpy()
+    rows = train.subset(list(range(min(32, len(train)))))
+    readout.scores(embeddings[ids], rows)  # warm
+    began = time.perf_counter()
+    readout.scores(embeddings[ids], rows)
+    per_row = (time.perf_counter() - began) / len(rows)
+    began = time.perf_counter()
+    task.loss(train.texts[:batch_size], train.targets[:batch_size]).backward()
+    step = time.perf_counter() - began
+    return steps * step + per_row * ((steps // eval_every + 2) * held + 4 * len(readout.splits.test))
