@@ -88,7 +88,7 @@ def main() -> None:
                 page.wait_for_selector(f"text=class-label · step {final}", timeout=180_000)
                 _idle(page)
                 page.screenshot(path=str(DOCS / "dashboard-tokens.png"))
-                page.get_by_role("tab", name="Map").click()
+                page.locator('[data-testid="stSidebarNav"]').get_by_text("Map", exact=True).click()
                 page.wait_for_selector("text=UMAP map of", timeout=120_000)
                 _idle(page)
                 page.screenshot(path=str(DOCS / "dashboard-map.png"))
