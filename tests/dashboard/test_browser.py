@@ -346,38 +346,3 @@ def test_browser__every_page_reads_cleanly_on_the_demo_runs(server, browser, tmp
         assert view["clipped"] == [], f"{title}: tables cut off at the right: {view['clipped']}"
         assert view["overlaps"] == [], f"{title}: labels drawn over each other: {view['overlaps'][:6]}"
     assert all(_is_png(tmp_path / f"{path}.png") for path in ("tokens", "map", "drift"))
-
-
-def test_browser__every_page_reads_cleanly_on_an_empty_folder(browser, tmp_path):
-    """The same on a folder with no runs (and no demo): each page says what to do, with no exception."""
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "probe", "dashboard", str(empty), "--port", str(port), "--no-demo"],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        shots = tmp_path / "shots"
-        shots.mkdir()
-        seen = _read_every_page(url, browser, shots)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    for title, view in seen.items():
-        assert view["title"], f"{title}: no title on an empty folder"
-        assert view["before"] == "", f"{title}: text above the title: {view['before'][:120]!r}"
