@@ -309,8 +309,9 @@ _READING = """() => {
 }"""
 
 
-def _read_every_page(url: str, browser, shots: Path) -> dict[str, dict]:
-    """Open every page from the sidebar as a user does; what each shows (see ``_READING``), after a screenshot."""
+def _read_every_page(url: str, browser, shots: Path, *, runs: bool = True) -> dict[str, dict]:
+    """Open every page from the sidebar as a user does; what each shows (see ``_READING``), after a screenshot
+    (``runs``: the folder has runs, so the Map page draws a map to wait for)."""
     from probe.dashboard.app import PAGE_LIST
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -325,7 +326,7 @@ def _read_every_page(url: str, browser, shots: Path) -> dict[str, dict]:
         page.wait_for_timeout(1500)  # the rerun starts: the old page's elements turn stale, then go
         _wait_idle(page)
         page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=120_000)
-        if title == "Map":
+        if title == "Map" and runs:
             page.wait_for_selector("text=map of", timeout=180_000)  # the fitted map, not the PCA stand-in
             _wait_idle(page)
         _no_exception(page)
@@ -346,3 +347,38 @@ def test_browser__every_page_reads_cleanly_on_the_demo_runs(server, browser, tmp
         assert view["clipped"] == [], f"{title}: tables cut off at the right: {view['clipped']}"
         assert view["overlaps"] == [], f"{title}: labels drawn over each other: {view['overlaps'][:6]}"
     assert all(_is_png(tmp_path / f"{path}.png") for path in ("tokens", "map", "drift"))
+
+
+def test_browser__every_page_reads_cleanly_on_an_empty_folder(browser, tmp_path):
+    """The same on a folder with no runs (and no demo): each page says what to do, with no exception."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe", "dashboard", str(empty), "--port", str(port), "--no-demo"],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        shots = tmp_path / "shots"
+        shots.mkdir()
+        seen = _read_every_page(url, browser, shots, runs=False)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for title, view in seen.items():
+        assert view["title"], f"{title}: no title on an empty folder"
+        assert view["before"] == "", f"{title}: text above the title: {view['before'][:120]!r}"
