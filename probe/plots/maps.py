@@ -88,7 +88,8 @@ def prompt_map(
         tops = pd.DataFrame({"token": top1.to_numpy(), "x": current["x"].to_numpy(), "y": current["y"].to_numpy()})
         shades = [colors[str(g)] for g in current[color_by]]
         _add_words(fig, tops, spots[n:required], size=11, color=shades, name="top-1 tokens")
-    _frame(fig, tokens, xs[:required], ys[:required])  # landmarks may fall outside; labels and positions never
+    boxes = _word_boxes(xs[:required], ys[:required], texts[:required], spots[:required], _span(tokens, xs, ys), scales)
+    _frame(fig, tokens, boxes)  # landmarks may fall outside; labels and positions never (their text included)
     return fig
 
 
@@ -97,25 +98,27 @@ OUTLYING = 0.005
 otherwise squeeze the rest into a corner)."""
 
 
-def _frame(fig: go.Figure, tokens: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> None:
-    """Axis ranges over the cloud less its outliers (:data:`OUTLYING`) and over every word and position, with a note
-    saying how many tokens lie outside (double-click the map to see all)."""
+def _frame(fig: go.Figure, tokens: pd.DataFrame, boxes: np.ndarray) -> None:
+    """Axis ranges over the cloud less its outliers (:data:`OUTLYING`) and over every written word's box (left,
+    bottom, right, top: its text, not only its point), with a note saying how many tokens lie outside (double-click
+    the map to see all)."""
     cx, cy = tokens["x"].to_numpy(dtype=float), tokens["y"].to_numpy(dtype=float)
     if len(cx) < 100:
         return
     ranges = []
-    for cloud, words in ((cx, x), (cy, y)):
+    for axis, cloud in enumerate((cx, cy)):
         low, high = np.quantile(cloud, [OUTLYING, 1 - OUTLYING])
-        if len(words):
-            low, high = min(low, float(words.min())), max(high, float(words.max()))
         pad = 0.04 * (high - low)
-        ranges.append((low - pad, high + pad))
+        low, high = low - pad, high + pad
+        if len(boxes):
+            low, high = min(low, float(boxes[:, axis].min())), max(high, float(boxes[:, axis + 2].max()))
+        ranges.append((low, high))
     (x0, x1), (y0, y1) = ranges
+    fig.update_xaxes(range=[x0, x1])
+    fig.update_yaxes(range=[y0, y1])
     outside = int(np.sum((cx < x0) | (cx > x1) | (cy < y0) | (cy > y1)))
     if outside == 0:
         return
-    fig.update_xaxes(range=[x0, x1])
-    fig.update_yaxes(range=[y0, y1])
     fig.add_annotation(
         text=f"{outside:,} outlying tokens lie outside this view (double-click the map to see them all)",
         xref="paper",
@@ -266,12 +269,11 @@ def label_spots(
     if len(x) == 0:
         return []
     required = len(texts) if required is None else required
-    width, height = span or (max(float(np.ptp(x)), 1e-9), max(float(np.ptp(y)), 1e-9))
+    span = span or (max(float(np.ptp(x)), 1e-9), max(float(np.ptp(y)), 1e-9))
     placed: list[tuple[tuple[float, float, float, float], str]] = []  # (box, text)
     spots: list[Spot | None] = []
     for i, (xi, yi, text) in enumerate(zip(x, y, texts, strict=True)):
-        scale = scales[i] if scales is not None else 1.0
-        w, h = len(text) * char * width * scale, line * height * scale
+        w, h = _text_size(text, span, scales[i] if scales is not None else 1.0, char, line)
         rings = range(RINGS + 1) if i < required else range(1)
         best: tuple[float, Spot, tuple[float, float, float, float]] | None = None
         for ring in rings:
@@ -295,6 +297,33 @@ def label_spots(
         placed.append((box, text))
         spots.append(spot)
     return spots
+
+
+def _text_size(text: str, span: tuple[float, float], scale: float, char: float, line: float) -> tuple[float, float]:
+    """A word's width and height in map units (``char``/``line``: shares of ``span`` for an 11 px font)."""
+    return len(text) * char * span[0] * scale, line * span[1] * scale
+
+
+def _word_boxes(
+    x: np.ndarray,
+    y: np.ndarray,
+    texts: list[str],
+    spots: list[Spot | None],
+    span: tuple[float, float],
+    scales: list[float] | None = None,
+    *,
+    char: float = 0.009,
+    line: float = 0.035,
+) -> np.ndarray:
+    """The box (left, bottom, right, top; map units) each written word takes at its spot from :func:`label_spots`
+    ([n, 4]; words not written are left out)."""
+    boxes = []
+    for i, (xi, yi, text, spot) in enumerate(zip(x, y, texts, spots, strict=True)):
+        if spot is None:
+            continue
+        w, h = _text_size(text, span, scales[i] if scales is not None else 1.0, char, line)
+        boxes.append(_box(float(xi) + spot[1], float(yi) + spot[2], w, h, spot[0]))
+    return np.array(boxes, dtype=float).reshape(-1, 4)
 
 
 def _box(x: float, y: float, w: float, h: float, spot: str) -> tuple[float, float, float, float]:

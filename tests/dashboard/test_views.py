@@ -185,6 +185,29 @@ def test_prompt_map__outliers_are_left_out_of_the_view_and_said_so():
     assert any("3 outlying tokens" in a.text for a in fig.layout.annotations)
 
 
+def test_prompt_map__a_word_written_at_the_right_edge_fits_in_the_view():
+    from probe.plots.maps import prompt_map
+
+    rng = np.random.default_rng(1)
+    cloud = pd.DataFrame(
+        {"token": [f"t{i}" for i in range(1000)], "x": rng.normal(size=1000), "y": rng.normal(size=1000)}
+    )
+    right = float(cloud["x"].max())
+    word = "extraordinarilylongtoken"
+    paths = pd.DataFrame(
+        {"run": ["a"], "init": ["a"], "step": [0], "position": [0], "x": [right], "y": [0.0]}
+        | {"neighbours": [word], "top1_cos": [0.5], "on_manifold": [True]}
+    )
+    fig = prompt_map(cloud, paths)
+    (top,) = [t for t in fig.data if t.name == "top-1 tokens"]
+    x0, x1 = fig.layout.xaxis.range
+    width = len(word) * 0.009 * (right - float(cloud["x"].min()))  # the placement's own measure of the word
+    left = float(top.x[0]) - (
+        width if "left" in top.textposition[0] else width / 2 if "center" in top.textposition[0] else 0
+    )
+    assert x0 <= left and left + width <= x1 + 1e-9, (left, left + width, x0, x1)
+
+
 def test_tables__every_column_the_main_tables_show_has_help(demo_runs, default_model, default_index):
     from probe.dashboard.widgets import COLUMN_HELP
     from probe.experiments.demo import comparison_table
