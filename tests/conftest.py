@@ -97,6 +97,21 @@ def _count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _perturb(module: torch.nn.Module, seed: int = 0) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in module.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape, generator=generator) * 0.5)
+
+
+@pytest.fixture(scope="session")
+def perturb():
+    """Move a PEFT model's trainable parameters off their init (seeded), so a reading of them is not the trivial
+    one: ``perturb(peft_model, seed=0)``."""
+    return _perturb
+
+
 @pytest.fixture(scope="session")
 def tiny_gpt2_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer GPT-2 with hidden size 32 and a 400-token byte-level BPE, saved to a folder."""

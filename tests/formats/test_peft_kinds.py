@@ -14,15 +14,9 @@ from probe.cli import main
 from probe.formats.prompts import load_prompt, load_prompts
 
 
-def _perturb(module: torch.nn.Module, seed: int = 0) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in module.parameters():
-            if param.requires_grad:
-                param.add_(torch.randn(param.shape, generator=generator) * 0.5)
-
-
-def test_p_tuning__the_saved_prompt_is_the_encoders_output_and_the_head_reads_as_peft_does(tmp_path, default_model):
+def test_p_tuning__the_saved_prompt_is_the_encoders_output_and_the_head_reads_as_peft_does(
+    perturb, tmp_path, default_model
+):
     from peft import PeftModel, PromptEncoderConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification
 
@@ -32,7 +26,7 @@ def test_p_tuning__the_saved_prompt_is_the_encoders_output_and_the_head_reads_as
     base = AutoModelForSequenceClassification.from_pretrained(bundled_model_path(), num_labels=4)
     config = PromptEncoderConfig(task_type="SEQ_CLS", num_virtual_tokens=4, encoder_hidden_size=16)
     peft_model = get_peft_model(base, config)
-    _perturb(peft_model)
+    perturb(peft_model)
     peft_model.save_pretrained(tmp_path / "ptuning")
     expected = peft_model.get_prompt(batch_size=1)[0].detach().numpy()
 
@@ -51,20 +45,20 @@ def test_p_tuning__the_saved_prompt_is_the_encoders_output_and_the_head_reads_as
     np.testing.assert_allclose(readout.scores(prompt.vectors, readout.splits.test), peft_logits, atol=1e-5)
 
 
-def _multitask(tiny_gpt2_path, tmp_path):
+def _multitask(tiny_gpt2_path, tmp_path, perturb):
     from peft import MultitaskPromptTuningConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_path)
     config = MultitaskPromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3, num_tasks=3, num_ranks=2)
     peft_model = get_peft_model(base, config)
-    _perturb(peft_model)
+    perturb(peft_model)
     peft_model.save_pretrained(tmp_path / "multi")
     return peft_model
 
 
-def test_multitask__one_prompt_per_task_as_peft_forms_it_and_never_the_shared_rows(tiny_gpt2_path, tmp_path):
-    peft_model = _multitask(tiny_gpt2_path, tmp_path)
+def test_multitask__one_prompt_per_task_as_peft_forms_it_and_never_the_shared_rows(perturb, tiny_gpt2_path, tmp_path):
+    peft_model = _multitask(tiny_gpt2_path, tmp_path, perturb)
     prompts = load_prompts(tmp_path / "multi")
     assert [p.metadata["task_id"] for p in prompts] == [0, 1, 2]
     for task, prompt in enumerate(prompts):
@@ -78,8 +72,8 @@ def test_multitask__one_prompt_per_task_as_peft_forms_it_and_never_the_shared_ro
         load_prompt(tmp_path / "multi", task_id=7)
 
 
-def test_multitask__a_loose_weights_file_is_read_as_what_it_is(tiny_gpt2_path, tmp_path):
-    peft_model = _multitask(tiny_gpt2_path, tmp_path)
+def test_multitask__a_loose_weights_file_is_read_as_what_it_is(perturb, tiny_gpt2_path, tmp_path):
+    peft_model = _multitask(tiny_gpt2_path, tmp_path, perturb)
     loose = tmp_path / "weights.safetensors"
     shutil.copy(tmp_path / "multi" / "adapter_model.safetensors", loose)
     prompt = load_prompt(loose, task_id=1)
@@ -89,8 +83,8 @@ def test_multitask__a_loose_weights_file_is_read_as_what_it_is(tiny_gpt2_path, t
         load_prompt(loose)
 
 
-def test_report__a_multitask_prompt_per_task_and_refused_without_one(tiny_gpt2_path, tmp_path, capsys):
-    _multitask(tiny_gpt2_path, tmp_path)
+def test_report__a_multitask_prompt_per_task_and_refused_without_one(perturb, tiny_gpt2_path, tmp_path, capsys):
+    _multitask(tiny_gpt2_path, tmp_path, perturb)
     folder = str(tmp_path / "multi")
     capsys.readouterr()
     assert main(["report", folder, "--model", str(tiny_gpt2_path), "--task-id", "1"]) == 0
@@ -100,7 +94,7 @@ def test_report__a_multitask_prompt_per_task_and_refused_without_one(tiny_gpt2_p
     assert "--task-id" in err and len(err.strip().splitlines()) == 1
 
 
-def test_cpt__each_position_reads_with_the_token_it_started_as(tiny_gpt2_path, tmp_path, capsys):
+def test_cpt__each_position_reads_with_the_token_it_started_as(perturb, tiny_gpt2_path, tmp_path, capsys):
     from peft import CPTConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -110,7 +104,7 @@ def test_cpt__each_position_reads_with_the_token_it_started_as(tiny_gpt2_path, t
     starts = [5, 17, 42, 99]
     config = CPTConfig(task_type="CAUSAL_LM", cpt_token_ids=starts, cpt_mask=[1] * 4, cpt_tokens_type_mask=[1, 2, 2, 1])
     peft_model = get_peft_model(base, config)
-    _perturb(peft_model)
+    perturb(peft_model)
     peft_model.save_pretrained(tmp_path / "cpt")
     expected = peft_model.get_prompt(batch_size=1)[0].detach().numpy()
 

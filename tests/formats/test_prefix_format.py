@@ -12,19 +12,11 @@ import torch
 from probe.formats.prefix import PrefixPrompt, is_prefix_adapter, load_prefix, unflatten
 
 
-def _perturb(module: torch.nn.Module, seed: int = 0) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in module.parameters():
-            if param.requires_grad:
-                param.add_(torch.randn(param.shape, generator=generator) * 0.5)
-
-
 def _self_cache(cache):
     return getattr(cache, "self_attention_cache", cache)
 
 
-def _saved_prefix(base, folder, *, kind="prefix", task_type="CAUSAL_LM", n=3, projection=False):
+def _saved_prefix(base, folder, perturb, *, kind="prefix", task_type="CAUSAL_LM", n=3, projection=False):
     from peft import CartridgeConfig, PrefixTuningConfig, get_peft_model
 
     if kind == "prefix":
@@ -32,7 +24,7 @@ def _saved_prefix(base, folder, *, kind="prefix", task_type="CAUSAL_LM", n=3, pr
     else:
         config = CartridgeConfig(task_type=task_type, num_virtual_tokens=n)
     peft_model = get_peft_model(base, config)
-    _perturb(peft_model)
+    perturb(peft_model)
     peft_model.save_pretrained(folder)
     return peft_model.eval()
 
@@ -47,12 +39,18 @@ def _assert_as_peft_passes(prefix: PrefixPrompt, peft_model) -> None:
 
 
 @pytest.mark.parametrize("kind", ["prefix", "projected", "cartridge"])
-def test_prefix__keys_and_values_per_layer_are_what_peft_passes_the_causal_model(tiny_gpt2_path, tmp_path, kind):
+def test_prefix__keys_and_values_per_layer_are_what_peft_passes_the_causal_model(
+    perturb, tiny_gpt2_path, tmp_path, kind
+):
     from transformers import AutoModelForCausalLM, DynamicCache
 
     base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_path)
     peft_model = _saved_prefix(
-        base, tmp_path / kind, kind="cartridge" if kind == "cartridge" else "prefix", projection=kind == "projected"
+        base,
+        tmp_path / kind,
+        perturb,
+        kind="cartridge" if kind == "cartridge" else "prefix",
+        projection=kind == "projected",
     )
     assert is_prefix_adapter(tmp_path / kind)
     prefix = load_prefix(tmp_path / kind, model_config=base.config)
@@ -74,33 +72,33 @@ def test_prefix__keys_and_values_per_layer_are_what_peft_passes_the_causal_model
     np.testing.assert_allclose(got.logits.numpy(), expected.numpy(), atol=1e-5)
 
 
-def test_prefix__a_seq2seq_prefix_gives_decoder_layer_i_the_pair_peft_gives_it(tiny_t5_path, tmp_path):
+def test_prefix__a_seq2seq_prefix_gives_decoder_layer_i_the_pair_peft_gives_it(perturb, tiny_t5_path, tmp_path):
     from transformers import AutoModelForSeq2SeqLM
 
     base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_path)
-    peft_model = _saved_prefix(base, tmp_path / "t5", task_type="SEQ_2_SEQ_LM")
+    peft_model = _saved_prefix(base, tmp_path / "t5", perturb, task_type="SEQ_2_SEQ_LM")
     prefix = load_prefix(tmp_path / "t5", model_config=base.config)
     _assert_as_peft_passes(prefix, peft_model)
     np.testing.assert_array_equal(prefix.kv[1], prefix.kv[0])  # pair (2 x 1) mod 2 = 0: PEFT's layout, kept
 
 
-def test_prefix__the_bundled_encoders_prefix_is_what_peft_passes_it(tmp_path):
+def test_prefix__the_bundled_encoders_prefix_is_what_peft_passes_it(perturb, tmp_path):
     from transformers import AutoModel
 
     from probe.core.models import bundled_model_path
 
     base = AutoModel.from_pretrained(bundled_model_path())
-    peft_model = _saved_prefix(base, tmp_path / "enc", task_type="FEATURE_EXTRACTION", n=4)
+    peft_model = _saved_prefix(base, tmp_path / "enc", perturb, task_type="FEATURE_EXTRACTION", n=4)
     prefix = load_prefix(tmp_path / "enc", model_config=base.config)
     assert (prefix.num_layers, prefix.num_heads, prefix.length, prefix.head_dim) == (6, 12, 4, 32)
     _assert_as_peft_passes(prefix, peft_model)
 
 
-def test_prefix__a_loose_weights_file_reads_with_its_models_geometry(tiny_gpt2_path, tmp_path):
+def test_prefix__a_loose_weights_file_reads_with_its_models_geometry(perturb, tiny_gpt2_path, tmp_path):
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_path)
-    peft_model = _saved_prefix(base, tmp_path / "a")
+    peft_model = _saved_prefix(base, tmp_path / "a", perturb)
     loose = tmp_path / "weights.safetensors"
     shutil.copy(tmp_path / "a" / "adapter_model.safetensors", loose)
     prefix = load_prefix(loose, model_config=base.config)
@@ -109,11 +107,11 @@ def test_prefix__a_loose_weights_file_reads_with_its_models_geometry(tiny_gpt2_p
         load_prefix(loose)
 
 
-def test_prefix__a_prefix_of_another_geometry_or_layer_is_refused_in_one_line(tiny_gpt2_path, tmp_path):
+def test_prefix__a_prefix_of_another_geometry_or_layer_is_refused_in_one_line(perturb, tiny_gpt2_path, tmp_path):
     from transformers import AutoModelForCausalLM, GPT2Config
 
     base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_path)
-    _saved_prefix(base, tmp_path / "a")
+    _saved_prefix(base, tmp_path / "a", perturb)
     other = GPT2Config(n_embd=32, n_layer=3, n_head=2)
     with pytest.raises(ValueError, match="2 layers x 2 key-value heads; the model has 3 layers"):
         load_prefix(tmp_path / "a", model_config=other)
