@@ -595,6 +595,22 @@ def test_file_modes__atomic_writes_keep_the_old_mode_or_the_umask_default(tmp_pa
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
+def test_data_loss__output_to_a_device_or_a_pipe_is_written_through_never_replaced(tmp_path):
+    """``--out /dev/null`` or a FIFO: an atomic replace would put a plain file where the device or pipe was (a
+    FIFO stands for both here, so that a regression cannot replace the machine's /dev/null)."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    atomic_write_bytes(fifo, b"report")
+    reader.join(timeout=10)
+    assert got == [b"report"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -41,13 +41,20 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
     The new file keeps the old one's permissions, or gets the umask's default for a new file (a temp file alone
     would be private to its owner, so a dashboard or a colleague running as another user could not read the run).
+    A path that is not a regular file (``/dev/null``, ``/dev/stdout``, a pipe) is written to as it is: replacing
+    it would put a file where the device was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        info = os.stat(path)
+        mode = stat.S_IMODE(info.st_mode)
     except FileNotFoundError:
-        mode = 0o666 & ~_umask()
+        info, mode = None, 0o666 & ~_umask()
+    if info is not None and not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
