@@ -333,25 +333,13 @@ DEMO_LOG = ".probe-demo.log"
 
 def train_demo_beside(runs_dir: str) -> None:
     """Train the demo runs in a child process while the dashboard serves: the server listens at once, the pages
-    follow the runs as they land, and the child is stopped with the server (Linux: the kernel signals it when its
-    parent ends; an interrupted demo resumes the next time)."""
+    follow the runs as they land, and the child is stopped with the server (an interrupted demo resumes the next
+    time)."""
     import os
-    import signal
-    import subprocess
 
-    def die_with_parent() -> None:  # runs in the child, before exec
-        try:
-            import ctypes
+    from probe.core.children import start_beside
 
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass  # not Linux: the demo finishes on its own, and stops with its session
-
-    os.makedirs(runs_dir, exist_ok=True)
-    log = open(os.path.join(runs_dir, DEMO_LOG), "a", encoding="utf-8")  # noqa: SIM115 (the child holds it)
-    command = [sys.executable, "-m", "probe", "demo", "--out", runs_dir, "--no-progress"]
-    subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
-    log.close()
+    start_beside(["demo", "--out", runs_dir, "--no-progress"], os.path.join(runs_dir, DEMO_LOG))
 
 
 def app_path() -> str:

@@ -184,3 +184,38 @@ def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
         "Hard prompt (2 positions changed from the nearest tokens): `outlets · ##koff · org · court · sincere · ##qi` "
         "(decoded: `outletskoff org court sincereqi`)"
     ]
+
+
+@pytest.mark.slow
+def test_explain__compute_now_runs_probe_explain_beside_the_server_and_shows_its_estimate(
+    monkeypatch, tmp_path, demo_runs
+):
+    """A run with no reading: the Explain page offers to compute it, starts ``probe explain`` in a child process,
+    and shows the estimate the command prints first, then its progress."""
+    import shutil
+    import time
+
+    from probe.dashboard import jobs
+
+    runs = tmp_path / "runs"
+    shutil.copytree(demo_runs / "class-label", runs / "class-label")
+    monkeypatch.setenv("PROBE_RUNS_DIR", str(runs))
+    at = AppTest.from_file(str(DASHBOARD / "screens" / "explain.py"), default_timeout=300).run()
+    assert not at.exception, at.exception
+    assert any("Not measured yet" in i.value for i in at.info)
+    at.button(key="explain-class-label").click().run()
+    job = jobs._jobs()[str(runs / "class-label")]
+    try:
+        log = runs / "class-label" / jobs.EXPLAIN_LOG
+        deadline = time.time() + 240
+        while "about" not in (log.read_text() if log.is_file() else "") and time.time() < deadline:
+            assert job.poll() is None, log.read_text()
+            time.sleep(1)
+        at.run()
+        shown = [i.value for i in at.info if i.value.startswith("Computing")]
+        assert shown and "explaining 5 positions" in shown[0] and "min on this machine" in shown[0], shown
+        assert job.poll() is None  # still working: the page did not wait for it
+    finally:
+        job.terminate()
+        job.wait(timeout=30)
+        jobs._jobs().clear()

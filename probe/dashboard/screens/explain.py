@@ -4,6 +4,7 @@ faithfulness of its nearest-token reading, and the hard prompt with its accuracy
 import streamlit as st
 
 from probe.dashboard import views
+from probe.dashboard.jobs import offer_explain
 from probe.dashboard.sidebar import current_view
 from probe.dashboard.widgets import chart, data_table
 from probe.plots.bars import importance_bars
@@ -13,10 +14,7 @@ for run in view.selected:
     record = views.explain_result(run, view.step)
     st.subheader(f"{run.name}: what the prompt does")
     if record is None:
-        st.info(
-            f"Not measured yet: `probe explain {run.path}` writes position importance, a hard prompt "
-            "and a layer lens into the run folder."
-        )
+        offer_explain(run, "position importance and the hard prompt")
         continue
     if record.step is not None and record.step != views.snapshot_at(run, view.step):
         st.caption(f"Measured at step {record.step}; the step slider is at {view.step}.")

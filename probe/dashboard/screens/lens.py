@@ -4,6 +4,7 @@ layer's contextual vocabulary; for causal LMs also the logit lens (the final nor
 import streamlit as st
 
 from probe.dashboard import views
+from probe.dashboard.jobs import offer_explain
 from probe.dashboard.sidebar import current_view
 from probe.dashboard.widgets import chart
 from probe.plots.heatmaps import lens_heatmap
@@ -13,7 +14,7 @@ for run in view.selected:
     record = views.explain_result(run, view.step)
     st.subheader(f"{run.name}: the prompt layer by layer")
     if record is None:
-        st.info(f"Not measured yet: `probe explain {run.path}` writes the layer lens into the run folder.")
+        offer_explain(run, "the layer lens")
         continue
     st.caption(
         f"Hidden states averaged over {record.lens.texts} test texts; 'holds until' is the last layer whose top-1 "
