@@ -219,3 +219,16 @@ def test_cli_explain__a_run_that_records_no_data_is_one_line(tmp_path, capsys):
     assert main(["explain", str(folder)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "records no training data" in err and "--data FILE" in err
+
+
+def test_cli_explain__the_default_is_bounded_and_full_reads_every_row_unless_told(tmp_path):
+    from probe.cli.explain import EXPLAIN_TEST_ROWS, Explain
+    from probe.cli.harden import Harden
+
+    run = str(tmp_path)
+    assert Explain(target=run).test_rows() == EXPLAIN_TEST_ROWS == 128 and Harden(target=run).test_rows() == 200
+    assert Explain(target=run, full=True).test_rows() is None  # every test row
+    assert Explain(target=run, full=True, test_size=50).test_rows() == 50  # an option given as well keeps its value
+    assert Explain(target=run, test_size=0).test_rows() is None
+    assert Explain(target=run).sizes() == (50, 32) and Explain(target=run, full=True).sizes() == (300, 128)
+    assert Explain(target=run, full=True, hard_steps=7).sizes() == (7, 128)

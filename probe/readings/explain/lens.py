@@ -65,6 +65,20 @@ class ContextualVocabulary:
         return int(self.states.shape[0])
 
 
+def _vocabulary_entry(
+    model: LoadedModel, index: VocabIndex, top_n: int, include: list[int] | None, cache_dir: Any
+) -> tuple[np.ndarray, Any]:
+    """The token ids of a contextual vocabulary (the ``top_n`` most frequent searchable ones and ``include``) and
+    its entry in probe's cache."""
+    allowed = np.zeros(model.vocab_size, dtype=bool)
+    allowed[index.token_ids] = True
+    ids = frequency_ranks(model.vocabulary, allowed)[:top_n]
+    ids = np.unique(np.concatenate([ids, np.asarray(include or [], dtype=np.int64)])).astype(np.int64)
+    key = {"format": LENS_FORMAT, "model": model.fingerprint, "kind": model.kind}
+    key["ids_sha256"] = hashlib.sha256(ids.tobytes()).hexdigest()
+    return ids, cache_file("lens", key, cache_dir)
+
+
 def contextual_vocabulary(
     model: LoadedModel,
     index: VocabIndex,
@@ -84,49 +98,59 @@ def contextual_vocabulary(
     """
     if top_n < 1:
         raise ValueError(f"top_n is {top_n}; expected a positive number of tokens")
-    allowed = np.zeros(model.vocab_size, dtype=bool)
-    allowed[index.token_ids] = True
-    ids = frequency_ranks(model.vocabulary, allowed)[:top_n]
-    ids = np.unique(np.concatenate([ids, np.asarray(include or [], dtype=np.int64)])).astype(np.int64)
-    key = {
-        "format": LENS_FORMAT,
-        "model": model.fingerprint,
-        "kind": model.kind,
-        "ids_sha256": hashlib.sha256(ids.tobytes()).hexdigest(),
-    }
-    entry = cache_file("lens", key, cache_dir)
+    ids, entry = _vocabulary_entry(model, index, top_n, include, cache_dir)
     if use_cache:
         hit = entry.read(check=lambda a: np.array_equal(a["token_ids"], ids) and a["states"].ndim == 3)
         if hit is not None:
             return ContextualVocabulary(token_ids=hit["token_ids"], states=hit["states"].astype(np.float32))
-    rows = []
-    before, after = _special_template(model)
     from probe.readings.explain.readout import progress_bar
 
     bar = progress_bar(len(range(0, len(ids), batch_size)), "lens vocabulary", progress)
-    with torch.inference_mode():
-        for start in range(0, len(ids), batch_size):
-            bar.update(1)
-            chunk = [([*before, int(t), *after], len(before)) for t in ids[start : start + batch_size]]
-            width = max(len(c[0]) for c in chunk)
-            pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
-            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for i, (seq, _) in enumerate(chunk):
-                input_ids[i, : len(seq)] = torch.tensor(seq)
-                mask[i, : len(seq)] = 1
-            hidden = _hidden_states(
-                model, model.model, input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)
-            )
-            where = torch.tensor([c[1] for c in chunk])
-            picked = torch.stack([h[torch.arange(len(chunk)), where.to(h.device)] for h in hidden])  # [L, b, d]
-            rows.append(picked.float().cpu().numpy())
+    rows = []
+    for start in range(0, len(ids), batch_size):
+        bar.update(1)
+        rows.append(_token_states(model, ids[start : start + batch_size]))
     raw = np.concatenate(rows, axis=1)
     # unit rows kept in float16 (half the disk; cosines move by < 1e-3), the same whether built or read back
     states = (raw / np.maximum(np.linalg.norm(raw, axis=2, keepdims=True), 1e-12)).astype(np.float16)
     if use_cache:
         entry.write({"token_ids": ids, "states": states})
     return ContextualVocabulary(token_ids=ids, states=states.astype(np.float32))
+
+
+def _token_states(model: LoadedModel, ids: np.ndarray) -> np.ndarray:
+    """float32 [L, len(ids), d]: each token's hidden state at every layer, alone between the model's specials."""
+    before, after = _special_template(model)
+    chunk = [([*before, int(t), *after], len(before)) for t in ids]
+    width = max(len(c[0]) for c in chunk)
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(chunk), width), dtype=torch.long)
+    for i, (seq, _) in enumerate(chunk):
+        input_ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+    with torch.inference_mode():
+        hidden = _hidden_states(
+            model, model.model, input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)
+        )
+        where = torch.tensor([c[1] for c in chunk])
+        picked = torch.stack([h[torch.arange(len(chunk)), where.to(h.device)] for h in hidden])  # [L, b, d]
+    return picked.float().cpu().numpy()
+
+
+def vocabulary_seconds(model: LoadedModel, index: VocabIndex, *, tokens: int = 10_000, batch_size: int = 512) -> float:
+    """What building :func:`contextual_vocabulary` of ``tokens`` tokens should take on this machine (one batch
+    timed); about nothing when probe's cache holds it."""
+    import time
+
+    ids, entry = _vocabulary_entry(model, index, tokens, None, None)
+    if entry.meta.is_file() and entry.arrays.is_file():
+        return 0.5
+    sample = ids[: min(batch_size, len(ids))]
+    _token_states(model, sample[:8])  # warm
+    began = time.perf_counter()
+    _token_states(model, sample)
+    return (time.perf_counter() - began) * len(ids) / len(sample)
 
 
 def _final_norm(module: Any) -> Any:

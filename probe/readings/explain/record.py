@@ -98,27 +98,39 @@ def save_explain(record: ExplainRecord, run_folder: str | os.PathLike[str]) -> P
 
 
 def estimate_seconds(
-    readout: Readout, positions: int, *, hard_steps: int = 100, batch_size: int = 16, eval_every: int = 10
+    readout: Readout,
+    positions: int,
+    *,
+    hard_steps: int = 100,
+    batch_size: int = 16,
+    eval_every: int = 10,
+    lens_tokens: int = 10_000,
+    lens_texts: int = 32,
 ) -> float:
-    """How long :func:`explain` should take on this machine: one scoring pass and one training step are timed
-    on the real data, then the passes each reading makes are added up (importance: 3p + 1 passes over the test
-    rows; the search: its steps, its held-out scores, four test passes; the lens: one pass)."""
+    """How long :func:`explain` should take on this machine: one whole scoring pass over the test rows, one
+    training step and one batch of the lens's vocabulary are timed on the real data, then the passes each reading
+    makes are added up (importance: 3p + 1 passes over the test rows; the search: its steps, its held-out scores
+    and four test passes; faithfulness: three test passes; the lens: its texts and its vocabulary, unless probe's
+    cache holds it)."""
     import time
 
     import numpy as np
 
+    from probe.readings.explain.lens import vocabulary_seconds
+
     test, train = readout.splits.test, readout.splits.train
     vectors = np.tile(readout.model.embeddings_numpy()[:1], (positions, 1))
-    rows = test.subset(list(range(min(32, len(test)))))
-    readout.scores(vectors, rows)  # warm: the first pass pays for allocation and kernel choice
+    readout.scores(vectors, test.subset(list(range(min(8, len(test))))))  # warm: allocation and kernel choice
     began = time.perf_counter()
-    readout.scores(vectors, rows)
-    per_row = (time.perf_counter() - began) / len(rows)
+    readout.scores(vectors, test)  # one of the passes the readings make, as they make it
+    per_row = (time.perf_counter() - began) / len(test)
     task = readout.task(positions)
     batch = train.texts[:batch_size], train.targets[:batch_size]
+    task.loss(*batch).backward()  # warm, as above
     began = time.perf_counter()
     task.loss(*batch).backward()
     step = time.perf_counter() - began
     held = max(len(train.label_names), round(len(train) * 0.2))
-    passes = (3 * positions + 1) * len(test) + (hard_steps // eval_every + 1) * held + 4 * len(test)
-    return passes * per_row + hard_steps * step + 5.0  # + the lens's vocabulary (cached after the first run)
+    passes = (3 * positions + 1) * len(test) + (hard_steps // eval_every + 1) * held + 7 * len(test) + lens_texts
+    vocabulary = vocabulary_seconds(readout.model, readout.index, tokens=lens_tokens)
+    return passes * per_row + hard_steps * step + vocabulary
