@@ -186,7 +186,8 @@ def run_grid(
     progress: bool = False,
 ) -> list[Run]:
     """Every run of the grid in ``runs_dir``: finished ones with the same settings kept, the others trained (an
-    interrupted one resumed) through ``executor``; in the order of ``configs``.
+    interrupted one resumed, and one whose config only asks for more steps continued) through ``executor``; in the
+    order of ``configs``.
 
     Raises:
         ValueError: a run in ``runs_dir`` has other settings (``force`` retrains it, deleting only probe's files).
@@ -196,7 +197,9 @@ def run_grid(
         path = Path(runs_dir) / name
         if is_run_folder(path):
             run = load_run(path)
-            if not config.same_as(run.manifest.config):
+            if config.continues(run.manifest.config):
+                pass  # a run asked for more steps: resumed from its last snapshot, as if it had never stopped
+            elif not config.same_as(run.manifest.config):
                 if not force:
                     raise ValueError(
                         f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"
