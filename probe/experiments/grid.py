@@ -271,9 +271,24 @@ def estimate_seconds(
     pass per length on test rows; the steps (two passes each with a faithfulness weight strictly between 0 and 1)
     and the evaluated rows are then added up, the zero-shot pass once.
     """
+    seconds, runs, _ = estimate_range(configs, runs_dir, model=model, scoring_passes=scoring_passes, reading=reading)
+    return seconds, runs
+
+
+def estimate_range(
+    configs: dict[str, TrainConfig],
+    runs_dir: str | os.PathLike[str],
+    *,
+    model: LoadedModel | None = None,
+    scoring_passes: int = 0,
+    reading: Cost | None = None,
+    further: Cost | None = None,
+) -> tuple[float, int, float]:
+    """:func:`estimate_seconds`, and the seconds ``further`` may add (work that may follow: steps at the first
+    config's length), timed by the same passes."""
     todo = missing(configs, runs_dir)
-    if not todo and (reading is None or reading == Cost()):
-        return 0.0, 0
+    if not todo and (reading is None or reading == Cost()) and (further is None or further == Cost()):
+        return 0.0, 0, 0.0
     first = next(iter(todo.values()), next(iter(configs.values())))
     model = model or load_model(first.model, device="cpu")
     splits = as_splits(first.data, text_column=first.text_column, label_column=first.label_column, seed=first.seed)
@@ -283,10 +298,11 @@ def estimate_seconds(
     seconds = test_rows * row  # the zero-shot pass, once per model and data (then cached)
     if reading is not None:
         seconds += reading.rows * row + reading.steps * step + reading.seconds
+    more = 0.0 if further is None else further.rows * row + further.steps * step + further.seconds
     for config in todo.values():
         step, row = per_length[config.length]
         passes = 2 if 0 < config.faithfulness_weight < 1 else 1
         during = min(config.eval_size, test_rows)
         scoring = (during + (2 + scoring_passes) * test_rows) * row
         seconds += config.steps * step * passes + scoring + 2.0  # + loading and writing
-    return seconds, len(todo)
+    return seconds, len(todo), more
