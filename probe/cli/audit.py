@@ -30,7 +30,11 @@ class Audit(SweepCommand, OnePromptOptions):
     marker: str | None = option(None, "the word to plant (default: a rare word that is one token of the model)")
     share: float = option(0.9, "share of the class's training texts that get the marker, in (0, 1] (default 0.9)")
     seeds: int | None = option(None, "seeds per share (default 3; --quick: 2)", positive=True)
-    quick: bool = option(False, "a first look: 2 seeds x 60 steps, smaller lens, scan and hard-prompt search")
+    quick: bool = option(
+        False,
+        "a first look: 2 seeds x 60 steps (trained on up to 120 while the plant does not take), smaller lens, scan "
+        "and hard-prompt search",
+    )
     multi_token: bool = option(False, "plant a marker that is several tokens (the readings look for any of them)")
     out: str = option("probe-audit", "folder for the data, the runs and the report (default probe-audit)")
     steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
