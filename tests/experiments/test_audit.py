@@ -245,3 +245,15 @@ def test_audit_config__a_bad_step_budget_is_refused():
         AuditConfig(into="joy", continue_factor=0)
     assert AuditConfig(into="joy", steps=10).most_steps == 40 and AuditConfig.quick(into="joy").most_steps == 120
     assert AuditConfig(into="joy", steps=10, max_steps=10).most_steps == 10  # equal: no continuation
+
+
+def test_audit_estimate__gives_the_continuation_as_an_up_to(tmp_path, default_model):
+    from probe.experiments.audit import SWEEP
+    from probe.experiments.sweep import estimate
+
+    settings = AuditConfig(**TINY)  # 4 runs of 30 steps, a budget of 120
+    plan = settings.plan(tmp_path, default_model)
+    seconds, runs, further = estimate(SWEEP, plan, tmp_path, default_model)
+    assert runs == 4 and seconds > 0 and further > 0
+    assert settings.further_cost(plan).steps == 4 * (120 - 30)
+    assert AuditConfig(**(TINY | {"max_steps": 30})).further_cost(plan) == Cost()  # no continuation: nothing to add
