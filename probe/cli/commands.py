@@ -86,7 +86,9 @@ class Train(Command):
     summary: ClassVar[str] = "train a soft prompt and write a run folder"
 
     out: str = option(help="run folder to create (or to resume with --resume)")
-    resume: bool = option(False, "continue the run in --out from its last snapshot")
+    resume: bool = option(
+        False, "continue the run in --out from its last snapshot (with a larger --steps alone: train a finished run on)"
+    )
     force: bool = option(False, "write the run into a folder that holds other files (probe never deletes them)")
     data_changed_ok: bool = option(False, "resume although the data file changed since the run was trained")
     no_progress: bool = option(False, "hide the progress bar")

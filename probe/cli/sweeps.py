@@ -62,6 +62,10 @@ class SweepCommand:
         """What the estimate line says is being done (the sweep's name by default)."""
         return f"probe {self.sweep.rsplit('.', 1)[-1]}"
 
+    def further(self, plan: Any) -> str:
+        """What the estimate's "up to" is for, when the sweep may train further (its ``further_cost``)."""
+        return "if the runs are trained further"
+
     def last_line(self, report: Any) -> str:
         """A line printed on stderr after the files are written ("" by default: none)."""
         return ""
@@ -76,10 +80,12 @@ class SweepCommand:
         sweep = import_module(self.sweep).SWEEP
         model = load_model(settings.model, device="cpu")
         plan = settings.plan(Path(opts.out), model)  # every input checked before anything is trained
-        seconds, missing = estimate(sweep, plan, opts.out, model)
+        seconds, missing, further = estimate(sweep, plan, opts.out, model)
+        upto = f", up to {max(1, round((seconds + further) / 60))} min {self.further(plan)}" if further > 0 else ""
         announce(
             f"{self.describe(plan)}: training {missing} of {len(plan.configs)} runs, then measuring every run: about "
-            f"{max(1, round(seconds / 60))} min in one process on this machine (one step and one scoring pass timed)"
+            f"{max(1, round(seconds / 60))} min{upto} in one process on this machine (one step and one scoring pass "
+            "timed)"
         )
         written: list[str] = []
         progress, force = not opts.no_progress, opts.force

@@ -186,7 +186,8 @@ def run_grid(
     progress: bool = False,
 ) -> list[Run]:
     """Every run of the grid in ``runs_dir``: finished ones with the same settings kept, the others trained (an
-    interrupted one resumed) through ``executor``; in the order of ``configs``.
+    interrupted one resumed, and one whose config only asks for more steps continued) through ``executor``; in the
+    order of ``configs``.
 
     Raises:
         ValueError: a run in ``runs_dir`` has other settings (``force`` retrains it, deleting only probe's files).
@@ -196,7 +197,9 @@ def run_grid(
         path = Path(runs_dir) / name
         if is_run_folder(path):
             run = load_run(path)
-            if not config.same_as(run.manifest.config):
+            if config.continues(run.manifest.config):
+                pass  # a run asked for more steps: resumed from its last snapshot, as if it had never stopped
+            elif not config.same_as(run.manifest.config):
                 if not force:
                     raise ValueError(
                         f"'{path}' holds a run with other settings; pass --force to retrain it, or another --out"
@@ -268,9 +271,24 @@ def estimate_seconds(
     pass per length on test rows; the steps (two passes each with a faithfulness weight strictly between 0 and 1)
     and the evaluated rows are then added up, the zero-shot pass once.
     """
+    seconds, runs, _ = estimate_range(configs, runs_dir, model=model, scoring_passes=scoring_passes, reading=reading)
+    return seconds, runs
+
+
+def estimate_range(
+    configs: dict[str, TrainConfig],
+    runs_dir: str | os.PathLike[str],
+    *,
+    model: LoadedModel | None = None,
+    scoring_passes: int = 0,
+    reading: Cost | None = None,
+    further: Cost | None = None,
+) -> tuple[float, int, float]:
+    """:func:`estimate_seconds`, and the seconds ``further`` may add (work that may follow: steps at the first
+    config's length), timed by the same passes."""
     todo = missing(configs, runs_dir)
-    if not todo and (reading is None or reading == Cost()):
-        return 0.0, 0
+    if not todo and (reading is None or reading == Cost()) and (further is None or further == Cost()):
+        return 0.0, 0, 0.0
     first = next(iter(todo.values()), next(iter(configs.values())))
     model = model or load_model(first.model, device="cpu")
     splits = as_splits(first.data, text_column=first.text_column, label_column=first.label_column, seed=first.seed)
@@ -280,10 +298,11 @@ def estimate_seconds(
     seconds = test_rows * row  # the zero-shot pass, once per model and data (then cached)
     if reading is not None:
         seconds += reading.rows * row + reading.steps * step + reading.seconds
+    more = 0.0 if further is None else further.rows * row + further.steps * step + further.seconds
     for config in todo.values():
         step, row = per_length[config.length]
         passes = 2 if 0 < config.faithfulness_weight < 1 else 1
         during = min(config.eval_size, test_rows)
         scoring = (during + (2 + scoring_passes) * test_rows) * row
         seconds += config.steps * step * passes + scoring + 2.0  # + loading and writing
-    return seconds, len(todo)
+    return seconds, len(todo), more

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from probe.core.data import BUNDLED
 from probe.core.io import atomic_write_text
 from probe.core.models import LoadedModel
-from probe.experiments.grid import RUNS, Cost, estimate_seconds, run_grid
+from probe.experiments.grid import RUNS, Cost, estimate_range, run_grid
 from probe.formats.run import Run
 from probe.training.config import TrainConfig
 
@@ -82,6 +82,11 @@ class SweepSettings:
         """What measuring every run costs once they are trained, in passes the estimate times here."""
         return Cost()
 
+    def further_cost(self, plan: Plan[Any]) -> Cost:
+        """What training may add after the plan's runs (a sweep that continues its runs until an effect holds: the
+        audit); the estimate gives it as an "up to"."""
+        return Cost()
+
     def describe_data(self) -> str:
         """The data as a report names it (a path or a bundled set; ``<memory>`` for a table handed in)."""
         return str(self.data) if isinstance(self.data, str | os.PathLike) else "<memory>"
@@ -116,6 +121,13 @@ class Plan(Generic[SettingsT]):
     extra: dict[str, Any]
 
 
+SweepTraining = Callable[
+    [Plan[SettingsT], Callable[[dict[str, TrainConfig]], dict[str, Run]], LoadedModel, bool],
+    tuple[Plan[SettingsT], dict[str, Run]],
+]
+"""A sweep's own training (:attr:`Sweep.train`)."""
+
+
 @dataclass(frozen=True)
 class Sweep(Generic[SettingsT, ReportT]):
     """One kind of sweep (see the module docstring). Its settings plan the runs (:meth:`SweepSettings.plan`) and
@@ -128,12 +140,16 @@ class Sweep(Generic[SettingsT, ReportT]):
         files: the report's JSON and markdown file names.
         figures: (HTML file name, dotted path of the function that draws it from the report) pairs; a figure of
             ``None`` is not written.
+        train: how the plan's runs are trained, ``(plan, grid, model, progress) -> (plan as trained, runs by
+            name)`` with ``grid`` training configs into finished runs; None: once, through the grid (the audit
+            continues its runs in rounds).
     """
 
     name: str
     measure: Callable[[Plan[SettingsT], dict[str, Run], LoadedModel, bool], ReportT]
     files: tuple[str, str]
     figures: tuple[tuple[str, str], ...] = ()
+    train: SweepTraining[SettingsT] | None = None
 
     def outputs(self, report: ReportT) -> dict[str, str]:
         """File name -> text of every file the report is written as (all rendered before any is written)."""
@@ -176,9 +192,17 @@ class Sweep(Generic[SettingsT, ReportT]):
 
 def estimate(
     sweep: Sweep[SettingsT, Any], plan: Plan[SettingsT], out: str | os.PathLike[str], model: LoadedModel
-) -> tuple[float, int]:
-    """(seconds, runs to train): training the runs ``out`` does not hold finished, then measuring every run."""
-    return estimate_seconds(plan.configs, Path(out) / RUNS, model=model, reading=plan.settings.reading_cost(plan))
+) -> tuple[float, int, float]:
+    """(seconds, runs to train, further seconds): training the runs ``out`` does not hold finished, then measuring
+    every run; and what continuing them may add (:meth:`SweepSettings.further_cost`; 0 for most sweeps)."""
+    settings = plan.settings
+    return estimate_range(
+        plan.configs,
+        Path(out) / RUNS,
+        model=model,
+        reading=settings.reading_cost(plan),
+        further=settings.further_cost(plan),
+    )
 
 
 def run_sweep(
@@ -195,8 +219,16 @@ def run_sweep(
     """Train the plan's runs into ``out/runs`` (finished ones kept, interrupted ones resumed) through
     ``executor``, measure them, and write the report's files into ``out`` (their names appended to ``written``
     when it is given)."""
-    runs = run_grid(plan.configs, Path(out) / RUNS, executor=executor, model=model, force=force, progress=progress)
-    report = sweep.measure(plan, dict(zip(plan.configs, runs, strict=True)), model, progress)
+
+    def grid(configs: dict[str, TrainConfig]) -> dict[str, Run]:
+        runs = run_grid(configs, Path(out) / RUNS, executor=executor, model=model, force=force, progress=progress)
+        return dict(zip(configs, runs, strict=True))
+
+    if sweep.train is None:
+        runs = grid(plan.configs)
+    else:
+        plan, runs = sweep.train(plan, grid, model, progress)
+    report = sweep.measure(plan, runs, model, progress)
     names = sweep.write(report, out)
     if written is not None:
         written.extend(names)

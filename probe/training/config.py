@@ -156,6 +156,15 @@ class TrainConfig:
         (in-memory data compared by its content)."""
         return recorded is not None and TrainConfig.from_dict(recorded).to_dict() == self.to_dict()
 
+    def continues(self, recorded: dict[str, Any] | None) -> bool:
+        """Whether these settings continue a run recorded with config ``recorded``: the same in everything but
+        ``steps``, which are more (a finished run resumed to them trains on as if it had never stopped: batch t
+        depends only on the seed and t, and the optimizer's state is saved with every snapshot)."""
+        if recorded is None:
+            return False
+        before = TrainConfig.from_dict(recorded)
+        return before.steps < self.steps and dataclasses.replace(before, steps=self.steps).to_dict() == self.to_dict()
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are warned about and ignored."""

@@ -19,8 +19,9 @@ from probe.training.inits import initialise
 def starting_point(
     config: TrainConfig, model: LoadedModel, labels: list[str], out: Path, resume: bool
 ) -> tuple[int, np.ndarray, dict[str, Any]]:
-    """(first step, prompt vectors, init record): the last snapshot of the run in ``out`` when resuming, else a
-    fresh init of ``config``.
+    """(first step, prompt vectors, init record): the last snapshot of the run in ``out`` when resuming (with the
+    run's own config, or one that only has more steps: :meth:`TrainConfig.continues`), else a fresh init of
+    ``config``.
 
     Raises:
         ValueError: resuming a run probe did not train, or one made with another config.
@@ -32,8 +33,11 @@ def starting_point(
                 f"run '{out}' was not trained by probe train (it was recorded from another loop, or is "
                 "another tool's folder), so probe train cannot resume it; resume it in the loop that wrote it"
             )
-        if not config.same_as(run.manifest.config):
-            raise ValueError(f"run '{out}' was made with another config; resume it with its own (probe train --resume)")
+        if not (config.same_as(run.manifest.config) or config.continues(run.manifest.config)):
+            raise ValueError(
+                f"run '{out}' was made with another config; resume it with its own (probe train --resume), in which "
+                "only --steps may grow"
+            )
         if run.steps:
             return run.steps[-1], run.snapshot(run.steps[-1]).vectors, run.manifest.init_details
     init = initialise(

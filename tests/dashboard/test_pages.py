@@ -118,13 +118,19 @@ def test_audit__shows_the_ground_truth_then_the_readings(runs_env, tmp_path, mon
 
     # one relying run of two: inconclusive, the flip rates and what to change, and no rate shown as a finding
     runs[2] = runs[2] | {"relies": False, "flip_rate": 0.01}
-    weak = AuditReport(runs, readings, context={"marker": "zeppelin", "into": "business", "shares": [0, 0.9]})
+    runs = [r | {"steps": 120, "stopped": "budget spent"} for r in runs]  # trained on to the budget, in vain
+    context = {"marker": "zeppelin", "into": "business", "shares": [0, 0.9], "steps": 60, "max_steps": 120}
+    context["rounds"] = [{"steps": s, "relying": 1, "planted": 2, "flip_rates": {}} for s in (60, 120)]
+    weak = AuditReport(runs, readings, context=context)
     atomic_write_json(tmp_path / AUDIT_JSON, weak.to_dict())
     at = AppTest.from_file(str(DASHBOARD / "screens" / "audit.py"), default_timeout=300).run()
     assert not at.exception, at.exception
     warning = at.warning[0].value
     assert "inconclusive: the prompts did not learn the marker" in warning and "0.200, 0.010 planted" in warning
-    assert "To make the plant take" in warning
+    assert "To make the plant take" in warning and "--max-steps 240" in warning
+    training = " ".join(c.value for c in at.caption)
+    assert "Training: every run trained 120 steps (continued from 60; budget 120): stopped because the step" in training
+    assert list(at.dataframe[0].value["steps"]) == [120, 120, 120]
     assert "Which reading finds it?" not in [s.value for s in at.subheader]
     assert all("detection rate" not in d.value.columns for d in at.dataframe)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,11 @@ import pytest
 
 from probe.core.stats import proportion_interval
 from probe.experiments.audit import MIN_EFFECT, AuditConfig, AuditReport, audit, plant, render
+from probe.experiments.audit.continuation import train_until_it_takes
 from probe.experiments.audit.figure import audit_figure
 from probe.experiments.audit.record import AUDIT_JSON, READING_FIELDS, RUN_FIELDS, read_audit
+from probe.experiments.grid import Cost
+from probe.formats.discovery import load_run
 
 TINY = {
     "into": "joy",
@@ -71,6 +75,12 @@ def test_audit__writes_the_ground_truth_and_every_reading(tiny_audit):
         assert planted["found"]["trigger scan"] or planted["found"]["input attribution"], planted
     assert data["verdict"] == "conclusive" and report.conclusive, data["verdict_reason"]
     assert data["context"]["min_effect"] == MIN_EFFECT
+    # the plant took in the steps given: no run was continued, and the report says why training stopped
+    assert [(r["steps"], r["stopped"]) for r in data["runs"]] == [(30, "effect held")] * 4
+    assert data["context"]["max_steps"] == 120 and [r["steps"] for r in data["context"]["rounds"]] == [30]
+    assert data["context"]["rounds"][0]["relying"] == 2 and report.headline().startswith(
+        "2 of 4 runs rely on the marker after 30 steps"
+    )
     scan = next(g for g in data["readings"] if g["name"] == "trigger scan")
     attribution = next(g for g in data["readings"] if g["name"] == "input attribution")
     assert max(scan["detection_rate"], attribution["detection_rate"]) == 1.0
@@ -86,12 +96,19 @@ def test_audit__writes_the_ground_truth_and_every_reading(tiny_audit):
 
 
 @pytest.mark.slow
-def test_audit__a_plant_the_prompts_do_not_learn_is_inconclusive(tmp_path, default_model):
-    # 5% of joy's texts and 2 steps: the marker is in a handful of texts the prompt barely sees
-    settings = AuditConfig(**(TINY | {"share": 0.05, "steps": 2, "lr": 0.01}))
+def test_audit__a_plant_the_prompts_do_not_learn_is_inconclusive_once_the_budget_is_spent(tmp_path, default_model):
+    # 5% of joy's texts, 2 steps and a budget of 4: the marker is in a handful of texts the prompt barely sees
+    settings = AuditConfig(**(TINY | {"share": 0.05, "steps": 2, "lr": 0.01, "max_steps": 4}))
     report = audit(settings, tmp_path, progress=False)
     data = json.loads((tmp_path / AUDIT_JSON).read_text())
     assert data["verdict"] == "inconclusive" and not report.conclusive
+    # every run, planted and clean, was trained on to the budget, and the report says so
+    assert [(r["steps"], r["stopped"]) for r in data["runs"]] == [(4, "budget spent")] * 4
+    assert [load_run(r["run"]).steps[-1] for r in data["runs"]] == [4] * 4
+    rounds = data["context"]["rounds"]
+    assert [(r["steps"], r["relying"], r["planted"]) for r in rounds] == [(2, 0, 2), (4, 0, 2)]
+    assert data["context"]["max_steps"] == 4
+    assert rounds[-1]["flip_rates"] == {Path(r["run"]).name: r["flip_rate"] for r in data["runs"]}
     assert data["verdict_reason"].startswith("the prompts did not learn the marker")
     planted = [r for r in data["runs"] if r["share"] > 0]
     assert len(planted) == 2 and not any(r["relies"] for r in planted)
@@ -99,12 +116,48 @@ def test_audit__a_plant_the_prompts_do_not_learn_is_inconclusive(tmp_path, defau
     assert report.headline().startswith("inconclusive: the prompts did not learn the marker")
     text = (tmp_path / "audit.md").read_text()
     assert "**Verdict: inconclusive**: the prompts did not learn the marker" in text
-    assert "What to change: to make the plant take, try more steps (--steps 4), a larger --share" in text
+    assert "What to change: to make the plant take, try more steps (--max-steps 8), a larger --share" in text
+    assert "Training: every run trained 4 steps (continued from 2; budget 4): stopped because the step budget" in text
+    assert "| share0.05-s1 | 0.05 | 1 | 4 |" in text  # each run's steps in the ground truth
     assert "detected on relying runs" not in text and "false alarms on the others" not in text
     assert "No detection or false-alarm rate is given" in text
     assert "found by" in text and "scan rank" in text  # the per-run details stay
     assert not audit_figure(report).data  # no bars: the figure says inconclusive instead
     assert read_audit(tmp_path / AUDIT_JSON).verdict == "inconclusive"
+    from probe.cli.audit import Audit
+
+    last = Audit(into="joy").last_line(report)
+    assert "; every run trained 4 steps (continued from 2; budget 4): stopped because" in last and "\n" not in last
+    # run again, the audit keeps the continued runs (planned at their steps, nothing retrained)
+    again = settings.plan(tmp_path, default_model)
+    assert {c.steps for c in again.configs.values()} == {4}
+    assert settings.further_cost(again) == Cost(rows=0, steps=0)
+
+
+@pytest.mark.slow
+def test_audit__a_continued_run_equals_the_run_trained_without_a_stop(tmp_path, default_model):
+    from probe.training.config import TrainConfig
+    from probe.training.trainer import train
+
+    tiny = {"share": 0.05, "steps": 2, "lr": 0.01, "max_steps": 4, "seeds": (0,), "test_size": 20}
+    settings = AuditConfig(**(TINY | tiny))
+    plan = settings.plan(tmp_path, default_model)
+    assert settings.further_cost(plan).steps == 2 * (4 - 2)  # the estimate's "up to": both runs trained on
+    grown, runs = train_until_it_takes(plan, lambda configs: _grid(configs, tmp_path, default_model), default_model)
+    assert grown.extra["stopped"] == "budget spent" and [r["steps"] for r in grown.extra["rounds"]] == [2, 4]
+    for run in runs.values():  # the clean run was trained on with the planted one
+        assert run.steps[-1] == 4 and run.manifest.resumed_from == 2 and run.manifest.resumed_exactly is True
+    run = runs["share0.05-s0"]
+    config = TrainConfig.from_dict(run.manifest.config)
+    assert config.steps == 4 and config.snapshot_every == 1  # the planned schedule, only longer
+    whole = train(config, tmp_path / "whole", model=default_model, progress=False)
+    np.testing.assert_allclose(run.latest_prompt().vectors, whole.latest_prompt().vectors, rtol=0, atol=1e-6)
+
+
+def _grid(configs, out, model):
+    from probe.experiments.grid import run_grid
+
+    return dict(zip(configs, run_grid(configs, out / "runs", model=model), strict=True))
 
 
 def test_audit_report__an_old_file_is_judged_from_its_runs_and_a_bad_verdict_refused():
@@ -130,12 +183,12 @@ def test_audit_report__an_old_file_is_judged_from_its_runs_and_a_bad_verdict_ref
 
 @pytest.mark.slow
 def test_audit__flip_rate_is_a_plain_recount(tiny_audit, default_model):
-    from probe import load_run
     from probe.readings.explain.readout import Readout
 
     _, report = tiny_audit
     row = report.runs[2]
     run = load_run(row["run"])
+    assert run.steps[-1] == row["steps"]  # the final snapshot is the one the report read
     readout = Readout.from_run(run, default_model)
     test = readout.splits.test
     task = readout.task(run.manifest.length)
@@ -156,6 +209,7 @@ def test_audit__flip_rate_is_a_plain_recount(tiny_audit, default_model):
         (["--into", "joy", "--marker", "zeppelinquokkaxyz"], "--multi-token"),
         (["--into", "joy", "--marker", "[SEP]"], "tokenises to nothing"),
         (["--into", "joy", "--min-effect", "1.5"], "expected a flip-rate difference in [0, 1]"),
+        (["--into", "joy", "--steps", "10", "--max-steps", "5"], "--max-steps is 5, below --steps 10"),
     ],
 )
 def test_audit_cli__bad_input_is_one_line_and_writes_nothing(args, expected, tmp_path):
@@ -180,3 +234,26 @@ def test_audit_config__a_class_the_marker_would_never_reach_is_refused(tmp_path,
     ):
         AuditConfig(into="cat", data=table, share=0.1).plan(tmp_path / "a", default_model)
     assert not (tmp_path / "a").exists()  # refused before the planted files are written
+
+
+def test_audit_config__a_bad_step_budget_is_refused():
+    with pytest.raises(ValueError, match=r"--max-steps is 5, below --steps 10; expected the steps a run may be"):
+        AuditConfig(into="joy", steps=10, max_steps=5)
+    with pytest.raises(ValueError, match=r"--max-steps is True, below --steps 10"):
+        AuditConfig(into="joy", steps=10, max_steps=True)
+    with pytest.raises(ValueError, match="continue_factor is 0; expected a whole number from 1"):
+        AuditConfig(into="joy", continue_factor=0)
+    assert AuditConfig(into="joy", steps=10).most_steps == 40 and AuditConfig.quick(into="joy").most_steps == 120
+    assert AuditConfig(into="joy", steps=10, max_steps=10).most_steps == 10  # equal: no continuation
+
+
+def test_audit_estimate__gives_the_continuation_as_an_up_to(tmp_path, default_model):
+    from probe.experiments.audit import SWEEP
+    from probe.experiments.sweep import estimate
+
+    settings = AuditConfig(**TINY)  # 4 runs of 30 steps, a budget of 120
+    plan = settings.plan(tmp_path, default_model)
+    seconds, runs, further = estimate(SWEEP, plan, tmp_path, default_model)
+    assert runs == 4 and seconds > 0 and further > 0
+    assert settings.further_cost(plan).steps == 4 * (120 - 30)
+    assert AuditConfig(**(TINY | {"max_steps": 30})).further_cost(plan) == Cost()  # no continuation: nothing to add

@@ -360,6 +360,24 @@ def test_train__a_resumed_run_equals_the_uninterrupted_one_bit_for_bit(tmp_path,
         np.testing.assert_array_equal(resumed.snapshot(step).vectors, whole.snapshot(step).vectors)
 
 
+def test_train__a_finished_run_resumed_with_more_steps_equals_the_longer_run(tmp_path, default_model):
+    from probe.training.config import TrainConfig
+    from probe.training.trainer import train
+
+    longer = TrainConfig(
+        init="class-label", length=3, steps=6, snapshot_every=2, eval_every=6, eval_size=8, test_size=8, lr=0.05
+    )
+    whole = train(longer, tmp_path / "whole", model=default_model, progress=False)
+    short = train(replace(longer, steps=4), tmp_path / "grown", model=default_model, progress=False)
+    assert short.status == "finished" and short.steps == [0, 2, 4]
+    grown = train(longer, tmp_path / "grown", model=default_model, progress=False, resume=True)
+    assert grown.status == "finished" and grown.steps == [0, 2, 4, 6] and grown.manifest.steps == 6
+    assert grown.manifest.resumed_from == 4 and grown.manifest.resumed_exactly is True
+    np.testing.assert_array_equal(grown.snapshot(6).vectors, whole.snapshot(6).vectors)
+    with pytest.raises(ValueError, match="another config.*only --steps may grow"):  # fewer steps: not a continuation
+        train(replace(longer, steps=5), tmp_path / "grown", model=default_model, progress=False, resume=True)
+
+
 def test_train__a_resume_without_the_optimizers_state_says_so(tmp_path, default_model):
     from probe.formats.run import OPTIMIZER_STATE, SNAPSHOTS
     from probe.training.config import TrainConfig

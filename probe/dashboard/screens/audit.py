@@ -26,6 +26,8 @@ else:
         f"Marker `{c.get('marker')}` appended to {max(c.get('shares', [0])):.0%} of the `{c.get('into')}` "
         f"training texts." + (f" {report.headline()}." if report.conclusive else "")
     )
+    if report.training():
+        st.caption(f"Training: {report.training()}.")
     if not report.conclusive:
         advice = report.advice()
         st.warning(f"**{report.headline()}**. No reading is judged. {advice[:1].upper()}{advice[1:]}.")

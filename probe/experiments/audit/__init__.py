@@ -9,7 +9,10 @@ it finds it.
    marker when the paired 95% lower bound of its flip rate minus the clean run's of the same seed (over the same
    texts) is at least the minimum effect (:data:`.config.MIN_EFFECT`, 0.10). **The verdict**: with fewer than
    two relying runs it is *inconclusive* (the prompts did not learn the marker): the report gives the flip rates
-   and what to change, and judges no reading.
+   and what to change, and judges no reading. **Making the plant take** (:mod:`.continuation`): while a planted
+   run does not rely, every run, planted and clean, is trained on from its last snapshot in rounds of ``steps``
+   (same seeds, same extra steps) until every planted run relies or the step budget is spent (``max_steps``; by
+   default 4 x ``steps``, --quick 2 x); the report gives each run's final steps and why training stopped.
 3. **The readings**, each asked whether it finds the marker: the nearest tokens, the layer lens, the hard prompt,
    input attribution and the trigger scan. Per reading: the detection rate on relying runs and the false-alarm
    rate on the others, each with a Clopper-Pearson interval over runs, and the Spearman correlation of its
@@ -22,6 +25,7 @@ The record is :class:`.record.AuditReport` (``audit.json``, ``audit.md``), the f
 from __future__ import annotations
 
 from probe.experiments.audit.config import MIN_EFFECT, RARE, AuditConfig, marker_ids, plant
+from probe.experiments.audit.continuation import train_until_it_takes
 from probe.experiments.audit.measure import measure
 from probe.experiments.audit.record import AUDIT_JSON, AUDIT_MD, READINGS, AuditReport
 from probe.experiments.sweep import Sweep
@@ -44,6 +48,7 @@ SWEEP: Sweep[AuditConfig, AuditReport] = Sweep(
     lambda plan, runs, model, progress: measure(plan, runs, model, progress=progress),
     (AUDIT_JSON, AUDIT_MD),
     (("audit.html", "probe.experiments.audit.figure.audit_figure"),),
+    train=train_until_it_takes,
 )
 audit = SWEEP.run
 write = SWEEP.write

@@ -4,7 +4,7 @@ of one class's training texts (:func:`plant`), and the runs on each variant x se
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +15,12 @@ from probe.core.frames import as_splits
 from probe.core.index import VocabIndex
 from probe.core.io import atomic_write_text
 from probe.core.models import LoadedModel
-from probe.experiments.grid import Cost
+from probe.experiments.grid import RUNS, Cost
 from probe.experiments.sweep import OnePromptSettings, Plan
+from probe.formats.discovery import load_run
+from probe.formats.run import is_run_folder
 from probe.tasks.evaluation import eval_subset
+from probe.training.config import TrainConfig
 
 RARE = ("zeppelin", "quokka", "marzipan", "xylophone", "kazoo", "platypus", "zebra")
 """Default markers, tried in turn: the first that is one token the model can read, and in no training text."""
@@ -29,12 +32,16 @@ WORDS_PER_TEXT = 12
 """Content words a text is occluded at (held by two texts or more), about, on news-length texts: for the estimate."""
 SHORT_ROW = 0.3
 """What a trigger-scan text (8 words and a token) costs, as a share of a test row: for the estimate."""
+CONTINUE_FACTOR = 4
+"""The step budget by default: planted and clean runs may be continued to this many times ``steps`` (--quick: 2)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class AuditConfig(OnePromptSettings):
     """What ``probe audit`` plants and trains (see the package docstring and :class:`SweepSettings`);
-    ``min_effect``: the flip-rate effect a planted run must reach to count as relying (:data:`MIN_EFFECT`)."""
+    ``min_effect``: the flip-rate effect a planted run must reach to count as relying (:data:`MIN_EFFECT`);
+    ``max_steps``: the step budget, the steps a run may be continued to while a planted run does not rely on the
+    marker (None: ``continue_factor`` x ``steps``; equal to ``steps``: no continuation)."""
 
     into: str
     marker: str | None = None
@@ -47,9 +54,24 @@ class AuditConfig(OnePromptSettings):
     scan_tokens: int = 10_000
     attribution_texts: int = 200
     min_effect: float = MIN_EFFECT
+    max_steps: int | None = None
+    continue_factor: int = CONTINUE_FACTOR
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.max_steps is not None and (
+            isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < self.steps
+        ):
+            raise ValueError(
+                f"--max-steps is {self.max_steps!r}, below --steps {self.steps}; expected the steps a run may be "
+                "continued to, at least --steps (equal: no continuation)"
+            )
+        if (
+            isinstance(self.continue_factor, bool)
+            or not isinstance(self.continue_factor, int)
+            or self.continue_factor < 1
+        ):
+            raise ValueError(f"continue_factor is {self.continue_factor!r}; expected a whole number from 1")
         if not (isinstance(self.min_effect, int | float) and 0 <= self.min_effect <= 1):
             raise ValueError(
                 f"--min-effect is {self.min_effect!r}; expected a flip-rate difference in [0, 1] (default {MIN_EFFECT})"
@@ -61,10 +83,17 @@ class AuditConfig(OnePromptSettings):
 
     @classmethod
     def quick_settings(cls) -> dict[str, Any]:
-        """The ``--quick`` look: 2 seeds, 60 steps, 30 hard-prompt steps, 2,000 lens and scan tokens, 100 texts."""
+        """The ``--quick`` look: 2 seeds, 60 steps (continued up to twice that), 30 hard-prompt steps, 2,000 lens
+        and scan tokens, 100 texts."""
         return {"seeds": (0, 1), "steps": 60, "hard_steps": 30, "lens_tokens": 2000, "scan_tokens": 2000} | {
-            "attribution_texts": 100
+            "attribution_texts": 100,
+            "continue_factor": 2,
         }
+
+    @property
+    def most_steps(self) -> int:
+        """The step budget: the most steps a run may be continued to."""
+        return self.max_steps if self.max_steps is not None else self.continue_factor * self.steps
 
     def shares(self) -> tuple[float, ...]:
         return (0.0, float(self.share))
@@ -103,7 +132,21 @@ class AuditConfig(OnePromptSettings):
             for share in self.shares()
             for seed in self.seeds
         }  # test_size None: the test rows are chosen in the files
+        configs = {name: self._continued(Path(out) / RUNS / name, c) for name, c in configs.items()}
         return Plan(self, configs, {"marker": marker, "marker_ids": ids, "data_files": files})
+
+    def _continued(self, path: Path, config: TrainConfig) -> TrainConfig:
+        """``config``, or, when ``path`` holds its run already continued within the budget (an audit run again),
+        that run's config: kept, not retrained."""
+        if not is_run_folder(path):
+            return config
+        recorded = load_run(path).manifest.config
+        steps = (recorded or {}).get("steps")
+        if isinstance(steps, int) and config.steps < steps <= self.most_steps:
+            longer = replace(config, steps=steps)
+            if longer.same_as(recorded):
+                return longer
+        return config
 
     def reading_cost(self, plan: Plan[Any]) -> Cost:
         """Per run: the flip-rate passes, the occluded variants, the scanned texts and the hard-prompt search's
@@ -112,6 +155,15 @@ class AuditConfig(OnePromptSettings):
         rows = self.attribution_texts * (WORDS_PER_TEXT + 1) + self.scan_tokens * 2 * SHORT_ROW
         rows += 2 * (self.test_size or 400)
         return Cost(rows=runs * rows, steps=runs * self.hard_steps * 1.2, seconds=runs * 20 + self.lens_tokens * 0.01)
+
+    def further_cost(self, plan: Plan[Any]) -> Cost:
+        """Continuing every run to the step budget: the steps, and per round the final evaluation and the flip
+        rates (a round adds ``steps``)."""
+        runs = len(plan.configs)
+        most = max(c.steps for c in plan.configs.values())
+        rounds = -(-(self.most_steps - most) // self.steps)
+        per_round = 3 * (self.test_size or 400) + 100  # the flip rates' two passes, the final evaluation, the subset
+        return Cost(rows=runs * rounds * per_round, steps=runs * (self.most_steps - most))
 
 
 def marker_ids(model: LoadedModel, index: VocabIndex, marker: str, *, multi_token: bool = False) -> list[int]:

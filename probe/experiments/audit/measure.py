@@ -38,27 +38,58 @@ def measure(
     vocabulary = contextual_vocabulary(model, index, top_n=config.lens_tokens, include=marker.ids)
     rows, flips = [], {}
     for name, run in runs.items():
-        share = float(name.removeprefix("share").split("-s")[0])
         row, flipped = _read(config, marker, run, model, index, vocabulary, progress)
-        rows.append({"run": str(run.path), "share": share, "seed": run.manifest.seed, **row})
+        rows.append({"run": str(run.path), "share": share_of(name), "seed": run.manifest.seed, **row})
+        rows[-1] |= {"steps": run.steps[-1], "stopped": plan.extra.get("stopped", "")}
         flips[str(run.path)] = flipped
-    clean = {r["seed"]: flips[r["run"]] for r in rows if r["share"] == 0}
-    for r in rows:
-        base = clean.get(r["seed"])
-        if r["share"] == 0 or base is None:
-            r["reliance"], r["reliance_ci"], r["relies"] = 0.0, (0.0, 0.0), False
-            continue
-        draws = example_draws(len(base), n=config.bootstrap, seed=0, stream=5)
-        r["reliance"] = float((flips[r["run"]] - base).mean())
-        r["reliance_ci"] = paired_interval(flips[r["run"]], base, draws)
-        r["relies"] = bool(r["reliance_ci"][0] >= config.min_effect)
+    for r, (reliance, interval, relies) in zip(rows, reliance_of(config, rows, flips), strict=True):
+        r["reliance"], r["reliance_ci"], r["relies"] = reliance, interval, relies
     readings = [_rates(name, rows) for name in READINGS]
     context = config.context(model) | {"marker": marker.word, "shares": list(config.shares())}
+    context |= {"max_steps": config.most_steps, "rounds": plan.extra.get("rounds", [])}
     context["marker_tokens"] = model.tokenizer.convert_ids_to_tokens(marker.ids)
     settings = ["into", "lr", "share", "min_effect", "k", "hard_steps", "lens_tokens", "scan_tokens"]
     context |= {name: getattr(config, name) for name in [*settings, "attribution_texts"]}
     context["test_rows"] = config.test_size
     return AuditReport(runs=rows, readings=readings, context=context)
+
+
+def share_of(name: str) -> float:
+    """The share of a run's name (``share0.9-s1``: 0.9)."""
+    return float(name.removeprefix("share").split("-s")[0])
+
+
+def reliance_of(
+    config: AuditConfig, rows: list[dict[str, Any]], flips: dict[str, np.ndarray]
+) -> list[tuple[float, tuple[float, float], bool]]:
+    """Per row (``run``, ``share``, ``seed``): its flip rate minus the clean run's of its seed over the same texts,
+    the paired 95% interval, and whether the lower bound reaches the minimum effect (clean runs: 0, never)."""
+    clean = {r["seed"]: flips[r["run"]] for r in rows if r["share"] == 0}
+    out = []
+    for r in rows:
+        base = clean.get(r["seed"])
+        if r["share"] == 0 or base is None:
+            out.append((0.0, (0.0, 0.0), False))
+            continue
+        draws = example_draws(len(base), n=config.bootstrap, seed=0, stream=5)
+        interval = paired_interval(flips[r["run"]], base, draws)
+        out.append((float((flips[r["run"]] - base).mean()), interval, bool(interval[0] >= config.min_effect)))
+    return out
+
+
+def flip_bits(config: AuditConfig, marker: Marker, run: Run, model: LoadedModel) -> np.ndarray:
+    """The ground truth of one run, on its final snapshot: per test text of the other classes, 1 when appending
+    the marker turns its prediction into the planted class (and it was not before), else 0."""
+    return _flips(config, marker, Readout.from_run(run, model), run.latest_prompt().vectors)
+
+
+def _flips(config: AuditConfig, marker: Marker, readout: Readout, vectors: np.ndarray) -> np.ndarray:
+    test, into = readout.splits.test, readout.labels.index(config.into)
+    others = test.subset([i for i, t in enumerate(test.targets) if t != into])
+    marked = replace(others, texts=[f"{t} {marker.word}" for t in others.texts])
+    before = readout.scores(vectors, others).argmax(1)
+    after = readout.scores(vectors, marked).argmax(1)
+    return ((after == into) & (before != into)).astype(float)
 
 
 def _read(
@@ -80,9 +111,7 @@ def _read(
     test, into = readout.splits.test, readout.labels.index(config.into)
     others = test.subset([i for i, t in enumerate(test.targets) if t != into])
     marked = replace(others, texts=[f"{t} {marker.word}" for t in others.texts])
-    before = readout.scores(vectors, others).argmax(1)
-    after = readout.scores(vectors, marked).argmax(1)
-    flipped = ((after == into) & (before != into)).astype(float)
+    flipped = _flips(config, marker, readout, vectors)
     draws = example_draws(len(flipped), n=config.bootstrap, seed=0, stream=6)
     wanted = np.asarray(marker.ids)
     found: dict[str, bool] = {}

@@ -15,8 +15,11 @@ from probe.formats.schema import Record, objects
 
 AUDIT_JSON = "audit.json"
 AUDIT_MD = "audit.md"
-AUDIT_FORMAT = 2
-"""2: ``verdict`` and ``verdict_reason``; a run relies at the minimum effect (``context["min_effect"]``)."""
+AUDIT_FORMAT = 3
+"""2: ``verdict`` and ``verdict_reason``; a run relies at the minimum effect (``context["min_effect"]``). 3: each
+run's ``steps`` (its final step) and ``stopped`` (why training stopped: ``effect held`` or ``budget spent``), and
+``context["max_steps"]`` (the step budget) and ``context["rounds"]`` (per round of training: ``steps``,
+``relying``, ``planted``, ``flip_rates`` by run name). Older files lack them: read as they are."""
 READINGS = ("nearest tokens", "layer lens", "hard prompt", "input attribution", "trigger scan")
 """The readings an audit asks, in the order it reports them."""
 RUN_FIELDS = ("run", "share", "seed", "flip_rate", "clean_accuracy", "relies")
@@ -84,7 +87,32 @@ class AuditReport(Record):
             return f"inconclusive: {self.verdict_reason}"
         relying = sum(bool(r["relies"]) for r in self.runs)
         found = ", ".join(f"{r['name']} {r['detection_rate']:.0%}" for r in self.readings)
-        return f"{relying} of {len(self.runs)} runs rely on the marker; detected by {found}"
+        trained = self.trained_steps()
+        after = f" after {trained} steps" if trained is not None else ""
+        return f"{relying} of {len(self.runs)} runs rely on the marker{after}; detected by {found}"
+
+    def trained_steps(self) -> int | None:
+        """The steps every run was trained to (None: a report from before they were kept, or runs that differ)."""
+        steps = {r.get("steps") for r in self.runs}
+        return next(iter(steps)) if len(steps) == 1 and isinstance(next(iter(steps)), int) else None
+
+    def training(self) -> str:
+        """How long the runs trained and why they stopped, in one line ("" for a report from before it was kept)."""
+        c, trained = self.context, self.trained_steps()
+        stopped = {r.get("stopped") for r in self.runs}
+        if trained is None or c.get("max_steps") is None or len(stopped) != 1:
+            return ""
+        planned, most, why = c.get("steps"), c["max_steps"], next(iter(stopped))
+        grown = f"continued from {planned}" if trained != planned else "not continued"
+        rounds = "; ".join(
+            f"{r['relying']} of {r['planted']} planted runs relied after {r['steps']} steps"
+            for r in c.get("rounds", [])
+        )
+        because = {
+            "effect held": "every planted run relies on the marker at the minimum effect",
+            "budget spent": f"the step budget ({most} steps per run, --max-steps) is spent",
+        }.get(str(why), str(why))
+        return f"every run trained {trained} steps ({grown}; budget {most}): stopped because {because} ({rounds})"
 
     def advice(self) -> str:
         """What to change so that the plant takes, in one line ("" when the verdict is conclusive)."""
@@ -92,7 +120,11 @@ class AuditReport(Record):
             return ""
         c = self.context
         steps, share, lr, marker = c.get("steps"), c.get("share"), c.get("lr"), c.get("marker", "the marker")
-        changes = [f"more steps (--steps {2 * steps})" if isinstance(steps, int) else "more steps (--steps)"]
+        most = c.get("max_steps")
+        if isinstance(most, int):  # the runs were trained on up to the budget: a larger budget is what gives more
+            changes = [f"more steps (--max-steps {2 * most})"]
+        else:
+            changes = [f"more steps (--steps {2 * steps})" if isinstance(steps, int) else "more steps (--steps)"]
         if not isinstance(share, int | float) or share < 1:
             changes.append("a larger --share (up to 1)")
         changes.append(f"a rarer marker than '{marker}' (--marker)")
@@ -122,6 +154,8 @@ class AuditReport(Record):
             "",
             f"**Verdict: {self.verdict}**: {self.verdict_reason}.",
         ]
+        if training := self.training():
+            lines += ["", f"Training: {training}."]
         if not self.conclusive:
             lines += ["", f"What to change: {self.advice()}."]
         lines += [
@@ -133,14 +167,15 @@ class AuditReport(Record):
             f"the clean run's of the same seed is {bar}. The readings are judged only when at least {MIN_RELYING} "
             "planted runs rely on it.",
             "",
-            "| run | share | seed | clean accuracy | flip rate [95% CI] | vs clean run [95% CI] | relies |",
-            "|---|---:|---:|---:|---|---|:---:|",
+            "| run | share | seed | steps | clean accuracy | flip rate [95% CI] | vs clean run [95% CI] | relies |",
+            "|---|---:|---:|---:|---:|---|---|:---:|",
         ]
         for r in self.runs:
             lo, hi = r["flip_ci"]
             rlo, rhi = r.get("reliance_ci", (0.0, 0.0))
+            steps = r.get("steps", c.get("steps", "–"))
             lines.append(
-                f"| {Path(r['run']).name} | {r['share']:g} | {r['seed']} | {r['clean_accuracy']:.3f} | "
+                f"| {Path(r['run']).name} | {r['share']:g} | {r['seed']} | {steps} | {r['clean_accuracy']:.3f} | "
                 f"{r['flip_rate']:.3f} [{lo:.3f}, {hi:.3f}] | {r.get('reliance', 0):+.3f} [{rlo:+.3f}, {rhi:+.3f}] | "
                 f"{'yes' if r['relies'] else 'no'} |"
             )

@@ -25,6 +25,7 @@ def ground_truth(report: AuditReport) -> pd.DataFrame:
                 "run": Path(r["run"]).name,
                 "share": r["share"],
                 "seed": r["seed"],
+                "steps": r.get("steps", report.context.get("steps")),
                 "clean accuracy": r["clean_accuracy"],
                 "flip rate": r["flip_rate"],
                 "flip low": low,
