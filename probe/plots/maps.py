@@ -80,7 +80,10 @@ def prompt_map(
     texts = [*map(str, labels["token"]), *top1, *map(str, others["token"])]
     required = len(labels) + len(top1)
     scales = [1.3] * len(labels) + [1.0] * len(top1) + [0.95] * len(others)  # 13 px bold, 11 px, 10 px
-    spots = label_spots(xs, ys, texts, required=required, span=_span(tokens, xs, ys), scales=scales)
+    view = _view(tokens, xs[:required], ys[:required])  # landmarks may fall outside; labels and positions never
+    # words are sized for the view they are drawn in (a wider view, below, only makes them smaller on the map)
+    span = (view[1] - view[0], view[3] - view[2]) if view is not None else _span(tokens, xs, ys)
+    spots = label_spots(xs, ys, texts, required=required, span=span, scales=scales)
     n = len(labels)
     _add_words(fig, others, spots[required:], size=10, color="#7f8c8d", name="landmark words")
     _add_words(fig, labels, spots[:n], size=13, color="#c0392b", name="class labels", bold=True)
@@ -88,8 +91,13 @@ def prompt_map(
         tops = pd.DataFrame({"token": top1.to_numpy(), "x": current["x"].to_numpy(), "y": current["y"].to_numpy()})
         shades = [colors[str(g)] for g in current[color_by]]
         _add_words(fig, tops, spots[n:required], size=11, color=shades, name="top-1 tokens")
-    boxes = _word_boxes(xs[:required], ys[:required], texts[:required], spots[:required], _span(tokens, xs, ys), scales)
-    _frame(fig, tokens, boxes)  # landmarks may fall outside; labels and positions never (their text included)
+    if view is not None:
+        _frame(
+            fig,
+            tokens,
+            view,
+            _word_boxes(xs[:required], ys[:required], texts[:required], spots[:required], span, scales),
+        )
     return fig
 
 
@@ -98,24 +106,32 @@ OUTLYING = 0.005
 otherwise squeeze the rest into a corner)."""
 
 
-def _frame(fig: go.Figure, tokens: pd.DataFrame, boxes: np.ndarray) -> None:
-    """Axis ranges over the cloud less its outliers (:data:`OUTLYING`) and over every written word's box (left,
-    bottom, right, top: its text, not only its point), with a note saying how many tokens lie outside (double-click
-    the map to see all)."""
+def _view(tokens: pd.DataFrame, x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(x0, x1, y0, y1): the cloud less its outliers (:data:`OUTLYING`) and every word's and position's point,
+    padded by 4%; None for a cloud too small to have outliers (the view is then the plot's own)."""
     cx, cy = tokens["x"].to_numpy(dtype=float), tokens["y"].to_numpy(dtype=float)
     if len(cx) < 100:
-        return
+        return None
     ranges = []
-    for axis, cloud in enumerate((cx, cy)):
+    for cloud, words in ((cx, x), (cy, y)):
         low, high = np.quantile(cloud, [OUTLYING, 1 - OUTLYING])
+        if len(words):
+            low, high = min(low, float(words.min())), max(high, float(words.max()))
         pad = 0.04 * (high - low)
-        low, high = low - pad, high + pad
-        if len(boxes):
-            low, high = min(low, float(boxes[:, axis].min())), max(high, float(boxes[:, axis + 2].max()))
-        ranges.append((low, high))
-    (x0, x1), (y0, y1) = ranges
+        ranges += [low - pad, high + pad]
+    return ranges[0], ranges[1], ranges[2], ranges[3]
+
+
+def _frame(fig: go.Figure, tokens: pd.DataFrame, view: tuple[float, float, float, float], boxes: np.ndarray) -> None:
+    """Axis ranges: ``view`` (:func:`_view`) widened to every written word's box (left, bottom, right, top: its
+    text, not only its point), with a note saying how many tokens lie outside (double-click the map to see all)."""
+    x0, x1, y0, y1 = view
+    if len(boxes):
+        x0, x1 = min(x0, float(boxes[:, 0].min())), max(x1, float(boxes[:, 2].max()))
+        y0, y1 = min(y0, float(boxes[:, 1].min())), max(y1, float(boxes[:, 3].max()))
     fig.update_xaxes(range=[x0, x1])
     fig.update_yaxes(range=[y0, y1])
+    cx, cy = tokens["x"].to_numpy(dtype=float), tokens["y"].to_numpy(dtype=float)
     outside = int(np.sum((cx < x0) | (cx > x1) | (cy < y0) | (cy > y1)))
     if outside == 0:
         return
@@ -237,6 +253,9 @@ def _add_positions(
             )
 
 
+CHAR, LINE = 0.010, 0.045
+"""A character's width and a line's height of an 11 px word as shares of the view's width and height (a 620 px map
+about 800 px wide), with a margin: words placed apart by these never touch on the page."""
 LABEL_SPOTS = ("top right", "bottom right", "top left", "bottom left", "top center", "bottom center")
 RINGS = 4
 """How far a required word may move from its point to find a free place: up to this many line heights (a leader
@@ -251,8 +270,8 @@ def label_spots(
     y: np.ndarray,
     texts: list[str],
     *,
-    char: float = 0.009,
-    line: float = 0.035,
+    char: float = CHAR,
+    line: float = LINE,
     required: int | None = None,
     span: tuple[float, float] | None = None,
     scales: list[float] | None = None,
@@ -312,8 +331,8 @@ def _word_boxes(
     span: tuple[float, float],
     scales: list[float] | None = None,
     *,
-    char: float = 0.009,
-    line: float = 0.035,
+    char: float = CHAR,
+    line: float = LINE,
 ) -> np.ndarray:
     """The box (left, bottom, right, top; map units) each written word takes at its spot from :func:`label_spots`
     ([n, 4]; words not written are left out)."""
@@ -327,9 +346,11 @@ def _word_boxes(
 
 
 def _box(x: float, y: float, w: float, h: float, spot: str) -> tuple[float, float, float, float]:
+    """The box a word written at ``spot`` of (x, y) takes, with a sixth of a line to spare above and below: the
+    browser's box of a word above a point reaches a little below it (descenders), and one below a little above."""
     left = x - (w if "left" in spot else w / 2 if "center" in spot else 0)
     bottom = y - h if "bottom" in spot else y
-    return left, bottom, left + w, bottom + h
+    return left, bottom - h / 6, left + w, bottom + h * 7 / 6
 
 
 def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:

@@ -130,7 +130,7 @@ def test_label_spots__labels_avoid_each_other_when_they_can():
 
 
 def test_label_spots__optional_words_that_would_cover_another_are_not_written():
-    from probe.plots.maps import _box, _overlap, label_spots
+    from probe.plots.maps import CHAR, LINE, _box, _overlap, label_spots
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=300), rng.normal(size=300)  # a crowded map: most words cannot all fit
@@ -142,7 +142,7 @@ def test_label_spots__optional_words_that_would_cover_another_are_not_written():
     width, height = float(np.ptp(x)), float(np.ptp(y))
     at = {i: spots[i] for i in written}
     boxes = [
-        _box(x[i] + at[i][1], y[i] + at[i][2], len(texts[i]) * 0.009 * width, 0.035 * height, at[i][0]) for i in written
+        _box(x[i] + at[i][1], y[i] + at[i][2], len(texts[i]) * CHAR * width, LINE * height, at[i][0]) for i in written
     ]
     clashes = [(a, b) for a in range(len(boxes)) for b in range(a + 1, len(boxes)) if _overlap(boxes[a], boxes[b])]
     assert clashes == [] or all(b < 5 for _, b in clashes)  # only required words may ever touch each other
@@ -186,7 +186,7 @@ def test_prompt_map__outliers_are_left_out_of_the_view_and_said_so():
 
 
 def test_prompt_map__a_word_written_at_the_right_edge_fits_in_the_view():
-    from probe.plots.maps import prompt_map
+    from probe.plots.maps import CHAR, _view, prompt_map
 
     rng = np.random.default_rng(1)
     cloud = pd.DataFrame(
@@ -201,10 +201,10 @@ def test_prompt_map__a_word_written_at_the_right_edge_fits_in_the_view():
     fig = prompt_map(cloud, paths)
     (top,) = [t for t in fig.data if t.name == "top-1 tokens"]
     x0, x1 = fig.layout.xaxis.range
-    width = len(word) * 0.009 * (right - float(cloud["x"].min()))  # the placement's own measure of the word
-    left = float(top.x[0]) - (
-        width if "left" in top.textposition[0] else width / 2 if "center" in top.textposition[0] else 0
-    )
+    v0, v1, _, _ = _view(cloud, np.array([right]), np.array([0.0]))
+    width = len(word) * CHAR * (v1 - v0)  # the placement's own measure of the word, in the view it was placed for
+    side = top.textposition[0]
+    left = float(top.x[0]) - (width if "left" in side else width / 2 if "center" in side else 0)
     assert x0 <= left and left + width <= x1 + 1e-9, (left, left + width, x0, x1)
 
 
