@@ -14,6 +14,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers share the cores: one thread each, for its children too
+    os.environ.setdefault("PROBE_THREADS", "1")
 
 import tempfile
 
@@ -25,6 +27,11 @@ from hypothesis.configuration import set_hypothesis_home_dir
 set_hypothesis_home_dir(tempfile.mkdtemp(prefix="probe-hypothesis-"))
 settings.register_profile("probe", database=None)
 settings.load_profile("probe")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    from probe.core.threads import configure_threads
+
+    configure_threads(int(os.environ["PROBE_THREADS"]))
 
 CORPUS = [
     "The team won the match after a late goal in the final minute.",
