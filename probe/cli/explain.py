@@ -13,7 +13,7 @@ DEFAULT_TEST_ROWS = 200
 """The test rows ``probe harden`` scores on unless told (a seeded, stratified subset)."""
 EXPLAIN_TEST_ROWS = 128
 """The test rows ``probe explain`` reads unless told: its importance makes 3p + 1 passes over them, so fewer rows
-keep its default within minutes (an AG News run of 20 positions: about 4.5 minutes on 2 cores; --full: every row)."""
+keep its default within minutes (an AG News run of 20 positions: about 3 minutes on 2 cores; --full: every row)."""
 
 
 @dataclass
@@ -107,8 +107,8 @@ class Explain(PromptCommand):
         "tool's folder is never written to. --out writes the report (md, json or csv) to that file instead of "
         "stdout. Every reading runs under the task the prompt was trained on: a probe run's task form, a PEFT "
         "adapter's task type, or --task for a tensor file. It prints its time estimate first. By default it reads "
-        "a bounded sample (128 seeded, stratified test rows, a 50-step hard-prompt search): about 1.2 minutes for a "
-        "demo run and 4.5 for an AG News run on 2 cores; --full reads every test row with a 300-step search."
+        "a bounded sample (128 seeded, stratified test rows, a 50-step hard-prompt search): about a minute for a "
+        "demo run and about 3 for an AG News run on 2 cores; --full reads every test row with a 300-step search."
     )
 
     full: bool = option(
