@@ -93,7 +93,7 @@ def test_readme__the_api_blocks_run_as_written(tmp_path, monkeypatch, demo_runs)
     adapter = str(demo_runs / "class-label" / "adapter")
     code = (api + explain).replace('"path/to/adapter"', repr(adapter)).replace("steps=150", "steps=3")
     code = code.replace("steps=100)", "steps=2)").replace("readout)  # positions", "readout, tokens=500, texts=2)  #")
-    code = code.replace('method="search", length=40,', 'method="search", length=10,')
+    code = code.replace('method="search", length=40,', 'method="search", length=20,')
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["report"].positions and namespace["run"].status == "finished"

@@ -138,7 +138,7 @@ def test_browser__tables_map_selection_and_screenshots(server, browser, demo_run
     written = set(chart.locator("svg text").all_text_contents())  # labels are SVG text, readable without hovering
     assert {"joy", "anger", "fear", "sadness"} <= written  # the class labels
     assert {p.neighbours[0].token for p in expected.positions} <= written  # each position's top-1 token
-    assert len(written) > 100  # landmark words where the map is dense
+    assert len(written) > 60  # landmark words where they fit beside the required ones (about 80 on the demo map)
     page.screenshot(path=str(tmp_path / "map.png"))
     assert _is_png(tmp_path / "map.png")
 
