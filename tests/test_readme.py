@@ -92,11 +92,15 @@ def test_readme__the_api_blocks_run_as_written(tmp_path, monkeypatch, demo_runs)
     explain = next(b for b in blocks if "Readout.from_run" in b)
     adapter = str(demo_runs / "class-label" / "adapter")
     code = (api + explain).replace('"path/to/adapter"', repr(adapter)).replace("steps=150", "steps=3")
-    code = code.replace("steps=100)", "steps=2)").replace("readout)  # positions", "readout, tokens=500, texts=2)  #")
+    code = code.replace("steps=100)", "steps=2, batch_size=4)")
+    code = code.replace("readout)  # positions", "readout, tokens=500, texts=2)  #")
     code = code.replace('method="search", length=40,', 'method="search", length=20,')
+    # importance makes 3p + 1 passes over the test rows: 16 of them, not the split's 64
+    code = code.replace("Readout.from_run(run)", "Readout.from_run(run, test_size=16)")
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["report"].positions and namespace["run"].status == "finished"
+    assert len(namespace["readout"].splits.test) == 16  # the cut reached the readings
 
 
 @pytest.mark.slow
