@@ -83,24 +83,68 @@ def _resolve_names(blocks: list[str], probe, importlib, ast) -> None:
                 assert getattr(probe, node.attr) is not None, f"probe.{node.attr}"
 
 
+CUTS = [
+    # only the sizes: steps, rows, tokens (each must be found, so a README edit cannot silently skip a cut)
+    ("--steps 150", "--steps 3"),
+    ("max_steps=100", "max_steps=3"),
+    ("range(1, 31)", "range(1, 4)"),
+    ("steps=150)", "steps=3)"),
+    ("steps=100)", "steps=2, batch_size=4)"),
+    ('method="search", length=40,', 'method="search", length=20,'),
+    ("Readout.from_run(run)", "Readout.from_run(run, test_size=16)"),  # importance: 3p + 1 passes over them
+    ("readout)  # positions", "readout, tokens=500, texts=2)  # positions"),
+]
+DASHBOARD = """probe() {  # 'probe dashboard' serves until stopped: here it must answer, then it is stopped
+  if [ "$1" != dashboard ]; then command probe "$@"; return; fi
+  command probe "$@" --port "$PROBE_TEST_PORT" --no-demo & local pid=$!
+  for _ in $(seq 600); do
+    if curl -fs "http://127.0.0.1:$PROBE_TEST_PORT/_stcore/health" >/dev/null; then kill $pid; wait $pid; return 0; fi
+    sleep 0.1
+  done
+  kill $pid; return 1
+}
+"""
+
+
+def _blocks_after_the_first_screen() -> list[tuple[str, str]]:
+    """(language, text) of every bash and python block but the first screen's (installs and the whole suite)."""
+    blocks = re.findall(r"```(bash|python)\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return blocks[1:]
+
+
 @pytest.mark.slow
-def test_readme__the_api_blocks_run_as_written(tmp_path, monkeypatch, demo_runs):
-    """The Python API blocks, run as they stand, with only the sizes cut (steps, tokens) and a real adapter path."""
+def test_readme__every_block_runs_in_order_in_a_fresh_folder(tmp_path, monkeypatch):
+    """Every block after the first screen, pasted in order into one fresh folder (python blocks share one
+    namespace, as in a notebook; shell blocks run in bash), with only the sizes cut."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is needed to ask the dashboard whether it answers")
     monkeypatch.chdir(tmp_path)
-    blocks = _python_blocks()
-    api = next(b for b in blocks if "probe.load_model()" in b)
-    explain = next(b for b in blocks if "Readout.from_run" in b)
-    adapter = str(demo_runs / "class-label" / "adapter")
-    code = (api + explain).replace('"path/to/adapter"', repr(adapter)).replace("steps=150", "steps=3")
-    code = code.replace("steps=100)", "steps=2, batch_size=4)")
-    code = code.replace("readout)  # positions", "readout, tokens=500, texts=2)  #")
-    code = code.replace('method="search", length=40,', 'method="search", length=20,')
-    # importance makes 3p + 1 passes over the test rows: 16 of them, not the split's 64
-    code = code.replace("Readout.from_run(run)", "Readout.from_run(run, test_size=16)")
+    blocks = _blocks_after_the_first_screen()
+    text = "\n".join(block for _, block in blocks)
+    for before, _ in CUTS:
+        assert before in text, f"the README no longer has {before!r}: update CUTS"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    for language, block in blocks:
+        for before, after in CUTS:
+            block = block.replace(before, after)
+        if language == "bash":
+            env = {**os.environ, "PROBE_TEST_PORT": str(port)}
+            done = subprocess.run(["bash", "-ec", DASHBOARD + block], env=env, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-2000:]
+        else:
+            exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["report"].positions and namespace["run"].status == "finished"
-    assert len(namespace["readout"].splits.test) == 16  # the cut reached the readings
+    assert len(namespace["readout"].splits.test) == 16  # the cuts reached the readings
+    assert (tmp_path / "runs" / "mine" / "adapter").is_dir() and (tmp_path / "runs" / "loop").is_dir()
+    assert (tmp_path / "drift.html").stat().st_size > 0
 
 
 @pytest.mark.slow
