@@ -32,6 +32,8 @@ TINY = {
     "attribution_texts": 20,
     "bootstrap": 200,
 }
+LIGHT_READINGS = {"hard_steps": 1, "lens_tokens": 100, "scan_tokens": 30, "attribution_texts": 5}
+"""For tests of the verdict and the rounds, not of what the readings find: the readings at their smallest."""
 
 
 def test_plant__marks_only_the_share_of_one_class_in_training():
@@ -98,7 +100,7 @@ def test_audit__writes_the_ground_truth_and_every_reading(tiny_audit):
 @pytest.mark.slow
 def test_audit__a_plant_the_prompts_do_not_learn_is_inconclusive_once_the_budget_is_spent(tmp_path, default_model):
     # 5% of joy's texts, 2 steps and a budget of 4: the marker is in a handful of texts the prompt barely sees
-    settings = AuditConfig(**(TINY | {"share": 0.05, "steps": 2, "lr": 0.01, "max_steps": 4}))
+    settings = AuditConfig(**(TINY | LIGHT_READINGS | {"share": 0.05, "steps": 2, "lr": 0.01, "max_steps": 4}))
     report = audit(settings, tmp_path, progress=False)
     data = json.loads((tmp_path / AUDIT_JSON).read_text())
     assert data["verdict"] == "inconclusive" and not report.conclusive
