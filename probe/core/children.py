@@ -75,6 +75,17 @@ def _serve_starts() -> None:
             answer.put(e)
 
 
+def first_line(log: str | os.PathLike[str], prefix: str, *, head: int = 4096) -> str:
+    """The first line of ``log`` that starts with ``prefix``, among its first ``head`` bytes ('' when none): a
+    child's opening lines (an estimate) without reading the progress it wrote since."""
+    try:
+        with open(log, "rb") as f:
+            text = f.read(head).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return next((line.strip() for line in text.replace("\r", "\n").split("\n") if line.startswith(prefix)), "")
+
+
 def last_line(log: str | os.PathLike[str], *, tail: int = 4096) -> str:
     """The last line a child wrote to ``log`` ('' when there is none): a progress bar's latest state counts as a
     line (bars end their updates with a carriage return, not a newline)."""

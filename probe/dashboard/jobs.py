@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from probe.core.children import last_line, start_beside
+from probe.core.children import first_line, last_line, start_beside
 from probe.formats.run import Run, is_run_folder
 
 EXPLAIN_LOG = ".probe-explain.log"
@@ -77,7 +77,6 @@ def _follow(path: str, name: str) -> None:
     if job.poll() is not None:
         st.rerun()  # landed (or failed): the whole page draws the reading or the error
     log = Path(path) / EXPLAIN_LOG
-    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
-    estimate = next((line for line in text.splitlines() if line.startswith("explaining")), "starting")
+    estimate = first_line(log, "explaining") or "starting"  # the estimate: printed first, before any progress
     st.info(f"Computing {name}'s reading beside the server: {estimate}")
     st.caption(last_line(log) or "loading the model")
