@@ -275,6 +275,15 @@ def prefix_layers(
     )
 
 
+def reference_bytes(model: LoadedModel, layers: int) -> int:
+    """The memory the reference of ``layers`` layers holds, known before any pass: float32 [layers, 2, V, kv_heads x
+    head_dim] twice (the layers read and their stack), as :func:`prefix_layers` and ``prefix_drift`` build it."""
+    from probe.core.budget import array_bytes
+
+    _, heads, head_dim = kv_geometry(model.model.config)
+    return 2 * array_bytes(layers, 2, model.vocab_size, heads * head_dim)
+
+
 def layer_references(
     model: LoadedModel, layers: list[int], token_filter: TokenFilter | None, reference_texts: list[str] | None
 ) -> tuple[np.ndarray, np.ndarray, str]:
