@@ -160,7 +160,13 @@ class Explain(PromptCommand):
         memory = vocabulary_bytes(readout.model, tokens=self.lens_tokens)  # known before anything is timed
         check_memory(memory, "probe explain's layer lens", gb=self.budget_gb, less="read fewer --lens-tokens")
         seconds = estimate_seconds(
-            readout, prompt.length, hard_steps=hard_steps, lens_tokens=self.lens_tokens, lens_texts=lens_texts
+            readout,
+            prompt.length,
+            hard_steps=hard_steps,
+            lens_tokens=self.lens_tokens,
+            lens_texts=lens_texts,
+            attribution_texts=self.attribution,
+            trigger_tokens=self.triggers,
         )
         print(
             f"explaining {prompt.length} positions on {len(readout.splits.test)} test rows under the task "
@@ -169,7 +175,7 @@ class Explain(PromptCommand):
             file=sys.stderr,
             flush=True,
         )
-        less = "read less (--test-size, --hard-steps, --lens-tokens, --lens-texts)"
+        less = "read less (--test-size, --hard-steps, --lens-tokens, --lens-texts, --attribution, --triggers)"
         check_time(seconds, "probe explain", minutes=self.budget_minutes, less=less)
         writable = run is not None and is_run_folder(run.path)  # never write into another tool's folder
         record = explain(
