@@ -9,7 +9,16 @@ import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from probe.cli.options import Command, Format, budget_gb_option, emit, labels_option, option, table_text
+from probe.cli.options import (
+    Command,
+    Format,
+    budget_gb_option,
+    budget_minutes_option,
+    emit,
+    labels_option,
+    option,
+    table_text,
+)
 from probe.training.config import TrainConfig
 
 
@@ -39,6 +48,7 @@ class Report(Command):
     trust_remote_code: bool = option(False, "allow the model repo's own code")
     layer: int | None = option(None, "a prefix's layer to read (PREFIX_TUNING, CARTRIDGE; default every layer)")
     budget_gb: float | None = budget_gb_option()
+    budget_minutes: float | None = budget_minutes_option(" (a prefix's per-layer reading)")
 
     def run(self) -> int:
         from probe.cli.prefix import is_loose_prefix, report_prefix
@@ -137,6 +147,7 @@ class Drift(Command):
     out: str | None = option(None, "write to this file instead of stdout")
     layer: int | None = option(None, "for prefix checkpoints: the layer to read (default every layer)")
     budget_gb: float | None = budget_gb_option()
+    budget_minutes: float | None = budget_minutes_option(" (a prefix's per-layer reading)")
 
     def run(self) -> int:
         import pandas as pd

@@ -29,11 +29,12 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factor
     return field(default=default, metadata={"help": help, **meta})
 
 
-def budget_minutes_option() -> Any:
-    """``--budget-minutes``: the time budget of a long reading (``probe.core.budget``)."""
+def budget_minutes_option(which: str = "") -> Any:
+    """``--budget-minutes``: the time budget of a long reading (``probe.core.budget``); ``which`` says which
+    reading of the command has an estimate, where not all do."""
     return option(
         None,
-        "refuse the reading, before any work, when its time estimate passes this many minutes (default "
+        f"refuse the reading{which}, before any work, when its time estimate passes this many minutes (default "
         "$PROBE_BUDGET_MINUTES, else no budget)",
         positive=True,
     )

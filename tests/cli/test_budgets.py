@@ -95,11 +95,15 @@ def test_cli_budget__report_and_drift_refuse_an_index_or_prefix_reference_over_t
     base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_path)
     peft_model = get_peft_model(base, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
     peft_model.save_pretrained(tmp_path / "run" / "checkpoint-1")
+    model = ["--model", str(tiny_gpt2_path)]
     for command, target in (("report", tmp_path / "run" / "checkpoint-1"), ("drift", tmp_path / "run")):
-        first, refusal = _refused([command, str(target), "--model", str(tiny_gpt2_path), "--budget-gb", "1e-6"], capsys)
-        assert first.startswith("reading 2 layers of the prefix: about 0.00 GB of reference keys and values")
-        assert "the prefix's per-layer reading would hold about" in refusal and "or read one layer (--layer N)" in (
-            refusal
+        [refusal] = _refused([command, str(target), *model, "--budget-gb", "1e-6"], capsys)  # before any timing
+        assert "the prefix's per-layer reading would hold about 0.00 GB, over the memory budget of 1e-06 GB" in refusal
+        assert refusal.endswith("or read one layer (--layer N)")
+        first, refusal = _refused([command, str(target), *model, "--budget-minutes", "1e-6"], capsys)
+        assert re.match(r"reading 2 layers of the prefix: about \d+\.\d min on this machine .*, 0\.00 GB of ref", first)
+        assert re.search(
+            r"per-layer reading would take about .* raise it with --budget-minutes 1, or read one layer", (refusal)
         )
     assert _refused(["report", str(prompt_and_data[0]), "--budget-gb", "0"], capsys) == [
         "probe report: error: --budget-gb is 0.0; expected a positive number"
