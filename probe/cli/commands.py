@@ -7,9 +7,18 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from probe.cli.options import Command, Format, emit, labels_option, option, table_text
+from probe.cli.options import (
+    Command,
+    Format,
+    budget_gb_option,
+    budget_minutes_option,
+    emit,
+    labels_option,
+    option,
+    table_text,
+)
 from probe.training.config import TrainConfig
 
 
@@ -38,6 +47,8 @@ class Report(Command):
     )
     trust_remote_code: bool = option(False, "allow the model repo's own code")
     layer: int | None = option(None, "a prefix's layer to read (PREFIX_TUNING, CARTRIDGE; default every layer)")
+    budget_gb: float | None = budget_gb_option()
+    budget_minutes: float | None = budget_minutes_option(" (a prefix's per-layer reading)")
 
     def run(self) -> int:
         from probe.cli.prefix import is_loose_prefix, report_prefix
@@ -62,6 +73,7 @@ class Report(Command):
             return report_prefix(self, model)
         if self.layer is not None:
             raise ValueError(f"--layer reads a prefix's layers; '{self.prompt}' is an input-space prompt (one layer)")
+        check_index_memory(model, "probe report", self.budget_gb)
         labels = labels_option(self.labels)
         accuracies = None
         if prompt.metadata.get("run"):
@@ -134,6 +146,8 @@ class Drift(Command):
     format: Format = option("md", "output format: md, json or csv (default md)")
     out: str | None = option(None, "write to this file instead of stdout")
     layer: int | None = option(None, "for prefix checkpoints: the layer to read (default every layer)")
+    budget_gb: float | None = budget_gb_option()
+    budget_minutes: float | None = budget_minutes_option(" (a prefix's per-layer reading)")
 
     def run(self) -> int:
         import pandas as pd
@@ -154,6 +168,7 @@ class Drift(Command):
 
         run = load_run(self.run_path)
         model = load_model(self.model or run.manifest.model or "default", device="cpu")
+        check_index_memory(model, "probe drift", self.budget_gb)
         index = VocabIndex.for_model(model)
         steps = None if self.step is None else [s for s in run.steps if s <= self.step]
         if steps is not None and not steps:
@@ -204,6 +219,18 @@ class Compare(Command):
             text = table_text(result.matching if self.matched else result.by_position, self.format)
         emit(text, self.out)
         return 0
+
+
+def check_index_memory(model: Any, what: str, gb: float | None) -> None:
+    """Refuse a reading whose vocabulary index would pass the memory budget (``--budget-gb``), before it is built.
+
+    Raises:
+        ValueError: the index over the budget, in one line naming ``--budget-gb``.
+    """
+    from probe.core.budget import check_memory
+    from probe.core.index import index_bytes
+
+    check_memory(index_bytes(model.vocab_size, model.dim), f"{what}'s vocabulary index", gb=gb)
 
 
 def _what_the_readings_keep(targets: list[str]) -> str:

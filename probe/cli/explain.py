@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from probe.cli.options import Command, Format, emit, option
+from probe.cli.options import Command, Format, budget_gb_option, budget_minutes_option, emit, option
 
 DEFAULT_TEST_ROWS = 200
 """The test rows ``probe harden`` scores on unless told (a seeded, stratified subset)."""
@@ -41,6 +41,7 @@ class PromptCommand(Command):
     seed: int = option(0, "seeds the held-out slice and the search's batches (default 0)")
     data_changed_ok: bool = option(False, "read a run although its data file changed since it was trained")
     no_progress: bool = option(False, "hide the progress bars")
+    budget_minutes: float | None = budget_minutes_option()
 
     default_rows: ClassVar[int] = DEFAULT_TEST_ROWS
 
@@ -134,6 +135,7 @@ class Explain(PromptCommand):
     seed: int = option(0, "seeds the bootstrap, the held-out slice and the search's batches (default 0)")
     format: Format = option("md", "output format: md, json or csv (default md; csv: the importance table)")
     out: str | None = option(None, "write to this file instead of stdout")
+    budget_gb: float | None = budget_gb_option()
 
     def test_rows(self) -> int | None:
         return None if self.full and self.test_size is None else super().test_rows()
@@ -143,9 +145,11 @@ class Explain(PromptCommand):
         return self.hard_steps or (300 if self.full else 50), self.lens_texts or (128 if self.full else 32)
 
     def run(self) -> int:
+        from probe.core.budget import check_memory, check_time, shown_gb
         from probe.core.models import load_model
         from probe.formats.run import is_run_folder
         from probe.readings.explain import explain, save_explain
+        from probe.readings.explain.lens import vocabulary_bytes
         from probe.readings.explain.record import estimate_seconds
 
         run, prompt = self._prompt()
@@ -153,15 +157,26 @@ class Explain(PromptCommand):
         prompt.check_dim(model.dim, model.name)
         readout = self._readout(run, prompt, model)
         hard_steps, lens_texts = self.sizes()
+        memory = vocabulary_bytes(readout.model, tokens=self.lens_tokens)  # known before anything is timed
+        check_memory(memory, "probe explain's layer lens", gb=self.budget_gb, less="read fewer --lens-tokens")
         seconds = estimate_seconds(
-            readout, prompt.length, hard_steps=hard_steps, lens_tokens=self.lens_tokens, lens_texts=lens_texts
+            readout,
+            prompt.length,
+            hard_steps=hard_steps,
+            lens_tokens=self.lens_tokens,
+            lens_texts=lens_texts,
+            attribution_texts=self.attribution,
+            trigger_tokens=self.triggers,
         )
         print(
             f"explaining {prompt.length} positions on {len(readout.splits.test)} test rows under the task "
-            f"{readout.task_name}: about {seconds / 60:.1f} min on this machine (one pass and one step timed)",
+            f"{readout.task_name}: about {seconds / 60:.1f} min on this machine (one pass and one step timed), "
+            f"{shown_gb(memory)} for the lens's vocabulary",
             file=sys.stderr,
             flush=True,
         )
+        less = "read less (--test-size, --hard-steps, --lens-tokens, --lens-texts, --attribution, --triggers)"
+        check_time(seconds, "probe explain", minutes=self.budget_minutes, less=less)
         writable = run is not None and is_run_folder(run.path)  # never write into another tool's folder
         record = explain(
             prompt,

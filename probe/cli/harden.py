@@ -47,6 +47,7 @@ class Harden(PromptCommand):
     save: str | None = option(None, "write the hard prompt's record (JSON) to this file")
 
     def run(self) -> int:
+        from probe.core.budget import check_time
         from probe.core.io import atomic_write_json
         from probe.core.models import load_model
         from probe.formats.run import is_run_folder
@@ -69,6 +70,8 @@ class Harden(PromptCommand):
             file=sys.stderr,
             flush=True,
         )
+        less = "search less (--steps, --candidates, --test-size)"
+        check_time(seconds, "probe harden", minutes=self.budget_minutes, less=less)
         writable = run is not None and is_run_folder(run.path)  # never write into another tool's folder
         state_dir = run.path if writable and run is not None else None
         hard = harden(prompt, readout, **options, seed=self.seed, state_dir=state_dir, progress=not self.no_progress)

@@ -29,6 +29,27 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, default_factor
     return field(default=default, metadata={"help": help, **meta})
 
 
+def budget_minutes_option(which: str = "") -> Any:
+    """``--budget-minutes``: the time budget of a long reading (``probe.core.budget``); ``which`` says which
+    reading of the command has an estimate, where not all do."""
+    return option(
+        None,
+        f"refuse the reading{which}, before any work, when its time estimate passes this many minutes (default "
+        "$PROBE_BUDGET_MINUTES, else no budget)",
+        positive=True,
+    )
+
+
+def budget_gb_option() -> Any:
+    """``--budget-gb``: the memory budget of a reading whose arrays are known before the work."""
+    return option(
+        None,
+        "refuse the reading, before any work, when its memory estimate passes this many GB (default $PROBE_BUDGET_GB, "
+        "else no budget)",
+        positive=True,
+    )
+
+
 def emit(text: str, out: str | None) -> None:
     """Write command output to ``out`` atomically (saying so on stderr), or to stdout."""
     text = text if text.endswith("\n") else text + "\n"

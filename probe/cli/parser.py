@@ -29,6 +29,7 @@ from probe.cli.harden import Harden
 from probe.cli.options import Command, literal_choices, option_flag
 from probe.cli.replicate import Replicate
 from probe.cli.wayward import Wayward
+from probe.core.budget import budget_gb, budget_minutes
 from probe.core.threads import env_threads
 
 logger = logging.getLogger("probe")
@@ -207,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         env_threads()  # a bad $PROBE_THREADS is refused before any work, not at the first search
+        budget_minutes(), budget_gb()  # so is a bad $PROBE_BUDGET_MINUTES or $PROBE_BUDGET_GB
         command: Command = from_namespace(args.command_class, args)  # values and paths, checked before torch loads
         with _cli_logging(args.debug):
             return int(command.run() or 0)

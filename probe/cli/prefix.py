@@ -3,10 +3,35 @@ position with the nearest real tokens of its key and of its value (``--layer N``
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 from probe.cli.options import emit
+
+
+def check_budgets(command: Any, prefix: Any, model: Any, layers: list[int] | None) -> None:
+    """Print what reading the prefix per layer will take and hold, and refuse it over ``--budget-gb`` (checked
+    first, before anything is timed) or ``--budget-minutes``.
+
+    Raises:
+        ValueError: a layer the prefix lacks (errors.md 141), or the reading over a budget (errors.md 168).
+    """
+    from probe.core.budget import check_memory, check_time, shown_gb
+    from probe.readings.prefix import check_prefix, estimate_seconds, reference_bytes
+
+    chosen = check_prefix(prefix, model, layers)
+    memory = reference_bytes(model, len(chosen))
+    less = "read one layer (--layer N)"
+    check_memory(memory, "the prefix's per-layer reading", gb=command.budget_gb, less=less)
+    seconds = estimate_seconds(model, chosen)
+    print(
+        f"reading {len(chosen)} layers of the prefix: about {seconds / 60:.1f} min on this machine (one batch and "
+        f"one layer's index timed), {shown_gb(memory)} of reference keys and values",
+        file=sys.stderr,
+        flush=True,
+    )
+    check_time(seconds, "the prefix's per-layer reading", minutes=command.budget_minutes, less=less)
 
 
 def is_loose_prefix(path: str, width: int, model: Any) -> bool:
@@ -51,6 +76,7 @@ def report_prefix(command: Any, model: Any = None) -> int:
     prefix = load_prefix(command.prompt, model_config=model.model.config, key=command.key)
     token_filter = TokenFilter(exclude_special=False, exclude_unused=False) if command.all_tokens else None
     layers = None if command.layer is None else [command.layer]
+    check_budgets(command, prefix, model, layers)
     report = prefix_layers(prefix, model, k=command.k, layers=layers, token_filter=token_filter)
     emit({"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[command.format](), command.out)
     return 0
@@ -77,6 +103,7 @@ def drift_prefix(command: Any) -> int:
     model = load_model(command.model or base or "default", device="cpu")
     prefixes = {s: load_prefix(found[s], model_config=model.model.config) for s in steps}
     layers = None if command.layer is None else [command.layer]
+    check_budgets(command, prefixes[steps[0]], model, layers)
     drift = prefix_drift(prefixes, model, layers=layers)
     emit(table_text(drift.to_dataframe(), command.format), command.out)
     return 0

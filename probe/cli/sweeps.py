@@ -11,7 +11,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from probe.cli.options import Command, emit, option
+from probe.cli.options import Command, budget_minutes_option, emit, option
 
 
 @dataclass(kw_only=True)
@@ -23,6 +23,7 @@ class SweepOptions(Command):
     executor: str = option("inline", "where the runs train: inline, processes:N, dask://HOST:PORT (default inline)")
     force: bool = option(False, "retrain runs in --out that were saved with other settings")
     no_progress: bool = option(False, "hide the progress bars")
+    budget_minutes: float | None = budget_minutes_option()
 
 
 @dataclass(kw_only=True)
@@ -71,6 +72,7 @@ class SweepCommand:
         return ""
 
     def run(self) -> int:
+        from probe.core.budget import check_time
         from probe.core.models import load_model
         from probe.experiments.sweep import estimate, run_sweep
 
@@ -87,6 +89,8 @@ class SweepCommand:
             f"{max(1, round(seconds / 60))} min{upto} in one process on this machine (one step and one scoring pass "
             "timed)"
         )
+        less = "ask for less (--quick, fewer --steps, --seeds or --test-size)"
+        check_time(seconds + further, f"probe {self.sweep.rsplit('.', 1)[-1]}", minutes=opts.budget_minutes, less=less)
         written: list[str] = []
         progress, force = not opts.no_progress, opts.force
         report = run_sweep(

@@ -310,3 +310,9 @@ def _valid_cache(arrays: dict[str, np.ndarray], vocab_size: int) -> bool:
     )
     reference_ok = reference.shape == (min(MANIFOLD_SAMPLE, ids.size),)  # what compute_manifold_reference makes
     return bool(in_range and (np.diff(ids) > 0).all() and reference_ok and order_ok)
+
+
+def index_bytes(vocab_size: int, dim: int) -> int:
+    """The memory a :class:`VocabIndex` of ``vocab_size`` rows of ``dim`` holds, known before it is built: float32
+    [V, dim] twice (the unit rows and FAISS's copy)."""
+    return 2 * vocab_size * dim * 4

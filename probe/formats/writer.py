@@ -40,7 +40,9 @@ LOCK = ".probe-lock"
 WRITER = ".probe-writer"
 """The lock a writer holds, and the file that names its process."""
 OWNED = (MANIFEST, SNAPSHOTS, METRICS, ADAPTER, HARD_PROMPT_FILE, EXPLAIN_FILE, EXPLAIN_STEPS, LOCK, WRITER)
-"""The names probe writes in a run folder (and the hard-prompt search's state, ``hard-prompt-state.*``)."""
+STATES = ("hard-prompt-state.", "hard-prompt-search-state.")
+"""The names probe writes in a run folder (:data:`OWNED`), and the starts of the names of the hard-prompt searches'
+resumable state (PEZ's and the coordinate search's, ``probe.readings.explain.hardening``)."""
 
 
 _INSIDE = {
@@ -54,7 +56,7 @@ is probe's."""
 
 def owned(name: str) -> bool:
     """Whether probe writes ``name`` in a run folder."""
-    return name in OWNED or name.startswith("hard-prompt-state.")
+    return name in OWNED or name.startswith(STATES)
 
 
 def _alive(pid: int) -> bool:

@@ -90,18 +90,7 @@ def vocabulary_reference(
     Returns:
         {layer: float32 [2, V, kv_heads x head_dim]}; rows of tokens not in ``token_ids`` are zero.
     """
-    entries = {
-        layer: cache_file(
-            "prefix-reference",
-            {
-                "format": REFERENCE_FORMAT,
-                "fingerprint": model.fingerprint,
-                "layer": layer,
-                "tokens": _digest(token_ids),
-            },
-        )
-        for layer in layers
-    }
+    entries = {layer: _reference_entry(model, token_ids, layer) for layer in layers}
     found: dict[int, np.ndarray] = {}
     for layer, entry in entries.items():
         arrays = entry.read(check=lambda a: a["kv"].shape[:2] == (2, model.vocab_size)) if use_cache else None
@@ -115,6 +104,12 @@ def vocabulary_reference(
             if use_cache:
                 entries[layer].write({"kv": computed[i]}, {"tokens": int(token_ids.size)})
     return found
+
+
+def _reference_entry(model: LoadedModel, token_ids: np.ndarray, layer: int) -> Any:
+    """The cache entry of one layer's reference (:func:`vocabulary_reference`)."""
+    key = {"format": REFERENCE_FORMAT, "fingerprint": model.fingerprint, "layer": layer, "tokens": _digest(token_ids)}
+    return cache_file("prefix-reference", key)
 
 
 def _digest(token_ids: np.ndarray) -> str:
@@ -273,6 +268,37 @@ def prefix_layers(
         layers=readings,
         seconds=seconds,
     )
+
+
+def estimate_seconds(model: LoadedModel, layers: list[int], token_filter: TokenFilter | None = None) -> float:
+    """How long :func:`prefix_layers` over ``layers`` should take on this machine: one batch of the reference's
+    passes timed (counted only for layers probe's cache lacks) and one layer's index built and searched for its
+    manifold reference on rows of the real shape (counted for each layer, keys and values); the control's pass over
+    its texts is left out (a few seconds)."""
+    allowed = (token_filter or TokenFilter()).allowed(model.vocabulary)
+    token_ids = np.flatnonzero(allowed).astype(np.int64)
+    seconds = 0.0
+    if any(not _reference_entry(model, token_ids, layer).meta.is_file() for layer in layers):
+        specials = _template(model.tokenizer)
+        batch = torch.tensor([[int(t) if s == -1 else s for s in specials] for t in token_ids[:64]])
+        layer_kv(model, batch[:8], torch.ones_like(batch[:8]), layers)  # warm
+        began = time.perf_counter()
+        layer_kv(model, batch, torch.ones_like(batch), layers)
+        seconds += (time.perf_counter() - began) * len(token_ids) / len(batch)
+    _, heads, head_dim = kv_geometry(model.model.config)
+    rows = np.random.default_rng(0).normal(size=(model.vocab_size, heads * head_dim)).astype(np.float32)
+    began = time.perf_counter()
+    layer_index(rows, token_ids, model, 0)
+    return seconds + (time.perf_counter() - began) * len(layers) * len(PARTS)
+
+
+def reference_bytes(model: LoadedModel, layers: int) -> int:
+    """The memory the reference of ``layers`` layers holds, known before any pass: float32 [layers, 2, V, kv_heads x
+    head_dim] twice (the layers read and their stack), as :func:`prefix_layers` and ``prefix_drift`` build it."""
+    from probe.core.budget import array_bytes
+
+    _, heads, head_dim = kv_geometry(model.model.config)
+    return 2 * array_bytes(layers, 2, model.vocab_size, heads * head_dim)
 
 
 def layer_references(

@@ -138,3 +138,29 @@ def test_input_attribution__a_huge_text_is_refused_before_any_variant_is_made(de
     with pytest.raises(ValueError, match="over the budget of 200,000,000; read shorter texts") as caught:
         input_attribution(np.ones((2, 384), np.float32), readout, texts=[huge, huge])
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_explain_estimate__counts_every_text_attribution_and_the_trigger_scan_score(default_model):
+    """explain's estimate (and so its time budget) includes --attribution and --triggers: the texts they score are
+    counted before any is made, and attribution over huge texts is refused by the estimate itself."""
+    from dataclasses import replace
+
+    from probe.readings.explain.attribution import occlusion_plan, rows_scored, scan_texts
+    from probe.readings.explain.readout import Readout
+    from probe.readings.explain.record import estimate_seconds
+
+    readout = Readout.from_data(default_model, "feelings", form="cosine", test_size=8)
+    texts = readout.splits.test.texts[:6]
+    _, variants, _ = occlusion_plan(texts, 2)
+    assert rows_scored(readout) == 0
+    assert rows_scored(readout, attribution_texts=6) == 2 * (6 + len(variants)) > 12
+    assert rows_scored(readout, trigger_tokens=30) == 2 * 30 * len(scan_texts(readout))
+    base = estimate_seconds(readout, 2, hard_steps=1, lens_tokens=20, lens_texts=1)
+    more = estimate_seconds(readout, 2, hard_steps=1, lens_tokens=20, lens_texts=1, trigger_tokens=2000)
+    assert more > base
+    huge = " ".join(f"word{i % 5000}" for i in range(150_000))
+    test = replace(readout.splits.test, texts=[huge] * len(readout.splits.test))
+    swollen = replace(readout, splits=replace(readout.splits, test=test))
+    with pytest.raises(ValueError, match="over the budget of 200,000,000; read shorter texts"):
+        estimate_seconds(swollen, 2, attribution_texts=2)

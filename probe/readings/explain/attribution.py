@@ -195,6 +195,25 @@ def input_attribution(
     return Effects(kind="attribution", labels=list(readout.labels), table=table, texts=len(texts), min_count=least)
 
 
+def rows_scored(readout: Readout, attribution_texts: int = 0, trigger_tokens: int = 0) -> int:
+    """The texts input attribution over ``attribution_texts`` test texts and a trigger scan of ``trigger_tokens``
+    tokens score, counted before any is scored (each twice: through the prompt and zero-shot, a cached side
+    included).
+
+    Raises:
+        ValueError: the occluded variants would pass the occlusion budget (:func:`check_occlusion_budget`).
+    """
+    rows = 0
+    if attribution_texts:
+        texts = readout.splits.test.texts[:attribution_texts]
+        check_occlusion_budget(texts)
+        _, variants, _ = occlusion_plan(texts, min(2, max(1, len(texts))))
+        rows += 2 * (len(texts) + len(variants))
+    if trigger_tokens:
+        rows += 2 * trigger_tokens * len(scan_texts(readout))
+    return rows
+
+
 def scan_texts(readout: Readout, count: int = 2, words: int = 8) -> list[str]:
     """``count`` short held-out texts for the trigger scan: the first test texts of different classes, cut to
     their first ``words`` words (short texts keep a scan of 10,000 tokens within minutes)."""

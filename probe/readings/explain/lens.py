@@ -153,6 +153,16 @@ def vocabulary_seconds(model: LoadedModel, index: VocabIndex, *, tokens: int = 1
     return (time.perf_counter() - began) * len(ids) / len(sample)
 
 
+def vocabulary_bytes(model: LoadedModel, *, tokens: int = 10_000) -> int:
+    """The memory :func:`contextual_vocabulary` of ``tokens`` tokens holds while it is built: float32 [layers + 1,
+    tokens, dim] twice (the states and their unit rows), known before any pass."""
+    from probe.core.budget import array_bytes
+    from probe.formats.prefix import kv_geometry
+
+    layers = kv_geometry(model.model.config)[0] + 1  # the embeddings' output and every layer's
+    return 2 * array_bytes(layers, min(tokens, model.vocab_size), model.dim)
+
+
 def _final_norm(module: Any) -> Any:
     for path in FINAL_NORMS:
         obj = module

@@ -106,16 +106,24 @@ def estimate_seconds(
     eval_every: int = 10,
     lens_tokens: int = 10_000,
     lens_texts: int = 32,
+    attribution_texts: int = 0,
+    trigger_tokens: int = 0,
 ) -> float:
     """How long :func:`explain` should take on this machine: one whole scoring pass over the test rows, one
     training step and one batch of the lens's vocabulary are timed on the real data, then the passes each reading
     makes are added up (importance: 3p + 1 passes over the test rows; the search: its steps, its held-out scores
     and four test passes; faithfulness: three test passes; the lens: its texts and its vocabulary, unless probe's
-    cache holds it)."""
+    cache holds it; input attribution and the trigger scan, when asked for: every text they score, counted from
+    the occlusions and the scan's texts before any is made).
+
+    Raises:
+        ValueError: input attribution over texts whose occlusions pass the occlusion budget (errors.md 115).
+    """
     import time
 
     import numpy as np
 
+    from probe.readings.explain.attribution import rows_scored
     from probe.readings.explain.lens import vocabulary_seconds
 
     test, train = readout.splits.test, readout.splits.train
@@ -134,5 +142,6 @@ def estimate_seconds(
     step = time.perf_counter() - began
     held = max(len(train.label_names), round(len(train) * 0.2))
     passes = (3 * positions + 1) * len(test) + (hard_steps // eval_every + 1) * held + 7 * len(test) + lens_texts
+    passes += rows_scored(readout, attribution_texts, trigger_tokens)
     vocabulary = vocabulary_seconds(readout.model, readout.index, tokens=lens_tokens)
     return passes * per_row + hard_steps * step + vocabulary
