@@ -54,7 +54,8 @@ class Report(Command):
         if self.step is not None:
             if not prompt.metadata.get("run"):
                 raise ValueError(f"--step picks a run's snapshot; '{self.prompt}' is a prompt file, not a run")
-            prompt = load_run(self.prompt).snapshot(self.step)
+            run = load_run(self.prompt)
+            prompt = (run if self.task_id is None else run.for_task(self.task_id)).snapshot(self.step)
         model = load_model(
             self.model or prompt.base_model or "default", device="cpu", trust_remote_code=self.trust_remote_code
         )
@@ -134,6 +135,7 @@ class Drift(Command):
     format: Format = option("md", "output format: md, json or csv (default md)")
     out: str | None = option(None, "write to this file instead of stdout")
     layer: int | None = option(None, "for prefix checkpoints: the layer to read (default every layer)")
+    task_id: int | None = option(None, "for a multitask run: the task whose prompt to read (each has its own)")
 
     def run(self) -> int:
         import pandas as pd
@@ -153,6 +155,7 @@ class Drift(Command):
         from probe.readings.drift import drift_table, summarize_run
 
         run = load_run(self.run_path)
+        run = run if self.task_id is None else run.for_task(self.task_id)
         model = load_model(self.model or run.manifest.model or "default", device="cpu")
         index = VocabIndex.for_model(model)
         steps = None if self.step is None else [s for s in run.steps if s <= self.step]
