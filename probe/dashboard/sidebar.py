@@ -38,6 +38,7 @@ class View:
         focus: the highlighted position, or None.
         method: the map ("umap" or "pca").
         figure_format: what figure downloads save.
+        task: the task every multitask run is read as (None when no run is one).
     """
 
     runs_dir: str
@@ -49,6 +50,7 @@ class View:
     focus: int | None = None
     method: str = "umap"
     figure_format: str = "png"
+    task: int | None = None
 
 
 def current_view() -> View:
@@ -92,6 +94,7 @@ def sidebar() -> View:
     view.runs, skipped = views.readable_runs(view.runs_dir)
     for line in skipped:
         st.sidebar.warning(f"Skipped {line}")
+    _choose_task(view)
     _choose_runs(view)
     _choose_step(view)
     _choose_focus(view)
@@ -105,6 +108,34 @@ def _runs_folder() -> str:
         return str(st.sidebar.text_input("Runs folder", value=st.session_state.get("runs_dir", folder), key="runs_dir"))
     st.sidebar.caption(f"Runs folder: `{folder}`")
     return folder
+
+
+def _choose_task(view: View) -> None:
+    """The task every multitask run is read as (each task has its own prompt): each such run in ``view.runs``
+    becomes its task's, and one without that task is left out with a line that says so."""
+    tasks = sorted({t for r in view.runs for t in r.task_ids})
+    if not tasks:
+        return
+    asked = st.query_params.get("task") if "task" not in st.session_state else st.session_state["task"]
+    if asked is not None and str(asked) not in {str(t) for t in tasks}:  # a hand-edited link: one line, then task 0
+        st.sidebar.warning(f"Task {asked} is not a task of these runs; pick one from {tasks[0]} to {tasks[-1]}.")
+        st.session_state["task"] = tasks[0]
+    view.task = int(
+        st.sidebar.selectbox(
+            "Task",
+            tasks,
+            key="task",
+            bind="query-params",
+            help="a multitask prompt holds one prompt per task: every page reads this task's",
+        )
+    )
+    kept = []
+    for run in view.runs:
+        if run.task_ids and view.task not in run.task_ids:
+            st.sidebar.warning(f"{run.name} has tasks 0 to {run.task_ids[-1]}; it has no task {view.task}.")
+        else:
+            kept.append(run.for_task(view.task) if run.task_ids else run)
+    view.runs = kept
 
 
 def _choose_runs(view: View) -> None:

@@ -83,43 +83,58 @@ def signature(runs: list[Run]) -> str:
     return "||".join(r.signature for r in runs)
 
 
-def paths(runs: list[Run]) -> tuple[str, ...]:
-    """The runs' folders, as cache keys."""
-    return tuple(str(r.path) for r in runs)
+RunKey = tuple[str, int | None]
+"""A run as a cache key: its folder, and the task read of a multitask run (None for any other)."""
+
+
+def paths(runs: list[Run]) -> tuple[RunKey, ...]:
+    """The runs' folders (and tasks), as cache keys."""
+    return tuple((str(r.path), r.task) for r in runs)
+
+
+def reopen(key: RunKey) -> Run:
+    """The run a :data:`RunKey` names, read as its task."""
+    run = load_run(key[0])
+    return run if key[1] is None else run.for_task(key[1])
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def get_drift(run_path: str, run_signature: str, model_name: str, k: int) -> pd.DataFrame:
-    return drift_table(load_run(run_path), get_model(model_name), index=get_index(model_name), k=k)
+def get_drift(run: RunKey, run_signature: str, model_name: str, k: int) -> pd.DataFrame:
+    return drift_table(reopen(run), get_model(model_name), index=get_index(model_name), k=k)
 
 
 def drift_of(runs: list[Run], model_name: str, k: int = 5) -> dict[str, pd.DataFrame]:
     """Each run's drift table (cached per run)."""
-    return {r.name: get_drift(str(r.path), r.signature, model_name, k) for r in runs}
+    return {r.name: get_drift((str(r.path), r.task), r.signature, model_name, k) for r in runs}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def get_comparison(run_paths: tuple[str, ...], runs_signature: str, model_name: str) -> pd.DataFrame:
-    return comparison_table([load_run(p) for p in run_paths], get_model(model_name), get_index(model_name))
+def get_comparison(runs: tuple[RunKey, ...], runs_signature: str, model_name: str) -> pd.DataFrame:
+    return comparison_table([reopen(r) for r in runs], get_model(model_name), get_index(model_name))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def get_report(run_path: str, run_signature: str, step: int, model_name: str, k: int) -> NearestTokenReport:
-    return views.run_report(load_run(run_path), step, get_model(model_name), get_index(model_name), k)
+def get_report(run: RunKey, run_signature: str, step: int, model_name: str, k: int) -> NearestTokenReport:
+    return views.run_report(reopen(run), step, get_model(model_name), get_index(model_name), k)
+
+
+def report_of(run: Run, step: int, model_name: str, k: int) -> NearestTokenReport:
+    """The nearest-token report of ``run`` (its task's prompt, for a multitask run) at ``step`` (cached)."""
+    return get_report((str(run.path), run.task), run.signature, step, model_name, k)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def get_extra(run_paths: tuple[str, ...], runs_signature: str, model_name: str) -> tuple[int, ...]:
-    found = views.neighbour_ids([load_run(p) for p in run_paths], get_index(model_name), k=5)
+def get_extra(runs: tuple[RunKey, ...], runs_signature: str, model_name: str) -> tuple[int, ...]:
+    found = views.neighbour_ids([reopen(r) for r in runs], get_index(model_name), k=5)
     return tuple(int(i) for i in found)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def get_paths(
-    run_paths: tuple[str, ...], runs_signature: str, model_name: str, map_name: str, _vmap: VocabMap
+    runs: tuple[RunKey, ...], runs_signature: str, model_name: str, map_name: str, _vmap: VocabMap
 ) -> pd.DataFrame:
     display = get_model(model_name).vocabulary.display
-    return views.trajectories(_vmap, [load_run(p) for p in run_paths], get_index(model_name), display=display)
+    return views.trajectories(_vmap, [reopen(r) for r in runs], get_index(model_name), display=display)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -18,9 +18,9 @@ if not view.runs:
 query = st.text_input("Which positions are near…", placeholder="e.g. fear, science", key="token_query")
 for run in view.selected:
     at = views.snapshot_at(run, view.step)
-    report = state.get_report(str(run.path), run.signature, at, view.model_name, view.k)
+    report = state.report_of(run, at, view.model_name, view.k)
     table = views.filtered_table(report, query)
-    st.subheader(f"{run.name} · step {at}")
+    st.subheader(f"{run.name} · " + (f"task {run.task} · " if run.task is not None else "") + f"step {at}")
     st.caption(
         f"init {run.manifest.init} · {len(report.positions)} positions · "
         f"{report.summary.on_manifold_share:.0%} on the token manifold · status {run.status}"

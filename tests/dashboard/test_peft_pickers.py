@@ -1,0 +1,93 @@
+"""The dashboard on PEFT's other prompt kinds: a multitask run read per task (the sidebar's Task picker) and a
+prefix read per layer (the Layer picker), each on a tiny random GPT-2 built from its config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+SCREENS = Path(__file__).resolve().parents[2] / "probe" / "dashboard" / "screens"
+
+
+def _checkpoints(peft_model, folder: Path, perturb) -> None:
+    for step in (0, 5, 10):
+        perturb(peft_model, seed=step)
+        peft_model.save_pretrained(folder / f"checkpoint-{step}")
+
+
+@pytest.fixture(scope="module")
+def peft_runs(tiny_gpt2_path, tmp_path_factory, perturb) -> Path:
+    """runs/multi (a 3-task MULTITASK_PROMPT_TUNING prompt) and runs/prefix (PREFIX_TUNING), three checkpoints each."""
+    from peft import MultitaskPromptTuningConfig, PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    runs = tmp_path_factory.mktemp("peft-runs")
+    configs = {
+        "multi": MultitaskPromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3, num_tasks=3, num_ranks=2),
+        "prefix": PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3),
+    }
+    for name, config in configs.items():
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_gpt2_path), config)
+        _checkpoints(peft_model, runs / name, perturb)
+    return runs
+
+
+@pytest.fixture()
+def peft_env(monkeypatch, peft_runs):
+    monkeypatch.setenv("PROBE_MAP", "pca")
+    monkeypatch.setenv("PROBE_RUNS_DIR", str(peft_runs))
+    return peft_runs
+
+
+def _page(name: str) -> AppTest:
+    return AppTest.from_file(str(SCREENS / f"{name}.py"), default_timeout=300)
+
+
+def test_tokens__the_task_picker_reads_each_tasks_own_prompt(peft_env, tiny_gpt2_path):
+    import probe
+    from probe.formats.discovery import load_run
+
+    at = _page("tokens").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="task").options == ["0", "1", "2"]
+    tables = {}
+    for task in (0, 2):
+        at.selectbox(key="task").select(task).run()
+        assert [s.value for s in at.subheader if s.value.startswith("multi")] == [f"multi · task {task} · step 10"]
+        tables[task] = list(at.dataframe[0].value["neighbours"])
+    assert tables[0] != tables[2]
+    model = probe.load_model(str(tiny_gpt2_path), device="cpu")
+    expected = probe.nearest_tokens(load_run(peft_env / "multi").for_task(2).snapshot(10), model, k=5)
+    assert tables[2] == [", ".join(f"{n.token} ({n.cosine:.2f})" for n in p.neighbours) for p in expected.positions]
+
+
+def test_sidebar__a_task_the_runs_lack_in_a_link_is_one_line_and_task_0_is_read(peft_env):
+    at = _page("drift")
+    at.query_params["task"] = "9"
+    at.run()
+    assert not at.exception, at.exception
+    assert "Task 9 is not a task of these runs; pick one from 0 to 2." in [w.value for w in at.warning]
+    assert at.selectbox(key="task").value == 0
+
+
+def test_compare__a_multitask_run_reads_as_the_chosen_task(peft_env):
+    at = _page("compare").run()
+    assert not at.exception, at.exception
+    travelled = {}
+    for task in (0, 1):
+        at.selectbox(key="task").select(task).run()
+        table = next(d.value for d in at.dataframe if "run" in d.value.columns)
+        travelled[task] = float(table.set_index("run").loc["multi", "distance_travelled"])
+    assert travelled[0] != pytest.approx(travelled[1])
+
+
+@pytest.mark.parametrize("screen", ["drift", "map"])
+def test_pages__draw_a_multitask_run_at_any_task(peft_env, screen):
+    at = _page(screen).run()
+    at.selectbox(key="task").select(1).run()
+    assert not at.exception and not at.error, (at.exception, at.error)
