@@ -6,6 +6,9 @@ reads are in :mod:`probe.dashboard.settings`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +17,7 @@ import streamlit as st
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
 from probe.core.tokens import frequency_ranks
-from probe.dashboard import views
+from probe.dashboard import prefixes, views
 from probe.experiments.demo import comparison_table
 from probe.formats.discovery import load_run
 from probe.formats.run import Run
@@ -35,20 +38,33 @@ def get_index(name: str) -> VocabIndex:
     return VocabIndex.for_model(get_model(name))
 
 
-class MapJob:
-    """A UMAP fit running in a background thread, so that no page waits on it."""
+class Job:
+    """A reading computed in a background thread, so that no page waits on it: its ``result`` once ``done``, or
+    the ``error`` it raised, in a line."""
 
-    def __init__(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
-        self.result: VocabMap | None = None
+    def __init__(self, work: Callable[[], Any]) -> None:
+        self.result: Any = None
         self.error: str | None = None
-        self.thread = threading.Thread(target=self._run, args=(name, config, extra), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(work,), daemon=True)
         self.thread.start()
 
-    def _run(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
+    def _run(self, work: Callable[[], Any]) -> None:
         try:
-            self.result = fit_map(get_model(name), get_index(name), config, extra_ids=list(extra))
+            self.result = work()
         except Exception as e:  # shown in the page instead of killing the thread silently
-            self.error = f"{type(e).__name__}: {e}"
+            self.error = f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+    @property
+    def done(self) -> bool:
+        """Whether the work has finished (with a result or an error)."""
+        return not self.thread.is_alive()
+
+
+class MapJob(Job):
+    """A UMAP fit running in a background thread."""
+
+    def __init__(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
+        super().__init__(lambda: fit_map(get_model(name), get_index(name), config, extra_ids=list(extra)))
 
 
 @st.cache_resource(show_spinner=False)
@@ -151,3 +167,29 @@ def get_landmarks(model_name: str, map_name: str, labels: tuple[str, ...], _vmap
 def shared_map(all_runs: list[Run], model_name: str, method: str) -> tuple[VocabMap, str | None]:
     """The map every page shares: fitted on the frequent tokens plus every run's neighbours."""
     return get_map(model_name, method, get_extra(paths(all_runs), signature(all_runs), model_name))
+
+
+# ---------------------------------------------------------------- prefixes, read per layer beside the page
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def prefix_job(run_path: str, run_signature: str, step: int, model_name: str, k: int, layer: int) -> Job:
+    run = prefixes.PrefixRun(Path(run_path))
+    return Job(lambda: prefixes.read_layer(run, step, get_model(model_name), k=k, layer=layer))
+
+
+def prefix_reading(run: prefixes.PrefixRun, step: int, model_name: str, k: int, layer: int) -> Job:
+    """The per-layer reading of ``run``'s prefix at ``step`` and ``layer``, computed once beside the page (the
+    reference keys and values come from probe's cache once built: a drift or another step reads them free)."""
+    return prefix_job(str(run.path), run.signature, step, model_name, k, layer)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def prefix_drift_job(run_path: str, run_signature: str, step: int, model_name: str, layer: int) -> Job:
+    run = prefixes.PrefixRun(Path(run_path))
+    return Job(lambda: prefixes.drift_layer(run, step, get_model(model_name), layer=layer))
+
+
+def prefix_drift_of(run: prefixes.PrefixRun, step: int, model_name: str, layer: int) -> Job:
+    """How ``run``'s prefix moved at ``layer`` over its checkpoints up to ``step``, computed once beside the page."""
+    return prefix_drift_job(str(run.path), run.signature, step, model_name, layer)

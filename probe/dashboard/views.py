@@ -21,7 +21,7 @@ from probe.formats.explain_record import ExplainRecord, explain_path, measured_s
 from probe.formats.run import Run
 from probe.readings.measures import neighbours
 from probe.readings.projection import map_key
-from probe.readings.reports import NearestTokenReport, nearest_tokens
+from probe.readings.reports import NearestTokenReport, PositionReading, nearest_tokens
 
 if TYPE_CHECKING:
     from probe.core.index import VocabIndex
@@ -51,17 +51,26 @@ def readable_runs(folder: str | os.PathLike[str]) -> tuple[list[Run], list[str]]
 
 def snapshot_at(run: Run, step: int) -> int:
     """The run's last snapshot step at or before ``step`` (its first if none)."""
-    steps = run.steps
-    if not steps:
+    if not run.steps:
         raise ValueError(f"run '{run.path}' has no snapshots yet")
+    return step_at(run.steps, step)
+
+
+def step_at(steps: list[int], step: int) -> int:
+    """The last of ``steps`` at or before ``step`` (the first if none)."""
     earlier = [s for s in steps if s <= step]
     return earlier[-1] if earlier else steps[0]
 
 
 def position_table(report: NearestTokenReport) -> pd.DataFrame:
     """One row per position: its neighbours as text and its distance measures (for the dashboard table)."""
+    return positions_table(report.positions)
+
+
+def positions_table(positions: list[PositionReading]) -> pd.DataFrame:
+    """:func:`position_table` of report rows (an input-space report's, or a prefix layer's keys or values)."""
     rows = []
-    for p in report.positions:
+    for p in positions:
         rows.append(
             {
                 "position": p.position,

@@ -79,6 +79,25 @@ def data_table(frame: Any, *, pin: str | None = None, **kwargs: Any) -> Any:
     return st.dataframe(frame, column_config=config, **options)
 
 
+def wait_for(job: Any, what: str) -> Any:
+    """The result of a reading running beside the page (:class:`probe.dashboard.state.Job`), or None: until it
+    lands, a line saying what is being read (the page redraws itself when it does); its error, in one line."""
+    if job.error:
+        st.error(f"{what}: {job.error}")
+        return None
+    if not job.done:
+        st.info(f"{what}: being read beside the page (the first time builds the reference); it appears when done.")
+        _rerun_when_done(job)
+        return None
+    return job.result
+
+
+@st.fragment(run_every=1.0)
+def _rerun_when_done(job: Any) -> None:
+    if job.done:
+        st.rerun()
+
+
 def one_line(error: BaseException) -> str:
     """An error as the CLI says it: one line."""
     return " ".join(str(error).split()) or type(error).__name__

@@ -3,6 +3,7 @@ prefix read per layer (the Layer picker), each on a tiny random GPT-2 built from
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,73 @@ def test_pages__draw_a_multitask_run_at_any_task(peft_env, screen):
     at = _page(screen).run()
     at.selectbox(key="task").select(1).run()
     assert not at.exception and not at.error, (at.exception, at.error)
+
+
+def _settled(at: AppTest) -> AppTest:
+    """Rerun the page until no reading is still being computed beside it (the prefix's, in a thread)."""
+    for _ in range(120):
+        if not [i for i in at.info if "being read beside the page" in i.value]:
+            return at
+        time.sleep(0.5)
+        at.run()
+    raise AssertionError("the prefix reading never landed")
+
+
+def _prefix_tables(at: AppTest) -> list:
+    return [d.value for d in at.dataframe if d.value["neighbours"].str.count(r"\(").gt(0).all()][1:]  # after multi
+
+
+def test_tokens__the_layer_picker_reads_each_layers_keys_and_values(peft_env, tiny_gpt2_path):
+    import probe
+    from probe.formats.prefix import load_prefix
+
+    at = _settled(_page("tokens").run())
+    assert not at.exception, at.exception
+    assert at.selectbox(key="layer").options == ["0", "1"]
+    shown = {}
+    for layer in (1, 0):
+        at.selectbox(key="layer").select(layer).run()
+        _settled(at)
+        assert f"prefix · layer {layer} · step 10" in [s.value for s in at.subheader]
+        shown[layer] = [list(t["neighbours"]) for t in _prefix_tables(at)]
+        assert len(shown[layer]) == 2  # keys, then values
+    assert shown[0] != shown[1]
+    model = probe.load_model(str(tiny_gpt2_path), device="cpu")
+    prefix = load_prefix(peft_env / "prefix" / "checkpoint-10", model_config=model.model.config)
+    report = probe.prefix_layers(prefix, model, k=5, layers=[1])
+    for part, table in zip(("key", "value"), shown[1], strict=True):
+        expected = [
+            ", ".join(f"{n.token} ({n.cosine:.2f})" for n in p.neighbours) for p in report.layer(1, part).positions
+        ]
+        assert table == expected
+
+
+def test_drift__a_prefix_per_layer_over_its_checkpoints(peft_env, tiny_gpt2_path):
+    import probe
+    from probe.formats.prefix import load_prefix
+    from probe.readings.prefix_drift import prefix_drift
+
+    at = _settled(_page("drift").run())
+    at.selectbox(key="layer").select(1).run()
+    _settled(at)
+    assert not at.exception and not at.error, (at.exception, at.error)
+    table = next(d.value for d in at.dataframe if "mean_cos_to_first" in d.value.columns)
+    assert set(table["layer"]) == {1} and list(table["step"]) == [0, 5, 10, 0, 5, 10]
+    model = probe.load_model(str(tiny_gpt2_path), device="cpu")
+    found = {
+        s: load_prefix(peft_env / "prefix" / f"checkpoint-{s}", model_config=model.model.config) for s in (0, 5, 10)
+    }
+    expected = prefix_drift(found, model, layers=[1]).to_dataframe()
+    assert list(table["top1_tokens"]) == list(expected["top1_tokens"])
+    assert table["mean_cos_to_first"].to_numpy() == pytest.approx(expected["mean_cos_to_first"].to_numpy())
+    assert table["mean_cos_to_first"].iloc[2] < 0.99  # the prefix moved
+
+
+def test_sidebar__a_layer_the_prefixes_lack_in_a_link_is_one_line_and_layer_0_is_read(peft_env):
+    at = _page("drift")
+    at.query_params["layer"] = "5"
+    _settled(at.run())
+    assert not at.exception, at.exception
+    assert "Layer 5 is not a layer of these prefixes; pick one from 0 to 1." in [w.value for w in at.warning]
+    assert at.selectbox(key="layer").value == 0
+    assert not [w for w in at.warning if w.value.startswith("Skipped prefix")]  # read per layer, not skipped
