@@ -22,6 +22,7 @@ from probe.formats.run import Run
 from probe.readings.measures import neighbours
 from probe.readings.projection import map_key
 from probe.readings.reports import NearestTokenReport, PositionReading, nearest_tokens
+from probe.tasks.forms import describe_form
 
 if TYPE_CHECKING:
     from probe.core.index import VocabIndex
@@ -344,6 +345,16 @@ def explain_result(run: Run, step: int | None = None) -> ExplainRecord | None:
     except (OSError, ValueError) as e:
         logger.warning("skipping %s: %s", path, e)
         return None
+
+
+def measured_under(forms: dict[str, str | None], what: str = "Measured") -> str:
+    """The objective each figure measured, in a line: ``{run: its task form}`` grouped by form."""
+    groups: dict[str | None, list[str]] = {}
+    for name, form in forms.items():
+        groups.setdefault(form, []).append(name)
+    if len(groups) == 1:
+        return f"{what} under {describe_form(next(iter(groups)))}."
+    return f"{what} under " + "; ".join(f"{describe_form(f)} for {', '.join(n)}" for f, n in groups.items()) + "."
 
 
 def explain_table(record: ExplainRecord) -> pd.DataFrame:

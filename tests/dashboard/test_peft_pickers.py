@@ -85,6 +85,7 @@ def test_compare__a_multitask_run_reads_as_the_chosen_task(peft_env):
         table = next(d.value for d in at.dataframe if "run" in d.value.columns)
         travelled[task] = float(table.set_index("run").loc["multi", "distance_travelled"])
     assert travelled[0] != pytest.approx(travelled[1])
+    assert "Accuracies measured under generate (the model generating the label)." in [c.value for c in at.caption]
 
 
 @pytest.mark.parametrize("screen", ["drift", "map"])
