@@ -118,6 +118,15 @@ def prompt_report(prompt: SoftPrompt, model: LoadedModel, index: VocabIndex, k: 
     return nearest_tokens(prompt, model, k=k, index=index)
 
 
+def prompt_title(prompt: SoftPrompt) -> str:
+    """A loaded prompt's heading: where it was read, and which half of a seq2seq adapter or which task of a
+    multitask prompt (one prompt per task) it is."""
+    parts = ([f"{prompt.role} prompt"] if prompt.role else []) + (
+        [f"task {prompt.metadata['task_id']}"] if "task_id" in prompt.metadata else []
+    )
+    return prompt.source + (f" ({', '.join(parts)})" if parts else "")
+
+
 def map_id(vmap: VocabMap) -> str:
     """A short name of a fitted map, for cache keys (method, sample size, the fit's duration)."""
     return f"{vmap.config.method}-{len(vmap.token_ids)}-{vmap.fit_seconds}"
@@ -205,7 +214,7 @@ def placed_prompts(
             frames.append(
                 pd.DataFrame(
                     {
-                        "run": f"{name}" + (f" ({prompt.role})" if prompt.role else ""),
+                        "run": name + prompt_title(prompt).removeprefix(prompt.source),
                         "init": "uploaded",
                         "step": step,
                         "position": np.arange(prompt.length),

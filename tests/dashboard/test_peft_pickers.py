@@ -163,3 +163,14 @@ def test_sidebar__a_layer_the_prefixes_lack_in_a_link_is_one_line_and_layer_0_is
     assert "Layer 5 is not a layer of these prefixes; pick one from 0 to 1." in [w.value for w in at.warning]
     assert at.selectbox(key="layer").value == 0
     assert not [w for w in at.warning if w.value.startswith("Skipped prefix")]  # read per layer, not skipped
+
+
+def test_inspect__a_multitask_adapter_shows_each_task_under_its_own_heading(peft_env, tiny_gpt2_path):
+    at = _page("inspect_file").run()
+    at.text_input[0].set_value(str(tiny_gpt2_path))
+    at.text_input[1].set_value(str(peft_env / "multi" / "checkpoint-10")).run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    source = str(peft_env / "multi" / "checkpoint-10")
+    assert [s.value for s in at.subheader] == [f"{source} (task {t})" for t in range(3)]
+    tables = [list(d.value["neighbours"]) for d in at.dataframe]
+    assert len(tables) == 3 and tables[0] != tables[1] != tables[2]

@@ -60,7 +60,7 @@ if view.runs:
         for prompt in prompts:
             if prompt.dim == model.dim:
                 report = views.prompt_report(prompt, model, state.get_index(view.model_name), view.k)
-                st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
+                st.subheader(views.prompt_title(prompt))
                 data_table(views.position_table(report), key=f"up-{name}")
 if view.selected or view.prefixes:
     st.caption(FAITHFULNESS_CAVEAT)
