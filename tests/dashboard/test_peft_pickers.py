@@ -174,3 +174,17 @@ def test_inspect__a_multitask_adapter_shows_each_task_under_its_own_heading(peft
     assert [s.value for s in at.subheader] == [f"{source} (task {t})" for t in range(3)]
     tables = [list(d.value["neighbours"]) for d in at.dataframe]
     assert len(tables) == 3 and tables[0] != tables[1] != tables[2]
+
+
+def test_entry__the_pickers_hold_across_pages_and_the_map_says_where_prefixes_are_read(peft_env):
+    at = AppTest.from_file(str(SCREENS.parent / "app.py"), default_timeout=300).run()
+    at.selectbox(key="task").select(2).run()
+    at.selectbox(key="layer").select(1).run()
+    at.switch_page("screens/map.py").run()
+    assert not at.exception, at.exception
+    assert (at.selectbox(key="task").value, at.selectbox(key="layer").value) == (2, 1)
+    assert any(c.value.startswith("Not here: prefix, a key and a value per layer") for c in at.caption)
+    at.switch_page("screens/drift.py").run()
+    _settled(at)
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert "prefix · layer 1" in [s.value for s in at.subheader]

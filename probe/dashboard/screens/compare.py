@@ -8,6 +8,12 @@ from probe.dashboard.widgets import chart, data_table
 from probe.plots.bars import init_comparison
 
 view = current_view()
+if view.prefixes:
+    names = ", ".join(p.name for p in view.prefixes)
+    st.caption(
+        f"Not here: {names}, a key and a value per layer rather than input rows (the Nearest tokens and "
+        "Drift pages read them, layer by layer)."
+    )
 if view.selected:
     table = state.get_comparison(state.paths(view.selected), state.signature(view.selected), view.model_name)
     data_table(table)
