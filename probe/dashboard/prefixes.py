@@ -20,7 +20,6 @@ import pandas as pd
 
 from probe.core.io import escapes
 from probe.core.results import shown
-from probe.dashboard.views import positions_table
 from probe.formats.adapters import read_adapter_config
 from probe.formats.prefix import PrefixPrompt, is_prefix_adapter, load_prefix, prefix_steps
 
@@ -144,11 +143,6 @@ def drift_layer(run: PrefixRun, step: int, model: LoadedModel, *, layer: int) ->
 
     steps = [s for s in run.steps if s <= step] or run.steps[:1]
     return prefix_drift({s: run.prefix(s, model) for s in steps}, model, layers=[layer])
-
-
-def layer_table(reading: PrefixLayerReading) -> pd.DataFrame:
-    """One row per prefix position at one layer's keys (or values), the Nearest tokens page's columns."""
-    return positions_table(reading.positions)
 
 
 def layer_caption(reading: PrefixLayerReading) -> str:

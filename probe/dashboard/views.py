@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from probe.core.index import VocabIndex
     from probe.core.models import LoadedModel
     from probe.core.softprompt import SoftPrompt
+    from probe.readings.prefix_report import PrefixLayerReading
     from probe.readings.projection import VocabMap
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def positions_table(positions: list[PositionReading]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def search_positions(report: NearestTokenReport, query: str) -> list[int]:
+def search_positions(report: NearestTokenReport | PrefixLayerReading, query: str) -> list[int]:
     """Positions whose top-k holds a token containing ``query`` (case-insensitive, markers ignored)."""
     q = query.strip().lower().lstrip("#␣")
     if not q:
@@ -101,9 +102,10 @@ def search_positions(report: NearestTokenReport, query: str) -> list[int]:
     return found
 
 
-def filtered_table(report: NearestTokenReport, query: str) -> pd.DataFrame:
-    """:func:`position_table`, keeping only the positions that :func:`search_positions` finds for ``query``."""
-    table = position_table(report)
+def filtered_table(report: NearestTokenReport | PrefixLayerReading, query: str) -> pd.DataFrame:
+    """:func:`position_table` (of a report, or of a prefix layer's keys or values), keeping only the positions that
+    :func:`search_positions` finds for ``query``."""
+    table = positions_table(report.positions)
     return table[table["position"].isin(search_positions(report, query))] if query else table
 
 

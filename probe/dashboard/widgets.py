@@ -98,6 +98,14 @@ def _rerun_when_done(job: Any) -> None:
         st.rerun()
 
 
+def highlighted(table: Any, focus: int | None) -> Any:
+    """A position table (``views.position_table``) styled as the pages show it: the ``focus`` position's row
+    highlighted, the measures rounded."""
+    return table.style.apply(
+        lambda row: ["background-color: #fff3b0" if row["position"] == focus else "" for _ in row], axis=1
+    ).format({"top1_cos": "{:.3f}", "margin": "{:.3f}", "norm_x_vocab": "{:.2f}", "manifold_pct": "{:.0f}"})
+
+
 def one_line(error: BaseException) -> str:
     """An error as the CLI says it: one line."""
     return " ".join(str(error).split()) or type(error).__name__

@@ -132,6 +132,12 @@ def test_tokens__the_layer_picker_reads_each_layers_keys_and_values(peft_env, ti
             ", ".join(f"{n.token} ({n.cosine:.2f})" for n in p.neighbours) for p in report.layer(1, part).positions
         ]
         assert table == expected
+    at.selectbox(key="layer").select(1).run()
+    keys = report.layer(1, "key").positions
+    word = next(n.token.strip("␣") for p in keys for n in p.neighbours if n.token.strip("␣").isalpha())
+    near = {p.position for p in keys if any(word.lower() in n.token.lower() for n in p.neighbours)}
+    at.text_input(key="token_query").set_value(word).run()
+    assert set(_prefix_tables(_settled(at))[0]["position"]) == near != set()
 
 
 def test_drift__a_prefix_per_layer_over_its_checkpoints(peft_env, tiny_gpt2_path):

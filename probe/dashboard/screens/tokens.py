@@ -4,7 +4,7 @@ import streamlit as st
 
 from probe.dashboard import prefixes, state, views
 from probe.dashboard.sidebar import current_view, highlight
-from probe.dashboard.widgets import chart, data_table, wait_for
+from probe.dashboard.widgets import chart, data_table, highlighted, wait_for
 from probe.plots.heatmaps import neighbour_heatmap
 from probe.readings.reports import FAITHFULNESS_CAVEAT
 
@@ -25,11 +25,8 @@ for run in view.selected:
         f"init {run.manifest.init} · {len(report.positions)} positions · "
         f"{report.summary.on_manifold_share:.0%} on the token manifold · status {run.status}"
     )
-    styled = table.style.apply(
-        lambda row: ["background-color: #fff3b0" if row["position"] == view.focus else "" for _ in row], axis=1
-    ).format({"top1_cos": "{:.3f}", "margin": "{:.3f}", "norm_x_vocab": "{:.2f}", "manifold_pct": "{:.0f}"})
     event = data_table(
-        styled,
+        highlighted(table, view.focus),
         on_select="rerun",
         selection_mode="single-row",
         key=f"table-{run.name}",
@@ -53,7 +50,8 @@ for prefix in view.prefixes:
     report = wait_for(state.prefix_reading(prefix, at, view.model_name, view.k, view.layer), f"Layer {view.layer}")
     for reading in [report.layer(view.layer, part) for part in ("key", "value")] if report else []:
         st.caption(prefixes.layer_caption(reading))
-        data_table(prefixes.layer_table(reading), key=f"prefix-{prefix.name}-{reading.part}")
+        table = views.filtered_table(reading, query)
+        data_table(highlighted(table, view.focus), key=f"prefix-{prefix.name}-{reading.part}")
 if view.runs:
     model = state.get_model(view.model_name)
     for name, prompts in st.session_state.get("uploads", {}).items():
