@@ -21,7 +21,7 @@ import pandas as pd
 from probe.core.io import escapes
 from probe.core.results import shown
 from probe.formats.adapters import read_adapter_config
-from probe.formats.prefix import PrefixPrompt, is_prefix_adapter, load_prefix, prefix_steps
+from probe.formats.prefix import PrefixPrompt, check_layer, is_prefix_adapter, load_prefix, prefix_steps
 
 if TYPE_CHECKING:
     from probe.core.models import LoadedModel
@@ -130,11 +130,13 @@ def _holds_prefix(path: Path) -> bool:
 
 
 def read_layer(run: PrefixRun, step: int, model: LoadedModel, *, k: int, layer: int) -> PrefixReport:
-    """The per-layer reading of ``run``'s prefix at ``step``, at ``layer`` only (the reference keys and values
-    come from probe's cache once built)."""
+    """The per-layer reading of ``run``'s prefix at ``step``, at ``layer`` only. The first reading of a model
+    builds every layer's reference keys and values in one pass over the vocabulary (one layer alone costs the same
+    pass), so that picking another layer reads them from probe's cache."""
     from probe.readings.prefix import prefix_layers
 
-    return prefix_layers(run.prefix(step, model), model, k=k, layers=[layer])
+    prefix = _checked(run.prefix(step, model), model, layer)
+    return prefix_layers(prefix, model, k=k, layers=[layer])
 
 
 def drift_layer(run: PrefixRun, step: int, model: LoadedModel, *, layer: int) -> PrefixDrift:
@@ -142,7 +144,19 @@ def drift_layer(run: PrefixRun, step: int, model: LoadedModel, *, layer: int) ->
     from probe.readings.prefix_drift import prefix_drift
 
     steps = [s for s in run.steps if s <= step] or run.steps[:1]
-    return prefix_drift({s: run.prefix(s, model) for s in steps}, model, layers=[layer])
+    found = {s: run.prefix(s, model) for s in steps}
+    _checked(found[steps[0]], model, layer)
+    return prefix_drift(found, model, layers=[layer])
+
+
+def _checked(prefix: PrefixPrompt, model: LoadedModel, layer: int) -> PrefixPrompt:
+    """``prefix``, once it is known to be ``model``'s and to have ``layer``, with every layer's reference built."""
+    from probe.readings.prefix import build_references, check_prefix
+
+    layers = check_prefix(prefix, model, None)  # another model's prefix, a seq2seq model: one line (errors.md 140, 145)
+    check_layer(layer, len(layers))
+    build_references(model, layers)
+    return prefix
 
 
 def layer_caption(reading: PrefixLayerReading) -> str:
