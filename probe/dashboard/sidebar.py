@@ -162,8 +162,9 @@ def _choose_runs(view: View) -> None:
     chosen = st.sidebar.multiselect("Runs", names, default=names, key="runs", bind="query-params")
     selected = [r for r in view.runs if r.name in chosen]
     shown = [p for p in view.prefix_runs if p.name in chosen]
-    models = sorted({r.manifest.model or "default" for r in selected} | {p.model for p in shown})  # a tensor
-    if len(models) > 1:  # file per step names none
+    # a tensor file per step names no model: "default"
+    models = sorted({r.manifest.model or "default" for r in selected} | {p.model for p in shown})
+    if len(models) > 1:
         st.sidebar.warning(f"Selected runs use different models ({', '.join(models)}); showing those of {models[0]}.")
         selected = [r for r in selected if (r.manifest.model or "default") == models[0]]
         shown = [p for p in shown if p.model == models[0]]

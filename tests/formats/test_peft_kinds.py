@@ -134,7 +134,9 @@ def test_multitask_run__each_task_read_as_peft_forms_it_and_never_a_default_task
         load_run(tmp_path / "plain").for_task(0)
 
 
-def test_cli__drift_of_a_multitask_run_per_task_and_refused_without_one(perturb, tiny_gpt2_path, tmp_path, capsys):
+def test_cli__drift_and_explain_of_a_multitask_run_per_task_and_refused_without_one(
+    perturb, tiny_gpt2_path, tmp_path, capsys
+):
     import json
 
     _multitask_checkpoints(tiny_gpt2_path, tmp_path / "run", perturb)
@@ -145,10 +147,13 @@ def test_cli__drift_of_a_multitask_run_per_task_and_refused_without_one(perturb,
         assert main(["drift", folder, *model, "--task-id", task, "--format", "json"]) == 0
         tables[task] = json.loads(capsys.readouterr().out)
     assert len(tables["0"]) == 2 * 3 and tables["0"] != tables["2"]
-    for extra, message in [([], "pick one with --task-id"), (["--task-id", "5"], "task id 5 was given")]:
-        assert main(["drift", folder, *model, *extra]) == 2
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and message in err, err
+    for command in ("drift", "explain"):
+        for extra, message in [([], "pick one with --task-id"), (["--task-id", "5"], "task id 5 was given")]:
+            assert main([command, folder, *model, *extra]) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and message in err, (command, err)
+    assert main(["explain", folder, *model, "--task-id", "1"]) == 2  # the task is read; a loop's run needs --data
+    assert "records no training data" in capsys.readouterr().err
 
 
 def test_cpt__each_position_reads_with_the_token_it_started_as(perturb, tiny_gpt2_path, tmp_path, capsys):
