@@ -1,5 +1,5 @@
 """The dashboard on PEFT's other prompt kinds: a multitask run read per task (the sidebar's Task picker) and a
-prefix read per layer (the Layer picker), each on a tiny random GPT-2 built from its config."""
+prefix read per layer (the Prefix layer picker), each on a tiny random GPT-2 built from its config."""
 
 from __future__ import annotations
 
