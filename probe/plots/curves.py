@@ -102,10 +102,11 @@ def travel_curve(travel: pd.DataFrame, *, title: str, y_range: tuple[float, floa
 
 
 PREFIX_DRIFT_METRICS = {
-    "mean_cos_to_first": "cosine to the first checkpoint (mean over positions)",
-    "mean_top1_cosine": "top-1 cosine to real tokens' own keys or values",
-    "on_manifold_share": "share of positions on the token manifold",
+    "mean_cos_to_first": "cosine to the first checkpoint",
+    "mean_top1_cosine": "top-1 cosine to real tokens",
+    "on_manifold_share": "share on the token manifold",
 }
+"""Each measure of ``PrefixDrift.to_dataframe()`` drawn, in words (each a mean over the prefix's positions)."""
 
 
 def prefix_drift_curves(drift: pd.DataFrame, *, title: str) -> go.Figure:
@@ -120,7 +121,7 @@ def prefix_drift_curves(drift: pd.DataFrame, *, title: str) -> go.Figure:
                     x=line["step"],
                     y=line[metric],
                     mode="lines+markers",
-                    name=f"{name} ({part}s)",
+                    name=f"{name}, {part}s",
                     line={"color": colors[metric], "dash": "solid" if part == "key" else "dash"},
                     customdata=line["top1_tokens"],
                     hovertemplate=f"{part}s, step %{{x}}: %{{y:.3f}}<br>top-1: %{{customdata}}<extra></extra>",
