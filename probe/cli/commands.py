@@ -65,7 +65,8 @@ class Report(Command):
         if self.step is not None:
             if not prompt.metadata.get("run"):
                 raise ValueError(f"--step picks a run's snapshot; '{self.prompt}' is a prompt file, not a run")
-            prompt = load_run(self.prompt).snapshot(self.step)
+            run = load_run(self.prompt)
+            prompt = (run if self.task_id is None else run.for_task(self.task_id)).snapshot(self.step)
         model = load_model(
             self.model or prompt.base_model or "default", device="cpu", trust_remote_code=self.trust_remote_code
         )
@@ -148,6 +149,7 @@ class Drift(Command):
     layer: int | None = option(None, "for prefix checkpoints: the layer to read (default every layer)")
     budget_gb: float | None = budget_gb_option()
     budget_minutes: float | None = budget_minutes_option(" (a prefix's per-layer reading)")
+    task_id: int | None = option(None, "for a multitask run: the task whose prompt to read (each has its own)")
 
     def run(self) -> int:
         import pandas as pd
@@ -167,6 +169,7 @@ class Drift(Command):
         from probe.readings.drift import drift_table, summarize_run
 
         run = load_run(self.run_path)
+        run = run if self.task_id is None else run.for_task(self.task_id)
         model = load_model(self.model or run.manifest.model or "default", device="cpu")
         check_index_memory(model, "probe drift", self.budget_gb)
         index = VocabIndex.for_model(model)

@@ -56,6 +56,8 @@ class PromptCommand(Command):
 
         self.target = self._from_frontier(self.target)
         run = load_run(self.target) if is_any_run(self.target) else None
+        if run is not None and self.task_id is not None:
+            run = run.for_task(self.task_id)  # a multitask run (another tool's folder: nothing is written into it)
         if run is not None:
             return run, run.snapshot(self.step) if self.step is not None else run.latest_prompt()
         if self.data is None:

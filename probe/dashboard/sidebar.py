@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from probe.dashboard import settings, state, views
+from probe.dashboard.prefixes import PrefixRun, prefix_runs
 from probe.formats.discovery import find_runs
 from probe.formats.run import Run
 from probe.plots.export import DOWNLOAD_FORMATS
@@ -38,6 +39,10 @@ class View:
         focus: the highlighted position, or None.
         method: the map ("umap" or "pca").
         figure_format: what figure downloads save.
+        task: the task every multitask run is read as (None when no run is one).
+        prefix_runs: every folder of prefix checkpoints in the runs folder (read per layer, not as runs).
+        prefixes: those shown (of the same model as ``selected``).
+        layer: the layer every prefix is read at.
     """
 
     runs_dir: str
@@ -49,6 +54,10 @@ class View:
     focus: int | None = None
     method: str = "umap"
     figure_format: str = "png"
+    task: int | None = None
+    prefix_runs: list[PrefixRun] = field(default_factory=list)
+    prefixes: list[PrefixRun] = field(default_factory=list)
+    layer: int = 0
 
 
 def current_view() -> View:
@@ -90,9 +99,14 @@ def sidebar() -> View:
         )
     )
     view.runs, skipped = views.readable_runs(view.runs_dir)
+    view.prefix_runs = prefix_runs(view.runs_dir)
+    read_per_layer = {p.name for p in view.prefix_runs}
     for line in skipped:
-        st.sidebar.warning(f"Skipped {line}")
+        if line.split(": ", 1)[0] not in read_per_layer:
+            st.sidebar.warning(f"Skipped {line}")
+    _choose_task(view)
     _choose_runs(view)
+    _choose_layer(view)
     _choose_step(view)
     _choose_focus(view)
     _watch_running(view)
@@ -107,21 +121,75 @@ def _runs_folder() -> str:
     return folder
 
 
+def _choose_task(view: View) -> None:
+    """The task every multitask run is read as (each task has its own prompt): each such run in ``view.runs``
+    becomes its task's, and one without that task is left out with a line that says so."""
+    tasks = sorted({t for r in view.runs for t in r.task_ids})
+    if not tasks:
+        return
+    _follow_link("task", tasks, "task", "these runs")
+    view.task = int(
+        st.sidebar.selectbox(
+            "Task",
+            tasks,
+            key="task",
+            bind="query-params",
+            help="a multitask prompt holds one prompt per task: every page reads this task's",
+        )
+    )
+    kept = []
+    for run in view.runs:
+        if run.task_ids and view.task not in run.task_ids:
+            st.sidebar.warning(f"{run.name} has tasks 0 to {run.task_ids[-1]}; it has no task {view.task}.")
+        else:
+            kept.append(run.for_task(view.task) if run.task_ids else run)
+    view.runs = kept
+
+
+def _follow_link(key: str, options: list[int], noun: str, owners: str) -> None:
+    """A value of ``key`` that a hand-edited link gives and ``options`` lack: one line, then the first option."""
+    asked = st.session_state[key] if key in st.session_state else st.query_params.get(key)
+    if asked is not None and str(asked) not in {str(o) for o in options}:
+        pick = f"pick one from {options[0]} to {options[-1]}"
+        st.sidebar.warning(f"{noun.capitalize()} {asked} is not a {noun} of {owners}; {pick}.")
+        st.session_state[key] = options[0]
+
+
 def _choose_runs(view: View) -> None:
-    names = [r.name for r in view.runs]
+    names = [r.name for r in view.runs] + [p.name for p in view.prefix_runs]
     if "pending_runs" in st.session_state:  # a point clicked on the Frontier page, applied before the widget exists
         st.session_state["runs"] = [n for n in st.session_state.pop("pending_runs") if n in names]
     chosen = st.sidebar.multiselect("Runs", names, default=names, key="runs", bind="query-params")
     selected = [r for r in view.runs if r.name in chosen]
-    models = sorted({r.manifest.model or "default" for r in selected})  # a tensor file per step names none
+    shown = [p for p in view.prefix_runs if p.name in chosen]
+    # a tensor file per step names no model: "default"
+    models = sorted({r.manifest.model or "default" for r in selected} | {p.model for p in shown})
     if len(models) > 1:
         st.sidebar.warning(f"Selected runs use different models ({', '.join(models)}); showing those of {models[0]}.")
         selected = [r for r in selected if (r.manifest.model or "default") == models[0]]
-    view.selected, view.model_name = selected, models[0] if models else "default"
+        shown = [p for p in shown if p.model == models[0]]
+    view.selected, view.prefixes, view.model_name = selected, shown, models[0] if models else "default"
+
+
+def _choose_layer(view: View) -> None:
+    """The layer every prefix is read at (they share one model, so one count of layers)."""
+    if not view.prefixes:
+        return
+    layers = list(range(max(p.num_layers for p in view.prefixes)))
+    _follow_link("layer", layers, "layer", "these prefixes")
+    view.layer = int(
+        st.sidebar.selectbox(
+            "Prefix layer",
+            layers,
+            key="layer",
+            bind="query-params",
+            help="a prefix is a key and a value per layer: the Nearest tokens and Drift pages read this layer's",
+        )
+    )
 
 
 def _choose_step(view: View) -> None:
-    steps = sorted({s for r in view.selected for s in r.steps})
+    steps = sorted({s for r in view.selected for s in r.steps} | {s for p in view.prefixes for s in p.steps})
     if "pending_step" in st.session_state:  # a frame of the animation, applied before the slider exists
         st.session_state["step"] = st.session_state.pop("pending_step")
     if len(steps) <= 1:
@@ -145,7 +213,8 @@ def _next_frame(steps: list[int], step: int) -> None:
 
 
 def _choose_focus(view: View) -> None:
-    positions = max((r.manifest.length for r in view.selected), default=0)  # no snapshot read per rerun
+    lengths = [r.manifest.length for r in view.selected] + [p.length for p in view.prefixes]
+    positions = max(lengths, default=0)  # no snapshot read per rerun
     options: list[int | str] = ["none", *range(positions)]
     if "pending_highlight" in st.session_state:  # a click in a table or the map, applied before the widget exists
         st.session_state["highlight"] = st.session_state.pop("pending_highlight")

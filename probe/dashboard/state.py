@@ -6,6 +6,9 @@ reads are in :mod:`probe.dashboard.settings`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,7 +17,7 @@ import streamlit as st
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
 from probe.core.tokens import frequency_ranks
-from probe.dashboard import views
+from probe.dashboard import prefixes, views
 from probe.experiments.demo import comparison_table
 from probe.formats.discovery import load_run
 from probe.formats.run import Run
@@ -35,20 +38,33 @@ def get_index(name: str) -> VocabIndex:
     return VocabIndex.for_model(get_model(name))
 
 
-class MapJob:
-    """A UMAP fit running in a background thread, so that no page waits on it."""
+class Job:
+    """A reading computed in a background thread, so that no page waits on it: its ``result`` once ``done``, or
+    the ``error`` it raised, in a line."""
 
-    def __init__(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
-        self.result: VocabMap | None = None
+    def __init__(self, work: Callable[[], Any]) -> None:
+        self.result: Any = None
         self.error: str | None = None
-        self.thread = threading.Thread(target=self._run, args=(name, config, extra), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(work,), daemon=True)
         self.thread.start()
 
-    def _run(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
+    def _run(self, work: Callable[[], Any]) -> None:
         try:
-            self.result = fit_map(get_model(name), get_index(name), config, extra_ids=list(extra))
+            self.result = work()
         except Exception as e:  # shown in the page instead of killing the thread silently
-            self.error = f"{type(e).__name__}: {e}"
+            self.error = f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+    @property
+    def done(self) -> bool:
+        """Whether the work has finished (with a result or an error)."""
+        return not self.thread.is_alive()
+
+
+class MapJob(Job):
+    """A UMAP fit running in a background thread."""
+
+    def __init__(self, name: str, config: MapConfig, extra: tuple[int, ...]) -> None:
+        super().__init__(lambda: fit_map(get_model(name), get_index(name), config, extra_ids=list(extra)))
 
 
 @st.cache_resource(show_spinner=False)
@@ -83,43 +99,58 @@ def signature(runs: list[Run]) -> str:
     return "||".join(r.signature for r in runs)
 
 
-def paths(runs: list[Run]) -> tuple[str, ...]:
-    """The runs' folders, as cache keys."""
-    return tuple(str(r.path) for r in runs)
+RunKey = tuple[str, int | None]
+"""A run as a cache key: its folder, and the task read of a multitask run (None for any other)."""
+
+
+def paths(runs: list[Run]) -> tuple[RunKey, ...]:
+    """The runs' folders (and tasks), as cache keys."""
+    return tuple((str(r.path), r.task) for r in runs)
+
+
+def reopen(key: RunKey) -> Run:
+    """The run a :data:`RunKey` names, read as its task."""
+    run = load_run(key[0])
+    return run if key[1] is None else run.for_task(key[1])
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def get_drift(run_path: str, run_signature: str, model_name: str, k: int) -> pd.DataFrame:
-    return drift_table(load_run(run_path), get_model(model_name), index=get_index(model_name), k=k)
+def get_drift(run: RunKey, run_signature: str, model_name: str, k: int) -> pd.DataFrame:
+    return drift_table(reopen(run), get_model(model_name), index=get_index(model_name), k=k)
 
 
 def drift_of(runs: list[Run], model_name: str, k: int = 5) -> dict[str, pd.DataFrame]:
     """Each run's drift table (cached per run)."""
-    return {r.name: get_drift(str(r.path), r.signature, model_name, k) for r in runs}
+    return {r.name: get_drift((str(r.path), r.task), r.signature, model_name, k) for r in runs}
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def get_comparison(run_paths: tuple[str, ...], runs_signature: str, model_name: str) -> pd.DataFrame:
-    return comparison_table([load_run(p) for p in run_paths], get_model(model_name), get_index(model_name))
+def get_comparison(runs: tuple[RunKey, ...], runs_signature: str, model_name: str) -> pd.DataFrame:
+    return comparison_table([reopen(r) for r in runs], get_model(model_name), get_index(model_name))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def get_report(run_path: str, run_signature: str, step: int, model_name: str, k: int) -> NearestTokenReport:
-    return views.run_report(load_run(run_path), step, get_model(model_name), get_index(model_name), k)
+def get_report(run: RunKey, run_signature: str, step: int, model_name: str, k: int) -> NearestTokenReport:
+    return views.run_report(reopen(run), step, get_model(model_name), get_index(model_name), k)
+
+
+def report_of(run: Run, step: int, model_name: str, k: int) -> NearestTokenReport:
+    """The nearest-token report of ``run`` (its task's prompt, for a multitask run) at ``step`` (cached)."""
+    return get_report((str(run.path), run.task), run.signature, step, model_name, k)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def get_extra(run_paths: tuple[str, ...], runs_signature: str, model_name: str) -> tuple[int, ...]:
-    found = views.neighbour_ids([load_run(p) for p in run_paths], get_index(model_name), k=5)
+def get_extra(runs: tuple[RunKey, ...], runs_signature: str, model_name: str) -> tuple[int, ...]:
+    found = views.neighbour_ids([reopen(r) for r in runs], get_index(model_name), k=5)
     return tuple(int(i) for i in found)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def get_paths(
-    run_paths: tuple[str, ...], runs_signature: str, model_name: str, map_name: str, _vmap: VocabMap
+    runs: tuple[RunKey, ...], runs_signature: str, model_name: str, map_name: str, _vmap: VocabMap
 ) -> pd.DataFrame:
     display = get_model(model_name).vocabulary.display
-    return views.trajectories(_vmap, [load_run(p) for p in run_paths], get_index(model_name), display=display)
+    return views.trajectories(_vmap, [reopen(r) for r in runs], get_index(model_name), display=display)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -136,3 +167,29 @@ def get_landmarks(model_name: str, map_name: str, labels: tuple[str, ...], _vmap
 def shared_map(all_runs: list[Run], model_name: str, method: str) -> tuple[VocabMap, str | None]:
     """The map every page shares: fitted on the frequent tokens plus every run's neighbours."""
     return get_map(model_name, method, get_extra(paths(all_runs), signature(all_runs), model_name))
+
+
+# ---------------------------------------------------------------- prefixes, read per layer beside the page
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def prefix_job(run_path: str, run_signature: str, step: int, model_name: str, k: int, layer: int) -> Job:
+    run = prefixes.PrefixRun(Path(run_path))
+    return Job(lambda: prefixes.read_layer(run, step, get_model(model_name), k=k, layer=layer))
+
+
+def prefix_reading(run: prefixes.PrefixRun, step: int, model_name: str, k: int, layer: int) -> Job:
+    """The per-layer reading of ``run``'s prefix at ``step`` and ``layer``, computed once beside the page (the
+    reference keys and values come from probe's cache once built: a drift or another step reads them free)."""
+    return prefix_job(str(run.path), run.signature, step, model_name, k, layer)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def prefix_drift_job(run_path: str, run_signature: str, step: int, model_name: str, layer: int) -> Job:
+    run = prefixes.PrefixRun(Path(run_path))
+    return Job(lambda: prefixes.drift_layer(run, step, get_model(model_name), layer=layer))
+
+
+def prefix_drift_of(run: prefixes.PrefixRun, step: int, model_name: str, layer: int) -> Job:
+    """How ``run``'s prefix moved at ``layer`` over its checkpoints up to ``step``, computed once beside the page."""
+    return prefix_drift_job(str(run.path), run.signature, step, model_name, layer)

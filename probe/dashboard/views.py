@@ -21,12 +21,14 @@ from probe.formats.explain_record import ExplainRecord, explain_path, measured_s
 from probe.formats.run import Run
 from probe.readings.measures import neighbours
 from probe.readings.projection import map_key
-from probe.readings.reports import NearestTokenReport, nearest_tokens
+from probe.readings.reports import NearestTokenReport, PositionReading, nearest_tokens
+from probe.tasks.forms import describe_form
 
 if TYPE_CHECKING:
     from probe.core.index import VocabIndex
     from probe.core.models import LoadedModel
     from probe.core.softprompt import SoftPrompt
+    from probe.readings.prefix_report import PrefixLayerReading
     from probe.readings.projection import VocabMap
 
 logger = logging.getLogger(__name__)
@@ -51,17 +53,26 @@ def readable_runs(folder: str | os.PathLike[str]) -> tuple[list[Run], list[str]]
 
 def snapshot_at(run: Run, step: int) -> int:
     """The run's last snapshot step at or before ``step`` (its first if none)."""
-    steps = run.steps
-    if not steps:
+    if not run.steps:
         raise ValueError(f"run '{run.path}' has no snapshots yet")
+    return step_at(run.steps, step)
+
+
+def step_at(steps: list[int], step: int) -> int:
+    """The last of ``steps`` at or before ``step`` (the first if none)."""
     earlier = [s for s in steps if s <= step]
     return earlier[-1] if earlier else steps[0]
 
 
 def position_table(report: NearestTokenReport) -> pd.DataFrame:
     """One row per position: its neighbours as text and its distance measures (for the dashboard table)."""
+    return positions_table(report.positions)
+
+
+def positions_table(positions: list[PositionReading]) -> pd.DataFrame:
+    """:func:`position_table` of report rows (an input-space report's, or a prefix layer's keys or values)."""
     rows = []
-    for p in report.positions:
+    for p in positions:
         rows.append(
             {
                 "position": p.position,
@@ -79,7 +90,7 @@ def position_table(report: NearestTokenReport) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def search_positions(report: NearestTokenReport, query: str) -> list[int]:
+def search_positions(report: NearestTokenReport | PrefixLayerReading, query: str) -> list[int]:
     """Positions whose top-k holds a token containing ``query`` (case-insensitive, markers ignored)."""
     q = query.strip().lower().lstrip("#␣")
     if not q:
@@ -91,9 +102,10 @@ def search_positions(report: NearestTokenReport, query: str) -> list[int]:
     return found
 
 
-def filtered_table(report: NearestTokenReport, query: str) -> pd.DataFrame:
-    """:func:`position_table`, keeping only the positions that :func:`search_positions` finds for ``query``."""
-    table = position_table(report)
+def filtered_table(report: NearestTokenReport | PrefixLayerReading, query: str) -> pd.DataFrame:
+    """:func:`position_table` (of a report, or of a prefix layer's keys or values), keeping only the positions that
+    :func:`search_positions` finds for ``query``."""
+    table = positions_table(report.positions)
     return table[table["position"].isin(search_positions(report, query))] if query else table
 
 
@@ -106,6 +118,15 @@ def run_report(run: Run, step: int, model: LoadedModel, index: VocabIndex, k: in
 def prompt_report(prompt: SoftPrompt, model: LoadedModel, index: VocabIndex, k: int) -> NearestTokenReport:
     """The nearest-token report of a loaded prompt file or adapter."""
     return nearest_tokens(prompt, model, k=k, index=index)
+
+
+def prompt_title(prompt: SoftPrompt) -> str:
+    """A loaded prompt's heading: where it was read, and which half of a seq2seq adapter or which task of a
+    multitask prompt (one prompt per task) it is."""
+    parts = ([f"{prompt.role} prompt"] if prompt.role else []) + (
+        [f"task {prompt.metadata['task_id']}"] if "task_id" in prompt.metadata else []
+    )
+    return prompt.source + (f" ({', '.join(parts)})" if parts else "")
 
 
 def map_id(vmap: VocabMap) -> str:
@@ -195,7 +216,7 @@ def placed_prompts(
             frames.append(
                 pd.DataFrame(
                     {
-                        "run": f"{name}" + (f" ({prompt.role})" if prompt.role else ""),
+                        "run": name + prompt_title(prompt).removeprefix(prompt.source),
                         "init": "uploaded",
                         "step": step,
                         "position": np.arange(prompt.length),
@@ -335,6 +356,16 @@ def explain_result(run: Run, step: int | None = None) -> ExplainRecord | None:
     except (OSError, ValueError) as e:
         logger.warning("skipping %s: %s", path, e)
         return None
+
+
+def measured_under(forms: dict[str, str | None], what: str = "Measured") -> str:
+    """The objective each figure measured, in a line: ``{run: its task form}`` grouped by form."""
+    groups: dict[str | None, list[str]] = {}
+    for name, form in forms.items():
+        groups.setdefault(form, []).append(name)
+    if len(groups) == 1:
+        return f"{what} under {describe_form(next(iter(groups)))}."
+    return f"{what} under " + "; ".join(f"{describe_form(f)} for {', '.join(n)}" for f, n in groups.items()) + "."
 
 
 def explain_table(record: ExplainRecord) -> pd.DataFrame:

@@ -79,6 +79,33 @@ def data_table(frame: Any, *, pin: str | None = None, **kwargs: Any) -> Any:
     return st.dataframe(frame, column_config=config, **options)
 
 
+def wait_for(job: Any, what: str) -> Any:
+    """The result of a reading running beside the page (:class:`probe.dashboard.state.Job`), or None: until it
+    lands, a line saying what is being read (the page redraws itself when it does); its error, in one line."""
+    if job.error:
+        st.error(f"{what}: {job.error}")
+        return None
+    if not job.done:
+        st.info(f"{what}: being read beside the page (the first time builds the reference); it appears when done.")
+        _rerun_when_done(job)
+        return None
+    return job.result
+
+
+@st.fragment(run_every=1.0)
+def _rerun_when_done(job: Any) -> None:
+    if job.done:
+        st.rerun()
+
+
+def highlighted(table: Any, focus: int | None) -> Any:
+    """A position table (``views.position_table``) styled as the pages show it: the ``focus`` position's row
+    highlighted, the measures rounded."""
+    return table.style.apply(
+        lambda row: ["background-color: #fff3b0" if row["position"] == focus else "" for _ in row], axis=1
+    ).format({"top1_cos": "{:.3f}", "margin": "{:.3f}", "norm_x_vocab": "{:.2f}", "manifold_pct": "{:.0f}"})
+
+
 def one_line(error: BaseException) -> str:
     """An error as the CLI says it: one line."""
     return " ".join(str(error).split()) or type(error).__name__

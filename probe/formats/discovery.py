@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from probe.core.io import expect
+from probe.core.softprompt import SoftPrompt
 from probe.formats.files import Loader
 from probe.formats.layouts import LAYOUTS
 from probe.formats.manifest import MANIFEST
@@ -82,9 +83,15 @@ def find_runs(root: str | os.PathLike[str], *, skipped: list[str] | None = None)
     return runs
 
 
+def _latest_prompts(path: str | os.PathLike[str]) -> list[SoftPrompt]:
+    """A run's latest snapshot: one prompt per task of a multitask run (``load_prompt(..., task_id=)`` picks)."""
+    run = load_run(path)
+    return [run.for_task(t).latest_prompt() for t in run.task_ids] or [run.latest_prompt()]
+
+
 LOADER = Loader(
     "run",
-    "a run folder (probe's own, or a layout of probe.formats.layouts): its latest snapshot",
+    "a run folder (probe's own, or a layout of probe.formats.layouts): its latest snapshot (per task)",
     is_any_run,
-    lambda path, key: [load_run(path).latest_prompt()],
+    lambda path, key: _latest_prompts(path),
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +107,38 @@ class ForeignRun(Run):
     """A run in another tool's layout, opened read-only; its snapshots are listed from the folder on every read."""
 
     layout: str = ""
+    task_count: int = 0
+    """How many tasks a multitask run (``MULTITASK_PROMPT_TUNING``) has, each with its own prompt; 0 for any other."""
+    task_id: int | None = None
+    """The task whose prompt :meth:`snapshot` reads (:meth:`for_task`)."""
 
     def _snapshot_paths(self) -> dict[int, Path]:
         return _LISTERS[self.layout](self.path)
+
+    @property
+    def task_ids(self) -> list[int]:
+        """The tasks of a multitask run, empty for any other."""
+        return list(range(self.task_count))
+
+    @property
+    def task(self) -> int | None:
+        """The task whose prompt :meth:`snapshot` reads."""
+        return self.task_id
+
+    def for_task(self, task_id: int) -> Run:
+        """The run read as task ``task_id``'s prompt.
+
+        Raises:
+            ValueError: not a multitask run, or a task it does not have (errors.md 160).
+        """
+        if not self.task_count:
+            return super().for_task(task_id)
+        if isinstance(task_id, bool) or not isinstance(task_id, int) or not 0 <= task_id < self.task_count:
+            raise ValueError(
+                f"run '{self.path}' is a multitask prompt of {self.task_count} tasks and task id {task_id!r} was "
+                f"given; pick one from 0 to {self.task_count - 1}"
+            )
+        return replace(self, task_id=task_id)
 
     @property
     def steps(self) -> list[int]:
@@ -122,7 +151,8 @@ class ForeignRun(Run):
         paths = self._snapshot_paths()
         stamps = [paths[s].stat().st_mtime_ns for s in sorted(paths)]
         state = self.path / TRAINER_STATE
-        return f"{self.path.resolve()}|{sorted(paths)}|{stamps}|{state.stat().st_mtime_ns if state.is_file() else 0}"
+        state_stamp = state.stat().st_mtime_ns if state.is_file() else 0
+        return f"{self.path.resolve()}|{sorted(paths)}|{stamps}|{state_stamp}|task {self.task_id}"
 
     def snapshot(self, step: int) -> SoftPrompt:
         """The prompt at ``step`` (the encoder half of a seq2seq adapter).
@@ -133,7 +163,7 @@ class ForeignRun(Run):
         paths = self._snapshot_paths()
         if step not in paths:
             raise ValueError(f"run '{self.path}' has no snapshot at step {step}; it has steps {sorted(paths)}")
-        prompt = read_prompt_file(paths[step])[0]
+        prompt = self._of_task(read_prompt_file(paths[step]))
         return SoftPrompt(
             vectors=prompt.vectors,
             source=str(paths[step]),
@@ -144,9 +174,25 @@ class ForeignRun(Run):
                 "run": self.name,
                 "init": self.manifest.init,
                 "layout": self.layout,
+                **({"task_id": self.task_id, "num_tasks": self.task_count} if self.task_id is not None else {}),
                 **({"adapter": prompt.metadata} if "peft_type" in prompt.metadata else {}),
             },
         )
+
+    def _of_task(self, prompts: list[SoftPrompt]) -> SoftPrompt:
+        """The chosen task's prompt of a multitask snapshot (never a default task), else the first prompt."""
+        if not any("task_id" in p.metadata for p in prompts):
+            return prompts[0]
+        if self.task_id is None:
+            count = len({p.metadata["task_id"] for p in prompts if "task_id" in p.metadata})
+            raise ValueError(
+                f"run '{self.path}' is a multitask prompt of {count} tasks, each with its own prompt; pick one with "
+                f"--task-id (run.for_task(id), the dashboard's Task picker) from 0 to {count - 1}"
+            )
+        for prompt in prompts:
+            if prompt.metadata.get("task_id") == self.task_id:
+                return prompt
+        raise ValueError(f"run '{self.path}' has no task {self.task_id} at every step; its snapshots differ")
 
     def records(self) -> list[dict[str, Any]]:
         """The Trainer's log history as probe's metric lines: ``train`` (loss, lr) and ``eval`` (eval_* values)."""
@@ -196,6 +242,18 @@ def _manifest(folder: Path, layout: str, snapshots: dict[int, Path]) -> Manifest
     )
 
 
+def _task_count(snapshots: dict[int, Path]) -> int:
+    """How many tasks the newest snapshot's multitask prompt has (its adapter config says; a loose file's tensors
+    do); 0 when it is not a multitask prompt."""
+    newest = snapshots[max(snapshots)]
+    if is_adapter(newest):
+        config = read_adapter_config(newest)
+        count = config.get("num_tasks")
+        multitask = config.get("peft_type") == "MULTITASK_PROMPT_TUNING"
+        return count if multitask and isinstance(count, int) and not isinstance(count, bool) and count > 0 else 0
+    return len({p.metadata["task_id"] for p in read_prompt_file(newest) if "task_id" in p.metadata})
+
+
 def _step_field(state: dict[str, Any] | None, name: str) -> int | None:
     """An integer field of trainer_state.json, or None (with a warning) when it is missing or of another type."""
     value = (state or {}).get(name)
@@ -210,7 +268,8 @@ def _step_field(state: dict[str, Any] | None, name: str) -> int | None:
 def _opener(layout: str):
     def open_run(folder: Path) -> Run:
         snapshots = _LISTERS[layout](folder)
-        return ForeignRun(path=folder, manifest=_manifest(folder, layout, snapshots), layout=layout)
+        manifest = _manifest(folder, layout, snapshots)
+        return ForeignRun(path=folder, manifest=manifest, layout=layout, task_count=_task_count(snapshots))
 
     return open_run
 

@@ -104,6 +104,24 @@ class Run:
         return f"{self.path.resolve()}|{self.steps}|{self.manifest.updated}"
 
     @property
+    def task_ids(self) -> list[int]:
+        """The tasks of a multitask run (``MULTITASK_PROMPT_TUNING``: one prompt per task); empty for any other."""
+        return []
+
+    @property
+    def task(self) -> int | None:
+        """The task whose prompt :meth:`snapshot` reads (:meth:`for_task`); None for a run of one prompt."""
+        return None
+
+    def for_task(self, task_id: int) -> Run:
+        """The run read as task ``task_id``'s prompt (a multitask run).
+
+        Raises:
+            ValueError: not a multitask run (errors.md 160).
+        """
+        raise ValueError(f"run '{self.path}' is not a multitask run; it has no task {task_id!r}: drop the task id")
+
+    @property
     def status(self) -> str:
         """running / finished / interrupted / failed, as last recorded."""
         return self.manifest.status

@@ -7,7 +7,7 @@ loads nothing:
 - where a prompt sits: :func:`neighbour_heatmap` (a report's ``to_dataframe()``), :func:`prompt_map` and
   :func:`vocab_cloud` (the vocabulary map), :func:`small_map`;
 - how it moved: :func:`drift_curves` and :func:`token_river` (``drift_table``), :func:`loss_curves`,
-  :func:`travel_curve`;
+  :func:`travel_curve`, :func:`prefix_drift_curves` (a prefix's layer, ``prefix_drift``);
 - what it does: :func:`importance_bars`, :func:`lens_heatmap`;
 - runs side by side: :func:`init_comparison`, :func:`accuracy_bars`;
 - saving: :func:`to_html` (a page that opens offline), :func:`download_config` (the toolbar's save button).
@@ -27,6 +27,7 @@ _NAMES = {
     "drift_curves": "curves",
     "loss_curves": "curves",
     "travel_curve": "curves",
+    "prefix_drift_curves": "curves",
     "token_river": "heatmaps",
     "neighbour_heatmap": "heatmaps",
     "lens_heatmap": "heatmaps",

@@ -99,3 +99,33 @@ def travel_curve(travel: pd.DataFrame, *, title: str, y_range: tuple[float, floa
         showlegend=False,
     )
     return fig
+
+
+PREFIX_DRIFT_METRICS = {
+    "mean_cos_to_first": "cosine to the first checkpoint",
+    "mean_top1_cosine": "top-1 cosine to real tokens",
+    "on_manifold_share": "share on the token manifold",
+}
+"""Each measure of ``PrefixDrift.to_dataframe()`` drawn, in words (each a mean over the prefix's positions)."""
+
+
+def prefix_drift_curves(drift: pd.DataFrame, *, title: str) -> go.Figure:
+    """A prefix's drift at one layer (``PrefixDrift.to_dataframe()``): one line per measure and part (key solid,
+    value dashed) over steps."""
+    fig = go.Figure()
+    colors = palette(list(PREFIX_DRIFT_METRICS))
+    for metric, name in PREFIX_DRIFT_METRICS.items():
+        for part, line in drift.groupby("part"):
+            fig.add_trace(
+                go.Scatter(
+                    x=line["step"],
+                    y=line[metric],
+                    mode="lines+markers",
+                    name=f"{name}, {part}s",
+                    line={"color": colors[metric], "dash": "solid" if part == "key" else "dash"},
+                    customdata=line["top1_tokens"],
+                    hovertemplate=f"{part}s, step %{{x}}: %{{y:.3f}}<br>top-1: %{{customdata}}<extra></extra>",
+                )
+            )
+    fig.update_layout(title=title, xaxis_title="step", height=380, margin={"t": 40}, legend={"font": {"size": 10}})
+    return fig

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from probe.core.index import TokenFilter, VocabIndex
-from probe.core.io import cache_file
+from probe.core.io import CacheEntry, cache_file
 from probe.core.models import LoadedModel
 from probe.core.progress import progress_bar
 from probe.core.tokens import text_list
@@ -90,7 +90,7 @@ def vocabulary_reference(
     Returns:
         {layer: float32 [2, V, kv_heads x head_dim]}; rows of tokens not in ``token_ids`` are zero.
     """
-    entries = {layer: _reference_entry(model, token_ids, layer) for layer in layers}
+    entries = _reference_entries(model, token_ids, layers)
     found: dict[int, np.ndarray] = {}
     for layer, entry in entries.items():
         arrays = entry.read(check=lambda a: a["kv"].shape[:2] == (2, model.vocab_size)) if use_cache else None
@@ -106,10 +106,21 @@ def vocabulary_reference(
     return found
 
 
-def _reference_entry(model: LoadedModel, token_ids: np.ndarray, layer: int) -> Any:
-    """The cache entry of one layer's reference (:func:`vocabulary_reference`)."""
-    key = {"format": REFERENCE_FORMAT, "fingerprint": model.fingerprint, "layer": layer, "tokens": _digest(token_ids)}
-    return cache_file("prefix-reference", key)
+def _reference_entries(model: LoadedModel, token_ids: np.ndarray, layers: list[int]) -> dict[int, CacheEntry]:
+    key = {"format": REFERENCE_FORMAT, "fingerprint": model.fingerprint, "tokens": _digest(token_ids)}
+    return {layer: cache_file("prefix-reference", {**key, "layer": layer}) for layer in layers}
+
+
+def build_references(model: LoadedModel, layers: list[int], token_filter: TokenFilter | None = None) -> list[int]:
+    """Build the vocabulary references of those of ``layers`` not on disk yet, in one pass over the vocabulary (one
+    layer alone costs the same pass), so that reading any of them later is a cache read. Returns the layers built.
+    An entry on disk is judged by its files here; a read still verifies it."""
+    token_ids = np.flatnonzero((token_filter or TokenFilter()).allowed(model.vocabulary)).astype(np.int64)
+    entries = _reference_entries(model, token_ids, layers)
+    missing = [layer for layer, entry in entries.items() if not (entry.meta.is_file() and entry.arrays.is_file())]
+    if missing:
+        vocabulary_reference(model, token_ids, missing)
+    return missing
 
 
 def _digest(token_ids: np.ndarray) -> str:
@@ -278,7 +289,7 @@ def estimate_seconds(model: LoadedModel, layers: list[int], token_filter: TokenF
     allowed = (token_filter or TokenFilter()).allowed(model.vocabulary)
     token_ids = np.flatnonzero(allowed).astype(np.int64)
     seconds = 0.0
-    if any(not _reference_entry(model, token_ids, layer).meta.is_file() for layer in layers):
+    if any(not entry.meta.is_file() for entry in _reference_entries(model, token_ids, layers).values()):
         specials = _template(model.tokenizer)
         batch = torch.tensor([[int(t) if s == -1 else s for s in specials] for t in token_ids[:64]])
         layer_kv(model, batch[:8], torch.ones_like(batch[:8]), layers)  # warm

@@ -15,3 +15,20 @@ the label."""
 READING_FORMS = ("cosine", "verbaliser", "generate", "classifier-head", "custom")
 """The task forms a reading runs under: probe's encoder forms, generation (causal and seq2seq models), a
 ``SEQ_CLS`` adapter's own head, and the caller's own objective."""
+
+FORM_WORDS = {
+    "cosine": "the pooled sentence embedding's cosine to each label name's",
+    "verbaliser": "the label tokens' scores at an output marker",
+    "generate": "the model generating the label",
+    "classifier-head": "the SEQ_CLS adapter's own classifier head",
+    "custom": "the caller's own scoring function",
+}
+"""Each reading form in words, for the sentence that says what a figure measured."""
+
+
+def describe_form(form: str | None) -> str:
+    """What a record says it measured, in words: ``"cosine (the pooled sentence embedding's cosine ...)"``; a form
+    this probe does not know is named as recorded, and a record from before the task was recorded says so."""
+    if form is None:
+        return "a task the record does not name (written before probe recorded it)"
+    return f"{form} ({FORM_WORDS[form]})" if form in FORM_WORDS else form

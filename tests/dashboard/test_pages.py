@@ -156,7 +156,8 @@ def test_entry__every_page_shows_nothing_above_its_title(monkeypatch, tmp_path):
         assert [t.value for t in at.main.title][:1] == ["probe: soft prompts, readable"]
 
 
-def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
+def _explained_run(tmp_path, task: str | None = None):
+    """A folder of tensor files by step (a run: no training needed) with an explain record measured under ``task``."""
     import numpy as np
 
     from probe.formats.explain_record import ExplainRecord, ImportanceTable, PositionImportance
@@ -164,7 +165,7 @@ def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
     from probe.formats.lens_record import LayerLens
     from probe.readings.explain.record import save_explain
 
-    run = tmp_path / "runs" / "my-loop"  # a folder of tensor files by step is a run: no training needed
+    run = tmp_path / "runs" / "my-loop"
     run.mkdir(parents=True)
     np.save(run / "step-10.npy", np.random.default_rng(0).normal(size=(6, 384)).astype(np.float32))
     positions = []
@@ -173,8 +174,8 @@ def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
         for v in ("removed", "nearest", "mean"):
             values |= {f"{v}_accuracy": 0.5, f"{v}_loss": 1.0, f"{v}_drop": 0.1, f"{v}_drop_ci": (0.0, 0.2)}
         positions.append(PositionImportance(**values))
-    lens = LayerLens(rows=[], input_tokens=[], holds_until=[0] * 6, layers=2, texts=0)
-    importance = ImportanceTable(0.75, 0.5, 8, positions, 10)
+    lens = LayerLens(rows=[], input_tokens=[], holds_until=[0] * 6, layers=2, texts=0, task=task)
+    importance = ImportanceTable(0.75, 0.5, 8, positions, 10, task=task)
     tokens = ["outlets", "##koff", "org", "court", "sincere", "##qi"]
     hard = HardPrompt(
         model="default", token_ids=list(range(10, 16)), tokens=tokens, text="outletskoff org court sincereqi",
@@ -182,6 +183,11 @@ def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
         holdout_accuracy=0.5, start_holdout_accuracy=0.25, changed_positions=2, steps=10, best_step=5, seed=0,
     )  # fmt: skip
     save_explain(ExplainRecord(str(run), 10, "default", importance, hard, lens), run)
+    return run
+
+
+def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
+    _explained_run(tmp_path)
     monkeypatch.setenv("PROBE_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(str(DASHBOARD / "screens" / "explain.py"), default_timeout=300).run()
     assert not at.exception, at.exception
@@ -190,6 +196,18 @@ def test_explain__shows_the_hard_prompt_as_its_tokens(monkeypatch, tmp_path):
         "Hard prompt (2 positions changed from the nearest tokens): `outlets · ##koff · org · court · sincere · ##qi` "
         "(decoded: `outletskoff org court sincereqi`)"
     ]
+    assert "Measured under a task the record does not name (written before probe recorded it)." in [
+        c.value for c in at.caption
+    ]
+
+
+@pytest.mark.parametrize("screen", ["explain.py", "lens.py"])
+def test_explain__every_figure_says_the_objective_it_measured(monkeypatch, tmp_path, screen):
+    _explained_run(tmp_path, task="verbaliser")
+    monkeypatch.setenv("PROBE_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(DASHBOARD / "screens" / screen), default_timeout=300).run()
+    assert not at.exception, at.exception
+    assert "Measured under verbaliser (the label tokens' scores at an output marker)." in [c.value for c in at.caption]
 
 
 @pytest.mark.slow

@@ -94,6 +94,68 @@ def test_report__a_multitask_prompt_per_task_and_refused_without_one(perturb, ti
     assert "--task-id" in err and len(err.strip().splitlines()) == 1
 
 
+def _multitask_checkpoints(tiny_gpt2_path, folder, perturb) -> dict[int, list[np.ndarray]]:
+    """checkpoint-0/ and checkpoint-5/ of a multitask prompt; returns each step's prompt per task as PEFT forms it."""
+    from peft import MultitaskPromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    config = MultitaskPromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3, num_tasks=3, num_ranks=2)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_gpt2_path), config)
+    expected = {}
+    for step in (0, 5):
+        perturb(peft_model, seed=step)
+        peft_model.save_pretrained(folder / f"checkpoint-{step}")
+        expected[step] = [
+            peft_model.get_prompt(batch_size=1, task_ids=torch.tensor([t]))[0].detach().numpy() for t in range(3)
+        ]
+    return expected
+
+
+def test_multitask_run__each_task_read_as_peft_forms_it_and_never_a_default_task(perturb, tiny_gpt2_path, tmp_path):
+    from probe.formats.discovery import load_run
+
+    expected = _multitask_checkpoints(tiny_gpt2_path, tmp_path / "run", perturb)
+    run = load_run(tmp_path / "run")
+    assert run.task_ids == [0, 1, 2] and run.task is None
+    for step in (0, 5):
+        for task in range(3):
+            prompt = run.for_task(task).snapshot(step)
+            np.testing.assert_allclose(prompt.vectors, expected[step][task], atol=1e-6)
+            assert prompt.metadata["task_id"] == task
+    assert run.for_task(1).signature != run.for_task(2).signature  # caches keyed by signature keep tasks apart
+    assert load_prompt(tmp_path / "run", task_id=2).step == 5
+    with pytest.raises(ValueError, match=r"multitask prompt of 3 tasks, each with its own prompt; pick one"):
+        run.snapshot(5)
+    with pytest.raises(ValueError, match=r"multitask prompt of 3 tasks and task id 3 was given; pick one from 0 to 2"):
+        run.for_task(3)
+    (tmp_path / "plain").mkdir()
+    np.save(tmp_path / "plain" / "step-0.npy", np.ones((2, 32), np.float32))
+    with pytest.raises(ValueError, match=r"is not a multitask run; it has no task 0: drop the task id"):
+        load_run(tmp_path / "plain").for_task(0)
+
+
+def test_cli__drift_and_explain_of_a_multitask_run_per_task_and_refused_without_one(
+    perturb, tiny_gpt2_path, tmp_path, capsys
+):
+    import json
+
+    _multitask_checkpoints(tiny_gpt2_path, tmp_path / "run", perturb)
+    folder, model = str(tmp_path / "run"), ["--model", str(tiny_gpt2_path)]
+    capsys.readouterr()
+    tables = {}
+    for task in ("0", "2"):
+        assert main(["drift", folder, *model, "--task-id", task, "--format", "json"]) == 0
+        tables[task] = json.loads(capsys.readouterr().out)
+    assert len(tables["0"]) == 2 * 3 and tables["0"] != tables["2"]
+    for command in ("drift", "explain"):
+        for extra, message in [([], "pick one with --task-id"), (["--task-id", "5"], "task id 5 was given")]:
+            assert main([command, folder, *model, *extra]) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and message in err, (command, err)
+    assert main(["explain", folder, *model, "--task-id", "1"]) == 2  # the task is read; a loop's run needs --data
+    assert "records no training data" in capsys.readouterr().err
+
+
 def test_cpt__each_position_reads_with_the_token_it_started_as(perturb, tiny_gpt2_path, tmp_path, capsys):
     from peft import CPTConfig, get_peft_model
     from transformers import AutoModelForCausalLM

@@ -54,6 +54,24 @@ def test_drift_curves__one_line_per_position_and_a_mean_per_run(drift):
         drift_curves(drift, "speed")
 
 
+def test_prefix_drift_curves__a_line_per_measure_and_part_keys_solid_values_dashed():
+    from probe.plots.curves import PREFIX_DRIFT_METRICS, prefix_drift_curves
+
+    rows = [
+        {"step": step, "layer": 1, "part": part, "mean_top1_cosine": 0.3, "on_manifold_share": 0.0,
+         "mean_cos_to_first": 1 - step / 10 - (part == "value") / 10, "top1_tokens": f"a · b{step}", "changed_top1": 0}
+        for part in ("key", "value")
+        for step in (0, 5)
+    ]  # fmt: skip
+    fig = prefix_drift_curves(pd.DataFrame(rows), title="layer 1")
+    assert len(fig.data) == len(PREFIX_DRIFT_METRICS) * 2 and fig.layout.title.text == "layer 1"
+    named = {t.name: t for t in fig.data}
+    keys, values = named["cosine to the first checkpoint, keys"], named["cosine to the first checkpoint, values"]
+    np.testing.assert_allclose(keys.y, [1.0, 0.5])
+    np.testing.assert_allclose(values.y, [0.9, 0.4])
+    assert (keys.line.dash, values.line.dash) == ("solid", "dash") and list(keys.customdata) == ["a · b0", "a · b5"]
+
+
 def test_prompt_map__cloud_tracks_and_off_manifold_markers():
     tokens = pd.DataFrame({"token": ["a", "b", "c"], "x": [0.0, 1.0, 2.0], "y": [0.0, 1.0, 0.0]})
     paths = pd.DataFrame(

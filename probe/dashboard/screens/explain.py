@@ -16,6 +16,7 @@ for run in view.selected:
     if record is None:
         offer_explain(run, "position importance and the hard prompt")
         continue
+    st.caption(views.measured_under({run.name: record.task}))
     if record.step is not None and record.step != views.snapshot_at(run, view.step):
         st.caption(f"Measured at step {record.step}; the step slider is at {view.step}.")
     hard = record.hard_prompt

@@ -31,7 +31,7 @@ try:
     for i, prompt in enumerate(found):
         prompt.check_dim(model.dim, model.name)
         report = views.prompt_report(prompt, model, state.get_index(file_model), view.k)
-        st.subheader(f"{prompt.source}" + (f" ({prompt.role} prompt)" if prompt.role else ""))
+        st.subheader(views.prompt_title(prompt))
         data_table(views.position_table(report))
         chart(neighbour_heatmap(report.to_dataframe()), view.figure_format, width="stretch", key=f"inspect-{i}")
 except (ValueError, FileNotFoundError, TypeError) as e:

@@ -16,6 +16,7 @@ for run in view.selected:
     if record is None:
         offer_explain(run, "the layer lens")
         continue
+    st.caption(views.measured_under({run.name: record.lens.task or record.task}))
     st.caption(
         f"Hidden states averaged over {record.lens.texts} test texts; 'holds until' is the last layer whose top-1 "
         "is still the input-embedding reading."

@@ -9,6 +9,12 @@ from probe.dashboard.widgets import chart
 from probe.plots.maps import prompt_map
 
 view = current_view()
+if view.prefixes:
+    names = ", ".join(p.name for p in view.prefixes)
+    st.caption(
+        f"Not here: {names}, a key and a value per layer rather than input rows (the Nearest tokens and "
+        "Drift pages read them, layer by layer)."
+    )
 
 
 @st.fragment(run_every=5)

@@ -21,6 +21,7 @@ if columns:
     name = views.map_id(vmap)
     tokens = state.get_tokens(view.model_name, name, vmap)
     paths = state.get_paths(state.paths(view.selected), state.signature(view.selected), view.model_name, name, vmap)
+    st.caption(views.measured_under({r.name: r.manifest.task_form for r in view.selected}, "Accuracies measured"))
     for column, (title, group) in zip(st.columns(len(columns)), columns.items(), strict=True):
         with column:
             st.markdown(f"**{title}**" + (f" · {len(group)} seeds" if len(group) > 1 else ""))
