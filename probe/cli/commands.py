@@ -199,14 +199,15 @@ class Compare(Command):
     matched: bool = option(False, "csv/json: the Hungarian matching instead")
     format: Format = option("md", "output format: md, json or csv (default md)")
     out: str | None = option(None, "write to this file instead of stdout")
+    task_a: int | None = option(None, "a multitask prompt's task for A (the same adapter twice compares two tasks)")
+    task_b: int | None = option(None, "a multitask prompt's task for B")
 
     def run(self) -> int:
         from probe.core.index import VocabIndex
         from probe.core.models import load_model
-        from probe.formats.prompts import load_prompt
         from probe.readings.compare import compare_prompts
 
-        a, b = load_prompt(self.a), load_prompt(self.b)
+        a, b = _load_for_compare(self.a, self.task_a, "--task-a"), _load_for_compare(self.b, self.task_b, "--task-b")
         if a.base_model and b.base_model and a.base_model != b.base_model and not self.model:
             raise ValueError(
                 f"'{self.a}' was trained on {a.base_model} and '{self.b}' on {b.base_model}; "
@@ -222,6 +223,16 @@ class Compare(Command):
             text = table_text(result.matching if self.matched else result.by_position, self.format)
         emit(text, self.out)
         return 0
+
+
+def _load_for_compare(path: str, task_id: int | None, option_name: str) -> Any:
+    """``load_prompt`` whose errors name compare's own task option (``--task-a`` / ``--task-b``)."""
+    from probe.formats.prompts import load_prompt
+
+    try:
+        return load_prompt(path, task_id=task_id)
+    except ValueError as e:
+        raise ValueError(str(e).replace("--task-id", option_name)) from None
 
 
 def check_index_memory(model: Any, what: str, gb: float | None) -> None:

@@ -134,6 +134,30 @@ def test_multitask_run__each_task_read_as_peft_forms_it_and_never_a_default_task
         load_run(tmp_path / "plain").for_task(0)
 
 
+def test_cli__compare_two_tasks_of_one_multitask_prompt(perturb, tiny_gpt2_path, tmp_path, capsys):
+    import json
+
+    from probe.core.index import VocabIndex
+    from probe.core.models import load_model
+    from probe.readings.compare import compare_prompts
+
+    _multitask(tiny_gpt2_path, tmp_path, perturb)
+    folder, model = str(tmp_path / "multi"), ["--model", str(tiny_gpt2_path)]
+    capsys.readouterr()
+    args = ["compare", folder, folder, *model, "--task-a", "0", "--task-b", "2", "--format", "json"]
+    assert main(args) == 0
+    table = json.loads(capsys.readouterr().out)
+    loaded = load_model(str(tiny_gpt2_path), device="cpu")
+    a, b = load_prompt(folder, task_id=0), load_prompt(folder, task_id=2)
+    expected = compare_prompts(a, b, VocabIndex.for_model(loaded), k=5, display=loaded.vocabulary.display)
+    assert [row["cosine"] for row in table] == pytest.approx(list(expected.by_position["cosine"]), abs=1e-6)
+    assert any(row["cosine"] < 0.999 for row in table)  # two tasks' prompts differ
+    capsys.readouterr()
+    assert main(["compare", folder, folder, *model, "--task-a", "1"]) == 2  # B names no task: one line asking
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pick one with --task-b" in err
+
+
 def test_cli__drift_and_explain_of_a_multitask_run_per_task_and_refused_without_one(
     perturb, tiny_gpt2_path, tmp_path, capsys
 ):
