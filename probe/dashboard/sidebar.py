@@ -127,16 +127,8 @@ def _choose_task(view: View) -> None:
     tasks = sorted({t for r in view.runs for t in r.task_ids})
     if not tasks:
         return
-    _follow_link("task", tasks, "task", "these runs")
-    view.task = int(
-        st.sidebar.selectbox(
-            "Task",
-            tasks,
-            key="task",
-            bind="query-params",
-            help="a multitask prompt holds one prompt per task: every page reads this task's",
-        )
-    )
+    help = "a multitask prompt holds one prompt per task: every page reads this task's"
+    view.task = _linked_choice("Task", "task", tasks, "these runs", help)
     kept = []
     for run in view.runs:
         if run.task_ids and view.task not in run.task_ids:
@@ -146,13 +138,15 @@ def _choose_task(view: View) -> None:
     view.runs = kept
 
 
-def _follow_link(key: str, options: list[int], noun: str, owners: str) -> None:
-    """A value of ``key`` that a hand-edited link gives and ``options`` lack: one line, then the first option."""
+def _linked_choice(label: str, key: str, options: list[int], owners: str, help: str) -> int:
+    """A sidebar number bound to the URL (``?key=``); a value a hand-edited link gives and ``options`` lack is one
+    line (the key is the noun: "Task 9 is not a task of these runs"), then the first option is read."""
     asked = st.session_state[key] if key in st.session_state else st.query_params.get(key)
     if asked is not None and str(asked) not in {str(o) for o in options}:
         pick = f"pick one from {options[0]} to {options[-1]}"
-        st.sidebar.warning(f"{noun.capitalize()} {asked} is not a {noun} of {owners}; {pick}.")
+        st.sidebar.warning(f"{key.capitalize()} {asked} is not a {key} of {owners}; {pick}.")
         st.session_state[key] = options[0]
+    return int(st.sidebar.selectbox(label, options, key=key, bind="query-params", help=help))
 
 
 def _choose_runs(view: View) -> None:
@@ -176,16 +170,8 @@ def _choose_layer(view: View) -> None:
     if not view.prefixes:
         return
     layers = list(range(max(p.num_layers for p in view.prefixes)))
-    _follow_link("layer", layers, "layer", "these prefixes")
-    view.layer = int(
-        st.sidebar.selectbox(
-            "Prefix layer",
-            layers,
-            key="layer",
-            bind="query-params",
-            help="a prefix is a key and a value per layer: the Nearest tokens and Drift pages read this layer's",
-        )
-    )
+    help = "a prefix is a key and a value per layer: the Nearest tokens and Drift pages read this layer's"
+    view.layer = _linked_choice("Prefix layer", "layer", layers, "these prefixes", help)
 
 
 def _choose_step(view: View) -> None:
