@@ -10,6 +10,12 @@ prompt on the same test rows, under the same task:
 
 Every score comes with a paired percentile-bootstrap interval over the examples (one resample shared by all
 stand-ins and by the soft prompt, :func:`probe.core.stats.example_draws`).
+
+Under the target objective (free-text targets, :mod:`probe.tasks.target`) the same scores are read per target
+token: accuracy is token accuracy; agreement the share of target tokens where the stand-in's next-token argmax is
+the soft prompt's; KL(soft ‖ stand-in) of the next-token distributions, mean over the target's tokens; the loss is
+the mean negative log-likelihood of the target; gain retained is (zero-shot loss - loss) / (zero-shot loss - soft
+loss). The distributions are compared a slice of examples at a time, so memory stays bounded by the slice.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from probe.core.data import LabelledData
+from probe.core.names import CLASSIFICATION
 from probe.core.softprompt import as_prompt
 from probe.core.stats import example_draws, gains_retained, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
 from probe.readings.explain.readout import Readout
 from probe.tasks.evaluation import zero_shot_predictions
+from probe.tasks.target import TargetTask
 
 
 def _softmax(scores: np.ndarray, scale: float) -> np.ndarray:
@@ -55,6 +64,8 @@ def score_stand_ins(
     """
     vectors = as_prompt(prompt).vectors
     test = readout.splits.test
+    if readout.objective != CLASSIFICATION:
+        return _target_stand_ins(vectors, readout, stand_ins or {}, bootstrap, seed, per_example)
     targets = np.asarray(test.targets)
     scale = readout.task(vectors.shape[0]).logit_scale
     soft = readout.scores(vectors, test)
@@ -64,6 +75,7 @@ def score_stand_ins(
     draws = example_draws(len(test), n=bootstrap, seed=seed, stream=2)
     soft_p = _softmax(soft, scale)
     soft_right = (soft.argmax(1) == targets).astype(float)
+    soft_loss = readout.task(vectors.shape[0]).example_losses(soft, test.targets)
     zero_right = zero.astype(float)
     rows = []
     if per_example is not None:
@@ -72,6 +84,7 @@ def score_stand_ins(
         scores = readout.scores(rows_vectors, test)
         p = _softmax(scores, scale)
         right = (scores.argmax(1) == targets).astype(float)
+        loss = readout.task(rows_vectors.shape[0]).example_losses(scores, test.targets)
         agree = (scores.argmax(1) == soft.argmax(1)).astype(float)
         if per_example is not None:
             per_example[name] = right
@@ -93,6 +106,8 @@ def score_stand_ins(
                 kl_ci=percentile_interval(kl[draws].mean(1)),
                 gain_retained=float(gain(whole)),
                 gain_retained_ci=percentile_interval(gain(draws)),
+                loss=float(loss.mean()),
+                loss_ci=percentile_interval(loss[draws].mean(1)),
             )
         )
     return Faithfulness(
@@ -103,4 +118,94 @@ def score_stand_ins(
         bootstrap=bootstrap,
         task=readout.task_name,
         soft_ci=percentile_interval(soft_right[draws].mean(1)),
+        soft_loss=float(soft_loss.mean()),
     )
+
+
+SLICE = 32
+"""Examples whose next-token distributions are held at once when a stand-in is compared with the soft prompt."""
+
+
+def _target_stand_ins(
+    vectors: np.ndarray,
+    readout: Readout,
+    stand_ins: dict[str, np.ndarray],
+    bootstrap: int,
+    seed: int,
+    per_example: dict[str, np.ndarray] | None,
+) -> Faithfulness:
+    """:func:`score_stand_ins` under the target objective (see the module docstring)."""
+    test = readout.splits.test
+    soft_right, soft_loss = readout.outcome(vectors, test)
+    zero_right, zero_loss = readout.task(1).outcome(test, prompt=False)
+    nearest = readout.model.embeddings_numpy()[readout.nearest_ids(vectors)]
+    draws = example_draws(len(test), n=bootstrap, seed=seed, stream=2)
+    if per_example is not None:
+        per_example |= {"soft": soft_right, "zero-shot": zero_right}
+    rows = []
+    for name, rows_vectors in {"discretised": nearest, **stand_ins}.items():
+        right, loss, agree, kl = _compare(readout, vectors, rows_vectors, test)
+        if per_example is not None:
+            per_example[name] = right
+
+        def gain(idx: Any, loss: np.ndarray = loss) -> np.ndarray:
+            # the share of the loss's improvement over zero-shot kept: gain retained on the negated losses
+            return gains_retained(-soft_loss[idx].mean(-1), -loss[idx].mean(-1), -zero_loss[idx].mean(-1))
+
+        rows.append(
+            StandIn(
+                name=name,
+                accuracy=float(right.mean()),
+                accuracy_ci=percentile_interval(right[draws].mean(1)),
+                agreement=float(agree.mean()),
+                agreement_ci=percentile_interval(agree[draws].mean(1)),
+                kl=float(kl.mean()),
+                kl_ci=percentile_interval(kl[draws].mean(1)),
+                gain_retained=float(gain(np.arange(len(test)))),
+                gain_retained_ci=percentile_interval(gain(draws)),
+                loss=float(loss.mean()),
+                loss_ci=percentile_interval(loss[draws].mean(1)),
+            )
+        )
+    return Faithfulness(
+        soft_accuracy=float(soft_right.mean()),
+        zero_shot_accuracy=float(zero_right.mean()),
+        examples=len(test),
+        stand_ins=rows,
+        bootstrap=bootstrap,
+        task=readout.task_name,
+        soft_ci=percentile_interval(soft_right[draws].mean(1)),
+        objective=readout.objective,
+        soft_loss=float(soft_loss.mean()),
+        zero_shot_loss=float(zero_loss.mean()),
+    )
+
+
+def _compare(
+    readout: Readout, soft: np.ndarray, other: np.ndarray, data: LabelledData
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per example (token accuracy, loss, argmax agreement with the soft prompt, KL(soft ‖ other)), each float [N]
+    and each a mean over the target's tokens; :data:`SLICE` examples' distributions at a time."""
+    import torch
+
+    out = np.zeros((4, len(data)))
+    for begin in range(0, len(data), SLICE):
+        rows = list(range(begin, min(begin + SLICE, len(data))))
+        part = data.subset(rows)
+        soft_logp = {i: logp.clone() for i, logp, _ in _target_task(readout, soft).passes(part)}
+        for i, logp, wanted in _target_task(readout, other).passes(part):
+            ref, w = soft_logp[i], torch.tensor(wanted, device=logp.device)
+            steps = torch.arange(len(wanted), device=logp.device)
+            out[:, rows[i]] = [
+                float((logp.argmax(-1) == w).double().mean()),
+                float(-logp[steps, w].double().mean()),
+                float((logp.argmax(-1) == ref.argmax(-1)).double().mean()),
+                float((ref.exp() * (ref - logp)).sum(-1).double().mean()),
+            ]
+    return out[0], out[1], out[2], out[3]
+
+
+def _target_task(readout: Readout, vectors: np.ndarray) -> TargetTask:
+    task = readout.set_prompt(vectors)
+    assert isinstance(task, TargetTask), type(task)  # the readout's objective chose it
+    return task

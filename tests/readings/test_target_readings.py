@@ -1,0 +1,125 @@
+"""Readings of what a prompt does under the free-text target objective: importance and faithfulness report
+loss-based figures, each equal to a recomputation through PEFT's own forward pass, one example at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from probe.core.data import from_rows
+from probe.core.models import load_model
+from probe.core.stats import example_draws, gains_retained, paired_interval
+from probe.readings.explain import Readout, importance, score_stand_ins
+from probe.tasks.base import wrap_with_prompt
+
+TEXTS = ["the team won", "shares fell today", "a new vaccine", "voters chose", "rain is coming", "the cat sat"]
+TARGETS = ["sports", "markets are down", "health news", "an election result", "weather", "a pet story"]
+
+
+@pytest.fixture(scope="module")
+def setting(tiny_gpt2_path):
+    model = load_model(tiny_gpt2_path, device="cpu")
+    rows = [{"text": t, "summary": s} for t, s in zip(TEXTS * 2, TARGETS * 2, strict=True)]
+    rows = [{**r, "text": f"{r['text']} {n}"} for n, r in enumerate(rows)]  # twelve different examples
+    data = from_rows(rows, source="<rows>", target_column="summary")
+    readout = Readout.from_data(model, data, target_column="summary")
+    vectors = np.random.default_rng(0).normal(0, 0.5, (3, model.dim)).astype(np.float32)
+    return model, readout, vectors
+
+
+def _reference(model, vectors, text, target):
+    """(next-token log-probs [T, V] at the target's tokens, the target's ids, PEFT's loss), one example alone;
+    ``vectors`` None: the frozen model without a prompt."""
+    tok = model.tokenizer
+    text_ids = tok(text)["input_ids"]
+    target_ids = tok(" " + target, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([text_ids + target_ids])
+    labels = torch.tensor([[-100] * len(text_ids) + target_ids])
+    with torch.no_grad():
+        if vectors is None:
+            out, p = model.model(input_ids=ids, labels=labels), 0
+        else:
+            out, p = wrap_with_prompt(model, vectors)(input_ids=ids, labels=labels), len(vectors)
+    start = p + len(text_ids) - 1
+    logp = out.logits[0, start : start + len(target_ids)].float().log_softmax(-1)
+    return logp, target_ids, float(out.loss)
+
+
+def _losses(model, vectors, data):
+    return np.array([_reference(model, vectors, t, s)[2] for t, s in zip(data.texts, data.target_texts, strict=True)])
+
+
+def test_importance__loss_figures_equal_a_one_example_at_a_time_recomputation(setting):
+    model, readout, vectors = setting
+    test = readout.splits.test
+    assert readout.objective == "target-likelihood" and len(test) >= 3
+    table = importance(vectors, readout, bootstrap=200)
+    assert table.objective == "target-likelihood" and table.task == "target"
+    soft = _losses(model, vectors, test)
+    assert table.soft_loss == pytest.approx(soft.mean(), abs=1e-5)
+    draws = example_draws(len(test), n=200, seed=0, stream=None)
+    nearest = readout.nearest_ids(vectors)
+    rises = []
+    for i, row in enumerate(table.positions):
+        removed = _losses(model, np.delete(vectors, i, axis=0), test)
+        changed = vectors.copy()
+        changed[i] = model.embeddings_numpy()[nearest[i]]
+        read = _losses(model, changed, test)
+        assert row.removed_loss == pytest.approx(removed.mean(), abs=1e-5)
+        assert row.removed_loss_rise == pytest.approx(removed.mean() - soft.mean(), abs=1e-5)
+        np.testing.assert_allclose(row.removed_loss_rise_ci, paired_interval(removed, soft, draws), atol=1e-5)
+        assert row.nearest_loss_rise == pytest.approx(read.mean() - soft.mean(), abs=1e-5)
+        rises.append(row.removed_loss_rise)
+    ranked = sorted(table.positions, key=lambda r: r.rank)
+    assert [r.removed_loss_rise for r in ranked] == sorted(rises, reverse=True)  # ranked by the loss's rise
+    assert "objective target-likelihood" in table.to_markdown().lower().replace(":", "")
+
+
+def test_faithfulness__loss_agreement_kl_and_gain_equal_a_one_example_at_a_time_recomputation(setting):
+    model, readout, vectors = setting
+    test = readout.splits.test
+    faith = score_stand_ins(vectors, readout, bootstrap=200)
+    assert faith.objective == "target-likelihood"
+    nearest = model.embeddings_numpy()[readout.nearest_ids(vectors)]
+    loss, agree, kl, right, soft_loss, zero_loss = ([] for _ in range(6))
+    for text, target in zip(test.texts, test.target_texts, strict=True):
+        ref, wanted, ref_loss = _reference(model, vectors, text, target)
+        logp, _, stand_loss = _reference(model, nearest, text, target)
+        zero = _reference(model, None, text, target)[2]
+        w = torch.tensor(wanted)
+        loss.append(stand_loss)
+        soft_loss.append(ref_loss)
+        zero_loss.append(zero)
+        right.append(float((logp.argmax(-1) == w).double().mean()))
+        agree.append(float((logp.argmax(-1) == ref.argmax(-1)).double().mean()))
+        kl.append(float((ref.exp() * (ref - logp)).sum(-1).mean()))
+    stand = faith["discretised"]
+    assert faith.soft_loss == pytest.approx(np.mean(soft_loss), abs=1e-5)
+    assert faith.zero_shot_loss == pytest.approx(np.mean(zero_loss), abs=1e-5)
+    assert stand.loss == pytest.approx(np.mean(loss), abs=1e-5)
+    assert stand.accuracy == pytest.approx(np.mean(right), abs=1e-9)
+    assert stand.agreement == pytest.approx(np.mean(agree), abs=1e-9)
+    assert stand.kl == pytest.approx(np.mean(kl), abs=1e-5) and stand.kl > 0
+    gain = gains_retained(-np.mean(soft_loss), -np.mean(loss), -np.mean(zero_loss))
+    assert stand.gain_retained == pytest.approx(float(gain), abs=1e-4, nan_ok=True)
+
+
+def test_target_records__say_their_objective_and_old_files_read_as_classification(setting):
+    from probe.formats.explain_record import ImportanceTable
+    from probe.formats.faithfulness_record import Faithfulness
+
+    _, readout, vectors = setting
+    table = importance(vectors, readout, bootstrap=20)
+    assert table.to_dict()["objective"] == "target-likelihood"
+    back = ImportanceTable.from_dict(table.to_dict())
+    assert back.objective == "target-likelihood" and back.positions[0].removed_loss_rise_ci == pytest.approx(
+        table.positions[0].removed_loss_rise_ci
+    )
+    old = table.to_dict()
+    del old["objective"]
+    assert ImportanceTable.from_dict(old).objective == "classification"
+    faith = score_stand_ins(vectors, readout, bootstrap=20).to_dict()
+    assert Faithfulness.from_dict(faith).objective == "target-likelihood"
+    del faith["objective"]
+    assert Faithfulness.from_dict(faith).objective == "classification"
