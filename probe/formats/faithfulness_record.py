@@ -14,7 +14,7 @@ from probe.core.names import CLASSIFICATION
 from probe.core.results import Result, shown
 from probe.formats.schema import FieldReader
 
-SCORES = ("accuracy", "agreement", "kl", "gain_retained", "loss")
+SCORES = ("accuracy", "agreement", "kl", "loss", "gain_retained")
 
 
 @dataclass(frozen=True, repr=False)
@@ -112,7 +112,7 @@ class Faithfulness(Result):
         lines = [
             head,
             "",
-            "| stand-in | accuracy | agreement | KL(soft ‖ it) | gain retained | loss |",
+            "| stand-in | accuracy | agreement | KL(soft ‖ it) | loss | gain retained |",
             "|---|---|---|---|---|---|",
         ]
         for s in self.stand_ins:

@@ -135,8 +135,9 @@ def make_target_task(
     classes = {"causal": CausalTargetTask, "seq2seq": Seq2SeqTargetTask}
     if model.kind not in classes:
         raise ValueError(
-            f"free-text targets need a model that generates text; {model.name} is a {model.kind} model. Use a "
-            "causal or seq2seq model, or read this data as classification (--label-column instead of --target-column)"
+            f"free-text targets need a model that generates text; {model.name} is a model of kind '{model.kind}', "
+            "which generates none. Use a causal or seq2seq model, or read this data as classification (--label-column "
+            "instead of --target-column)"
         )
     return classes[model.kind](
         model,

@@ -123,3 +123,14 @@ def test_target_records__say_their_objective_and_old_files_read_as_classificatio
     assert Faithfulness.from_dict(faith).objective == "target-likelihood"
     del faith["objective"]
     assert Faithfulness.from_dict(faith).objective == "classification"
+
+
+def test_harden__pez_on_the_target_loss_and_the_search_refused_in_one_line(setting):
+    from probe.readings.explain import harden
+
+    _, readout, vectors = setting
+    hard = harden(vectors, readout, steps=4, eval_every=2, batch_size=4)
+    assert hard.objective == "target-likelihood" and len(hard.token_ids) == 3
+    assert hard.soft_accuracy == pytest.approx(readout.outcome(vectors, readout.splits.test)[0].mean())
+    with pytest.raises(ValueError, match="method 'search' matches the soft prompt's label distributions, which the "):
+        harden(vectors, readout, steps=2, method="search")

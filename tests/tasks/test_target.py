@@ -99,3 +99,26 @@ def test_target_objective__classification_and_target_data_never_mix(tiny_gpt2_pa
     classify = make_task(model, wrap_with_prompt(model, vectors), ["yes", "no"])
     with pytest.raises(ValueError, match="has free-text targets, but the task 'generate' classifies"):
         classify.outcome(_data())
+
+
+def test_target_data__a_missing_or_empty_target_is_one_line():
+    with pytest.raises(
+        ValueError, match=r"has no target column 'answer'; it has \['summary', 'text'\]\. .*--target-column"
+    ):
+        from_rows(ROWS, source="pairs.csv", target_column="answer")
+    rows = [*ROWS[:2], {"text": "a third text", "summary": "  "}]
+    with pytest.raises(ValueError, match="row 3 has an empty target 'summary'; expected a target text on every row"):
+        from_rows(rows, source="pairs.csv", target_column="summary")
+    assert from_rows(ROWS, source="pairs.csv", target_column="summary").texts[0] == "the team won the final"
+
+
+def test_target_objective__an_encoder_model_is_refused_in_one_line(tiny_bert_path):
+    from probe.readings.explain import Readout
+
+    model = load_model(tiny_bert_path, device="cpu")
+    assert model.kind == "encoder"
+    message = r"free-text targets need a model that generates text; .* is a model of kind 'encoder'.*--target-column"
+    with pytest.raises(ValueError, match=message):
+        make_target_task(model, wrap_with_prompt(model, np.zeros((2, model.dim), np.float32)))
+    with pytest.raises(ValueError, match=message):
+        Readout.from_data(model, from_rows(ROWS * 2, source="<rows>", target_column="summary"), target_column="summary")

@@ -46,7 +46,7 @@ def _probabilities(readout: Readout, texts: list[str], vectors: np.ndarray | Non
     length = 1 if vectors is None else vectors.shape[0]
     task = readout.task(length)
     if vectors is not None:
-        readout.scores(vectors, readout.splits.test.subset([0]))  # sets the prompt (and checks its dimension)
+        readout.set_prompt(vectors)  # sets the prompt (and checks its dimension)
     chunk, out = 4096, []
     bar = progress_bar(len(texts), progress or "", progress is not None)
     for start in range(0, len(texts), chunk):

@@ -99,9 +99,9 @@ class Readout:
         generative = self.model.kind in ("causal", "seq2seq")
         if self.objective == TARGET_LIKELIHOOD and not generative:
             raise ValueError(
-                f"free-text targets need a model that generates text; {self.model.name} is a {self.model.kind} "
-                "model. Use a causal or seq2seq model, or read this data as classification (--label-column instead "
-                "of --target-column)"
+                f"free-text targets need a model that generates text; {self.model.name} is a model of kind "
+                f"'{self.model.kind}', which generates none. Use a causal or seq2seq model, or read this data as "
+                "classification (--label-column instead of --target-column)"
             )
         if self.form == "generate" and not generative:
             raise ValueError(f"task form 'generate' is for causal and seq2seq models; {self.model.name} is an encoder")
