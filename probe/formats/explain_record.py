@@ -194,6 +194,11 @@ class ExplainRecord(Result):
         """The task every reading of the record was measured under."""
         return self.importance.task
 
+    @property
+    def objective(self) -> str:
+        """What every reading of what the prompt does measured (:data:`probe.core.names.OBJECTIVES`)."""
+        return self.importance.objective
+
     def headline(self) -> str:
         return (
             f"{self.source!r} step {self.step}, task {self.task}: soft {self.soft_accuracy:.3f}, hard prompt "
@@ -210,7 +215,7 @@ class ExplainRecord(Result):
         return "\n\n".join(
             [
                 f"# What the prompt does: {self.source}{step}",
-                f"Measured under the task it was trained on: {self.task}.",
+                f"Measured under the task it was trained on: {self.task} (objective {self.objective}).",
                 "## Which positions matter, and is each reading faithful?",
                 self.importance.to_markdown(),
                 "## The best real-token prompt",
@@ -255,6 +260,7 @@ class ExplainRecord(Result):
             "step": self.step,
             "model": self.model,
             "task": self.task,
+            "objective": self.objective,
             "test_examples": self.test_examples,
             "soft_accuracy": self.soft_accuracy,
             "discretised_accuracy": self.discretised_accuracy,
@@ -280,6 +286,7 @@ class ExplainRecord(Result):
             "step",
             "model",
             "task",
+            "objective",
             "test_examples",
             "soft_accuracy",
             "discretised_accuracy",

@@ -33,6 +33,7 @@ def test_cli_explain__target_column_reads_every_figure_under_the_target_objectiv
     assert main([*args, *quick, "--format", "json", "--out", str(out)]) == 0
     assert "(objective target-likelihood)" in capsys.readouterr().err
     record = json.loads(out.read_text())
+    assert record["objective"] == "target-likelihood"
     assert record["importance"]["objective"] == "target-likelihood" and record["importance"]["task"] == "target"
     assert record["faithfulness"]["objective"] == "target-likelihood"
     assert record["hard_prompt"]["objective"] == "target-likelihood"

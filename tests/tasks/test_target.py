@@ -122,3 +122,17 @@ def test_target_objective__an_encoder_model_is_refused_in_one_line(tiny_bert_pat
         make_target_task(model, wrap_with_prompt(model, np.zeros((2, model.dim), np.float32)))
     with pytest.raises(ValueError, match=message):
         Readout.from_data(model, from_rows(ROWS * 2, source="<rows>", target_column="summary"), target_column="summary")
+
+
+def test_target_data__tables_and_split_columns_keep_each_texts_target():
+    import pandas as pd
+
+    from probe.core.frames import as_splits
+
+    rows = [{**r, "split": "test" if n % 2 else "train"} for n, r in enumerate(ROWS * 2)]
+    splits = as_splits(pd.DataFrame(rows), target_column="summary")
+    assert splits.test.target_texts == [r["summary"] for r in rows if r["split"] == "test"]
+    assert splits.train.texts[1] == rows[2]["text"] and splits.train.target_texts[1] == rows[2]["summary"]
+    seeded = as_splits(pd.DataFrame(ROWS * 2), target_column="summary", seed=3)
+    pairs = dict(zip(seeded.test.texts, seeded.test.target_texts, strict=True))
+    assert all(pairs[r["text"]] == r["summary"] for r in ROWS if r["text"] in pairs) and len(seeded.test) == 2
