@@ -47,6 +47,10 @@ def _reference(model, vectors, text, target):
     return logp, target_ids, float(out.loss)
 
 
+def _loss(model, vectors, text, target):
+    return _reference(model, vectors, text, target)[2]
+
+
 def _losses(model, vectors, data):
     return np.array([_reference(model, vectors, t, s)[2] for t, s in zip(data.texts, data.target_texts, strict=True)])
 
@@ -138,3 +142,34 @@ def test_harden__pez_on_the_target_loss_and_the_search_refused_in_one_line(setti
     assert hard.soft_accuracy == pytest.approx(readout.outcome(vectors, readout.splits.test)[0].mean())
     with pytest.raises(ValueError, match="method 'search' matches the soft prompt's label distributions, which the "):
         harden(vectors, readout, steps=2, method="search")
+
+
+def test_input_attribution__the_change_in_target_likelihood_equals_a_one_example_at_a_time_recomputation(setting):
+    from probe.readings.explain.attribution import input_attribution, occlusion_plan
+
+    model, readout, vectors = setting
+    test = readout.splits.test
+    effects = input_attribution(vectors, readout, size=len(test), min_count=1)
+    assert effects.objective == "target-likelihood" and effects.labels == ["<target>"]
+    units, variants, owners = occlusion_plan(test.texts, 1)
+    expected: dict[str, float] = {}
+    for unit, variant, t in zip(units, variants, owners, strict=True):
+        text, target = test.texts[t], test.target_texts[t]
+        # log p(target | text) - log p(target | text without the word), each the negated loss
+        prompted = _loss(model, vectors, variant, target) - _loss(model, vectors, text, target)
+        frozen = _loss(model, None, variant, target) - _loss(model, None, text, target)
+        expected[unit] = expected.get(unit, 0.0) + float(prompted - frozen) / len(test)
+    assert len(expected) >= 3
+    for unit, value in expected.items():
+        assert effects.effect("<target>", unit) == pytest.approx(value, abs=1e-5), unit
+    assert effects.to_dict()["objective"] == "target-likelihood"
+
+
+def test_input_attribution__texts_without_their_targets_are_refused_in_one_line(setting):
+    from probe.readings.explain.attribution import input_attribution, trigger_scan
+
+    _, readout, vectors = setting
+    with pytest.raises(ValueError, match="reads each text against its own target; leave texts= out"):
+        input_attribution(vectors, readout, texts=["a text of my own", "another text of my own"])
+    with pytest.raises(ValueError, match="trigger_tokens is 5, but the trigger scan reads effects per class"):
+        trigger_scan(vectors, readout, tokens=5)

@@ -92,10 +92,10 @@ def check_counts(readout: Readout, attribution_texts: int, trigger_tokens: int) 
     for name, count in (("attribution_texts", attribution_texts), ("trigger_tokens", trigger_tokens)):
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"{name} is {count!r}; expected a count: 0 (not measured) or more")
-        if count and readout.objective != CLASSIFICATION:
+        if count and name == "trigger_tokens" and readout.objective != CLASSIFICATION:
             raise ValueError(
-                f"{name} is {count}, but input attribution and the trigger scan read effects per class, which the "
-                f"objective {readout.objective!r} does not have yet; leave them at 0 (--attribution 0 --triggers 0)"
+                f"{name} is {count}, but the trigger scan reads effects per class, which the objective "
+                f"{readout.objective!r} does not have yet; leave it at 0 (--triggers 0)"
             )
 
 
