@@ -78,7 +78,10 @@ PASS_OVERHEAD = 64
 
 @dataclass
 class Task(ABC):
-    """A classification task over ``label_names`` for one PEFT-wrapped model.
+    """A task for one PEFT-wrapped model: classification over ``label_names`` (this class and its subclasses in
+    :mod:`probe.tasks.kinds` and :mod:`probe.tasks.user`), or the free-text target objective
+    (:class:`probe.tasks.target.TargetTask`, :attr:`objective`). The readings of what a prompt does call
+    :meth:`outcome`, per example (correct, loss), which each objective gives.
 
     Texts are tokenised once per model (:meth:`LoadedModel.token_ids`); every pass runs on length-bucketed
     batches (:func:`probe.core.batching.plan_batches`), so no row is padded to a much longer one.

@@ -50,7 +50,13 @@ class TargetTask(_GenerativeTask):
         )
 
     def _loss(self, ids: list[list[int]], targets: Sequence[Target]) -> torch.Tensor:
-        wanted = [self._label_ids(str(t)) for t in targets]
+        texts = [t for t in targets if isinstance(t, str)]
+        if len(texts) != len(targets):  # a class index would tokenise as its digits: never read silently
+            raise TypeError(
+                f"the target objective's loss takes target texts, got {type(targets[0]).__name__}s; pass "
+                "data.loss_targets (the data's target_texts), not class indices"
+            )
+        wanted = [self._label_ids(t) for t in texts]
         rows = self._target_logprobs(ids, wanted)
         return torch.stack([_nll(logp, w).mean() for logp, w in zip(rows, wanted, strict=True)]).mean()
 

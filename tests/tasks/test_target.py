@@ -136,3 +136,9 @@ def test_target_data__tables_and_split_columns_keep_each_texts_target():
     seeded = as_splits(pd.DataFrame(ROWS * 2), target_column="summary", seed=3)
     pairs = dict(zip(seeded.test.texts, seeded.test.target_texts, strict=True))
     assert all(pairs[r["text"]] == r["summary"] for r in ROWS if r["text"] in pairs) and len(seeded.test) == 2
+
+
+def test_target_objective__class_indices_for_target_texts_are_refused(tiny_gpt2_path):
+    model = load_model(tiny_gpt2_path, device="cpu")
+    with pytest.raises(TypeError, match="takes target texts, got ints; pass data.loss_targets"):
+        _task(model).loss(["a text", "another"], [0, 1])
