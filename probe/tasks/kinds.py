@@ -183,10 +183,11 @@ class CausalTask(_GenerativeTask):
         batch = self.pad(rows)
         width = batch["input_ids"].shape[1]
         logits = self._prompted()(**batch).logits
-        logits = logits[:, -width:].float()  # drop the prompt positions, whether or not PEFT prepended them
-        logp = logits.log_softmax(-1)
-        # the token at position t is predicted at position t - 1
-        return [logp[i, start - 1 : start - 1 + count] for i, (start, count) in enumerate(spans)]
+        logits = logits[:, -width:]  # drop the prompt positions, whether or not PEFT prepended them
+        # the token at position t is predicted at position t - 1; only those rows are normalised
+        return [
+            logits[i, start - 1 : start - 1 + count].float().log_softmax(-1) for i, (start, count) in enumerate(spans)
+        ]
 
 
 class Seq2SeqTask(_GenerativeTask):
@@ -204,9 +205,8 @@ class Seq2SeqTask(_GenerativeTask):
         target = torch.full((len(targets), width), -100, dtype=torch.long)
         for i, x in enumerate(targets):
             target[i, : len(x)] = torch.tensor(x)
-        logits = self._prompted()(**batch, labels=target.to(self.device)).logits.float()
-        logp = logits.log_softmax(-1)
-        return [logp[i, : len(x)] for i, x in enumerate(targets)]
+        logits = self._prompted()(**batch, labels=target.to(self.device)).logits
+        return [logits[i, : len(x)].float().log_softmax(-1) for i, x in enumerate(targets)]
 
 
 _TASKS: dict[str, type[EncoderTask | CausalTask | Seq2SeqTask]] = {
