@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from probe.core.data import LabelledData
 from probe.core.names import CLASSIFICATION
@@ -136,15 +137,14 @@ def _target_stand_ins(
 ) -> Faithfulness:
     """:func:`score_stand_ins` under the target objective (see the module docstring)."""
     test = readout.splits.test
-    soft_right, soft_loss = readout.outcome(vectors, test)
-    zero_right, zero_loss = readout.task(1).outcome(test, prompt=False)
     nearest = readout.model.embeddings_numpy()[readout.nearest_ids(vectors)]
+    (soft_right, soft_loss), others = _compare(readout, vectors, {"discretised": nearest, **stand_ins}, test)
+    zero_right, zero_loss = readout.task(1).outcome(test, prompt=False)
     draws = example_draws(len(test), n=bootstrap, seed=seed, stream=2)
     if per_example is not None:
         per_example |= {"soft": soft_right, "zero-shot": zero_right}
     rows = []
-    for name, rows_vectors in {"discretised": nearest, **stand_ins}.items():
-        right, loss, agree, kl = _compare(readout, vectors, rows_vectors, test)
+    for name, (right, loss, agree, kl) in others.items():
         if per_example is not None:
             per_example[name] = right
 
@@ -182,27 +182,35 @@ def _target_stand_ins(
 
 
 def _compare(
-    readout: Readout, soft: np.ndarray, other: np.ndarray, data: LabelledData
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per example (token accuracy, loss, argmax agreement with the soft prompt, KL(soft ‖ other)), each float [N]
-    and each a mean over the target's tokens; :data:`SLICE` examples' distributions at a time."""
-    import torch
-
-    out = np.zeros((4, len(data)))
+    readout: Readout, soft: np.ndarray, others: dict[str, np.ndarray], data: LabelledData
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The soft prompt's per-example (token accuracy, loss), float [2, N], and each stand-in's (token accuracy,
+    loss, argmax agreement with the soft prompt, KL(soft ‖ it)), float [4, N], each a mean over the target's tokens.
+    One pass of the soft prompt and one of each stand-in, :data:`SLICE` examples' distributions at a time."""
+    mine, out = np.zeros((2, len(data))), {name: np.zeros((4, len(data))) for name in others}
     for begin in range(0, len(data), SLICE):
         rows = list(range(begin, min(begin + SLICE, len(data))))
         part = data.subset(rows)
-        soft_logp = {i: logp.clone() for i, logp, _ in _target_task(readout, soft).passes(part)}
-        for i, logp, wanted in _target_task(readout, other).passes(part):
-            ref, w = soft_logp[i], torch.tensor(wanted, device=logp.device)
-            steps = torch.arange(len(wanted), device=logp.device)
-            out[:, rows[i]] = [
-                float((logp.argmax(-1) == w).double().mean()),
-                float(-logp[steps, w].double().mean()),
-                float((logp.argmax(-1) == ref.argmax(-1)).double().mean()),
-                float((ref.exp() * (ref - logp)).sum(-1).double().mean()),
-            ]
-    return out[0], out[1], out[2], out[3]
+        soft_logp = {}
+        for i, logp, wanted in _target_task(readout, soft).passes(part):
+            soft_logp[i] = logp.clone()
+            mine[:, rows[i]] = _token_figures(logp, wanted)
+        for name, vectors in others.items():
+            for i, logp, wanted in _target_task(readout, vectors).passes(part):
+                ref = soft_logp[i]
+                out[name][:, rows[i]] = [
+                    *_token_figures(logp, wanted),
+                    float((logp.argmax(-1) == ref.argmax(-1)).double().mean()),
+                    float((ref.exp() * (ref - logp)).sum(-1).double().mean()),
+                ]
+    return mine, out
+
+
+def _token_figures(logp: torch.Tensor, wanted: list[int]) -> tuple[float, float]:
+    """(token accuracy, mean negative log-likelihood) of the wanted tokens under ``logp`` [T, V]."""
+    w = torch.tensor(wanted, device=logp.device)
+    steps = torch.arange(len(wanted), device=logp.device)
+    return float((logp.argmax(-1) == w).double().mean()), float(-logp[steps, w].double().mean())
 
 
 def _target_task(readout: Readout, vectors: np.ndarray) -> TargetTask:
