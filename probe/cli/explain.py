@@ -33,6 +33,11 @@ class PromptCommand(Command):
     )
     text_column: str = option("text", "column with the text in --data (default text)")
     label_column: str = option("label", "column with the label in --data (default label)")
+    target_column: str | None = option(
+        None,
+        "read --data under the free-text target objective: this column holds each text's target, and every reading "
+        "measures its log-likelihood (causal and seq2seq models; the label column is not read)",
+    )
     test_size: int | None = option(
         None,
         "score on a seeded, stratified subset of this many test rows (default: harden 200, explain 128; 0: every row)",
@@ -90,11 +95,22 @@ class PromptCommand(Command):
         columns: dict[str, Any] = {"text_column": self.text_column, "label_column": self.label_column}
         head = run is not None and run.manifest.task_form == "classifier-head"  # a recorded SEQ_CLS run: its head
         if run is not None and (run.manifest.config is not None or head):  # its task, data and settings
-            data = None if self.data is None else as_splits(self.data, seed=self.seed, **columns)
+            data = None
+            if self.data is not None:
+                data = as_splits(self.data, seed=self.seed, target_column=self.target_column, **columns)
             return Readout.from_run(run, model, data=data, data_changed_ok=self.data_changed_ok, test_size=rows)
         if self.data is None:
             raise ValueError(f"'{self.target}' records no training data; give it with --data FILE")
-        return Readout.for_prompt(prompt, model, self.data, form=self.task, seed=self.seed, test_size=rows, **columns)
+        return Readout.for_prompt(
+            prompt,
+            model,
+            self.data,
+            form=self.task,
+            seed=self.seed,
+            test_size=rows,
+            target_column=self.target_column,
+            **columns,
+        )
 
 
 @dataclass
@@ -152,12 +168,13 @@ class Explain(PromptCommand):
         from probe.formats.run import is_run_folder
         from probe.readings.explain import explain, save_explain
         from probe.readings.explain.lens import vocabulary_bytes
-        from probe.readings.explain.record import estimate_seconds
+        from probe.readings.explain.record import check_counts, estimate_seconds
 
         run, prompt = self._prompt()
         model = load_model(self.model or prompt.base_model or "default")
         prompt.check_dim(model.dim, model.name)
         readout = self._readout(run, prompt, model)
+        check_counts(readout, self.attribution, self.triggers)  # before the estimate's passes
         hard_steps, lens_texts = self.sizes()
         memory = vocabulary_bytes(readout.model, tokens=self.lens_tokens)  # known before anything is timed
         check_memory(memory, "probe explain's layer lens", gb=self.budget_gb, less="read fewer --lens-tokens")
@@ -172,8 +189,8 @@ class Explain(PromptCommand):
         )
         print(
             f"explaining {prompt.length} positions on {len(readout.splits.test)} test rows under the task "
-            f"{readout.task_name}: about {seconds / 60:.1f} min on this machine (one pass and one step timed), "
-            f"{shown_gb(memory)} for the lens's vocabulary",
+            f"{readout.task_name} (objective {readout.objective}): about {seconds / 60:.1f} min on this machine "
+            f"(one pass and one step timed), {shown_gb(memory)} for the lens's vocabulary",
             file=sys.stderr,
             flush=True,
         )

@@ -28,6 +28,8 @@ BUNDLED = "feelings"
 """The default data set."""
 MAX_FIELD_CHARS = 2**24
 """The longest CSV/TSV field read (a whole long document fits; csv's own default is 131,072)."""
+TARGET_CLASS = "<target>"
+"""The one nominal class of data with free-text targets, so that splits and subsets treat it as any data."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class LabelledData:
         source: where the data came from.
         sha256: hash of the source bytes (empty for in-memory data).
         splits: the file's split column per row ("train", "test", ...), when it has one.
+        target_texts: each text's free-text target (the target objective: its log-likelihood is what a prompt is
+            read on), or None for classification. Such data has one nominal class, :data:`TARGET_CLASS`.
     """
 
     texts: list[str]
@@ -49,10 +53,13 @@ class LabelledData:
     source: str = "<memory>"
     sha256: str = ""
     splits: list[str] | None = None
+    target_texts: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels; they must pair up")
+        if self.target_texts is not None and len(self.target_texts) != len(self.texts):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.target_texts)} targets; they must pair up")
         if not self.texts:
             raise ValueError(f"data set '{self.source}' is empty; expected labelled rows")
         unknown = sorted(set(self.labels) - set(self.label_names))
@@ -68,6 +75,11 @@ class LabelledData:
         position = {name: i for i, name in enumerate(self.label_names)}
         return [position[label] for label in self.labels]
 
+    @property
+    def loss_targets(self) -> list[int] | list[str]:
+        """What a task's loss takes per row: the free-text targets when the data has them, else :attr:`targets`."""
+        return self.targets if self.target_texts is None else self.target_texts
+
     def subset(self, indices: list[int], source: str | None = None) -> LabelledData:
         """The rows at ``indices`` with the same label names."""
         return LabelledData(
@@ -77,6 +89,7 @@ class LabelledData:
             source=source or self.source,
             sha256=self.sha256,
             splits=None if self.splits is None else [self.splits[i] for i in indices],
+            target_texts=None if self.target_texts is None else [self.target_texts[i] for i in indices],
         )
 
 
@@ -135,6 +148,7 @@ def load_labelled(
     label_column: str = "label",
     split: str | None = None,
     split_column: str = "split",
+    target_column: str | None = None,
 ) -> LabelledData:
     """Load labelled text from CSV, TSV or JSONL.
 
@@ -144,6 +158,7 @@ def load_labelled(
         label_column: column with the label.
         split: keep only rows whose ``split_column`` equals this (e.g. "train").
         split_column: the split column's name.
+        target_column: read free-text targets from this column instead of labels (see :func:`from_rows`).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -171,6 +186,7 @@ def load_labelled(
         label_column=label_column,
         split=split,
         split_column=split_column,
+        target_column=target_column,
     )
 
 
@@ -183,46 +199,74 @@ def from_rows(
     label_column: str = "label",
     split: str | None = None,
     split_column: str = "split",
+    target_column: str | None = None,
 ) -> LabelledData:
     """Labelled data from rows (dicts of column -> value), checked as a file's rows are.
 
+    Args:
+        target_column: read free-text targets from this column instead of labels (the target objective; the
+            label column is then not read).
+
     Raises:
-        ValueError: missing columns, empty texts or labels, no rows, or fewer than 2 classes.
+        ValueError: missing columns, empty texts, labels or targets, no rows, or fewer than 2 classes.
     """
+    wanted = label_column if target_column is None else target_column
     if not rows:
-        raise ValueError(f"data '{source}' has no rows; expected columns '{text_column}' and '{label_column}'")
+        raise ValueError(f"data '{source}' has no rows; expected columns '{text_column}' and '{wanted}'")
     columns = set(rows[0])
-    missing = [c for c in (text_column, label_column) if c not in columns]
-    if missing:
-        raise ValueError(
-            f"data '{source}' lacks column(s) {missing}; it has {sorted(columns)}. "
-            "Name the columns with --text-column / --label-column (text_column= / label_column=)"
-        )
+    _check_columns(source, columns, text_column, label_column, target_column)
     if split is not None:
         if split_column not in columns:
             raise ValueError(f"data '{source}' has no '{split_column}' column to pick split '{split}'")
         rows = [r for r in rows if r.get(split_column) == split]
         if not rows:
             raise ValueError(f"data '{source}' has no rows with {split_column}={split!r}")
-    texts, labels = [], []
+    texts, values = [], []
     for n, row in enumerate(rows, 1):
-        text, label = row.get(text_column), row.get(label_column)
+        text, value = row.get(text_column), row.get(wanted)
         if text is None or not str(text).strip():
             raise ValueError(f"data '{source}' row {n} has an empty '{text_column}'")
-        if label is None or not str(label).strip():
-            raise ValueError(f"data '{source}' row {n} has an empty '{label_column}'")
+        if value is None or not str(value).strip():
+            raise ValueError(_empty_value(source, n, wanted, target_column is not None))
         texts.append(str(text).strip())
-        labels.append(str(label).strip())
+        values.append(str(value).strip())
+    targets = None if target_column is None else values
+    labels = values if targets is None else [TARGET_CLASS] * len(values)
     names = list(dict.fromkeys(labels))
-    if len(names) < 2:
+    if len(names) < 2 and targets is None:
         raise ValueError(f"data '{source}' has a single class {names}; classification needs at least 2")
     splits = [str(r.get(split_column)) for r in rows] if split_column in columns else None
     if not sha256:  # in-memory rows: a digest of what they hold, so a change is noticed as a file's is
         digest = hashlib.sha256()
-        for text, label, part in zip(texts, labels, splits or [""] * len(texts), strict=True):
-            digest.update(f"{text}\x00{label}\x00{part}\x01".encode())
+        for text, value, part in zip(texts, values, splits or [""] * len(texts), strict=True):
+            digest.update(f"{text}\x00{value}\x00{part}\x01".encode())
         sha256 = digest.hexdigest()
-    return LabelledData(texts, labels, names, source=source, sha256=sha256, splits=splits)
+    return LabelledData(texts, labels, names, source=source, sha256=sha256, splits=splits, target_texts=targets)
+
+
+def _check_columns(
+    source: str, columns: set[str], text_column: str, label_column: str, target_column: str | None
+) -> None:
+    if target_column is not None and target_column not in columns:
+        raise ValueError(
+            f"data '{source}' has no target column '{target_column}'; it has {sorted(columns)}. Name the column "
+            "holding each text's target with --target-column (target_column=)"
+        )
+    missing = [c for c in (text_column, target_column or label_column) if c not in columns]
+    if missing:
+        raise ValueError(
+            f"data '{source}' lacks column(s) {missing}; it has {sorted(columns)}. "
+            "Name the columns with --text-column / --label-column (text_column= / label_column=)"
+        )
+
+
+def _empty_value(source: str, row: int, column: str, target: bool) -> str:
+    if target:
+        return (
+            f"data '{source}' row {row} has an empty target '{column}'; expected a target text on every row (its "
+            "log-likelihood is what the prompt is read on): fill it or drop the row"
+        )
+    return f"data '{source}' row {row} has an empty '{column}'"
 
 
 def train_test(
@@ -232,6 +276,7 @@ def train_test(
     label_column: str = "label",
     test_fraction: float = 0.25,
     seed: int = 0,
+    target_column: str | None = None,
 ) -> DataSplits:
     """Train and test sets of a labelled file: its own ``split`` column if it has one, else a seeded stratified
     split (:func:`split_data`).
@@ -239,7 +284,7 @@ def train_test(
     Raises:
         ValueError: a class has too few rows to appear in both sets.
     """
-    data = load_labelled(path, text_column=text_column, label_column=label_column)  # the file is read once
+    data = load_labelled(path, text_column=text_column, label_column=label_column, target_column=target_column)
     return split_data(data, test_fraction=test_fraction, seed=seed)
 
 
@@ -255,7 +300,7 @@ def split_data(data: LabelledData, *, test_fraction: float = 0.25, seed: int = 0
     if data.splits is not None and {"train", "test"} <= set(data.splits):
         train = data.subset([i for i, s in enumerate(data.splits) if s == "train"], f"{data.source}:train")
         present = sorted(set(train.labels))
-        if len(present) < 2:
+        if len(present) < 2 and data.target_texts is None:
             raise ValueError(
                 f"data '{data.source}': its train rows (split column) hold the single class {present}; "
                 "training needs at least 2 classes"

@@ -29,12 +29,19 @@ def is_in_memory(data: Data) -> bool:
 
 
 def as_splits(
-    data: Data, *, text_column: str = "text", label_column: str = "label", seed: int = 0, test_fraction: float = 0.25
+    data: Data,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    seed: int = 0,
+    test_fraction: float = 0.25,
+    target_column: str | None = None,
 ) -> DataSplits:
     """Train and test sets from any data probe takes (see :data:`Data`).
 
     A DatasetDict gives its ``train`` and ``test`` splits; any other table its ``split`` column if it has one,
-    else a seeded stratified split (:func:`probe.core.data.split_data`).
+    else a seeded stratified split (:func:`probe.core.data.split_data`). With ``target_column``, each row's
+    free-text target is read from that column instead of a label (the target objective).
 
     Raises:
         TypeError: data of another type.
@@ -49,35 +56,39 @@ def as_splits(
                 "(train(..., splits=...), Readout.from_run(run, data=...))"
             )
         return train_test(
-            data, text_column=text_column, label_column=label_column, seed=seed, test_fraction=test_fraction
+            data,
+            text_column=text_column,
+            label_column=label_column,
+            seed=seed,
+            test_fraction=test_fraction,
+            target_column=target_column,
         )
+    columns: dict[str, Any] = {"text_column": text_column, "label_column": label_column, "target_column": target_column}
     if _kind(data) == "DatasetDict":
         parts = {name: data[name] for name in data}
         if not {"train", "test"} <= set(parts):
             raise ValueError(f"the DatasetDict has splits {sorted(parts)}; expected 'train' and 'test'")
-        train = as_labelled(parts["train"], text_column=text_column, label_column=label_column)
-        test = as_labelled(parts["test"], text_column=text_column, label_column=label_column)
+        train = as_labelled(parts["train"], **columns)
+        test = as_labelled(parts["test"], **columns)
         names = list(dict.fromkeys([*train.label_names, *test.label_names]))
         return DataSplits(_with_names(train, names, "train"), _with_names(test, names, "test"))
-    labelled = (
-        data
-        if isinstance(data, LabelledData)
-        else as_labelled(data, text_column=text_column, label_column=label_column)
-    )
+    labelled = data if isinstance(data, LabelledData) else as_labelled(data, **columns)
     return split_data(labelled, test_fraction=test_fraction, seed=seed)
 
 
-def as_labelled(data: Data, *, text_column: str = "text", label_column: str = "label") -> LabelledData:
-    """Labelled data from a DataFrame or a ``datasets.Dataset``."""
+def as_labelled(
+    data: Data, *, text_column: str = "text", label_column: str = "label", target_column: str | None = None
+) -> LabelledData:
+    """Labelled data from a DataFrame or a ``datasets.Dataset`` (free-text targets from ``target_column``)."""
     kind = _kind(data)
     if isinstance(data, LabelledData):
         return data
     if kind == "DataFrame":
-        rows = [_no_nan(r, (text_column, label_column)) for r in data.to_dict("records")]
+        rows = [_no_nan(r, (text_column, target_column or label_column)) for r in data.to_dict("records")]
     elif kind == "Dataset":
         rows = [dict(r) for r in data]
         names = getattr(data.features.get(label_column), "names", None)
-        if names:  # a class-label column: ints stand for these names
+        if names and target_column is None:  # a class-label column: ints stand for these names
             rows = [
                 {**r, label_column: _class_name(r.get(label_column), names, n, label_column)}
                 for n, r in enumerate(rows, 1)
@@ -87,7 +98,9 @@ def as_labelled(data: Data, *, text_column: str = "text", label_column: str = "l
             f"data of type {type(data).__name__} is not something probe reads; give a file path, a bundled set's "
             "name, a pandas DataFrame, a datasets Dataset or DatasetDict"
         )
-    return from_rows(rows, source=f"<{kind}>", text_column=text_column, label_column=label_column)
+    return from_rows(
+        rows, source=f"<{kind}>", text_column=text_column, label_column=label_column, target_column=target_column
+    )
 
 
 def _no_nan(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
@@ -133,4 +146,11 @@ def _kind(data: Data) -> str:
 
 
 def _with_names(data: LabelledData, names: list[str], split: str) -> LabelledData:
-    return LabelledData(data.texts, data.labels, names, source=f"{data.source}:{split}", sha256=data.sha256)
+    return LabelledData(
+        data.texts,
+        data.labels,
+        names,
+        source=f"{data.source}:{split}",
+        sha256=data.sha256,
+        target_texts=data.target_texts,
+    )

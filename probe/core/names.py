@@ -23,6 +23,13 @@ MEASURES: dict[str, str] = {
 }
 """Each measure and how the page and the reports label it."""
 
+CLASSIFICATION = "classification"
+"""The objective of classification over label words (records that name no objective measured it)."""
+TARGET_LIKELIHOOD = "target-likelihood"
+"""The free-text target objective: each example's mean log-likelihood of its target text under the prompt."""
+OBJECTIVES = (CLASSIFICATION, TARGET_LIKELIHOOD)
+"""The objectives a reading of what a prompt does is measured on; every such record names its own."""
+
 OLD_NAMES: dict[str, str] = {
     "accuracy": SOFT,
     "soft": SOFT,

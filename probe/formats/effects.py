@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probe.core.names import CLASSIFICATION
 from probe.core.results import Result
 from probe.formats.schema import FieldReader
 
@@ -26,6 +27,9 @@ class Effects(Result):
             those texts).
         texts: how many texts were read.
         min_count: input attribution: a word was occluded only where at least this many of the texts held it.
+        objective: what an effect moves (files without it: classification, the class probabilities). Under the
+            target objective the one "class" is each text's own target and an effect is a change in the target's
+            mean log-likelihood per token.
     """
 
     kind: str
@@ -33,6 +37,7 @@ class Effects(Result):
     table: pd.DataFrame
     texts: int
     min_count: int = field(default=1, metadata={"minimum": 1})
+    objective: str = CLASSIFICATION
 
     def top(self, label: str, k: int = 5) -> list[str]:
         """The ``k`` units that raise ``label`` most under the prompt, compared with zero-shot.
@@ -80,6 +85,7 @@ class Effects(Result):
 
     def to_dict(self) -> dict[str, Any]:
         out = {"kind": self.kind, "labels": self.labels, "texts": self.texts, "rows": self.table.to_dict("records")}
+        out |= {"objective": self.objective} if self.objective != CLASSIFICATION else {}
         return out | ({"min_count": self.min_count} if self.min_count > 1 else {})
 
     @classmethod

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from probe.core.names import CLASSIFICATION
 from probe.core.results import Result
 from probe.formats.effects import Effects
 from probe.formats.faithfulness_record import Faithfulness
@@ -38,7 +39,12 @@ VARIANTS = ("removed", "nearest", "mean")
 
 @dataclass(frozen=True)
 class PositionImportance:
-    """What happens to accuracy and loss when one position is taken out or read as a word."""
+    """What happens to accuracy and loss when one position is taken out or read as a word.
+
+    Under the target objective the accuracies are token accuracies (the share of target tokens that are the
+    next-token argmax) and the losses mean negative log-likelihoods of the targets. Each ``*_loss_rise`` is the
+    variant's mean loss minus the soft prompt's, with its paired interval (NaN in files from before it was kept).
+    """
 
     position: int
     nearest_token: str
@@ -55,6 +61,12 @@ class PositionImportance:
     mean_drop: float
     mean_drop_ci: tuple[float, float]
     rank: int
+    removed_loss_rise: float = math.nan
+    removed_loss_rise_ci: tuple[float, float] = (math.nan, math.nan)
+    nearest_loss_rise: float = math.nan
+    nearest_loss_rise_ci: tuple[float, float] = (math.nan, math.nan)
+    mean_loss_rise: float = math.nan
+    mean_loss_rise_ci: tuple[float, float] = (math.nan, math.nan)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready)."""
@@ -79,10 +91,14 @@ class ImportanceTable(Result):
     bootstrap: int
     task: str | None = None
     """The task the accuracies were measured under (the task form; None in files from before it was recorded)."""
+    objective: str = CLASSIFICATION
+    """What the accuracies and losses measure (:data:`probe.core.names.OBJECTIVES`; files without it: classification).
+    Under the target objective the ranking is by the loss's rise when the position is removed."""
 
     def headline(self) -> str:
         return (
-            f"{len(self.positions)} positions, soft {self.soft_accuracy:.3f} on {self.examples} rows, task {self.task}"
+            f"{len(self.positions)} positions, soft {self.soft_accuracy:.3f} (loss {self.soft_loss:.3f}) on "
+            f"{self.examples} rows, task {self.task}, objective {self.objective}"
         )
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -91,8 +107,9 @@ class ImportanceTable(Result):
         for p in self.positions:
             row = asdict(p)
             for name in VARIANTS:
-                low, high = row.pop(f"{name}_drop_ci")
-                row[f"{name}_drop_low"], row[f"{name}_drop_high"] = low, high
+                for part in ("drop", "loss_rise"):
+                    low, high = row.pop(f"{name}_{part}_ci")
+                    row[f"{name}_{part}_low"], row[f"{name}_{part}_high"] = low, high
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -112,6 +129,8 @@ class ImportanceTable(Result):
 
     def to_markdown(self) -> str:
         """A readable table, most important position first."""
+        if self.objective != CLASSIFICATION:
+            return self._loss_markdown()
         lines = [
             f"Soft prompt: accuracy {self.soft_accuracy:.3f}, loss {self.soft_loss:.3f} on {self.examples} examples. "
             "Drops are soft minus variant, with 95% paired bootstrap intervals over the examples.",
@@ -124,6 +143,25 @@ class ImportanceTable(Result):
                 f"| {p.rank} | {p.position} | {p.nearest_token} | {p.removed_accuracy:.3f} ({p.removed_drop:+.3f}) "
                 f"| {p.nearest_accuracy:.3f} ({p.nearest_drop:+.3f}) | {p.mean_accuracy:.3f} ({p.mean_drop:+.3f}) |"
             )
+        return "\n".join(lines)
+
+    def _loss_markdown(self) -> str:
+        """The table by loss (the target objective): each variant's loss and its rise with its interval."""
+        lines = [
+            f"Objective {self.objective}: soft prompt loss {self.soft_loss:.3f}, token accuracy "
+            f"{self.soft_accuracy:.3f} on {self.examples} examples. Rises are variant minus soft, with 95% paired "
+            "bootstrap intervals over the examples.",
+            "",
+            "| rank | pos | nearest token | removed: loss (rise) | nearest: loss (rise) | mean vocab: loss (rise) |",
+            "|---:|---:|---|---|---|---|",
+        ]
+        for p in sorted(self.positions, key=lambda x: x.rank):
+            cells = []
+            for v in VARIANTS:
+                low, high = getattr(p, f"{v}_loss_rise_ci")
+                rise = getattr(p, f"{v}_loss_rise")
+                cells.append(f"{getattr(p, f'{v}_loss'):.3f} ({rise:+.3f} [{low:+.3f}, {high:+.3f}])")
+            lines.append(f"| {p.rank} | {p.position} | {p.nearest_token} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
 
@@ -156,6 +194,11 @@ class ExplainRecord(Result):
         """The task every reading of the record was measured under."""
         return self.importance.task
 
+    @property
+    def objective(self) -> str:
+        """What every reading of what the prompt does measured (:data:`probe.core.names.OBJECTIVES`)."""
+        return self.importance.objective
+
     def headline(self) -> str:
         return (
             f"{self.source!r} step {self.step}, task {self.task}: soft {self.soft_accuracy:.3f}, hard prompt "
@@ -172,7 +215,7 @@ class ExplainRecord(Result):
         return "\n\n".join(
             [
                 f"# What the prompt does: {self.source}{step}",
-                f"Measured under the task it was trained on: {self.task}.",
+                f"Measured under the task it was trained on: {self.task} (objective {self.objective}).",
                 "## Which positions matter, and is each reading faithful?",
                 self.importance.to_markdown(),
                 "## The best real-token prompt",
@@ -217,6 +260,7 @@ class ExplainRecord(Result):
             "step": self.step,
             "model": self.model,
             "task": self.task,
+            "objective": self.objective,
             "test_examples": self.test_examples,
             "soft_accuracy": self.soft_accuracy,
             "discretised_accuracy": self.discretised_accuracy,
@@ -242,6 +286,7 @@ class ExplainRecord(Result):
             "step",
             "model",
             "task",
+            "objective",
             "test_examples",
             "soft_accuracy",
             "discretised_accuracy",

@@ -10,15 +10,17 @@ from typing import Any
 
 import pandas as pd
 
+from probe.core.names import CLASSIFICATION
 from probe.core.results import Result, shown
 from probe.formats.schema import FieldReader
 
-SCORES = ("accuracy", "agreement", "kl", "gain_retained")
+SCORES = ("accuracy", "agreement", "kl", "loss", "gain_retained")
 
 
 @dataclass(frozen=True, repr=False)
 class StandIn(Result):
-    """One stand-in's scores against the soft prompt, each with its 95% interval."""
+    """One stand-in's scores against the soft prompt, each with its 95% interval (``loss``: NaN in files from
+    before it was kept)."""
 
     name: str
     accuracy: float
@@ -29,11 +31,13 @@ class StandIn(Result):
     kl_ci: tuple[float, float]
     gain_retained: float
     gain_retained_ci: tuple[float, float]
+    loss: float = math.nan
+    loss_ci: tuple[float, float] = (math.nan, math.nan)
 
     def headline(self) -> str:
         return (
             f"{self.name}: accuracy {self.accuracy:.3f}, agreement {self.agreement:.2f}, "
-            f"gain {shown(self.gain_retained, '.2f')}"
+            f"gain {shown(self.gain_retained, '.2f')}, loss {shown(self.loss, '.3f')}"
         )
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -55,7 +59,12 @@ class StandIn(Result):
 
 @dataclass(frozen=True, repr=False)
 class Faithfulness(Result):
-    """The soft prompt's and the zero-shot accuracy, and every stand-in's scores, on the same test rows."""
+    """The soft prompt's and the zero-shot accuracy, and every stand-in's scores, on the same test rows.
+
+    ``objective`` says what they measure (files without it: classification). Under the target objective the
+    accuracies are token accuracies, agreement and KL are over the next-token distributions at the target's
+    tokens, and gain retained is the share of the loss's improvement over zero-shot that a stand-in keeps.
+    """
 
     soft_accuracy: float
     zero_shot_accuracy: float
@@ -64,11 +73,15 @@ class Faithfulness(Result):
     bootstrap: int
     task: str | None = None
     soft_ci: tuple[float, float] = field(default=(float("nan"), float("nan")))
+    objective: str = CLASSIFICATION
+    soft_loss: float = math.nan
+    zero_shot_loss: float = math.nan
 
     def headline(self) -> str:
         names = ", ".join(s.name for s in self.stand_ins)
         return (
-            f"soft {self.soft_accuracy:.3f}, zero-shot {self.zero_shot_accuracy:.3f}; {names} on {self.examples} rows"
+            f"soft {self.soft_accuracy:.3f}, zero-shot {self.zero_shot_accuracy:.3f}; {names} on {self.examples} rows, "
+            f"objective {self.objective}"
         )
 
     @classmethod
@@ -88,11 +101,19 @@ class Faithfulness(Result):
             f"Soft prompt {self.soft_accuracy:.3f}, zero-shot {self.zero_shot_accuracy:.3f} on {self.examples} test "
             f"examples (task {self.task}). Intervals: 95% paired bootstrap over the examples ({self.bootstrap})."
         )
+        if self.objective != CLASSIFICATION:
+            head = (
+                f"Objective {self.objective}: soft prompt loss {shown(self.soft_loss, '.3f')}, zero-shot "
+                f"{shown(self.zero_shot_loss, '.3f')} (token accuracy {self.soft_accuracy:.3f}, zero-shot "
+                f"{self.zero_shot_accuracy:.3f}) on {self.examples} test examples (task {self.task}). Agreement and KL "
+                "are per target token; gain retained is the share of the loss's improvement kept. Intervals: 95% "
+                f"paired bootstrap over the examples ({self.bootstrap})."
+            )
         lines = [
             head,
             "",
-            "| stand-in | accuracy | agreement | KL(soft ‖ it) | gain retained |",
-            "|---|---|---|---|---|",
+            "| stand-in | accuracy | agreement | KL(soft ‖ it) | loss | gain retained |",
+            "|---|---|---|---|---|---|",
         ]
         for s in self.stand_ins:
             cells = [

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.core.io import MAX_POSITIONS, atomic_write_json
-from probe.core.names import DISCRETISED, HARD_PROMPT, SOFT, ZERO_SHOT
+from probe.core.names import CLASSIFICATION, DISCRETISED, HARD_PROMPT, SOFT, ZERO_SHOT
 from probe.core.results import Result
 from probe.core.softprompt import SoftPrompt
 from probe.formats.files import Loader
@@ -71,6 +71,8 @@ class HardPrompt(Result):
     method: str = "pez"
     word_share: float = math.nan
     perplexity: float = math.nan
+    objective: str = CLASSIFICATION
+    """What its accuracies measure (files without it: classification; the target objective: token accuracy)."""
     format: int = HARD_PROMPT_FORMAT
 
     def headline(self) -> str:

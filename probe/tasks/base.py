@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,12 +17,17 @@ import torch
 import torch.nn.functional as F
 
 from probe.core.batching import plan_batches
+from probe.core.data import LabelledData
+from probe.core.names import CLASSIFICATION
 from probe.formats.files import PEFT_KINDS
 
 if TYPE_CHECKING:
     from peft import PeftModel
 
     from probe.core.models import LoadedModel
+
+Target = int | str
+"""What a task's loss takes per example: a class index (classification) or a target text (the target objective)."""
 
 PEFT_TASK_TYPES = {kind: task_type for task_type, kind in PEFT_KINDS.items()}
 """probe's model kinds as PEFT task types."""
@@ -72,7 +78,10 @@ PASS_OVERHEAD = 64
 
 @dataclass
 class Task(ABC):
-    """A classification task over ``label_names`` for one PEFT-wrapped model.
+    """A task for one PEFT-wrapped model: classification over ``label_names`` (this class and its subclasses in
+    :mod:`probe.tasks.kinds` and :mod:`probe.tasks.user`), or the free-text target objective
+    (:class:`probe.tasks.target.TargetTask`, :attr:`objective`). The readings of what a prompt does call
+    :meth:`outcome`, per example (correct, loss), which each objective gives.
 
     Texts are tokenised once per model (:meth:`LoadedModel.token_ids`); every pass runs on length-bucketed
     batches (:func:`probe.core.batching.plan_batches`), so no row is padded to a much longer one.
@@ -81,6 +90,8 @@ class Task(ABC):
 
     name: ClassVar[str] = "task"
     """The task form a reading under this task records (``cosine``, ``verbaliser``, ``generate``, ...)."""
+    objective: ClassVar[str] = CLASSIFICATION
+    """What the loss measures (:data:`probe.core.names.OBJECTIVES`); every reading records it."""
 
     model: LoadedModel
     peft_model: PeftModel
@@ -111,7 +122,9 @@ class Task(ABC):
         """Token ids of each text as the task feeds it (memoised on the model)."""
         return self.model.token_ids(texts, max_length=self.max_length)
 
-    def micro_batches(self, texts: list[str], targets: list[int]) -> list[tuple[float, list[list[int]], list[int]]]:
+    def micro_batches(
+        self, texts: list[str], targets: Sequence[Target]
+    ) -> list[tuple[float, list[list[int]], list[Target]]]:
         """The batch as length-bucketed micro-batches: (share of the batch, token ids, targets) each.
 
         The shares sum to 1, so the shares times the micro-batches' mean losses sum to the batch's mean loss.
@@ -122,12 +135,14 @@ class Task(ABC):
         )
         return [(len(rows) / len(ids), [ids[i] for i in rows], [targets[i] for i in rows]) for rows in plan.batches]
 
-    def micro_loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+    def micro_loss(self, ids: list[list[int]], targets: Sequence[Target]) -> torch.Tensor:
         """Mean loss of one micro-batch of token ids (scalar, differentiable in the prompt)."""
         return self._loss(ids, targets)
 
-    def loss(self, texts: list[str], targets: list[int]) -> torch.Tensor:
+    def loss(self, texts: list[str], targets: Sequence[Target]) -> torch.Tensor:
         """Mean training loss over the batch (scalar, differentiable in the prompt).
+
+        ``targets`` are class indices, or target texts under the target objective (``data.loss_targets``).
 
         The batch runs as length-bucketed micro-batches whose mean losses are recombined by their sizes, so
         the value (and its gradient) is the one of the whole batch at once.
@@ -166,6 +181,24 @@ class Task(ABC):
         """int [B]: predicted label index of each text (see :meth:`score_all`)."""
         return self.score_all(texts, prompt=prompt).argmax(axis=1)
 
+    def outcome(self, data: LabelledData, *, prompt: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(correct [N] in [0, 1], loss [N]) of every example: what every reading of what a prompt does measures.
+
+        For classification, whether the top label is the example's and its cross-entropy over the label scores
+        (:meth:`example_losses`); the target objective gives its own (:mod:`probe.tasks.target`).
+
+        Raises:
+            ValueError: data with free-text targets, which classification cannot read.
+        """
+        if data.target_texts is not None:
+            raise ValueError(
+                f"data '{data.source}' has free-text targets, but the task {self.name!r} classifies over labels; "
+                "read it under the target objective (--target-column, target_column=) on a causal or seq2seq model"
+            )
+        scores = self.score_all(data.texts, prompt=prompt)
+        correct = (scores.argmax(1) == np.asarray(data.targets)).astype(np.float64)
+        return correct, self.example_losses(scores, data.targets)
+
     def example_losses(self, scores: np.ndarray, targets: list[int]) -> np.ndarray:
         """float [B]: each example's cross-entropy over the label scores, as the training loss scales them."""
         logits = torch.from_numpy(scores) * self.logit_scale
@@ -190,7 +223,7 @@ class Task(ABC):
     def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
         """float [B, L] label scores for token-id rows, with or without the prompt."""
 
-    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+    def _loss(self, ids: list[list[int]], targets: Sequence[Target]) -> torch.Tensor:
         logits = self._scores(ids) / self.temperature
         return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
 

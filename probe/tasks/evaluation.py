@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +24,7 @@ import torch
 
 from probe.core.data import LabelledData
 from probe.core.io import cache_file
+from probe.core.names import CLASSIFICATION
 from probe.tasks.kinds import Task, prompt_parameter
 
 if TYPE_CHECKING:
@@ -49,6 +52,35 @@ def correct_bits(correct: np.ndarray) -> str:
 
 def discretised_accuracy(task: Task, index: VocabIndex, texts: list[str], targets: list[int]) -> float:
     """Accuracy with each position replaced by its nearest token's embedding; the prompt is restored after."""
+    with _nearest_tokens(task, index):
+        return accuracy(task, texts, targets)
+
+
+def figures(task: Task, data: LabelledData, *, prompt: bool = True) -> np.ndarray:
+    """float [N]: each example's correctness under the task's objective (:meth:`Task.outcome`): 0/1 for
+    classification, the share of target tokens that are the next-token argmax for the target objective."""
+    if task.objective == CLASSIFICATION and prompt:
+        return correctness(task, data.texts, data.targets).astype(np.float64)
+    return task.outcome(data, prompt=prompt)[0]
+
+
+def discretised_figure(task: Task, index: VocabIndex, data: LabelledData) -> float:
+    """:func:`discretised_accuracy` under any objective (the target objective: token accuracy)."""
+    with _nearest_tokens(task, index):
+        return float(figures(task, data).mean())
+
+
+def zero_shot_figure(task: Task, data: LabelledData) -> float:
+    """The frozen model's accuracy under any objective: classification's cached :func:`zero_shot_accuracy`, the
+    target objective's token accuracy."""
+    if task.objective == CLASSIFICATION:
+        return zero_shot_accuracy(task, data.texts, data.targets)
+    return float(figures(task, data, prompt=False).mean())
+
+
+@contextmanager
+def _nearest_tokens(task: Task, index: VocabIndex) -> Iterator[None]:
+    """The task's prompt with each position replaced by its nearest token's embedding, restored after."""
     weight = prompt_parameter(task.peft_model)
     saved = weight.detach().clone()
     _, ids = index.search(saved.float().cpu().numpy(), 1)
@@ -56,7 +88,7 @@ def discretised_accuracy(task: Task, index: VocabIndex, texts: list[str], target
     try:
         with torch.no_grad():
             weight.copy_(embeddings.to(weight.device, weight.dtype))
-        return accuracy(task, texts, targets)
+        yield
     finally:
         with torch.no_grad():
             weight.copy_(saved)

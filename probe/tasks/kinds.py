@@ -13,6 +13,7 @@ The PEFT model prepends the prompt exactly as it does for PEFT users, so a saved
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -23,6 +24,7 @@ from probe.tasks.base import (
     EVAL_MAX_TOKENS,
     PASS_OVERHEAD,
     TRAIN_MAX_TOKENS,
+    Target,
     Task,
     prompt_parameter,
     wrap_with_prompt,
@@ -123,11 +125,23 @@ class _GenerativeTask(Task):
 
     @abstractmethod
     def _label_ids(self, label: str) -> list[int]:
-        """The label's token ids as the model must produce them."""
+        """The label's (or a target text's) token ids as the model must produce them."""
 
     @abstractmethod
+    def _target_logprobs(self, ids: list[list[int]], targets: list[list[int]]) -> list[torch.Tensor]:
+        """Per row i, float [len(targets[i]), V]: the log-probabilities of the next token at each of the tokens
+        ``targets[i]`` produced after row i (the prompt's positions dropped); differentiable."""
+
     def _pairs(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
         """Sum log-likelihood of label ``targets[i]`` after row i (float [B]); differentiable."""
+        wanted = [self._label_ids(self.label_names[t]) for t in targets]
+        rows = self._target_logprobs(ids, wanted)
+        return torch.stack(
+            [
+                logp[torch.arange(len(w), device=logp.device), torch.tensor(w, device=logp.device)].sum()
+                for logp, w in zip(rows, wanted, strict=True)
+            ]
+        )
 
     def _rows_per_text(self) -> int:
         return len(self.label_names)
@@ -145,9 +159,10 @@ class _GenerativeTask(Task):
         with self.peft_model.disable_adapter():
             return self._pairs(flat_ids, flat_targets).view(n, labels)
 
-    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
-        lengths = torch.tensor([len(self._label_ids(self.label_names[t])) for t in targets], device=self.device)
-        return -(self._pairs(ids, targets) / lengths).mean()
+    def _loss(self, ids: list[list[int]], targets: Sequence[Target]) -> torch.Tensor:
+        classes = [int(t) for t in targets]
+        lengths = torch.tensor([len(self._label_ids(self.label_names[t])) for t in classes], device=self.device)
+        return -(self._pairs(ids, classes) / lengths).mean()
 
 
 class CausalTask(_GenerativeTask):
@@ -159,24 +174,20 @@ class CausalTask(_GenerativeTask):
             raise ValueError(f"label {label!r} tokenises to nothing; use a word the tokenizer knows")
         return ids
 
-    def _pairs(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+    def _target_logprobs(self, ids: list[list[int]], targets: list[list[int]]) -> list[torch.Tensor]:
         rows, spans = [], []
-        for text_ids, target in zip(ids, targets, strict=True):
-            label = self._label_ids(self.label_names[target])
+        for text_ids, label in zip(ids, targets, strict=True):
             text_ids = text_ids[: max(1, self.max_length - len(label))]  # room for the label within max_length
             spans.append((len(text_ids), len(label)))
             rows.append(text_ids + label)
         batch = self.pad(rows)
-        input_ids, width = batch["input_ids"], batch["input_ids"].shape[1]
+        width = batch["input_ids"].shape[1]
         logits = self._prompted()(**batch).logits
-        logits = logits[:, -width:].float()  # drop the prompt positions, whether or not PEFT prepended them
-        logp = logits.log_softmax(-1)
-        total = []
-        for i, (start, count) in enumerate(spans):
-            positions = torch.arange(start - 1, start - 1 + count, device=self.device)
-            wanted = input_ids[i, start : start + count]
-            total.append(logp[i, positions, wanted].sum())
-        return torch.stack(total)
+        logits = logits[:, -width:]  # drop the prompt positions, whether or not PEFT prepended them
+        # the token at position t is predicted at position t - 1; only those rows are normalised
+        return [
+            logits[i, start - 1 : start - 1 + count].float().log_softmax(-1) for i, (start, count) in enumerate(spans)
+        ]
 
 
 class Seq2SeqTask(_GenerativeTask):
@@ -188,19 +199,14 @@ class Seq2SeqTask(_GenerativeTask):
             raise ValueError(f"label {label!r} tokenises to nothing; use a word the tokenizer knows")
         return ids
 
-    def _pairs(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+    def _target_logprobs(self, ids: list[list[int]], targets: list[list[int]]) -> list[torch.Tensor]:
         batch = self.pad(ids)
-        labels = [self._label_ids(self.label_names[t]) for t in targets]
-        width = max(len(x) for x in labels)
-        target = torch.full((len(labels), width), -100, dtype=torch.long)
-        for i, x in enumerate(labels):
+        width = max(len(x) for x in targets)
+        target = torch.full((len(targets), width), -100, dtype=torch.long)
+        for i, x in enumerate(targets):
             target[i, : len(x)] = torch.tensor(x)
-        target = target.to(self.device)
-        logits = self._prompted()(**batch, labels=target).logits.float()
-        logp = logits.log_softmax(-1)
-        safe = target.clamp_min(0)
-        picked = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        return (picked * (target != -100)).sum(1)
+        logits = self._prompted()(**batch, labels=target.to(self.device)).logits
+        return [logits[i, : len(x)].float().log_softmax(-1) for i, x in enumerate(targets)]
 
 
 _TASKS: dict[str, type[EncoderTask | CausalTask | Seq2SeqTask]] = {

@@ -11,7 +11,7 @@ trained on:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from probe.tasks.base import Task
+from probe.tasks.base import Target, Task
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -47,7 +47,7 @@ class ClassifierHeadTask(Task):
             return self._prompted()(**batch).logits.float()
         return self.peft_model.base_model(**batch).logits.float()  # the head on the input alone: no prompt
 
-    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+    def _loss(self, ids: list[list[int]], targets: Sequence[Target]) -> torch.Tensor:
         logits = self._scores(ids)
         return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
 
@@ -77,7 +77,7 @@ class ScoringTask(Task):
             )
         return logits.float()
 
-    def _loss(self, ids: list[list[int]], targets: list[int]) -> torch.Tensor:
+    def _loss(self, ids: list[list[int]], targets: Sequence[Target]) -> torch.Tensor:
         logits = self._scores(ids)
         return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
 

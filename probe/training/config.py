@@ -68,6 +68,11 @@ class TrainConfig:
     init_text: str | None = _help(None, "the text of the 'text' init")
     text_column: str = _help("text", "column with the text in the data file (default text)")
     label_column: str = _help("label", "column with the label in the data file (default label)")
+    target_column: str | None = _help(
+        None,
+        "train on free-text targets: this column holds each text's target, and the prompt is trained to raise its "
+        "log-likelihood (causal and seq2seq models; the label column is not read)",
+    )
     temperature: float = _help(0.05, "softmax temperature of the encoder task's cosine logits (default 0.05)")
     max_length: int = _help(128, "longest input in tokens (default 128)")
     task: TaskForm = _help(
@@ -130,6 +135,7 @@ class TrainConfig:
                 f"data is a {type(self.data).__name__}; expected a file path, a bundled set's name, a pandas "
                 "DataFrame, a datasets Dataset or DatasetDict"
             )
+        _check_target(self)
         check_weight(self.faithfulness_weight, "faithfulness_weight", upper=1.0)
         check_weight(self.project_weight, "project_weight")
         if not (isinstance(self.project_temperature, int | float) and self.project_temperature > 0):
@@ -141,13 +147,17 @@ class TrainConfig:
         if self.init == InitMethod.TEXT.value and not (self.init_text or "").strip():
             raise ValueError("init 'text' needs init_text (--init-text)")
 
+    def columns(self) -> dict[str, Any]:
+        """The data's columns, as :func:`probe.core.frames.as_splits` takes them."""
+        return {"text_column": self.text_column, "label_column": self.label_column, "target_column": self.target_column}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the format version; data handed in memory is recorded as ``memory:<kind>:<sha>``."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if is_in_memory(self.data):
             from probe.core.frames import as_splits, describe
 
-            splits = as_splits(self.data, text_column=self.text_column, label_column=self.label_column, seed=self.seed)
+            splits = as_splits(self.data, seed=self.seed, **self.columns())
             fields["data"] = describe(self.data, splits)
         return {"format": CONFIG_FORMAT, **fields}
 
@@ -173,6 +183,15 @@ class TrainConfig:
         if unknown:
             warnings.warn(f"ignoring unknown TrainConfig keys {unknown}", UserWarning, stacklevel=2)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _check_target(config: TrainConfig) -> None:
+    """Refuse settings that need classes under free-text targets."""
+    if config.target_column is not None and config.init == InitMethod.CLASS_LABEL.value:
+        raise ValueError(
+            f"init 'class-label' starts from the label words, but --target-column {config.target_column!r} trains on "
+            "free-text targets, which have none; use --init sampled-vocab (the default) or --init text"
+        )
 
 
 def check_weight(weight: float, what: str, *, upper: float | None = None) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,16 @@ from probe.core.data import DataSplits
 from probe.core.frames import as_splits, describe
 from probe.core.io import expect
 from probe.core.models import LoadedModel, canonical_name, load_model
-from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
+from probe.core.names import CLASSIFICATION, DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.sampling import seeded_batches
 from probe.formats.discovery import load_run
 from probe.formats.manifest import DataRecord, Manifest
 from probe.formats.run import OPTIMIZER_STATE, SNAPSHOTS, Run
 from probe.formats.writer import RunWriter
-from probe.tasks.evaluation import correct_bits, correctness, discretised_accuracy, eval_subset, zero_shot_accuracy
+from probe.tasks.base import Target, Task
+from probe.tasks.evaluation import correct_bits, discretised_figure, eval_subset, figures, zero_shot_figure
 from probe.tasks.kinds import make_task, prompt_parameter, wrap_with_prompt
+from probe.tasks.target import make_target_task
 from probe.training.callbacks import RunFolder, StepRecord, TrainingCallback, read_optimizer_state
 from probe.training.config import Optimizer, TrainConfig
 from probe.training.readable import ReadableTerms
@@ -142,9 +144,7 @@ class Trainer:
 
         self.config, self.out, self.data_changed_ok, self.overwrite = config, Path(out), data_changed_ok, overwrite
         self.model = model or load_model(config.model)
-        self.splits = splits or as_splits(
-            config.data, text_column=config.text_column, label_column=config.label_column, seed=config.seed
-        )
+        self.splits = splits or as_splits(config.data, seed=config.seed, **config.columns())
         if config.test_size is not None and config.test_size < len(self.splits.test):
             self.splits = replace(self.splits, test=eval_subset(self.splits.test, config.test_size, config.seed))
         self.labels = self.splits.train.label_names
@@ -157,14 +157,7 @@ class Trainer:
             )
         self.start_step, vectors, init_record = starting_point(config, self.model, self.labels, self.out, resume)
         self.peft_model = wrap_with_prompt(self.model, vectors)
-        self.task = make_task(
-            self.model,
-            self.peft_model,
-            self.labels,
-            max_length=config.max_length,
-            temperature=config.temperature,
-            form=config.task,
-        )
+        self.task = self._make_task()
         self.weight = prompt_parameter(self.peft_model)
         optimizer = make_optimizer(config.optimizer, [self.weight], config.lr)
         # DDP / FSDP / DeepSpeed / mixed precision come from the user's Accelerate config, unchanged
@@ -188,6 +181,13 @@ class Trainer:
 
     # -- set up -------------------------------------------------------------------------------------
 
+    def _make_task(self) -> Task:
+        """The task the prompt is trained on: classification over the labels, or the free-text targets'."""
+        c, model, peft = self.config, self.model, self.peft_model
+        if c.target_column is not None:
+            return make_target_task(model, peft, max_length=c.max_length)
+        return make_task(model, peft, self.labels, max_length=c.max_length, temperature=c.temperature, form=c.task)
+
     def _open_writer(self, init_record: dict[str, Any], resume: bool, force: bool) -> RunWriter:
         """The run folder's writer. On resume the manifest keeps every field the trainer does not own (the
         zero-shot figure, the creation time, what a user added)."""
@@ -196,7 +196,7 @@ class Trainer:
             model=canonical_name(self.model.name),
             fingerprint=self.model.fingerprint,
             kind=self.model.kind,
-            task=f"{self.model.kind}-classification",
+            task=f"{self.model.kind}-{'classification' if self.task.objective == CLASSIFICATION else 'target'}",
             task_form=config.task if self.model.kind == "encoder" else "generate",
             labels=self.labels,
             init=config.init,
@@ -260,7 +260,7 @@ class Trainer:
         bar = _progress(config.steps, self.start_step, enabled=progress and self.folder is not None, desc=config.init)
         last: dict[str, float] = {}
         step = self.start_step
-        texts, targets = self.splits.train.texts, self.splits.train.targets
+        texts, targets = self.splits.train.texts, self.splits.train.loss_targets
         try:
             for step, rows in seeded_batches(len(texts), config.batch_size, config.seed, start=self.start_step + 1):
                 if step > config.steps:
@@ -296,10 +296,10 @@ class Trainer:
             self.snapshot(0)
         if not any(r.get("kind") == "eval" and r.get("step") == 0 for r in written.records()):
             test = self.splits.test
-            self._emit("on_begin", {ZERO_SHOT: zero_shot_accuracy(self.task, test.texts, test.targets)})
+            self._emit("on_begin", {ZERO_SHOT: zero_shot_figure(self.task, test)})
             self.evaluate(0)
 
-    def step(self, step: int, texts: list[str], targets: list[int]) -> StepRecord:
+    def step(self, step: int, texts: list[str], targets: Sequence[Target]) -> StepRecord:
         """One optimisation step on this rank's share of the global batch; rank 0 logs it."""
         began = time.perf_counter()
         # the frozen model stays in eval mode (no dropout): only the prompt changes
@@ -340,14 +340,15 @@ class Trainer:
         if self.folder is None:
             return {}
         data = self.splits.test if final else self.during
-        correct = correctness(self.task, data.texts, data.targets)
+        correct = figures(self.task, data)  # the target objective: token accuracy per example
         result = {SOFT: float(correct.mean())}
         if final or self.config.eval_discrete:
-            result[DISCRETISED] = discretised_accuracy(self.task, self.index, data.texts, data.targets)
+            result[DISCRETISED] = discretised_figure(self.task, self.index, data)
         on = "full" if len(data) == len(self.splits.test) else "subset"
         # the full split's per-example correctness goes into the log (for example-level bootstrap intervals);
         # the returned figures, which become the manifest's "final", stay numbers
-        logged: dict[str, Any] = {**result, "correct": correct_bits(correct)} if on == "full" else result
+        bits = on == "full" and self.task.objective == CLASSIFICATION  # 0/1 per example: classification only
+        logged: dict[str, Any] = {**result, "correct": correct_bits(correct)} if bits else result
         self._emit("on_evaluate", step, logged, on=on, rows=len(data))
         return result
 

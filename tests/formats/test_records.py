@@ -39,12 +39,13 @@ def _position(i: int = 0) -> PositionImportance:
     values: dict[str, Any] = {"position": i, "nearest_token": "joy", "rank": i + 1}
     for v in ("removed", "nearest", "mean"):
         values |= {f"{v}_accuracy": 0.5, f"{v}_loss": 1.25, f"{v}_drop": 0.125, f"{v}_drop_ci": (0.0, 0.25)}
+        values |= {f"{v}_loss_rise": 0.25, f"{v}_loss_rise_ci": (0.125, 0.375)}
     return PositionImportance(**values)
 
 
 def _stand_in() -> StandIn:
     scores: dict[str, Any] = {"name": "discretised"}
-    for s in ("accuracy", "agreement", "kl", "gain_retained"):
+    for s in ("accuracy", "agreement", "kl", "gain_retained", "loss"):
         scores |= {s: 0.5, f"{s}_ci": (0.25, 0.75)}
     scores["gain_retained_ci"] = (NAN, 0.75)  # an undefined bound, written as null
     return StandIn(**scores)
@@ -55,12 +56,14 @@ def _hard() -> HardPrompt:
         model="default", token_ids=[5, 7], tokens=["a", "b"], text="a b", hard_prompt_accuracy=0.5,
         soft_accuracy=0.75, discretised_accuracy=0.5, zero_shot_accuracy=0.25, holdout_accuracy=0.5,
         start_holdout_accuracy=0.25, changed_positions=1, steps=10, best_step=5, seed=0, task="cosine",
-        method="search", word_share=0.5, perplexity=12.5,
+        method="search", word_share=0.5, perplexity=12.5, objective="target-likelihood",
     )  # fmt: skip
 
 
 def _importance() -> ImportanceTable:
-    return ImportanceTable(0.75, 0.5, 64, [_position(0), _position(1)], 100, task="cosine")
+    return ImportanceTable(
+        0.75, 0.5, 64, [_position(0), _position(1)], 100, task="target", objective="target-likelihood"
+    )
 
 
 def _lens() -> LayerLens:
@@ -76,7 +79,9 @@ def _effects() -> Effects:
 
 
 def _faith() -> Faithfulness:
-    return Faithfulness(0.75, 0.5, 64, [_stand_in()], 100, task="cosine", soft_ci=(0.5, 1.0))
+    return Faithfulness(
+        0.75, 0.5, 64, [_stand_in()], 100, task="cosine", soft_ci=(0.5, 1.0), soft_loss=0.5, zero_shot_loss=1.5
+    )
 
 
 def _finding() -> Finding:
@@ -107,10 +112,16 @@ MANIFEST = {"format": 1, "model": "default", "init": "class-label", "length": 2,
 
 CASES: dict[type, Case] = {
     PositionImportance: Case(
-        _position, {"position": 3}, lambda r: r.position == 3 and math.isnan(r.removed_drop), ("position", -1)
+        _position,
+        {"position": 3},
+        lambda r: r.position == 3 and math.isnan(r.removed_drop) and math.isnan(r.removed_loss_rise_ci[0]),
+        ("position", -1),
     ),
     ImportanceTable: Case(
-        _importance, {"positions": [{"position": 0}]}, lambda r: r.task is None and r.examples == 0, ("examples", "x")
+        _importance,
+        {"positions": [{"position": 0}]},
+        lambda r: r.task is None and r.examples == 0 and r.objective == "classification",
+        ("examples", "x"),
     ),
     LensRow: Case(
         lambda: LensRow(1, 2, "joy", 0.5),
@@ -128,7 +139,13 @@ CASES: dict[type, Case] = {
     Faithfulness: Case(
         _faith,
         {"soft_accuracy": 0.75, "zero_shot_accuracy": None, "examples": 64, "stand_ins": [], "bootstrap": 10},
-        lambda r: r.task is None and math.isnan(r.soft_ci[0]) and math.isnan(r.zero_shot_accuracy),
+        lambda r: (
+            r.task is None
+            and math.isnan(r.soft_ci[0])
+            and math.isnan(r.zero_shot_accuracy)
+            and r.objective == "classification"
+            and math.isnan(r.soft_loss)
+        ),
         ("examples", "64"),
     ),
     Effects: Case(
@@ -144,6 +161,7 @@ CASES: dict[type, Case] = {
             r.hard_prompt_accuracy == 0.625
             and r.tokens == ["1", "2"]
             and r.task is None
+            and r.objective == "classification"
             and r.method == "pez"
             and math.isnan(r.word_share)
             and math.isnan(r.perplexity)

@@ -1,6 +1,10 @@
 """Position importance, by ablation: what accuracy and loss do when each position is removed, read as its
 nearest token, or replaced by the mean vocabulary embedding (a neutral control), with paired bootstrap
 intervals over the evaluation examples (:func:`probe.core.stats.paired_interval`).
+
+It reads any objective through :meth:`Readout.outcome` (per example: correct, loss). Classification ranks the
+positions by the accuracy drop; the target objective (token accuracy, mean negative log-likelihood of the target)
+by the loss's rise.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from probe.core.data import LabelledData
+from probe.core.names import CLASSIFICATION
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.stats import example_draws, paired_interval
 from probe.formats.explain_record import ImportanceTable, PositionImportance
@@ -59,10 +64,19 @@ def importance(
             values[f"{name}_loss"] = float(loss.mean())
             values[f"{name}_drop"] = float(soft_correct.mean() - correct.mean())
             values[f"{name}_drop_ci"] = paired_interval(soft_correct, correct, draws)
-            values[f"_{name}_loss_rise"] = float(loss.mean() - soft_loss.mean())
+            values[f"{name}_loss_rise"] = float(loss.mean() - soft_loss.mean())
+            values[f"{name}_loss_rise_ci"] = paired_interval(loss, soft_loss, draws)
         rows.append((i, values))
     bar.close()
-    order = sorted(range(p), key=lambda i: (-rows[i][1]["removed_drop"], -rows[i][1]["_removed_loss_rise"]))
+    by_accuracy = readout.objective == CLASSIFICATION
+    order = sorted(
+        range(p),
+        key=lambda i: (
+            (-rows[i][1]["removed_drop"], -rows[i][1]["removed_loss_rise"])
+            if by_accuracy
+            else (-rows[i][1]["removed_loss_rise"], -rows[i][1]["removed_drop"])
+        ),
+    )
     rank = {i: r + 1 for r, i in enumerate(order)}
     display = readout.model.vocabulary.display
     positions = [
@@ -70,7 +84,7 @@ def importance(
             position=i,
             nearest_token=display[int(nearest[i])],
             rank=rank[i],
-            **{k: v for k, v in values.items() if not k.startswith("_")},
+            **values,
         )
         for i, values in rows
     ]
@@ -81,11 +95,9 @@ def importance(
         positions=positions,
         bootstrap=bootstrap,
         task=readout.task_name,
+        objective=readout.objective,
     )
 
 
 def _no_prompt_outcome(readout: Readout, data: LabelledData) -> tuple[np.ndarray, np.ndarray]:
-    task = readout.task(1)
-    scores = task.score_all(data.texts, prompt=False)
-    correct = (scores.argmax(1) == np.asarray(data.targets)).astype(np.float64)
-    return correct, task.example_losses(scores, data.targets)
+    return readout.task(1).outcome(data, prompt=False)

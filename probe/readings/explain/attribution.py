@@ -16,6 +16,11 @@ one, each word's or token's effect on the class probabilities under the prompt m
 
 The frozen model's side of both depends only on the model, the task and the texts, so it is cached (probe's
 cache): a second prompt read on the same texts costs only its own passes.
+
+Under the free-text target objective, input attribution reads each text's own target instead of the classes: a
+word's effect is log p(target | text) - log p(target | text without the word), each the mean over the target's
+tokens (the negated loss of :meth:`Task.outcome`), under the prompt minus on the frozen model; the table's one
+label is :data:`probe.core.data.TARGET_CLASS`. Its frozen side is not cached. The trigger scan needs classes.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probe.core.data import TARGET_CLASS, LabelledData
 from probe.core.io import cache_file
+from probe.core.names import CLASSIFICATION
 from probe.core.softprompt import as_prompt
 from probe.core.tokens import text_list
 from probe.formats.effects import Effects
@@ -46,7 +53,7 @@ def _probabilities(readout: Readout, texts: list[str], vectors: np.ndarray | Non
     length = 1 if vectors is None else vectors.shape[0]
     task = readout.task(length)
     if vectors is not None:
-        readout.scores(vectors, readout.splits.test.subset([0]))  # sets the prompt (and checks its dimension)
+        readout.set_prompt(vectors)  # sets the prompt (and checks its dimension)
     chunk, out = 4096, []
     bar = progress_bar(len(texts), progress or "", progress is not None)
     for start in range(0, len(texts), chunk):
@@ -186,6 +193,8 @@ def input_attribution(
             f"{least} of them); give more texts with content words, or min_count=1"
         )
     owner_rows = np.asarray(owner)
+    if readout.objective != CLASSIFICATION:
+        return _target_attribution(readout, vectors, texts, units, variants, owner_rows, least)
     shown = "attribution" if progress else None
     full_p = _probabilities(readout, texts, vectors, shown)
     var_p = _probabilities(readout, variants, vectors, shown)
@@ -212,6 +221,45 @@ def rows_scored(readout: Readout, attribution_texts: int = 0, trigger_tokens: in
     if trigger_tokens:
         rows += 2 * trigger_tokens * len(scan_texts(readout))
     return rows
+
+
+def _target_attribution(
+    readout: Readout,
+    vectors: np.ndarray,
+    texts: list[str],
+    units: list[str],
+    variants: list[str],
+    owner: np.ndarray,
+    least: int,
+) -> Effects:
+    """:func:`input_attribution` under the target objective (see the module docstring): the first texts of the test
+    split, each read against its own target."""
+    test = readout.splits.test
+    if test.target_texts is None or texts != test.texts[: len(texts)]:
+        raise ValueError(
+            "input attribution under the target objective reads each text against its own target; leave texts= "
+            "out (the test split's first texts are read, with their targets)"
+        )
+    goals = test.target_texts[: len(texts)]
+
+    def likelihood(rows: list[str], targets: list[str], prompt: bool) -> np.ndarray:
+        data = LabelledData(rows, [TARGET_CLASS] * len(rows), [TARGET_CLASS], target_texts=targets)
+        task = readout.set_prompt(vectors) if prompt else readout.task(1)
+        return -task.outcome(data, prompt=prompt)[1]
+
+    kept = [i for i, v in enumerate(variants) if v.strip()]  # a text that was one word leaves nothing to read
+    units, variants, owner = [units[i] for i in kept], [variants[i] for i in kept], owner[kept]
+    aims = [goals[i] for i in owner]
+    effects = [likelihood(texts, goals, on)[owner] - likelihood(variants, aims, on) for on in (True, False)]
+    table = _aggregate([TARGET_CLASS], units, effects[0][:, None], effects[1][:, None], len(texts))
+    return Effects(
+        kind="attribution",
+        labels=[TARGET_CLASS],
+        table=table,
+        texts=len(texts),
+        min_count=least,
+        objective=readout.objective,
+    )
 
 
 def scan_texts(readout: Readout, count: int = 2, words: int = 8) -> list[str]:
@@ -272,10 +320,15 @@ def trigger_scan(
         progress: show progress bars.
 
     Raises:
-        ValueError: a non-positive number of tokens.
+        ValueError: a non-positive number of tokens; an objective without classes.
     """
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
         raise ValueError(f"tokens is {tokens!r}; expected a positive number of tokens to scan")
+    if readout.objective != CLASSIFICATION:
+        raise ValueError(
+            f"trigger_tokens is {tokens}, but the trigger scan reads effects per class, which the objective "
+            f"{readout.objective!r} does not have yet; leave it at 0 (--triggers 0)"
+        )
     include = text_list(include, "include")
     given = text_list(texts, "texts") if texts is not None else None
     vectors = as_prompt(prompt).vectors

@@ -10,6 +10,12 @@ prompt on the same test rows, under the same task:
 
 Every score comes with a paired percentile-bootstrap interval over the examples (one resample shared by all
 stand-ins and by the soft prompt, :func:`probe.core.stats.example_draws`).
+
+Under the target objective (free-text targets, :mod:`probe.tasks.target`) the same scores are read per target
+token: accuracy is token accuracy; agreement the share of target tokens where the stand-in's next-token argmax is
+the soft prompt's; KL(soft ‖ stand-in) of the next-token distributions, mean over the target's tokens; the loss is
+the mean negative log-likelihood of the target; gain retained is (zero-shot loss - loss) / (zero-shot loss - soft
+loss). The distributions are compared a slice of examples at a time, so memory stays bounded by the slice.
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
+from probe.core.data import LabelledData
+from probe.core.names import CLASSIFICATION
 from probe.core.softprompt import as_prompt
 from probe.core.stats import example_draws, gains_retained, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
 from probe.readings.explain.readout import Readout
 from probe.tasks.evaluation import zero_shot_predictions
+from probe.tasks.target import TargetTask
 
 
 def _softmax(scores: np.ndarray, scale: float) -> np.ndarray:
@@ -55,6 +65,8 @@ def score_stand_ins(
     """
     vectors = as_prompt(prompt).vectors
     test = readout.splits.test
+    if readout.objective != CLASSIFICATION:
+        return _target_stand_ins(vectors, readout, stand_ins or {}, bootstrap, seed, per_example)
     targets = np.asarray(test.targets)
     scale = readout.task(vectors.shape[0]).logit_scale
     soft = readout.scores(vectors, test)
@@ -64,6 +76,7 @@ def score_stand_ins(
     draws = example_draws(len(test), n=bootstrap, seed=seed, stream=2)
     soft_p = _softmax(soft, scale)
     soft_right = (soft.argmax(1) == targets).astype(float)
+    soft_loss = readout.task(vectors.shape[0]).example_losses(soft, test.targets)
     zero_right = zero.astype(float)
     rows = []
     if per_example is not None:
@@ -72,6 +85,7 @@ def score_stand_ins(
         scores = readout.scores(rows_vectors, test)
         p = _softmax(scores, scale)
         right = (scores.argmax(1) == targets).astype(float)
+        loss = readout.task(rows_vectors.shape[0]).example_losses(scores, test.targets)
         agree = (scores.argmax(1) == soft.argmax(1)).astype(float)
         if per_example is not None:
             per_example[name] = right
@@ -93,6 +107,8 @@ def score_stand_ins(
                 kl_ci=percentile_interval(kl[draws].mean(1)),
                 gain_retained=float(gain(whole)),
                 gain_retained_ci=percentile_interval(gain(draws)),
+                loss=float(loss.mean()),
+                loss_ci=percentile_interval(loss[draws].mean(1)),
             )
         )
     return Faithfulness(
@@ -103,4 +119,101 @@ def score_stand_ins(
         bootstrap=bootstrap,
         task=readout.task_name,
         soft_ci=percentile_interval(soft_right[draws].mean(1)),
+        soft_loss=float(soft_loss.mean()),
     )
+
+
+SLICE = 32
+"""Examples whose next-token distributions are held at once when a stand-in is compared with the soft prompt."""
+
+
+def _target_stand_ins(
+    vectors: np.ndarray,
+    readout: Readout,
+    stand_ins: dict[str, np.ndarray],
+    bootstrap: int,
+    seed: int,
+    per_example: dict[str, np.ndarray] | None,
+) -> Faithfulness:
+    """:func:`score_stand_ins` under the target objective (see the module docstring)."""
+    test = readout.splits.test
+    nearest = readout.model.embeddings_numpy()[readout.nearest_ids(vectors)]
+    (soft_right, soft_loss), others = _compare(readout, vectors, {"discretised": nearest, **stand_ins}, test)
+    zero_right, zero_loss = readout.task(1).outcome(test, prompt=False)
+    draws = example_draws(len(test), n=bootstrap, seed=seed, stream=2)
+    if per_example is not None:
+        per_example |= {"soft": soft_right, "zero-shot": zero_right}
+    rows = []
+    for name, (right, loss, agree, kl) in others.items():
+        if per_example is not None:
+            per_example[name] = right
+
+        def gain(idx: Any, loss: np.ndarray = loss) -> np.ndarray:
+            # the share of the loss's improvement over zero-shot kept: gain retained on the negated losses
+            return gains_retained(-soft_loss[idx].mean(-1), -loss[idx].mean(-1), -zero_loss[idx].mean(-1))
+
+        rows.append(
+            StandIn(
+                name=name,
+                accuracy=float(right.mean()),
+                accuracy_ci=percentile_interval(right[draws].mean(1)),
+                agreement=float(agree.mean()),
+                agreement_ci=percentile_interval(agree[draws].mean(1)),
+                kl=float(kl.mean()),
+                kl_ci=percentile_interval(kl[draws].mean(1)),
+                gain_retained=float(gain(np.arange(len(test)))),
+                gain_retained_ci=percentile_interval(gain(draws)),
+                loss=float(loss.mean()),
+                loss_ci=percentile_interval(loss[draws].mean(1)),
+            )
+        )
+    return Faithfulness(
+        soft_accuracy=float(soft_right.mean()),
+        zero_shot_accuracy=float(zero_right.mean()),
+        examples=len(test),
+        stand_ins=rows,
+        bootstrap=bootstrap,
+        task=readout.task_name,
+        soft_ci=percentile_interval(soft_right[draws].mean(1)),
+        objective=readout.objective,
+        soft_loss=float(soft_loss.mean()),
+        zero_shot_loss=float(zero_loss.mean()),
+    )
+
+
+def _compare(
+    readout: Readout, soft: np.ndarray, others: dict[str, np.ndarray], data: LabelledData
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The soft prompt's per-example (token accuracy, loss), float [2, N], and each stand-in's (token accuracy,
+    loss, argmax agreement with the soft prompt, KL(soft ‖ it)), float [4, N], each a mean over the target's tokens.
+    One pass of the soft prompt and one of each stand-in, :data:`SLICE` examples' distributions at a time."""
+    mine, out = np.zeros((2, len(data))), {name: np.zeros((4, len(data))) for name in others}
+    for begin in range(0, len(data), SLICE):
+        rows = list(range(begin, min(begin + SLICE, len(data))))
+        part = data.subset(rows)
+        soft_logp = {}
+        for i, logp, wanted in _target_task(readout, soft).passes(part):
+            soft_logp[i] = logp.clone()
+            mine[:, rows[i]] = _token_figures(logp, wanted)
+        for name, vectors in others.items():
+            for i, logp, wanted in _target_task(readout, vectors).passes(part):
+                ref = soft_logp[i]
+                out[name][:, rows[i]] = [
+                    *_token_figures(logp, wanted),
+                    float((logp.argmax(-1) == ref.argmax(-1)).double().mean()),
+                    float((ref.exp() * (ref - logp)).sum(-1).double().mean()),
+                ]
+    return mine, out
+
+
+def _token_figures(logp: torch.Tensor, wanted: list[int]) -> tuple[float, float]:
+    """(token accuracy, mean negative log-likelihood) of the wanted tokens under ``logp`` [T, V]."""
+    w = torch.tensor(wanted, device=logp.device)
+    steps = torch.arange(len(wanted), device=logp.device)
+    return float((logp.argmax(-1) == w).double().mean()), float(-logp[steps, w].double().mean())
+
+
+def _target_task(readout: Readout, vectors: np.ndarray) -> TargetTask:
+    task = readout.set_prompt(vectors)
+    assert isinstance(task, TargetTask), type(task)  # the readout's objective chose it
+    return task

@@ -32,6 +32,7 @@ import torch
 from probe.core.data import LabelledData
 from probe.core.io import CacheEntry, cache_file
 from probe.core.models import canonical_name
+from probe.core.names import CLASSIFICATION
 from probe.core.sampling import seeded_batches
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.hard_prompt import HardPrompt
@@ -113,8 +114,7 @@ def harden(
         raise ValueError(f"steps {steps}, eval_every {eval_every} and batch_size {batch_size} must be positive")
     if not 0 < holdout < 1:
         raise ValueError(f"holdout is {holdout}; expected a share between 0 and 1")
-    if method not in METHODS:
-        raise ValueError(f"method is {method!r}; expected one of {', '.join(METHODS)}")
+    _check_method(method, readout)
     vectors = as_prompt(prompt).vectors
     start_ids = start_tokens(readout, vectors, length, start)
     train, held = _holdout(readout.splits.train, holdout, seed)
@@ -156,7 +156,8 @@ def _pez(
     for step, rows in seeded_batches(len(train), batch_size, seed, start=pez.first):
         if step > steps:
             break
-        _projected_step(readout, task, pez, [train.texts[i] for i in rows], [train.targets[i] for i in rows])
+        goals = train.loss_targets
+        _projected_step(readout, task, pez, [train.texts[i] for i in rows], [goals[i] for i in rows])
         bar.update(1)
         if step % eval_every == 0 or step == steps:
             ids = readout.nearest_ids(pez.continuous.detach().numpy())
@@ -272,9 +273,20 @@ def _result(
         seed=seed,
         task=readout.task_name,
         method=method,
+        objective=readout.objective,
         word_share=word_share(readout.model, best),
         perplexity=prompt_perplexity(readout.model, best),
     )
+
+
+def _check_method(method: str, readout: Readout) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method is {method!r}; expected one of {', '.join(METHODS)}")
+    if method == "search" and readout.objective != CLASSIFICATION:
+        raise ValueError(
+            f"method 'search' matches the soft prompt's label distributions, which the objective "
+            f"{readout.objective!r} does not have; use method 'pez' (probe harden --method pez): it minimises the loss"
+        )
 
 
 def _accuracy(readout: Readout, vectors: np.ndarray, data: LabelledData) -> float:
@@ -333,8 +345,7 @@ def estimate_seconds(
     """
     import time
 
-    if method not in METHODS:
-        raise ValueError(f"method is {method!r}; expected one of {', '.join(METHODS)}")
+    _check_method(method, readout)
     vectors = as_prompt(prompt).vectors
     ids = start_tokens(readout, vectors, length, None)
     train = readout.splits.train
@@ -347,11 +358,11 @@ def estimate_seconds(
         )  # fmt: skip
     task, embeddings = readout.task(len(ids)), readout.model.embeddings_numpy()
     rows = train.subset(list(range(min(32, len(train)))))
-    readout.scores(embeddings[ids], rows)  # warm
+    readout.outcome(embeddings[ids], rows)  # warm
     began = time.perf_counter()
-    readout.scores(embeddings[ids], rows)
+    readout.outcome(embeddings[ids], rows)
     per_row = (time.perf_counter() - began) / len(rows)
     began = time.perf_counter()
-    task.loss(train.texts[:batch_size], train.targets[:batch_size]).backward()
+    task.loss(train.texts[:batch_size], train.loss_targets[:batch_size]).backward()
     step = time.perf_counter() - began
     return steps * step + per_row * ((steps // eval_every + 2) * held + 4 * len(readout.splits.test))

@@ -210,7 +210,7 @@ def lens_neighbours(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(token ids, cosines), each [layers, p, k]: every position's ``k`` nearest contextual tokens at every layer."""
     vectors = as_prompt(prompt).vectors
-    readout.scores(vectors, readout.splits.test.subset([0]))  # sets the prompt (and checks its dimension)
+    readout.set_prompt(vectors)  # sets the prompt (and checks its dimension)
     task = readout.task(vectors.shape[0])
     per_layer, _ = _prompt_states(task, readout.model, readout.splits.test.texts[:texts], vectors.shape[0])
     layers = min(per_layer.shape[0], vocabulary.layers)
@@ -250,7 +250,7 @@ def layer_lens(
         raise ValueError(f"texts is {texts}; expected a positive number of test texts to average over")
     model = readout.model
     vectors = as_prompt(prompt).vectors
-    readout.scores(vectors, readout.splits.test.subset([0]))  # sets the prompt (and checks its dimension)
+    readout.set_prompt(vectors)  # sets the prompt (and checks its dimension)
     tokens = top_n if top_n is not None else tokens
     vocab = vocabulary or contextual_vocabulary(model, readout.index, top_n=tokens, progress=progress)
     task = readout.task(vectors.shape[0])

@@ -24,6 +24,7 @@ from probe.core.data import DataSplits, LabelledData
 from probe.core.frames import Data, as_splits
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
+from probe.core.names import CLASSIFICATION, TARGET_LIKELIHOOD
 from probe.core.softprompt import SoftPrompt, check_vectors
 from probe.core.tokens import text_list
 from probe.formats.files import PEFT_FORMS
@@ -31,6 +32,7 @@ from probe.formats.run import Run
 from probe.tasks.evaluation import eval_subset, zero_shot_accuracy
 from probe.tasks.forms import READING_FORMS
 from probe.tasks.kinds import Task, make_task, prompt_parameter, wrap_with_prompt
+from probe.tasks.target import make_target_task
 from probe.tasks.user import ClassifierHead, ClassifierHeadTask, Score, ScoringTask, wrap_head_with_prompt
 
 logger = logging.getLogger(__name__)
@@ -59,7 +61,9 @@ class Readout:
         model: the model the prompt belongs to.
         index: its vocabulary index.
         labels: the class labels.
-        splits: train and test data (accuracies are on the test split).
+        splits: train and test data (accuracies are on the test split). Data with free-text targets
+            (``target_texts``) is read under the target objective (:mod:`probe.tasks.target`), any other as
+            classification: :attr:`objective`.
         max_length / temperature: the task's settings, as in training.
         form: the task form (:data:`READING_FORMS`): the one the prompt was trained under.
         score: the caller's scoring function (form "custom").
@@ -93,6 +97,12 @@ class Readout:
         if self.form not in READING_FORMS:
             raise ValueError(f"task form {self.form!r} is not known; expected one of {', '.join(READING_FORMS)}")
         generative = self.model.kind in ("causal", "seq2seq")
+        if self.objective == TARGET_LIKELIHOOD and not generative:
+            raise ValueError(
+                f"free-text targets need a model that generates text; {self.model.name} is a model of kind "
+                f"'{self.model.kind}', which generates none. Use a causal or seq2seq model, or read this data as "
+                "classification (--label-column instead of --target-column)"
+            )
         if self.form == "generate" and not generative:
             raise ValueError(f"task form 'generate' is for causal and seq2seq models; {self.model.name} is an encoder")
         if generative and self.form in ("cosine", "verbaliser"):
@@ -110,8 +120,16 @@ class Readout:
         )
 
     @property
+    def objective(self) -> str:
+        """What every reading of this readout measures (:data:`probe.core.names.OBJECTIVES`): the target objective
+        when the data has free-text targets, else classification."""
+        return CLASSIFICATION if self.splits.test.target_texts is None else TARGET_LIKELIHOOD
+
+    @property
     def task_name(self) -> str:
         """The task every result of this readout is measured under (its form; a custom one by its function)."""
+        if self.objective == TARGET_LIKELIHOOD and self.form == "generate":
+            return "target"
         if self.form == "custom":
             fn = self.score or self.task_class
             return f"custom:{getattr(fn, '__qualname__', type(fn).__name__)}"
@@ -157,6 +175,7 @@ class Readout:
         columns = {
             "text_column": config.get("text_column", "text"),
             "label_column": config.get("label_column", "label"),
+            "target_column": config.get("target_column"),
         }
         splits = as_splits(data if data is not None else config["data"], seed=seed, **columns)
         if run.manifest.data is not None:
@@ -221,16 +240,19 @@ class Readout:
         text_column: str = "text",
         label_column: str = "label",
         test_size: int | None = None,
+        target_column: str | None = None,
     ) -> Readout:
         """A readout for a prompt of ``model`` on labelled data (a file, a DataFrame, a ``datasets`` Dataset or
-        DatasetDict), under the task given: a ``form``, the caller's ``score`` function, or a ``task`` class.
+        DatasetDict), under the task given: a ``form``, the caller's ``score`` function, or a ``task`` class; or,
+        with ``target_column``, under the target objective (each row's free-text target, causal and seq2seq).
 
         Raises:
             ValueError: no task given (a one-line error that lists the choices).
         """
-        if form is None and score is None and task is None:
+        if form is None and score is None and task is None and target_column is None:
             raise _unknown_task(f"a prompt read on '{getattr(data, 'name', None) or type(data).__name__}'")
-        splits = as_splits(data, seed=seed, text_column=text_column, label_column=label_column)
+        columns: dict[str, Any] = {"text_column": text_column, "label_column": label_column}
+        splits = as_splits(data, seed=seed, target_column=target_column, **columns)
         if test_size:
             splits = replace(splits, test=eval_subset(splits.test, test_size, seed))
         labels = splits.train.label_names
@@ -249,7 +271,7 @@ class Readout:
         """
         config = prompt.metadata.get("adapter") or (prompt.metadata if "peft_type" in prompt.metadata else {})
         task_type = config.get("task_type")
-        given = any(options.get(k) is not None for k in ("form", "score", "task"))
+        given = any(options.get(k) is not None for k in ("form", "score", "task", "target_column"))
         if task_type is None or given:
             if not given:
                 raise _unknown_task(f"prompt '{prompt.source}' (it records no task type)")
@@ -272,7 +294,10 @@ class Readout:
             vectors = np.zeros((length, self.model.dim), np.float32)
             settings: dict[str, Any] = {"max_length": self.max_length, "temperature": self.temperature}
             settings["identity"] = self.identity
-            if self.head is not None:
+            if self.objective == TARGET_LIKELIHOOD and self.score is None and self.task_class is None:
+                peft = wrap_with_prompt(self.model, vectors)
+                self._tasks[length] = make_target_task(self.model, peft, max_length=self.max_length)
+            elif self.head is not None:
                 if self._head_model is None:
                     self._head_model = self.head.model(self.model)
                 peft = wrap_head_with_prompt(self._head_model, self.model, vectors)
@@ -298,8 +323,12 @@ class Readout:
         for split in (self.splits.train, self.splits.test):
             for text, label in zip(split.texts, split.labels, strict=True):
                 digest.update(text.encode("utf-8") + b"\x00" + label.encode("utf-8") + b"\x01")
+            for target in split.target_texts or []:
+                digest.update(target.encode("utf-8") + b"\x03")
             digest.update(b"\x02")
+        objective = {} if self.objective == CLASSIFICATION else {"objective": self.objective}  # old keys unchanged
         return {
+            **objective,
             "model": self.model.fingerprint,
             "task": self.task_name,
             "identity": self.identity,
@@ -311,6 +340,14 @@ class Readout:
 
     def scores(self, vectors: np.ndarray, data: LabelledData) -> np.ndarray:
         """float [N, L]: the label scores of every example with the prompt set to ``vectors`` (one batched pass)."""
+        return self.set_prompt(vectors).score_all(data.texts)
+
+    def set_prompt(self, vectors: np.ndarray) -> Task:
+        """The task of ``vectors``' length, with its prompt set to them (float32 [p, d]).
+
+        Raises:
+            ValueError: vectors of another dimension than the model's.
+        """
         vectors = check_vectors(vectors)
         if vectors.shape[1] != self.model.dim:
             raise ValueError(
@@ -321,19 +358,21 @@ class Readout:
         weight = prompt_parameter(task.peft_model)
         with torch.no_grad():
             weight.copy_(torch.from_numpy(vectors).to(weight.device, weight.dtype))
-        return task.score_all(data.texts)
+        return task
 
     def outcome(self, vectors: np.ndarray, data: LabelledData) -> tuple[np.ndarray, np.ndarray]:
-        """(correct [N] as 0/1, loss [N]) of every example with the prompt set to ``vectors``."""
-        scores = self.scores(vectors, data)
-        correct = (scores.argmax(1) == np.asarray(data.targets)).astype(np.float64)
-        return correct, self.task(vectors.shape[0]).example_losses(scores, data.targets)
+        """(correct [N], loss [N]) of every example with the prompt set to ``vectors`` (:meth:`Task.outcome`): for
+        classification, 0/1 and the cross-entropy over the label scores; for the target objective, the share of
+        target tokens that are the next-token argmax and the mean negative log-likelihood of the target."""
+        return self.set_prompt(vectors).outcome(data)
 
     def nearest_ids(self, vectors: np.ndarray) -> np.ndarray:
         """int64 [p]: each row's nearest searchable token by cosine."""
         return self.index.search(vectors, 1)[1][:, 0]
 
     def zero_shot(self) -> float:
-        """The frozen model's accuracy on the test split (cached)."""
+        """The frozen model's accuracy on the test split (cached; the target objective: its token accuracy)."""
         test = self.splits.test
+        if self.objective == TARGET_LIKELIHOOD:
+            return float(self.task(1).outcome(test, prompt=False)[0].mean())
         return zero_shot_accuracy(self.task(1), test.texts, test.targets)

@@ -9,6 +9,7 @@ from typing import Any
 
 from probe.core.io import atomic_write_text
 from probe.core.models import canonical_name
+from probe.core.names import CLASSIFICATION
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.explain_record import ExplainRecord, explain_path
 from probe.formats.hard_prompt import save_hard_prompt
@@ -52,9 +53,7 @@ def explain(
     Raises:
         ValueError: ``attribution_texts`` or ``trigger_tokens`` is not a count (0 or more), before any work.
     """
-    for name, count in (("attribution_texts", attribution_texts), ("trigger_tokens", trigger_tokens)):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise ValueError(f"{name} is {count!r}; expected a count: 0 (not measured) or more")
+    check_counts(readout, attribution_texts, trigger_tokens)
     if attribution_texts:  # refused before the other readings' minutes, not after them
         from probe.readings.explain.attribution import check_occlusion_budget
 
@@ -82,6 +81,22 @@ def explain(
         lens=lens,
         faithfulness=faith,
     )
+
+
+def check_counts(readout: Readout, attribution_texts: int, trigger_tokens: int) -> None:
+    """Refuse counts :func:`explain` cannot honour, before any reading.
+
+    Raises:
+        ValueError: a count that is not 0 or more; attribution or triggers under an objective without classes.
+    """
+    for name, count in (("attribution_texts", attribution_texts), ("trigger_tokens", trigger_tokens)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"{name} is {count!r}; expected a count: 0 (not measured) or more")
+        if count and name == "trigger_tokens" and readout.objective != CLASSIFICATION:
+            raise ValueError(
+                f"{name} is {count}, but the trigger scan reads effects per class, which the objective "
+                f"{readout.objective!r} does not have yet; leave it at 0 (--triggers 0)"
+            )
 
 
 def save_explain(record: ExplainRecord, run_folder: str | os.PathLike[str]) -> Path:
@@ -131,11 +146,11 @@ def estimate_seconds(
     timings = []
     for _ in range(2):  # one of the passes the readings make, as they make it; the faster of two (the first warms)
         began = time.perf_counter()
-        readout.scores(vectors, test)
+        readout.outcome(vectors, test)
         timings.append(time.perf_counter() - began)
     per_row = min(timings) / len(test)
     task = readout.task(positions)
-    batch = train.texts[:batch_size], train.targets[:batch_size]
+    batch = train.texts[:batch_size], train.loss_targets[:batch_size]
     task.loss(*batch).backward()  # warm, as above
     began = time.perf_counter()
     task.loss(*batch).backward()
