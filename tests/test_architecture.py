@@ -303,3 +303,10 @@ def test_docs__the_map_lists_every_module_and_only_modules_that_exist():
     empty = {f for f in files if f.endswith("__init__.py") and len(ast.parse((PACKAGE / f).read_text()).body) <= 1}
     assert sorted(files - empty - named) == [], "modules the map does not list"
     assert sorted(named - files) == [], "the map lists modules that do not exist"
+
+
+def test_tests__every_test_module_has_its_own_file_name():
+    """The test folders are not packages, so pytest imports each module by its file name: two alike break the
+    collection of both (an 'import file mismatch' that stops the whole suite)."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
