@@ -324,13 +324,13 @@ def trigger_scan(
     """
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
         raise ValueError(f"tokens is {tokens!r}; expected a positive number of tokens to scan")
+    include = text_list(include, "include")  # the arguments first, before the readout is used
+    given = text_list(texts, "texts") if texts is not None else None
     if readout.objective != CLASSIFICATION:
         raise ValueError(
             f"trigger_tokens is {tokens}, but the trigger scan reads effects per class, which the objective "
             f"{readout.objective!r} does not have yet; leave it at 0 (--triggers 0)"
         )
-    include = text_list(include, "include")
-    given = text_list(texts, "texts") if texts is not None else None
     vectors = as_prompt(prompt).vectors
     base = given if given is not None else scan_texts(readout)
     words = scan_candidates(readout, tokens, include)
