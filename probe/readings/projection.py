@@ -310,8 +310,7 @@ def _fit(
         umap = _import_umap()
         # Exact cosine kNN through FAISS replaces UMAP's NN-descent: exact, and it skips compiling pynndescent,
         # which halves a cold fit (bench/results.md).
-        cos, knn = VocabIndex(x).search(x, config.n_neighbors)
-        distances = np.maximum(1.0 - cos, 0.0).astype(np.float32)
+        knn, distances = _exact_knn(x, config.n_neighbors)
         reducer = umap.UMAP(
             n_neighbors=config.n_neighbors,
             min_dist=config.min_dist,
@@ -338,3 +337,23 @@ def _fit(
     if use_cache:
         _save_map(vmap, key, cache_dir)
     return vmap
+
+
+def _exact_knn(x: np.ndarray, k: int, spare: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit row's ``k`` nearest rows by cosine distance, the same at any thread count.
+
+    FAISS gives ``k + spare`` candidates; their distances are recomputed in float64 and sorted with ties broken
+    by row, so the float32 rounding of a multithreaded sgemm (which differs between 1 and 2 threads) cannot
+    reorder near-ties, and UMAP, which amplifies any change of its graph, fits the same map.
+    """
+    wanted = min(k + spare, len(x))
+    _, candidates = VocabIndex(x).search(x, wanted)
+    x64 = x.astype(np.float64)
+    distances = np.empty(candidates.shape, dtype=np.float64)
+    for start in range(0, len(x), 1024):  # 1,024 rows x 25 candidates x d float64 at a time: ~80 MB at d=384
+        rows = slice(start, start + 1024)
+        distances[rows] = 1.0 - np.einsum("nd,nkd->nk", x64[rows], x64[candidates[rows]])
+    distances = np.maximum(distances, 0.0)
+    order = np.lexsort((candidates, distances), axis=-1)[:, :k]
+    knn = np.take_along_axis(candidates, order, axis=1)
+    return knn.astype(np.int64), np.take_along_axis(distances, order, axis=1).astype(np.float32)
