@@ -326,11 +326,10 @@ class Dashboard(Command):
     def run(self) -> int:
         import os
 
-        from probe.experiments.demo import default_runs_dir
-        from probe.formats.discovery import find_runs
+        from probe.core.io import default_runs_dir, holds_nothing
 
         runs_dir = self.runs_dir or str(default_runs_dir())
-        if not self.no_demo and not find_runs(runs_dir):
+        if not self.no_demo and (holds_nothing(runs_dir) or not _finds_runs(runs_dir)):
             train_demo_beside(runs_dir)
             print(
                 f"no runs in {runs_dir}: the demo runs train beside the server (log: {runs_dir}/{DEMO_LOG}); the "
@@ -368,6 +367,13 @@ class Dashboard(Command):
         # exec, not a child: SIGTERM / SIGINT from a supervisor reach the server itself and stop it
         os.execv(sys.executable, command)
         return 0  # pragma: no cover - exec does not return
+
+
+def _finds_runs(runs_dir: str) -> bool:
+    """Whether a folder with entries holds a readable run (this imports torch: an empty folder never asks)."""
+    from probe.formats.discovery import find_runs
+
+    return bool(find_runs(runs_dir))
 
 
 DEMO_LOG = ".probe-demo.log"

@@ -4,6 +4,7 @@ leaves no orphan training or explaining on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -14,8 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+BACKGROUND_NICENESS = 10
+"""How much lower the priority of work beside a server is: the pages answer first, the training takes the rest."""
 
-def _die_with_parent() -> None:  # runs in the child, before exec
+
+def _background_child() -> None:  # runs in the child, before exec
+    with contextlib.suppress(OSError):  # a lower priority is always allowed; never fail a start over it
+        os.nice(BACKGROUND_NICENESS)
     try:
         import ctypes
 
@@ -37,7 +43,7 @@ def start_beside(args: list[str], log: str | os.PathLike[str]) -> subprocess.Pop
                 stdout=out,
                 stderr=out,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_background_child,
             )
 
     if threading.current_thread() is threading.main_thread():

@@ -178,6 +178,23 @@ def dumps(obj: Any, *, indent: int | None = 2) -> str:
     return json.dumps(to_jsonable(obj), indent=indent, allow_nan=False)
 
 
+DEFAULT_RUNS_DIR = "probe-runs"
+
+
+def default_runs_dir() -> Path:
+    """``$PROBE_RUNS_DIR``, else ``./probe-runs``."""
+    return Path(os.environ.get("PROBE_RUNS_DIR") or DEFAULT_RUNS_DIR)
+
+
+def holds_nothing(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is missing or holds no entries but hidden ones (``.probe-demo.log``): no run can be in it.
+    Answered without importing torch, so a command can decide at once what an empty folder needs."""
+    try:
+        return not any(not entry.name.startswith(".") for entry in os.scandir(Path(path).expanduser()))
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+
+
 # ---------------------------------------------------------------------------------------------------- caches
 
 

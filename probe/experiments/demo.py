@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from probe.core.index import VocabIndex
+from probe.core.io import DEFAULT_RUNS_DIR, default_runs_dir  # noqa: F401 - their old home
 from probe.core.models import LoadedModel, load_model
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.stats import gain_retained
@@ -24,13 +25,6 @@ from probe.readings.reports import FAITHFULNESS_CAVEAT, nearest_tokens
 from probe.training.config import TrainConfig
 from probe.training.inits import PAPER_INITS
 from probe.training.trainer import train
-
-DEFAULT_RUNS_DIR = "probe-runs"
-
-
-def default_runs_dir() -> Path:
-    """``$PROBE_RUNS_DIR``, else ``./probe-runs``."""
-    return Path(os.environ.get("PROBE_RUNS_DIR") or DEFAULT_RUNS_DIR)
 
 
 def demo_configs(base: TrainConfig | None = None) -> dict[str, TrainConfig]:

@@ -326,8 +326,12 @@ def _read_every_page(url: str, browser, shots: Path, *, runs: bool = True) -> di
         page.wait_for_timeout(1500)  # the rerun starts: the old page's elements turn stale, then go
         _wait_idle(page)
         page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=120_000)
+        page.wait_for_selector("h1", state="attached", timeout=120_000)
         if title == "Map" and runs:
             page.wait_for_selector("text=map of", timeout=180_000)  # the fitted map, not the PCA stand-in
+            _wait_idle(page)
+        if title == "Nearest tokens" and runs:  # a loaded machine may not have begun the rerun after 1.5 s
+            page.wait_for_selector('[data-testid="stDataFrame"]', state="attached", timeout=120_000)
             _wait_idle(page)
         _no_exception(page)
         page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
