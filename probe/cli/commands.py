@@ -354,6 +354,8 @@ class Dashboard(Command):
             "minimal",
             "--runner.magicEnabled",  # a page shows what it writes; a stray string is never drawn
             "false",
+            "--server.fileWatcherType",  # an installed package does not change under the server: no polling
+            "none",
             "--",
             "--runs",
             runs_dir,

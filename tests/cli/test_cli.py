@@ -312,3 +312,24 @@ def test_dashboard__serves_at_once_and_trains_the_demo_beside_it_stopping_with_i
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_dashboard__an_empty_folder_starts_the_demo_and_the_server_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "import probe.cli.commands as commands\n"
+        "commands.train_demo_beside = lambda folder: print('demo into', folder)\n"
+        "def execv(path, command):\n"
+        "    print('torch imported:', 'torch' in sys.modules)\n"
+        "    print('watcher:', command[command.index('--server.fileWatcherType') + 1])\n"
+        "    sys.exit(0)\n"
+        "os.execv = execv\n"
+        "from probe.cli.parser import main\n"
+        f"main(['dashboard', {str(tmp_path / 'runs')!r}])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert f"demo into {tmp_path / 'runs'}" in out  # a folder that does not exist yet holds no runs
+    assert "torch imported: False" in out and "watcher: none" in out
