@@ -12,7 +12,7 @@ view = current_view()
 if not view.runs and not view.prefix_runs:
     st.info(
         f"No runs in `{view.runs_dir}` yet. Train the demo runs with `probe demo --out {view.runs_dir}` "
-        "(about two minutes on two CPU cores), or train your own with `probe train`. "
+        "(about three minutes on two CPU cores), or train your own with `probe train`. "
         "You can still inspect a prompt file on the Inspect a file page."
     )
 query = st.text_input("Which positions are near…", placeholder="e.g. fear, science", key="token_query")
