@@ -6,6 +6,6 @@ checkout. This file only runs it.
 
 import runpy
 
-from probe.cli.commands import app_path
+from probe.cli.dashboard import app_path
 
 runpy.run_path(app_path(), run_name="__main__")

@@ -105,7 +105,7 @@ def test_wheel__installs_into_a_fresh_venv_and_serves_the_dashboard(demo_runs, t
     assert all(Path(p).is_relative_to(venv) for p in where), where  # the wheel's probe, not the checkout's
     # the page renders from the installed package (Streamlit's AppTest, inside the venv)
     render = (
-        "import sys; from streamlit.testing.v1 import AppTest; from probe.cli.commands import app_path; "
+        "import sys; from streamlit.testing.v1 import AppTest; from probe.cli.dashboard import app_path; "
         "at = AppTest.from_file(app_path(), default_timeout=300).run(); "
         "assert not at.exception, at.exception; print(' | '.join(h.value for h in at.subheader))"
     )

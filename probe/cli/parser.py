@@ -22,7 +22,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from probe.cli.audit import Audit
-from probe.cli.commands import Compare, Dashboard, Demo, Drift, Report, Train
+from probe.cli.commands import Compare, Demo, Drift, Report, Train
+from probe.cli.dashboard import Dashboard
 from probe.cli.explain import Explain
 from probe.cli.frontier import Frontier
 from probe.cli.harden import Harden

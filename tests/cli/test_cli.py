@@ -320,8 +320,8 @@ def test_dashboard__an_empty_folder_starts_the_demo_and_the_server_before_torch_
 
     code = (
         "import os, sys\n"
-        "import probe.cli.commands as commands\n"
-        "commands.train_demo_beside = lambda folder: print('demo into', folder)\n"
+        "import probe.cli.dashboard as dashboard\n"
+        "dashboard.train_demo_beside = lambda folder: print('demo into', folder)\n"
         "def execv(path, command):\n"
         "    print('torch imported:', 'torch' in sys.modules)\n"
         "    print('watcher:', command[command.index('--server.fileWatcherType') + 1])\n"
