@@ -201,6 +201,7 @@ class Compare(Command):
     out: str | None = option(None, "write to this file instead of stdout")
     task_a: int | None = option(None, "a multitask prompt's task for A (the same adapter twice compares two tasks)")
     task_b: int | None = option(None, "a multitask prompt's task for B")
+    budget_gb: float | None = budget_gb_option()
 
     def run(self) -> int:
         from probe.core.index import VocabIndex
@@ -216,6 +217,7 @@ class Compare(Command):
         model = load_model(self.model or a.base_model or "default", device="cpu")
         a.check_dim(model.dim, model.name)
         b.check_dim(model.dim, model.name)
+        check_index_memory(model, "probe compare", self.budget_gb)
         result = compare_prompts(a, b, VocabIndex.for_model(model), k=self.k, display=model.vocabulary.display)
         if self.format == "md":
             text = result.to_markdown() + _what_the_readings_keep([self.a, self.b])

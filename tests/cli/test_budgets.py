@@ -89,8 +89,9 @@ def test_cli_budget__report_and_drift_refuse_an_index_or_prefix_reference_over_t
     steps.mkdir()
     for step in (1, 2):
         np.save(steps / f"step-{step}.npy", np.ones((2, 384), np.float32) * step)
-    for command, run in (("report", str(prompt_and_data[0])), ("drift", str(steps))):
-        [refusal] = _refused([command, run, "--budget-gb", str(TINY)], capsys)
+    prompt = str(prompt_and_data[0])
+    for command, *run in (("report", prompt), ("drift", str(steps)), ("compare", prompt, prompt)):
+        [refusal] = _refused([command, *run, "--budget-gb", str(TINY)], capsys)
         assert f"probe {command}'s vocabulary index would hold about 0.09 GB, over the memory budget" in refusal
     base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_path)
     peft_model = get_peft_model(base, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
