@@ -136,6 +136,11 @@ class Explain(PromptCommand):
         "given as well keeps its value)",
     )
     hard_steps: int | None = option(None, "steps of the hard-prompt search (default 50; --full: 300)", positive=True)
+    hard_method: Literal["pez", "search"] = option(
+        "pez",
+        "how the hard prompt is found: pez (projected gradient, default) or search (exact coordinate search, the "
+        "soft prompt as teacher; about 2x the time: probe harden has its settings)",
+    )
     lens_tokens: int = option(10_000, "tokens in the layer lens's contextual vocabulary (default 10000)", positive=True)
     lens_texts: int | None = option(
         None, "test texts the layer lens averages hidden states over (default 32; --full: 128)", positive=True
@@ -167,6 +172,7 @@ class Explain(PromptCommand):
         from probe.core.models import load_model
         from probe.formats.run import is_run_folder
         from probe.readings.explain import explain, save_explain
+        from probe.readings.explain.hardening import check_method
         from probe.readings.explain.lens import vocabulary_bytes
         from probe.readings.explain.record import check_counts, estimate_seconds
 
@@ -175,6 +181,7 @@ class Explain(PromptCommand):
         prompt.check_dim(model.dim, model.name)
         readout = self._readout(run, prompt, model)
         check_counts(readout, self.attribution, self.triggers)  # before the estimate's passes
+        check_method(self.hard_method, readout)
         hard_steps, lens_texts = self.sizes()
         memory = vocabulary_bytes(readout.model, tokens=self.lens_tokens)  # known before anything is timed
         check_memory(memory, "probe explain's layer lens", gb=self.budget_gb, less="read fewer --lens-tokens")
@@ -186,6 +193,7 @@ class Explain(PromptCommand):
             lens_texts=lens_texts,
             attribution_texts=self.attribution,
             trigger_tokens=self.triggers,
+            hard_method=self.hard_method,
         )
         print(
             f"explaining {prompt.length} positions on {len(readout.splits.test)} test rows under the task "
@@ -210,6 +218,7 @@ class Explain(PromptCommand):
             attribution_texts=self.attribution,
             trigger_tokens=self.triggers,
             progress=not self.no_progress,
+            hard_method=self.hard_method,
         )
         if writable and run is not None:
             save_explain(record, run.path)

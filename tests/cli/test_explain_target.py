@@ -53,3 +53,6 @@ def test_cli_explain__a_missing_target_column_or_a_trigger_scan_under_it_is_one_
     assert main([*args, "--target-column", "summary", "--triggers", "5", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "trigger_tokens is 5, but the trigger scan reads effects per class" in err[0]
+    assert main([*args, "--target-column", "summary", "--hard-method", "search", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "method 'search' matches the soft prompt's label distributions" in err[0]

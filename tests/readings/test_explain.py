@@ -200,6 +200,25 @@ def test_cli_explain__a_run_writes_all_three_readings(demo_runs, tmp_path, capsy
     assert (run / "explain.json").is_file() and (run / HARD_PROMPT).is_file()
 
 
+def test_cli_explain__hard_method_search_finds_it_by_exact_search(demo_runs, default_model, tmp_path, capsys):
+    import shutil
+
+    from probe.cli.parser import main
+
+    run = tmp_path / "random-uniform"
+    shutil.copytree(demo_runs / "random-uniform", run)
+    args = ["explain", str(run), "--format", "json", "--hard-method", "search", "--hard-steps", "2"]
+    small = ["--lens-tokens", "500", "--lens-texts", "2", "--bootstrap", "50", "--test-size", "16", "--no-progress"]
+    assert main([*args, *small]) == 0
+    captured = capsys.readouterr()
+    hard = json.loads(captured.out)["hard_prompt"]
+    assert hard["method"] == "search" and "explaining" in captured.err
+    assert list((run / "explain").glob("*")) and list(run.glob("hard-prompt-search-state.*"))
+    readout = Readout.from_run(load_run(run), default_model, test_size=16)  # the record's accuracy, recomputed
+    correct, _ = readout.outcome(default_model.embeddings_numpy()[hard["token_ids"]], readout.splits.test)
+    assert hard["hard_prompt_accuracy"] == pytest.approx(float(correct.mean()))
+
+
 def test_cli_explain__a_prompt_without_data_is_one_line(tmp_path, capsys):
     from probe.cli.parser import main
 

@@ -114,7 +114,7 @@ def harden(
         raise ValueError(f"steps {steps}, eval_every {eval_every} and batch_size {batch_size} must be positive")
     if not 0 < holdout < 1:
         raise ValueError(f"holdout is {holdout}; expected a share between 0 and 1")
-    _check_method(method, readout)
+    check_method(method, readout)
     vectors = as_prompt(prompt).vectors
     start_ids = start_tokens(readout, vectors, length, start)
     train, held = _holdout(readout.splits.train, holdout, seed)
@@ -279,7 +279,8 @@ def _result(
     )
 
 
-def _check_method(method: str, readout: Readout) -> None:
+def check_method(method: str, readout: Readout) -> None:
+    """Refuse an unknown method, or the search under an objective it cannot serve, in one line."""
     if method not in METHODS:
         raise ValueError(f"method is {method!r}; expected one of {', '.join(METHODS)}")
     if method == "search" and readout.objective != CLASSIFICATION:
@@ -345,7 +346,7 @@ def estimate_seconds(
     """
     import time
 
-    _check_method(method, readout)
+    check_method(method, readout)
     vectors = as_prompt(prompt).vectors
     ids = start_tokens(readout, vectors, length, None)
     train = readout.splits.train
@@ -356,13 +357,11 @@ def estimate_seconds(
             readout, vectors, ids, settings=settings, steps=steps, batch_size=batch_size,
             eval_every=eval_every, held_rows=held,
         )  # fmt: skip
-    task, embeddings = readout.task(len(ids)), readout.model.embeddings_numpy()
-    rows = train.subset(list(range(min(32, len(train)))))
-    readout.outcome(embeddings[ids], rows)  # warm
+    task = readout.task(len(ids))
+    per_row = coordinate.per_row_seconds(readout, readout.model.embeddings_numpy()[ids])
+    batch = train.texts[:batch_size], train.loss_targets[:batch_size]
+    task.loss(*batch).backward()  # warm: allocation and kernel choice
     began = time.perf_counter()
-    readout.outcome(embeddings[ids], rows)
-    per_row = (time.perf_counter() - began) / len(rows)
-    began = time.perf_counter()
-    task.loss(train.texts[:batch_size], train.loss_targets[:batch_size]).backward()
+    task.loss(*batch).backward()
     step = time.perf_counter() - began
     return steps * step + per_row * ((steps // eval_every + 2) * held + 4 * len(readout.splits.test))

@@ -15,7 +15,7 @@ from probe.formats.explain_record import ExplainRecord, explain_path
 from probe.formats.hard_prompt import save_hard_prompt
 from probe.readings.explain.ablation import importance
 from probe.readings.explain.faithfulness import score_stand_ins
-from probe.readings.explain.hardening import harden
+from probe.readings.explain.hardening import check_method, harden
 from probe.readings.explain.lens import layer_lens
 from probe.readings.explain.readout import Readout
 
@@ -34,6 +34,7 @@ def explain(
     attribution_texts: int = 0,
     trigger_tokens: int = 0,
     progress: bool = False,
+    hard_method: str = "pez",
 ) -> ExplainRecord:
     """Position importance, the best real-token prompt and the layer lens of ``prompt``, as one record.
 
@@ -49,18 +50,24 @@ def explain(
         attribution_texts: input attribution over this many test texts (0: not measured).
         trigger_tokens: a trigger scan of this many frequent tokens (0: not measured).
         progress: show progress bars.
+        hard_method: how the hard prompt is found: "pez" (projected gradient) or "search" (exact coordinate
+            search, the soft prompt as teacher: :func:`probe.readings.explain.hardening.harden`).
 
     Raises:
-        ValueError: ``attribution_texts`` or ``trigger_tokens`` is not a count (0 or more), before any work.
+        ValueError: ``attribution_texts`` or ``trigger_tokens`` is not a count (0 or more), or an unknown
+            ``hard_method`` (or "search" under an objective it cannot serve), before any work.
     """
     check_counts(readout, attribution_texts, trigger_tokens)
+    check_method(hard_method, readout)
     if attribution_texts:  # refused before the other readings' minutes, not after them
         from probe.readings.explain.attribution import check_occlusion_budget
 
         check_occlusion_budget(readout.splits.test.texts[:attribution_texts])
     prompt = as_prompt(prompt)
     imp = importance(prompt, readout, bootstrap=bootstrap, seed=seed, progress=progress)
-    hard = harden(prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir)
+    hard = harden(
+        prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir, method=hard_method
+    )
     lens = layer_lens(prompt, readout, texts=lens_texts, tokens=lens_tokens, progress=progress)
     hard_rows = readout.model.embeddings_numpy()[hard.token_ids]
     faith = score_stand_ins(prompt, readout, stand_ins={"hard prompt": hard_rows}, bootstrap=bootstrap, seed=seed)
@@ -123,6 +130,7 @@ def estimate_seconds(
     lens_texts: int = 32,
     attribution_texts: int = 0,
     trigger_tokens: int = 0,
+    hard_method: str = "pez",
 ) -> float:
     """How long :func:`explain` should take on this machine: one whole scoring pass over the test rows, one
     training step and one batch of the lens's vocabulary are timed on the real data, then the passes each reading
@@ -151,10 +159,15 @@ def estimate_seconds(
     per_row = min(timings) / len(test)
     task = readout.task(positions)
     batch = train.texts[:batch_size], train.loss_targets[:batch_size]
-    task.loss(*batch).backward()  # warm, as above
-    began = time.perf_counter()
-    task.loss(*batch).backward()
-    step = time.perf_counter() - began
+    if hard_method == "search":  # one exact search step: a gradient, then every candidate swap scored
+        from probe.readings.explain.search import time_step
+
+        step = time_step(readout, task, vectors, batch_size=batch_size)
+    else:
+        task.loss(*batch).backward()  # warm, as above
+        began = time.perf_counter()
+        task.loss(*batch).backward()
+        step = time.perf_counter() - began
     held = max(len(train.label_names), round(len(train) * 0.2))
     passes = (3 * positions + 1) * len(test) + (hard_steps // eval_every + 1) * held + 7 * len(test) + lens_texts
     passes += rows_scored(readout, attribution_texts, trigger_tokens)

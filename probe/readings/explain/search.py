@@ -253,23 +253,46 @@ def save_state(state: CacheEntry | None, step: int, search: Searched) -> None:
     state.write(arrays, meta, strict=True)
 
 
+def time_step(
+    readout: Readout, task: Task, soft_rows: np.ndarray, *, ids: np.ndarray | None = None, batch_size: int = 16,
+    settings: SearchSettings | None = None,
+) -> float:  # fmt: skip
+    """Seconds of one search step on this machine, on the first ``batch_size`` training texts: warmed once
+    (allocation and kernel choice), then timed. ``ids`` default to the first searchable token at every position."""
+    train = readout.splits.train
+    batch = train.subset(list(range(min(batch_size, len(train)))))
+    if ids is None:
+        ids = np.full(len(soft_rows), readout.index.token_ids[0], dtype=np.int64)
+    settings = settings or SearchSettings()
+    gen = step_generator(0, 0)
+    search_step(readout, task, soft_rows, ids, batch, settings, gen)  # warm
+    began = time.perf_counter()
+    search_step(readout, task, soft_rows, ids, batch, settings, gen)
+    return time.perf_counter() - began
+
+
 def estimate_seconds(
     readout: Readout, soft_rows: np.ndarray, ids: np.ndarray, *, settings: SearchSettings, steps: int,
     batch_size: int, eval_every: int, held_rows: int,
 ) -> float:  # fmt: skip
     """How long a search should take on this machine: one step and one held-out pass are timed on the real data,
-    then multiplied out (the steps, the held-out scores, and five passes over the test rows for the record)."""
-    train = readout.splits.train
-    batch = train.subset(list(range(min(batch_size, len(train)))))
+    each after a warm-up, then multiplied out (the steps, the held-out scores, and five passes over the test rows
+    for the record)."""
     task = readout.task(len(ids))
-    gen = step_generator(0, 0)
-    search_step(readout, task, soft_rows, ids, batch, settings, gen)  # warm: allocation and kernel choice
-    began = time.perf_counter()
-    search_step(readout, task, soft_rows, ids, batch, settings, gen)
-    step = time.perf_counter() - began
-    rows = train.subset(list(range(min(32, len(train)))))
-    began = time.perf_counter()
-    readout.scores(readout.model.embeddings_numpy()[ids], rows)
-    per_row = (time.perf_counter() - began) / len(rows)
+    step = time_step(readout, task, soft_rows, ids=ids, batch_size=batch_size, settings=settings)
+    per_row = per_row_seconds(readout, readout.model.embeddings_numpy()[ids])
     evaluations = steps // eval_every + 2
     return steps * step + per_row * (evaluations * held_rows + 5 * len(readout.splits.test))
+
+
+def per_row_seconds(readout: Readout, rows: np.ndarray, sample: int = 64) -> float:
+    """Seconds per scored row on this machine: the faster of two passes over up to ``sample`` test rows, as the
+    readings score them (length-bucketed; the first pass warms)."""
+    test = readout.splits.test
+    data = test.subset(list(range(min(sample, len(test)))))
+    timings = []
+    for _ in range(2):
+        began = time.perf_counter()
+        readout.outcome(rows, data)
+        timings.append(time.perf_counter() - began)
+    return min(timings) / len(data)
