@@ -15,7 +15,7 @@ from probe.formats.explain_record import ExplainRecord, explain_path
 from probe.formats.hard_prompt import save_hard_prompt
 from probe.readings.explain.ablation import importance
 from probe.readings.explain.faithfulness import score_stand_ins
-from probe.readings.explain.hardening import check_method, harden
+from probe.readings.explain.hardening import Method, check_method, harden
 from probe.readings.explain.lens import layer_lens
 from probe.readings.explain.readout import Readout
 
@@ -34,7 +34,7 @@ def explain(
     attribution_texts: int = 0,
     trigger_tokens: int = 0,
     progress: bool = False,
-    hard_method: str = "pez",
+    hard_method: Method = "pez",
 ) -> ExplainRecord:
     """Position importance, the best real-token prompt and the layer lens of ``prompt``, as one record.
 
@@ -130,7 +130,7 @@ def estimate_seconds(
     lens_texts: int = 32,
     attribution_texts: int = 0,
     trigger_tokens: int = 0,
-    hard_method: str = "pez",
+    hard_method: Method = "pez",
 ) -> float:
     """How long :func:`explain` should take on this machine: one whole scoring pass over the test rows, one
     training step and one batch of the lens's vocabulary are timed on the real data, then the passes each reading
