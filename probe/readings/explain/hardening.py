@@ -344,8 +344,6 @@ def estimate_seconds(
     Raises:
         ValueError: an unknown method or a length :func:`harden` refuses.
     """
-    import time
-
     check_method(method, readout)
     vectors = as_prompt(prompt).vectors
     ids = start_tokens(readout, vectors, length, None)
@@ -359,9 +357,5 @@ def estimate_seconds(
         )  # fmt: skip
     task = readout.task(len(ids))
     per_row = coordinate.per_row_seconds(readout, readout.model.embeddings_numpy()[ids])
-    batch = train.texts[:batch_size], train.loss_targets[:batch_size]
-    task.loss(*batch).backward()  # warm: allocation and kernel choice
-    began = time.perf_counter()
-    task.loss(*batch).backward()
-    step = time.perf_counter() - began
+    step = coordinate.time_gradient_step(readout, task, batch_size)
     return steps * step + per_row * ((steps // eval_every + 2) * held + 4 * len(readout.splits.test))

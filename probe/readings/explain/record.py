@@ -142,32 +142,21 @@ def estimate_seconds(
     Raises:
         ValueError: input attribution over texts whose occlusions pass the occlusion budget (errors.md 115).
     """
-    import time
 
     import numpy as np
 
     from probe.readings.explain.attribution import rows_scored
     from probe.readings.explain.lens import vocabulary_seconds
+    from probe.readings.explain.search import per_row_seconds, time_gradient_step, time_step
 
     test, train = readout.splits.test, readout.splits.train
     vectors = np.tile(readout.model.embeddings_numpy()[:1], (positions, 1))
-    timings = []
-    for _ in range(2):  # one of the passes the readings make, as they make it; the faster of two (the first warms)
-        began = time.perf_counter()
-        readout.outcome(vectors, test)
-        timings.append(time.perf_counter() - began)
-    per_row = min(timings) / len(test)
+    per_row = per_row_seconds(readout, vectors, sample=None)  # one of the passes the readings make, as they make it
     task = readout.task(positions)
-    batch = train.texts[:batch_size], train.loss_targets[:batch_size]
     if hard_method == "search":  # one exact search step: a gradient, then every candidate swap scored
-        from probe.readings.explain.search import time_step
-
         step = time_step(readout, task, vectors, batch_size=batch_size)
     else:
-        task.loss(*batch).backward()  # warm, as above
-        began = time.perf_counter()
-        task.loss(*batch).backward()
-        step = time.perf_counter() - began
+        step = time_gradient_step(readout, task, batch_size)
     held = max(len(train.label_names), round(len(train) * 0.2))
     passes = (3 * positions + 1) * len(test) + (hard_steps // eval_every + 1) * held + 7 * len(test) + lens_texts
     passes += rows_scored(readout, attribution_texts, trigger_tokens)

@@ -285,14 +285,25 @@ def estimate_seconds(
     return steps * step + per_row * (evaluations * held_rows + 5 * len(readout.splits.test))
 
 
-def per_row_seconds(readout: Readout, rows: np.ndarray, sample: int = 64) -> float:
-    """Seconds per scored row on this machine: the faster of two passes over up to ``sample`` test rows, as the
-    readings score them (length-bucketed; the first pass warms)."""
+def per_row_seconds(readout: Readout, rows: np.ndarray, sample: int | None = 64) -> float:
+    """Seconds per scored row on this machine: the faster of two passes over up to ``sample`` test rows (None:
+    all), as the readings score them (length-bucketed; the first pass warms)."""
     test = readout.splits.test
-    data = test.subset(list(range(min(sample, len(test)))))
+    data = test if sample is None else test.subset(list(range(min(sample, len(test)))))
     timings = []
     for _ in range(2):
         began = time.perf_counter()
         readout.outcome(rows, data)
         timings.append(time.perf_counter() - began)
     return min(timings) / len(data)
+
+
+def time_gradient_step(readout: Readout, task: Task, batch_size: int = 16) -> float:
+    """Seconds of one training step's loss and backward pass (PEZ's step) on the first ``batch_size`` training
+    texts: warmed once (allocation and kernel choice), then timed."""
+    train = readout.splits.train
+    batch = train.texts[:batch_size], train.loss_targets[:batch_size]
+    task.loss(*batch).backward()  # warm
+    began = time.perf_counter()
+    task.loss(*batch).backward()
+    return time.perf_counter() - began
