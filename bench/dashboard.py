@@ -12,7 +12,8 @@ new user's first start (issue 31: the first page within 15 s, the demo runs comp
 
 3. ``--fresh``: ``probe dashboard`` on an empty folder with an empty probe cache, as a new user's first command.
    From the command's start: the server answering, the first page drawn in Chromium (its title), and the three
-   demo runs (trained beside the server) finished, read from their manifests.
+   demo runs (trained beside the server while that page stays open and follows them) finished, read from their
+   manifests.
 
 Prints a markdown table and writes bench/dashboard.md (``--fresh``: bench/dashboard_fresh.md).
 """
@@ -144,19 +145,19 @@ def fresh_start() -> list[tuple[str, float, str]]:
                 page.goto(f"http://127.0.0.1:{port}")
                 page.wait_for_selector("h1", state="visible", timeout=120_000)
                 drawn = time.perf_counter() - began
+                while not _demo_finished(runs):  # the page stays open, as a new user's does: it follows the runs
+                    if time.perf_counter() - began > 1800:
+                        raise SystemExit("the demo runs did not finish within 30 minutes")
+                    page.wait_for_timeout(1000)
+                finished = time.perf_counter() - began
                 browser.close()
-            while not _demo_finished(runs):
-                if time.perf_counter() - began > 1800:
-                    raise SystemExit("the demo runs did not finish within 30 minutes")
-                time.sleep(1.0)
-            finished = time.perf_counter() - began
         finally:
             server.terminate()
             server.wait(timeout=30)
     return [
         ("server answering, from `probe dashboard` on an empty folder", up, ""),
         ("first page drawn (Chromium), empty probe cache", drawn, "< 15 s"),
-        ("the three demo runs finished, trained beside the server", finished, "< 180 s"),
+        ("the three demo runs finished, trained beside the server with the page open", finished, "< 180 s"),
     ]
 
 
