@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -190,7 +191,7 @@ def test_train__refuses_to_overwrite_a_run(tmp_path, tiny_bert_path):
 
 
 _KILL_SCRIPT = """
-import sys
+import os, sys, traceback
 from probe.training.config import TrainConfig
 from probe.training.trainer import train
 from probe.core.data import LabelledData, DataSplits
@@ -199,9 +200,24 @@ labels = ["sports", "money"] * 6
 data = LabelledData(texts, labels, ["sports", "money"])
 config = TrainConfig(model=sys.argv[1], init="sampled-vocab", length=4, steps=400, batch_size=4,
                      snapshot_every=5, eval_every=100, vocab_top_n=100)
-train(config, sys.argv[2], splits=DataSplits(data, data), resume=sys.argv[3] == "1", progress=False)
-print("DONE")
+# imported once; every training is a fresh process forked from here (no torch work is done before a fork),
+# so each of the ten kills costs a training, not an interpreter start and the import of torch and transformers
+for line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            train(config, sys.argv[2], splits=DataSplits(data, data), resume=line.strip() == "1", progress=False)
+        except BaseException:
+            traceback.print_exc()
+            os._exit(1)
+        os._exit(0)
+    print(pid, flush=True)
+    print(os.waitpid(pid, 0)[1], flush=True)
 """
+
+
+def _killed(status: int) -> bool:
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
 @pytest.mark.slow
@@ -211,41 +227,53 @@ def test_train__sigkill_at_ten_moments_keeps_every_snapshot_and_resumes(tiny_gpt
     script.write_text(_KILL_SCRIPT)
     rng = np.random.default_rng(0)
     seen: set[int] = set()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    kills = 0
-    for _attempt in range(10):
-        resume = "1" if (out / "manifest.json").exists() else "0"
-        proc = subprocess.Popen(
-            [sys.executable, str(script), str(tiny_gpt2_path), str(out), resume],
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    errors = tmp_path / "stderr.log"  # a file, not a pipe: nobody has to drain it while the children run
+    with open(errors, "w") as err:
+        forks = subprocess.Popen(
+            [sys.executable, str(script), str(tiny_gpt2_path), str(out)],
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=err,
+            text=True,
         )
-        # wait until training has started writing, then kill at a random moment
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None and not (out / "metrics.jsonl").exists():
-            time.sleep(0.05)
-        time.sleep(float(rng.uniform(0.0, 1.5)))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.communicate(timeout=60)
-        run = load_run(out)  # the manifest is always whole
-        steps = run.steps
-        assert seen <= set(steps)  # nothing reported as written is ever lost
-        for step in steps:  # every snapshot on disk is complete and readable
-            assert run.snapshot(step).vectors.shape == (4, 32)
-        seen = set(steps)
-        run.records()  # a torn metrics line is skipped, not an error
-    assert kills >= 8
-    done = subprocess.run(
-        [sys.executable, str(script), str(tiny_gpt2_path), str(out), "1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert "DONE" in done.stdout, done.stderr[-2000:]
+    assert forks.stdin is not None and forks.stdout is not None
+
+    def training(resume: bool) -> int:
+        assert forks.stdin is not None and forks.stdout is not None
+        forks.stdin.write("1\n" if resume else "0\n")
+        forks.stdin.flush()
+        line = forks.stdout.readline()
+        assert line.strip().isdigit(), (line, errors.read_text()[-2000:])
+        return int(line)
+
+    try:
+        kills = 0
+        for _attempt in range(10):
+            pid = training(resume=(out / "manifest.json").exists())
+            # wait until training has started writing, then kill at a random moment
+            deadline = time.time() + 120
+            while time.time() < deadline and not (out / "metrics.jsonl").exists():
+                time.sleep(0.05)
+            time.sleep(float(rng.uniform(0.0, 1.5)))
+            with contextlib.suppress(ProcessLookupError):  # it had already finished (and been reaped)
+                os.kill(pid, signal.SIGKILL)
+            kills += _killed(int(forks.stdout.readline()))
+            run = load_run(out)  # the manifest is always whole
+            steps = run.steps
+            assert seen <= set(steps)  # nothing reported as written is ever lost
+            for step in steps:  # every snapshot on disk is complete and readable
+                assert run.snapshot(step).vectors.shape == (4, 32)
+            seen = set(steps)
+            run.records()  # a torn metrics line is skipped, not an error
+        assert kills >= 8
+        training(resume=True)
+        status = int(forks.stdout.readline())
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, errors.read_text()[-2000:]
+    finally:
+        forks.stdin.close()
+        forks.wait(timeout=60)
     run = load_run(out)
     assert run.status == "finished" and run.steps[-1] == 400
     assert run.steps == list(range(0, 401, 5))
