@@ -27,7 +27,9 @@ CLASSIFICATION = "classification"
 """The objective of classification over label words (records that name no objective measured it)."""
 TARGET_LIKELIHOOD = "target-likelihood"
 """The free-text target objective: each example's mean log-likelihood of its target text under the prompt."""
-OBJECTIVES = (CLASSIFICATION, TARGET_LIKELIHOOD)
+USER_LOSS = "user-loss"
+"""A caller's own loss, ``loss(model, batch) -> per-example loss``: what a prompt does is how low it makes it."""
+OBJECTIVES = (CLASSIFICATION, TARGET_LIKELIHOOD, USER_LOSS)
 """The objectives a reading of what a prompt does is measured on; every such record names its own."""
 
 OLD_NAMES: dict[str, str] = {

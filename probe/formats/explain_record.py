@@ -148,9 +148,10 @@ class ImportanceTable(Result):
     def _loss_markdown(self) -> str:
         """The table by loss (the target objective): each variant's loss and its rise with its interval."""
         lines = [
-            f"Objective {self.objective}: soft prompt loss {self.soft_loss:.3f}, token accuracy "
-            f"{self.soft_accuracy:.3f} on {self.examples} examples. Rises are variant minus soft, with 95% paired "
-            "bootstrap intervals over the examples.",
+            f"Objective {self.objective}: soft prompt loss {self.soft_loss:.3f}"
+            + ("" if math.isnan(self.soft_accuracy) else f", token accuracy {self.soft_accuracy:.3f}")
+            + f" on {self.examples} examples. Rises are variant minus soft, with 95% paired bootstrap intervals over "
+            "the examples.",
             "",
             "| rank | pos | nearest token | removed: loss (rise) | nearest: loss (rise) | mean vocab: loss (rise) |",
             "|---:|---:|---|---|---|---|",

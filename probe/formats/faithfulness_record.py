@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from probe.core.names import CLASSIFICATION
+from probe.core.names import CLASSIFICATION, USER_LOSS
 from probe.core.results import Result, shown
 from probe.formats.schema import FieldReader
 
@@ -101,7 +101,14 @@ class Faithfulness(Result):
             f"Soft prompt {self.soft_accuracy:.3f}, zero-shot {self.zero_shot_accuracy:.3f} on {self.examples} test "
             f"examples (task {self.task}). Intervals: 95% paired bootstrap over the examples ({self.bootstrap})."
         )
-        if self.objective != CLASSIFICATION:
+        if self.objective == USER_LOSS:  # a caller's loss: no accuracy, agreement or KL is defined
+            head = (
+                f"Objective {self.objective}: soft prompt loss {shown(self.soft_loss, '.3f')}, zero-shot "
+                f"{shown(self.zero_shot_loss, '.3f')} on {self.examples} test examples (task {self.task}). Gain "
+                "retained is the share of the loss's improvement kept; accuracy, agreement and KL are not defined "
+                f"for a loss alone (–). Intervals: 95% paired bootstrap over the examples ({self.bootstrap})."
+            )
+        elif self.objective != CLASSIFICATION:
             head = (
                 f"Objective {self.objective}: soft prompt loss {shown(self.soft_loss, '.3f')}, zero-shot "
                 f"{shown(self.zero_shot_loss, '.3f')} (token accuracy {self.soft_accuracy:.3f}, zero-shot "

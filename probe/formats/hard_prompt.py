@@ -51,6 +51,9 @@ class HardPrompt(Result):
             "search" (exact coordinate search).
         word_share: the share of its tokens that are whole words (NaN in files from before it was measured).
         perplexity: its perplexity under the model, for causal LMs (NaN for other kinds and older files).
+        hard_prompt_loss, soft_loss, discretised_loss, zero_shot_loss, holdout_loss, start_holdout_loss: the mean
+            loss beside each accuracy, under an objective other than classification (NaN under classification and
+            in older files). Under a caller's loss the accuracies are NaN: the losses are its figures.
     """
 
     model: str
@@ -74,8 +77,16 @@ class HardPrompt(Result):
     objective: str = CLASSIFICATION
     """What its accuracies measure (files without it: classification; the target objective: token accuracy)."""
     format: int = HARD_PROMPT_FORMAT
+    hard_prompt_loss: float = math.nan
+    soft_loss: float = math.nan
+    discretised_loss: float = math.nan
+    zero_shot_loss: float = math.nan
+    holdout_loss: float = math.nan
+    start_holdout_loss: float = math.nan
 
     def headline(self) -> str:
+        if math.isnan(self.hard_prompt_accuracy) and not math.isnan(self.hard_prompt_loss):  # a caller's loss
+            return f"{self.shown}, loss {self.hard_prompt_loss:.3f} (soft {self.soft_loss:.3f}); {self.readability()}"
         return (
             f"{self.shown}, accuracy {self.hard_prompt_accuracy:.3f} (soft {self.soft_accuracy:.3f}); "
             f"{self.readability()}"

@@ -6,6 +6,13 @@ trained on:
 - :class:`ScoringTask`: the caller's own scoring function, ``score(model, batch) -> logits [B, L]`` (``model`` is
   the PEFT-wrapped model, or the frozen model without the prompt; ``batch`` holds ``input_ids`` and
   ``attention_mask``); the loss is cross-entropy over those logits.
+- :class:`LossTask`: the caller's own objective, ``loss(model, batch) -> float [B]``, each example's loss (lower is
+  better). ``model`` is the prompted model (or the frozen one, for zero-shot) whose outputs line up with the batch's
+  own tokens: probe drops the p virtual positions PEFT prepends from ``logits`` (causal) and ``last_hidden_state``
+  (encoders), so position t of the output is token t of ``input_ids`` with or without the prompt. ``batch`` holds
+  ``input_ids`` and ``attention_mask`` (right-padded), and per example ``label`` (a long tensor of class indices)
+  or, for data with free-text targets, ``target`` (a list of strings); the model ignores those two keys, so
+  ``model(**batch)`` works. There is no accuracy: readings rank, compare and keep gains by the loss alone.
 """
 
 from __future__ import annotations
@@ -20,16 +27,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from probe.tasks.base import Target, Task
+from probe.core.batching import plan_batches
+from probe.core.names import USER_LOSS
+from probe.tasks.base import PASS_OVERHEAD, Target, Task
 
 if TYPE_CHECKING:
     from peft import PeftModel
 
+    from probe.core.data import LabelledData
     from probe.core.models import LoadedModel
 
 Score = Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
 """A caller's scoring function: (model, batch) -> float [B, L] logits over the labels."""
 HEAD_PREFIX = "base_model."
+UserLoss = Callable[[Any, dict[str, Any]], torch.Tensor]
+"""A caller's loss: (model, batch) -> float [B], each example's loss (see the module docstring)."""
+PER_EXAMPLE_KEYS = ("label", "target")
+"""The batch's keys that say what each example should give; the model is not passed them."""
 
 
 class ClassifierHeadTask(Task):
@@ -80,6 +94,79 @@ class ScoringTask(Task):
     def _loss(self, ids: list[list[int]], targets: Sequence[Target]) -> torch.Tensor:
         logits = self._scores(ids)
         return F.cross_entropy(logits, torch.tensor(targets, device=logits.device))
+
+
+class AlignedOutputs(torch.nn.Module):
+    """A model as a caller's loss sees it: called with the batch (its per-example keys left out), its per-position
+    outputs without the ``virtual`` positions PEFT prepends (see the module docstring)."""
+
+    def __init__(self, inner: torch.nn.Module, virtual: int, kind: str) -> None:
+        super().__init__()
+        self.inner, self.virtual, self.kind = inner, virtual, kind
+
+    def forward(self, **batch: Any) -> Any:
+        out = self.inner(**{k: v for k, v in batch.items() if k not in PER_EXAMPLE_KEYS})
+        width = batch["input_ids"].shape[1] if "input_ids" in batch else None
+        if self.virtual and self.kind != "seq2seq" and width is not None:  # seq2seq: the prompt is the encoder's
+            for name in ("logits", "last_hidden_state"):
+                value = getattr(out, name, None)
+                if isinstance(value, torch.Tensor) and value.ndim >= 2 and value.shape[1] == width + self.virtual:
+                    out[name] = value[:, self.virtual :]
+        return out
+
+
+@dataclass
+class LossTask(Task):
+    """A task measured by the caller's own loss (see the module docstring)."""
+
+    loss_fn: UserLoss | None = None
+    name: ClassVar[str] = "custom"
+    objective: ClassVar[str] = USER_LOSS
+
+    def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
+        raise ValueError(
+            "a caller's loss gives no label scores; read it through Task.outcome(data) (the loss per example)"
+        )
+
+    def _loss(self, ids: list[list[int]], targets: Sequence[Target]) -> torch.Tensor:
+        return self.example_loss(ids, targets).mean()
+
+    def example_loss(self, ids: list[list[int]], targets: Sequence[Target], *, prompt: bool = True) -> torch.Tensor:
+        """float [B]: the caller's loss of each row of token ids against its target (a class index or a text),
+        with the prompt or without it (the frozen model)."""
+        if self.loss_fn is None:
+            raise ValueError("a LossTask needs loss_fn: a function (model, batch) -> float [B], each example's loss")
+        batch: dict[str, Any] = self.pad(ids)
+        if all(isinstance(t, str) for t in targets):
+            batch["target"] = list(targets)
+        else:
+            batch["label"] = torch.tensor([int(t) for t in targets], dtype=torch.long, device=self.device)
+        inner = self._prompted() if prompt else self.model.model
+        losses = self.loss_fn(AlignedOutputs(inner, self.p if prompt else 0, self.model.kind), batch)
+        if not isinstance(losses, torch.Tensor) or tuple(losses.shape) != (len(ids),):
+            shape = tuple(getattr(losses, "shape", ()))
+            raise ValueError(
+                f"the loss function returned {type(losses).__name__} of shape {shape}; expected a tensor of shape "
+                f"({len(ids)},): one loss per example (reduction='none'), not their mean"
+            )
+        return losses.float()
+
+    def outcome(self, data: LabelledData, *, prompt: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(NaN [N], loss [N]): a caller's loss defines no accuracy, only each example's loss."""
+        ids, targets = self.tokenize(data.texts), data.loss_targets
+        plan = plan_batches(
+            [len(x) for x in ids],
+            max_tokens=self.eval_max_tokens,
+            overhead=PASS_OVERHEAD,
+            extra=self.p if prompt else 0,
+        )
+        loss = np.empty(len(ids))
+        self.peft_model.eval()
+        with torch.inference_mode():
+            for rows in plan.batches:
+                part = self.example_loss([ids[i] for i in rows], [targets[i] for i in rows], prompt=prompt)
+                loss[rows] = part.cpu().numpy()
+        return np.full(len(ids), np.nan), loss
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,8 @@ def test_harden__pez_on_the_target_loss_and_the_search_refused_in_one_line(setti
     _, readout, vectors = setting
     hard = harden(vectors, readout, steps=4, eval_every=2, batch_size=4)
     assert hard.objective == "target-likelihood" and len(hard.token_ids) == 3
-    assert hard.soft_accuracy == pytest.approx(readout.outcome(vectors, readout.splits.test)[0].mean())
+    correct, loss = readout.outcome(vectors, readout.splits.test)
+    assert hard.soft_accuracy == pytest.approx(correct.mean()) and hard.soft_loss == pytest.approx(loss.mean())
     with pytest.raises(ValueError, match="method 'search' matches the soft prompt's label distributions, which the "):
         harden(vectors, readout, steps=2, method="search")
 

@@ -21,10 +21,13 @@ Under the free-text target objective, input attribution reads each text's own ta
 word's effect is log p(target | text) - log p(target | text without the word), each the mean over the target's
 tokens (the negated loss of :meth:`Task.outcome`), under the prompt minus on the frozen model; the table's one
 label is :data:`probe.core.data.TARGET_CLASS`. Its frozen side is not cached. The trigger scan needs classes.
+Under a caller's loss (:class:`probe.tasks.user.LossTask`) the same holds with minus that loss, each variant
+read against its text's own label or target; the table's one label is :data:`LOSS_LABEL`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import Counter
 from typing import Any
@@ -32,13 +35,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from probe.core.data import TARGET_CLASS, LabelledData
+from probe.core.data import TARGET_CLASS
 from probe.core.io import cache_file
-from probe.core.names import CLASSIFICATION
+from probe.core.names import CLASSIFICATION, TARGET_LIKELIHOOD
 from probe.core.softprompt import as_prompt
 from probe.core.tokens import text_list
 from probe.formats.effects import Effects
 from probe.readings.explain.readout import Readout, progress_bar
+
+LOSS_LABEL = "<loss>"
+"""The one label of input attribution under a caller's loss: an effect is a change in minus the example's loss."""
 
 FUNCTION_WORDS = 100
 """The most frequent English words (wordfreq) that occlusion skips."""
@@ -232,29 +238,30 @@ def _target_attribution(
     owner: np.ndarray,
     least: int,
 ) -> Effects:
-    """:func:`input_attribution` under the target objective (see the module docstring): the first texts of the test
-    split, each read against its own target."""
+    """:func:`input_attribution` under an objective other than classification (see the module docstring): the first
+    texts of the test split, each read against its own target (a text, or under a caller's loss its label or
+    target), an effect being the change in minus the example's loss (the target's log-likelihood)."""
     test = readout.splits.test
-    if test.target_texts is None or texts != test.texts[: len(texts)]:
+    if texts != test.texts[: len(texts)]:
         raise ValueError(
-            "input attribution under the target objective reads each text against its own target; leave texts= "
-            "out (the test split's first texts are read, with their targets)"
+            f"input attribution under the objective {readout.objective!r} reads each text against its own target; "
+            "leave texts= out (the test split's first texts are read, with their targets)"
         )
-    goals = test.target_texts[: len(texts)]
 
-    def likelihood(rows: list[str], targets: list[str], prompt: bool) -> np.ndarray:
-        data = LabelledData(rows, [TARGET_CLASS] * len(rows), [TARGET_CLASS], target_texts=targets)
+    def likelihood(rows: list[str], owners: list[int], prompt: bool) -> np.ndarray:
+        data = dataclasses.replace(test.subset(owners), texts=rows)  # each row read against its owner's target
         task = readout.set_prompt(vectors) if prompt else readout.task(1)
         return -task.outcome(data, prompt=prompt)[1]
 
     kept = [i for i, v in enumerate(variants) if v.strip()]  # a text that was one word leaves nothing to read
     units, variants, owner = [units[i] for i in kept], [variants[i] for i in kept], owner[kept]
-    aims = [goals[i] for i in owner]
-    effects = [likelihood(texts, goals, on)[owner] - likelihood(variants, aims, on) for on in (True, False)]
-    table = _aggregate([TARGET_CLASS], units, effects[0][:, None], effects[1][:, None], len(texts))
+    mine, aims = list(range(len(texts))), [int(i) for i in owner]
+    effects = [likelihood(texts, mine, on)[owner] - likelihood(variants, aims, on) for on in (True, False)]
+    label = TARGET_CLASS if readout.objective == TARGET_LIKELIHOOD else LOSS_LABEL
+    table = _aggregate([label], units, effects[0][:, None], effects[1][:, None], len(texts))
     return Effects(
         kind="attribution",
-        labels=[TARGET_CLASS],
+        labels=[label],
         table=table,
         texts=len(texts),
         min_count=least,

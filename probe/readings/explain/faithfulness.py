@@ -16,6 +16,9 @@ token: accuracy is token accuracy; agreement the share of target tokens where th
 the soft prompt's; KL(soft ‖ stand-in) of the next-token distributions, mean over the target's tokens; the loss is
 the mean negative log-likelihood of the target; gain retained is (zero-shot loss - loss) / (zero-shot loss - soft
 loss). The distributions are compared a slice of examples at a time, so memory stays bounded by the slice.
+
+Under a caller's loss (:class:`probe.tasks.user.LossTask`) only the loss and the gain retained on it are defined:
+accuracy, agreement and KL are NaN (there is no distribution to compare), never a figure made up for them.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 import torch
 
 from probe.core.data import LabelledData
-from probe.core.names import CLASSIFICATION
+from probe.core.names import CLASSIFICATION, USER_LOSS
 from probe.core.softprompt import as_prompt
 from probe.core.stats import example_draws, gains_retained, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
@@ -187,6 +190,11 @@ def _compare(
     """The soft prompt's per-example (token accuracy, loss), float [2, N], and each stand-in's (token accuracy,
     loss, argmax agreement with the soft prompt, KL(soft ‖ it)), float [4, N], each a mean over the target's tokens.
     One pass of the soft prompt and one of each stand-in, :data:`SLICE` examples' distributions at a time."""
+    if readout.objective == USER_LOSS:  # a loss alone: no token distributions to compare
+        nothing = np.full(len(data), np.nan)
+        losses = {name: readout.outcome(vectors, data)[1] for name, vectors in others.items()}
+        mine = np.stack(readout.outcome(soft, data))
+        return mine, {name: np.stack([nothing, loss, nothing, nothing]) for name, loss in losses.items()}
     mine, out = np.zeros((2, len(data))), {name: np.zeros((4, len(data))) for name in others}
     for begin in range(0, len(data), SLICE):
         rows = list(range(begin, min(begin + SLICE, len(data))))

@@ -22,6 +22,7 @@ as a prompt: the embedding rows of its token ids. Its readability is measured be
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,7 +33,7 @@ import torch
 from probe.core.data import LabelledData
 from probe.core.io import CacheEntry, cache_file
 from probe.core.models import canonical_name
-from probe.core.names import CLASSIFICATION
+from probe.core.names import CLASSIFICATION, USER_LOSS
 from probe.core.sampling import seeded_batches
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.hard_prompt import HardPrompt
@@ -161,7 +162,7 @@ def _pez(
         bar.update(1)
         if step % eval_every == 0 or step == steps:
             ids = readout.nearest_ids(pez.continuous.detach().numpy())
-            acc = _accuracy(readout, readout.model.embeddings_numpy()[ids], held)
+            acc = _merit(readout, readout.model.embeddings_numpy()[ids], held)
             if acc > pez.best_acc:
                 pez.best_ids, pez.best_acc, pez.best_step = ids, acc, step
             _save_state(state, step, pez)
@@ -219,7 +220,7 @@ def _begin(readout: Readout, start_ids: np.ndarray, held: LabelledData, lr: floa
 
     saved = state.load(check=fits) if state is not None else None
     if saved is None:
-        start_acc = _accuracy(readout, embeddings[start_ids], held)
+        start_acc = _merit(readout, embeddings[start_ids], held)
         return _Search(continuous, optimizer, start_ids, start_acc, 0, start_acc)
     meta, arrays = saved
     with torch.no_grad():
@@ -256,17 +257,27 @@ def _result(
     every accuracy measured on the test split and its readability."""
     test, embeddings = readout.splits.test, readout.model.embeddings_numpy()
     best = [int(i) for i in search.best_ids]
+    stand_ins = {
+        "hard_prompt": embeddings[best],
+        "soft": vectors,
+        "discretised": embeddings[readout.nearest_ids(vectors)],
+    }
+    figures = {name: readout.outcome(rows, test) for name, rows in stand_ins.items()}
+    nan, lossy, user = math.nan, readout.objective != CLASSIFICATION, readout.objective == USER_LOSS
+    loss = {name: float(losses.mean()) if lossy else nan for name, (_, losses) in figures.items()}
+    zero_loss = float(readout.task(1).outcome(test, prompt=False)[1].mean()) if lossy else nan
+    # under a caller's loss the search kept the lowest held-out loss: its merit is minus the loss
     return HardPrompt(
         model=canonical_name(readout.model.name),
         token_ids=best,
         tokens=[readout.model.vocabulary.display[i] for i in best],
         text=str(readout.model.tokenizer.decode(best)),
-        hard_prompt_accuracy=_accuracy(readout, embeddings[best], test),
-        soft_accuracy=_accuracy(readout, vectors, test),
-        discretised_accuracy=_accuracy(readout, embeddings[readout.nearest_ids(vectors)], test),
+        hard_prompt_accuracy=float(figures["hard_prompt"][0].mean()),
+        soft_accuracy=float(figures["soft"][0].mean()),
+        discretised_accuracy=float(figures["discretised"][0].mean()),
         zero_shot_accuracy=readout.zero_shot(),
-        holdout_accuracy=float(search.best_acc),
-        start_holdout_accuracy=float(search.start_acc),
+        holdout_accuracy=nan if user else float(search.best_acc),
+        start_holdout_accuracy=nan if user else float(search.start_acc),
         changed_positions=int((np.asarray(best) != start_ids).sum()),
         steps=steps,
         best_step=search.best_step,
@@ -276,6 +287,12 @@ def _result(
         objective=readout.objective,
         word_share=word_share(readout.model, best),
         perplexity=prompt_perplexity(readout.model, best),
+        hard_prompt_loss=loss["hard_prompt"],
+        soft_loss=loss["soft"],
+        discretised_loss=loss["discretised"],
+        zero_shot_loss=zero_loss,
+        holdout_loss=-float(search.best_acc) if user else nan,
+        start_holdout_loss=-float(search.start_acc) if user else nan,
     )
 
 
@@ -290,8 +307,11 @@ def check_method(method: str, readout: Readout) -> None:
         )
 
 
-def _accuracy(readout: Readout, vectors: np.ndarray, data: LabelledData) -> float:
-    return float(readout.outcome(vectors, data)[0].mean())
+def _merit(readout: Readout, vectors: np.ndarray, data: LabelledData) -> float:
+    """What the search keeps the best of on held-out rows: the accuracy (token accuracy under the target objective),
+    or minus the mean loss under a caller's loss, which defines no accuracy."""
+    correct, loss = readout.outcome(vectors, data)
+    return -float(loss.mean()) if readout.objective == USER_LOSS else float(correct.mean())
 
 
 def _state(state_dir: str | os.PathLike[str] | None, settings: dict[str, Any], name: str) -> CacheEntry | None:

@@ -2,8 +2,9 @@
 
 The task of a reading is the task of the prompt: a probe run's task form (from its manifest), a PEFT adapter's
 ``task_type`` (``SEQ_CLS`` with its trained head, ``CAUSAL_LM`` and ``SEQ_2_SEQ_LM`` scoring the label words as
-continuations, ``FEATURE_EXTRACTION`` with the cosine form), or the caller's own scoring function or ``Task``
-class. When it cannot be known, a one-line error lists the choices; nothing falls back to a default silently.
+continuations, ``FEATURE_EXTRACTION`` with the cosine form), or the caller's own scoring function, loss
+(objective ``user-loss``) or ``Task`` class. When it cannot be known, a one-line error lists the choices; nothing
+falls back to a default silently.
 
 :class:`Readout` runs a prompt's vectors through that task in one batched pass (:meth:`Readout.outcome`). The
 readings themselves are in :mod:`.ablation`, :mod:`.hardening` and :mod:`.lens`.
@@ -24,16 +25,17 @@ from probe.core.data import DataSplits, LabelledData
 from probe.core.frames import Data, as_splits
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
-from probe.core.names import CLASSIFICATION, TARGET_LIKELIHOOD
+from probe.core.names import CLASSIFICATION, TARGET_LIKELIHOOD, USER_LOSS
 from probe.core.softprompt import SoftPrompt, check_vectors
 from probe.core.tokens import text_list
 from probe.formats.files import PEFT_FORMS
 from probe.formats.run import Run
+from probe.tasks import user as user_tasks
 from probe.tasks.evaluation import eval_subset, zero_shot_accuracy
 from probe.tasks.forms import READING_FORMS
 from probe.tasks.kinds import Task, make_task, prompt_parameter, wrap_with_prompt
 from probe.tasks.target import make_target_task
-from probe.tasks.user import ClassifierHead, ClassifierHeadTask, Score, ScoringTask, wrap_head_with_prompt
+from probe.tasks.user import ClassifierHead, ClassifierHeadTask, LossTask, Score, ScoringTask, UserLoss
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +50,8 @@ def progress_bar(total: int, desc: str, enabled: bool) -> Any:
 def _unknown_task(what: str) -> ValueError:
     return ValueError(
         f"the task of {what} cannot be known; say which it was trained on: --task cosine|verbaliser|generate "
-        "(form=), or for another objective pass score=(model, batch) -> logits over the labels, or task=a Task "
-        "class, to Readout"
+        "(form=), or for another objective pass score=(model, batch) -> logits over the labels, "
+        "loss=(model, batch) -> each example's loss, or task=a Task class, to Readout"
     )
 
 
@@ -67,6 +69,8 @@ class Readout:
         max_length / temperature: the task's settings, as in training.
         form: the task form (:data:`READING_FORMS`): the one the prompt was trained under.
         score: the caller's scoring function (form "custom").
+        loss: the caller's loss, ``loss(model, batch) -> float [B]`` (form "custom", objective "user-loss";
+            :class:`probe.tasks.user.LossTask` says what the model and the batch are).
         task_class: the caller's :class:`Task` subclass (form "custom").
         head: a ``SEQ_CLS`` adapter's trained head (form "classifier-head").
         cache_key: for a caller's ``score`` or ``task``: a name for it that is stable across processes, so that
@@ -84,13 +88,20 @@ class Readout:
     score: Score | None = None
     task_class: type[Task] | None = None
     head: ClassifierHead | None = None
+    loss: UserLoss | None = None
     cache_key: str | None = None
     _tasks: dict[int, Task] = field(default_factory=dict, repr=False)
     _head_model: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.labels = text_list(self.labels, "labels")
-        if self.score is not None or self.task_class is not None:
+        given = [name for name in ("score", "task_class", "loss") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(
+                f"Readout was given {' and '.join(given)}; expected one way to measure the prompt: a scoring "
+                "function (score=), a loss (loss=) or a Task class (task=)"
+            )
+        if given:
             self.form = "custom"
         elif self.head is not None:
             self.form = "classifier-head"
@@ -123,6 +134,8 @@ class Readout:
     def objective(self) -> str:
         """What every reading of this readout measures (:data:`probe.core.names.OBJECTIVES`): the target objective
         when the data has free-text targets, else classification."""
+        if self.loss is not None:
+            return USER_LOSS
         return CLASSIFICATION if self.splits.test.target_texts is None else TARGET_LIKELIHOOD
 
     @property
@@ -131,7 +144,7 @@ class Readout:
         if self.objective == TARGET_LIKELIHOOD and self.form == "generate":
             return "target"
         if self.form == "custom":
-            fn = self.score or self.task_class
+            fn = self.score or self.task_class or self.loss
             return f"custom:{getattr(fn, '__qualname__', type(fn).__name__)}"
         return self.form
 
@@ -141,7 +154,7 @@ class Readout:
         caller's function (its ``cache_key``, else this very object: never shared with another function)."""
         if self.head is not None:
             return f"head:{self.head.digest()}"
-        fn = self.score or self.task_class
+        fn = self.score or self.task_class or self.loss
         if fn is None:
             return ""
         name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
@@ -237,6 +250,7 @@ class Readout:
         form: str | None = None,
         score: Score | None = None,
         task: type[Task] | None = None,
+        loss: UserLoss | None = None,
         text_column: str = "text",
         label_column: str = "label",
         test_size: int | None = None,
@@ -249,7 +263,7 @@ class Readout:
         Raises:
             ValueError: no task given (a one-line error that lists the choices).
         """
-        if form is None and score is None and task is None and target_column is None:
+        if form is None and score is None and task is None and loss is None and target_column is None:
             raise _unknown_task(f"a prompt read on '{getattr(data, 'name', None) or type(data).__name__}'")
         columns: dict[str, Any] = {"text_column": text_column, "label_column": label_column}
         splits = as_splits(data, seed=seed, target_column=target_column, **columns)
@@ -257,7 +271,7 @@ class Readout:
             splits = replace(splits, test=eval_subset(splits.test, test_size, seed))
         labels = splits.train.label_names
         index = VocabIndex.for_model(model)
-        return cls(model, index, labels, splits, form=form or "cosine", score=score, task_class=task)
+        return cls(model, index, labels, splits, form=form or "cosine", score=score, task_class=task, loss=loss)
 
     @classmethod
     def for_prompt(cls, prompt: SoftPrompt, model: LoadedModel, data: Data, **options: Any) -> Readout:
@@ -271,7 +285,7 @@ class Readout:
         """
         config = prompt.metadata.get("adapter") or (prompt.metadata if "peft_type" in prompt.metadata else {})
         task_type = config.get("task_type")
-        given = any(options.get(k) is not None for k in ("form", "score", "task", "target_column"))
+        given = any(options.get(k) is not None for k in ("form", "score", "task", "loss", "target_column"))
         if task_type is None or given:
             if not given:
                 raise _unknown_task(f"prompt '{prompt.source}' (it records no task type)")
@@ -294,13 +308,16 @@ class Readout:
             vectors = np.zeros((length, self.model.dim), np.float32)
             settings: dict[str, Any] = {"max_length": self.max_length, "temperature": self.temperature}
             settings["identity"] = self.identity
-            if self.objective == TARGET_LIKELIHOOD and self.score is None and self.task_class is None:
+            if self.loss is not None:
+                peft = wrap_with_prompt(self.model, vectors)
+                self._tasks[length] = LossTask(self.model, peft, self.labels, **settings, loss_fn=self.loss)
+            elif self.objective == TARGET_LIKELIHOOD and self.score is None and self.task_class is None:
                 peft = wrap_with_prompt(self.model, vectors)
                 self._tasks[length] = make_target_task(self.model, peft, max_length=self.max_length)
             elif self.head is not None:
                 if self._head_model is None:
                     self._head_model = self.head.model(self.model)
-                peft = wrap_head_with_prompt(self._head_model, self.model, vectors)
+                peft = user_tasks.wrap_head_with_prompt(self._head_model, self.model, vectors)
                 self._tasks[length] = ClassifierHeadTask(self.model, peft, self.labels, **settings)
             elif self.score is not None:
                 peft = wrap_with_prompt(self.model, vectors)
@@ -373,6 +390,6 @@ class Readout:
     def zero_shot(self) -> float:
         """The frozen model's accuracy on the test split (cached; the target objective: its token accuracy)."""
         test = self.splits.test
-        if self.objective == TARGET_LIKELIHOOD:
+        if self.objective != CLASSIFICATION:
             return float(self.task(1).outcome(test, prompt=False)[0].mean())
         return zero_shot_accuracy(self.task(1), test.texts, test.targets)
