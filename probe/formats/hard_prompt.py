@@ -140,7 +140,22 @@ class HardPrompt(Result):
         return cls(**f.fields_of(cls, defaults=lacked, read=("accuracy",), **given))
 
     def to_markdown(self) -> str:
-        """A short readable summary."""
+        """A short readable summary: the test accuracies, and the losses where the objective has them (a caller's
+        loss has only those)."""
+        by_loss = not math.isnan(self.soft_loss)
+        only_loss = by_loss and math.isnan(self.soft_accuracy)
+        columns = ["loss"] if only_loss else ["test accuracy", "loss"] if by_loss else ["test accuracy"]
+
+        def row(name: str, accuracy: float, loss: float) -> str:
+            figures = [loss] if only_loss else [accuracy, loss] if by_loss else [accuracy]
+            return f"| {name} | " + " | ".join(f"{x:.3f}" for x in figures) + " |"
+
+        held = (
+            (self.start_holdout_loss, self.holdout_loss)
+            if only_loss
+            else (self.start_holdout_accuracy, self.holdout_accuracy)
+        )
+        measure = "loss" if only_loss else "accuracy"
         return "\n".join(
             [
                 f"Hard prompt ({len(self.token_ids)} tokens by {self.method}, {self.changed_positions} changed from "
@@ -148,15 +163,15 @@ class HardPrompt(Result):
                 "",
                 f"Readability: {self.readability()}.",
                 "",
-                "| prompt | test accuracy |",
-                "|---|---:|",
-                f"| soft | {self.soft_accuracy:.3f} |",
-                f"| hard (this search) | {self.hard_prompt_accuracy:.3f} |",
-                f"| nearest tokens (discretised) | {self.discretised_accuracy:.3f} |",
-                f"| zero-shot | {self.zero_shot_accuracy:.3f} |",
+                "| prompt | " + " | ".join(columns) + " |",
+                "|---|" + "---:|" * len(columns),
+                row("soft", self.soft_accuracy, self.soft_loss),
+                row("hard (this search)", self.hard_prompt_accuracy, self.hard_prompt_loss),
+                row("nearest tokens (discretised)", self.discretised_accuracy, self.discretised_loss),
+                row("zero-shot", self.zero_shot_accuracy, self.zero_shot_loss),
                 "",
-                f"Held-out slice of the training data: {self.start_holdout_accuracy:.3f} at the start, "
-                f"{self.holdout_accuracy:.3f} for the prompt kept.",
+                f"Held-out slice of the training data ({measure}): {held[0]:.3f} at the start, {held[1]:.3f} for "
+                "the prompt kept.",
             ]
         )
 

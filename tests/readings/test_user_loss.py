@@ -159,3 +159,14 @@ def test_user_loss__a_mean_instead_of_a_loss_per_example_and_two_objectives_are_
         mean_loss.outcome(vectors, data)
     with pytest.raises(ValueError, match="expected one way to measure the prompt"):
         Readout(model, readout.index, readout.labels, readout.splits, score=lambda m, b: None, loss=make_loss(model))
+
+
+def test_explain__the_whole_record_under_a_users_loss_reads_without_a_made_up_figure(setting):
+    from probe.readings.explain import explain
+
+    _, readout, vectors = setting
+    record = explain(vectors, readout, hard_steps=2, lens_tokens=50, lens_texts=2, bootstrap=20)
+    assert record.objective == "user-loss"
+    assert record.hard_prompt is not None and record.hard_prompt.objective == "user-loss"
+    text = record.to_markdown()
+    assert "user-loss" in text and "nan" not in text.lower().replace("nano", "")
