@@ -37,6 +37,9 @@ from probe.formats.writer import RunWriter
 from probe.tasks.kinds import prompt_parameter
 from probe.training.callbacks import save_adapter
 
+PER_LAYER_KINDS = ("PREFIX_TUNING", "CARTRIDGE")
+"""PEFT methods whose prompt is keys and values per layer: read from their checkpoints, not recorded as runs."""
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["ProbeCallback", "Recorder", "attach", "record", "track"]
@@ -87,15 +90,22 @@ class Recorder:
             raise ValueError(f"every is {every!r}; expected a positive number of steps between snapshots")
         labels = text_list(labels, "labels")
         try:
-            self.weight = prompt_parameter(peft_model)
+            prompt_parameter(peft_model)
             config = peft_model.peft_config[peft_model.active_adapter]
         except (AttributeError, KeyError) as e:
             raise ValueError(
                 f"{type(peft_model).__name__} has no PEFT prompt-tuning adapter; pass the model returned by "
                 "peft.get_peft_model(model, PromptTuningConfig(...))"
             ) from e
+        kind = str(getattr(config.peft_type, "value", config.peft_type))
+        if kind in PER_LAYER_KINDS:
+            raise ValueError(
+                f"{kind} trains keys and values per layer, not rows of the input embeddings, so probe does not record "
+                "it as a run; save its checkpoints (the Trainer's save_steps) and read them: probe report "
+                "CHECKPOINT_FOLDER (a reading per layer, and drift over the checkpoints)"
+            )
         self.every, self.path, self.peft_model = every, Path(out), peft_model
-        self.initial = self.weight.detach().float().cpu().numpy().copy()
+        self.initial = self.vectors()
         self.last_step: int | None = None
         self.snapshots: set[int] = set()
         self.writer: RunWriter | None = None
@@ -108,7 +118,7 @@ class Recorder:
                 kind=PEFT_KINDS.get(task_type),
                 task_form=PEFT_FORMS.get(task_type),
                 init=PEFT_INITS.get(init, init.lower() or "unknown"),
-                length=int(self.weight.shape[0]),
+                length=int(self.initial.shape[0]),
                 seed=seed,
                 labels=list(labels or head_labels(peft_model) or []),
                 snapshot_every=every,
@@ -131,10 +141,23 @@ class Recorder:
         self.snapshots = {s for s in before.steps if s <= resume_at}
         return writer
 
+    def vectors(self) -> np.ndarray:
+        """float32 [p, d]: the prompt the model prepends now, as PEFT saves it: P-tuning's encoder output (not the
+        encoder's own input rows), a prompt-tuning matrix as it is. The encoder runs in eval mode (no dropout)."""
+        adapter = self.peft_model.active_adapter
+        encoder = self.peft_model.prompt_encoder[adapter]
+        training = encoder.training
+        encoder.eval()
+        try:
+            with torch.no_grad():
+                return self.peft_model.get_prompt_embedding_to_save(adapter).float().numpy().copy()
+        finally:
+            encoder.train(training)
+
     def snapshot(self, step: int) -> None:
         """Write the prompt as it is now, as the snapshot at ``step`` (once per step)."""
         if self.writer is not None and step not in self.snapshots:
-            self.writer.write_snapshot(step, self.weight.detach().float().cpu().numpy())
+            self.writer.write_snapshot(step, self.vectors())
             self.snapshots.add(step)
 
     def step(self, step: int, *, loss: float | None = None, **metrics: float) -> None:
@@ -153,7 +176,7 @@ class Recorder:
 
     def drift(self) -> dict[str, float]:
         """How far the prompt has moved from where recording began (cheap: no vocabulary search)."""
-        now = self.weight.detach().float().cpu().numpy()
+        now = self.vectors()
         cos = np.einsum("pd,pd->p", now, self.initial) / (
             np.linalg.norm(now, axis=1) * np.linalg.norm(self.initial, axis=1) + 1e-12
         )

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.numpy import load_file, save_file
 
-from probe import load_model, load_run, record
+from probe import load_model, load_prompt, load_run, record
 from probe.core.data import train_test
 from probe.formats.discovery import find_runs
 from probe.readings.drift import drift_table, summarize_run
@@ -268,7 +268,7 @@ def test_trainer_route__plain_callback_reports_probe_scalars_and_a_resume_contin
     assert steps == sorted(set(steps)) == [1, 2, 3, 4]  # the resumed steps logged once each
 
 
-def _seq_cls_run(tmp_path, default_model, id2label):
+def _seq_cls_run(tmp_path, default_model, id2label, config=None):
     from datasets import Dataset
     from peft import PromptTuningConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
@@ -283,7 +283,7 @@ def _seq_cls_run(tmp_path, default_model, id2label):
     rows = rows.map(lambda r: tok(r["text"], truncation=True, max_length=64), batched=True)
     extra = {"id2label": id2label, "label2id": {v: k for k, v in id2label.items()}} if id2label else {}
     base = AutoModelForSequenceClassification.from_pretrained(default_model.location, num_labels=4, **extra)
-    peft_model = get_peft_model(base, PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=3))
+    peft_model = get_peft_model(base, config or PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=3))
     args = TrainingArguments(
         output_dir=str(tmp_path / "out"), max_steps=3, per_device_train_batch_size=8, learning_rate=0.05,
         save_strategy="no", report_to=[], use_cpu=True, seed=0, disable_tqdm=True,
@@ -311,6 +311,42 @@ def test_callback__a_seq_cls_run_is_read_under_its_own_head_in_its_class_order(t
     correct, _ = readout.outcome(run.latest_prompt().vectors, test)
     assert readout.task_name == "classifier-head"
     assert abs(float(correct.mean()) - own) < 1e-9
+
+
+def test_callback__a_p_tuning_run_records_its_encoders_output_and_reads_as_the_model_predicts(tmp_path, default_model):
+    """P-tuning's prompt is its encoder's output (what PEFT prepends and saves), not the encoder's input rows:
+    recording those gave a reading of another prompt (accuracy 0.266 where the model's own predictions give 0.281)."""
+    from peft import PromptEncoderConfig
+
+    from probe.readings.explain.readout import Readout
+
+    id2label = {0: "sadness", 1: "joy", 2: "fear", 3: "anger"}
+    config = PromptEncoderConfig(task_type="SEQ_CLS", num_virtual_tokens=4, encoder_hidden_size=64)
+    peft_model, _ = _seq_cls_run(tmp_path, default_model, id2label, config)
+    run = load_run(tmp_path / "probe-run")
+    saved = load_prompt(tmp_path / "probe-run" / "adapter").vectors  # PEFT's own prompt_embeddings
+    np.testing.assert_allclose(run.latest_prompt().vectors, saved, atol=1e-6)
+    encoder_input = peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight.detach().numpy()
+    assert not np.allclose(run.latest_prompt().vectors, encoder_input, atol=1e-3)
+    readout = Readout.from_run(run, default_model, data="feelings")
+    test = readout.splits.test
+    batch = default_model.tokenizer(test.texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    peft_model.eval()
+    with torch.no_grad():
+        predicted = peft_model(**batch).logits.argmax(-1).numpy()
+    own = float(np.mean([id2label[int(p)] == label for p, label in zip(predicted, test.labels, strict=True)]))
+    assert float(readout.outcome(run.latest_prompt().vectors, test)[0].mean()) == pytest.approx(own, abs=1e-9)
+
+
+def test_track__a_prefix_is_refused_in_one_line_before_any_write(tmp_path, default_model):
+    from peft import PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    base = AutoModelForSequenceClassification.from_pretrained(default_model.location, num_labels=2)
+    peft_model = get_peft_model(base, PrefixTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=3))
+    with pytest.raises(ValueError, match="PREFIX_TUNING trains keys and values per layer, not rows of the input"):
+        track(peft_model, tmp_path / "prefix")
+    assert not (tmp_path / "prefix").exists()
 
 
 def test_callback__a_seq_cls_run_whose_class_order_is_unknown_asks_for_it(tmp_path, default_model, capsys):
