@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import functools
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -101,6 +102,12 @@ def _dask(spec: str) -> Iterator[concurrent.futures.Executor]:
     except ImportError as e:
         raise ValueError("--executor dask://... needs dask's distributed: pip install 'probe[dask]'") from e
     address = "tcp://" + spec.removeprefix("dask://")
+    refused = _unreachable(address)
+    if refused is not None:  # nothing listens there: say so at once, not after the client's retries
+        raise ValueError(
+            f"no dask scheduler answers at {address} ({type(refused).__name__}: {str(refused)[:80]}); start one or "
+            "fix the address"
+        )
     outcome: dict[str, Any] = {}
 
     def connect() -> None:  # in a thread, so that a handshake that never ends cannot hold the command
@@ -128,6 +135,19 @@ def _dask(spec: str) -> Iterator[concurrent.futures.Executor]:
         yield client.get_executor()
     finally:
         client.close()
+
+
+def _unreachable(address: str) -> OSError | None:
+    """The error of a plain TCP connection to ``address`` (``tcp://host:port``) when nothing accepts it there (a
+    refused or timed-out connection), else None (also when the address is not host:port: the client judges it)."""
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS):
+            return None
+    except OSError as e:
+        return e
 
 
 def stop_workers(pool: concurrent.futures.Executor, futures: list[concurrent.futures.Future[Any]]) -> None:

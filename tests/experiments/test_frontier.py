@@ -264,3 +264,17 @@ def test_grid__a_dask_address_that_never_answers_or_answers_garbage_is_one_line_
     assert time.monotonic() - began < 20
     message = str(caught.value)
     assert "\n" not in message and "127.0.0.1" in message and ("dask scheduler" in message)
+
+
+def test_grid__a_dask_address_where_nothing_listens_is_known_before_any_handshake():
+    import socket
+
+    from probe.experiments.grid import _unreachable
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert _unreachable(f"tcp://127.0.0.1:{port}") is None  # it accepts: the client's handshake judges it
+    assert isinstance(_unreachable(f"tcp://127.0.0.1:{port}"), ConnectionRefusedError)  # closed now: refused
+    assert _unreachable("tcp://not-an-address") is None  # not host:port: left to the client
