@@ -16,6 +16,8 @@ import os
 MINUTES_ENV = "PROBE_BUDGET_MINUTES"
 GB_ENV = "PROBE_BUDGET_GB"
 MINUTES_FLAG = "--budget-minutes"
+MINUTES_ARGUMENT = "budget_minutes="
+"""The time budget as the library's readings take it (``explain(..., budget_minutes=4)``)."""
 GB_FLAG = "--budget-gb"
 GB = 1e9
 FLOAT32 = 4
@@ -60,7 +62,9 @@ def budget_gb(given: float | None = None) -> float | None:
     return _positive(given, GB_FLAG) if given is not None else _from_env(GB_ENV)
 
 
-def check_time(seconds: float, what: str, *, minutes: float | None = None, less: str = "") -> None:
+def check_time(
+    seconds: float, what: str, *, minutes: float | None = None, less: str = "", flag: str = MINUTES_FLAG
+) -> None:
     """Refuse ``what`` when its estimate ``seconds`` passes the time budget (``minutes`` or the environment's).
 
     Args:
@@ -68,17 +72,20 @@ def check_time(seconds: float, what: str, *, minutes: float | None = None, less:
         what: the reading, as the message names it (``probe explain``).
         minutes: ``--budget-minutes`` as given (None: ``$PROBE_BUDGET_MINUTES``, else no budget).
         less: how to ask for less work, said after the option that lifts the budget.
+        flag: the option that lifts it as the caller names it (``--budget-minutes``; a library function's
+            ``budget_minutes=``).
 
     Raises:
-        ValueError: over the budget, in one line naming ``--budget-minutes``.
+        ValueError: over the budget, in one line naming ``flag``.
     """
     budget = budget_minutes(minutes)
     if budget is None or seconds <= budget * 60:
         return
-    source = MINUTES_FLAG if minutes is not None else f"${MINUTES_ENV}"
+    source = flag if minutes is not None else f"${MINUTES_ENV}"
+    lift = f"{flag}{math.ceil(seconds / 60)}" if flag.endswith("=") else f"{flag} {math.ceil(seconds / 60)}"
     raise ValueError(
         f"{what} would take about {seconds / 60:.1f} min, over the time budget of {budget:g} min ({source}); "
-        f"raise it with {MINUTES_FLAG} {math.ceil(seconds / 60)}" + (f", or {less}" if less else "")
+        f"raise it with {lift}" + (f", or {less}" if less else "")
     )
 
 

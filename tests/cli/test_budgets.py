@@ -113,3 +113,30 @@ def test_cli_budget__report_and_drift_refuse_an_index_or_prefix_reference_over_t
     assert _refused(["report", str(prompt_and_data[0])], capsys) == [
         "probe report: error: $PROBE_BUDGET_GB is 'lots'; expected a positive number (or unset: no budget)"
     ]
+
+
+def test_library_budget__explain_and_harden_refuse_over_budget_minutes_before_any_reading(
+    prompt_and_data, default_model, monkeypatch, tmp_path
+):
+    from probe.readings.explain import Readout, explain, harden
+
+    prompt, data = prompt_and_data
+    vectors = np.load(prompt)
+    readout = Readout.from_data(default_model, str(data), form="cosine")
+    state = tmp_path / "state"  # where the hard-prompt search would keep its resumable state once it started
+    state.mkdir()
+    with pytest.raises(ValueError) as refused:
+        explain(vectors, readout, hard_steps=5, lens_tokens=100, state_dir=state, budget_minutes=TINY)
+    line = str(refused.value)
+    assert re.match(
+        r"explain would take about \d+\.\d min, over the time budget of 0\.0001 min \(budget_minutes=\); "
+        r"raise it with budget_minutes=\d+, or fewer hard_steps or lens_tokens$",
+        line,
+    ), line
+    pattern = r"^harden \(pez\) would take about .* raise it with budget_minutes=\d+, or fewer steps$"
+    with pytest.raises(ValueError, match=pattern):
+        harden(vectors, readout, steps=5, state_dir=state, budget_minutes=TINY)
+    assert not any(state.iterdir())  # refused before any reading wrote anything
+    monkeypatch.setenv("PROBE_BUDGET_MINUTES", str(TINY))  # the CLI's variable: a call given no budget ignores it
+    hard = harden(vectors, readout, steps=2, eval_every=1, state_dir=state)
+    assert len(hard.token_ids) == 2 and any(state.iterdir())

@@ -87,6 +87,7 @@ def harden(
     length: int | None = None,
     start: Any = None,
     search: coordinate.SearchSettings | None = None,
+    budget_minutes: float | None = None,
 ) -> HardPrompt:
     """Search for the best real-token prompt from the soft prompt's nearest tokens (see the module docstring).
 
@@ -105,12 +106,18 @@ def harden(
         length: tokens in the hard prompt, a multiple of the soft prompt's positions (default: as many).
         start: token ids to start from (a PEZ result, say) instead of the nearest tokens.
         search: the coordinate search's settings (default :class:`SearchSettings`); read by ``method="search"``.
+        budget_minutes: refuse, before the search, when :func:`estimate_seconds` says it would take longer (None:
+            no budget; ``probe harden`` also reads ``$PROBE_BUDGET_MINUTES``).
 
     Raises:
         ValueError: non-positive steps or interval, a share outside (0, 1), a prompt of another dimension, an
             unknown method, a length that is not a positive multiple of the soft prompt's, or start ids that
-            are not ids of the vocabulary or not as many as ``length``.
+            are not ids of the vocabulary or not as many as ``length``; the estimate over ``budget_minutes``.
     """
+    asked: dict[str, Any] = {"method": method, "length": length, "steps": steps, "batch_size": batch_size}
+    _within_budget(
+        prompt, readout, budget_minutes, asked | {"eval_every": eval_every, "holdout": holdout, "search": search}
+    )
     if steps < 1 or eval_every < 1 or batch_size < 1:
         raise ValueError(f"steps {steps}, eval_every {eval_every} and batch_size {batch_size} must be positive")
     if not 0 < holdout < 1:
@@ -351,6 +358,16 @@ def _adam_state(optimizer: Any, arrays: dict[str, np.ndarray], meta: dict[str, A
             }
         }
     return state
+
+
+def _within_budget(prompt: Any, readout: Readout, minutes: float | None, settings: dict[str, Any]) -> None:
+    """Refuse, before the search, a harden whose estimate passes ``minutes`` (None: no budget, no estimate)."""
+    if minutes is None:
+        return
+    from probe.core.budget import MINUTES_ARGUMENT, check_time
+
+    seconds = estimate_seconds(prompt, readout, **settings)
+    check_time(seconds, f"harden ({settings['method']})", minutes=minutes, less="fewer steps", flag=MINUTES_ARGUMENT)
 
 
 def estimate_seconds(

@@ -35,6 +35,7 @@ def explain(
     trigger_tokens: int = 0,
     progress: bool = False,
     hard_method: Method = "pez",
+    budget_minutes: float | None = None,
 ) -> ExplainRecord:
     """Position importance, the best real-token prompt and the layer lens of ``prompt``, as one record.
 
@@ -52,10 +53,14 @@ def explain(
         progress: show progress bars.
         hard_method: how the hard prompt is found: "pez" (projected gradient) or "search" (exact coordinate
             search, the soft prompt as teacher: :func:`probe.readings.explain.hardening.harden`).
+        budget_minutes: refuse, before any reading, when :func:`estimate_seconds` (a few passes timed) says the
+            readings would take longer (None: no budget and no estimate; ``probe explain`` also reads
+            ``$PROBE_BUDGET_MINUTES``).
 
     Raises:
         ValueError: ``attribution_texts`` or ``trigger_tokens`` is not a count (0 or more), or an unknown
-            ``hard_method`` (or "search" under an objective it cannot serve), before any work.
+            ``hard_method`` (or "search" under an objective it cannot serve), before any work; the estimate over
+            ``budget_minutes``.
     """
     check_counts(readout, attribution_texts, trigger_tokens)
     check_method(hard_method, readout)
@@ -64,6 +69,9 @@ def explain(
 
         check_occlusion_budget(readout.splits.test.texts[:attribution_texts])
     prompt = as_prompt(prompt)
+    settings: dict[str, Any] = {"hard_steps": hard_steps, "lens_tokens": lens_tokens, "lens_texts": lens_texts}
+    settings |= {"attribution_texts": attribution_texts, "trigger_tokens": trigger_tokens, "hard_method": hard_method}
+    _within_budget(readout, prompt.vectors.shape[0], budget_minutes, settings)
     imp = importance(prompt, readout, bootstrap=bootstrap, seed=seed, progress=progress)
     hard = harden(
         prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir, method=hard_method
@@ -117,6 +125,16 @@ def save_explain(record: ExplainRecord, run_folder: str | os.PathLike[str]) -> P
     latest = explain_path(folder)
     atomic_write_text(latest, text)
     return latest
+
+
+def _within_budget(readout: Readout, positions: int, minutes: float | None, settings: dict[str, Any]) -> None:
+    """Refuse, before any reading, an explain whose estimate passes ``minutes`` (None: no budget, no estimate)."""
+    if minutes is None:
+        return
+    from probe.core.budget import MINUTES_ARGUMENT, check_time
+
+    seconds = estimate_seconds(readout, positions, **settings)
+    check_time(seconds, "explain", minutes=minutes, less="fewer hard_steps or lens_tokens", flag=MINUTES_ARGUMENT)
 
 
 def estimate_seconds(
