@@ -459,10 +459,19 @@ def write_reports(results: dict) -> None:
         f"faiss {results['machine']['faiss']}. Reproduce with `python bench/run.py"
         f"{' --quick' if results['machine']['quick'] else ''}`.\n",
         "Also measured by their own scripts: where a training run's time goes, before and after length-bucketed "
-        "evaluation ([train_eval.md](train_eval.md), `python bench/train_eval.py`); what `ProbeCallback` adds "
-        "to a Trainer step ([callback.md](callback.md), `python bench/callback.py`); the cost of `probe explain`'s "
-        "readings ([explain.md](explain.md), `python bench/explain.py`); dashboard reruns and the first page "
-        "([dashboard.md](dashboard.md), `python bench/dashboard.py --runs DIR`).\n",
+        "evaluation ([train_eval.md](train_eval.md), `python bench/train_eval.py`); what `ProbeCallback` adds to a"
+        " Trainer step ([callback.md](callback.md), `python bench/callback.py`); the cost of `probe explain`'s "
+        "readings ([explain.md](explain.md), `python bench/explain.py`); `probe explain`'s default against the "
+        "estimate it prints ([explain_default.md](explain_default.md), `python bench/explain_default.py`); "
+        "dashboard reruns and the first page ([dashboard.md](dashboard.md), `python bench/dashboard.py --runs "
+        "DIR`); a new user's first `probe dashboard` on an empty folder and cache "
+        "([dashboard_fresh.md](dashboard_fresh.md), `python bench/dashboard.py --fresh`); the hard-prompt "
+        "estimates against the time taken ([harden_estimate.md](harden_estimate.md), `python "
+        "bench/harden_estimate.py --run RUN`); PEZ against the exact search "
+        "([harden_search.md](harden_search.md)); a prefix read per layer ([prefix_layers.md](prefix_layers.md)); "
+        "the free-text target objective ([target_objective.md](target_objective.md)); PEFT's P-tuning and prefix "
+        "`SEQ_CLS` prompts trained on AG News and read by probe ([peft_seq_cls.md](peft_seq_cls.md), `python "
+        "bench/peft_seq_cls.py --data ../shared/data/ag_news.csv`).\n",
     ]
     if "search" in results:
         md += [
