@@ -294,6 +294,15 @@ def _seq_cls_run(tmp_path, default_model, id2label, config=None):
     return peft_model, splits
 
 
+def _own_accuracy(peft_model, model, test, id2label) -> float:
+    """The accuracy of the trained model's own predictions (PEFT's forward, its head) on ``test``."""
+    batch = model.tokenizer(test.texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    peft_model.eval()
+    with torch.no_grad():
+        predicted = peft_model(**batch).logits.argmax(-1).numpy()
+    return float(np.mean([id2label[int(p)] == label for p, label in zip(predicted, test.labels, strict=True)]))
+
+
 def test_callback__a_seq_cls_run_is_read_under_its_own_head_in_its_class_order(tmp_path, default_model):
     from probe.readings.explain.readout import Readout
 
@@ -303,11 +312,7 @@ def test_callback__a_seq_cls_run_is_read_under_its_own_head_in_its_class_order(t
     assert run.manifest.task_form == "classifier-head" and run.labels == list(id2label.values())
     readout = Readout.from_run(run, default_model, data="feelings")
     test = readout.splits.test
-    batch = default_model.tokenizer(test.texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
-    peft_model.eval()
-    with torch.no_grad():
-        predicted = peft_model(**batch).logits.argmax(-1).numpy()
-    own = float(np.mean([id2label[int(p)] == label for p, label in zip(predicted, test.labels, strict=True)]))
+    own = _own_accuracy(peft_model, default_model, test, id2label)
     correct, _ = readout.outcome(run.latest_prompt().vectors, test)
     assert readout.task_name == "classifier-head"
     assert abs(float(correct.mean()) - own) < 1e-9
@@ -330,11 +335,7 @@ def test_callback__a_p_tuning_run_records_its_encoders_output_and_reads_as_the_m
     assert not np.allclose(run.latest_prompt().vectors, encoder_input, atol=1e-3)
     readout = Readout.from_run(run, default_model, data="feelings")
     test = readout.splits.test
-    batch = default_model.tokenizer(test.texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
-    peft_model.eval()
-    with torch.no_grad():
-        predicted = peft_model(**batch).logits.argmax(-1).numpy()
-    own = float(np.mean([id2label[int(p)] == label for p, label in zip(predicted, test.labels, strict=True)]))
+    own = _own_accuracy(peft_model, default_model, test, id2label)
     assert float(readout.outcome(run.latest_prompt().vectors, test)[0].mean()) == pytest.approx(own, abs=1e-9)
 
 
