@@ -7,8 +7,10 @@ Face ``Trainer``, then read by probe.
 P-tuning is trained with :class:`probe.ProbeCallback`; its soft accuracy as probe's readout measures it (what
 ``probe explain`` reports) is compared with the accuracy of the model's own predictions on the same test rows,
 then its nearest-token report, its drift table and the map's trajectories are read from the run. The prefix is
-saved as Trainer checkpoints (``ProbeCallback`` refuses a prefix: its prompt is keys and values per layer) and
-read per layer as ``probe report`` reads a checkpoint, beside the same reading of real tokens' keys and values.
+saved as Trainer checkpoints (``ProbeCallback`` refuses a prefix: its prompt is keys and values per layer); its last
+checkpoint is explained as ``probe explain CHECKPOINT --data`` explains it (its soft accuracy against the model's own
+predictions, importance and the per-layer nearest-token stand-in) and read per layer as ``probe report`` reads it,
+beside the same reading of real tokens' keys and values.
 
 Prints a markdown table and writes bench/peft_seq_cls.md.
 """
@@ -113,6 +115,7 @@ def prefix(model, splits, out: Path, steps: int, data: str, test_size: int) -> l
     from peft import PrefixTuningConfig
 
     from probe.formats.prefix import load_prefix
+    from probe.readings.explain import Readout, explain
     from probe.readings.prefix import prefix_layers
 
     began = time.perf_counter()
@@ -123,14 +126,32 @@ def prefix(model, splits, out: Path, steps: int, data: str, test_size: int) -> l
         return [("PREFIX_TUNING SEQ_CLS: PEFT's own training", f"fails in PEFT: {type(e).__name__}: {str(e)[:160]}")]
     trained = time.perf_counter() - began
     checkpoint = sorted((out / "prefix" / "checkpoints").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
-    test = splits.test.subset(list(range(min(test_size, len(splits.test)))))
+    loaded = load_prefix(checkpoint[-1])
+    readout = Readout.for_prompt(loaded, model, data, test_size=test_size)  # as `probe explain CHECKPOINT --data`
+    test = readout.splits.test
     own = _own_accuracy(peft_model, model, test, id2label)
     began = time.perf_counter()
-    report = prefix_layers(load_prefix(checkpoint[-1]), model, k=5)
+    record = explain(loaded, readout, bootstrap=200)
+    explained = time.perf_counter() - began
+    top = min(record.importance.positions, key=lambda p: p.rank)
+    began = time.perf_counter()
+    report = prefix_layers(loaded, model, k=5)
     read = time.perf_counter() - began
     rows = [
         ("prefix: steps trained (Trainer, checkpoints), seconds", f"{steps}, {trained:.0f} s"),
+        ("prefix: soft accuracy, probe's readout (`probe explain CHECKPOINT --data`)", f"{record.soft_accuracy:.4f}"),
         ("prefix: accuracy, the model's own predictions", f"{own:.4f} on {len(test)} test rows"),
+        ("prefix: difference (target < 0.005)", f"{abs(record.soft_accuracy - own):.4f}"),
+        (
+            "prefix: explain: zero-shot; every layer's keys and values as their nearest real tokens' (discretised)",
+            f"{record.zero_shot_accuracy:.4f}; {record.discretised_accuracy:.4f}",
+        ),
+        (
+            "prefix: explain: most important position (accuracy drop removed / as nearest tokens / as the mean)",
+            f"{top.position} ({top.nearest_token}): {top.removed_drop:+.4f} / {top.nearest_drop:+.4f} / "
+            f"{top.mean_drop:+.4f}",
+        ),
+        ("prefix: explain (importance and faithfulness), seconds", f"{explained:.0f} s"),
         ("prefix: per-layer reading of the last checkpoint (all layers, keys and values), seconds", f"{read:.0f} s"),
     ]
     for layer in report.layers:

@@ -49,6 +49,8 @@ class PromptCommand(Command):
     budget_minutes: float | None = budget_minutes_option()
 
     default_rows: ClassVar[int] = DEFAULT_TEST_ROWS
+    reads_prefixes: ClassVar[bool] = False
+    """Whether a prefix adapter is read (as its flat keys and values, :meth:`Readout.outcome` runs it as a prefix)."""
 
     def test_rows(self) -> int | None:
         """The test rows every reading scores on (None: every row): ``--test-size``, else the command's default."""
@@ -57,6 +59,7 @@ class PromptCommand(Command):
 
     def _prompt(self) -> tuple[Any, Any]:
         from probe.formats.discovery import is_any_run, load_run
+        from probe.formats.prefix import is_prefix_adapter
         from probe.formats.prompts import load_prompt
 
         self.target = self._from_frontier(self.target)
@@ -67,6 +70,11 @@ class PromptCommand(Command):
             return run, run.snapshot(self.step) if self.step is not None else run.latest_prompt()
         if self.data is None:
             raise ValueError(f"'{self.target}' is a prompt, not a run: give its task's data with --data FILE")
+        if self.reads_prefixes and is_prefix_adapter(self.target):  # its flat keys and values, run as a prefix
+            from probe.core.softprompt import as_prompt
+            from probe.formats.prefix import load_prefix
+
+            return None, as_prompt(load_prefix(self.target))
         return None, load_prompt(self.target, task_id=self.task_id)
 
     @staticmethod
@@ -119,6 +127,7 @@ class Explain(PromptCommand):
 
     name: ClassVar[str] = "explain"
     default_rows: ClassVar[int] = EXPLAIN_TEST_ROWS
+    reads_prefixes: ClassVar[bool] = True
     summary: ClassVar[str] = "position importance, a hard (real-token) prompt and a layer lens for a run or prompt"
     epilog: ClassVar[str] = (
         "Into a probe run folder it writes explain.json (the latest readings), explain/step-N.json (one per "
@@ -178,13 +187,18 @@ class Explain(PromptCommand):
 
         run, prompt = self._prompt()
         model = load_model(self.model or prompt.base_model or "default")
-        prompt.check_dim(model.dim, model.name)
+        prefix = self._check_width(prompt, model)
         readout = self._readout(run, prompt, model)
         check_counts(readout, self.attribution, self.triggers)  # before the estimate's passes
         check_method(self.hard_method, readout)
         hard_steps, lens_texts = self.sizes()
-        memory = vocabulary_bytes(readout.model, tokens=self.lens_tokens)  # known before anything is timed
-        check_memory(memory, "probe explain's layer lens", gb=self.budget_gb, less="read fewer --lens-tokens")
+        if prefix:  # its per-layer reference instead of the lens's vocabulary
+            from probe.readings.prefix import reference_bytes
+
+            memory, what = reference_bytes(model, prefix), "the prefix's per-layer reference"
+        else:
+            memory, what = vocabulary_bytes(readout.model, tokens=self.lens_tokens), "the lens's vocabulary"
+        check_memory(memory, f"probe explain's {what}", gb=self.budget_gb, less="read fewer --lens-tokens")
         seconds = estimate_seconds(
             readout,
             prompt.length,
@@ -194,11 +208,12 @@ class Explain(PromptCommand):
             attribution_texts=self.attribution,
             trigger_tokens=self.triggers,
             hard_method=self.hard_method,
+            width=prompt.dim,
         )
         print(
             f"explaining {prompt.length} positions on {len(readout.splits.test)} test rows under the task "
             f"{readout.task_name} (objective {readout.objective}): about {seconds / 60:.1f} min on this machine "
-            f"(one pass and one step timed), {shown_gb(memory)} for the lens's vocabulary",
+            f"(one pass and one step timed), {shown_gb(memory)} for {what}",
             file=sys.stderr,
             flush=True,
         )
@@ -224,6 +239,33 @@ class Explain(PromptCommand):
             save_explain(record, run.path)
         emit(self._text(record, prompt), self.out)
         return 0
+
+    def _check_width(self, prompt: Any, model: Any) -> int:
+        """The layers of a prefix read as one (0 for input rows), once the prompt is known to fit ``model``.
+
+        Raises:
+            ValueError: a prompt of another model, or options for a hard prompt or a lens given for a prefix.
+        """
+        from probe.formats.adapters import KV_KINDS
+        from probe.formats.prefix import kv_geometry
+        from probe.tasks.base import prefix_width
+
+        if prompt.metadata.get("peft_type") not in KV_KINDS:
+            prompt.check_dim(model.dim, model.name)
+            return 0
+        if prompt.dim != prefix_width(model):
+            raise ValueError(
+                f"prefix '{prompt.source}' has width {prompt.dim} (layers x 2 x token_dim); model '{model.name}' takes "
+                f"a prefix of width {prefix_width(model)}: read it with the model it was trained on (--model)"
+            )
+        given = [f"--{n.replace('_', '-')}" for n in ("hard_steps", "lens_texts") if getattr(self, n) is not None]
+        given += ["--hard-method search"] if self.hard_method != "pez" else []
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)} set the hard prompt and the layer lens, which a prefix has none "
+                "of (its keys and values at every layer stand in for no input tokens); leave them out"
+            )
+        return kv_geometry(model.model.config)[0]
 
     def _text(self, record: Any, prompt: Any) -> str:
         if self.format == "json":

@@ -71,8 +71,9 @@ class SoftPrompt:
 
 
 def as_prompt(prompt: Any) -> SoftPrompt:
-    """A :class:`SoftPrompt` from what a reading is handed: a prompt, float32 [p, d] vectors or a tensor, or a PEFT
-    prompt-tuning model (its prompt as it is now, as :func:`probe.track` reads it).
+    """A :class:`SoftPrompt` from what a reading is handed: a prompt, float32 [p, d] vectors or a tensor, a PEFT
+    prompt-tuning model (its prompt as it is now, as :func:`probe.track` reads it), or a prefix
+    (:class:`probe.formats.prefix.PrefixPrompt`, as its flat keys and values, which a readout runs as a prefix).
 
     Raises:
         TypeError: none of these.
@@ -87,6 +88,8 @@ def as_prompt(prompt: Any) -> SoftPrompt:
         return SoftPrompt(
             vectors=weight, source=f"<{type(prompt).__name__}>", base_model=base, metadata=config.to_dict()
         )
+    if callable(getattr(prompt, "flat", None)) and hasattr(prompt, "kv"):  # a prefix: PEFT's flat keys and values
+        return SoftPrompt(prompt.flat(), source=prompt.source, base_model=prompt.base_model, metadata=prompt.metadata)
     return SoftPrompt(vectors=check_vectors(prompt), source="<array>")
 
 

@@ -370,7 +370,7 @@ def measured_under(forms: dict[str, str | None], what: str = "Measured") -> str:
 
 def explain_table(record: ExplainRecord) -> pd.DataFrame:
     """One row per position: nearest token, importance rank, the three drops, and where the lens reading holds."""
-    holds = record.lens.holds_until
+    holds = [] if record.lens is None else record.lens.holds_until
     rows = []
     for p in record.importance.positions:
         rows.append(
@@ -390,6 +390,8 @@ def explain_table(record: ExplainRecord) -> pd.DataFrame:
 def lens_frame(record: ExplainRecord, *, logit: bool = False) -> pd.DataFrame:
     """The layer lens as a tidy table (position, layer, token, cosine); with ``logit``, the logit lens's token
     in the ``token`` column (causal LMs; empty otherwise)."""
+    if record.lens is None:
+        raise ValueError(f"the explain record of {record.source!r} has no layer lens (a prefix's: none is read)")
     table = record.lens.to_dataframe()
     if not logit:
         return table

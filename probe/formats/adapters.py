@@ -76,7 +76,8 @@ def read_adapter_config(folder: Path, *, kv: bool = False) -> dict[str, Any]:
         raise ValueError(
             f"'{path}' is a {peft_type} adapter: its prompt is a key and a value per layer, not input-embedding "
             f"rows, so the input-space readings do not apply (read it per layer: probe report, "
-            f"probe.prefix_layers); they read {', '.join(INPUT_SPACE_KINDS)} adapters"
+            f"probe.prefix_layers; what it does: probe explain --data); they read {', '.join(INPUT_SPACE_KINDS)} "
+            "adapters"
         )
     if kv and peft_type not in KV_KINDS:
         raise ValueError(f"'{path}' is a {peft_type!r} adapter, not a prefix; expected one of {', '.join(KV_KINDS)}")

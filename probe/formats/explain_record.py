@@ -166,6 +166,13 @@ class ImportanceTable(Result):
         return "\n".join(lines)
 
 
+NOT_FOR_A_PREFIX = (
+    "Not read: the prompt is a prefix (keys and values at every layer), which no input tokens stand in for; its "
+    "positions are read per layer above (nearest tokens: each layer's key and value as the nearest real token's) and "
+    "by `probe report`."
+)
+
+
 @dataclass(frozen=True, repr=False)
 class ExplainRecord(Result):
     """Everything ``probe explain`` measured on one prompt: position importance, the hard prompt, the layer lens.
@@ -174,7 +181,7 @@ class ExplainRecord(Result):
         source: the run folder or prompt file measured.
         step: the snapshot's step (None for a prompt file).
         model: the model's canonical name.
-        importance / hard_prompt / lens: the three readings.
+        importance / hard_prompt / lens: the three readings (no hard prompt and no lens for a prefix: None).
         faithfulness: every stand-in (nearest tokens, the hard prompt) scored against the soft prompt.
         attribution / triggers: input attribution and the trigger scan, when asked for.
     """
@@ -183,8 +190,8 @@ class ExplainRecord(Result):
     step: int | None
     model: str
     importance: ImportanceTable
-    hard_prompt: HardPrompt
-    lens: LayerLens
+    hard_prompt: HardPrompt | None
+    lens: LayerLens | None
     faithfulness: Faithfulness | None = None
     attribution: Effects | None = None
     triggers: Effects | None = None
@@ -201,9 +208,10 @@ class ExplainRecord(Result):
         return self.importance.objective
 
     def headline(self) -> str:
+        hard = "" if self.hard_prompt is None else f", hard prompt {self.hard_prompt.hard_prompt_accuracy:.3f}"
         return (
-            f"{self.source!r} step {self.step}, task {self.task}: soft {self.soft_accuracy:.3f}, hard prompt "
-            f"{self.hard_prompt.hard_prompt_accuracy:.3f}, nearest tokens {self.discretised_accuracy:.3f}"
+            f"{self.source!r} step {self.step}, task {self.task}: soft {self.soft_accuracy:.3f}{hard}, nearest tokens "
+            f"{self.discretised_accuracy:.3f}"
         )
 
     def to_dataframe(self) -> pd.DataFrame:
@@ -220,14 +228,14 @@ class ExplainRecord(Result):
                 "## Which positions matter, and is each reading faithful?",
                 self.importance.to_markdown(),
                 "## The best real-token prompt",
-                self.hard_prompt.to_markdown(),
+                NOT_FOR_A_PREFIX if self.hard_prompt is None else self.hard_prompt.to_markdown(),
                 *(
                     ["## Does each stand-in do what the prompt does?", self.faithfulness.to_markdown()]
                     if self.faithfulness
                     else []
                 ),
                 "## Layer lens",
-                self.lens.to_markdown(),
+                NOT_FOR_A_PREFIX if self.lens is None else self.lens.to_markdown(),
                 *(["## Input attribution", self.attribution.to_markdown()] if self.attribution else []),
                 *(["## Trigger scan", self.triggers.to_markdown()] if self.triggers else []),
             ]
@@ -245,13 +253,18 @@ class ExplainRecord(Result):
 
     @property
     def discretised_accuracy(self) -> float:
-        """The accuracy with every position read as its nearest token."""
-        return self.hard_prompt.discretised_accuracy
+        """The accuracy with every position read as its nearest token (a prefix's: per layer)."""
+        if self.hard_prompt is not None:
+            return self.hard_prompt.discretised_accuracy
+        stand_ins = self.faithfulness.stand_ins if self.faithfulness else []
+        return next((s.accuracy for s in stand_ins if s.name == "discretised"), math.nan)
 
     @property
     def zero_shot_accuracy(self) -> float:
         """The frozen model's accuracy."""
-        return self.hard_prompt.zero_shot_accuracy
+        if self.hard_prompt is not None:
+            return self.hard_prompt.zero_shot_accuracy
+        return self.faithfulness.zero_shot_accuracy if self.faithfulness else math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``explain.json``: the headline figures, then the three readings."""
@@ -267,8 +280,8 @@ class ExplainRecord(Result):
             "discretised_accuracy": self.discretised_accuracy,
             "zero_shot_accuracy": self.zero_shot_accuracy,
             "importance": self.importance.to_dict(),
-            "hard_prompt": self.hard_prompt.to_dict(),
-            "lens": self.lens.to_dict(),
+            "hard_prompt": None if self.hard_prompt is None else self.hard_prompt.to_dict(),
+            "lens": None if self.lens is None else self.lens.to_dict(),
             "faithfulness": None if self.faithfulness is None else self.faithfulness.to_dict(),
             **{k: v.to_dict() for k, v in (("attribution", self.attribution), ("triggers", self.triggers)) if v},
         }
@@ -302,8 +315,10 @@ class ExplainRecord(Result):
             "lens_holds_until",
         }
         f.unknown(known)
-        hard = HardPrompt.from_dict(f.mapping("hard_prompt"), source=source)
+        raw_hard = f.mapping("hard_prompt", None, optional=True)  # None: a prefix's record
+        hard = None if raw_hard is None else HardPrompt.from_dict(raw_hard, source=source)
         raw = f.data.get("importance")
+        lens: LayerLens | None
         if isinstance(raw, list):  # format 1: the positions, with the headline figures beside them
             positions = [PositionImportance.from_dict(p, source) for p in raw]
             importance = ImportanceTable(
@@ -324,7 +339,8 @@ class ExplainRecord(Result):
             )
         else:
             importance = ImportanceTable.from_dict(f.mapping("importance"), source)
-            lens = LayerLens.from_dict(f.mapping("lens"), source)
+            raw_lens = f.mapping("lens", None, optional=True)
+            lens = None if raw_lens is None else LayerLens.from_dict(raw_lens, source)
         raw_faith = f.mapping("faithfulness", None, optional=True)
         attribution, triggers = (f.mapping(k, None, optional=True) for k in ("attribution", "triggers"))
         return cls(
@@ -333,7 +349,7 @@ class ExplainRecord(Result):
             faithfulness=None if raw_faith is None else Faithfulness.from_dict(raw_faith, source),
             source=f.text("source", source),
             step=f.integer("step", None, optional=True, minimum=0),
-            model=f.text("model", hard.model),
+            model=f.text("model", "" if hard is None else hard.model),
             importance=importance,
             hard_prompt=hard,
             lens=lens,

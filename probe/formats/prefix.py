@@ -74,6 +74,20 @@ class PrefixPrompt:
         heads = self.kv[layer, PARTS.index(part)]  # [H, n, hd]
         return np.ascontiguousarray(heads.transpose(1, 0, 2).reshape(self.length, -1))
 
+    def flat(self) -> np.ndarray:
+        """float32 [n, layers x 2 x kv_heads x head_dim]: the prefix as PEFT's prefix encoder holds it (the inverse of
+        :func:`unflatten`), what a readout sets to read what the prefix does.
+
+        Raises:
+            ValueError: a seq2seq adapter's prefix (two submodules share its slots: not one flat prefix).
+        """
+        if int(self.metadata.get("num_transformer_submodules", 1) or 1) != 1:
+            raise ValueError(
+                f"prefix '{self.source}' is a seq2seq adapter's (num_transformer_submodules=2); probe reads what a "
+                "prefix does on causal and encoder models only (its keys and values per layer: probe report)"
+            )
+        return flatten(self.kv)
+
     def __repr__(self) -> str:
         return (
             f"PrefixPrompt({self.peft_type}, {self.length} positions x {self.num_layers} layers x "
@@ -136,6 +150,14 @@ def unflatten(flat: Any, *, num_layers: int, num_heads: int, submodules: int = 1
     slots = array.reshape(n, 2 * num_layers, num_heads, head_dim).transpose(1, 2, 0, 3)  # [2L, H, n, hd]
     pairs = [(2 * i) % num_layers if submodules == 2 else i for i in range(num_layers)]
     return np.ascontiguousarray(np.stack([slots[2 * p : 2 * p + 2] for p in pairs]))
+
+
+def flatten(kv: np.ndarray) -> np.ndarray:
+    """``[layers, 2, kv_heads, n, head_dim]`` as PEFT's flat prefix ``[n, layers x 2 x token_dim]`` (the inverse of
+    :func:`unflatten` for one submodule)."""
+    layers, _, heads, n, head_dim = kv.shape
+    slots = kv.reshape(2 * layers, heads, n, head_dim)  # [2L, H, n, hd]
+    return np.ascontiguousarray(slots.transpose(2, 0, 1, 3).reshape(n, -1))
 
 
 def is_prefix_adapter(path: str | Path) -> bool:

@@ -34,31 +34,70 @@ PEFT_TASK_TYPES = {kind: task_type for task_type, kind in PEFT_KINDS.items()}
 
 
 def wrap_with_prompt(model: LoadedModel, vectors: np.ndarray) -> PeftModel:
-    """Wrap the frozen model with PEFT prompt tuning and set the prompt to ``vectors`` (float32 [p, d]).
+    """Wrap the frozen model with PEFT prompt tuning and set the prompt to ``vectors`` (float32 [p, d]); vectors of a
+    prefix's width (:func:`prefix_width`, [p, layers x 2 x token_dim]) wrap it with PEFT prefix tuning instead.
 
     Seq2seq models get ``num_transformer_submodules=1``: the prompt goes on the encoder only.
     """
-    from peft import PromptTuningConfig, get_peft_model
+    return attach_prompt(model.model, model, vectors, PEFT_TASK_TYPES[model.kind])
+
+
+def attach_prompt(base: torch.nn.Module, model: LoadedModel, vectors: np.ndarray, task_type: str) -> PeftModel:
+    """``base`` (``model``'s network, or a copy with a head) wrapped by PEFT as a ``task_type`` prompt of ``vectors``:
+    prompt tuning for input rows [p, d], prefix tuning for a flat prefix [p, layers x 2 x token_dim], as PEFT's
+    prefix encoder holds it (without a projection: a projected prefix is saved as the projection's output).
+
+    Raises:
+        ValueError: vectors of neither width, or a prefix of a seq2seq model (read per layer instead).
+    """
+    from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
 
     from probe.core.models import canonical_name
 
-    extra: dict[str, Any] = {"num_transformer_submodules": 1} if model.kind == "seq2seq" else {}
-    config = PromptTuningConfig(
-        task_type=PEFT_TASK_TYPES[model.kind],
-        num_virtual_tokens=int(vectors.shape[0]),
-        token_dim=model.dim,
-        base_model_name_or_path=canonical_name(model.name),
-        **extra,
-    )
+    p, width = int(vectors.shape[0]), int(vectors.shape[1])
+    named: dict[str, Any] = {
+        "task_type": task_type,
+        "num_virtual_tokens": p,
+        "base_model_name_or_path": canonical_name(model.name),
+    }
+    if width == model.dim:
+        extra: dict[str, Any] = {"num_transformer_submodules": 1} if model.kind == "seq2seq" else {}
+        config: Any = PromptTuningConfig(token_dim=model.dim, **named, **extra)
+    elif width == prefix_width(model):
+        if model.kind == "seq2seq":
+            raise ValueError(
+                f"model '{model.name}' is a seq2seq model: probe reads what its prefix does on causal and encoder "
+                "models only (its keys and values per layer: probe report)"
+            )
+        config = PrefixTuningConfig(prefix_projection=False, **named)
+    else:
+        raise ValueError(
+            f"prompt has width {width}; model '{model.name}' takes input rows of width {model.dim} or a prefix of "
+            f"width {prefix_width(model)} (layers x 2 x token_dim): load the model the prompt was trained on"
+        )
     with warnings.catch_warnings():
         # PEFT warns that it swaps our canonical name for the local folder; save_adapter writes the name back.
         warnings.simplefilter("ignore")
-        peft_model = get_peft_model(model.model, config)
+        peft_model = get_peft_model(base, config)
     peft_model.eval()
     weight = prompt_parameter(peft_model)
+    if tuple(weight.shape) != (p, width):
+        raise ValueError(f"PEFT made a prompt of shape {tuple(weight.shape)} for vectors of shape {(p, width)}")
     with torch.no_grad():
         weight.copy_(torch.from_numpy(np.asarray(vectors, np.float32)).to(weight.device, weight.dtype))
     return peft_model
+
+
+def prefix_width(model: LoadedModel) -> int:
+    """The width of a flat prefix of ``model``: layers x 2 x key-value heads x head dim (0 when its config names no
+    geometry)."""
+    from probe.formats.prefix import kv_geometry
+
+    try:
+        layers, heads, head_dim = kv_geometry(model.model.config)
+    except ValueError:
+        return 0
+    return layers * 2 * heads * head_dim
 
 
 def prompt_parameter(peft_model: PeftModel) -> torch.nn.Parameter:

@@ -74,7 +74,7 @@ class EncoderTask(Task):
     def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
         batch = self.pad(ids)
         if prompt:
-            hidden = self._prompted()(**batch).last_hidden_state[:, self.p :]  # drop the prompt positions
+            hidden = self._prompted()(**batch).last_hidden_state[:, -batch["input_ids"].shape[1] :]  # no prompt rows
         else:
             hidden = self.model.model(**batch).last_hidden_state
         return self._pool(hidden.float(), batch["attention_mask"]) @ self._label_embeddings().T
@@ -110,7 +110,7 @@ class VerbaliserTask(EncoderTask):
     def _scores(self, ids: list[list[int]], *, prompt: bool = True) -> torch.Tensor:
         batch = self.pad(ids)
         if prompt:
-            hidden = self._prompted()(**batch).last_hidden_state[:, self.p :]
+            hidden = self._prompted()(**batch).last_hidden_state[:, -batch["input_ids"].shape[1] :]
         else:
             hidden = self.model.model(**batch).last_hidden_state
         last = batch["attention_mask"].sum(1) - 1  # the marker: each row's last real token

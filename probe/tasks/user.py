@@ -224,19 +224,8 @@ class ClassifierHead:
 
 
 def wrap_head_with_prompt(base: torch.nn.Module, model: LoadedModel, vectors: np.ndarray) -> PeftModel:
-    """A copy of ``base`` (the model with its trained head) wrapped by PEFT as a ``SEQ_CLS`` prompt of ``vectors``."""
-    import warnings
+    """A copy of ``base`` (the model with its trained head) wrapped by PEFT as a ``SEQ_CLS`` prompt of ``vectors``
+    (input rows, or a flat prefix: :func:`probe.tasks.base.attach_prompt`)."""
+    from probe.tasks.base import attach_prompt
 
-    from peft import PromptTuningConfig, get_peft_model
-
-    from probe.tasks.base import prompt_parameter
-
-    config = PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=int(vectors.shape[0]), token_dim=model.dim)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        peft_model = get_peft_model(copy.deepcopy(base), config)  # PEFT wraps the head in place: one copy per wrapper
-    peft_model.eval()
-    weight = prompt_parameter(peft_model)
-    with torch.no_grad():
-        weight.copy_(torch.from_numpy(np.asarray(vectors, np.float32)).to(weight.device, weight.dtype))
-    return peft_model
+    return attach_prompt(copy.deepcopy(base), model, vectors, "SEQ_CLS")  # PEFT wraps the head in place: one copy each

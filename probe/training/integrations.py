@@ -102,7 +102,8 @@ class Recorder:
             raise ValueError(
                 f"{kind} trains keys and values per layer, not rows of the input embeddings, so probe does not record "
                 "it as a run; save its checkpoints (the Trainer's save_steps) and read them: probe report "
-                "CHECKPOINT_FOLDER (a reading per layer, and drift over the checkpoints)"
+                "CHECKPOINT_FOLDER (a reading per layer, and drift over the checkpoints), probe explain CHECKPOINT "
+                "--data FILE (what it does)"
             )
         self.every, self.path, self.peft_model = every, Path(out), peft_model
         self.initial = self.vectors()

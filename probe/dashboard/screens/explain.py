@@ -20,15 +20,17 @@ for run in view.selected:
     if record.step is not None and record.step != views.snapshot_at(run, view.step):
         st.caption(f"Measured at step {record.step}; the step slider is at {view.step}.")
     hard = record.hard_prompt
+    shown_hard = "" if hard is None else f"hard prompt **{hard.hard_prompt_accuracy:.3f}**, "
     st.markdown(
-        f"Test accuracy: soft **{record.soft_accuracy:.3f}**, hard prompt **{hard.hard_prompt_accuracy:.3f}**, "
+        f"Test accuracy: soft **{record.soft_accuracy:.3f}**, {shown_hard}"
         f"nearest tokens **{record.discretised_accuracy:.3f}**, zero-shot **{record.zero_shot_accuracy:.3f}** "
         f"({record.test_examples} test examples)."
     )
-    st.markdown(
-        f"Hard prompt ({hard.changed_positions} positions changed from the nearest tokens): `{hard.shown}` "
-        f"(decoded: `{hard.text}`)"
-    )
+    if hard is not None:
+        st.markdown(
+            f"Hard prompt ({hard.changed_positions} positions changed from the nearest tokens): `{hard.shown}` "
+            f"(decoded: `{hard.text}`)"
+        )
     if record.faithfulness is not None:
         st.caption("Does each stand-in do what the soft prompt does? (95% paired intervals over the test examples)")
         data_table(record.faithfulness.to_dataframe(), key=f"faith-{run.name}")

@@ -7,6 +7,7 @@ from probe.dashboard import views
 from probe.dashboard.jobs import offer_explain
 from probe.dashboard.sidebar import current_view
 from probe.dashboard.widgets import chart
+from probe.formats.explain_record import NOT_FOR_A_PREFIX
 from probe.plots.heatmaps import lens_heatmap
 
 view = current_view()
@@ -15,6 +16,9 @@ for run in view.selected:
     st.subheader(f"{run.name}: the prompt layer by layer")
     if record is None:
         offer_explain(run, "the layer lens")
+        continue
+    if record.lens is None:
+        st.caption(NOT_FOR_A_PREFIX)
         continue
     st.caption(views.measured_under({run.name: record.lens.task or record.task}))
     st.caption(

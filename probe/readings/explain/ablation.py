@@ -19,6 +19,7 @@ from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.stats import example_draws, paired_interval
 from probe.formats.explain_record import ImportanceTable, PositionImportance
 from probe.readings.explain.readout import Readout, progress_bar
+from probe.readings.explain.standins import stand_in_rows
 
 
 def importance(
@@ -43,8 +44,7 @@ def importance(
     bar = progress_bar(3 * p + 1, "importance", progress)
     soft_correct, soft_loss = readout.outcome(vectors, data)
     bar.update(1)
-    nearest = readout.nearest_ids(vectors)
-    mean_row = readout.model.embeddings_numpy()[readout.index.token_ids].mean(axis=0)
+    read_as = stand_in_rows(vectors, readout)
     draws = example_draws(len(data), n=bootstrap, seed=seed, stream=None)
     rows = []
     for i in range(p):
@@ -53,7 +53,7 @@ def importance(
             variants["removed"] = readout.outcome(np.delete(vectors, i, axis=0), data)
         else:  # the prompt one shorter is no prompt: the frozen model
             variants["removed"] = _no_prompt_outcome(readout, data)
-        for name, row in (("nearest", readout.model.embeddings_numpy()[nearest[i]]), ("mean", mean_row)):
+        for name, row in (("nearest", read_as.nearest[i]), ("mean", read_as.mean)):
             changed = vectors.copy()
             changed[i] = row
             variants[name] = readout.outcome(changed, data)
@@ -78,11 +78,10 @@ def importance(
         ),
     )
     rank = {i: r + 1 for r, i in enumerate(order)}
-    display = readout.model.vocabulary.display
     positions = [
         PositionImportance(
             position=i,
-            nearest_token=display[int(nearest[i])],
+            nearest_token=read_as.tokens[i],
             rank=rank[i],
             **values,
         )

@@ -34,6 +34,7 @@ from probe.core.softprompt import as_prompt
 from probe.core.stats import example_draws, gains_retained, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
 from probe.readings.explain.readout import Readout
+from probe.readings.explain.standins import stand_in_rows
 from probe.tasks.evaluation import zero_shot_predictions
 from probe.tasks.target import TargetTask
 
@@ -74,7 +75,7 @@ def score_stand_ins(
     scale = readout.task(vectors.shape[0]).logit_scale
     soft = readout.scores(vectors, test)
     zero = zero_shot_predictions(readout.task(1), test.texts) == targets  # cached per model, task and rows
-    nearest = readout.model.embeddings_numpy()[readout.nearest_ids(vectors)]
+    nearest = stand_in_rows(vectors, readout).nearest
     others = {"discretised": nearest, **(stand_ins or {})}
     draws = example_draws(len(test), n=bootstrap, seed=seed, stream=2)
     soft_p = _softmax(soft, scale)
@@ -140,7 +141,7 @@ def _target_stand_ins(
 ) -> Faithfulness:
     """:func:`score_stand_ins` under the target objective (see the module docstring)."""
     test = readout.splits.test
-    nearest = readout.model.embeddings_numpy()[readout.nearest_ids(vectors)]
+    nearest = stand_in_rows(vectors, readout).nearest
     (soft_right, soft_loss), others = _compare(readout, vectors, {"discretised": nearest, **stand_ins}, test)
     zero_right, zero_loss = readout.task(1).outcome(test, prompt=False)
     draws = example_draws(len(test), n=bootstrap, seed=seed, stream=2)

@@ -29,8 +29,10 @@ from probe.core.names import CLASSIFICATION, TARGET_LIKELIHOOD, USER_LOSS
 from probe.core.softprompt import SoftPrompt, check_vectors
 from probe.core.tokens import text_list
 from probe.formats.files import PEFT_FORMS
+from probe.formats.prefix import PrefixPrompt
 from probe.formats.run import Run
 from probe.tasks import user as user_tasks
+from probe.tasks.base import prefix_width
 from probe.tasks.evaluation import eval_subset, zero_shot_accuracy
 from probe.tasks.forms import READING_FORMS
 from probe.tasks.kinds import Task, make_task, prompt_parameter, wrap_with_prompt
@@ -90,7 +92,7 @@ class Readout:
     head: ClassifierHead | None = None
     loss: UserLoss | None = None
     cache_key: str | None = None
-    _tasks: dict[int, Task] = field(default_factory=dict, repr=False)
+    _tasks: dict[tuple[int, int], Task] = field(default_factory=dict, repr=False)
     _head_model: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -302,36 +304,39 @@ class Readout:
 
     # -- the task -------------------------------------------------------------------------------------------
 
-    def task(self, length: int) -> Task:
-        """The task with a PEFT wrapper holding a prompt of ``length`` positions (one per length, reused)."""
-        if length not in self._tasks:
-            vectors = np.zeros((length, self.model.dim), np.float32)
+    def task(self, length: int, width: int | None = None) -> Task:
+        """The task with a PEFT wrapper holding a prompt of ``length`` positions (one per length and width, reused):
+        input rows (``width`` the model's dim, the default) or a flat prefix (:func:`probe.tasks.base.prefix_width`).
+        """
+        key = (length, width or self.model.dim)
+        if key not in self._tasks:
+            vectors = np.zeros(key, np.float32)
             settings: dict[str, Any] = {"max_length": self.max_length, "temperature": self.temperature}
             settings["identity"] = self.identity
             if self.loss is not None:
                 peft = wrap_with_prompt(self.model, vectors)
-                self._tasks[length] = LossTask(self.model, peft, self.labels, **settings, loss_fn=self.loss)
+                self._tasks[key] = LossTask(self.model, peft, self.labels, **settings, loss_fn=self.loss)
             elif self.objective == TARGET_LIKELIHOOD and self.score is None and self.task_class is None:
                 peft = wrap_with_prompt(self.model, vectors)
-                self._tasks[length] = make_target_task(self.model, peft, max_length=self.max_length)
+                self._tasks[key] = make_target_task(self.model, peft, max_length=self.max_length)
             elif self.head is not None:
                 if self._head_model is None:
                     self._head_model = self.head.model(self.model)
                 peft = user_tasks.wrap_head_with_prompt(self._head_model, self.model, vectors)
-                self._tasks[length] = ClassifierHeadTask(self.model, peft, self.labels, **settings)
+                self._tasks[key] = ClassifierHeadTask(self.model, peft, self.labels, **settings)
             elif self.score is not None:
                 peft = wrap_with_prompt(self.model, vectors)
-                self._tasks[length] = ScoringTask(self.model, peft, self.labels, **settings, score=self.score)
+                self._tasks[key] = ScoringTask(self.model, peft, self.labels, **settings, score=self.score)
             elif self.task_class is not None:
-                self._tasks[length] = self.task_class(
+                self._tasks[key] = self.task_class(
                     self.model, wrap_with_prompt(self.model, vectors), self.labels, **settings
                 )
             else:
                 form = self.form if self.form in ("cosine", "verbaliser") else "cosine"
                 peft = wrap_with_prompt(self.model, vectors)
                 settings.pop("identity")  # probe's own forms: the model, labels and form say everything
-                self._tasks[length] = make_task(self.model, peft, self.labels, **settings, form=form)
-        return self._tasks[length]
+                self._tasks[key] = make_task(self.model, peft, self.labels, **settings, form=form)
+        return self._tasks[key]
 
     def key(self) -> dict[str, Any]:
         """Everything a reading's result depends on besides the prompt: the model, the task, the data (for cache
@@ -365,13 +370,13 @@ class Readout:
         Raises:
             ValueError: vectors of another dimension than the model's.
         """
-        vectors = check_vectors(vectors)
-        if vectors.shape[1] != self.model.dim:
+        vectors = check_vectors(vectors.flat() if isinstance(vectors, PrefixPrompt) else vectors)
+        if vectors.shape[1] not in (self.model.dim, prefix_width(self.model)):
             raise ValueError(
                 f"prompt has dim {vectors.shape[1]}, model '{self.model.name}' has dim {self.model.dim}; "
                 "load the model the prompt was trained on"
             )
-        task = self.task(vectors.shape[0])
+        task = self.task(vectors.shape[0], vectors.shape[1])
         weight = prompt_parameter(task.peft_model)
         with torch.no_grad():
             weight.copy_(torch.from_numpy(vectors).to(weight.device, weight.dtype))

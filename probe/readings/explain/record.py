@@ -69,16 +69,19 @@ def explain(
 
         check_occlusion_budget(readout.splits.test.texts[:attribution_texts])
     prompt = as_prompt(prompt)
+    prefix = prompt.vectors.shape[1] != readout.model.dim  # a flat prefix: no input tokens to search or lens
     settings: dict[str, Any] = {"hard_steps": hard_steps, "lens_tokens": lens_tokens, "lens_texts": lens_texts}
     settings |= {"attribution_texts": attribution_texts, "trigger_tokens": trigger_tokens, "hard_method": hard_method}
-    _within_budget(readout, prompt.vectors.shape[0], budget_minutes, settings)
+    _within_budget(readout, prompt.vectors.shape, budget_minutes, settings)
     imp = importance(prompt, readout, bootstrap=bootstrap, seed=seed, progress=progress)
-    hard = harden(
-        prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir, method=hard_method
-    )
-    lens = layer_lens(prompt, readout, texts=lens_texts, tokens=lens_tokens, progress=progress)
-    hard_rows = readout.model.embeddings_numpy()[hard.token_ids]
-    faith = score_stand_ins(prompt, readout, stand_ins={"hard prompt": hard_rows}, bootstrap=bootstrap, seed=seed)
+    hard, lens, stand_ins = None, None, {}
+    if not prefix:
+        hard = harden(
+            prompt, readout, steps=hard_steps, seed=seed, progress=progress, state_dir=state_dir, method=hard_method
+        )
+        lens = layer_lens(prompt, readout, texts=lens_texts, tokens=lens_tokens, progress=progress)
+        stand_ins = {"hard prompt": readout.model.embeddings_numpy()[hard.token_ids]}
+    faith = score_stand_ins(prompt, readout, stand_ins=stand_ins, bootstrap=bootstrap, seed=seed)
     from probe.readings.explain.attribution import input_attribution, trigger_scan
 
     attribution = (
@@ -118,7 +121,8 @@ def save_explain(record: ExplainRecord, run_folder: str | os.PathLike[str]) -> P
     """Write the record into a run folder: ``explain/step-N.json`` for its step, ``explain.json`` as the latest,
     and its hard prompt as ``hard-prompt.json``; returns the path of ``explain.json``."""
     folder = Path(run_folder)
-    save_hard_prompt(record.hard_prompt, folder)
+    if record.hard_prompt is not None:
+        save_hard_prompt(record.hard_prompt, folder)
     text = record.to_json()
     if record.step is not None:
         atomic_write_text(explain_path(folder, record.step), text)
@@ -127,13 +131,13 @@ def save_explain(record: ExplainRecord, run_folder: str | os.PathLike[str]) -> P
     return latest
 
 
-def _within_budget(readout: Readout, positions: int, minutes: float | None, settings: dict[str, Any]) -> None:
+def _within_budget(readout: Readout, shape: tuple[int, ...], minutes: float | None, settings: dict[str, Any]) -> None:
     """Refuse, before any reading, an explain whose estimate passes ``minutes`` (None: no budget, no estimate)."""
     if minutes is None:
         return
     from probe.core.budget import MINUTES_ARGUMENT, check_time
 
-    seconds = estimate_seconds(readout, positions, **settings)
+    seconds = estimate_seconds(readout, shape[0], width=shape[1], **settings)
     check_time(seconds, "explain", minutes=minutes, less="fewer hard_steps or lens_tokens", flag=MINUTES_ARGUMENT)
 
 
@@ -149,8 +153,11 @@ def estimate_seconds(
     attribution_texts: int = 0,
     trigger_tokens: int = 0,
     hard_method: Method = "pez",
+    width: int | None = None,
 ) -> float:
-    """How long :func:`explain` should take on this machine: one whole scoring pass over the test rows, one
+    """How long :func:`explain` should take on a prompt of ``positions`` rows of ``width`` (default: input rows; a
+    prefix's width: no search and no lens, the per-layer reference instead) on this machine: one whole scoring pass
+    over the test rows, one
     training step and one batch of the lens's vocabulary are timed on the real data, then the passes each reading
     makes are added up (importance: 3p + 1 passes over the test rows; the search: its steps, its held-out scores
     and four test passes; faithfulness: three test passes; the lens: its texts and its vocabulary, unless probe's
@@ -168,6 +175,14 @@ def estimate_seconds(
     from probe.readings.explain.search import per_row_seconds, time_gradient_step, time_step
 
     test, train = readout.splits.test, readout.splits.train
+    if width not in (None, readout.model.dim):  # a prefix: importance, faithfulness and the per-layer reference
+        from probe.formats.prefix import kv_geometry
+        from probe.readings.prefix import estimate_seconds as reference_seconds
+
+        per_row = per_row_seconds(readout, np.zeros((positions, width), np.float32), sample=None)
+        passes = (3 * positions + 8) * len(test) + rows_scored(readout, attribution_texts, trigger_tokens)
+        layers = list(range(kv_geometry(readout.model.model.config)[0]))
+        return passes * per_row + reference_seconds(readout.model, layers)
     vectors = np.tile(readout.model.embeddings_numpy()[:1], (positions, 1))
     per_row = per_row_seconds(readout, vectors, sample=None)  # one of the passes the readings make, as they make it
     task = readout.task(positions)
