@@ -43,16 +43,13 @@ def test_cli_explain__target_column_reads_every_figure_under_the_target_objectiv
     assert record["attribution"]["objective"] == "target-likelihood" and record["attribution"]["rows"]
 
 
-def test_cli_explain__a_missing_target_column_or_a_trigger_scan_under_it_is_one_line(tiny_gpt2_path, tmp_path, capsys):
+def test_cli_explain__a_missing_target_column_or_a_search_under_it_is_one_line(tiny_gpt2_path, tmp_path, capsys):
     data, prompt = _files(tmp_path, 32)
     args = ["explain", str(prompt), "--model", str(tiny_gpt2_path), "--data", str(data)]
     assert main([*args, "--target-column", "answer"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no target column 'answer'; it has ['summary', 'text']" in err[0]
     assert "--target-column" in err[0]
-    assert main([*args, "--target-column", "summary", "--triggers", "5", "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "trigger_tokens is 5, but the trigger scan reads effects per class" in err[0]
     assert main([*args, "--target-column", "summary", "--hard-method", "search", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "method 'search' matches the soft prompt's label distributions" in err[0]

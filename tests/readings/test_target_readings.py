@@ -166,11 +166,31 @@ def test_input_attribution__the_change_in_target_likelihood_equals_a_one_example
     assert effects.to_dict()["objective"] == "target-likelihood"
 
 
+def test_trigger_scan__the_change_in_target_likelihood_equals_a_one_example_at_a_time_recomputation(setting):
+    from probe.readings.explain.attribution import scan_rows, trigger_scan
+
+    model, readout, vectors = setting
+    test = readout.splits.test
+    effects = trigger_scan(vectors, readout, tokens=3, include=["zeppelin"])
+    assert effects.objective == "target-likelihood" and effects.labels == ["<target>"]
+    rows = scan_rows(readout)
+    words = sorted({u for u in effects.table["unit"]})
+    assert "zeppelin" in words and len(words) == 4
+    for word in words:
+        expected = 0.0
+        for row, text in rows:  # log p(target | text + word) - log p(target | text), each the negated loss
+            target = test.target_texts[row]
+            prompted = _loss(model, vectors, text, target) - _loss(model, vectors, f"{text} {word}", target)
+            frozen = _loss(model, None, text, target) - _loss(model, None, f"{text} {word}", target)
+            expected += (prompted - frozen) / len(rows)
+        assert effects.effect("<target>", word) == pytest.approx(expected, abs=1e-5), word
+
+
 def test_input_attribution__texts_without_their_targets_are_refused_in_one_line(setting):
     from probe.readings.explain.attribution import input_attribution, trigger_scan
 
     _, readout, vectors = setting
     with pytest.raises(ValueError, match="reads each text against its own target; leave texts= out"):
         input_attribution(vectors, readout, texts=["a text of my own", "another text of my own"])
-    with pytest.raises(ValueError, match="trigger_tokens is 5, but the trigger scan reads effects per class"):
-        trigger_scan(vectors, readout, tokens=5)
+    with pytest.raises(ValueError, match="reads each text against its own target; leave texts= out"):
+        trigger_scan(vectors, readout, tokens=5, texts=["a text of my own"])

@@ -151,6 +151,25 @@ def test_input_attribution__the_change_in_the_loss_equals_a_one_example_at_a_tim
         assert effects.effect(LOSS_LABEL, unit) == pytest.approx(value, abs=1e-5), unit
 
 
+def test_trigger_scan__the_change_in_the_loss_equals_a_one_example_at_a_time_recomputation(setting):
+    from probe.readings.explain.attribution import LOSS_LABEL, scan_rows, trigger_scan
+
+    model, readout, vectors = setting
+    test = readout.splits.test
+    effects = trigger_scan(vectors, readout, tokens=2, include=["zeppelin"])
+    assert effects.objective == "user-loss" and effects.labels == [LOSS_LABEL] and effects.kind == "triggers"
+    rows = scan_rows(readout)
+    assert len(rows) == 2
+    for word in ["zeppelin", *effects.table["unit"][:1]]:
+        expected = 0.0
+        for row, text in rows:  # each scan text against the label of the test row it was cut from
+            label = test.labels[row]
+            prompted = _loss(model, vectors, text, label) - _loss(model, vectors, f"{text} {word}", label)
+            frozen = _loss(model, None, text, label) - _loss(model, None, f"{text} {word}", label)
+            expected += (prompted - frozen) / len(rows)
+        assert effects.effect(LOSS_LABEL, word) == pytest.approx(expected, abs=1e-5), word
+
+
 def test_user_loss__a_mean_instead_of_a_loss_per_example_and_two_objectives_are_refused_in_one_line(setting):
     model, readout, vectors = setting
     data = readout.splits.test

@@ -20,8 +20,9 @@ cache): a second prompt read on the same texts costs only its own passes.
 Under the free-text target objective, input attribution reads each text's own target instead of the classes: a
 word's effect is log p(target | text) - log p(target | text without the word), each the mean over the target's
 tokens (the negated loss of :meth:`Task.outcome`), under the prompt minus on the frozen model; the table's one
-label is :data:`probe.core.data.TARGET_CLASS`. Its frozen side is not cached. The trigger scan needs classes.
-Under a caller's loss (:class:`probe.tasks.user.LossTask`) the same holds with minus that loss, each variant
+label is :data:`probe.core.data.TARGET_CLASS`. Its frozen side is not cached. The trigger scan reads the same
+change when a token is appended to each scan text, each text read against the target of the test row it was cut
+from. Under a caller's loss (:class:`probe.tasks.user.LossTask`) the same holds with minus that loss, each variant
 read against its text's own label or target; the table's one label is :data:`LOSS_LABEL`.
 """
 
@@ -248,16 +249,14 @@ def _target_attribution(
             "leave texts= out (the test split's first texts are read, with their targets)"
         )
 
-    def likelihood(rows: list[str], owners: list[int], prompt: bool) -> np.ndarray:
-        data = dataclasses.replace(test.subset(owners), texts=rows)  # each row read against its owner's target
-        task = readout.set_prompt(vectors) if prompt else readout.task(1)
-        return -task.outcome(data, prompt=prompt)[1]
-
     kept = [i for i, v in enumerate(variants) if v.strip()]  # a text that was one word leaves nothing to read
     units, variants, owner = [units[i] for i in kept], [variants[i] for i in kept], owner[kept]
     mine, aims = list(range(len(texts))), [int(i) for i in owner]
-    effects = [likelihood(texts, mine, on)[owner] - likelihood(variants, aims, on) for on in (True, False)]
-    label = TARGET_CLASS if readout.objective == TARGET_LIKELIHOOD else LOSS_LABEL
+    effects = [
+        _minus_loss(readout, vectors, texts, mine, on)[owner] - _minus_loss(readout, vectors, variants, aims, on)
+        for on in (True, False)
+    ]
+    label = _loss_label(readout)
     table = _aggregate([label], units, effects[0][:, None], effects[1][:, None], len(texts))
     return Effects(
         kind="attribution",
@@ -269,22 +268,41 @@ def _target_attribution(
     )
 
 
+def _minus_loss(readout: Readout, vectors: np.ndarray, rows: list[str], owners: list[int], prompt: bool) -> np.ndarray:
+    """float [N]: minus the loss of each of ``rows`` read against the target (or label) of its owner, a test row,
+    with the prompt ``vectors`` or on the frozen model."""
+    data = dataclasses.replace(readout.splits.test.subset(owners), texts=rows)
+    task = readout.set_prompt(vectors) if prompt else readout.task(1)
+    return -task.outcome(data, prompt=prompt)[1]
+
+
+def _loss_label(readout: Readout) -> str:
+    """The one label of an effects table under a loss objective."""
+    return TARGET_CLASS if readout.objective == TARGET_LIKELIHOOD else LOSS_LABEL
+
+
 def scan_texts(readout: Readout, count: int = 2, words: int = 8) -> list[str]:
     """``count`` short held-out texts for the trigger scan: the first test texts of different classes, cut to
     their first ``words`` words (short texts keep a scan of 10,000 tokens within minutes)."""
+    return [text for _, text in scan_rows(readout, count, words)]
+
+
+def scan_rows(readout: Readout, count: int = 2, words: int = 8) -> list[tuple[int, str]]:
+    """:func:`scan_texts` with the test row each text was cut from (whose target it is read against under a loss
+    objective)."""
     test = readout.splits.test
-    chosen: list[str] = []
+    chosen: list[tuple[int, str]] = []
     seen: set[str] = set()
-    for text, label in zip(test.texts, test.labels, strict=True):
+    for row, (text, label) in enumerate(zip(test.texts, test.labels, strict=True)):
         if label not in seen and len(chosen) < count:
-            chosen.append(" ".join(text.split()[:words]))
+            chosen.append((row, " ".join(text.split()[:words])))
             seen.add(label)
-    for text in test.texts:  # fewer classes than texts asked for
+    for row, text in enumerate(test.texts):  # fewer classes than texts asked for
         if len(chosen) >= count:
             break
         cut = " ".join(text.split()[:words])
-        if cut not in chosen:
-            chosen.append(cut)
+        if cut not in [c for _, c in chosen]:
+            chosen.append((row, cut))
     return chosen
 
 
@@ -327,18 +345,21 @@ def trigger_scan(
         progress: show progress bars.
 
     Raises:
-        ValueError: a non-positive number of tokens; an objective without classes.
+        ValueError: a non-positive number of tokens; ``texts`` given under a loss objective (each text is read
+            against its own target: the scan's texts are cut from the test split).
     """
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
         raise ValueError(f"tokens is {tokens!r}; expected a positive number of tokens to scan")
     include = text_list(include, "include")  # the arguments first, before the readout is used
     given = text_list(texts, "texts") if texts is not None else None
-    if readout.objective != CLASSIFICATION:
-        raise ValueError(
-            f"trigger_tokens is {tokens}, but the trigger scan reads effects per class, which the objective "
-            f"{readout.objective!r} does not have yet; leave it at 0 (--triggers 0)"
-        )
     vectors = as_prompt(prompt).vectors
+    if readout.objective != CLASSIFICATION:
+        if given is not None:
+            raise ValueError(
+                f"the trigger scan under the objective {readout.objective!r} reads each text against its own "
+                "target; leave texts= out (short texts cut from the test split are read, with their targets)"
+            )
+        return _loss_triggers(readout, vectors, scan_candidates(readout, tokens, include), progress)
     base = given if given is not None else scan_texts(readout)
     words = scan_candidates(readout, tokens, include)
     variants = [f"{text} {word}" for word in words for text in base]
@@ -351,3 +372,25 @@ def trigger_scan(
     units = [word for word in words for _ in base]
     table = _aggregate(readout.labels, units, var_p - base_p[rows], var_z - base_z[rows], len(base))
     return Effects(kind="triggers", labels=list(readout.labels), table=table, texts=len(base))
+
+
+def _loss_triggers(readout: Readout, vectors: np.ndarray, words: list[str], progress: bool) -> Effects:
+    """:func:`trigger_scan` under a loss objective: a token's effect is the mean over the scan's texts of the change
+    in minus the loss (each text read against its own test row's target) when the token is appended, under the
+    prompt minus on the frozen model; the table's one label is the objective's (:func:`_loss_label`)."""
+    rows = scan_rows(readout)
+    owners, base = [r for r, _ in rows], [t for _, t in rows]
+    variants = [f"{text} {word}" for word in words for text in base]
+    aims = owners * len(words)
+    repeat = np.tile(np.arange(len(base)), len(words))
+    bar = progress_bar(2, "trigger scan", progress)
+    effects = []
+    for on in (True, False):
+        before = _minus_loss(readout, vectors, base, owners, on)
+        effects.append(_minus_loss(readout, vectors, variants, aims, on) - before[repeat])
+        bar.update(1)
+    bar.close()
+    units = [word for word in words for _ in base]
+    label = _loss_label(readout)
+    table = _aggregate([label], units, effects[0][:, None], effects[1][:, None], len(base))
+    return Effects(kind="triggers", labels=[label], table=table, texts=len(base), objective=readout.objective)

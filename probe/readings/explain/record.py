@@ -9,7 +9,6 @@ from typing import Any
 
 from probe.core.io import atomic_write_text
 from probe.core.models import canonical_name
-from probe.core.names import CLASSIFICATION
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.explain_record import ExplainRecord, explain_path
 from probe.formats.hard_prompt import save_hard_prompt
@@ -110,11 +109,6 @@ def check_counts(readout: Readout, attribution_texts: int, trigger_tokens: int) 
     for name, count in (("attribution_texts", attribution_texts), ("trigger_tokens", trigger_tokens)):
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"{name} is {count!r}; expected a count: 0 (not measured) or more")
-        if count and name == "trigger_tokens" and readout.objective != CLASSIFICATION:
-            raise ValueError(
-                f"{name} is {count}, but the trigger scan reads effects per class, which the objective "
-                f"{readout.objective!r} does not have yet; leave it at 0 (--triggers 0)"
-            )
 
 
 def save_explain(record: ExplainRecord, run_folder: str | os.PathLike[str]) -> Path:
