@@ -59,10 +59,12 @@ class PromptCommand(Command):
 
     def _prompt(self) -> tuple[Any, Any]:
         from probe.formats.discovery import is_any_run, load_run
-        from probe.formats.prefix import is_prefix_adapter
+        from probe.formats.prefix import is_prefix_adapter, prefix_steps
         from probe.formats.prompts import load_prompt
 
         self.target = self._from_frontier(self.target)
+        if self.reads_prefixes and (is_prefix_adapter(self.target) or prefix_steps(self.target)):
+            return None, self._prefix()
         run = load_run(self.target) if is_any_run(self.target) else None
         if run is not None and self.task_id is not None:
             run = run.for_task(self.task_id)  # a multitask run (another tool's folder: nothing is written into it)
@@ -70,12 +72,29 @@ class PromptCommand(Command):
             return run, run.snapshot(self.step) if self.step is not None else run.latest_prompt()
         if self.data is None:
             raise ValueError(f"'{self.target}' is a prompt, not a run: give its task's data with --data FILE")
-        if self.reads_prefixes and is_prefix_adapter(self.target):  # its flat keys and values, run as a prefix
-            from probe.core.softprompt import as_prompt
-            from probe.formats.prefix import load_prefix
-
-            return None, as_prompt(load_prefix(self.target))
         return None, load_prompt(self.target, task_id=self.task_id)
+
+    def _prefix(self) -> Any:
+        """A prefix adapter, or the checkpoint at ``--step`` (default: the last) of a folder of them, as its flat keys
+        and values (which the readout runs as a prefix).
+
+        Raises:
+            ValueError: no --data, or a step the folder has no checkpoint of.
+        """
+        import dataclasses
+
+        from probe.core.softprompt import as_prompt
+        from probe.formats.prefix import load_prefix, prefix_steps
+
+        if self.data is None:
+            raise ValueError(f"'{self.target}' is a prefix, not a run: give its task's data with --data FILE")
+        steps = prefix_steps(self.target)
+        if not steps:
+            return as_prompt(load_prefix(self.target))
+        step = max(steps) if self.step is None else self.step
+        if step not in steps:
+            raise ValueError(f"'{self.target}' has no prefix checkpoint at step {step}; it has steps {list(steps)}")
+        return dataclasses.replace(as_prompt(load_prefix(steps[step])), step=step)
 
     @staticmethod
     def _from_frontier(target: str) -> str:

@@ -159,6 +159,21 @@ def test_prefix_explain_cli__reports_the_model_s_own_accuracy_and_refuses_what_a
     assert len(err) == 1 and "PREFIX_TUNING adapter" in err[0] and "probe explain --data" in err[0], err
 
 
+def test_prefix_explain_cli__a_folder_of_checkpoints_reads_the_last_or_the_step_asked(seq_cls, tmp_path, capsys):
+    import shutil
+
+    for step in (3, 7):
+        shutil.copytree(seq_cls[0], tmp_path / "out" / f"checkpoint-{step}")
+    args = ["explain", str(tmp_path / "out"), "--data", "topics", "--test-size", "8", "--format", "json"]
+    for extra, step in (([], 7), (["--step", "3"], 3)):
+        assert main([*args, *extra, "--no-progress", "--bootstrap", "20"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["step"] == step and data["hard_prompt"] is None, data["step"]
+    assert main([*args, "--step", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no prefix checkpoint at step 5; it has steps [3, 7]" in err[0], err
+
+
 def test_prefix_explain__another_model_s_or_a_seq2seq_prefix_is_refused_in_one_line(
     seq_cls, tiny_t5_path, tmp_path, perturb, capsys
 ):
