@@ -183,7 +183,7 @@ def main() -> None:
     text = "\n".join(
         [
             f"PEFT SEQ_CLS prompts on the bundled encoder, {Path(args.data).name}, 2 CPU cores "
-            f"(`python bench/peft_seq_cls.py --steps {args.steps} --test-size {args.test_size}`):",
+            f"(`python bench/peft_seq_cls.py --data {args.data} --steps {args.steps} --test-size {args.test_size}`):",
             "",
             "| what | value |",
             "|---|---|",
