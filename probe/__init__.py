@@ -42,7 +42,7 @@ _NAMES: dict[str, str] = {
     "explain": "probe.explain",
     "score_stand_ins": "probe.readings.explain.faithfulness",
     "input_attribution": "probe.readings.explain.attribution",
-    "trigger_scan": "probe.readings.explain.attribution",
+    "trigger_scan": "probe.readings.explain.triggers",
     "faithfulness_loss": "probe.training.readable",
     "projection_loss": "probe.training.readable",
     "projection_targets": "probe.training.readable",
@@ -105,12 +105,13 @@ if TYPE_CHECKING:
     from probe.readings.compare import compare_prompts
     from probe.readings.drift import drift_table
     from probe.readings.explain.ablation import importance
-    from probe.readings.explain.attribution import input_attribution, trigger_scan
+    from probe.readings.explain.attribution import input_attribution
     from probe.readings.explain.faithfulness import score_stand_ins
     from probe.readings.explain.hardening import harden
     from probe.readings.explain.lens import layer_lens
     from probe.readings.explain.readout import Readout
     from probe.readings.explain.record import explain
+    from probe.readings.explain.triggers import trigger_scan
     from probe.readings.prefix import prefix_layers
     from probe.readings.prefix_report import PrefixReport
     from probe.readings.reports import NearestTokenReport, nearest_tokens

@@ -214,10 +214,12 @@ class Explain(PromptCommand):
         if prefix:  # its per-layer reference instead of the lens's vocabulary
             from probe.readings.prefix import reference_bytes
 
-            memory, what = reference_bytes(model, prefix), "the prefix's per-layer reference"
+            memory = reference_bytes(model, prefix)
+            what, held, less = "per-layer prefix reference", "the prefix's per-layer reference", ""
         else:
-            memory, what = vocabulary_bytes(readout.model, tokens=self.lens_tokens), "the lens's vocabulary"
-        check_memory(memory, f"probe explain's {what}", gb=self.budget_gb, less="read fewer --lens-tokens")
+            memory = vocabulary_bytes(readout.model, tokens=self.lens_tokens)
+            what, held, less = "layer lens", "the lens's vocabulary", "read fewer --lens-tokens"
+        check_memory(memory, f"probe explain's {what}", gb=self.budget_gb, less=less)
         seconds = estimate_seconds(
             readout,
             prompt.length,
@@ -232,7 +234,7 @@ class Explain(PromptCommand):
         print(
             f"explaining {prompt.length} positions on {len(readout.splits.test)} test rows under the task "
             f"{readout.task_name} (objective {readout.objective}): about {seconds / 60:.1f} min on this machine "
-            f"(one pass and one step timed), {shown_gb(memory)} for {what}",
+            f"(one pass and one step timed), {shown_gb(memory)} for {held}",
             file=sys.stderr,
             flush=True,
         )

@@ -140,3 +140,47 @@ def test_library_budget__explain_and_harden_refuse_over_budget_minutes_before_an
     monkeypatch.setenv("PROBE_BUDGET_MINUTES", str(TINY))  # the CLI's variable: a call given no budget ignores it
     hard = harden(vectors, readout, steps=2, eval_every=1, state_dir=state)
     assert len(hard.token_ids) == 2 and any(state.iterdir())
+
+
+def test_library_budget__every_single_reading_refuses_over_budget_minutes_before_any_reading(
+    prompt_and_data, default_model, monkeypatch
+):
+    from probe.readings.explain import Readout, importance, layer_lens, score_stand_ins
+    from probe.readings.explain.attribution import input_attribution
+    from probe.readings.explain.triggers import trigger_scan
+
+    prompt, data = prompt_and_data
+    vectors = np.load(prompt)
+    readout = Readout.from_data(default_model, str(data), form="cosine")
+    calls = {
+        "importance": (lambda m: importance(vectors, readout, budget_minutes=m), "fewer test rows"),
+        "faithfulness": (lambda m: score_stand_ins(vectors, readout, budget_minutes=m), "fewer test rows"),
+        "input attribution": (lambda m: input_attribution(vectors, readout, size=8, budget_minutes=m), "fewer texts"),
+        "the trigger scan": (lambda m: trigger_scan(vectors, readout, tokens=50, budget_minutes=m), "fewer tokens"),
+        "the layer lens": (lambda m: layer_lens(vectors, readout, tokens=200, budget_minutes=m), "fewer tokens"),
+    }
+    passes: list[int] = []
+    original = readout.outcome
+    monkeypatch.setattr(readout, "outcome", lambda *a, **k: passes.append(1) or original(*a, **k))
+    for what, (call, less) in calls.items():
+        with pytest.raises(ValueError) as refused:
+            call(TINY)
+        line = str(refused.value)
+        assert re.match(
+            rf"{what} would take about \d+\.\d min, over the time budget of 0\.0001 min \(budget_minutes=\); "
+            rf"raise it with budget_minutes=\d+, or {less}",
+            line,
+        ), line
+    assert len(passes) == 2 * len(calls)  # only the two timed passes of each estimate: no reading began
+    monkeypatch.setenv("PROBE_BUDGET_MINUTES", str(TINY))  # the CLI's variable: a call given no budget ignores it
+    assert len(importance(vectors, readout, bootstrap=20).positions) == 2
+
+
+def test_input_row_readings__a_prefix_is_refused_in_one_line(default_model):
+    from probe.readings.explain import Readout, harden, layer_lens
+
+    readout = Readout.from_data(default_model, "feelings", form="cosine", test_size=8)
+    prefix = np.zeros((2, 6 * 2 * 384), np.float32)  # a flat prefix of the bundled encoder
+    for reading, what in ((harden, "the hard-prompt search"), (layer_lens, "the layer lens")):
+        with pytest.raises(ValueError, match=rf"^{what} reads a prompt of input rows \(width 384\); this one has width"):
+            reading(prefix, readout)

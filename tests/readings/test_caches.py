@@ -73,5 +73,5 @@ def test_attribution_cache__an_entry_vouching_for_nan_is_rebuilt(default_model, 
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()
     key = {"format": attribution.CACHE_FORMAT, **readout.key(), "texts_sha256": digest, "rows": len(texts)}
     cache_file("attribution-zero-shot", key).write({"p": np.full((len(texts), 4), np.nan, np.float32)})
-    p = attribution._zero_shot(readout, texts, "attribution", progress=False)
+    p = attribution.zero_shot_probabilities(readout, texts, "attribution", progress=False)
     assert np.isfinite(p).all() and np.allclose(p.sum(1), 1, atol=1e-5)

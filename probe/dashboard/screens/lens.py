@@ -7,7 +7,6 @@ from probe.dashboard import views
 from probe.dashboard.jobs import offer_explain
 from probe.dashboard.sidebar import current_view
 from probe.dashboard.widgets import chart
-from probe.formats.explain_record import NOT_FOR_A_PREFIX
 from probe.plots.heatmaps import lens_heatmap
 
 view = current_view()
@@ -18,7 +17,7 @@ for run in view.selected:
         offer_explain(run, "the layer lens")
         continue
     if record.lens is None:
-        st.caption(NOT_FOR_A_PREFIX)
+        st.caption("No layer lens: the prompt is a prefix, keys and values per layer that no input token stands for.")
         continue
     st.caption(views.measured_under({run.name: record.lens.task or record.task}))
     st.caption(

@@ -102,9 +102,10 @@ def _read(
     progress: bool,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One run's ground truth and readings; (row, flipped [other classes' test texts] as 0/1)."""
-    from probe.readings.explain.attribution import input_attribution, trigger_scan
+    from probe.readings.explain.attribution import input_attribution
     from probe.readings.explain.hardening import harden
     from probe.readings.explain.lens import lens_neighbours
+    from probe.readings.explain.triggers import trigger_scan
 
     readout = Readout.from_run(run, model)
     vectors = run.latest_prompt().vectors

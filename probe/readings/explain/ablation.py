@@ -18,6 +18,7 @@ from probe.core.names import CLASSIFICATION
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.stats import example_draws, paired_interval
 from probe.formats.explain_record import ImportanceTable, PositionImportance
+from probe.readings.explain.costs import check_rows
 from probe.readings.explain.readout import Readout, progress_bar
 from probe.readings.explain.standins import stand_in_rows
 
@@ -29,18 +30,23 @@ def importance(
     bootstrap: int = 1000,
     seed: int = 0,
     progress: bool = False,
+    budget_minutes: float | None = None,
 ) -> ImportanceTable:
     """Per position i: accuracy and mean loss with i removed, with i as its nearest token, with i as the mean
     vocabulary embedding; the drops from the soft prompt with paired bootstrap intervals; a ranking.
 
     Each variant is one batched pass over the test split (3p + 1 passes in all).
 
+    Args:
+        budget_minutes: refuse, before any pass, when the 3p + 1 passes would take longer (None: no budget).
+
     Raises:
-        ValueError: a prompt of another dimension than the model's.
+        ValueError: a prompt of another dimension than the model's; the passes over ``budget_minutes``.
     """
     vectors = as_prompt(prompt).vectors
     data = readout.splits.test
     p = vectors.shape[0]
+    check_rows(readout, vectors, (3 * p + 1) * len(data), "importance", budget_minutes, less="fewer test rows")
     bar = progress_bar(3 * p + 1, "importance", progress)
     soft_correct, soft_loss = readout.outcome(vectors, data)
     bar.update(1)

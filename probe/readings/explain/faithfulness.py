@@ -33,6 +33,7 @@ from probe.core.names import CLASSIFICATION, USER_LOSS
 from probe.core.softprompt import as_prompt
 from probe.core.stats import example_draws, gains_retained, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
+from probe.readings.explain.costs import check_rows
 from probe.readings.explain.readout import Readout
 from probe.readings.explain.standins import stand_in_rows
 from probe.tasks.evaluation import zero_shot_predictions
@@ -54,6 +55,7 @@ def score_stand_ins(
     bootstrap: int = 1000,
     seed: int = 0,
     per_example: dict[str, np.ndarray] | None = None,
+    budget_minutes: float | None = None,
 ) -> Faithfulness:
     """Score the prompt's stand-ins against it (see the module docstring).
 
@@ -66,9 +68,16 @@ def score_stand_ins(
         seed: seeds the resamples.
         per_example: when given, filled with each prompt's correctness (float 0/1 [test rows]) by name: ``soft``,
             ``zero-shot`` and every stand-in (for paired comparisons across prompts on the same rows).
+        budget_minutes: refuse, before any pass, when the passes (the soft prompt, the frozen model and every
+            stand-in over the test rows) would take longer (None: no budget).
+
+    Raises:
+        ValueError: the passes over ``budget_minutes``.
     """
     vectors = as_prompt(prompt).vectors
     test = readout.splits.test
+    passes = 3 + len(stand_ins or {})
+    check_rows(readout, vectors, passes * len(test), "faithfulness", budget_minutes, less="fewer test rows")
     if readout.objective != CLASSIFICATION:
         return _target_stand_ins(vectors, readout, stand_ins or {}, bootstrap, seed, per_example)
     targets = np.asarray(test.targets)
@@ -99,22 +108,7 @@ def score_stand_ins(
             # NaN where the soft prompt is not above zero-shot (core.stats: one definition, never 200% or inf)
             return gains_retained(soft_right[idx].mean(-1), right[idx].mean(-1), zero_right[idx].mean(-1))
 
-        whole = np.arange(len(test))
-        rows.append(
-            StandIn(
-                name=name,
-                accuracy=float(right.mean()),
-                accuracy_ci=percentile_interval(right[draws].mean(1)),
-                agreement=float(agree.mean()),
-                agreement_ci=percentile_interval(agree[draws].mean(1)),
-                kl=float(kl.mean()),
-                kl_ci=percentile_interval(kl[draws].mean(1)),
-                gain_retained=float(gain(whole)),
-                gain_retained_ci=percentile_interval(gain(draws)),
-                loss=float(loss.mean()),
-                loss_ci=percentile_interval(loss[draws].mean(1)),
-            )
-        )
+        rows.append(_stand_in(name, {"accuracy": right, "agreement": agree, "kl": kl, "loss": loss}, gain, draws))
     return Faithfulness(
         soft_accuracy=float(soft_right.mean()),
         zero_shot_accuracy=float(zero_right.mean()),
@@ -124,6 +118,18 @@ def score_stand_ins(
         task=readout.task_name,
         soft_ci=percentile_interval(soft_right[draws].mean(1)),
         soft_loss=float(soft_loss.mean()),
+    )
+
+
+def _stand_in(name: str, per_example: dict[str, np.ndarray], gain: Any, draws: np.ndarray) -> StandIn:
+    """A stand-in's means and percentile intervals of its per-example scores (accuracy, agreement, kl, loss) and
+    of ``gain(rows)``, its gain retained on those rows."""
+    figures: dict[str, Any] = {}
+    for key, values in per_example.items():
+        figures[key], figures[f"{key}_ci"] = float(values.mean()), percentile_interval(values[draws].mean(1))
+    whole = np.arange(draws.shape[1])
+    return StandIn(
+        name=name, gain_retained=float(gain(whole)), gain_retained_ci=percentile_interval(gain(draws)), **figures
     )
 
 
@@ -156,21 +162,7 @@ def _target_stand_ins(
             # the share of the loss's improvement over zero-shot kept: gain retained on the negated losses
             return gains_retained(-soft_loss[idx].mean(-1), -loss[idx].mean(-1), -zero_loss[idx].mean(-1))
 
-        rows.append(
-            StandIn(
-                name=name,
-                accuracy=float(right.mean()),
-                accuracy_ci=percentile_interval(right[draws].mean(1)),
-                agreement=float(agree.mean()),
-                agreement_ci=percentile_interval(agree[draws].mean(1)),
-                kl=float(kl.mean()),
-                kl_ci=percentile_interval(kl[draws].mean(1)),
-                gain_retained=float(gain(np.arange(len(test)))),
-                gain_retained_ci=percentile_interval(gain(draws)),
-                loss=float(loss.mean()),
-                loss_ci=percentile_interval(loss[draws].mean(1)),
-            )
-        )
+        rows.append(_stand_in(name, {"accuracy": right, "agreement": agree, "kl": kl, "loss": loss}, gain, draws))
     return Faithfulness(
         soft_accuracy=float(soft_right.mean()),
         zero_shot_accuracy=float(zero_right.mean()),

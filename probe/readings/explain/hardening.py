@@ -38,6 +38,7 @@ from probe.core.sampling import seeded_batches
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.hard_prompt import HardPrompt
 from probe.readings.explain import search as coordinate
+from probe.readings.explain.costs import input_rows
 from probe.readings.explain.readability import prompt_perplexity, word_share
 from probe.readings.explain.readout import Readout, progress_bar
 from probe.tasks.evaluation import eval_subset
@@ -114,6 +115,7 @@ def harden(
             unknown method, a length that is not a positive multiple of the soft prompt's, or start ids that
             are not ids of the vocabulary or not as many as ``length``; the estimate over ``budget_minutes``.
     """
+    vectors = input_rows(as_prompt(prompt).vectors, readout, "the hard-prompt search")  # not a prefix
     asked: dict[str, Any] = {"method": method, "length": length, "steps": steps, "batch_size": batch_size}
     _within_budget(
         prompt, readout, budget_minutes, asked | {"eval_every": eval_every, "holdout": holdout, "search": search}
@@ -123,7 +125,6 @@ def harden(
     if not 0 < holdout < 1:
         raise ValueError(f"holdout is {holdout}; expected a share between 0 and 1")
     check_method(method, readout)
-    vectors = as_prompt(prompt).vectors
     start_ids = start_tokens(readout, vectors, length, start)
     train, held = _holdout(readout.splits.train, holdout, seed)
     settings = {

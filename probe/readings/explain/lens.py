@@ -28,6 +28,7 @@ from probe.core.models import LoadedModel
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.tokens import frequency_ranks
 from probe.formats.explain_record import LayerLens, LensRow
+from probe.readings.explain.costs import check_rows, input_rows
 from probe.readings.explain.readout import Readout
 
 LENS_FORMAT = 1
@@ -231,6 +232,7 @@ def layer_lens(
     vocabulary: ContextualVocabulary | None = None,
     progress: bool = False,
     top_n: int | None = None,
+    budget_minutes: float | None = None,
 ) -> LayerLens:
     """The layer lens of a prompt (see the module docstring).
 
@@ -242,16 +244,22 @@ def layer_lens(
         vocabulary: a contextual vocabulary already built.
         progress: show a progress bar while the contextual vocabulary is built.
         top_n: the earlier name of ``tokens``, kept for scripts that use it.
+        budget_minutes: refuse, before any pass, when the texts' passes and building the contextual vocabulary
+            (unless probe's cache holds it) would take longer (None: no budget).
 
     Raises:
-        ValueError: a prompt of another dimension than the model's, or a non-positive number of texts.
+        ValueError: a prompt of another dimension than the model's (a prefix), a non-positive number of texts, or
+            the reading over ``budget_minutes``.
     """
     if texts < 1:
         raise ValueError(f"texts is {texts}; expected a positive number of test texts to average over")
     model = readout.model
-    vectors = as_prompt(prompt).vectors
-    readout.set_prompt(vectors)  # sets the prompt (and checks its dimension)
+    vectors = input_rows(as_prompt(prompt).vectors, readout, "the layer lens")
     tokens = top_n if top_n is not None else tokens
+    if budget_minutes is not None and vocabulary is None:
+        extra = vocabulary_seconds(model, readout.index, tokens=tokens)
+        check_rows(readout, vectors, texts, "the layer lens", budget_minutes, less="fewer tokens", extra=extra)
+    readout.set_prompt(vectors)  # sets the prompt (and checks its dimension)
     vocab = vocabulary or contextual_vocabulary(model, readout.index, top_n=tokens, progress=progress)
     task = readout.task(vectors.shape[0])
     p = vectors.shape[0]

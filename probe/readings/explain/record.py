@@ -81,7 +81,8 @@ def explain(
         lens = layer_lens(prompt, readout, texts=lens_texts, tokens=lens_tokens, progress=progress)
         stand_ins = {"hard prompt": readout.model.embeddings_numpy()[hard.token_ids]}
     faith = score_stand_ins(prompt, readout, stand_ins=stand_ins, bootstrap=bootstrap, seed=seed)
-    from probe.readings.explain.attribution import input_attribution, trigger_scan
+    from probe.readings.explain.attribution import input_attribution
+    from probe.readings.explain.triggers import trigger_scan
 
     attribution = (
         input_attribution(prompt, readout, size=attribution_texts, progress=progress) if attribution_texts else None
