@@ -17,7 +17,9 @@ class Frontier(SweepCommand, OnePromptOptions):
     summary: ClassVar[str] = "the accuracy-faithfulness frontier: train over faithfulness weights, score the readings"
     epilog: ClassVar[str] = (
         "It writes OUT/runs/ (one probe run per weight and seed; finished runs are skipped when it is run again), "
-        "OUT/frontier.json, OUT/frontier.md and OUT/frontier.html. It prints its time estimate first."
+        "OUT/frontier.json, OUT/frontier.md and OUT/frontier.html. It prints its time estimate first. With "
+        "--hard-lengths it also searches a real-token prompt of each length (probe harden --method search) from the "
+        "run whose nearest tokens score best, each a point of the frontier."
     )
     sweep: ClassVar[str] = "probe.experiments.frontier"
     settings_class: ClassVar[str] = "FrontierConfig"
@@ -31,9 +33,21 @@ class Frontier(SweepCommand, OnePromptOptions):
     quick: bool = option(False, "a first look: weights 0, 0.5, 1 x 1 seed x 60 steps, figures on 400 test rows")
     steps: int | None = option(None, "training steps per run (default 150; --quick: 60)", positive=True)
     test_size: int | None = option(None, "figures on a stratified subset of this many test rows", positive=True)
+    hard_lengths: list[int] | None = option(
+        None,
+        "also a real-token prompt of each length (multiples of --length: 20 40 80), found by the exact search from the "
+        "run whose nearest tokens score best, a point of the frontier (default: none)",
+        nargs="+",
+    )
+    hard_steps: int | None = option(None, "steps of each of those searches (default 50)", positive=True)
 
     def own_settings(self) -> dict[str, Any]:
-        return {"weights": tuple(self.weights)} if self.weights else {}
+        settings: dict[str, Any] = {"weights": tuple(self.weights)} if self.weights else {}
+        if self.hard_lengths:
+            settings["hard_lengths"] = tuple(self.hard_lengths)
+        if self.hard_steps:
+            settings["hard_steps"] = self.hard_steps
+        return settings
 
     def describe(self, plan: Any) -> str:
         return f"the frontier over λ = {', '.join(f'{w:g}' for w in plan.settings.weights)}"

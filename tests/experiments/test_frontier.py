@@ -278,3 +278,44 @@ def test_grid__a_dask_address_where_nothing_listens_is_known_before_any_handshak
         assert _unreachable(f"tcp://127.0.0.1:{port}") is None  # it accepts: the client's handshake judges it
     assert isinstance(_unreachable(f"tcp://127.0.0.1:{port}"), ConnectionRefusedError)  # closed now: refused
     assert _unreachable("tcp://not-an-address") is None  # not host:port: left to the client
+
+
+@pytest.mark.slow
+def test_frontier__a_hard_prompt_per_length_is_a_point_scored_from_its_token_ids(tiny_frontier, default_model):
+    from probe.experiments.frontier import measure
+    from probe.experiments.frontier.figure import frontier_figure
+    from probe.experiments.frontier.measure import best_row
+    from probe.experiments.frontier.record import FrontierReport
+    from probe.formats.discovery import load_run
+    from probe.readings.explain import Readout
+
+    out, _ = tiny_frontier
+    runs = [load_run(p) for p in sorted((out / "runs").iterdir())]
+    config = FrontierConfig(**TINY, hard_lengths=(4, 8), hard_steps=2)
+    report = measure(config, runs, default_model)
+    assert [(h["length"], len(h["tokens"]), h["steps"]) for h in report.hard_prompts] == [(4, 4, 2), (8, 8, 2)]
+    start = best_row(report.runs)
+    run = next(r for r in runs if str(r.path) == start["run"])
+    readout = Readout.from_run(run, default_model)
+    for h in report.hard_prompts:  # each accuracy recomputed from its token ids alone
+        assert h["run"] == start["run"]
+        rows = default_model.embeddings_numpy()[h["token_ids"]]
+        assert h["accuracy"] == pytest.approx(float(readout.outcome(rows, readout.splits.test)[0].mean()))
+        assert h["accuracy_ci"][0] <= h["accuracy"] <= h["accuracy_ci"][1]
+    text = render(report)
+    assert "## Real-token prompts by length" in text and "| 8 |" in text and "- L=4: `" in text
+    figure = frontier_figure(report)
+    assert [t.text for t in figure.data if t.name.startswith("real-token")] == [("search L=4", "search L=8")]
+    data = report.to_dict()
+    assert FrontierReport.from_dict(json.loads(json.dumps(data))).to_json() == report.to_json()
+    older = {k: v for k, v in data.items() if k != "hard_prompts"}  # a file from before: none
+    assert FrontierReport.from_dict(json.loads(json.dumps(older))).hard_prompts == []
+
+
+def test_frontier_config__a_hard_length_that_is_not_a_multiple_is_one_line():
+    with pytest.raises(
+        ValueError, match=r"^a hard-prompt length is 6; expected a positive multiple of the prompt's 4 "
+    ):
+        FrontierConfig(**TINY, hard_lengths=(6,))
+    with pytest.raises(ValueError, match="hard_steps is 0; expected a positive number"):
+        FrontierConfig(**TINY, hard_lengths=(4,), hard_steps=0)

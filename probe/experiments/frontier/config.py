@@ -7,6 +7,7 @@ from typing import Any
 
 from probe.experiments.grid import Cost
 from probe.experiments.sweep import OnePromptSettings, Plan
+from probe.readings.explain.search import SearchSettings
 from probe.training.config import TrainConfig, check_weight
 
 AIM = {"gain_retained": 0.8, "agreement": 0.9, "soft_within": 0.015}
@@ -19,11 +20,24 @@ class FrontierConfig(OnePromptSettings):
     """What ``probe frontier`` trains: faithfulness weights x seeds (see :class:`SweepSettings` for the rest)."""
 
     weights: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+    hard_lengths: tuple[int, ...] = ()
+    """Lengths of a hard prompt found by the exact search from the run whose nearest tokens score best, each a point
+    of the frontier (:func:`probe.experiments.frontier.measure.hard_prompts`); multiples of ``length``."""
+    hard_steps: int = 50
+    """Steps of each of those searches."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.weights:
             raise ValueError("a frontier needs at least one weight and one seed")
+        for value in self.hard_lengths:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % self.length:
+                raise ValueError(
+                    f"a hard-prompt length is {value!r}; expected a positive multiple of the prompt's {self.length} "
+                    f"positions ({self.length}, {2 * self.length}, {4 * self.length}, ...)"
+                )
+        if isinstance(self.hard_steps, bool) or not isinstance(self.hard_steps, int) or self.hard_steps < 1:
+            raise ValueError(f"hard_steps is {self.hard_steps!r}; expected a positive number of search steps")
         named: dict[str, float] = {}
         for weight in self.weights:
             check_weight(weight, "a faithfulness weight", upper=1.0)
@@ -48,8 +62,11 @@ class FrontierConfig(OnePromptSettings):
         }
 
     def reading_cost(self, plan: Plan[Any]) -> Cost:
-        # each run's prompt and its nearest tokens scored on the test rows
-        return Cost(rows=2 * (self.test_size or 0) * len(plan.configs))
+        # each run's prompt and its nearest tokens scored on the test rows; each hard prompt's search (a step: a
+        # gradient and its candidates' passes, about 1 + candidates / 3 training steps) and its scoring
+        searches = len(self.hard_lengths)
+        steps = searches * self.hard_steps * (1 + SearchSettings().candidates / 3)
+        return Cost(rows=2 * (self.test_size or 0) * (len(plan.configs) + searches), steps=steps)
 
 
 def run_name(weight: float, seed: int) -> str:

@@ -44,6 +44,23 @@ def frontier_figure(report: FrontierReport) -> go.Figure:
             name="Pareto set",
         )
     )
+    if report.hard_prompts:  # the search's hard prompts: their run's soft accuracy, read by them (SVG text labels)
+        start = next((r for r in runs if r["run"] == report.hard_prompts[0]["run"]), None)
+        y = start["soft_accuracy"] if start else None
+        fig.add_trace(
+            go.Scatter(
+                x=[h["agreement"] for h in report.hard_prompts],
+                y=[y] * len(report.hard_prompts),
+                mode="markers+text",
+                text=[f"search L={h['length']}" for h in report.hard_prompts],
+                textposition="bottom center",
+                marker={"size": 12, "symbol": "star", "color": PALETTE[2], "line": {"width": 1, "color": "black"}},
+                customdata=[[h["length"], h["accuracy"], h["gain_retained"]] for h in report.hard_prompts],
+                hovertemplate="hard prompt of %{customdata[0]} tokens: agreement %{x:.2f}, accuracy "
+                "%{customdata[1]:.3f}, gain retained %{customdata[2]:.2f}<extra></extra>",
+                name="real-token prompts by length (exact search from the best start)",
+            )
+        )
     fig.add_hline(
         y=report.zero_shot_accuracy, line_dash="dot", annotation_text="zero-shot", annotation_position="bottom right"
     )

@@ -5,6 +5,7 @@ set; the aim."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from probe.experiments.frontier.record import FrontierReport
 from probe.experiments.grid import RUNS
 from probe.formats.run import Run
 from probe.readings.explain.faithfulness import score_stand_ins
+from probe.readings.explain.hardening import harden
 from probe.readings.explain.readout import Readout
 from probe.readings.measures import on_manifold
 
@@ -59,12 +61,52 @@ def measure(config: FrontierConfig, runs: list[Run], model: LoadedModel | None =
         )
     pooled = _against_unconstrained(rows, right, config.bootstrap)
     _mark_pareto(rows)
+    hard = hard_prompts(config, runs, rows, model)
     context = config.context(model) | {"test_rows": len(readout.splits.test) if runs else 0}
     context |= {"weights": list(config.weights)}
     context["pareto"] = "over (soft accuracy, agreement): no other run at least as high in both and higher in one"
-    return FrontierReport(
-        zero_shot_accuracy=zero, runs=rows, context=context, aim={**_aim(rows), "most_constrained": pooled}
-    )
+    aim = {**_aim(rows), "most_constrained": pooled}
+    return FrontierReport(zero_shot_accuracy=zero, runs=rows, context=context, aim=aim, hard_prompts=hard)
+
+
+def hard_prompts(
+    config: FrontierConfig, runs: list[Run], rows: list[dict[str, Any]], model: LoadedModel
+) -> list[dict[str, Any]]:
+    """At each of ``config.hard_lengths``, the exact search's hard prompt (``config.hard_steps`` steps, the first
+    seed) from the run whose nearest tokens score best (:func:`best_row`), scored against that run's soft prompt by
+    :func:`score_stand_ins` on the same test rows; one dict per length (none when no length is asked for)."""
+    if not config.hard_lengths or not rows:
+        return []
+    best = best_row(rows)
+    run = next(r for r in runs if str(r.path) == best["run"])
+    readout, prompt = Readout.from_run(run, model), run.latest_prompt()
+    found = []
+    for length in config.hard_lengths:
+        began = time.perf_counter()
+        hard = harden(prompt, readout, method="search", length=length, steps=config.hard_steps, seed=config.seeds[0])
+        seconds = time.perf_counter() - began
+        stand_in = model.embeddings_numpy()[hard.token_ids]
+        s = score_stand_ins(prompt, readout, stand_ins={"hard": stand_in}, bootstrap=config.bootstrap)["hard"]
+        found.append(
+            {
+                "run": best["run"],
+                "length": length,
+                "steps": config.hard_steps,
+                "tokens": list(hard.tokens),
+                "token_ids": [int(t) for t in hard.token_ids],
+                **{name: getattr(s, name) for name in ("accuracy", "agreement", "kl", "gain_retained")},
+                **{f"{name}_ci": getattr(s, f"{name}_ci") for name in ("accuracy", "agreement", "gain_retained")},
+                "word_share": hard.word_share,
+                "seconds": round(seconds, 1),
+            }
+        )
+    return found
+
+
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run whose nearest tokens score best (then the higher soft accuracy): where a hard-prompt search starts
+    best."""
+    return max(rows, key=lambda r: (r["discretised_accuracy"], r["soft_accuracy"]))
 
 
 def _against_unconstrained(
@@ -129,7 +171,7 @@ def best_start(report: FrontierReport, folder: str | os.PathLike[str]) -> tuple[
     """
     if not report.runs:
         raise ValueError(f"the frontier report in '{folder}' lists no runs; run probe frontier --out {folder} first")
-    row = max(report.runs, key=lambda r: (r["discretised_accuracy"], r["soft_accuracy"]))
+    row = best_row(report.runs)
     for path in (Path(folder) / RUNS / Path(row["run"]).name, Path(row["run"])):
         if path.is_dir():
             return row, path

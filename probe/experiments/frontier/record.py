@@ -31,6 +31,10 @@ NUMBERS: tuple[str, ...] = ("soft_accuracy", "discretised_accuracy", "agreement"
 NUMBERS += tuple(f"{name}_ci" for name in ("soft", "discretised", "agreement", "kl", "gain_retained", "reading_gain"))
 NUMBERS += ("travel", "on_manifold")
 """A run's figures that may be undefined (NaN, written as null): read back as NaN, shown as '–'."""
+HARD_REQUIRED = ("run", "length", "steps", "tokens", "accuracy", "agreement", "kl", "gain_retained", "seconds")
+HARD_NUMBERS: tuple[str, ...] = ("accuracy", "accuracy_ci", "agreement", "agreement_ci", "kl", "gain_retained")
+HARD_NUMBERS += ("gain_retained_ci", "word_share")
+"""A hard prompt's figures that may be undefined."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -42,6 +46,9 @@ class FrontierReport(Record):
     runs: list[dict[str, Any]] = field(metadata=objects(REQUIRED, NUMBERS))
     context: dict[str, Any] = field(default_factory=dict)
     aim: dict[str, Any] = field(default_factory=dict)
+    hard_prompts: list[dict[str, Any]] = field(default_factory=list, metadata=objects(HARD_REQUIRED, HARD_NUMBERS))
+    """The exact search's hard prompt at each length asked for, from the run whose nearest tokens score best (files
+    from before it was kept: none)."""
     format: int = FRONTIER_FORMAT
     what = "frontier report"
 
@@ -99,6 +106,7 @@ class FrontierReport(Record):
                 f"soft {best['soft_accuracy']:.3f}."
             )
         lines.append(f"Runs meeting the aim: {len(aim['runs_meeting_it'])} of {len(self.runs)}.")
+        lines += self._hard_lines()
         top = aim.get("most_constrained")
         if top:
             low, high = top["reading_gain_ci"]
@@ -110,6 +118,34 @@ class FrontierReport(Record):
                 f"(paired per seed, pooled), {real} them."
             )
         return "\n".join(lines) + "\n"
+
+    def _hard_lines(self) -> list[str]:
+        """The hard prompts by length, scored against their run's soft prompt (nothing when none was searched)."""
+        if not self.hard_prompts:
+            return []
+        first = self.hard_prompts[0]
+        lines = [
+            "",
+            "## Real-token prompts by length",
+            "",
+            f"Exact coordinate search ({first['steps']} steps each) from `{first['run']}`, the run whose nearest "
+            "tokens score best, its soft prompt the teacher; scored against that soft prompt on the same test rows.",
+            "",
+            "| length | accuracy | agreement | KL | gain retained | whole words | seconds |",
+            "|---:|---|---|---:|---|---:|---:|",
+        ]
+        for h in self.hard_prompts:
+
+            def cell(name: str, h: dict[str, Any] = h) -> str:
+                low, high = h.get(f"{name}_ci") or (math.nan, math.nan)
+                return f"{shown(h[name], '.3f')} [{shown(low, '.3f')}, {shown(high, '.3f')}]"
+
+            lines.append(
+                f"| {h['length']} | {cell('accuracy')} | {cell('agreement')} | {shown(h['kl'], '.3f')} | "
+                f"{cell('gain_retained')} | {shown(h.get('word_share'), '.0%')} | {h['seconds']:.0f} |"
+            )
+        lines += ["", *(f"- L={h['length']}: `{' · '.join(h['tokens'])}`" for h in self.hard_prompts)]
+        return lines
 
 
 read_frontier = FrontierReport.read
