@@ -182,5 +182,7 @@ def test_input_row_readings__a_prefix_is_refused_in_one_line(default_model):
     readout = Readout.from_data(default_model, "feelings", form="cosine", test_size=8)
     prefix = np.zeros((2, 6 * 2 * 384), np.float32)  # a flat prefix of the bundled encoder
     for reading, what in ((harden, "the hard-prompt search"), (layer_lens, "the layer lens")):
-        with pytest.raises(ValueError, match=rf"^{what} reads a prompt of input rows \(width 384\); this one has width"):
+        with pytest.raises(
+            ValueError, match=rf"^{what} reads a prompt of input rows \(width 384\); this one has width"
+        ):
             reading(prefix, readout)

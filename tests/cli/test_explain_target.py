@@ -30,7 +30,7 @@ def test_cli_explain__target_column_reads_every_figure_under_the_target_objectiv
     out = tmp_path / "explain.json"
     args = ["explain", str(prompt), "--model", str(tiny_gpt2_path), "--data", str(data), "--target-column", "summary"]
     quick = ["--hard-steps", "2", "--lens-texts", "2", "--lens-tokens", "50", "--bootstrap", "20", "--no-progress"]
-    quick += ["--attribution", "3"]
+    quick += ["--attribution", "3", "--triggers", "3", "--hard-method", "search"]
     assert main([*args, *quick, "--format", "json", "--out", str(out)]) == 0
     assert "(objective target-likelihood)" in capsys.readouterr().err
     record = json.loads(out.read_text())
@@ -41,15 +41,14 @@ def test_cli_explain__target_column_reads_every_figure_under_the_target_objectiv
     assert record["importance"]["soft_loss"] > 0 and record["faithfulness"]["zero_shot_loss"] > 0
     assert all(np.isfinite(p["removed_loss_rise_ci"]).all() for p in record["importance"]["positions"])
     assert record["attribution"]["objective"] == "target-likelihood" and record["attribution"]["rows"]
+    assert record["triggers"]["objective"] == "target-likelihood" and record["triggers"]["labels"] == ["<target>"]
+    assert record["hard_prompt"]["method"] == "search"
 
 
-def test_cli_explain__a_missing_target_column_or_a_search_under_it_is_one_line(tiny_gpt2_path, tmp_path, capsys):
+def test_cli_explain__a_missing_target_column_is_one_line(tiny_gpt2_path, tmp_path, capsys):
     data, prompt = _files(tmp_path, 32)
     args = ["explain", str(prompt), "--model", str(tiny_gpt2_path), "--data", str(data)]
     assert main([*args, "--target-column", "answer"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no target column 'answer'; it has ['summary', 'text']" in err[0]
     assert "--target-column" in err[0]
-    assert main([*args, "--target-column", "summary", "--hard-method", "search", "--no-progress"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "method 'search' matches the soft prompt's label distributions" in err[0]

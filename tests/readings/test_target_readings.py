@@ -133,7 +133,7 @@ def test_target_records__say_their_objective_and_old_files_read_as_classificatio
     assert Faithfulness.from_dict(faith).objective == "classification"
 
 
-def test_harden__pez_on_the_target_loss_and_the_search_refused_in_one_line(setting):
+def test_harden__pez_on_the_target_loss(setting):
     from probe.readings.explain import harden
 
     _, readout, vectors = setting
@@ -141,8 +141,51 @@ def test_harden__pez_on_the_target_loss_and_the_search_refused_in_one_line(setti
     assert hard.objective == "target-likelihood" and len(hard.token_ids) == 3
     correct, loss = readout.outcome(vectors, readout.splits.test)
     assert hard.soft_accuracy == pytest.approx(correct.mean()) and hard.soft_loss == pytest.approx(loss.mean())
-    with pytest.raises(ValueError, match="method 'search' matches the soft prompt's label distributions, which the "):
-        harden(vectors, readout, steps=2, method="search")
+
+
+@pytest.mark.parametrize("weight", [0.0, 3.0])
+def test_search__a_candidates_objective_is_kl_plus_loss_recomputed_one_example_at_a_time(setting, monkeypatch, weight):
+    """Under the target objective each candidate is judged by KL(soft prompt's next-token distribution ‖ its own),
+    over the target's tokens, + task_weight x the target's NLL, all candidates in batched passes with a prompt per
+    row: each value equals a recomputation through PEFT's own forward, one example at a time, and a step keeps the
+    lowest."""
+    from probe.readings.explain import search as coordinate
+
+    model, readout, vectors = setting
+    batch = readout.splits.train.subset([0, 1, 2, 3])
+    ids = readout.nearest_ids(vectors).astype(np.int64)
+    proposed = []
+    real = coordinate.propose
+    monkeypatch.setattr(coordinate, "propose", lambda *a, **k: proposed.append(real(*a, **k)) or proposed[-1])
+    settings = coordinate.SearchSettings(candidates=6, top_k=8, task_weight=weight)
+    task = readout.task(len(ids))
+    kept = coordinate.search_step(readout, task, vectors, ids, batch, settings, coordinate.step_generator(0, 1))
+    candidates = np.concatenate([ids[None], proposed[0]])
+    embeddings = model.embeddings_numpy()
+
+    def objective(rows):
+        total = 0.0
+        for text, target in zip(batch.texts, batch.target_texts, strict=True):
+            soft_logp, _, _ = _reference(model, vectors, text, target)
+            logp, _, loss = _reference(model, rows, text, target)
+            kl = (soft_logp.exp() * (soft_logp - logp)).sum(-1).mean()
+            total += float(kl) + weight * loss
+        return total / len(batch)
+
+    expected = [objective(embeddings[c]) for c in candidates]
+    got = coordinate.loss_objectives(readout, task, vectors, candidates, batch, weight).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(kept, candidates[int(np.argmin(expected))])
+
+
+def test_harden__the_search_on_the_target_objective_records_its_losses(setting):
+    from probe.readings.explain import harden
+
+    model, readout, vectors = setting
+    hard = harden(vectors, readout, steps=2, eval_every=1, batch_size=4, method="search")
+    assert hard.method == "search" and hard.objective == "target-likelihood" and len(hard.token_ids) == 3
+    rows = model.embeddings_numpy()[hard.token_ids]
+    assert hard.hard_prompt_loss == pytest.approx(_losses(model, rows, readout.splits.test).mean(), abs=1e-5)
 
 
 def test_input_attribution__the_change_in_target_likelihood_equals_a_one_example_at_a_time_recomputation(setting):

@@ -132,6 +132,15 @@ def test_harden__pez_keeps_the_lowest_held_out_loss_and_records_losses(setting):
     assert back.hard_prompt_loss == pytest.approx(hard.hard_prompt_loss) and math.isnan(back.hard_prompt_accuracy)
 
 
+def test_harden__the_search_under_a_users_loss_keeps_the_lowest_held_out_loss(setting):
+    model, readout, vectors = setting
+    hard = harden(vectors, readout, steps=3, eval_every=1, batch_size=4, method="search")
+    assert hard.method == "search" and hard.objective == "user-loss" and len(hard.token_ids) == 3
+    rows = model.embeddings_numpy()[hard.token_ids]
+    assert hard.hard_prompt_loss == pytest.approx(_losses(model, rows, readout.splits.test).mean(), abs=1e-5)
+    assert hard.holdout_loss <= hard.start_holdout_loss and math.isnan(hard.hard_prompt_accuracy)
+
+
 def test_input_attribution__the_change_in_the_loss_equals_a_one_example_at_a_time_recomputation(setting):
     from probe.readings.explain.attribution import LOSS_LABEL, input_attribution, occlusion_plan
 

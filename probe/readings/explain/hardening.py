@@ -308,18 +308,9 @@ def check_method(method: str, readout: Readout) -> None:
     """Refuse an unknown method, or the search under an objective it cannot serve, in one line."""
     if method not in METHODS:
         raise ValueError(f"method is {method!r}; expected one of {', '.join(METHODS)}")
-    if method == "search" and readout.objective != CLASSIFICATION:
-        raise ValueError(
-            f"method 'search' matches the soft prompt's label distributions, which the objective "
-            f"{readout.objective!r} does not have; use method 'pez' (probe harden --method pez): it minimises the loss"
-        )
 
 
-def _merit(readout: Readout, vectors: np.ndarray, data: LabelledData) -> float:
-    """What the search keeps the best of on held-out rows: the accuracy (token accuracy under the target objective),
-    or minus the mean loss under a caller's loss, which defines no accuracy."""
-    correct, loss = readout.outcome(vectors, data)
-    return -float(loss.mean()) if readout.objective == USER_LOSS else float(correct.mean())
+_merit = coordinate.merit
 
 
 def _state(state_dir: str | os.PathLike[str] | None, settings: dict[str, Any], name: str) -> CacheEntry | None:

@@ -7,9 +7,11 @@ The objective of a hard prompt on a batch of training texts is the mean over the
     + readability_weight × (share of the prompt's tokens that are not whole words)
 
 where a class distribution is softmax(label scores × the task's logit scale), as :mod:`.faithfulness` reads it,
-and the cross-entropy is the one :meth:`Task.example_losses` computes. ``task_weight`` defaults to 1: the labels
-and the teacher count alike, so where the soft prompt is wrong the search is not pushed to copy its mistake
-(0 distils the soft prompt alone). ``readability_weight`` defaults to 0 (faithfulness only).
+and the cross-entropy is the one :meth:`Task.example_losses` computes. Under the target objective the KL is between
+next-token distributions, mean over the target's tokens, and the loss the target's mean NLL; under a caller's loss
+the objective is that loss alone (:func:`loss_objectives`), and the held-out slice chooses by it (:func:`merit`).
+``task_weight`` defaults to 1: the labels and the teacher count alike, so where the soft prompt is wrong the search
+is not pushed to copy its mistake (0 distils the soft prompt alone); ``readability_weight`` to 0.
 
 Each step, on the step's batch (which depends only on (seed, step)):
 
@@ -38,10 +40,12 @@ import torch
 
 from probe.core.data import LabelledData
 from probe.core.io import CacheEntry
+from probe.core.names import CLASSIFICATION, USER_LOSS
 from probe.core.sampling import seeded_batches
 from probe.readings.explain.readability import word_mask
 from probe.readings.explain.readout import Readout, progress_bar
 from probe.tasks.base import EVAL_MAX_TOKENS, Task, prompt_parameter
+from probe.tasks.target import TargetTask
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ def search_step(
     generator: torch.Generator,
 ) -> np.ndarray:  # fmt: skip
     """One step: the gradient, the proposed swaps, all scored exactly; the ids kept (the best, or ``ids``)."""
+    if readout.objective != CLASSIFICATION:
+        return _loss_step(readout, task, soft_rows, ids, batch, settings, generator)
     scale = task.logit_scale
     soft_logp = _distribution(torch.from_numpy(readout.scores(soft_rows, batch)), scale)
     targets = torch.tensor(batch.targets)
@@ -192,6 +198,90 @@ def search_step(
     if settings.readability_weight:
         objective = objective + settings.readability_weight * (~words[torch.from_numpy(prompts)]).float().mean(1)
     return prompts[int(objective.argmin())]
+
+
+def _loss_step(
+    readout: Readout, task: Task, soft_rows: np.ndarray, ids: np.ndarray, batch: LabelledData, settings: SearchSettings,
+    generator: torch.Generator,
+) -> np.ndarray:  # fmt: skip
+    """:func:`search_step` under a loss objective (see the module docstring): the target objective's KL to the soft
+    prompt's next-token distributions plus ``task_weight`` x the target's loss, or a caller's loss alone."""
+    ids_in, wanted, soft = _loss_batch(readout, task, soft_rows, batch)
+    embeddings = torch.from_numpy(readout.model.embeddings_numpy())
+    weight = prompt_parameter(task.peft_model)
+    with torch.no_grad():
+        weight.copy_(embeddings[ids].to(weight.device, weight.dtype))
+    value = _row_objectives(task, ids_in, wanted, soft, settings.task_weight).mean()
+    (grad,) = torch.autograd.grad(value, weight)
+    searchable = torch.from_numpy(readout.index.token_ids)
+    swaps = propose(
+        grad.detach().float().cpu(), embeddings, ids, searchable, settings.top_k, settings.candidates, generator
+    )
+    prompts = np.concatenate([ids[None], swaps])  # the current prompt first: judged in the same passes
+    objective = loss_objectives(readout, task, soft_rows, prompts, batch, settings.task_weight)
+    if settings.readability_weight:
+        words = torch.from_numpy(word_mask(readout.model))
+        objective = objective + settings.readability_weight * (~words[torch.from_numpy(prompts)]).float().mean(1)
+    return prompts[int(objective.argmin())]
+
+
+def _loss_batch(
+    readout: Readout, task: Task, soft_rows: np.ndarray, batch: LabelledData
+) -> tuple[list[list[int]], list[Any], list[torch.Tensor] | None]:
+    """(token ids, targets, the soft prompt's next-token log-probabilities at each target token under the target
+    objective, else None) of a batch."""
+    ids_in = task.tokenize(batch.texts)
+    wanted: list[Any] = task.target_ids(batch) if isinstance(task, TargetTask) else list(batch.loss_targets)
+    teacher = readout.set_prompt(soft_rows)
+    if not isinstance(teacher, TargetTask):
+        return ids_in, wanted, None
+    with torch.inference_mode():
+        return ids_in, wanted, [s.detach() for s in teacher._target_logprobs(ids_in, wanted)]
+
+
+def loss_objectives(
+    readout: Readout, task: Task, soft_rows: np.ndarray, prompts: np.ndarray, batch: LabelledData, task_weight: float
+) -> torch.Tensor:
+    """float [C]: the loss objective's mean over ``batch`` of each prompt (int64 [C, L] token ids), in passes of whole
+    prompts x texts under a token budget, each row carrying its prompt (see the module docstring)."""
+    ids_in, wanted, soft = _loss_batch(readout, task, soft_rows, batch)
+    rows = torch.from_numpy(readout.model.embeddings_numpy()[prompts]).to(task.device)
+    longest = max(len(w) for w in wanted) if isinstance(task, TargetTask) else 0
+    per_candidate = (max(len(x) for x in ids_in) + longest + prompts.shape[1]) * len(ids_in)
+    chunk, parts = max(1, EVAL_MAX_TOKENS // per_candidate), []
+    with torch.inference_mode():
+        for start in range(0, len(prompts), chunk):
+            part = rows[start : start + chunk]
+            with _row_prompts(task, part):
+                n = part.shape[0]
+                values = _row_objectives(task, ids_in * n, wanted * n, soft and soft * n, task_weight)
+            parts.append(values.float().view(n, len(ids_in)).mean(1).cpu())
+    return torch.cat(parts)
+
+
+def _row_objectives(
+    task: Task, ids: list[list[int]], wanted: list[Any], soft: list[torch.Tensor] | None, task_weight: float
+) -> torch.Tensor:
+    """float [rows]: each row's objective under a loss objective: a caller's loss, or under the target objective
+    KL(``soft`` ‖ the row's next-token distribution) over the target's tokens + ``task_weight`` x its mean NLL."""
+    if not isinstance(task, TargetTask):
+        return task.example_loss(ids, wanted)  # type: ignore[attr-defined]
+    out = []
+    for i, (logp, w) in enumerate(zip(task._target_logprobs(ids, wanted), wanted, strict=True)):
+        value = (
+            -task_weight * logp[torch.arange(len(w), device=logp.device), torch.tensor(w, device=logp.device)].mean()
+        )
+        if soft is not None:
+            value = value + (soft[i].exp() * (soft[i] - logp)).sum(-1).mean()
+        out.append(value)
+    return torch.stack(out)
+
+
+def merit(readout: Readout, vectors: np.ndarray, data: LabelledData) -> float:
+    """What a search keeps the best of on held-out rows: the accuracy (token accuracy under the target objective),
+    or minus the mean loss under a caller's loss, which defines no accuracy."""
+    correct, loss = readout.outcome(vectors, data)
+    return -float(loss.mean()) if readout.objective == USER_LOSS else float(correct.mean())
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -216,7 +306,7 @@ def coordinate_search(
         search.ids = search_step(readout, task, soft_rows, search.ids, batch, settings, step_generator(seed, step))
         bar.update(1)
         if step % eval_every == 0 or step == steps:
-            acc = float(readout.outcome(readout.model.embeddings_numpy()[search.ids], held)[0].mean())
+            acc = merit(readout, readout.model.embeddings_numpy()[search.ids], held)
             if acc > search.best_acc:
                 search.best_ids, search.best_acc, search.best_step = search.ids.copy(), acc, step
             save_state(state, step, search)
@@ -236,7 +326,7 @@ def begin(readout: Readout, start_ids: np.ndarray, held: LabelledData, state: Ca
 
     saved = state.load(check=fits) if state is not None else None
     if saved is None:
-        acc = float(readout.outcome(readout.model.embeddings_numpy()[start_ids], held)[0].mean())
+        acc = merit(readout, readout.model.embeddings_numpy()[start_ids], held)
         return Searched(start_ids.copy(), start_ids.copy(), acc, 0, acc)
     meta, arrays = saved
     return Searched(
