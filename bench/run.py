@@ -468,7 +468,9 @@ def write_reports(results: dict) -> None:
         "([dashboard_fresh.md](dashboard_fresh.md), `python bench/dashboard.py --fresh`); the hard-prompt "
         "estimates against the time taken ([harden_estimate.md](harden_estimate.md), `python "
         "bench/harden_estimate.py --run RUN`); PEZ against the exact search "
-        "([harden_search.md](harden_search.md)); a prefix read per layer ([prefix_layers.md](prefix_layers.md)); "
+        "([harden_search.md](harden_search.md)), and by hard-prompt length 20/40/80 "
+        "([harden_search_lengths.md](harden_search_lengths.md)); a prefix read per layer "
+        "([prefix_layers.md](prefix_layers.md)); "
         "the free-text target objective ([target_objective.md](target_objective.md)); PEFT's P-tuning and prefix "
         "`SEQ_CLS` prompts trained on AG News and read by probe ([peft_seq_cls.md](peft_seq_cls.md), `python "
         "bench/peft_seq_cls.py --data ../shared/data/ag_news.csv`).\n",
