@@ -43,6 +43,9 @@ class PrefixPrompt:
     source: str
     base_model: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    raw: np.ndarray | None = field(default=None, compare=False)
+    """The flat prefix as the file holds it, float32 [n, layers x 2 x token_dim] (what :meth:`flat` returns; a
+    seq2seq adapter's cannot be rebuilt from ``kv``)."""
 
     @property
     def num_layers(self) -> int:
@@ -79,8 +82,10 @@ class PrefixPrompt:
         :func:`unflatten`), what a readout sets to read what the prefix does.
 
         Raises:
-            ValueError: a seq2seq adapter's prefix (two submodules share its slots: not one flat prefix).
+            ValueError: a seq2seq adapter's prefix built without its flat tensor (two submodules share its slots).
         """
+        if self.raw is not None:
+            return self.raw
         if int(self.metadata.get("num_transformer_submodules", 1) or 1) != 1:
             raise ValueError(
                 f"prefix '{self.source}' is a seq2seq adapter's (num_transformer_submodules=2); probe reads what a "
@@ -227,7 +232,10 @@ def load_prefix(path: str | Path, *, model_config: Any = None, key: str | None =
             f"'{p}' has head_dim {kv.shape[4]}; the model's is {kv_geometry(model_config)[2]}: read it with the "
             "model it was trained on"
         )
-    return PrefixPrompt(kv=kv, peft_type=peft_type, source=str(p), base_model=base, metadata=config)
+    raw = np.ascontiguousarray(
+        tensor.detach().float().cpu().numpy() if hasattr(tensor, "detach") else tensor, np.float32
+    )
+    return PrefixPrompt(kv=kv, peft_type=peft_type, source=str(p), base_model=base, metadata=config, raw=raw)
 
 
 def prefix_steps(folder: str | Path) -> dict[int, Path]:

@@ -48,7 +48,7 @@ def attach_prompt(base: torch.nn.Module, model: LoadedModel, vectors: np.ndarray
     prefix encoder holds it (without a projection: a projected prefix is saved as the projection's output).
 
     Raises:
-        ValueError: vectors of neither width, or a prefix of a seq2seq model (read per layer instead).
+        ValueError: vectors of neither width.
     """
     from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
 
@@ -64,11 +64,6 @@ def attach_prompt(base: torch.nn.Module, model: LoadedModel, vectors: np.ndarray
         extra: dict[str, Any] = {"num_transformer_submodules": 1} if model.kind == "seq2seq" else {}
         config: Any = PromptTuningConfig(token_dim=model.dim, **named, **extra)
     elif width == prefix_width(model):
-        if model.kind == "seq2seq":
-            raise ValueError(
-                f"model '{model.name}' is a seq2seq model: probe reads what its prefix does on causal and encoder "
-                "models only (its keys and values per layer: probe report)"
-            )
         config = PrefixTuningConfig(prefix_projection=False, **named)
     else:
         raise ValueError(

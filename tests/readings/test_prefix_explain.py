@@ -195,3 +195,36 @@ def test_prefix_explain__another_model_s_or_a_seq2seq_prefix_is_refused_in_one_l
     assert main(["explain", str(tmp_path / "t5"), "--data", "topics", "--model", str(tiny_t5_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "seq2seq" in err[0] and "probe report" in err[0], err
+
+
+def test_prefix_readout__a_seq2seq_prefix_scores_labels_as_peft_s_own_forward(tiny_t5_path, tmp_path, perturb):
+    """A T5 prefix (PEFT's two submodules: the decoder's self- and cross-attention fed from different slots) is run
+    from the flat tensor the adapter holds, so its label scores equal PEFT's forward; importance, which reads its
+    positions per layer, refuses it in one line."""
+    from peft import PrefixTuningConfig, get_peft_model
+
+    model = load_model(tiny_t5_path, device="cpu")
+    config = PrefixTuningConfig(task_type="SEQ_2_SEQ_LM", num_virtual_tokens=3)
+    peft_model = get_peft_model(model.model, config)
+    perturb(peft_model, seed=3)
+    peft_model.save_pretrained(tmp_path)
+    prefix = load_prefix(tmp_path, model_config=model.model.config)
+    rows = [{"text": t, "label": lab} for t, lab in [("the team won", "sports"), ("rates rose", "money")] * 3]
+    readout = Readout.from_data(model, from_rows(rows, source="<rows>"), form="generate")
+    data = readout.splits.test
+    scores = readout.scores(prefix.flat(), data)
+    peft_model.eval()
+    for i, text in enumerate(data.texts):
+        ids = torch.tensor([model.tokenizer(text)["input_ids"]])
+        for j, label in enumerate(readout.labels):
+            wanted = model.tokenizer(label)["input_ids"]
+            with torch.no_grad():
+                logits = peft_model(input_ids=ids, labels=torch.tensor([wanted])).logits[0]
+            logp = logits.log_softmax(-1)[torch.arange(len(wanted)), wanted]
+            assert scores[i, j] == pytest.approx(float(logp.sum()), abs=1e-4)
+    frozen = readout.task(1).score_all(data.texts, prompt=False)
+    assert np.abs(scores - frozen).max() > 1e-3  # the prefix changes what the model scores: not read as nothing
+    with pytest.raises(
+        ValueError, match="is a seq2seq model: its prefix feeds the decoder's self- and cross-attention"
+    ):
+        importance(prefix, readout, bootstrap=10)
