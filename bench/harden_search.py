@@ -69,7 +69,7 @@ def main() -> None:
         if args.run:
             run = load_run(args.run)
         else:
-            config = TrainConfig(data=args.data, init="class-label", length=20, steps=args.train_steps)
+            config = TrainConfig(data=args.data, init="class-label", length=20, steps=args.train_steps, seed=args.seed)
             run = train(config, Path(tmp) / "run", model=model, progress=False)
         readout = Readout.from_run(run, model, test_size=args.test_size)
         soft = run.latest_prompt().vectors
