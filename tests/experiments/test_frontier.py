@@ -302,6 +302,13 @@ def test_frontier__a_hard_prompt_per_length_is_a_point_scored_from_its_token_ids
         rows = default_model.embeddings_numpy()[h["token_ids"]]
         assert h["accuracy"] == pytest.approx(float(readout.outcome(rows, readout.splits.test)[0].mean()))
         assert h["accuracy_ci"][0] <= h["accuracy"] <= h["accuracy_ci"][1]
+    from probe.formats.writer import owned
+
+    states = {p.name for p in run.path.iterdir() if p.name.startswith("hard-prompt-search-state")}
+    assert states == {f"hard-prompt-search-state{s}.{x}" for s in ("", ".L8") for x in ("json", "safetensors")}
+    assert all(owned(name) for name in states)  # each length resumes its own state, which probe owns (--force)
+    again = measure(config, runs, default_model)  # finished searches read back from their states: the same points
+    assert [h["token_ids"] for h in again.hard_prompts] == [h["token_ids"] for h in report.hard_prompts]
     text = render(report)
     assert "## Real-token prompts by length" in text and "| 8 |" in text and "- L=4: `" in text
     figure = frontier_figure(report)

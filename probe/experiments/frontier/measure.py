@@ -83,7 +83,10 @@ def hard_prompts(
     found = []
     for length in config.hard_lengths:
         began = time.perf_counter()
-        hard = harden(prompt, readout, method="search", length=length, steps=config.hard_steps, seed=config.seeds[0])
+        hard = harden(
+            prompt, readout, method="search", length=length, steps=config.hard_steps, seed=config.seeds[0],
+            state_dir=run.path,  # resumable: each length keeps its own state in the run folder
+        )  # fmt: skip
         seconds = time.perf_counter() - began
         stand_in = model.embeddings_numpy()[hard.token_ids]
         s = score_stand_ins(prompt, readout, stand_ins={"hard": stand_in}, bootstrap=config.bootstrap)["hard"]

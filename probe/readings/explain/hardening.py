@@ -140,7 +140,7 @@ def harden(
     if method == "search":
         search = search or coordinate.SearchSettings()
         settings |= {"method": method, "soft": _digest(vectors), **search.to_dict()}
-        state = _state(state_dir, settings, SEARCH_STATE)
+        state = _state(state_dir, settings, search_state_name(len(start_ids), len(vectors)))
         found: Any = coordinate.coordinate_search(
             readout, vectors, coordinate.begin(readout, start_ids, held, state), train, held, settings=search,
             steps=steps, batch_size=batch_size, eval_every=eval_every, seed=seed, state=state, progress=progress,
@@ -311,6 +311,12 @@ def check_method(method: str, readout: Readout) -> None:
 
 
 _merit = coordinate.merit
+
+
+def search_state_name(length: int, positions: int) -> str:
+    """The file stem of the coordinate search's state for a hard prompt of ``length`` tokens from a soft prompt of
+    ``positions``: one per length (a frontier's searches at 20, 40 and 80 tokens resume each its own)."""
+    return SEARCH_STATE if length == positions else f"{SEARCH_STATE}.L{length}"
 
 
 def _state(state_dir: str | os.PathLike[str] | None, settings: dict[str, Any], name: str) -> CacheEntry | None:
