@@ -170,7 +170,7 @@ def _pez(
         bar.update(1)
         if step % eval_every == 0 or step == steps:
             ids = readout.nearest_ids(pez.continuous.detach().numpy())
-            acc = _merit(readout, readout.model.embeddings_numpy()[ids], held)
+            acc = coordinate.merit(readout, readout.model.embeddings_numpy()[ids], held)
             if acc > pez.best_acc:
                 pez.best_ids, pez.best_acc, pez.best_step = ids, acc, step
             _save_state(state, step, pez)
@@ -228,7 +228,7 @@ def _begin(readout: Readout, start_ids: np.ndarray, held: LabelledData, lr: floa
 
     saved = state.load(check=fits) if state is not None else None
     if saved is None:
-        start_acc = _merit(readout, embeddings[start_ids], held)
+        start_acc = coordinate.merit(readout, embeddings[start_ids], held)
         return _Search(continuous, optimizer, start_ids, start_acc, 0, start_acc)
     meta, arrays = saved
     with torch.no_grad():
@@ -308,9 +308,6 @@ def check_method(method: str, readout: Readout) -> None:
     """Refuse an unknown method, or the search under an objective it cannot serve, in one line."""
     if method not in METHODS:
         raise ValueError(f"method is {method!r}; expected one of {', '.join(METHODS)}")
-
-
-_merit = coordinate.merit
 
 
 def search_state_name(length: int, positions: int) -> str:

@@ -47,6 +47,8 @@ from probe.readings.explain.readout import Readout, progress_bar
 from probe.tasks.base import EVAL_MAX_TOKENS, Task, prompt_parameter
 from probe.tasks.target import TargetTask
 
+LossBatch = tuple[list[list[int]], list[Any], list[torch.Tensor] | None]  # token ids, targets, the teacher's log-probs
+
 
 @dataclass(frozen=True)
 class SearchSettings:
@@ -218,16 +220,14 @@ def _loss_step(
         grad.detach().float().cpu(), embeddings, ids, searchable, settings.top_k, settings.candidates, generator
     )
     prompts = np.concatenate([ids[None], swaps])  # the current prompt first: judged in the same passes
-    objective = loss_objectives(readout, task, soft_rows, prompts, batch, settings.task_weight)
+    objective = loss_objectives(readout, task, soft_rows, prompts, batch, settings.task_weight, (ids_in, wanted, soft))
     if settings.readability_weight:
         words = torch.from_numpy(word_mask(readout.model))
         objective = objective + settings.readability_weight * (~words[torch.from_numpy(prompts)]).float().mean(1)
     return prompts[int(objective.argmin())]
 
 
-def _loss_batch(
-    readout: Readout, task: Task, soft_rows: np.ndarray, batch: LabelledData
-) -> tuple[list[list[int]], list[Any], list[torch.Tensor] | None]:
+def _loss_batch(readout: Readout, task: Task, soft_rows: np.ndarray, batch: LabelledData) -> LossBatch:
     """(token ids, targets, the soft prompt's next-token log-probabilities at each target token under the target
     objective, else None) of a batch."""
     ids_in = task.tokenize(batch.texts)
@@ -240,11 +240,12 @@ def _loss_batch(
 
 
 def loss_objectives(
-    readout: Readout, task: Task, soft_rows: np.ndarray, prompts: np.ndarray, batch: LabelledData, task_weight: float
-) -> torch.Tensor:
+    readout: Readout, task: Task, soft_rows: np.ndarray, prompts: np.ndarray, batch: LabelledData, task_weight: float,
+    known: LossBatch | None = None,
+) -> torch.Tensor:  # fmt: skip
     """float [C]: the loss objective's mean over ``batch`` of each prompt (int64 [C, L] token ids), in passes of whole
-    prompts x texts under a token budget, each row carrying its prompt (see the module docstring)."""
-    ids_in, wanted, soft = _loss_batch(readout, task, soft_rows, batch)
+    prompts x texts under a token budget, each row carrying its prompt; ``known``: the batch's :func:`_loss_batch`."""
+    ids_in, wanted, soft = known or _loss_batch(readout, task, soft_rows, batch)  # given: no second teacher pass
     rows = torch.from_numpy(readout.model.embeddings_numpy()[prompts]).to(task.device)
     longest = max(len(w) for w in wanted) if isinstance(task, TargetTask) else 0
     per_candidate = (max(len(x) for x in ids_in) + longest + prompts.shape[1]) * len(ids_in)
@@ -253,7 +254,7 @@ def loss_objectives(
         for start in range(0, len(prompts), chunk):
             part = rows[start : start + chunk]
             with _row_prompts(task, part):
-                n = part.shape[0]
+                n = part.shape[0]  # n copies of the batch, one per prompt: the teachers repeat alike (None stays)
                 values = _row_objectives(task, ids_in * n, wanted * n, soft and soft * n, task_weight)
             parts.append(values.float().view(n, len(ids_in)).mean(1).cpu())
     return torch.cat(parts)
