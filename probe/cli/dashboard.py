@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
-from probe.cli.options import Command, option
+from probe.cli.options import Command, budget_gb_option, budget_minutes_option, option
 
 
 @dataclass
@@ -36,13 +36,19 @@ class Dashboard(Command):
     editable_folders: bool = option(
         False, "let the page change the folders it reads (they are server paths: only for a server you alone use)"
     )
+    budget_minutes: float | None = budget_minutes_option(" (the UMAP map's fit: over it the map stays PCA)")
+    budget_gb: float | None = budget_gb_option()
 
     def run(self) -> int:
         import os
 
+        from probe.core.budget import GB_ENV, MINUTES_ENV
         from probe.core.io import default_runs_dir, holds_nothing
 
         runs_dir = self.runs_dir or str(default_runs_dir())
+        for env, budget in ((MINUTES_ENV, self.budget_minutes), (GB_ENV, self.budget_gb)):
+            if budget is not None:  # the server's readings (the map's fit) take the budgets from its environment
+                os.environ[env] = f"{budget:g}"
         if not self.no_demo and (holds_nothing(runs_dir) or not _finds_runs(runs_dir)):
             train_demo_beside(runs_dir)
             print(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from probe.cli.options import emit, option
-from probe.cli.sweeps import SweepCommand, SweepOptions
+from probe.cli.sweeps import SweepCommand, SweepOptions, announce
 
 
 @dataclass
@@ -45,8 +45,14 @@ class Replicate(SweepCommand, SweepOptions):
     def run(self) -> int:
         if not self.measure_only:
             return super().run()
+        from probe.core.budget import check_time
         from probe.experiments.replicate import REPORT_MD, write_report
 
-        emit(write_report(self.settings(), self.out), None)
+        def check(seconds: float) -> None:
+            announce(f"reading the saved runs' findings: about {max(1, round(seconds / 60))} min (one run timed)")
+            less = "measure fewer runs (move some out of the runs folder)"
+            check_time(seconds, "probe replicate --measure-only", minutes=self.budget_minutes, less=less)
+
+        emit(write_report(self.settings(), self.out, check_seconds=check), None)
         print(f"wrote {self.out}/{REPORT_MD}", file=sys.stderr)
         return 0

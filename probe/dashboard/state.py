@@ -89,7 +89,7 @@ def get_map(name: str, method: str, extra: tuple[int, ...]) -> tuple[VocabMap, s
     if job.result is not None:
         return job.result, None
     if job.error:
-        return pca_map(name, extra), f"UMAP failed ({job.error}); showing PCA."
+        return pca_map(name, extra), f"UMAP not fitted ({job.error}); showing PCA."
     note = "UMAP map is being fitted in the background (about a minute the first time); showing PCA."
     return pca_map(name, extra), note
 

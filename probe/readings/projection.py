@@ -256,6 +256,8 @@ def fit_map(
     extra_ids: np.ndarray | Sequence[int] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
+    budget_minutes: float | None = None,
+    budget_gb: float | None = None,
 ) -> VocabMap:
     """Fit (or load from the cache) the vocabulary map.
 
@@ -266,6 +268,12 @@ def fit_map(
         extra_ids: tokens to include besides the most frequent (e.g. the prompts' neighbours).
         cache_dir: cache root (default: probe's cache).
         use_cache: read and write the cache.
+        budget_minutes / budget_gb: refuse a fit (not a cached map) whose time or memory estimate passes them,
+            before it starts (:mod:`probe.readings.map_cost`; None: ``$PROBE_BUDGET_MINUTES`` /
+            ``$PROBE_BUDGET_GB``, as ``probe dashboard --budget-minutes / --budget-gb`` set them; else none).
+
+    Raises:
+        ValueError: the fit over a budget, in one line naming what lifts it.
     """
     config = config or MapConfig()
     ids = sample_ids(model, index, config.n_vocab, extra_ids)
@@ -274,6 +282,9 @@ def fit_map(
         cached = load_cached_map(model, key, cache_dir=cache_dir)
         if cached is not None:
             return cached
+    from probe.readings.map_cost import check_map_budget
+
+    check_map_budget(normalize_rows(model.embeddings_numpy()[ids]), config, minutes=budget_minutes, gb=budget_gb)
     return _fit(model, config, ids, key, cache_dir if use_cache else None, use_cache)
 
 

@@ -222,3 +222,14 @@ def test_tables__every_column_the_main_tables_show_has_help(demo_runs, default_m
     ]
     missing = {c for frame in shown for c in frame.columns if c not in COLUMN_HELP}
     assert missing == set()
+
+
+def test_map_job__a_fit_over_the_server_s_budget_ends_in_its_one_line_and_fits_nothing(monkeypatch):
+    from probe.dashboard.state import MapJob
+
+    monkeypatch.setenv("PROBE_BUDGET_MINUTES", "0.00001")  # as `probe dashboard --budget-minutes` sets it
+    job = MapJob("default", MapConfig(n_vocab=1234), ())  # a sample no other test fits: never cached
+    job.thread.join(timeout=120)
+    assert job.done and job.result is None
+    assert job.error is not None and job.error.startswith("ValueError: the UMAP map of 1,234 tokens would take about ")
+    assert "($PROBE_BUDGET_MINUTES); raise it with --budget-minutes 1, or fit it on fewer tokens" in job.error

@@ -162,3 +162,25 @@ def test_estimate_seconds__counts_only_missing_runs_and_scales_with_steps(tiny_r
     short, runs = estimate_seconds(config, tmp_path, model=default_model)
     long, _ = estimate_seconds(ReplicateConfig(lengths=(2, 8), seeds=(0, 1), steps=600), tmp_path, model=default_model)
     assert runs == 12 and 0 < short < long
+
+
+def test_measure_only__times_one_run_then_refuses_over_the_budget_and_writes_within_it(
+    tiny_replication, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    from probe.cli.parser import main
+
+    monkeypatch.delenv("PROBE_BUDGET_MINUTES", raising=False)
+    out, _, _ = tiny_replication
+    shutil.copytree(out / "runs", tmp_path / "runs")  # the saved runs alone: no report yet
+    argv = ["replicate", "--measure-only", "--out", str(tmp_path), "--no-progress"]
+    capsys.readouterr()
+    assert main([*argv, "--budget-minutes", "0.0001"]) == 2
+    first, refusal = capsys.readouterr().err.strip().splitlines()
+    assert first == "reading the saved runs' findings: about 1 min (one run timed)"
+    assert refusal.startswith("probe replicate: error: probe replicate --measure-only would take about ")
+    assert "over the time budget of 0.0001 min (--budget-minutes); raise it with --budget-minutes 1" in refusal
+    assert not (tmp_path / REPORT_MD).exists() and not (tmp_path / REPORT_JSON).exists()
+    assert main([*argv, "--budget-minutes", "60"]) == 0
+    assert json.loads((tmp_path / REPORT_JSON).read_text())["context"]["runs"] == 12

@@ -94,3 +94,47 @@ def test_map_config__errors():
         MapConfig(method="tsne")
     with pytest.raises(ValueError, match="n_vocab is 3"):
         MapConfig(n_vocab=3)
+
+
+def test_map_budget__a_fit_over_it_is_refused_before_it_starts_and_a_cached_map_is_not_refitted(
+    small_umap, default_model, default_index, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("PROBE_BUDGET_MINUTES", raising=False)
+    monkeypatch.delenv("PROBE_BUDGET_GB", raising=False)
+    _, cache, config = small_umap
+    cached = fit_map(default_model, default_index, config, cache_dir=cache, budget_minutes=1e-6, budget_gb=1e-6)
+    assert cached.token_ids.size == config.n_vocab  # read from the cache: nothing to fit, nothing refused
+    fresh = tmp_path / "fresh"
+    with pytest.raises(
+        ValueError,
+        match=r"^the UMAP map of 1,500 tokens would take about .* over the time budget "
+        r"of 1e-06 min \(budget_minutes=\); raise it with budget_minutes=1, or fit it on fewer",
+    ):
+        fit_map(default_model, default_index, config, cache_dir=fresh, budget_minutes=1e-6)
+    monkeypatch.setenv("PROBE_BUDGET_GB", "0.001")  # the environment's budget, as probe dashboard --budget-gb sets it
+    with pytest.raises(
+        ValueError,
+        match=r"would hold about 0\.0\d GB, over the memory budget of 0\.001 GB "
+        r"\(\$PROBE_BUDGET_GB\)",
+    ):
+        fit_map(default_model, default_index, MapConfig(method="pca", n_vocab=3000), cache_dir=fresh)
+    assert not fresh.exists() or not any(fresh.rglob("*.safetensors"))  # refused before anything was written
+    monkeypatch.setenv("PROBE_BUDGET_GB", "100")
+    assert fit_map(
+        default_model, default_index, MapConfig(method="pca", n_vocab=3000), cache_dir=fresh
+    ).coords.shape == (
+        3000,
+        2,
+    )
+
+
+def test_map_cost__memory_grows_with_the_sample_and_the_compiled_cache_is_found(tmp_path, monkeypatch):
+    from probe.readings.map_cost import compiled, map_bytes
+
+    config = MapConfig()
+    assert 0 < map_bytes(3000, 384, config) < map_bytes(30000, 384, config) < map_bytes(30000, 4096, config)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert not compiled()
+    (tmp_path / "umap_abc").mkdir()
+    (tmp_path / "umap_abc" / "layouts.rdist-31.py311.nbi").write_bytes(b"")
+    assert compiled()

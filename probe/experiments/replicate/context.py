@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +89,19 @@ class FindingsContext:
         return next(r for r in self.runs if r.name == reading.run)
 
 
+def _summaries(
+    runs: list[Run], model: LoadedModel, index: VocabIndex, k: int, check_seconds: Callable[[float], None] | None
+) -> list[RunSummary]:
+    """Each run's summary; the first is timed and ``check_seconds`` given the time all of them take."""
+    out = []
+    for run in runs:
+        started = time.perf_counter()
+        out.append(summarize_run(run, model, index=index, k=k, convergence=False))
+        if len(out) == 1 and check_seconds is not None:
+            check_seconds((time.perf_counter() - started) * len(runs))
+    return out
+
+
 def build_context(
     runs_dir: str | os.PathLike[str],
     *,
@@ -94,11 +109,15 @@ def build_context(
     bootstrap: int = 2000,
     data: Any = None,
     model: LoadedModel | None = None,
+    check_seconds: Callable[[float], None] | None = None,
 ) -> FindingsContext:
     """Read the finished runs in ``runs_dir`` and the controls once, for all findings.
 
+    ``check_seconds`` (a budget's check, which raises over it) is given the seconds reading every run will take,
+    timed on the first, before the others are read.
+
     Raises:
-        ValueError: no finished runs, or runs of different models.
+        ValueError: no finished runs, runs of different models, or what ``check_seconds`` raises.
     """
     runs = [r for r in find_runs(runs_dir) if r.status == "finished"]
     if not runs:
@@ -122,7 +141,7 @@ def build_context(
         data=data or (runs[0].manifest.config or {}).get("data", BUNDLED),
         k=k,
         bootstrap=bootstrap,
-        readings=[summarize_run(run, model, index=index, k=k, convergence=False) for run in runs],
+        readings=_summaries(runs, model, index, k, check_seconds),
         labels=labels,
         label_ids=label_ids,
         all_label_ids=all_label_ids,

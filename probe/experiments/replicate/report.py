@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def measure_findings(
     bootstrap: int = 2000,
     data: Any = None,
     model: LoadedModel | None = None,
+    check_seconds: Callable[[float], None] | None = None,
 ) -> tuple[list[Finding], pd.DataFrame, dict[str, Any]]:
     """Measure the six findings from the finished runs in ``runs_dir`` alone.
 
@@ -46,7 +48,7 @@ def measure_findings(
     Raises:
         ValueError: no finished runs, or runs of different models.
     """
-    c = build_context(runs_dir, k=k, bootstrap=bootstrap, data=data, model=model)
+    c = build_context(runs_dir, k=k, bootstrap=bootstrap, data=data, model=model, check_seconds=check_seconds)
     findings = [semantic_clusters(c), labels_persist(c), labels_elsewhere(c), repeated_neighbours(c), domain_words(c)]
     accuracy, table = accuracy_by_length(c)
     found = [f for f in [*findings, accuracy] if f is not None]
@@ -117,12 +119,13 @@ def measure_report(
     *,
     started: float | None = None,
     model: LoadedModel | None = None,
+    check_seconds: Callable[[float], None] | None = None,
 ) -> ReplicateReport:
     """The report of the runs in ``runs_dir``: the findings, the accuracy table and the context (the settings, the
-    seconds since ``started``)."""
+    seconds since ``started``); ``check_seconds``: see :func:`probe.experiments.replicate.context.build_context`."""
     started = started if started is not None else time.time()
     findings, table, context = measure_findings(
-        runs_dir, k=config.k, bootstrap=config.bootstrap, data=config.data, model=model
+        runs_dir, k=config.k, bootstrap=config.bootstrap, data=config.data, model=model, check_seconds=check_seconds
     )
     context["config"] = dataclasses.asdict(dataclasses.replace(config, data=context["data"]))  # in-memory data by name
     context["seconds"] = round(time.time() - started, 1)
@@ -143,9 +146,16 @@ def replicate(
     return SWEEP.run(config, out, executor=executor, progress=progress, force=force, model=model).to_markdown()
 
 
-def write_report(config: ReplicateConfig, out: str | os.PathLike[str], *, started: float | None = None) -> str:
+def write_report(
+    config: ReplicateConfig,
+    out: str | os.PathLike[str],
+    *,
+    started: float | None = None,
+    check_seconds: Callable[[float], None] | None = None,
+) -> str:
     """Measure the findings from ``out/runs`` alone and write ``report.md``, ``report.json`` and the figures; the
-    markdown."""
-    report = measure_report(config, Path(out) / RUNS, started=started)
+    markdown. ``check_seconds``: a budget's check, given the reading's time before most of it (see
+    :func:`probe.experiments.replicate.context.build_context`)."""
+    report = measure_report(config, Path(out) / RUNS, started=started, check_seconds=check_seconds)
     SWEEP.write(report, out)
     return report.to_markdown()
