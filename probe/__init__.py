@@ -33,6 +33,7 @@ _NAMES: dict[str, str] = {
     "load_prefix": "probe.formats.prefix",
     "PrefixReport": "probe.readings.prefix_report",
     "prefix_layers": "probe.readings.prefix",
+    "prefix_map": "probe.readings.prefix_map",
     "drift_table": "probe.readings.drift",
     "compare_prompts": "probe.readings.compare",
     "Readout": "probe.readings.explain.readout",
@@ -85,6 +86,7 @@ __all__ = [
     "load_run",
     "nearest_tokens",
     "prefix_layers",
+    "prefix_map",
     "projection_loss",
     "projection_targets",
     "score_stand_ins",
@@ -113,6 +115,7 @@ if TYPE_CHECKING:
     from probe.readings.explain.record import explain
     from probe.readings.explain.triggers import trigger_scan
     from probe.readings.prefix import prefix_layers
+    from probe.readings.prefix_map import prefix_map
     from probe.readings.prefix_report import PrefixReport
     from probe.readings.reports import NearestTokenReport, nearest_tokens
     from probe.training.config import TrainConfig

@@ -21,12 +21,14 @@ import pandas as pd
 from probe.core.io import escapes
 from probe.core.results import shown
 from probe.formats.adapters import read_adapter_config
-from probe.formats.prefix import PrefixPrompt, check_layer, is_prefix_adapter, load_prefix, prefix_steps
+from probe.formats.prefix import Part, PrefixPrompt, check_layer, is_prefix_adapter, load_prefix, prefix_steps
 
 if TYPE_CHECKING:
+    from probe.core.index import VocabIndex
     from probe.core.models import LoadedModel
     from probe.readings.prefix_drift import PrefixDrift
     from probe.readings.prefix_report import PrefixLayerReading, PrefixReport
+    from probe.readings.projection import VocabMap
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +149,30 @@ def drift_layer(run: PrefixRun, step: int, model: LoadedModel, *, layer: int) ->
     found = {s: run.prefix(s, model) for s in steps}
     _checked(found[steps[0]], model, layer)
     return prefix_drift(found, model, layers=[layer])
+
+
+def layer_paths(
+    run: PrefixRun, model: LoadedModel, vmap: VocabMap, index: VocabIndex, *, layer: int, part: Part, k: int = 3
+) -> pd.DataFrame:
+    """Every checkpoint of ``run`` at ``layer`` placed in that layer's ``part`` map (:func:`probe.readings.prefix_map
+    .prefix_map`), as rows of :func:`probe.dashboard.views.trajectories`'s table (the prefix's kind as its init)."""
+    import numpy as np
+
+    from probe.dashboard.views import placed_rows
+
+    steps = run.steps
+    _checked(run.prefix(steps[0], model), model, layer)
+    stacked = np.concatenate([run.prefix(step, model).vectors(layer, part) for step in steps])
+    n = run.length
+    return pd.DataFrame(
+        {
+            "run": run.name,
+            "init": run.kind,
+            "step": np.repeat(steps, n),
+            "position": np.tile(np.arange(n), len(steps)),
+            **placed_rows(vmap, stacked, index, model.vocabulary.display, k),
+        }
+    )
 
 
 def _checked(prefix: PrefixPrompt, model: LoadedModel, layer: int) -> PrefixPrompt:

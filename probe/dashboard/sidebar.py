@@ -170,7 +170,7 @@ def _choose_layer(view: View) -> None:
     if not view.prefixes:
         return
     layers = list(range(max(p.num_layers for p in view.prefixes)))
-    help = "a prefix is a key and a value per layer: the Nearest tokens and Drift pages read this layer's"
+    help = "a prefix is a key and a value per layer: the Nearest tokens, Drift and Map pages read this layer's"
     view.layer = _linked_choice("Prefix layer", "layer", layers, "these prefixes", help)
 
 

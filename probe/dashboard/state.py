@@ -20,6 +20,7 @@ from probe.core.tokens import frequency_ranks
 from probe.dashboard import prefixes, views
 from probe.experiments.demo import comparison_table
 from probe.formats.discovery import load_run
+from probe.formats.prefix import Part
 from probe.formats.run import Run
 from probe.readings.drift import drift_table
 from probe.readings.projection import MapConfig, VocabMap, find_cached_map, fit_map
@@ -193,3 +194,24 @@ def prefix_drift_job(run_path: str, run_signature: str, step: int, model_name: s
 def prefix_drift_of(run: prefixes.PrefixRun, step: int, model_name: str, layer: int) -> Job:
     """How ``run``'s prefix moved at ``layer`` over its checkpoints up to ``step``, computed once beside the page."""
     return prefix_drift_job(str(run.path), run.signature, step, model_name, layer)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def prefix_map_job(runs: tuple[tuple[str, str], ...], model_name: str, layer: int, part: Part, method: str) -> Job:
+    found = [prefixes.PrefixRun(Path(path)) for path, _ in runs]
+
+    def work() -> tuple[VocabMap, pd.DataFrame]:
+        from probe.readings.prefix_map import prefix_map
+
+        model = get_model(model_name)
+        vmap, index = prefix_map(model, layer, part, MapConfig(method="pca" if method == "pca" else "umap"))
+        tables = [prefixes.layer_paths(run, model, vmap, index, layer=layer, part=part) for run in found]
+        return vmap, pd.concat(tables, ignore_index=True)
+
+    return Job(work)
+
+
+def prefix_map_of(runs: list[prefixes.PrefixRun], model_name: str, layer: int, part: Part, method: str) -> Job:
+    """The map of ``layer``'s keys or values (``part``) with every checkpoint of ``runs`` placed in it, fitted
+    beside the page (the layer's reference keys and values come from probe's cache once built)."""
+    return prefix_map_job(tuple((str(r.path), r.signature) for r in runs), model_name, layer, part, method)

@@ -20,7 +20,6 @@ from probe.formats.discovery import find_runs
 from probe.formats.explain_record import ExplainRecord, explain_path, measured_steps, read_explain
 from probe.formats.run import Run
 from probe.readings.measures import neighbours
-from probe.readings.projection import map_key
 from probe.readings.reports import NearestTokenReport, PositionReading, nearest_tokens
 from probe.tasks.forms import describe_form
 
@@ -134,7 +133,7 @@ def map_id(vmap: VocabMap) -> str:
     return f"{vmap.config.method}-{len(vmap.token_ids)}-{vmap.fit_seconds}"
 
 
-def _placed_rows(
+def placed_rows(
     vmap: VocabMap, vectors: np.ndarray, index: VocabIndex, display: list[str], k: int, xy: np.ndarray | None = None
 ) -> dict[str, object]:
     """The columns :func:`trajectories` and :func:`placed_prompts` share: coordinates and the light reading."""
@@ -169,7 +168,7 @@ def trajectories(
         vectors = [run.snapshot(s).vectors for s in run.steps]
         stacked = np.concatenate(vectors)
         p = vectors[0].shape[0]
-        xy = _placed(vmap, map_key(vmap.fingerprint, vmap.config, vmap.token_ids), run.signature, stacked, cache_dir)
+        xy = _placed(vmap, vmap.key, run.signature, stacked, cache_dir)
         frames.append(
             pd.DataFrame(
                 {
@@ -177,7 +176,7 @@ def trajectories(
                     "init": run.manifest.init,
                     "step": np.repeat(run.steps, p),
                     "position": np.tile(np.arange(p), len(run.steps)),
-                    **_placed_rows(vmap, stacked, index, display, k, xy),
+                    **placed_rows(vmap, stacked, index, display, k, xy),
                 }
             )
         )
@@ -220,7 +219,7 @@ def placed_prompts(
                         "init": "uploaded",
                         "step": step,
                         "position": np.arange(prompt.length),
-                        **_placed_rows(vmap, prompt.vectors, index, display, k),
+                        **placed_rows(vmap, prompt.vectors, index, display, k),
                     }
                 )
             )

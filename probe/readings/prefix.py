@@ -193,6 +193,20 @@ def text_reference(model: LoadedModel, texts: list[str], layers: list[int]) -> t
     return reference, counts
 
 
+def per_layer_geometry(model: LoadedModel) -> tuple[int, int, int]:
+    """(layers, kv_heads, head_dim) of a model whose per-layer reference probe builds.
+
+    Raises:
+        ValueError: a seq2seq model (errors.md 140).
+    """
+    if model.kind == "seq2seq":
+        raise ValueError(
+            f"model '{model.name}' is a seq2seq model: its prefix sits in the decoder's self-attention, whose "
+            "per-layer reference probe does not build yet; per-layer readings cover causal and encoder models"
+        )
+    return kv_geometry(model.model.config)
+
+
 def check_prefix(prefix: PrefixPrompt, model: LoadedModel, layers: list[int] | None) -> list[int]:
     """The layers to read (default all), once the prefix is known to be this model's.
 
@@ -202,12 +216,7 @@ def check_prefix(prefix: PrefixPrompt, model: LoadedModel, layers: list[int] | N
     """
     if not isinstance(prefix, PrefixPrompt):
         raise TypeError(f"prefix is a {type(prefix).__name__}; expected a PrefixPrompt (probe.load_prefix(...))")
-    if model.kind == "seq2seq":
-        raise ValueError(
-            f"model '{model.name}' is a seq2seq model: its prefix sits in the decoder's self-attention, whose "
-            "per-layer reference probe does not build yet; per-layer readings cover causal and encoder models"
-        )
-    geometry = kv_geometry(model.model.config)
+    geometry = per_layer_geometry(model)
     if geometry != (prefix.num_layers, prefix.num_heads, prefix.head_dim):
         raise ValueError(
             f"the prefix is {prefix.num_layers} layers x {prefix.num_heads} heads x {prefix.head_dim}; model "

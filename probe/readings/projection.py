@@ -83,6 +83,7 @@ class VocabMap:
         trustworthiness: sklearn trustworthiness of the map on a sample (0..1; 1 = neighbours preserved).
         fit_seconds: how long the fit took.
         pca_mean / pca_components: the linear map when ``method == "pca"``.
+        space: what was mapped ("": the input embeddings; else as :func:`fit_map`'s ``space``).
     """
 
     config: MapConfig
@@ -93,8 +94,14 @@ class VocabMap:
     fit_seconds: float
     pca_mean: np.ndarray | None = None
     pca_components: np.ndarray | None = None
+    space: str = ""
     _index: VocabIndex | None = None
     _unit_sample: np.ndarray | None = None
+
+    @property
+    def key(self) -> str:
+        """Its cache key (:func:`map_key`)."""
+        return map_key(self.fingerprint, self.config, self.token_ids, self.space)
 
     def attach(self, embeddings: np.ndarray) -> VocabMap:
         """Bind the model's embeddings (needed to place new points); returns self."""
@@ -165,10 +172,11 @@ def sample_ids(
     return np.unique(ids).astype(np.int64)
 
 
-def map_key(fingerprint: str, config: MapConfig, ids: np.ndarray) -> str:
-    """Cache key: model fingerprint, map parameters and the exact sample."""
+def map_key(fingerprint: str, config: MapConfig, ids: np.ndarray, space: str = "") -> str:
+    """Cache key: model fingerprint, map parameters, the exact sample and the space mapped ("": the input
+    embeddings; else what :func:`fit_map`'s ``rows`` are, such as a layer's keys)."""
     h = hashlib.sha256()
-    h.update(fingerprint.encode())
+    h.update(fingerprint.encode() + (f"|{space}".encode() if space else b""))
     h.update(json.dumps(asdict(config), sort_keys=True).encode())
     h.update(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
     return h.hexdigest()[:32]
@@ -179,9 +187,14 @@ def _map_entry(key: str, fingerprint: str, cache_dir: str | os.PathLike[str] | N
 
 
 def load_cached_map(
-    model: LoadedModel, key: str, *, cache_dir: str | os.PathLike[str] | None = None
+    model: LoadedModel,
+    key: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    rows: np.ndarray | None = None,
 ) -> VocabMap | None:
-    """The cached map with this key, or None when absent, partial, or written for another model."""
+    """The cached map with this key (bound to ``rows``, else the model's input embeddings), or None when absent,
+    partial, or written for another model."""
     entry = _map_entry(key, model.fingerprint, cache_dir)
 
     def fits(arrays: dict[str, np.ndarray]) -> bool:
@@ -207,8 +220,9 @@ def load_cached_map(
         fit_seconds=float(meta["fit_seconds"]),
         pca_mean=arrays.get("pca_mean"),
         pca_components=arrays.get("pca_components"),
+        space=str(meta.get("space", "")),
     )
-    return vmap.attach(model.embeddings_numpy())
+    return vmap.attach(model.embeddings_numpy() if rows is None else rows)
 
 
 def _save_map(vmap: VocabMap, key: str, cache_dir: str | os.PathLike[str] | None) -> None:
@@ -219,6 +233,7 @@ def _save_map(vmap: VocabMap, key: str, cache_dir: str | os.PathLike[str] | None
         "config": asdict(vmap.config),
         "trustworthiness": vmap.trustworthiness,
         "fit_seconds": vmap.fit_seconds,
+        "space": vmap.space,
         "created": time.time(),
     }
     _map_entry(key, vmap.fingerprint, cache_dir).write(arrays, meta)
@@ -258,6 +273,8 @@ def fit_map(
     use_cache: bool = True,
     budget_minutes: float | None = None,
     budget_gb: float | None = None,
+    rows: np.ndarray | None = None,
+    space: str = "",
 ) -> VocabMap:
     """Fit (or load from the cache) the vocabulary map.
 
@@ -268,6 +285,9 @@ def fit_map(
         extra_ids: tokens to include besides the most frequent (e.g. the prompts' neighbours).
         cache_dir: cache root (default: probe's cache).
         use_cache: read and write the cache.
+        rows: float32 [vocab, d], each token's row in the space to map, by token id (default: the model's input
+            embeddings; a prefix's map is fitted on one layer's keys or values, ``probe.readings.prefix_map``).
+        space: what ``rows`` are, in the cache key (required with ``rows``).
         budget_minutes / budget_gb: refuse a fit (not a cached map) whose time or memory estimate passes them,
             before it starts (:mod:`probe.readings.map_cost`; None: ``$PROBE_BUDGET_MINUTES`` /
             ``$PROBE_BUDGET_GB``, as ``probe dashboard --budget-minutes / --budget-gb`` set them; else none).
@@ -276,16 +296,22 @@ def fit_map(
         ValueError: the fit over a budget, in one line naming what lifts it.
     """
     config = config or MapConfig()
+    if rows is not None and not space:
+        raise ValueError("fit_map's rows need a space= naming them (it keys the cache)")
     ids = sample_ids(model, index, config.n_vocab, extra_ids)
-    key = map_key(model.fingerprint, config, ids)
+    key = map_key(model.fingerprint, config, ids, space)
     if use_cache:
-        cached = load_cached_map(model, key, cache_dir=cache_dir)
+        cached = load_cached_map(model, key, cache_dir=cache_dir, rows=rows)
         if cached is not None:
             return cached
     from probe.readings.map_cost import check_map_budget
 
-    check_map_budget(normalize_rows(model.embeddings_numpy()[ids]), config, minutes=budget_minutes, gb=budget_gb)
-    return _fit(model, config, ids, key, cache_dir if use_cache else None, use_cache)
+    rows = model.embeddings_numpy() if rows is None else rows
+    check_map_budget(normalize_rows(rows[ids]), config, minutes=budget_minutes, gb=budget_gb)
+    vmap = _fit(model, config, ids, rows, space)
+    if use_cache:
+        _save_map(vmap, key, cache_dir)
+    return vmap
 
 
 def find_cached_map(
@@ -301,15 +327,8 @@ def find_cached_map(
     return load_cached_map(model, map_key(model.fingerprint, config, ids), cache_dir=cache_dir)
 
 
-def _fit(
-    model: LoadedModel,
-    config: MapConfig,
-    ids: np.ndarray,
-    key: str,
-    cache_dir: str | os.PathLike[str] | None,
-    use_cache: bool,
-) -> VocabMap:
-    x = normalize_rows(model.embeddings_numpy()[ids])
+def _fit(model: LoadedModel, config: MapConfig, ids: np.ndarray, rows: np.ndarray, space: str) -> VocabMap:
+    x = normalize_rows(rows[ids])
     started = time.perf_counter()
     pca_mean = pca_components = None
     if config.method == "pca":
@@ -335,7 +354,7 @@ def _fit(
             warnings.simplefilter("ignore")  # "transform will be unavailable": probe places points itself
             coords = reducer.fit_transform(x).astype(np.float32)
     seconds = time.perf_counter() - started
-    vmap = VocabMap(
+    return VocabMap(
         config=config,
         fingerprint=model.fingerprint,
         token_ids=ids,
@@ -344,10 +363,8 @@ def _fit(
         fit_seconds=seconds,
         pca_mean=None if pca_mean is None else pca_mean.astype(np.float32),
         pca_components=pca_components,
-    ).attach(model.embeddings_numpy())
-    if use_cache:
-        _save_map(vmap, key, cache_dir)
-    return vmap
+        space=space,
+    ).attach(rows)
 
 
 def _exact_knn(x: np.ndarray, k: int, spare: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
@@ -182,15 +183,46 @@ def test_inspect__a_multitask_adapter_shows_each_task_under_its_own_heading(peft
     assert len(tables) == 3 and tables[0] != tables[1] != tables[2]
 
 
-def test_entry__the_pickers_hold_across_pages_and_the_map_says_where_prefixes_are_read(peft_env):
+def test_entry__the_pickers_hold_across_pages_and_the_map_draws_the_prefix_at_the_picked_layer(peft_env):
     at = AppTest.from_file(str(SCREENS.parent / "app.py"), default_timeout=300).run()
     at.selectbox(key="task").select(2).run()
     at.selectbox(key="layer").select(1).run()
     at.switch_page("screens/map.py").run()
     assert not at.exception, at.exception
     assert (at.selectbox(key="task").value, at.selectbox(key="layer").value) == (2, 1)
-    assert any(c.value.startswith("Not here: prefix, a key and a value per layer") for c in at.caption)
+    assert "Prefixes at layer 1: their keys among real tokens' keys there" in [s.value for s in at.subheader]
     at.switch_page("screens/drift.py").run()
     _settled(at)
     assert not at.exception and not at.error, (at.exception, at.error)
     assert "prefix · layer 1" in [s.value for s in at.subheader]
+
+
+def test_map__a_prefix_is_drawn_at_the_picked_layer_among_real_tokens_keys_or_values(peft_env, tiny_gpt2_path):
+    import base64
+    import json
+
+    import probe
+    from probe.dashboard.prefixes import PrefixRun
+    from probe.readings.prefix_map import prefix_map
+    from probe.readings.projection import MapConfig
+
+    at = _settled(_page("map").run())
+    at.selectbox(key="layer").select(1).run()
+    at.radio(key="prefix_part").set_value("value").run()
+    _settled(at)
+    assert not at.exception and not at.error, (at.exception, at.error)
+    assert "Prefixes at layer 1: their values among real tokens' values there" in [s.value for s in at.subheader]
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    figure = next(s for s in specs if "Prefix values at layer 1" in s["layout"]["title"]["text"])
+    model = probe.load_model(str(tiny_gpt2_path), device="cpu")
+    vmap, _ = prefix_map(model, 1, "value", MapConfig(method="pca"))
+    run = PrefixRun(peft_env / "prefix")
+    at_last = vmap.transform(run.prefix(10, model).vectors(1, "value"))
+
+    def numbers(axis: dict) -> np.ndarray:  # plotly writes arrays as typed base64
+        return np.frombuffer(base64.b64decode(axis["bdata"]), dtype=axis["dtype"])
+
+    positions = [t for t in figure["data"] if t.get("name") != "vocabulary" and isinstance(t.get("x"), dict)]
+    drawn = [(a, b) for t in positions for a, b in zip(numbers(t["x"]), numbers(t["y"]), strict=True)]
+    for x, y in at_last:  # each position at the last checkpoint is drawn where the layer's map places it
+        assert any(abs(x - a) < 1e-4 and abs(y - b) < 1e-4 for a, b in drawn), (x, y)

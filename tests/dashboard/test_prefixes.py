@@ -68,3 +68,40 @@ def test_read_layer__a_layer_the_prefix_lacks_or_a_seq2seq_model_is_one_line_bef
     with pytest.raises(ValueError, match="is a seq2seq model: its prefix sits in the decoder's self-attention"):
         drift_layer(run, 5, t5, layer=0)
     assert not (tmp_path / "cache").exists()  # refused before any reference was built
+
+
+def test_prefix_map__fitted_on_the_layer_s_own_keys_and_every_checkpoint_placed_and_read_there(
+    tiny_gpt2_path, tmp_path
+):
+    from probe.dashboard.prefixes import layer_paths
+    from probe.readings.prefix_map import layer_space, prefix_map
+    from probe.readings.projection import MapConfig
+
+    model = probe.load_model(str(tiny_gpt2_path), device="cpu")
+    run = PrefixRun(_prefix(tiny_gpt2_path, tmp_path / "run"))
+    vmap, index = prefix_map(model, 1, "key", MapConfig(method="pca", n_vocab=300), prefixes=[run.prefix(5, model)])
+    rows, _ = layer_space(model, 1, "key")
+    # the map is of the layer's keys: a token's own key lands on its point, its input embedding does not
+    np.testing.assert_allclose(vmap.transform(rows[vmap.token_ids]), vmap.coords, atol=1e-4)
+    assert not np.allclose(vmap.transform(model.embeddings_numpy()[vmap.token_ids]), vmap.coords, atol=1e-2)
+    values, _ = prefix_map(model, 1, "value", MapConfig(method="pca", n_vocab=300))
+    assert vmap.space == "prefix keys at layer 1" and values.space == "prefix values at layer 1"
+    assert not np.allclose(values.coords, vmap.coords)  # one cached map per layer and part
+    table = layer_paths(run, model, vmap, index, layer=1, part="key", k=3)
+    assert len(table) == 2 * run.length and table["step"].tolist() == [0] * run.length + [5] * run.length
+    keys = run.prefix(5, model).vectors(1, "key")
+    np.testing.assert_allclose(table[table["step"] == 5][["x", "y"]].to_numpy(), vmap.transform(keys), atol=1e-5)
+    report = probe.prefix_layers(run.prefix(5, model), model, k=3, layers=[1]).layer(1, "key")
+    display = model.vocabulary.display
+    top1 = [n.split(", ")[0] for n in table[table["step"] == 5]["neighbours"]]
+    assert top1 == [display[p.neighbours[0].token_id] for p in report.positions]  # the reading the tables give
+
+
+def test_prefix_map__a_seq2seq_model_or_a_layer_it_lacks_is_one_line(tiny_gpt2_path, tiny_t5_path):
+    from probe.readings.prefix_map import prefix_map
+
+    model = probe.load_model(str(tiny_gpt2_path), device="cpu")
+    with pytest.raises(ValueError, match="layer is 7; the prefix has 2 layers: pick one from 0 to 1"):
+        prefix_map(model, 7)
+    with pytest.raises(ValueError, match="is a seq2seq model: its prefix sits in the decoder's self-attention"):
+        prefix_map(probe.load_model(str(tiny_t5_path), device="cpu"), 0)

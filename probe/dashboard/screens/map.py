@@ -1,20 +1,15 @@
 """Map: the vocabulary in 2-D (UMAP, fitted once per model in the background; PCA meanwhile), with every
-snapshot of every selected run placed in it and its words written on it."""
+snapshot of every selected run placed in it and its words written on it; a prefix on the map of its picked
+layer's keys or values."""
 
 import streamlit as st
 
 from probe.dashboard import state, views
 from probe.dashboard.sidebar import current_view, highlight
-from probe.dashboard.widgets import chart
+from probe.dashboard.widgets import chart, wait_for
 from probe.plots.maps import prompt_map
 
 view = current_view()
-if view.prefixes:
-    names = ", ".join(p.name for p in view.prefixes)
-    st.caption(
-        f"Not here: {names}, a key and a value per layer rather than input rows (the Nearest tokens and "
-        "Drift pages read them, layer by layer)."
-    )
 
 
 @st.fragment(run_every=5)
@@ -59,3 +54,22 @@ if view.selected:
         f"{vmap.trustworthiness:.2f} · crosses mark positions off the token manifold: the map still draws them "
         "among their nearest tokens, but they are far from all of them."
     )
+if view.prefixes:
+    part: state.Part = (
+        "value" if st.radio("A prefix's", ["key", "value"], horizontal=True, key="prefix_part") == "value" else "key"
+    )
+    st.subheader(f"Prefixes at layer {view.layer}: their {part}s among real tokens' {part}s there")
+    what = f"The map of layer {view.layer}'s {part}s"
+    job = state.prefix_map_of(view.prefixes, view.model_name, view.layer, part, view.method)
+    found = wait_for(job, what)
+    if found is not None:
+        lmap, lpaths = found
+        tokens = views.map_tokens(lmap, state.get_model(view.model_name).vocabulary.display)
+        title = f"Prefix {part}s at layer {view.layer} among real tokens' {part}s"
+        fig = prompt_map(tokens, lpaths, step=view.step, highlight=view.focus, title=title)
+        chart(fig, view.figure_format, width="stretch", key="prefix-map")
+        st.caption(
+            f"{lmap.config.method.upper()} map of {len(lmap.token_ids):,} tokens' {part}s at layer {view.layer} "
+            f"(each token alone through the model) · trustworthiness {lmap.trustworthiness:.2f} · every checkpoint "
+            "of each prefix placed among its nearest tokens there; the layer is picked in the sidebar."
+        )
