@@ -137,6 +137,7 @@ def prefix(model, splits, out: Path, steps: int, data: str, test_size: int) -> l
     began = time.perf_counter()
     report = prefix_layers(loaded, model, k=5)
     read = time.perf_counter() - began
+    rows_drift, rows_map = _prefix_drift_and_map(model, checkpoint)
     rows = [
         ("prefix: steps trained (Trainer, checkpoints), seconds", f"{steps}, {trained:.0f} s"),
         ("prefix: soft accuracy, probe's readout (`probe explain CHECKPOINT --data`)", f"{record.soft_accuracy:.4f}"),
@@ -154,6 +155,7 @@ def prefix(model, splits, out: Path, steps: int, data: str, test_size: int) -> l
         ("prefix: explain (importance and faithfulness), seconds", f"{explained:.0f} s"),
         ("prefix: per-layer reading of the last checkpoint (all layers, keys and values), seconds", f"{read:.0f} s"),
     ]
+    rows += rows_drift + rows_map
     for layer in report.layers:
         rows.append(
             (
@@ -164,6 +166,50 @@ def prefix(model, splits, out: Path, steps: int, data: str, test_size: int) -> l
             )
         )
     return rows
+
+
+def _prefix_drift_and_map(model, checkpoints: list[Path]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The prefix's drift per layer over its checkpoints (as `probe drift FOLDER` reads it) and the map of its last
+    layer's keys (as the dashboard's Map page draws it: UMAP, every checkpoint placed)."""
+    from probe.dashboard.prefixes import PrefixRun, layer_paths
+    from probe.formats.prefix import load_prefix
+    from probe.readings.prefix_drift import prefix_drift
+    from probe.readings.prefix_map import prefix_map
+
+    began = time.perf_counter()
+    drift = prefix_drift({int(c.name.split("-")[1]): load_prefix(c) for c in checkpoints}, model).to_dataframe()
+    drifted = time.perf_counter() - began
+    last = drift[drift["step"] == drift["step"].max()]
+    layer = int(drift["layer"].max())
+    began = time.perf_counter()
+    vmap, index = prefix_map(model, layer, "key")
+    fitted = time.perf_counter() - began
+    began = time.perf_counter()
+    prefix_map(model, layer, "key")  # read back from the cache
+    cached = time.perf_counter() - began
+    paths = layer_paths(PrefixRun(checkpoints[0].parent), model, vmap, index, layer=layer, part="key")
+    final = paths[paths["step"] == paths["step"].max()]
+    return [
+        (
+            "prefix: drift per layer over its checkpoints (`probe drift FOLDER`), rows, seconds",
+            f"{len(drift)} rows ({drift['step'].nunique()} checkpoints x {drift['layer'].nunique()} layers x key, "
+            f"value), {drifted:.0f} s",
+        ),
+        (
+            "prefix: mean cosine to the first checkpoint at the last, per layer (keys)",
+            " · ".join(f"{r.layer}: {r.mean_cos_to_first:.3f}" for r in last[last["part"] == "key"].itertuples()),
+        ),
+    ], [
+        (
+            f"prefix: map of layer {layer}'s keys (UMAP, Map page): fit, cached read, seconds",
+            f"{len(vmap.token_ids):,} tokens, trustworthiness {vmap.trustworthiness:.2f}, fit {fitted:.0f} s, "
+            f"cached {cached:.1f} s",
+        ),
+        (
+            f"prefix: map of layer {layer}'s keys: placed (checkpoints x positions); on-manifold at the last",
+            f"{len(paths)}; {int(final['on_manifold'].sum())} of {len(final)}",
+        ),
+    ]
 
 
 def main() -> None:
