@@ -38,6 +38,11 @@ class PromptCommand(Command):
         "read --data under the free-text target objective: this column holds each text's target, and every reading "
         "measures its log-likelihood (causal and seq2seq models; the label column is not read)",
     )
+    loss: str | None = option(
+        None,
+        "read --data under your own loss: MODULE:FUNCTION or FILE.py:FUNCTION, a function (model, batch) -> each "
+        "example's loss (probe.Readout's loss=: probe drops the prompt's positions from the outputs)",
+    )
     test_size: int | None = option(
         None,
         "score on a seeded, stratified subset of this many test rows (default: harden 200, explain 128; 0: every row)",
@@ -121,7 +126,14 @@ class PromptCommand(Command):
         rows = self.test_rows()
         columns: dict[str, Any] = {"text_column": self.text_column, "label_column": self.label_column}
         head = run is not None and run.manifest.task_form == "classifier-head"  # a recorded SEQ_CLS run: its head
-        if run is not None and (run.manifest.config is not None or head):  # its task, data and settings
+        loss = None
+        if self.loss is not None:
+            from probe.cli.user_code import load_function
+
+            loss = load_function(self.loss, "--loss")
+            if self.data is None:
+                raise ValueError("--loss reads the data you give it: give --data FILE")
+        if loss is None and run is not None and (run.manifest.config is not None or head):  # its task and settings
             data = None
             if self.data is not None:
                 data = as_splits(self.data, seed=self.seed, target_column=self.target_column, **columns)
@@ -133,6 +145,7 @@ class PromptCommand(Command):
             model,
             self.data,
             form=self.task,
+            loss=loss,
             seed=self.seed,
             test_size=rows,
             target_column=self.target_column,
