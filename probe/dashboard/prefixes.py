@@ -179,7 +179,7 @@ def _checked(prefix: PrefixPrompt, model: LoadedModel, layer: int) -> PrefixProm
     """``prefix``, once it is known to be ``model``'s and to have ``layer``, with every layer's reference built."""
     from probe.readings.prefix import build_references, check_prefix
 
-    layers = check_prefix(prefix, model, None)  # another model's prefix, a seq2seq model: one line (errors.md 140, 145)
+    layers = check_prefix(prefix, model, None)  # another model's prefix: one line (errors.md 140)
     check_layer(layer, len(layers))
     build_references(model, layers)
     return prefix

@@ -8,7 +8,11 @@ head_dim``). Given ``reference_texts``, a token's row is instead the mean of its
 in those texts. The tokens sit at their own positions, as the model runs text without a prompt: for absolute
 positions (GPT-2, BERT) the position is in the hidden state a key is made from, while a prefix key has none; for
 rotary models the cache holds keys rotated at the token's position, while a prefix key is unrotated, as at
-position 0. The search is exact (FAISS inner product over unit rows, :class:`probe.core.index.VocabIndex`).
+position 0. A seq2seq model's prefix is read where PEFT puts it for the decoder's self-attention: a token's key
+and value are the decoder's, the token given to the encoder (``t </s>`` for T5) and to the decoder after its start
+token (T5's positions are relative, so no absolute position is folded in). PEFT also fills the cross-attention's
+cache from the same tensor (other slots of it, :mod:`probe.formats.prefix`); those are not read. The search is
+exact (FAISS inner product over unit rows, :class:`probe.core.index.VocabIndex`).
 
 The measures are the input-space report's (:func:`probe.readings.measures.read_positions`): top-1 cosine, margin,
 norm against the reference rows' mean, coherence, and the manifold percentile against the reference tokens' own
@@ -55,7 +59,9 @@ def _cache_argument(module: torch.nn.Module) -> str:
 def layer_kv(
     model: LoadedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: list[int]
 ) -> np.ndarray:
-    """Each token's key and value at ``layers`` as the model's cache holds them.
+    """Each token's key and value at ``layers`` as the model's cache holds them: for a seq2seq model, in the
+    decoder's self-attention (where PEFT puts the prefix), the same tokens read by the encoder and by the decoder
+    after its start token (position t of the output is token t of ``input_ids``).
 
     Args:
         input_ids, attention_mask: int64 [batch, length].
@@ -63,21 +69,31 @@ def layer_kv(
     Returns:
         float32 [len(layers), 2, batch, length, kv_heads x head_dim].
     """
-    from transformers import DynamicCache
+    from transformers import DynamicCache, EncoderDecoderCache
 
-    cache = DynamicCache()
+    device, extra = model.device, {}
+    cache: Any = DynamicCache()
+    if model.kind == "seq2seq":
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        start = torch.full((len(input_ids), 1), int(model.model.config.decoder_start_token_id or 0))
+        extra = {
+            "decoder_input_ids": torch.cat([start, input_ids], 1).to(device),
+            "decoder_attention_mask": torch.cat([torch.ones_like(start), attention_mask], 1).to(device),
+        }
     with torch.inference_mode():
         model.model(
-            input_ids=input_ids.to(model.device),
-            attention_mask=attention_mask.to(model.device),
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
             use_cache=True,
+            **extra,
             **{_cache_argument(model.model): cache},
         )
+    held, skip = (cache.self_attention_cache, 1) if extra else (cache, 0)  # the decoder's start token dropped
     out = []
     for layer in layers:
-        cached: Any = cache.layers[layer]  # a DynamicLayer: keys, values [B, H, T, hd]
-        pair = [t.float().cpu().permute(0, 2, 1, 3).flatten(2) for t in (cached.keys, cached.values)]  # [B, T, H*hd]
-        out.append(torch.stack(pair).numpy())
+        cached: Any = held.layers[layer]  # a DynamicLayer: keys, values [B, H, T, hd]
+        pair = [t[:, :, skip:].float().cpu().permute(0, 2, 1, 3).flatten(2) for t in (cached.keys, cached.values)]
+        out.append(torch.stack(pair).numpy())  # [2, B, T, H*hd]
     return np.stack(out)
 
 
@@ -194,16 +210,7 @@ def text_reference(model: LoadedModel, texts: list[str], layers: list[int]) -> t
 
 
 def per_layer_geometry(model: LoadedModel) -> tuple[int, int, int]:
-    """(layers, kv_heads, head_dim) of a model whose per-layer reference probe builds.
-
-    Raises:
-        ValueError: a seq2seq model (errors.md 140).
-    """
-    if model.kind == "seq2seq":
-        raise ValueError(
-            f"model '{model.name}' is a seq2seq model: its prefix sits in the decoder's self-attention, whose "
-            "per-layer reference probe does not build yet; per-layer readings cover causal and encoder models"
-        )
+    """(layers, kv_heads, head_dim) of the model's prefix: of its decoder's self-attention, for a seq2seq model."""
     return kv_geometry(model.model.config)
 
 
@@ -212,7 +219,7 @@ def check_prefix(prefix: PrefixPrompt, model: LoadedModel, layers: list[int] | N
 
     Raises:
         TypeError: not a :class:`PrefixPrompt` (errors.md 147).
-        ValueError: a seq2seq model, another model's geometry, or a layer it lacks (errors.md 140, 141, 145).
+        ValueError: another model's geometry, or a layer it lacks (errors.md 140, 141).
     """
     if not isinstance(prefix, PrefixPrompt):
         raise TypeError(f"prefix is a {type(prefix).__name__}; expected a PrefixPrompt (probe.load_prefix(...))")
@@ -240,7 +247,7 @@ def prefix_layers(
 
     Args:
         prefix: from :func:`probe.formats.prefix.load_prefix`.
-        model: the model it was trained on (a causal or encoder model).
+        model: the model it was trained on (causal, encoder, or seq2seq: its decoder's self-attention).
         k: neighbours per position.
         layers: which layers (default all).
         reference_texts: take each token's mean key over these texts instead of the token alone.
@@ -252,7 +259,7 @@ def prefix_layers(
         The :class:`PrefixReport`.
 
     Raises:
-        ValueError: a seq2seq model, another model's prefix, a layer it does not have, or k out of range.
+        ValueError: another model's prefix, a layer it does not have, or k out of range.
     """
     chosen = check_prefix(prefix, model, layers)
     seconds: dict[str, float] = {}

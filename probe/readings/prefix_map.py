@@ -21,7 +21,7 @@ def layer_space(model: LoadedModel, layer: int, part: Part, *, seed: int = 0) ->
     token that is not searchable) and an exact cosine index over them, with its manifold reference.
 
     Raises:
-        ValueError: a seq2seq model, or a layer it does not have.
+        ValueError: a layer it does not have.
     """
     check_layer(layer, per_layer_geometry(model)[0])
     if part not in PARTS:
@@ -47,14 +47,14 @@ def prefix_map(
     cache), and the index to read positions placed in it (:meth:`VocabMap.transform` places a prefix's rows).
 
     Args:
-        model: the model the prefixes were trained on (a causal or encoder model).
+        model: the model the prefixes were trained on (causal, encoder, or seq2seq: its decoder's self-attention).
         layer / part: which layer, and its keys or its values.
         config: the map's settings (default :class:`MapConfig`: UMAP on the 10,000 most frequent tokens).
         prefixes: checked against the model and layer first (another model's prefix is refused).
         budget_minutes / budget_gb: as :func:`probe.readings.projection.fit_map`'s.
 
     Raises:
-        ValueError: a seq2seq model, a layer or part it lacks, another model's prefix, or a fit over a budget.
+        ValueError: a layer or part it lacks, another model's prefix, or a fit over a budget.
     """
     for prefix in prefixes or []:
         check_prefix(prefix, model, [layer])

@@ -55,8 +55,8 @@ def test_read_layer__builds_every_layers_reference_at_once_and_reads_as_prefix_l
     assert sorted({(r.step, r.layer) for r in drift.rows}) == [(0, 0), (5, 0)]
 
 
-def test_read_layer__a_layer_the_prefix_lacks_or_a_seq2seq_model_is_one_line_before_any_reference(
-    tiny_gpt2, tiny_gpt2_path, tiny_t5_path, tmp_path, monkeypatch
+def test_read_layer__a_layer_the_prefix_lacks_or_a_step_it_has_not_is_one_line_before_any_reference(
+    tiny_gpt2, tiny_gpt2_path, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("PROBE_CACHE_DIR", str(tmp_path / "cache"))
     run = PrefixRun(_prefix(tiny_gpt2_path, tmp_path / "run"))
@@ -64,9 +64,6 @@ def test_read_layer__a_layer_the_prefix_lacks_or_a_seq2seq_model_is_one_line_bef
         read_layer(run, 5, tiny_gpt2, k=3, layer=5)
     with pytest.raises(ValueError, match="has no checkpoint at step 7; it has \\[0, 5\\]"):
         read_layer(run, 7, tiny_gpt2, k=3, layer=0)
-    t5 = probe.load_model(str(tiny_t5_path), device="cpu")
-    with pytest.raises(ValueError, match="is a seq2seq model: its prefix sits in the decoder's self-attention"):
-        drift_layer(run, 5, t5, layer=0)
     assert not (tmp_path / "cache").exists()  # refused before any reference was built
 
 
@@ -97,11 +94,16 @@ def test_prefix_map__fitted_on_the_layer_s_own_keys_and_every_checkpoint_placed_
     assert top1 == [display[p.neighbours[0].token_id] for p in report.positions]  # the reading the tables give
 
 
-def test_prefix_map__a_seq2seq_model_or_a_layer_it_lacks_is_one_line(tiny_gpt2_path, tiny_t5_path):
-    from probe.readings.prefix_map import prefix_map
+def test_prefix_map__a_layer_it_lacks_is_one_line_and_a_seq2seq_model_maps_its_decoder_s_keys(
+    tiny_gpt2_path, tiny_t5_path
+):
+    from probe.readings.prefix_map import layer_space, prefix_map
+    from probe.readings.projection import MapConfig
 
     model = probe.load_model(str(tiny_gpt2_path), device="cpu")
     with pytest.raises(ValueError, match="layer is 7; the prefix has 2 layers: pick one from 0 to 1"):
         prefix_map(model, 7)
-    with pytest.raises(ValueError, match="is a seq2seq model: its prefix sits in the decoder's self-attention"):
-        prefix_map(probe.load_model(str(tiny_t5_path), device="cpu"), 0)
+    t5 = probe.load_model(str(tiny_t5_path), device="cpu")
+    vmap, _ = prefix_map(t5, 1, "value", MapConfig(method="pca", n_vocab=100))
+    rows, _ = layer_space(t5, 1, "value")
+    np.testing.assert_allclose(vmap.transform(rows[vmap.token_ids]), vmap.coords, atol=1e-4)

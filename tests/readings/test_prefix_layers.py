@@ -31,9 +31,12 @@ def _prefix_of(reference: dict[int, np.ndarray], tokens: list[int], heads: int) 
     return PrefixPrompt(kv=np.stack(layers).astype(np.float32), peft_type="PREFIX_TUNING", source="built")
 
 
-@pytest.mark.parametrize("which", ["gpt2", "bert"])
-def test_prefix_layers__a_prefix_made_of_real_tokens_keys_reads_as_those_tokens(tiny_gpt2_path, tiny_bert_path, which):
-    model = probe.load_model(str(tiny_gpt2_path if which == "gpt2" else tiny_bert_path), device="cpu")
+@pytest.mark.parametrize("which", ["gpt2", "bert", "t5"])
+def test_prefix_layers__a_prefix_made_of_real_tokens_keys_reads_as_those_tokens(
+    tiny_gpt2_path, tiny_bert_path, tiny_t5_path, which
+):
+    path = {"gpt2": tiny_gpt2_path, "bert": tiny_bert_path, "t5": tiny_t5_path}[which]
+    model = probe.load_model(str(path), device="cpu")
     ids = np.flatnonzero(probe.TokenFilter().allowed(model.vocabulary)).astype(np.int64)
     reference = vocabulary_reference(model, ids, [0, 1], use_cache=False)
     tokens = [int(t) for t in ids[[3, 50, 120]]]
@@ -79,10 +82,45 @@ def test_reference__a_tokens_key_is_its_own_projection_at_its_position(tiny_gpt2
     np.testing.assert_allclose(kv[0, 1, 0, 0], value.numpy(), atol=1e-6)
 
 
-def test_prefix_layers__a_seq2seq_model_another_models_prefix_or_a_bad_layer_is_one_line(tiny_gpt2, tiny_t5_path):
+def test_reference__a_seq2seq_token_s_key_is_the_decoder_s_own_projection_after_its_start_token(tiny_t5_path):
+    """T5: the prefix sits in the decoder's self-attention, so a token's reference key is the decoder's; at layer 0
+    it is the token's own projection (T5's positions are relative: none is folded into the key)."""
+    model = probe.load_model(str(tiny_t5_path), device="cpu")
+    attention = model.model.decoder.block[0].layer[0]
+    token = torch.tensor([[42, 1]])
+    with torch.no_grad():
+        hidden = attention.layer_norm(model.model.shared(torch.tensor([42])))
+        key, value = attention.SelfAttention.k(hidden)[0], attention.SelfAttention.v(hidden)[0]
+    kv = layer_kv(model, token, torch.ones_like(token), [0, 1])
+    assert kv.shape == (2, 2, 1, 2, 32)  # aligned with the tokens given: the decoder's start token dropped
+    np.testing.assert_allclose(kv[0, 0, 0, 0], key.numpy(), atol=1e-6)
+    np.testing.assert_allclose(kv[0, 1, 0, 0], value.numpy(), atol=1e-6)
+    assert not np.allclose(kv[1, 0, 0, 0], key.numpy(), atol=1e-3)  # layer 1 is read from layer 1
+
+
+def test_prefix_layers__a_t5_adapter_reads_per_decoder_layer(tiny_t5_path, tmp_path, perturb):
+    from peft import PrefixTuningConfig, get_peft_model
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = probe.load_model(str(tiny_t5_path), device="cpu")
+    peft_model = get_peft_model(
+        AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_path),
+        PrefixTuningConfig(task_type="SEQ_2_SEQ_LM", num_virtual_tokens=3),
+    )
+    perturb(peft_model, seed=1)
+    peft_model.save_pretrained(tmp_path / "t5")
+    report = prefix_layers(load_prefix(tmp_path / "t5", model_config=model.model.config), model, k=3)
+    assert [(r.layer, r.part) for r in report.layers] == [(0, "key"), (0, "value"), (1, "key"), (1, "value")]
+    ids = np.flatnonzero(probe.TokenFilter().allowed(model.vocabulary)).astype(np.int64)
+    reference = vocabulary_reference(model, ids, [1], use_cache=False)[1]
+    keys = load_prefix(tmp_path / "t5", model_config=model.model.config).vectors(1, "key")
+    unit = reference[0][ids] / np.linalg.norm(reference[0][ids], axis=1, keepdims=True)
+    best = ids[np.argmax((keys / np.linalg.norm(keys, axis=1, keepdims=True)) @ unit.T, axis=1)]
+    assert [p.neighbours[0].token_id for p in report.layer(1, "key").positions] == best.tolist()
+
+
+def test_prefix_layers__another_models_prefix_or_a_bad_layer_is_one_line(tiny_gpt2):
     prefix = PrefixPrompt(kv=np.ones((2, 2, 2, 3, 16), np.float32), peft_type="PREFIX_TUNING", source="p")
-    with pytest.raises(ValueError, match="seq2seq model.*causal and encoder"):
-        prefix_layers(prefix, probe.load_model(str(tiny_t5_path), device="cpu"))
     with pytest.raises(ValueError, match="3 layers x 2 heads x 16; model .* is 2 x 2 x 16"):
         prefix_layers(PrefixPrompt(kv=np.ones((3, 2, 2, 3, 16), np.float32), peft_type="P", source="p"), tiny_gpt2)
     with pytest.raises(ValueError, match="layer is 5; the prefix has 2 layers"):

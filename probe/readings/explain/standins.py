@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 
 SEQ2SEQ_PREFIX = (
-    "model '{model}' is a seq2seq model: its prefix feeds the decoder's self- and cross-attention, whose per-layer "
-    "nearest tokens probe does not build yet, so importance and faithfulness cannot read it (what it scores: "
-    "Readout.outcome; its keys and values per layer: probe report on a causal or encoder model)"
+    "model '{model}' is a seq2seq model: its prefix feeds the decoder's self- and cross-attention from one tensor, "
+    "and a position read as real tokens would have to fill both, so importance and faithfulness cannot read it "
+    "(what it scores: Readout.outcome; its self-attention keys and values per layer: probe report)"
 )
 """Why the readings that read a prefix's positions as real tokens refuse a seq2seq model's prefix."""
 
