@@ -130,9 +130,9 @@ class PromptCommand(Command):
         if self.loss is not None:
             from probe.cli.user_code import load_function
 
-            loss = load_function(self.loss, "--loss")
             if self.data is None:
                 raise ValueError("--loss reads the data you give it: give --data FILE")
+            loss = load_function(self.loss, "--loss")
         if loss is None and run is not None and (run.manifest.config is not None or head):  # its task and settings
             data = None
             if self.data is not None:

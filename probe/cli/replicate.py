@@ -49,7 +49,10 @@ class Replicate(SweepCommand, SweepOptions):
         from probe.experiments.replicate import REPORT_MD, write_report
 
         def check(seconds: float) -> None:
-            announce(f"reading the saved runs' findings: about {max(1, round(seconds / 60))} min (one run timed)")
+            announce(
+                f"reading the saved runs: about {max(1, round(seconds / 60))} min (one run's reading timed, times the "
+                "runs; the findings computed from them after take seconds)"
+            )
             less = "measure fewer runs (move some out of the runs folder)"
             check_time(seconds, "probe replicate --measure-only", minutes=self.budget_minutes, less=less)
 

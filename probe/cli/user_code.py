@@ -23,10 +23,10 @@ def load_function(spec: str, option: str) -> Callable[..., Any]:
     where, _, name = spec.rpartition(":")
     if not where or not name.isidentifier():
         raise ValueError(f"{option} is {spec!r}; expected MODULE:FUNCTION or FILE.py:FUNCTION")
+    if where.endswith(".py") and not Path(where).is_file():
+        raise ValueError(f"{option}: the file {where!r} does not exist")
     try:
-        module = _from_file(Path(where), option) if where.endswith(".py") else _from_module(where)
-    except ValueError:
-        raise
+        module = _from_file(Path(where)) if where.endswith(".py") else _from_module(where)
     except Exception as e:  # the user's module failed on import: say where, in one line
         raise ValueError(f"{option}: importing {where!r} failed: {type(e).__name__}: {' '.join(str(e).split())}") from e
     found = getattr(module, name, None)
@@ -41,12 +41,12 @@ def _from_module(name: str) -> Any:
     return importlib.import_module(name)
 
 
-def _from_file(path: Path, option: str) -> Any:
-    if not path.is_file():
-        raise ValueError(f"{option}: the file {str(path)!r} does not exist")
-    spec = importlib.util.spec_from_file_location(f"probe_user_code_{path.stem}", path)
+def _from_file(path: Path) -> Any:
+    name = f"probe_user_code_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ValueError(f"{option}: {str(path)!r} cannot be imported as Python")
+        raise ImportError(f"{str(path)!r} cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import does: dataclasses and pickling look their module up there
     spec.loader.exec_module(module)
     return module

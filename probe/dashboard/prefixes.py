@@ -175,6 +175,21 @@ def layer_paths(
     )
 
 
+def layer_map(
+    runs: list[PrefixRun], model: LoadedModel, *, layer: int, part: Part, method: str
+) -> tuple[VocabMap, pd.DataFrame]:
+    """The map of ``layer``'s ``part`` space (UMAP or PCA) and every checkpoint of ``runs`` placed in it; each run
+    is checked against ``model`` first, and every layer's reference is built in the one pass the first costs."""
+    from probe.readings.prefix_map import prefix_map
+    from probe.readings.projection import MapConfig
+
+    for run in runs:
+        _checked(run.prefix(run.steps[-1], model), model, layer)
+    vmap, index = prefix_map(model, layer, part, MapConfig(method="pca" if method == "pca" else "umap"))
+    tables = [layer_paths(run, model, vmap, index, layer=layer, part=part) for run in runs]
+    return vmap, pd.concat(tables, ignore_index=True)
+
+
 def _checked(prefix: PrefixPrompt, model: LoadedModel, layer: int) -> PrefixPrompt:
     """``prefix``, once it is known to be ``model``'s and to have ``layer``, with every layer's reference built."""
     from probe.readings.prefix import build_references, check_prefix

@@ -199,16 +199,7 @@ def prefix_drift_of(run: prefixes.PrefixRun, step: int, model_name: str, layer: 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def prefix_map_job(runs: tuple[tuple[str, str], ...], model_name: str, layer: int, part: Part, method: str) -> Job:
     found = [prefixes.PrefixRun(Path(path)) for path, _ in runs]
-
-    def work() -> tuple[VocabMap, pd.DataFrame]:
-        from probe.readings.prefix_map import prefix_map
-
-        model = get_model(model_name)
-        vmap, index = prefix_map(model, layer, part, MapConfig(method="pca" if method == "pca" else "umap"))
-        tables = [prefixes.layer_paths(run, model, vmap, index, layer=layer, part=part) for run in found]
-        return vmap, pd.concat(tables, ignore_index=True)
-
-    return Job(work)
+    return Job(lambda: prefixes.layer_map(found, get_model(model_name), layer=layer, part=part, method=method))
 
 
 def prefix_map_of(runs: list[prefixes.PrefixRun], model_name: str, layer: int, part: Part, method: str) -> Job:

@@ -129,8 +129,8 @@ def prompt_title(prompt: SoftPrompt) -> str:
 
 
 def map_id(vmap: VocabMap) -> str:
-    """A short name of a fitted map, for cache keys (method, sample size, the fit's duration)."""
-    return f"{vmap.config.method}-{len(vmap.token_ids)}-{vmap.fit_seconds}"
+    """A short name of a fitted map, for cache keys (its cache key and the fit's duration)."""
+    return f"{vmap.key}-{vmap.fit_seconds}"
 
 
 def placed_rows(

@@ -75,7 +75,7 @@ def layer_kv(
     cache: Any = DynamicCache()
     if model.kind == "seq2seq":
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-        start = torch.full((len(input_ids), 1), int(model.model.config.decoder_start_token_id or 0))
+        start = torch.full((len(input_ids), 1), int(model.model.config.decoder_start_token_id))
         extra = {
             "decoder_input_ids": torch.cat([start, input_ids], 1).to(device),
             "decoder_attention_mask": torch.cat([torch.ones_like(start), attention_mask], 1).to(device),
@@ -210,8 +210,21 @@ def text_reference(model: LoadedModel, texts: list[str], layers: list[int]) -> t
 
 
 def per_layer_geometry(model: LoadedModel) -> tuple[int, int, int]:
-    """(layers, kv_heads, head_dim) of the model's prefix: of its decoder's self-attention, for a seq2seq model."""
-    return kv_geometry(model.model.config)
+    """(layers, kv_heads, head_dim) of the model's prefix: of its decoder's self-attention, for a seq2seq model.
+
+    Raises:
+        ValueError: a seq2seq model whose decoder has another number of layers than PEFT's prefix, or no start token.
+    """
+    geometry = kv_geometry(model.model.config)
+    config = model.model.config
+    if model.kind == "seq2seq":
+        decoder = getattr(config, "num_decoder_layers", None) or geometry[0]
+        if decoder != geometry[0] or getattr(config, "decoder_start_token_id", None) is None:
+            raise ValueError(
+                f"model '{model.name}' has {decoder} decoder layers to PEFT's prefix's {geometry[0]} (or no decoder "
+                "start token): probe reads a seq2seq prefix in a decoder of the prefix's layers, started as T5's is"
+            )
+    return geometry
 
 
 def check_prefix(prefix: PrefixPrompt, model: LoadedModel, layers: list[int] | None) -> list[int]:

@@ -12,7 +12,7 @@ import numpy as np
 from probe.core.index import TokenFilter, VocabIndex
 from probe.core.models import LoadedModel
 from probe.formats.prefix import PARTS, Part, PrefixPrompt, check_layer
-from probe.readings.prefix import MANIFOLD_SAMPLE, check_prefix, layer_references, per_layer_geometry
+from probe.readings.prefix import REFERENCE_FORMAT, check_prefix, layer_index, layer_references, per_layer_geometry
 from probe.readings.projection import MapConfig, VocabMap, fit_map
 
 
@@ -28,9 +28,7 @@ def layer_space(model: LoadedModel, layer: int, part: Part, *, seed: int = 0) ->
         raise ValueError(f"part is {part!r}; expected one of {list(PARTS)}")
     reference, token_ids, _ = layer_references(model, [layer], TokenFilter(), None)
     rows = reference[0, PARTS.index(part)]
-    index = VocabIndex(rows, token_ids, fingerprint=model.fingerprint)
-    index.compute_manifold_reference(sample=MANIFOLD_SAMPLE, seed=seed)
-    return rows, index
+    return rows, layer_index(rows, token_ids, model, seed)
 
 
 def prefix_map(
@@ -59,6 +57,6 @@ def prefix_map(
     for prefix in prefixes or []:
         check_prefix(prefix, model, [layer])
     rows, index = layer_space(model, layer, part)
-    space = f"prefix {part}s at layer {layer}"
+    space = f"prefix {part}s at layer {layer} (reference format {REFERENCE_FORMAT})"  # a new reference, a new map
     vmap = fit_map(model, index, config, rows=rows, space=space, budget_minutes=budget_minutes, budget_gb=budget_gb)
     return vmap, index

@@ -353,6 +353,9 @@ def _fit(model: LoadedModel, config: MapConfig, ids: np.ndarray, rows: np.ndarra
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "transform will be unavailable": probe places points itself
             coords = reducer.fit_transform(x).astype(np.float32)
+        from probe.readings.map_cost import mark_fitted
+
+        mark_fitted()
     seconds = time.perf_counter() - started
     return VocabMap(
         config=config,

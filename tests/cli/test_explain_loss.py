@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -13,13 +14,22 @@ import pytest
 from probe.cli.parser import main
 
 LOSS_FILE = '''
+from __future__ import annotations
+
+import dataclasses
+
 import torch
+
+
+@dataclasses.dataclass
+class Settings:  # a dataclass under postponed annotations needs its module registered, as an import does
+    back: int = 1
 
 
 def last_token_nll(model, batch):
     """Each example's negative log-likelihood of its last token given the tokens before it."""
     logits = model(**batch).logits
-    last = batch["attention_mask"].sum(1) - 1
+    last = batch["attention_mask"].sum(1) - Settings().back
     rows = torch.arange(len(last))
     logp = logits[rows, last - 1].float().log_softmax(-1)
     return -logp[rows, batch["input_ids"][rows, last]]
@@ -43,7 +53,9 @@ def files(tmp_path):
     return tmp_path, data, prompt
 
 
-def test_cli_explain__loss_from_a_file_reads_the_record_the_python_api_reads(files, tiny_gpt2_path, capsys):
+def test_cli_explain__loss_from_a_file_reads_the_record_the_python_api_reads(
+    files, tiny_gpt2_path, capsys, monkeypatch
+):
     from probe.core.models import load_model
     from probe.formats.prompts import load_prompt
     from probe.readings.explain import Readout, importance
@@ -58,6 +70,7 @@ def test_cli_explain__loss_from_a_file_reads_the_record_the_python_api_reads(fil
     assert record["objective"] == "user-loss" and record["importance"]["objective"] == "user-loss"
     spec = importlib.util.spec_from_file_location("losses", folder / "losses.py")
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "losses", module)  # as an import registers it (its dataclass looks it up)
     spec.loader.exec_module(module)
     model = load_model(str(tiny_gpt2_path), device="cpu")
     readout = Readout.from_data(model, str(data), loss=module.last_token_nll)

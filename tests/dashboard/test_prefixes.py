@@ -82,7 +82,7 @@ def test_prefix_map__fitted_on_the_layer_s_own_keys_and_every_checkpoint_placed_
     np.testing.assert_allclose(vmap.transform(rows[vmap.token_ids]), vmap.coords, atol=1e-4)
     assert not np.allclose(vmap.transform(model.embeddings_numpy()[vmap.token_ids]), vmap.coords, atol=1e-2)
     values, _ = prefix_map(model, 1, "value", MapConfig(method="pca", n_vocab=300))
-    assert vmap.space == "prefix keys at layer 1" and values.space == "prefix values at layer 1"
+    assert vmap.space.startswith("prefix keys at layer 1 (") and values.space.startswith("prefix values at layer 1 (")
     assert not np.allclose(values.coords, vmap.coords)  # one cached map per layer and part
     table = layer_paths(run, model, vmap, index, layer=1, part="key", k=3)
     assert len(table) == 2 * run.length and table["step"].tolist() == [0] * run.length + [5] * run.length
@@ -103,7 +103,14 @@ def test_prefix_map__a_layer_it_lacks_is_one_line_and_a_seq2seq_model_maps_its_d
     model = probe.load_model(str(tiny_gpt2_path), device="cpu")
     with pytest.raises(ValueError, match="layer is 7; the prefix has 2 layers: pick one from 0 to 1"):
         prefix_map(model, 7)
+    import torch
+
     t5 = probe.load_model(str(tiny_t5_path), device="cpu")
-    vmap, _ = prefix_map(t5, 1, "value", MapConfig(method="pca", n_vocab=100))
-    rows, _ = layer_space(t5, 1, "value")
+    vmap, index = prefix_map(t5, 0, "key", MapConfig(method="pca", n_vocab=100))
+    rows, _ = layer_space(t5, 0, "key")
+    attention = t5.model.decoder.block[0].layer[0]  # the decoder's self-attention, where PEFT puts the prefix
+    token = int(index.token_ids[7])
+    with torch.no_grad():
+        key = attention.SelfAttention.k(attention.layer_norm(t5.model.shared(torch.tensor([token]))))[0]
+    np.testing.assert_allclose(rows[token], key.numpy(), atol=1e-6)  # the map's space is the decoder's keys
     np.testing.assert_allclose(vmap.transform(rows[vmap.token_ids]), vmap.coords, atol=1e-4)

@@ -178,7 +178,7 @@ def test_measure_only__times_one_run_then_refuses_over_the_budget_and_writes_wit
     capsys.readouterr()
     assert main([*argv, "--budget-minutes", "0.0001"]) == 2
     first, refusal = capsys.readouterr().err.strip().splitlines()
-    assert first == "reading the saved runs' findings: about 1 min (one run timed)"
+    assert first.startswith("reading the saved runs: about 1 min (one run's reading timed, times the runs;")
     assert refusal.startswith("probe replicate: error: probe replicate --measure-only would take about ")
     assert "over the time budget of 0.0001 min (--budget-minutes); raise it with --budget-minutes 1" in refusal
     assert not (tmp_path / REPORT_MD).exists() and not (tmp_path / REPORT_JSON).exists()

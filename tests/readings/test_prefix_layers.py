@@ -98,6 +98,17 @@ def test_reference__a_seq2seq_token_s_key_is_the_decoder_s_own_projection_after_
     assert not np.allclose(kv[1, 0, 0, 0], key.numpy(), atol=1e-3)  # layer 1 is read from layer 1
 
 
+def test_text_occurrences__a_seq2seq_batch_right_padded_reads_each_text_as_alone(tiny_t5_path):
+    from probe.readings.prefix import text_occurrences
+
+    model = probe.load_model(str(tiny_t5_path), device="cpu")
+    texts = ["the cat sat on the mat today", "a dog"]
+    ids, kv = text_occurrences(model, texts, [0, 1])
+    alone = [text_occurrences(model, [text], [0, 1]) for text in texts]
+    np.testing.assert_array_equal(ids, np.concatenate([a[0] for a in alone]))
+    np.testing.assert_allclose(kv, np.concatenate([a[1] for a in alone], axis=2), atol=1e-5)
+
+
 def test_prefix_layers__a_t5_adapter_reads_per_decoder_layer(tiny_t5_path, tmp_path, perturb):
     from peft import PrefixTuningConfig, get_peft_model
     from transformers import AutoModelForSeq2SeqLM
