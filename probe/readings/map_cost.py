@@ -45,9 +45,9 @@ class MapConfig(Protocol):
 
 EDGE_EPOCH_SECONDS = 1.6e-7
 """Seconds of a warm fit per point, neighbour and epoch (bench/map_cost.md: 11.7 s for 10,000 tokens x 15 x 500)."""
-COMPILE_SECONDS = 24.0
+COMPILE_SECONDS = 20.0
 """What a fresh process's first UMAP fit adds with an empty Numba cache (bench/map_cost.md)."""
-CACHED_COMPILE_SECONDS = 4.0
+CACHED_COMPILE_SECONDS = 6.5
 """What it adds when Numba's cache holds UMAP's cached functions (the rest still compile; bench/map_cost.md)."""
 TIMED_ROWS = 256
 """Rows whose neighbour search is timed to estimate the whole graph's."""
