@@ -22,6 +22,7 @@ from probe.formats.adapters import (
     is_adapter,
     read_adapter_config,
     read_adapter_tensors,
+    recorded_task_type,
 )
 from probe.formats.tensors import PEFT_PROMPT_KEY, _load_npy, _load_safetensors, _load_torch_file, _npy_header
 
@@ -40,6 +41,7 @@ __all__ = [
     "read_adapter_config",
     "read_adapter_tensors",
     "read_prompt_file",
+    "recorded_task_type",
 ]
 
 

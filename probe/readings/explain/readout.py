@@ -28,7 +28,7 @@ from probe.core.models import LoadedModel, load_model
 from probe.core.names import CLASSIFICATION, TARGET_LIKELIHOOD, USER_LOSS
 from probe.core.softprompt import SoftPrompt, check_vectors
 from probe.core.tokens import text_list
-from probe.formats.files import PEFT_FORMS
+from probe.formats.files import PEFT_FORMS, recorded_task_type
 from probe.formats.prefix import PrefixPrompt
 from probe.formats.run import Run
 from probe.tasks import user as user_tasks
@@ -282,11 +282,10 @@ class Readout:
         :meth:`from_data`).
 
         Raises:
-            ValueError: the task cannot be known (a tensor file records none), or an adapter's task type probe
-                cannot read without a scoring function.
+            ValueError: the task cannot be known (a tensor file records none), an adapter's task type probe
+                cannot read without a scoring function, or a seq2seq multitask prompt.
         """
-        config = prompt.metadata.get("adapter") or (prompt.metadata if "peft_type" in prompt.metadata else {})
-        task_type = config.get("task_type")
+        task_type = recorded_task_type(prompt)  # a prompt PEFT runs in a way no readout can is refused here
         given = any(options.get(k) is not None for k in ("form", "score", "task", "loss", "target_column"))
         if task_type is None or given:
             if not given:
