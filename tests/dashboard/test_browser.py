@@ -386,3 +386,40 @@ def test_browser__every_page_reads_cleanly_on_an_empty_folder(browser, tmp_path)
     for title, view in seen.items():
         assert view["title"], f"{title}: no title on an empty folder"
         assert view["before"] == "", f"{title}: text above the title: {view['before'][:120]!r}"
+
+
+def test_browser__a_map_fit_over_the_dashboard_s_budget_is_refused_and_the_page_stays_on_pca(
+    browser, demo_runs, tmp_path
+):
+    """``probe dashboard --budget-minutes`` reaches the server: a UMAP fit (of a sample no other test fits) over it
+    is refused before it starts, and the Map page says why, in one line, on the PCA map."""
+    runs = tmp_path / "runs"
+    shutil.copytree(demo_runs / "class-label", runs / "class-label")  # its own neighbours: a sample never cached
+    port = _free_port()
+    env = {**os.environ, "PROBE_MAP": "umap", "HF_HUB_OFFLINE": "1"}
+    env.pop("PROBE_BUDGET_MINUTES", None)
+    command = [sys.executable, "-m", "probe", "dashboard", str(runs), "--port", str(port), "--no-demo"]
+    proc = subprocess.Popen([*command, "--budget-minutes", "0.00001"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        page = browser.new_page()
+        page.goto(f"{url}/map", timeout=120_000)
+        page.get_by_text("UMAP not fitted", exact=False).wait_for(timeout=180_000)
+        page.get_by_text("PCA map of", exact=False).wait_for(timeout=60_000)  # the page goes on, on PCA
+        text = page.inner_text("body")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    line = next(line for line in text.splitlines() if "UMAP not fitted" in line)
+    assert "over the time budget of 1e-05 min ($PROBE_BUDGET_MINUTES); raise it with --budget-minutes 1" in line
+    assert line.endswith("showing PCA.")

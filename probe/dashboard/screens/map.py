@@ -13,8 +13,8 @@ view = current_view()
 
 
 @st.fragment(run_every=5)
-def _wait_for_map() -> None:
-    if state.shared_map(view.runs, view.model_name, view.method)[1] is None:
+def _wait_for_map(shown: str) -> None:
+    if state.shared_map(view.runs, view.model_name, view.method)[1] != shown:  # fitted, or refused: say so
         st.rerun()
 
 
@@ -22,7 +22,7 @@ if view.selected:
     vmap, note = state.shared_map(view.runs, view.model_name, view.method)
     if note:
         st.info(note)
-        _wait_for_map()
+        _wait_for_map(note)
     name = views.map_id(vmap)
     paths = state.get_paths(state.paths(view.selected), state.signature(view.selected), view.model_name, name, vmap)
     uploads = st.session_state.get("uploads", {})
