@@ -6,6 +6,7 @@ screenshots go to a temporary folder (the README's come from docs/screenshots.py
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -34,6 +35,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def _serving(folder: Path, *options: str, env: dict[str, str] | None = None, output: int | None = None):
+    """``probe dashboard FOLDER --no-demo OPTIONS`` on a free port: its URL once it answers, stopped afterwards."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe", "dashboard", str(folder), "--port", str(port), "--no-demo", *options],
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        stdout=output if output is not None else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output is not None else subprocess.DEVNULL,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"streamlit did not start: {proc.stdout.read() if proc.stdout else ''}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 @pytest.fixture(scope="module")
 def umap_ready(demo_runs, default_model, default_index):
     """Fit the dashboard's UMAP map once, into the test cache, so the page shows UMAP straight away."""
@@ -47,34 +81,8 @@ def umap_ready(demo_runs, default_model, default_index):
 
 @pytest.fixture(scope="module")
 def server(demo_runs, umap_ready):
-    port = _free_port()
-    env = {**os.environ, "PROBE_MAP": "umap", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "probe", "dashboard", str(demo_runs), "--port", str(port), "--no-demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start: {proc.stdout.read() if proc.stdout else ''}")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with _serving(demo_runs, env={"PROBE_MAP": "umap"}, output=subprocess.PIPE) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -357,32 +365,10 @@ def test_browser__every_page_reads_cleanly_on_an_empty_folder(browser, tmp_path)
     """The same on a folder with no runs (and no demo): each page says what to do, with no exception."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "probe", "dashboard", str(empty), "--port", str(port), "--no-demo"],
-        cwd=ROOT,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        shots = tmp_path / "shots"
-        shots.mkdir()
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    with _serving(empty) as url:
         seen = _read_every_page(url, browser, shots, runs=False)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     for title, view in seen.items():
         assert view["title"], f"{title}: no title on an empty folder"
         assert view["before"] == "", f"{title}: text above the title: {view['before'][:120]!r}"
@@ -395,31 +381,12 @@ def test_browser__a_map_fit_over_the_dashboard_s_budget_is_refused_and_the_page_
     is refused before it starts, and the Map page says why, in one line, on the PCA map."""
     runs = tmp_path / "runs"
     shutil.copytree(demo_runs / "class-label", runs / "class-label")  # its own neighbours: a sample never cached
-    port = _free_port()
-    env = {**os.environ, "PROBE_MAP": "umap", "HF_HUB_OFFLINE": "1"}
-    env.pop("PROBE_BUDGET_MINUTES", None)
-    command = [sys.executable, "-m", "probe", "dashboard", str(runs), "--port", str(port), "--no-demo"]
-    proc = subprocess.Popen([*command, "--budget-minutes", "0.00001"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.5)
+    with _serving(runs, "--budget-minutes", "0.00001", env={"PROBE_MAP": "umap", "PROBE_BUDGET_MINUTES": ""}) as url:
         page = browser.new_page()
         page.goto(f"{url}/map", timeout=120_000)
         page.get_by_text("UMAP not fitted", exact=False).wait_for(timeout=180_000)
         page.get_by_text("PCA map of", exact=False).wait_for(timeout=60_000)  # the page goes on, on PCA
         text = page.inner_text("body")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     line = next(line for line in text.splitlines() if "UMAP not fitted" in line)
     assert "over the time budget of 1e-05 min ($PROBE_BUDGET_MINUTES); raise it with --budget-minutes 1" in line
     assert line.endswith("showing PCA.")
