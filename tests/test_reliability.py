@@ -674,8 +674,34 @@ def test_boundary__none_a_number_or_a_list_where_a_run_config_or_model_belongs_i
         probe.nearest_tokens(np.ones((2, 384), np.float32), wrong)
 
 
+@pytest.mark.parametrize("wrong", [None, "default", ["default"]])
+def test_boundary__the_wrong_type_where_a_model_run_or_splits_belong_in_train_drift_and_compare(
+    wrong, default_model, demo_runs, tmp_path
+):
+    import probe
+
+    config = probe.TrainConfig(init="random-uniform", length=2, steps=1)
+    kinds = {"model": wrong, "splits": wrong} if wrong is not None else {}
+    for name, value in kinds.items():
+        with pytest.raises(TypeError, match=rf"^{name} is a \w+; expected "):
+            probe.train(config, tmp_path / "never", **{name: value})
+    assert not (tmp_path / "never").exists()
+    run = probe.load_run(demo_runs / "class-label")
+    with pytest.raises(TypeError, match=r"^model is a \w+; expected a loaded model"):
+        probe.drift_table(run, wrong)
+    with pytest.raises(TypeError, match=r"^run is a \w+; expected an opened run"):
+        probe.drift_table(wrong, default_model)
+    vectors = np.ones((2, 384), np.float32)
+    with pytest.raises(TypeError, match=r"^model is a \w+; expected a loaded model .* or a VocabIndex"):
+        probe.compare_prompts(vectors, vectors, wrong)
+
+
 def test_boundary__a_text_too_long_for_a_path_is_one_line():
     import probe
 
     with pytest.raises(ValueError, match="run is a text of 10,000 characters; expected a run folder's path"):
         probe.load_run("x" * 10_000)  # "File name too long" before
+    with pytest.raises(ValueError, match="path is a text of 10,000 characters; expected a prompt file or folder's"):
+        probe.load_prompt("x" * 10_000)
+    with pytest.raises(TypeError, match="^path is a NoneType; expected a prompt file or folder's path$"):
+        probe.load_prompt(None)

@@ -316,3 +316,15 @@ def expect(value: Any, types: type | tuple[type, ...], name: str, expected: str)
     """
     if not isinstance(value, types):
         raise TypeError(f"{name} is a {type(value).__name__}; expected {expected}")
+
+
+def expect_path(value: Any, name: str, expected: str) -> None:
+    """Refuse what cannot be a path where one enters (the wrong type, or a text too long to be one), in one line.
+
+    Raises:
+        TypeError: ``name is a <type>; expected <expected>``.
+        ValueError: a text longer than any path (4,096 characters).
+    """
+    expect(value, (str, os.PathLike), name, expected)
+    if len(str(value)) > 4096:
+        raise ValueError(f"{name} is a text of {len(str(value)):,} characters; expected {expected}")

@@ -10,7 +10,7 @@ import logging
 import os
 from pathlib import Path
 
-from probe.core.io import expect
+from probe.core.io import expect_path
 from probe.core.softprompt import SoftPrompt
 from probe.formats.files import Loader
 from probe.formats.layouts import LAYOUTS
@@ -46,9 +46,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
         FileNotFoundError: no such folder.
         ValueError: a corrupt manifest, or a folder in none of the accepted layouts (the message lists them).
     """
-    expect(path, (str, os.PathLike), "run", "a run folder's path")
-    if len(str(path)) > 4096:
-        raise ValueError(f"run is a text of {len(str(path)):,} characters; expected a run folder's path")
+    expect_path(path, "run", "a run folder's path")
     p = Path(path).expanduser()
     if not p.is_dir():
         raise FileNotFoundError(f"run folder '{path}' does not exist")

@@ -39,7 +39,11 @@ def load_prompts(path: str | os.PathLike[str], *, key: str | None = None) -> lis
 
     Raises:
         FileNotFoundError: the path does not exist, or holds none of the known formats.
+        TypeError / ValueError: not a path (errors.md 116).
     """
+    from probe.core.io import expect_path
+
+    expect_path(path, "path", "a prompt file or folder's path")
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"prompt path '{path}' does not exist")

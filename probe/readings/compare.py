@@ -95,6 +95,9 @@ def compare_prompts(
     Raises:
         ValueError: the prompts have different dimensions, or another than the model's.
     """
+    from probe.core.io import expect
+
+    expect(model, (LoadedModel, VocabIndex), "model", "a loaded model (probe.load_model(...)) or a VocabIndex")
     a, b = (p if isinstance(p, SoftPrompt) else SoftPrompt(vectors=p, source="<array>") for p in (a, b))
     if isinstance(model, VocabIndex):
         index = model

@@ -131,8 +131,11 @@ def drift_table(
         chunk: snapshots per batched search.
         progress: show a progress bar over the snapshots.
     """
+    from probe.core.io import expect
     from probe.core.progress import progress_bar
 
+    expect(run, Run, "run", "an opened run (probe.load_run(path))")
+    expect(model, LoadedModel, "model", "a loaded model (probe.load_model(...))")
     index = index or VocabIndex.for_model(model)
     chosen = steps if steps is not None else run.steps
     snapshots = progress_bar(

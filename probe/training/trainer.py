@@ -91,21 +91,22 @@ def train(
         overwrite: start the run in ``out`` over (probe's own files deleted, the user's kept).
         data_changed_ok: resume although the data file changed since the run was trained (both hashes are kept).
         progress: show a progress bar.
-        callbacks: :class:`TrainingCallback` objects, or functions called after every step with a
-            :class:`StepRecord`.
+        callbacks: :class:`TrainingCallback` objects, or functions called after every step with a :class:`StepRecord`.
 
     Returns:
         The finished :class:`Run` on the process that writes it; None on the other ranks of a distributed run.
 
-    Training goes through ``accelerate.Accelerator``, so a user's Accelerate config (DDP, FSDP, DeepSpeed,
-    mixed precision) applies as it is. Under ``accelerate launch`` with N processes each rank takes its share
-    of the step's batch (the same global batch as a single process), Accelerate averages the prompt's
-    gradients across ranks, and only the main process evaluates and writes the run folder.
+    Training goes through ``accelerate.Accelerator``, so a user's Accelerate config (DDP, FSDP, DeepSpeed, mixed
+    precision) applies as it is. Under ``accelerate launch`` with N processes each rank takes its share of the step's
+    batch (the same global batch as one process), Accelerate averages the prompt's gradients across ranks, and only
+    the main process evaluates and writes the run folder.
 
     Raises:
         ValueError: bad config or data, or a run already in ``out`` without ``resume``.
     """
     expect(config, TrainConfig, "config", "a TrainConfig (probe.TrainConfig(init=..., length=..., ...))")
+    expect(model, (LoadedModel, type(None)), "model", "a loaded model (probe.load_model(...)) or None")
+    expect(splits, (DataSplits, type(None)), "splits", "DataSplits (probe.core.data.train_test(...)) or None")
     trainer = Trainer(
         config,
         out,
