@@ -159,10 +159,12 @@ def layer_paths(
     import numpy as np
 
     from probe.dashboard.views import placed_rows
+    from probe.readings.prefix import check_prefix
 
     steps = run.steps
-    _checked(run.prefix(steps[0], model), model, layer)
-    stacked = np.concatenate([run.prefix(step, model).vectors(layer, part) for step in steps])
+    found = [run.prefix(step, model) for step in steps]  # each checkpoint read once
+    check_prefix(found[0], model, [layer])  # another model's prefix or a layer it lacks: one line (the map built it)
+    stacked = np.concatenate([prefix.vectors(layer, part) for prefix in found])
     n = run.length
     return pd.DataFrame(
         {
