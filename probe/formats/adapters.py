@@ -176,17 +176,18 @@ def _token_id(value: Any) -> bool:
 
 
 def recorded_task_type(prompt: SoftPrompt) -> str | None:
-    """The PEFT task type a loaded prompt records (None: none), once a readout can score it as PEFT runs it.
+    """The PEFT task type a loaded prompt records (None: none)."""
+    return _adapter_config(prompt).get("task_type")
 
-    Raises:
-        ValueError: a seq2seq multitask prompt: PEFT puts its first n rows before the encoder's input and its other n
-            before the decoder's, while a readout puts a prompt before the encoder only (errors.md 185).
-    """
-    config = prompt.metadata.get("adapter") or (prompt.metadata if "peft_type" in prompt.metadata else {})
-    if config.get("peft_type") == "MULTITASK_PROMPT_TUNING" and int(config.get("num_transformer_submodules") or 1) > 1:
-        raise ValueError(
-            f"prompt '{prompt.source}' is a seq2seq multitask prompt: PEFT also puts {prompt.length} rows of its own "
-            "before the decoder's input, which probe's readout does not, so what it does cannot be scored exactly; "
-            "its encoder rows are read by probe report, drift and compare"
-        )
-    return config.get("task_type")
+
+def is_seq2seq_multitask(prompt: SoftPrompt) -> bool:
+    """Whether ``prompt`` is half of a seq2seq multitask prompt, whose other n rows PEFT puts before the decoder's
+    input (:func:`probe.formats.prompts.decoder_rows`)."""
+    config = _adapter_config(prompt)
+    return (
+        config.get("peft_type") == "MULTITASK_PROMPT_TUNING" and int(config.get("num_transformer_submodules") or 1) > 1
+    )
+
+
+def _adapter_config(prompt: SoftPrompt) -> dict[str, Any]:
+    return prompt.metadata.get("adapter") or (prompt.metadata if "peft_type" in prompt.metadata else {})

@@ -11,13 +11,25 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from probe.core.softprompt import Role, SoftPrompt, check_vectors
 from probe.formats import discovery, files, hard_prompt
 from probe.formats.files import Loader
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Loader", "Role", "SoftPrompt", "check_vectors", "load_prompt", "load_prompts", "loaders", "register_loader"]
+__all__ = [
+    "Loader",
+    "Role",
+    "SoftPrompt",
+    "check_vectors",
+    "decoder_rows",
+    "load_prompt",
+    "load_prompts",
+    "loaders",
+    "register_loader",
+]
 
 BUILT_IN: tuple[Loader, ...] = (hard_prompt.LOADER, discovery.LOADER, *files.LOADERS)
 """probe's own formats, in the order they are tried."""
@@ -112,3 +124,34 @@ def _task(prompts: list[SoftPrompt], task_id: int | None, path: Any) -> list[Sof
             f"pick one with --task-id (task_id=) from 0 to {tasks[-1]}"
         )
     return [p for p in prompts if p.metadata.get("task_id") == task_id]
+
+
+def decoder_rows(prompt: SoftPrompt) -> np.ndarray | None:
+    """float32 [n, d]: the rows PEFT puts before the decoder's input with ``prompt`` before the encoder's (the second
+    half of a seq2seq multitask prompt's task, read again from where the prompt was read); None for any other prompt.
+
+    Raises:
+        ValueError: ``prompt`` is itself the decoder's half, or its source no longer holds the other half
+            (errors.md 185).
+    """
+    from probe.formats.adapters import is_seq2seq_multitask
+
+    if not is_seq2seq_multitask(prompt):
+        return None
+    task = prompt.metadata.get("task_id")
+    if prompt.role == "decoder":
+        raise ValueError(
+            f"prompt '{prompt.source}' (task {task}) is the decoder's half of a seq2seq multitask prompt; what it "
+            "does is read with the encoder's half, these rows before the decoder's input as PEFT puts them: drop "
+            "--role decoder"
+        )
+    try:
+        found = [p for p in load_prompts(prompt.source) if p.role == "decoder" and p.metadata.get("task_id") == task]
+    except (OSError, ValueError):
+        found = []
+    if not found:
+        raise ValueError(
+            f"prompt '{prompt.source}' is a seq2seq multitask prompt, but its decoder's rows for task {task} cannot be "
+            "read from it; what it does needs them (PEFT puts them before the decoder's input): load the adapter folder"
+        )
+    return found[0].vectors

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from probe.core.io import MAX_POSITIONS, check_budget
-from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.core.softprompt import Role, SoftPrompt, check_vectors
 
 PEFT_PROMPT_KEY = "prompt_embeddings"
 MULTITASK_KEYS = ("prefix_task_cols", "prefix_task_rows")
@@ -200,7 +200,9 @@ def multitask_prompts(
     tensors: dict[str, Any], path: Path, *, base_model: str | None = None, metadata: dict[str, Any] | None = None
 ) -> list[SoftPrompt]:
     """One prompt per task of a multitask prompt: ``prompt_embeddings * (cols[t] @ rows[t])`` (PEFT's own formula),
-    the task's id in ``metadata["task_id"]``; never the shared ``prompt_embeddings`` alone, which no task uses.
+    the task's id in ``metadata["task_id"]``; never the shared ``prompt_embeddings`` alone, which no task uses. A
+    seq2seq adapter's task gives two: its encoder's rows (role "encoder", first) and its decoder's (role "decoder"),
+    which PEFT puts before the decoder's input.
 
     Raises:
         ValueError: the tensors are missing or their shapes do not fit together.
@@ -221,12 +223,22 @@ def multitask_prompts(
             f"'{path}': a multitask prompt's tensors {shapes} do not fit: expected [n, d], [T, n, r], [T, r, d]"
         )
     n = (metadata or {}).get("num_virtual_tokens", shared.shape[0])
+    halves: list[tuple[Role | None, slice]] = [(None, slice(0, n))]
+    if shared.shape[0] == 2 * n:  # seq2seq: the first n rows go before the encoder's input, the others the decoder's
+        halves = [("encoder", slice(0, n)), ("decoder", slice(n, 2 * n))]
     prompts = []
     for task in range(cols.shape[0]):
-        vectors = (shared * (cols[task] @ rows[task]))[:n]  # seq2seq: the first n rows are the encoder's
+        vectors = shared * (cols[task] @ rows[task])
         meta = {**(metadata or {}), "peft_type": "MULTITASK_PROMPT_TUNING", "task_id": task, "num_tasks": cols.shape[0]}
-        what = f"{path}[task {task}]"
-        prompts.append(
-            SoftPrompt(check_vectors(vectors, what=what), source=str(path), base_model=base_model, metadata=meta)
-        )
+        for role, rows_of in halves:
+            what = f"{path}[task {task}{f', {role}' if role else ''}]"
+            prompts.append(
+                SoftPrompt(
+                    check_vectors(vectors[rows_of], what=what),
+                    source=str(path),
+                    base_model=base_model,
+                    metadata=meta,
+                    role=role,
+                )
+            )
     return prompts

@@ -205,8 +205,24 @@ class Seq2SeqTask(_GenerativeTask):
         target = torch.full((len(targets), width), -100, dtype=torch.long)
         for i, x in enumerate(targets):
             target[i, : len(x)] = torch.tensor(x)
-        logits = self._prompted()(**batch, labels=target.to(self.device)).logits
+        logits = self._prompted()(**batch, **self._decoder_inputs(target.to(self.device))).logits
+        logits = logits[:, -width:]  # the decoder's own rows dropped, when there are any
         return [logits[i, : len(x)].float().log_softmax(-1) for i, x in enumerate(targets)]
+
+    def _decoder_inputs(self, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the decoder is given: ``labels`` for the model to shift right into its input; with
+        :attr:`decoder_prompt` and the prompt on, the input PEFT builds for a multitask prompt instead: those rows,
+        then the embeddings of the target shifted right after the decoder's start token."""
+        if self.decoder_prompt is None or getattr(self.peft_model, "_adapters_disabled", False):
+            return {"labels": target}
+        config, table = self.model.model.config, self.model.model.get_input_embeddings()
+        start = torch.full_like(target[:, :1], int(config.decoder_start_token_id))
+        shifted = torch.cat([start, target[:, :-1]], 1)
+        shifted = shifted.masked_fill(shifted == -100, int(config.pad_token_id))
+        tokens = table(shifted)
+        rows = torch.as_tensor(self.decoder_prompt, device=tokens.device, dtype=tokens.dtype)
+        embeds = torch.cat([rows.expand(len(target), -1, -1), tokens], 1)
+        return {"decoder_inputs_embeds": embeds}
 
 
 _TASKS: dict[str, type[EncoderTask | CausalTask | Seq2SeqTask]] = {

@@ -37,7 +37,7 @@ def test_notebook__import_probe_load_a_model_and_show_a_bar_warn_about_nothing()
     body = """
     import probe
     probe.load_model("default")
-    from probe.readings.explain.readout import progress_bar
+    from probe.core.progress import progress_bar
     bar = progress_bar(3, "passes", enabled=True)
     bar.update(3)
     bar.close()

@@ -1,8 +1,8 @@
 """P-tuning and multitask prompts on a causal and a seq2seq model: probe reads the prompt PEFT feeds the model
 (P-tuning's encoder output, each task's own prompt), and its readout's per-example loss under free-text targets
 equals PEFT's own forward pass with the adapter itself, one example at a time (the encoder case: a P-tuning
-``SEQ_CLS`` head in tests/formats/test_peft_kinds.py). A seq2seq multitask prompt, which PEFT also puts before the
-decoder's input, is refused by the readout in one line rather than scored as if it did not."""
+``SEQ_CLS`` head in tests/formats/test_peft_kinds.py). A seq2seq multitask prompt, whose other rows PEFT puts before
+the decoder's input, is scored with them; its decoder's half alone is refused by the readout in one line."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def _peft_loss(peft, tokenizer, kind: str, text: str, target: str, task: int | N
         ("tiny_gpt2_path", "causal", "P_TUNING"),
         ("tiny_t5_path", "seq2seq", "P_TUNING"),
         ("tiny_gpt2_path", "causal", "MULTITASK_PROMPT_TUNING"),
+        ("tiny_t5_path", "seq2seq", "MULTITASK_PROMPT_TUNING"),
     ],
 )
 def test_peft_prompt__the_readout_s_loss_per_example_equals_peft_s_forward(
@@ -94,17 +95,49 @@ def test_peft_prompt__the_readout_s_loss_per_example_equals_peft_s_forward(
         np.testing.assert_allclose(loss, expected, atol=1e-5, rtol=0)
 
 
-def test_peft_prompt__a_seq2seq_multitask_prompt_is_refused_by_the_readout_and_its_rows_still_read(
+def test_peft_prompt__a_seq2seq_multitask_prompt_s_decoder_rows_are_read_and_only_with_its_encoder_rows(
     tiny_t5_path, tmp_path, perturb, capsys
 ):
+    from peft import PeftModel
+    from transformers import AutoModelForSeq2SeqLM
+
     from probe.cli.parser import main
 
     model = load_model(tiny_t5_path, device="cpu")
     _adapter("seq2seq", "MULTITASK_PROMPT_TUNING", tiny_t5_path, tmp_path / "adapter", perturb)
-    prompt = load_prompt(tmp_path / "adapter", task_id=1)
+    peft = PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_path), tmp_path / "adapter").eval()
+    decoder = load_prompt(tmp_path / "adapter", task_id=1, role="decoder")
+    fed = peft.get_prompt(batch_size=1, task_ids=torch.tensor([1]))[0, 3:].detach().numpy()
+    np.testing.assert_allclose(decoder.vectors, fed, atol=1e-6)  # the rows PEFT puts before the decoder's input
     data = from_rows(ROWS, source="<rows>", target_column="summary")
-    with pytest.raises(ValueError, match="is a seq2seq multitask prompt: PEFT also puts 3 rows of its own before the "):
-        Readout.for_prompt(prompt, model, data, target_column="summary")
+    with pytest.raises(ValueError, match=r"\(task 1\) is the decoder's half of a seq2seq multitask prompt; .*--role"):
+        Readout.for_prompt(decoder, model, data, target_column="summary")
+    readout = Readout.for_prompt(load_prompt(tmp_path / "adapter", task_id=1), model, data, target_column="summary")
+    assert readout.task_name == "target+decoder-rows"
+    np.testing.assert_array_equal(readout.decoder_prompt, decoder.vectors)
+    held = readout.outcome(load_prompt(tmp_path / "adapter", task_id=1).vectors, readout.splits.test)[1]
+    readout.decoder_prompt = np.zeros_like(decoder.vectors)  # other rows there: another loss, so they are read
+    readout._tasks.clear()
+    assert (
+        np.abs(
+            held - readout.outcome(load_prompt(tmp_path / "adapter", task_id=1).vectors, readout.splits.test)[1]
+        ).max()
+        > 1e-3
+    )
     capsys.readouterr()
-    args = ["report", str(tmp_path / "adapter"), "--task-id", "1", "--model", str(tiny_t5_path)]
-    assert main(args) == 0 and "| 2 |" in capsys.readouterr().out  # the encoder's 3 rows, read
+    args = ["report", str(tmp_path / "adapter"), "--task-id", "1", "--role", "decoder", "--model", str(tiny_t5_path)]
+    assert main(args) == 0 and "decoder prompt, task 1" in capsys.readouterr().out
+
+
+def test_peft_prompt__a_seq2seq_multitask_prompt_with_a_user_s_loss_is_one_line(tiny_t5_path, tmp_path, perturb):
+    model = load_model(tiny_t5_path, device="cpu")
+    _adapter("seq2seq", "MULTITASK_PROMPT_TUNING", tiny_t5_path, tmp_path / "adapter", perturb)
+    data = from_rows(ROWS, source="<rows>", target_column="summary")
+
+    def loss(model, batch):
+        return model(**batch).loss.expand(len(batch["input_ids"]))
+
+    with pytest.raises(
+        ValueError, match=r"decoder rows are put before the decoder's input by probe.s own .*drop score=/loss="
+    ):
+        Readout.for_prompt(load_prompt(tmp_path / "adapter", task_id=0), model, data, loss=loss)

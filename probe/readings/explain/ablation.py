@@ -15,11 +15,12 @@ import numpy as np
 
 from probe.core.data import LabelledData
 from probe.core.names import CLASSIFICATION
+from probe.core.progress import progress_bar
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.stats import example_draws, paired_interval
 from probe.formats.explain_record import ImportanceTable, PositionImportance
 from probe.readings.explain.costs import check_rows
-from probe.readings.explain.readout import Readout, progress_bar
+from probe.readings.explain.readout import Readout
 from probe.readings.explain.standins import stand_in_rows
 
 
@@ -47,7 +48,7 @@ def importance(
     data = readout.splits.test
     p = vectors.shape[0]
     check_rows(readout, vectors, (3 * p + 1) * len(data), "importance", budget_minutes, less="fewer test rows")
-    bar = progress_bar(3 * p + 1, "importance", progress)
+    bar = progress_bar(3 * p + 1, "importance", enabled=progress)
     soft_correct, soft_loss = readout.outcome(vectors, data)
     bar.update(1)
     read_as = stand_in_rows(vectors, readout)

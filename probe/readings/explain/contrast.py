@@ -14,7 +14,8 @@ import pandas as pd
 from probe.core.data import TARGET_CLASS
 from probe.core.io import cache_file
 from probe.core.names import TARGET_LIKELIHOOD
-from probe.readings.explain.readout import Readout, progress_bar
+from probe.core.progress import progress_bar
+from probe.readings.explain.readout import Readout
 
 LOSS_LABEL = "<loss>"
 """The one label of input attribution under a caller's loss: an effect is a change in minus the example's loss."""
@@ -29,7 +30,7 @@ def probabilities(readout: Readout, texts: list[str], vectors: np.ndarray | None
     if vectors is not None:
         readout.set_prompt(vectors)  # sets the prompt (and checks its dimension)
     chunk, out = 4096, []
-    bar = progress_bar(len(texts), progress or "", progress is not None)
+    bar = progress_bar(len(texts), progress or "", enabled=progress is not None)
     for start in range(0, len(texts), chunk):
         scores = task.score_all(texts[start : start + chunk], prompt=vectors is not None) * task.logit_scale
         scores -= scores.max(axis=1, keepdims=True)

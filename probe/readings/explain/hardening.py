@@ -34,13 +34,14 @@ from probe.core.data import LabelledData
 from probe.core.io import CacheEntry, cache_file
 from probe.core.models import canonical_name
 from probe.core.names import CLASSIFICATION, USER_LOSS
+from probe.core.progress import progress_bar
 from probe.core.sampling import seeded_batches
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.formats.hard_prompt import HardPrompt
 from probe.readings.explain import search as coordinate
 from probe.readings.explain.costs import input_rows
 from probe.readings.explain.readability import prompt_perplexity, word_share
-from probe.readings.explain.readout import Readout, progress_bar
+from probe.readings.explain.readout import Readout
 from probe.tasks.evaluation import eval_subset
 from probe.tasks.kinds import prompt_parameter
 
@@ -160,7 +161,7 @@ def _pez(
 ) -> _Search:  # fmt: skip
     """The PEZ loop from ``pez`` (a fresh start or a saved state) to ``steps``."""
     task = readout.task(len(pez.best_ids))
-    bar = progress_bar(steps, "hard prompt", progress)
+    bar = progress_bar(steps, "hard prompt", enabled=progress)
     bar.update(pez.first - 1)
     for step, rows in seeded_batches(len(train), batch_size, seed, start=pez.first):
         if step > steps:

@@ -104,9 +104,9 @@ def contextual_vocabulary(
         hit = entry.read(check=lambda a: np.array_equal(a["token_ids"], ids) and a["states"].ndim == 3)
         if hit is not None:
             return ContextualVocabulary(token_ids=hit["token_ids"], states=hit["states"].astype(np.float32))
-    from probe.readings.explain.readout import progress_bar
+    from probe.core.progress import progress_bar
 
-    bar = progress_bar(len(range(0, len(ids), batch_size)), "lens vocabulary", progress)
+    bar = progress_bar(len(range(0, len(ids), batch_size)), "lens vocabulary", enabled=progress)
     rows = []
     for start in range(0, len(ids), batch_size):
         bar.update(1)

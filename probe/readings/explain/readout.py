@@ -30,6 +30,7 @@ from probe.core.softprompt import SoftPrompt, check_vectors
 from probe.core.tokens import text_list
 from probe.formats.files import PEFT_FORMS, recorded_task_type
 from probe.formats.prefix import PrefixPrompt
+from probe.formats.prompts import decoder_rows
 from probe.formats.run import Run
 from probe.tasks import user as user_tasks
 from probe.tasks.base import prefix_width
@@ -40,13 +41,6 @@ from probe.tasks.target import make_target_task
 from probe.tasks.user import ClassifierHead, ClassifierHeadTask, LossTask, Score, ScoringTask, UserLoss
 
 logger = logging.getLogger(__name__)
-
-
-def progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    """A tqdm bar of forward passes (hidden unless ``enabled``), shared by the readings."""
-    from probe.core.progress import progress_bar as bar
-
-    return bar(total, desc, enabled=enabled, unit="pass")
 
 
 def _unknown_task(what: str) -> ValueError:
@@ -75,9 +69,9 @@ class Readout:
             :class:`probe.tasks.user.LossTask` says what the model and the batch are).
         task_class: the caller's :class:`Task` subclass (form "custom").
         head: a ``SEQ_CLS`` adapter's trained head (form "classifier-head").
-        cache_key: for a caller's ``score`` or ``task``: a name for it that is stable across processes, so that
-            the frozen model's side of its readings is cached on disk; without one it is cached for this
-            function object only (two functions never share an entry).
+        decoder_prompt: a seq2seq multitask prompt's decoder rows, held as learned (put before the decoder's input).
+        cache_key: for a caller's ``score`` or ``task``: a name stable across processes, so that the frozen model's
+            side of its readings is cached on disk (without one: for this function object only).
     """
 
     model: LoadedModel
@@ -92,6 +86,7 @@ class Readout:
     head: ClassifierHead | None = None
     loss: UserLoss | None = None
     cache_key: str | None = None
+    decoder_prompt: np.ndarray | None = None
     _tasks: dict[tuple[int, int], Task] = field(default_factory=dict, repr=False)
     _head_model: Any = field(default=None, repr=False)
 
@@ -120,6 +115,11 @@ class Readout:
             raise ValueError(f"task form 'generate' is for causal and seq2seq models; {self.model.name} is an encoder")
         if generative and self.form in ("cosine", "verbaliser"):
             self.form = "generate"  # probe's one form for these models: the label as a continuation
+        if self.decoder_prompt is not None and (self.form != "generate" or self.model.kind != "seq2seq"):
+            raise ValueError(  # errors.md 185
+                f"a seq2seq multitask prompt's decoder rows are put before the decoder's input by probe's own seq2seq "
+                f"tasks; this readout is {self.model.kind} with task {self.task_name}: drop score=/loss=/task=/head"
+            )
         if self.head is not None and self.head.classes != len(self.labels):
             raise ValueError(
                 f"the classifier head has {self.head.classes} classes but the data has {len(self.labels)} labels "
@@ -143,12 +143,11 @@ class Readout:
     @property
     def task_name(self) -> str:
         """The task every result of this readout is measured under (its form; a custom one by its function)."""
-        if self.objective == TARGET_LIKELIHOOD and self.form == "generate":
-            return "target"
         if self.form == "custom":
             fn = self.score or self.task_class or self.loss
             return f"custom:{getattr(fn, '__qualname__', type(fn).__name__)}"
-        return self.form
+        name = "target" if self.objective == TARGET_LIKELIHOOD and self.form == "generate" else self.form
+        return f"{name}+decoder-rows" if self.decoder_prompt is not None else name
 
     @property
     def identity(self) -> str:
@@ -156,6 +155,8 @@ class Readout:
         caller's function (its ``cache_key``, else this very object: never shared with another function)."""
         if self.head is not None:
             return f"head:{self.head.digest()}"
+        if self.decoder_prompt is not None:
+            return f"decoder:{hashlib.sha256(np.asarray(self.decoder_prompt, np.float32).tobytes()).hexdigest()}"
         fn = self.score or self.task_class or self.loss
         if fn is None:
             return ""
@@ -283,14 +284,14 @@ class Readout:
 
         Raises:
             ValueError: the task cannot be known (a tensor file records none), an adapter's task type probe
-                cannot read without a scoring function, or a seq2seq multitask prompt.
+                cannot read without a scoring function, or a seq2seq multitask prompt's decoder half (errors.md 185).
         """
-        task_type = recorded_task_type(prompt)  # a prompt PEFT runs in a way no readout can is refused here
+        task_type, decoder = recorded_task_type(prompt), decoder_rows(prompt)
         given = any(options.get(k) is not None for k in ("form", "score", "task", "loss", "target_column"))
         if task_type is None or given:
             if not given:
                 raise _unknown_task(f"prompt '{prompt.source}' (it records no task type)")
-            return cls.from_data(model, data, **options)
+            return replace(cls.from_data(model, data, **options), decoder_prompt=decoder)
         if task_type not in PEFT_FORMS:
             raise ValueError(
                 f"prompt '{prompt.source}' is a PEFT {task_type} adapter; probe reads {', '.join(PEFT_FORMS)} "
@@ -299,7 +300,7 @@ class Readout:
         readout = cls.from_data(model, data, form="cosine", **{k: v for k, v in options.items() if k != "form"})
         if PEFT_FORMS[task_type] == "classifier-head":
             return replace(readout, head=ClassifierHead.from_adapter(prompt.source), _tasks={})
-        return replace(readout, form=PEFT_FORMS[task_type], _tasks={})
+        return replace(readout, form=PEFT_FORMS[task_type], decoder_prompt=decoder, _tasks={})
 
     # -- the task -------------------------------------------------------------------------------------------
 
@@ -327,14 +328,14 @@ class Readout:
                 peft = wrap_with_prompt(self.model, vectors)
                 self._tasks[key] = ScoringTask(self.model, peft, self.labels, **settings, score=self.score)
             elif self.task_class is not None:
-                self._tasks[key] = self.task_class(
-                    self.model, wrap_with_prompt(self.model, vectors), self.labels, **settings
-                )
+                peft = wrap_with_prompt(self.model, vectors)
+                self._tasks[key] = self.task_class(self.model, peft, self.labels, **settings)
             else:
                 form = self.form if self.form in ("cosine", "verbaliser") else "cosine"
                 peft = wrap_with_prompt(self.model, vectors)
                 settings.pop("identity")  # probe's own forms: the model, labels and form say everything
                 self._tasks[key] = make_task(self.model, peft, self.labels, **settings, form=form)
+            self._tasks[key].decoder_prompt = self.decoder_prompt
         return self._tasks[key]
 
     def key(self) -> dict[str, Any]:

@@ -41,9 +41,10 @@ import torch
 from probe.core.data import LabelledData
 from probe.core.io import CacheEntry
 from probe.core.names import CLASSIFICATION, USER_LOSS
+from probe.core.progress import progress_bar
 from probe.core.sampling import seeded_batches
 from probe.readings.explain.readability import word_mask
-from probe.readings.explain.readout import Readout, progress_bar
+from probe.readings.explain.readout import Readout
 from probe.tasks.base import EVAL_MAX_TOKENS, Task, prompt_parameter
 from probe.tasks.target import TargetTask
 
@@ -298,7 +299,7 @@ def coordinate_search(
     """Run the search from ``search`` (a fresh start or a saved state) to ``steps``; the best prompt on the
     held-out slice is kept, scored every ``eval_every`` steps, and the state saved then."""
     task = readout.task(len(search.ids))
-    bar = progress_bar(steps, "hard prompt (search)", progress)
+    bar = progress_bar(steps, "hard prompt (search)", enabled=progress)
     bar.update(search.first - 1)
     for step, rows in seeded_batches(len(train), batch_size, seed, start=search.first):
         if step > steps:

@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 
 from probe.core.names import CLASSIFICATION
+from probe.core.progress import progress_bar
 from probe.core.softprompt import as_prompt
 from probe.core.tokens import text_list
 from probe.formats.effects import Effects
 from probe.readings.explain.contrast import aggregate, loss_label, minus_loss, probabilities, zero_shot_probabilities
 from probe.readings.explain.costs import check_rows
-from probe.readings.explain.readout import Readout, progress_bar
+from probe.readings.explain.readout import Readout
 
 
 def scan_texts(readout: Readout, count: int = 2, words: int = 8) -> list[str]:
@@ -126,7 +127,7 @@ def _loss_triggers(readout: Readout, vectors: np.ndarray, words: list[str], prog
     variants = [f"{text} {word}" for word in words for text in base]
     aims = owners * len(words)
     repeat = np.tile(np.arange(len(base)), len(words))
-    bar = progress_bar(2, "trigger scan", progress)
+    bar = progress_bar(2, "trigger scan", enabled=progress)
     effects = []
     for on in (True, False):
         before = minus_loss(readout, vectors, base, owners, on)
