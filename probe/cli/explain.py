@@ -287,10 +287,6 @@ class Explain(PromptCommand):
         if prompt.metadata.get("peft_type") not in KV_KINDS:
             prompt.check_dim(model.dim, model.name)
             return 0
-        if model.kind == "seq2seq":
-            from probe.readings.explain.standins import SEQ2SEQ_PREFIX
-
-            raise ValueError(SEQ2SEQ_PREFIX.format(model=model.name))
         if prompt.dim != prefix_width(model):
             raise ValueError(
                 f"prefix '{prompt.source}' has width {prompt.dim} (layers x 2 x token_dim); model '{model.name}' takes "

@@ -4,9 +4,11 @@ to the model.
 PEFT saves ``prompt_embeddings`` ``[n, layers x 2 x token_dim]`` (a projected prefix is saved as its projection's
 output) and views it as ``[n, 2 x layers, kv_heads, head_dim]``, permuted to ``[2 x layers, kv_heads, n,
 head_dim]``: slot ``2l`` is layer l's key and ``2l + 1`` its value (``token_dim = kv_heads x head_dim`` with
-grouped-query attention). A seq2seq adapter (``num_transformer_submodules=2``) gives decoder layer i the slots of
-pair ``(2i) mod layers``, as PEFT's concatenate-and-split does. The prefix fills the first n cache positions;
-the real tokens' positions start at n.
+grouped-query attention). A seq2seq adapter (``num_transformer_submodules=2``) gives decoder layer i's
+self-attention the slots of pair ``(2i) mod layers``, as PEFT's concatenate-and-split does (so with an even number
+of layers, layers i and i + layers/2 share a pair); the pairs ``(2i + 1) mod layers`` it would give the
+cross-attention do nothing, since PEFT empties that cache. The prefix fills the first n cache positions; the real
+tokens' positions start at n.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ class PrefixPrompt:
     base_model: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     raw: np.ndarray | None = field(default=None, compare=False)
-    """The flat prefix as the file holds it, float32 [n, layers x 2 x token_dim] (what :meth:`flat` returns; a
-    seq2seq adapter's cannot be rebuilt from ``kv``)."""
+    """The flat prefix as the file holds it, float32 [n, layers x 2 x token_dim], in PEFT's own layout (for a seq2seq
+    adapter not :meth:`flat`'s: see there)."""
 
     @property
     def num_layers(self) -> int:
@@ -78,19 +80,11 @@ class PrefixPrompt:
         return np.ascontiguousarray(heads.transpose(1, 0, 2).reshape(self.length, -1))
 
     def flat(self) -> np.ndarray:
-        """float32 [n, layers x 2 x kv_heads x head_dim]: the prefix as PEFT's prefix encoder holds it (the inverse of
-        :func:`unflatten`), what a readout sets to read what the prefix does.
-
-        Raises:
-            ValueError: a seq2seq adapter's prefix built without its flat tensor (two submodules share its slots).
-        """
-        if self.raw is not None:
-            return self.raw
-        if int(self.metadata.get("num_transformer_submodules", 1) or 1) != 1:
-            raise ValueError(
-                f"prefix '{self.source}' is a seq2seq adapter's (num_transformer_submodules=2); probe reads what a "
-                "prefix does on causal and encoder models only (its keys and values per layer: probe report)"
-            )
+        """float32 [n, layers x 2 x kv_heads x head_dim]: the prefix as a flat tensor whose pair l is layer l's key and
+        value (the inverse of :func:`unflatten`), what a readout sets to read what the prefix does. For a causal or
+        encoder model it is PEFT's own tensor; a seq2seq adapter's tensor gives decoder layer i pair ``2i mod
+        layers`` instead, which a readout of a seq2seq model reads from this per-layer layout
+        (:func:`probe.tasks.base.attach_prompt`)."""
         return flatten(self.kv)
 
     def __repr__(self) -> str:

@@ -10,8 +10,8 @@ positions (GPT-2, BERT) the position is in the hidden state a key is made from, 
 rotary models the cache holds keys rotated at the token's position, while a prefix key is unrotated, as at
 position 0. A seq2seq model's prefix is read where PEFT puts it for the decoder's self-attention: a token's key
 and value are the decoder's, the token given to the encoder (``t </s>`` for T5) and to the decoder after its start
-token (T5's positions are relative, so no absolute position is folded in). PEFT also fills the cross-attention's
-cache from the same tensor (other slots of it, :mod:`probe.formats.prefix`); those are not read. The search is
+token (T5's positions are relative, so no absolute position is folded in). The tensor's other slots, which PEFT
+would give the cross-attention, do nothing (PEFT empties that cache: :mod:`probe.formats.prefix`). The search is
 exact (FAISS inner product over unit rows, :class:`probe.core.index.VocabIndex`).
 
 The measures are the input-space report's (:func:`probe.readings.measures.read_positions`): top-1 cosine, margin,

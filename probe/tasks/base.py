@@ -80,7 +80,32 @@ def attach_prompt(base: torch.nn.Module, model: LoadedModel, vectors: np.ndarray
         raise ValueError(f"PEFT made a prompt of shape {tuple(weight.shape)} for vectors of shape {(p, width)}")
     with torch.no_grad():
         weight.copy_(torch.from_numpy(np.asarray(vectors, np.float32)).to(weight.device, weight.dtype))
+    if width != model.dim and model.kind == "seq2seq":
+        _prefix_per_layer(peft_model, model)
     return peft_model
+
+
+def _prefix_per_layer(peft_model: PeftModel, model: LoadedModel) -> None:
+    """Give a seq2seq model's PEFT prefix its keys and values per layer: decoder layer i's self-attention takes pair i
+    of the flat prefix (:meth:`probe.formats.prefix.PrefixPrompt.flat`), and its cross-attention's cache starts empty,
+    as PEFT leaves it. PEFT's own layout gives layer i pair ``2i mod layers``, so layers i and i + layers/2 share one
+    pair (and the odd pairs do nothing): a prefix read as each layer's nearest real tokens could not be put back."""
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    from probe.formats.prefix import kv_geometry
+
+    layers, heads, head_dim = kv_geometry(model.model.config)
+    weight = prompt_parameter(peft_model)
+
+    def get_prompt(batch_size: int, task_ids: Any = None, max_cache_len: Any = None) -> EncoderDecoderCache:
+        slots = weight.view(weight.shape[0], 2 * layers, heads, head_dim).permute(1, 2, 0, 3)  # [2L, H, n, hd]
+        slots = slots.unsqueeze(1).expand(-1, batch_size, -1, -1, -1)
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        for layer in range(layers):
+            cache.self_attention_cache.update(slots[2 * layer], slots[2 * layer + 1], layer)
+        return cache
+
+    peft_model.get_prompt = get_prompt  # type: ignore[method-assign,assignment]
 
 
 def prefix_width(model: LoadedModel) -> int:

@@ -82,6 +82,28 @@ def test_prefix__a_seq2seq_prefix_gives_decoder_layer_i_the_pair_peft_gives_it(p
     np.testing.assert_array_equal(prefix.kv[1], prefix.kv[0])  # pair (2 x 1) mod 2 = 0: PEFT's layout, kept
 
 
+def test_prefix__peft_gives_a_seq2seq_prefix_s_odd_pairs_to_no_layer(perturb, tiny_t5_path, tmp_path):
+    """Why probe reads a seq2seq prefix in the decoder's self-attention only: PEFT would fill the cross-attention's
+    cache from pairs (2i + 1) mod layers, then empties it (the encoder's output, prompted or not, fills it again), so
+    those slots change nothing. Should a PEFT release use them, this fails and they must be read."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    peft_model = _saved_prefix(
+        AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_path), tmp_path, perturb, task_type="SEQ_2_SEQ_LM"
+    )
+    weight = peft_model.prompt_encoder["default"].embedding.weight
+    ids, labels = torch.tensor([[5, 17, 42, 1]]), torch.tensor([[8, 9, 1]])
+    with torch.no_grad():
+        before = peft_model(input_ids=ids, labels=labels).logits
+        slots = weight.view(3, 4, -1)  # [n, 2 x layers, token_dim]: pair 1 is slots 2 and 3
+        slots[:, 2:] += 5.0
+        after_odd = peft_model(input_ids=ids, labels=labels).logits
+        slots[:, :2] += 5.0
+        after_even = peft_model(input_ids=ids, labels=labels).logits
+    assert torch.equal(before, after_odd)
+    assert (after_even - after_odd).abs().max() > 1e-2  # pair 0, which both decoder layers read, does
+
+
 def test_prefix__the_bundled_encoders_prefix_is_what_peft_passes_it(perturb, tmp_path):
     from transformers import AutoModel
 

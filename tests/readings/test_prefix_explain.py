@@ -174,7 +174,7 @@ def test_prefix_explain_cli__a_folder_of_checkpoints_reads_the_last_or_the_step_
     assert len(err) == 1 and "no prefix checkpoint at step 5; it has steps [3, 7]" in err[0], err
 
 
-def test_prefix_explain__another_model_s_or_a_seq2seq_prefix_is_refused_in_one_line(
+def test_prefix_explain__another_model_s_prefix_is_refused_in_one_line_and_a_seq2seq_prefix_is_read(
     seq_cls, tiny_t5_path, tmp_path, perturb, capsys
 ):
     from peft import PrefixTuningConfig, get_peft_model
@@ -191,16 +191,19 @@ def test_prefix_explain__another_model_s_or_a_seq2seq_prefix_is_refused_in_one_l
     )
     perturb(peft_model)
     peft_model.save_pretrained(tmp_path / "t5")
+    data = tmp_path / "rows.csv"
+    data.write_text("text,label\n" + "".join(f"the team won {i},sports\nrates rose {i},money\n" for i in range(6)))
     capsys.readouterr()  # the test's own loading lines
-    assert main(["explain", str(tmp_path / "t5"), "--data", "topics", "--model", str(tiny_t5_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "seq2seq" in err[0] and "probe report" in err[0], err
+    args = ["explain", str(tmp_path / "t5"), "--data", str(data), "--model", str(tiny_t5_path), "--task", "generate"]
+    assert main([*args, "--bootstrap", "20", "--no-progress", "--format", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert len(record["importance"]["positions"]) == 2 and record["faithfulness"]["stand_ins"]
+    assert record["hard_prompt"] is None
 
 
 def test_prefix_readout__a_seq2seq_prefix_scores_labels_as_peft_s_own_forward(tiny_t5_path, tmp_path, perturb):
-    """A T5 prefix (PEFT's two submodules: the decoder's self- and cross-attention fed from different slots) is run
-    from the flat tensor the adapter holds, so its label scores equal PEFT's forward; importance, which reads its
-    positions per layer, refuses it in one line."""
+    """A T5 prefix (PEFT gives decoder layer i pair 2i mod layers: here both layers pair 0) is read per layer, and its
+    label scores equal PEFT's forward."""
     from peft import PrefixTuningConfig, get_peft_model
 
     model = load_model(tiny_t5_path, device="cpu")
@@ -209,8 +212,7 @@ def test_prefix_readout__a_seq2seq_prefix_scores_labels_as_peft_s_own_forward(ti
     perturb(peft_model, seed=3)
     peft_model.save_pretrained(tmp_path)
     prefix = load_prefix(tmp_path, model_config=model.model.config)
-    rows = [{"text": t, "label": lab} for t, lab in [("the team won", "sports"), ("rates rose", "money")] * 3]
-    readout = Readout.from_data(model, from_rows(rows, source="<rows>"), form="generate")
+    readout = _t5_readout(model)
     data = readout.splits.test
     scores = readout.scores(prefix.flat(), data)
     peft_model.eval()
@@ -224,7 +226,31 @@ def test_prefix_readout__a_seq2seq_prefix_scores_labels_as_peft_s_own_forward(ti
             assert scores[i, j] == pytest.approx(float(logp.sum()), abs=1e-4)
     frozen = readout.task(1).score_all(data.texts, prompt=False)
     assert np.abs(scores - frozen).max() > 1e-3  # the prefix changes what the model scores: not read as nothing
-    with pytest.raises(
-        ValueError, match="is a seq2seq model: its prefix feeds the decoder's self- and cross-attention"
-    ):
-        importance(prefix, readout, bootstrap=10)
+
+
+def _t5_readout(model) -> Readout:
+    rows = [{"text": t, "label": lab} for t, lab in [("the team won", "sports"), ("rates rose", "money")] * 3]
+    return Readout.from_data(model, from_rows(rows, source="<rows>"), form="generate")
+
+
+def test_prefix_readout__a_seq2seq_prefix_s_layers_are_each_their_own(tiny_t5_path):
+    """Per layer, as the decoder's cache holds it: a prefix whose two layers differ (which PEFT's own layout cannot
+    hold) scores as a cache built by hand from its keys and values, layer by layer."""
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    model = load_model(tiny_t5_path, device="cpu")
+    kv = np.random.default_rng(0).normal(0, 1, (2, 2, 2, 3, 16)).astype(np.float32)  # [L, 2, H, n, hd]
+    prefix = PrefixPrompt(kv=kv, peft_type="PREFIX_TUNING", source="built")
+    readout = _t5_readout(model)
+    text, label = readout.splits.test.texts[0], readout.labels[0]
+    score = readout.scores(prefix.flat(), readout.splits.test)[0, 0]
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    for layer in range(2):
+        keys, values = (torch.from_numpy(kv[layer, part])[None] for part in (0, 1))
+        cache.self_attention_cache.update(keys, values, layer)
+    ids, wanted = torch.tensor([model.tokenizer(text)["input_ids"]]), model.tokenizer(label)["input_ids"]
+    with torch.no_grad():
+        logits = model.model(input_ids=ids, labels=torch.tensor([wanted]), past_key_values=cache).logits[0]
+    assert score == pytest.approx(float(logits.log_softmax(-1)[torch.arange(len(wanted)), wanted].sum()), abs=1e-4)
+    swapped = PrefixPrompt(kv=kv[[0, 0]], peft_type="PREFIX_TUNING", source="built")  # layer 1 given layer 0's
+    assert abs(readout.scores(swapped.flat(), readout.splits.test)[0, 0] - score) > 1e-3

@@ -25,14 +25,6 @@ if TYPE_CHECKING:
     from probe.readings.explain.readout import Readout
 
 
-SEQ2SEQ_PREFIX = (
-    "model '{model}' is a seq2seq model: its prefix feeds the decoder's self- and cross-attention from one tensor, "
-    "and a position read as real tokens would have to fill both, so importance and faithfulness cannot read it "
-    "(what it scores: Readout.outcome; its self-attention keys and values per layer: probe report)"
-)
-"""Why the readings that read a prefix's positions as real tokens refuse a seq2seq model's prefix."""
-
-
 @dataclass(frozen=True)
 class StandInRows:
     """The rows a prompt's positions are read as (float32, the prompt's width).
@@ -62,9 +54,6 @@ def stand_in_rows(vectors: np.ndarray, readout: Readout) -> StandInRows:
 def _prefix_rows(vectors: np.ndarray, model: LoadedModel) -> StandInRows:
     from probe.formats.prefix import flatten, kv_geometry, unflatten
     from probe.readings.prefix import layer_references
-
-    if model.kind == "seq2seq":
-        raise ValueError(SEQ2SEQ_PREFIX.format(model=model.name))
 
     layers, heads, head_dim = kv_geometry(model.model.config)
     kv = unflatten(vectors, num_layers=layers, num_heads=heads)  # [L, 2, H, n, hd]
