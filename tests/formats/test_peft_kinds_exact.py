@@ -1,8 +1,9 @@
-"""P-tuning and multitask prompts on a causal and a seq2seq model: probe reads the prompt PEFT feeds the model
-(P-tuning's encoder output, each task's own prompt), and its readout's per-example loss under free-text targets
-equals PEFT's own forward pass with the adapter itself, one example at a time (the encoder case: a P-tuning
-``SEQ_CLS`` head in tests/formats/test_peft_kinds.py). A seq2seq multitask prompt, whose other rows PEFT puts before
-the decoder's input, is scored with them; its decoder's half alone is refused by the readout in one line."""
+"""P-tuning, multitask and CPT prompts on a causal and a seq2seq model: probe reads the prompt PEFT feeds the model
+(P-tuning's encoder output, each task's own prompt, CPT's tokens plus their delta), and its readout's per-example
+loss under free-text targets equals PEFT's own forward pass with the adapter itself, one example at a time (the
+encoder case: P-tuning's ``SEQ_CLS`` head in tests/formats/test_peft_kinds.py, multitask's here). A seq2seq multitask
+prompt, whose other rows PEFT puts before the decoder's input, is scored with them; its decoder's half alone is
+refused by the readout in one line."""
 
 from __future__ import annotations
 
@@ -30,15 +31,21 @@ ROWS = [
 
 
 def _adapter(kind: str, method: str, path, folder, perturb):
-    from peft import MultitaskPromptTuningConfig, PromptEncoderConfig, get_peft_model
+    from peft import CPTConfig, MultitaskPromptTuningConfig, PromptEncoderConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     task_type = "CAUSAL_LM" if kind == "causal" else "SEQ_2_SEQ_LM"
-    config = (
-        PromptEncoderConfig(task_type=task_type, num_virtual_tokens=3, encoder_hidden_size=16)
-        if method == "P_TUNING"
-        else MultitaskPromptTuningConfig(task_type=task_type, num_virtual_tokens=3, num_tasks=2, num_ranks=2)
-    )
+    configs = {
+        "P_TUNING": lambda: PromptEncoderConfig(task_type=task_type, num_virtual_tokens=3, encoder_hidden_size=16),
+        "MULTITASK_PROMPT_TUNING": lambda: MultitaskPromptTuningConfig(
+            task_type=task_type, num_virtual_tokens=3, num_tasks=2, num_ranks=2
+        ),
+        # no demonstration labels in the prompt (no type a multiple of 4): PEFT's CPT loss is the target's own
+        "CPT": lambda: CPTConfig(
+            task_type=task_type, cpt_token_ids=[5, 17, 42], cpt_mask=[1] * 3, cpt_tokens_type_mask=[1, 2, 3]
+        ),
+    }
+    config = configs[method]()
     auto = AutoModelForCausalLM if kind == "causal" else AutoModelForSeq2SeqLM
     peft_model = get_peft_model(auto.from_pretrained(path), config)
     perturb(peft_model, seed=3)
@@ -66,6 +73,7 @@ def _peft_loss(peft, tokenizer, kind: str, text: str, target: str, task: int | N
         ("tiny_t5_path", "seq2seq", "P_TUNING"),
         ("tiny_gpt2_path", "causal", "MULTITASK_PROMPT_TUNING"),
         ("tiny_t5_path", "seq2seq", "MULTITASK_PROMPT_TUNING"),
+        ("tiny_gpt2_path", "causal", "CPT"),
     ],
 )
 def test_peft_prompt__the_readout_s_loss_per_example_equals_peft_s_forward(
@@ -78,7 +86,7 @@ def test_peft_prompt__the_readout_s_loss_per_example_equals_peft_s_forward(
     auto = _adapter(kind, method, path, tmp_path / "adapter", perturb)
     peft = PeftModel.from_pretrained(auto.from_pretrained(path), tmp_path / "adapter").eval()
     data = from_rows(ROWS, source="<rows>", target_column="summary")
-    for task in [None] if method == "P_TUNING" else [0, 1]:
+    for task in [0, 1] if method == "MULTITASK_PROMPT_TUNING" else [None]:
         prompt = load_prompt(tmp_path / "adapter", task_id=task)
         assert prompt.metadata["peft_type"] == method
         extra = {} if task is None else {"task_ids": torch.tensor([task])}
@@ -141,3 +149,32 @@ def test_peft_prompt__a_seq2seq_multitask_prompt_with_a_user_s_loss_is_one_line(
         ValueError, match=r"decoder rows are put before the decoder's input by probe.s own .*drop score=/loss="
     ):
         Readout.for_prompt(load_prompt(tmp_path / "adapter", task_id=0), model, data, loss=loss)
+
+
+def test_peft_prompt__a_multitask_seq_cls_prompt_scores_each_task_as_peft_s_forward(perturb, tmp_path, default_model):
+    """The encoder case of a multitask prompt: the bundled encoder with a SEQ_CLS head, each task's logits equal
+    PEFT's own forward given that task's id."""
+    from peft import MultitaskPromptTuningConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    from probe.core.models import bundled_model_path
+
+    def head_model():
+        return AutoModelForSequenceClassification.from_pretrained(bundled_model_path(), num_labels=4)
+
+    config = MultitaskPromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=4, num_tasks=2, num_ranks=2)
+    peft_model = get_peft_model(head_model(), config)
+    perturb(peft_model, seed=2)
+    peft_model.save_pretrained(tmp_path / "multi")
+    reloaded = PeftModel.from_pretrained(head_model(), tmp_path / "multi").eval()
+    scores = []
+    for task in (0, 1):
+        prompt = load_prompt(tmp_path / "multi", task_id=task)
+        readout = Readout.for_prompt(prompt, default_model, "feelings", test_size=8)
+        texts = readout.splits.test.texts
+        batch = default_model.tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            expected = reloaded(**batch, task_ids=torch.tensor([task] * len(texts))).logits.numpy()
+        scores.append(readout.scores(prompt.vectors, readout.splits.test))
+        np.testing.assert_allclose(scores[-1], expected, atol=1e-5)
+    assert np.abs(scores[0] - scores[1]).max() > 1e-3  # each task its own prompt
