@@ -213,7 +213,8 @@ def load_prefix(path: str | Path, *, model_config: Any = None, key: str | None =
         if not isinstance(tensors, dict):
             tensors = {PEFT_PROMPT_KEY: tensors}
         layers, heads, _ = kv_geometry(model_config)
-        config, submodules, peft_type, base = {}, 1, "PREFIX_TUNING", None
+        submodules = 2 if getattr(model_config, "is_encoder_decoder", False) else 1  # PEFT's default for seq2seq
+        config, peft_type, base = {}, "PREFIX_TUNING", None
     name, tensor = _pick_tensor(tensors, key or (PEFT_PROMPT_KEY if PEFT_PROMPT_KEY in tensors else None), p)
     kv = unflatten(tensor, num_layers=layers, num_heads=heads, submodules=submodules, what=f"'{p}'[{name}]")
     if config and kv.shape[3] != config["num_virtual_tokens"]:

@@ -37,7 +37,8 @@ def wrap_with_prompt(model: LoadedModel, vectors: np.ndarray) -> PeftModel:
     """Wrap the frozen model with PEFT prompt tuning and set the prompt to ``vectors`` (float32 [p, d]); vectors of a
     prefix's width (:func:`prefix_width`, [p, layers x 2 x token_dim]) wrap it with PEFT prefix tuning instead.
 
-    Seq2seq models get ``num_transformer_submodules=1``: the prompt goes on the encoder only.
+    Seq2seq models get ``num_transformer_submodules=1``: input rows go on the encoder only (a multitask prompt's
+    decoder rows are the task's: :attr:`Task.decoder_prompt`); a prefix is read per layer (:func:`attach_prompt`).
     """
     return attach_prompt(model.model, model, vectors, PEFT_TASK_TYPES[model.kind])
 
@@ -88,8 +89,8 @@ def attach_prompt(base: torch.nn.Module, model: LoadedModel, vectors: np.ndarray
 def _prefix_per_layer(peft_model: PeftModel, model: LoadedModel) -> None:
     """Give a seq2seq model's PEFT prefix its keys and values per layer: decoder layer i's self-attention takes pair i
     of the flat prefix (:meth:`probe.formats.prefix.PrefixPrompt.flat`), and its cross-attention's cache starts empty,
-    as PEFT leaves it. PEFT's own layout gives layer i pair ``2i mod layers``, so layers i and i + layers/2 share one
-    pair (and the odd pairs do nothing): a prefix read as each layer's nearest real tokens could not be put back."""
+    as PEFT leaves it. PEFT's own layout gives layer i pair ``2i mod layers``: with an even number of layers, layers
+    i and i + layers/2 share one pair, so a prefix read as each layer's nearest real tokens could not be put back."""
     from transformers import DynamicCache, EncoderDecoderCache
 
     from probe.formats.prefix import kv_geometry
@@ -99,7 +100,7 @@ def _prefix_per_layer(peft_model: PeftModel, model: LoadedModel) -> None:
 
     def get_prompt(batch_size: int, task_ids: Any = None, max_cache_len: Any = None) -> EncoderDecoderCache:
         slots = weight.view(weight.shape[0], 2 * layers, heads, head_dim).permute(1, 2, 0, 3)  # [2L, H, n, hd]
-        slots = slots.unsqueeze(1).expand(-1, batch_size, -1, -1, -1)
+        slots = slots.unsqueeze(1).expand(-1, batch_size, -1, -1, -1).to(model.model.dtype)  # as PEFT casts it
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         for layer in range(layers):
             cache.self_attention_cache.update(slots[2 * layer], slots[2 * layer + 1], layer)

@@ -80,6 +80,8 @@ def test_prefix__a_seq2seq_prefix_gives_decoder_layer_i_the_pair_peft_gives_it(p
     prefix = load_prefix(tmp_path / "t5", model_config=base.config)
     _assert_as_peft_passes(prefix, peft_model)
     np.testing.assert_array_equal(prefix.kv[1], prefix.kv[0])  # pair (2 x 1) mod 2 = 0: PEFT's layout, kept
+    loose = load_prefix(tmp_path / "t5" / "adapter_model.safetensors", model_config=base.config)
+    np.testing.assert_array_equal(loose.kv, prefix.kv)  # a loose file of a seq2seq model: the same layout
 
 
 def test_prefix__peft_gives_a_seq2seq_prefix_s_odd_pairs_to_no_layer(perturb, tiny_t5_path, tmp_path):

@@ -254,3 +254,5 @@ def test_prefix_readout__a_seq2seq_prefix_s_layers_are_each_their_own(tiny_t5_pa
     assert score == pytest.approx(float(logits.log_softmax(-1)[torch.arange(len(wanted)), wanted].sum()), abs=1e-4)
     swapped = PrefixPrompt(kv=kv[[0, 0]], peft_type="PREFIX_TUNING", source="built")  # layer 1 given layer 0's
     assert abs(readout.scores(swapped.flat(), readout.splits.test)[0, 0] - score) > 1e-3
+    half = load_model(tiny_t5_path, device="cpu", dtype="bfloat16")  # the cache is cast to the model's dtype
+    assert _t5_readout(half).scores(prefix.flat(), readout.splits.test)[0, 0] == pytest.approx(score, abs=0.2)

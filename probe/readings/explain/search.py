@@ -21,9 +21,8 @@ Each step, on the step's batch (which depends only on (seed, step)):
    and one of the ``top_k`` searchable tokens with the most negative gradient there, never the current token;
 3. every candidate and the current prompt are scored exactly on the batch, in batched passes of candidates ×
    texts rows (each row carries its own candidate's prompt), and the best candidate is kept if its objective is
-   below the current prompt's.
-
-Nothing is approximated in what is kept: the swap is judged at the very tokens it produces.
+   below the current prompt's. Nothing is approximated in what is kept: the swap is judged at the very tokens it
+   produces.
 """
 
 from __future__ import annotations
