@@ -126,16 +126,29 @@ def _task(prompts: list[SoftPrompt], task_id: int | None, path: Any) -> list[Sof
     return [p for p in prompts if p.metadata.get("task_id") == task_id]
 
 
-def decoder_rows(prompt: SoftPrompt) -> np.ndarray | None:
+def decoder_rows(prompt: SoftPrompt, kind: str | None = None) -> np.ndarray | None:
     """float32 [n, d]: the rows PEFT puts before the decoder's input with ``prompt`` before the encoder's (the second
     half of a seq2seq multitask prompt's task, read again from where the prompt was read); None for any other prompt.
 
+    Args:
+        kind: the kind of the model the prompt is read with: a loose multitask weights file records no split
+            between encoder and decoder, so on a seq2seq model it is refused.
+
     Raises:
-        ValueError: ``prompt`` is itself the decoder's half, or its source no longer holds the other half
-            (errors.md 185).
+        ValueError: ``prompt`` is itself the decoder's half, its source no longer holds the other half, or a loose
+            multitask file on a seq2seq model (errors.md 185).
     """
     from probe.formats.adapters import is_seq2seq_multitask
 
+    loose = (
+        prompt.metadata.get("peft_type") == "MULTITASK_PROMPT_TUNING" and "num_virtual_tokens" not in prompt.metadata
+    )
+    if loose and kind == "seq2seq":
+        raise ValueError(
+            f"prompt '{prompt.source}' is a loose multitask weights file read with a seq2seq model: PEFT splits such a "
+            "prompt's rows between the encoder and the decoder, and only its adapter_config.json says where; load the "
+            "adapter folder"
+        )
     if not is_seq2seq_multitask(prompt):
         return None
     task = prompt.metadata.get("task_id")

@@ -164,8 +164,8 @@ class Task(ABC):
     """What tells this task's scores apart beyond its class, model and labels (a head's digest, a scoring
     function's key): part of every cache key of its results."""
     decoder_prompt: np.ndarray | None = None
-    """float32 [n, d]: rows PEFT puts before a seq2seq decoder's input while the prompt is on (a multitask prompt's
-    decoder half), held as learned; None: none (:class:`probe.tasks.kinds.Seq2SeqTask` reads them)."""
+    """float32 [n, d]: rows PEFT puts before a seq2seq decoder's input (a multitask prompt's decoder half), held as
+    learned in every pass, the frozen model's too; None: none (:class:`probe.tasks.kinds.Seq2SeqTask` reads them)."""
 
     def __post_init__(self) -> None:
         tok = self.model.tokenizer

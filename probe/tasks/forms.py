@@ -32,3 +32,12 @@ def describe_form(form: str | None) -> str:
     if form is None:
         return "a task the record does not name (written before probe recorded it)"
     return f"{form} ({FORM_WORDS[form]})" if form in FORM_WORDS else form
+
+
+def unknown_task(what: str) -> ValueError:
+    """The one-line error when the task of ``what`` cannot be known: the choices, never a default."""
+    return ValueError(
+        f"the task of {what} cannot be known; say which it was trained on: --task cosine|verbaliser|generate "
+        "(form=), or for another objective pass score=(model, batch) -> logits over the labels, "
+        "loss=(model, batch) -> each example's loss, or task=a Task class, to Readout"
+    )

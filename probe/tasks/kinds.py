@@ -211,9 +211,10 @@ class Seq2SeqTask(_GenerativeTask):
 
     def _decoder_inputs(self, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """What the decoder is given: ``labels`` for the model to shift right into its input; with
-        :attr:`decoder_prompt` and the prompt on, the input PEFT builds for a multitask prompt instead: those rows,
-        then the embeddings of the target shifted right after the decoder's start token."""
-        if self.decoder_prompt is None or getattr(self.peft_model, "_adapters_disabled", False):
+        :attr:`decoder_prompt`, the input PEFT builds for a multitask prompt instead: those rows, then the embeddings
+        of the target shifted right after the decoder's start token (in every pass, the frozen model's too: the rows
+        are held, so what is measured is what the encoder's prompt adds to them)."""
+        if self.decoder_prompt is None:
             return {"labels": target}
         config, table = self.model.model.config, self.model.model.get_input_embeddings()
         start = torch.full_like(target[:, :1], int(config.decoder_start_token_id))

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from probe.core.batching import plan_batches
+from probe.core.data import DataSplits
 from probe.core.names import USER_LOSS
 from probe.tasks.base import PASS_OVERHEAD, Target, Task
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
     from probe.core.data import LabelledData
     from probe.core.models import LoadedModel
+    from probe.formats.run import Run
 
 Score = Callable[[Any, dict[str, torch.Tensor]], torch.Tensor]
 """A caller's scoring function: (model, batch) -> float [B, L] logits over the labels."""
@@ -209,6 +211,42 @@ class ClassifierHead:
                 "head, or read the prompt under another task"
             )
         return cls(tensors=tensors, classes=int(weights[-1].shape[0]))
+
+    @classmethod
+    def of_run(cls, run: Run, data: Any, test_size: int | None) -> tuple[ClassifierHead, DataSplits]:
+        """A recorded ``SEQ_CLS`` run's own head (its final adapter) and ``data`` split as the run split it, with the
+        classes in the head's order (the model's ``id2label``, recorded as the run's labels).
+
+        Raises:
+            ValueError: the run kept no adapter, or its class order is unknown or does not fit the data.
+        """
+        from dataclasses import replace
+
+        from probe.core.frames import as_splits
+        from probe.tasks.evaluation import eval_subset
+
+        adapter = run.path / "adapter"
+        if not (adapter / "adapter_config.json").is_file():
+            raise ValueError(
+                f"run '{run.path}' is a SEQ_CLS prompt but kept no adapter with its head (recorded before probe kept "
+                "it); explain one of the Trainer's checkpoint adapters instead, with --data"
+            )
+        head = cls.from_adapter(adapter)
+        order = list(run.manifest.labels)
+        if len(order) != head.classes:
+            raise ValueError(
+                f"run '{run.path}': the order of its head's {head.classes} classes is unknown (the model's id2label "
+                "names none); set id2label on the model before training (or labels= on ProbeCallback / track)"
+            )
+        splits = as_splits(data, seed=int(run.manifest.seed or 0))
+        if set(splits.train.label_names) != set(order):
+            raise ValueError(
+                f"run '{run.path}': its head's classes {order} are not the data's {splits.train.label_names}"
+            )
+        splits = DataSplits(replace(splits.train, label_names=order), replace(splits.test, label_names=order))
+        if test_size:
+            splits = replace(splits, test=eval_subset(splits.test, test_size, int(run.manifest.seed or 0)))
+        return head, splits
 
     def model(self, model: LoadedModel) -> torch.nn.Module:
         """The frozen model with this head on top, loaded from the same weights as ``model``."""

@@ -178,3 +178,37 @@ def test_peft_prompt__a_multitask_seq_cls_prompt_scores_each_task_as_peft_s_forw
         scores.append(readout.scores(prompt.vectors, readout.splits.test))
         np.testing.assert_allclose(scores[-1], expected, atol=1e-5)
     assert np.abs(scores[0] - scores[1]).max() > 1e-3  # each task its own prompt
+
+
+def test_peft_prompt__a_seq2seq_multitask_prompt_s_decoder_rows_are_held_in_every_pass_and_tied_to_its_task(
+    tiny_t5_path, tmp_path, perturb
+):
+    """The frozen model's pass holds the decoder rows too (every figure reads what the encoder's rows add to them);
+    a reading given the prompt of another task, or a readout without its rows, is one line; so is a loose multitask
+    file, which records no split between encoder and decoder."""
+    from probe.readings.explain import importance
+
+    model = load_model(tiny_t5_path, device="cpu")
+    _adapter("seq2seq", "MULTITASK_PROMPT_TUNING", tiny_t5_path, tmp_path / "adapter", perturb)
+    data = from_rows(ROWS, source="<rows>", target_column="summary")
+    prompts = [load_prompt(tmp_path / "adapter", task_id=t) for t in (0, 1)]
+    readout = Readout.for_prompt(prompts[0], model, data, target_column="summary")
+    test = readout.splits.test
+    rows = torch.from_numpy(readout.decoder_prompt)[None]
+    text, target = test.texts[0], model.tokenizer(test.target_texts[0])["input_ids"]
+    shifted = torch.tensor([[model.model.config.decoder_start_token_id, *target[:-1]]])
+    embeds = torch.cat([rows, model.model.get_input_embeddings()(shifted)], 1)
+    with torch.no_grad():
+        logits = model.model(input_ids=torch.tensor([model.tokenizer(text)["input_ids"]]), decoder_inputs_embeds=embeds)
+    logp = logits.logits[0, 3:].log_softmax(-1)[torch.arange(len(target)), target]
+    frozen = readout.task(1).outcome(test, prompt=False)[1]
+    assert frozen[0] == pytest.approx(float(-logp.mean()), abs=1e-5)  # the rows, then the target: no encoder prompt
+    plain = Readout.from_data(model, data, target_column="summary")
+    assert np.abs(plain.task(1).outcome(test, prompt=False)[1] - frozen).max() > 1e-3
+    with pytest.raises(ValueError, match=r"\(task 1\) is a seq2seq multitask prompt whose decoder rows this readout"):
+        importance(prompts[1], readout, bootstrap=10)
+    with pytest.raises(ValueError, match=r"\(task 0\) is a seq2seq multitask prompt whose decoder rows this readout"):
+        importance(prompts[0], plain, bootstrap=10)
+    loose = load_prompt(tmp_path / "adapter" / "adapter_model.safetensors", task_id=0)
+    with pytest.raises(ValueError, match="is a loose multitask weights file read with a seq2seq model: PEFT splits"):
+        Readout.for_prompt(loose, model, data, target_column="summary")

@@ -16,7 +16,7 @@ import numpy as np
 from probe.core.data import LabelledData
 from probe.core.names import CLASSIFICATION
 from probe.core.progress import progress_bar
-from probe.core.softprompt import SoftPrompt, as_prompt
+from probe.core.softprompt import SoftPrompt
 from probe.core.stats import example_draws, paired_interval
 from probe.formats.explain_record import ImportanceTable, PositionImportance
 from probe.readings.explain.costs import check_rows
@@ -44,7 +44,7 @@ def importance(
     Raises:
         ValueError: a prompt of another dimension than the model's; the passes over ``budget_minutes``.
     """
-    vectors = as_prompt(prompt).vectors
+    vectors = readout.prompt_of(prompt).vectors
     data = readout.splits.test
     p = vectors.shape[0]
     check_rows(readout, vectors, (3 * p + 1) * len(data), "importance", budget_minutes, less="fewer test rows")

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 from probe.core.names import CLASSIFICATION
-from probe.core.softprompt import as_prompt
 from probe.core.tokens import text_list
 from probe.formats.effects import Effects
 from probe.readings.explain.contrast import (
@@ -162,7 +161,7 @@ def input_attribution(
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size is {size!r}; expected a positive number of test texts to read")
     texts = text_list(texts, "texts") if texts is not None else readout.splits.test.texts[:size]
-    vectors = as_prompt(prompt).vectors
+    vectors = readout.prompt_of(prompt).vectors
     if min_count < 1:
         raise ValueError(f"min_count is {min_count}; expected how many texts a word must occur in (1 or more)")
     least = min(min_count, max(1, len(texts)))  # one text is read whole

@@ -30,7 +30,6 @@ import torch
 
 from probe.core.data import LabelledData
 from probe.core.names import CLASSIFICATION, USER_LOSS
-from probe.core.softprompt import as_prompt
 from probe.core.stats import example_draws, gains_retained, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
 from probe.readings.explain.costs import check_rows
@@ -74,7 +73,7 @@ def score_stand_ins(
     Raises:
         ValueError: the passes over ``budget_minutes``.
     """
-    vectors = as_prompt(prompt).vectors
+    vectors = readout.prompt_of(prompt).vectors
     test = readout.splits.test
     passes = 3 + len(stand_ins or {})
     check_rows(readout, vectors, passes * len(test), "faithfulness", budget_minutes, less="fewer test rows")

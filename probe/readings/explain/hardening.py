@@ -36,7 +36,7 @@ from probe.core.models import canonical_name
 from probe.core.names import CLASSIFICATION, USER_LOSS
 from probe.core.progress import progress_bar
 from probe.core.sampling import seeded_batches
-from probe.core.softprompt import SoftPrompt, as_prompt
+from probe.core.softprompt import SoftPrompt
 from probe.formats.hard_prompt import HardPrompt
 from probe.readings.explain import search as coordinate
 from probe.readings.explain.costs import input_rows
@@ -116,7 +116,7 @@ def harden(
             unknown method, a length that is not a positive multiple of the soft prompt's, or start ids that
             are not ids of the vocabulary or not as many as ``length``; the estimate over ``budget_minutes``.
     """
-    vectors = input_rows(as_prompt(prompt).vectors, readout, "the hard-prompt search")  # not a prefix
+    vectors = input_rows(readout.prompt_of(prompt).vectors, readout, "the hard-prompt search")  # not a prefix
     asked: dict[str, Any] = {"method": method, "length": length, "steps": steps, "batch_size": batch_size}
     _within_budget(
         prompt, readout, budget_minutes, asked | {"eval_every": eval_every, "holdout": holdout, "search": search}
@@ -378,7 +378,7 @@ def estimate_seconds(
         ValueError: an unknown method or a length :func:`harden` refuses.
     """
     check_method(method, readout)
-    vectors = as_prompt(prompt).vectors
+    vectors = readout.prompt_of(prompt).vectors
     ids = start_tokens(readout, vectors, length, None)
     train = readout.splits.train
     held = max(len(train.label_names), round(len(train) * holdout))

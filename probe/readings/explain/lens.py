@@ -25,7 +25,7 @@ import torch
 from probe.core.index import VocabIndex, normalize_rows
 from probe.core.io import cache_file
 from probe.core.models import LoadedModel
-from probe.core.softprompt import SoftPrompt, as_prompt
+from probe.core.softprompt import SoftPrompt
 from probe.core.tokens import frequency_ranks
 from probe.formats.explain_record import LayerLens, LensRow
 from probe.readings.explain.costs import check_rows, input_rows
@@ -210,7 +210,7 @@ def lens_neighbours(
     texts: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(token ids, cosines), each [layers, p, k]: every position's ``k`` nearest contextual tokens at every layer."""
-    vectors = as_prompt(prompt).vectors
+    vectors = readout.prompt_of(prompt).vectors
     readout.set_prompt(vectors)  # sets the prompt (and checks its dimension)
     task = readout.task(vectors.shape[0])
     per_layer, _ = _prompt_states(task, readout.model, readout.splits.test.texts[:texts], vectors.shape[0])
@@ -254,7 +254,7 @@ def layer_lens(
     if texts < 1:
         raise ValueError(f"texts is {texts}; expected a positive number of test texts to average over")
     model = readout.model
-    vectors = input_rows(as_prompt(prompt).vectors, readout, "the layer lens")
+    vectors = input_rows(readout.prompt_of(prompt).vectors, readout, "the layer lens")
     tokens = top_n if top_n is not None else tokens
     if budget_minutes is not None and vocabulary is None:
         extra = vocabulary_seconds(model, readout.index, tokens=tokens)

@@ -26,7 +26,7 @@ from probe.core.frames import Data, as_splits
 from probe.core.index import VocabIndex
 from probe.core.models import LoadedModel, load_model
 from probe.core.names import CLASSIFICATION, TARGET_LIKELIHOOD, USER_LOSS
-from probe.core.softprompt import SoftPrompt, check_vectors
+from probe.core.softprompt import SoftPrompt, as_prompt, check_vectors
 from probe.core.tokens import text_list
 from probe.formats.files import PEFT_FORMS, recorded_task_type
 from probe.formats.prefix import PrefixPrompt
@@ -35,20 +35,12 @@ from probe.formats.run import Run
 from probe.tasks import user as user_tasks
 from probe.tasks.base import prefix_width
 from probe.tasks.evaluation import eval_subset, zero_shot_accuracy
-from probe.tasks.forms import READING_FORMS
+from probe.tasks.forms import READING_FORMS, unknown_task
 from probe.tasks.kinds import Task, make_task, prompt_parameter, wrap_with_prompt
 from probe.tasks.target import make_target_task
 from probe.tasks.user import ClassifierHead, ClassifierHeadTask, LossTask, Score, ScoringTask, UserLoss
 
 logger = logging.getLogger(__name__)
-
-
-def _unknown_task(what: str) -> ValueError:
-    return ValueError(
-        f"the task of {what} cannot be known; say which it was trained on: --task cosine|verbaliser|generate "
-        "(form=), or for another objective pass score=(model, batch) -> logits over the labels, "
-        "loss=(model, batch) -> each example's loss, or task=a Task class, to Readout"
-    )
 
 
 @dataclass
@@ -213,35 +205,10 @@ class Readout:
 
     @classmethod
     def _with_head(cls, run: Run, model: LoadedModel | None, data: Data, test_size: int | None) -> Readout:
-        """A recorded ``SEQ_CLS`` run read under its own head (its final adapter), with the classes in the head's
-        order (the model's ``id2label``, recorded as the run's labels).
-
-        Raises:
-            ValueError: the run kept no adapter, or its class order is unknown or does not fit the data.
-        """
-        adapter = run.path / "adapter"
-        if not (adapter / "adapter_config.json").is_file():
-            raise ValueError(
-                f"run '{run.path}' is a SEQ_CLS prompt but kept no adapter with its head (recorded before probe kept "
-                "it); explain one of the Trainer's checkpoint adapters instead, with --data"
-            )
-        head = ClassifierHead.from_adapter(adapter)
-        order = list(run.manifest.labels)
-        if len(order) != head.classes:
-            raise ValueError(
-                f"run '{run.path}': the order of its head's {head.classes} classes is unknown (the model's id2label "
-                "names none); set id2label on the model before training (or labels= on ProbeCallback / track)"
-            )
-        splits = as_splits(data, seed=int(run.manifest.seed or 0))
-        if set(splits.train.label_names) != set(order):
-            raise ValueError(
-                f"run '{run.path}': its head's classes {order} are not the data's {splits.train.label_names}"
-            )
-        splits = DataSplits(replace(splits.train, label_names=order), replace(splits.test, label_names=order))
-        if test_size:
-            splits = replace(splits, test=eval_subset(splits.test, test_size, int(run.manifest.seed or 0)))
+        """A recorded ``SEQ_CLS`` run read under its own head (:meth:`ClassifierHead.of_run`)."""
+        head, splits = ClassifierHead.of_run(run, data, test_size)
         model = model or load_model(run.manifest.model or "default")
-        return cls(model, VocabIndex.for_model(model), order, splits, head=head)
+        return cls(model, VocabIndex.for_model(model), splits.train.label_names, splits, head=head)
 
     @classmethod
     def from_data(
@@ -267,7 +234,7 @@ class Readout:
             ValueError: no task given (a one-line error that lists the choices).
         """
         if form is None and score is None and task is None and loss is None and target_column is None:
-            raise _unknown_task(f"a prompt read on '{getattr(data, 'name', None) or type(data).__name__}'")
+            raise unknown_task(f"a prompt read on '{getattr(data, 'name', None) or type(data).__name__}'")
         columns: dict[str, Any] = {"text_column": text_column, "label_column": label_column}
         splits = as_splits(data, seed=seed, target_column=target_column, **columns)
         if test_size:
@@ -286,11 +253,11 @@ class Readout:
             ValueError: the task cannot be known (a tensor file records none), an adapter's task type probe
                 cannot read without a scoring function, or a seq2seq multitask prompt's decoder half (errors.md 185).
         """
-        task_type, decoder = recorded_task_type(prompt), decoder_rows(prompt)
+        task_type, decoder = recorded_task_type(prompt), decoder_rows(prompt, model.kind)
         given = any(options.get(k) is not None for k in ("form", "score", "task", "loss", "target_column"))
         if task_type is None or given:
             if not given:
-                raise _unknown_task(f"prompt '{prompt.source}' (it records no task type)")
+                raise unknown_task(f"prompt '{prompt.source}' (it records no task type)")
             return replace(cls.from_data(model, data, **options), decoder_prompt=decoder)
         if task_type not in PEFT_FORMS:
             raise ValueError(
@@ -335,8 +302,25 @@ class Readout:
                 peft = wrap_with_prompt(self.model, vectors)
                 settings.pop("identity")  # probe's own forms: the model, labels and form say everything
                 self._tasks[key] = make_task(self.model, peft, self.labels, **settings, form=form)
-            self._tasks[key].decoder_prompt = self.decoder_prompt
+            if self.decoder_prompt is not None:  # held in every pass, the frozen model's too: part of every key
+                self._tasks[key].decoder_prompt, self._tasks[key].identity = self.decoder_prompt, self.identity
         return self._tasks[key]
+
+    def prompt_of(self, prompt: Any) -> SoftPrompt:
+        """``prompt`` as a :class:`SoftPrompt` (:func:`probe.core.softprompt.as_prompt`), once it is known to be run as
+        it was trained: a seq2seq multitask prompt with its own decoder rows (:attr:`decoder_prompt`).
+
+        Raises:
+            ValueError: such a prompt whose decoder rows this readout does not hold (errors.md 185).
+        """
+        prompt = as_prompt(prompt)
+        held = decoder_rows(prompt, self.model.kind)
+        if held is not None and (self.decoder_prompt is None or not np.array_equal(held, self.decoder_prompt)):
+            raise ValueError(
+                f"prompt '{prompt.source}' (task {prompt.metadata.get('task_id')}) is a seq2seq multitask prompt whose "
+                "decoder rows this readout does not hold; build it for this prompt: Readout.for_prompt(prompt, ...)"
+            )
+        return prompt
 
     def key(self) -> dict[str, Any]:
         """Everything a reading's result depends on besides the prompt: the model, the task, the data (for cache

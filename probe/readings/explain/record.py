@@ -9,7 +9,7 @@ from typing import Any
 
 from probe.core.io import atomic_write_text
 from probe.core.models import canonical_name
-from probe.core.softprompt import SoftPrompt, as_prompt
+from probe.core.softprompt import SoftPrompt
 from probe.formats.explain_record import ExplainRecord, explain_path
 from probe.formats.hard_prompt import save_hard_prompt
 from probe.readings.explain.ablation import importance
@@ -67,7 +67,7 @@ def explain(
         from probe.readings.explain.attribution import check_occlusion_budget
 
         check_occlusion_budget(readout.splits.test.texts[:attribution_texts])
-    prompt = as_prompt(prompt)
+    prompt = readout.prompt_of(prompt)
     prefix = prompt.vectors.shape[1] != readout.model.dim  # a flat prefix: no input tokens to search or lens
     settings: dict[str, Any] = {"hard_steps": hard_steps, "lens_tokens": lens_tokens, "lens_texts": lens_texts}
     settings |= {"attribution_texts": attribution_texts, "trigger_tokens": trigger_tokens, "hard_method": hard_method}

@@ -11,7 +11,6 @@ import numpy as np
 
 from probe.core.names import CLASSIFICATION
 from probe.core.progress import progress_bar
-from probe.core.softprompt import as_prompt
 from probe.core.tokens import text_list
 from probe.formats.effects import Effects
 from probe.readings.explain.contrast import aggregate, loss_label, minus_loss, probabilities, zero_shot_probabilities
@@ -94,7 +93,7 @@ def trigger_scan(
         raise ValueError(f"tokens is {tokens!r}; expected a positive number of tokens to scan")
     include = text_list(include, "include")  # the arguments first, before the readout is used
     given = text_list(texts, "texts") if texts is not None else None
-    vectors = as_prompt(prompt).vectors
+    vectors = readout.prompt_of(prompt).vectors
     if readout.objective != CLASSIFICATION and given is not None:
         raise ValueError(
             f"the trigger scan under the objective {readout.objective!r} reads each text against its own "
