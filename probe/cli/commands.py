@@ -201,6 +201,7 @@ class Compare(Command):
     out: str | None = option(None, "write to this file instead of stdout")
     task_a: int | None = option(None, "a multitask prompt's task for A (the same adapter twice compares two tasks)")
     task_b: int | None = option(None, "a multitask prompt's task for B")
+    role: Literal["encoder", "decoder"] | None = option(None, "which half of seq2seq adapters, for A and B alike")
     budget_gb: float | None = budget_gb_option()
 
     def run(self) -> int:
@@ -208,7 +209,8 @@ class Compare(Command):
         from probe.core.models import load_model
         from probe.readings.compare import compare_prompts
 
-        a, b = _load_for_compare(self.a, self.task_a, "--task-a"), _load_for_compare(self.b, self.task_b, "--task-b")
+        a = _load_for_compare(self.a, self.task_a, "--task-a", self.role)
+        b = _load_for_compare(self.b, self.task_b, "--task-b", self.role)
         if a.base_model and b.base_model and a.base_model != b.base_model and not self.model:
             raise ValueError(
                 f"'{self.a}' was trained on {a.base_model} and '{self.b}' on {b.base_model}; "
@@ -227,12 +229,12 @@ class Compare(Command):
         return 0
 
 
-def _load_for_compare(path: str, task_id: int | None, option_name: str) -> Any:
+def _load_for_compare(path: str, task_id: int | None, option_name: str, role: Any = None) -> Any:
     """``load_prompt`` whose errors name compare's own task option (``--task-a`` / ``--task-b``)."""
     from probe.formats.prompts import load_prompt
 
     try:
-        return load_prompt(path, task_id=task_id)
+        return load_prompt(path, task_id=task_id, role=role)
     except ValueError as e:
         raise ValueError(str(e).replace("--task-id", option_name)) from None
 

@@ -212,3 +212,23 @@ def test_peft_prompt__a_seq2seq_multitask_prompt_s_decoder_rows_are_held_in_ever
     loose = load_prompt(tmp_path / "adapter" / "adapter_model.safetensors", task_id=0)
     with pytest.raises(ValueError, match="is a loose multitask weights file read with a seq2seq model: PEFT splits"):
         Readout.for_prompt(loose, model, data, target_column="summary")
+
+
+def test_cli__compare_the_decoder_rows_of_two_tasks_of_a_seq2seq_multitask_prompt(
+    tiny_t5_path, tmp_path, perturb, capsys
+):
+    import json
+
+    from probe.cli.parser import main
+
+    _adapter("seq2seq", "MULTITASK_PROMPT_TUNING", tiny_t5_path, tmp_path / "adapter", perturb)
+    folder, tasks = str(tmp_path / "adapter"), ["--task-a", "0", "--task-b", "1", "--model", str(tiny_t5_path)]
+    capsys.readouterr()
+    tables = {}
+    for role in ("encoder", "decoder"):
+        assert main(["compare", folder, folder, *tasks, "--role", role, "--format", "json"]) == 0
+        tables[role] = json.loads(capsys.readouterr().out)
+    a, b = (load_prompt(folder, task_id=t, role="decoder").vectors for t in (0, 1))
+    cosines = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert [row["cosine"] for row in tables["decoder"]] == pytest.approx(cosines.tolist(), abs=1e-5)
+    assert [row["cosine"] for row in tables["encoder"]] != [row["cosine"] for row in tables["decoder"]]
