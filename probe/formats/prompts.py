@@ -99,6 +99,12 @@ def load_prompt(
             roles = [p.role for p in prompts]
             raise ValueError(f"'{path}' has no {role} prompt (it holds roles {roles}); drop role= or use another")
         prompt = chosen[0]
+        if role == "decoder" and prompt.metadata.get("peft_type") in ("PROMPT_TUNING", "P_TUNING"):
+            raise ValueError(
+                f"'{path}' is a seq2seq {prompt.metadata['peft_type']} adapter: PEFT feeds the model its encoder's "
+                "rows only (its decoder rows get no gradient and stay as initialised), so they say nothing: drop "
+                "--role decoder"
+            )
     else:
         prompt = prompts[0]
     if model is not None:
@@ -140,14 +146,13 @@ def decoder_rows(prompt: SoftPrompt, kind: str | None = None) -> np.ndarray | No
     """
     from probe.formats.adapters import is_seq2seq_multitask
 
-    loose = (
-        prompt.metadata.get("peft_type") == "MULTITASK_PROMPT_TUNING" and "num_virtual_tokens" not in prompt.metadata
-    )
+    multitask = prompt.metadata.get("peft_type") == "MULTITASK_PROMPT_TUNING"
+    loose = prompt.metadata.get("loose_peft_weights") or (multitask and "num_virtual_tokens" not in prompt.metadata)
     if loose and kind == "seq2seq":
         raise ValueError(
-            f"prompt '{prompt.source}' is a loose multitask weights file read with a seq2seq model: PEFT splits such a "
-            "prompt's rows between the encoder and the decoder, and only its adapter_config.json says where; load the "
-            "adapter folder"
+            f"prompt '{prompt.source}' is a loose {'multitask ' if multitask else ''}PEFT weights file read with a "
+            "seq2seq model: PEFT keeps such a prompt's encoder rows first and, by default, as many decoder rows after "
+            "them, and only its adapter_config.json says how many; load the adapter folder"
         )
     if not is_seq2seq_multitask(prompt):
         return None

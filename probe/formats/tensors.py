@@ -96,11 +96,11 @@ def _load_safetensors(path: Path, key: str | None) -> list[SoftPrompt]:
     if key is None and any(k in tensors for k in MULTITASK_KEYS):
         return multitask_prompts(tensors, path)  # a loose multitask weights file: per task, never the shared rows alone
     name, tensor = _pick_tensor(tensors, key, path)
-    return [SoftPrompt(vectors=check_vectors(tensor, what=f"{path}[{name}]"), source=str(path))]
+    return [SoftPrompt(vectors=check_vectors(tensor, what=f"{path}[{name}]"), source=str(path), metadata=_loose(name))]
 
 
 def _load_torch_file(path: Path, key: str | None) -> list[SoftPrompt]:
-    obj = _read_torch(path)
+    obj, name = _read_torch(path), None
     if isinstance(obj, torch.Tensor):
         tensor = _plain(obj, f"'{path}'")
     elif isinstance(obj, dict):
@@ -113,7 +113,13 @@ def _load_torch_file(path: Path, key: str | None) -> list[SoftPrompt]:
         tensor = _plain(tensor, f"'{path}'[{name}]")
     else:
         raise TypeError(f"'{path}' holds a {type(obj).__name__}; expected a tensor or a dict of tensors")
-    return [SoftPrompt(vectors=check_vectors(tensor, what=str(path)), source=str(path))]
+    return [SoftPrompt(vectors=check_vectors(tensor, what=str(path)), source=str(path), metadata=_loose(name))]
+
+
+def _loose(name: str | None) -> dict[str, Any]:
+    """A loose file's metadata: whether its tensor is a PEFT adapter's weights, whose rows' split between a seq2seq
+    model's encoder and decoder only the adapter's config records (:func:`probe.formats.prompts.decoder_rows`)."""
+    return {"loose_peft_weights": True} if name == PEFT_PROMPT_KEY else {}
 
 
 def _refuse_compressed_members(path: Path) -> None:

@@ -28,12 +28,14 @@ class Comparison(Result):
         matching: one row per matched pair (position in A, position in B, cosine, top-k Jaccard).
         mean_cosine: mean same-index cosine.
         mean_matched_cosine: mean cosine over the Hungarian matching.
+        lengths: the positions of A and of B (when they differ, the same-position table reads the shorter's).
     """
 
     by_position: pd.DataFrame
     matching: pd.DataFrame
     mean_cosine: float
     mean_matched_cosine: float
+    lengths: tuple[int, int] | None = None
 
     def headline(self) -> str:
         mean, matched = self.mean_cosine, self.mean_matched_cosine
@@ -48,6 +50,7 @@ class Comparison(Result):
         return {
             "mean_cosine": self.mean_cosine,
             "mean_matched_cosine": self.mean_matched_cosine,
+            **({"lengths": list(self.lengths)} if self.lengths else {}),
             "by_position": self.by_position.to_dict("records"),
             "matching": self.matching.to_dict("records"),
         }
@@ -58,7 +61,7 @@ class Comparison(Result):
             [
                 f"mean cosine by position {self.mean_cosine:.3f}; "
                 f"after matching positions {self.mean_matched_cosine:.3f}",
-                "",
+                *([self._lengths_line(), ""] if self.lengths and self.lengths[0] != self.lengths[1] else [""]),
                 "## Same position",
                 "",
                 self.by_position.to_markdown(index=False, floatfmt=".3f"),
@@ -68,6 +71,13 @@ class Comparison(Result):
                 self.matching.to_markdown(index=False, floatfmt=".3f"),
                 "",
             ]
+        )
+
+    def _lengths_line(self) -> str:
+        a, b = self.lengths or (0, 0)
+        return (
+            f"A has {a} positions and B {b}: the same-position table reads the first {min(a, b)} of each; the "
+            "matching pairs each of the shorter's with one of the longer's."
         )
 
 
@@ -133,4 +143,5 @@ def compare_prompts(
             "top1_b": [name(t) for t in ids_b[cols, 0]],
         }
     )
-    return Comparison(by_position, matching, float(by_position["cosine"].mean()), float(matching["cosine"].mean()))
+    means = float(by_position["cosine"].mean()), float(matching["cosine"].mean())
+    return Comparison(by_position, matching, *means, lengths=(a.length, b.length))

@@ -210,8 +210,41 @@ def test_peft_prompt__a_seq2seq_multitask_prompt_s_decoder_rows_are_held_in_ever
     with pytest.raises(ValueError, match=r"\(task 0\) is a seq2seq multitask prompt whose decoder rows this readout"):
         importance(prompts[0], plain, bootstrap=10)
     loose = load_prompt(tmp_path / "adapter" / "adapter_model.safetensors", task_id=0)
-    with pytest.raises(ValueError, match="is a loose multitask weights file read with a seq2seq model: PEFT splits"):
+    with pytest.raises(
+        ValueError, match="is a loose multitask PEFT weights file read with a seq2seq model: PEFT keeps"
+    ):
         Readout.for_prompt(loose, model, data, target_column="summary")
+
+
+def test_peft_prompt__a_loose_seq2seq_prompt_file_is_refused_and_explain_names_the_task(
+    tiny_t5_path, tmp_path, perturb, capsys
+):
+    """A loose PEFT weights file records no split between a seq2seq model's encoder and decoder rows (PEFT keeps 2n
+    rows by default): reading all of them before the encoder would be silently wrong. ``probe explain`` of a
+    multitask prompt says which task it read."""
+    import csv
+    import json
+
+    from probe.cli.parser import main
+
+    model = load_model(tiny_t5_path, device="cpu")
+    _adapter("seq2seq", "P_TUNING", tiny_t5_path, tmp_path / "ptuning", perturb)
+    data = from_rows(ROWS, source="<rows>", target_column="summary")
+    loose = load_prompt(tmp_path / "ptuning" / "adapter_model.safetensors")
+    with pytest.raises(ValueError, match="is a loose PEFT weights file read with a seq2seq model: PEFT keeps"):
+        Readout.for_prompt(loose, model, data, target_column="summary")
+    _adapter("seq2seq", "MULTITASK_PROMPT_TUNING", tiny_t5_path, tmp_path / "multi", perturb)
+    with (tmp_path / "rows.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["text", "summary"])
+        writer.writeheader()
+        writer.writerows(ROWS)
+    args = ["explain", str(tmp_path / "multi"), "--task-id", "1", "--model", str(tiny_t5_path)]
+    args += ["--data", str(tmp_path / "rows.csv"), "--target-column", "summary", "--hard-steps", "2"]
+    args += ["--lens-texts", "2", "--lens-tokens", "50", "--bootstrap", "20", "--no-progress", "--format", "json"]
+    capsys.readouterr()
+    assert main(args) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["source"].endswith("multi [task 1]") and record["importance"]["task"] == "target+decoder-rows"
 
 
 def test_cli__compare_the_decoder_rows_of_two_tasks_of_a_seq2seq_multitask_prompt(

@@ -54,7 +54,18 @@ def test_load_prompts__peft_seq2seq_adapter_has_encoder_and_decoder(tiny_t5_path
     assert (encoder.role, decoder.role) == ("encoder", "decoder")
     np.testing.assert_array_equal(encoder.vectors, weight[:3].numpy())
     np.testing.assert_array_equal(decoder.vectors, weight[3:].numpy())
-    np.testing.assert_array_equal(load_prompt(tmp_path, role="decoder").vectors, weight[3:].numpy())
+    with pytest.raises(ValueError, match="seq2seq PROMPT_TUNING adapter: PEFT feeds the model its encoder's rows only"):
+        load_prompt(tmp_path, role="decoder")
+    from peft import PeftModel
+
+    peft = PeftModel.from_pretrained(AutoModelForSeq2SeqLM.from_pretrained(tiny_t5_path), tmp_path).eval()
+    ids, labels = torch.tensor([[5, 17, 42, 1]]), torch.tensor([[8, 9, 1]])
+    with torch.no_grad():
+        before = peft(input_ids=ids, labels=labels).logits
+        peft.prompt_encoder["default"].embedding.weight[3:] += 5.0
+        assert torch.equal(before, peft(input_ids=ids, labels=labels).logits)  # why: PEFT never feeds those rows
+        peft.prompt_encoder["default"].embedding.weight[:3] += 5.0
+        assert not torch.allclose(before, peft(input_ids=ids, labels=labels).logits)  # the encoder's rows it does
 
 
 def test_load_prompt__peft_bin_adapter(tmp_path):

@@ -28,7 +28,15 @@ def test_compare__identical_prompts(default_index):
     result = compare_prompts(SoftPrompt(a, "a"), SoftPrompt(a.copy(), "b"), default_index)
     assert result.mean_cosine == pytest.approx(1.0, abs=1e-6)
     assert (result.by_position["jaccard_topk"] == 1.0).all()
-    assert "Hungarian" in result.to_markdown()
+    assert "Hungarian" in result.to_markdown() and "A has" not in result.to_markdown()
+
+
+def test_compare__prompts_of_different_lengths_say_what_was_compared(default_index):
+    a = np.random.default_rng(2).normal(size=(3, 384)).astype(np.float32)
+    b = np.concatenate([a, np.random.default_rng(3).normal(size=(3, 384)).astype(np.float32)])
+    result = compare_prompts(SoftPrompt(a, "a"), SoftPrompt(b, "b"), default_index)
+    assert len(result.by_position) == 3 and result.to_dict()["lengths"] == [3, 6]
+    assert "A has 3 positions and B 6: the same-position table reads the first 3 of each" in result.to_markdown()
 
 
 def test_compare__different_dims(default_index):

@@ -41,7 +41,7 @@ def explain(
     Args:
         prompt: the soft prompt (a run's snapshot, or a loaded file).
         readout: the model, data and task settings (:class:`Readout`).
-        source: what the record says was measured (default: the prompt's source).
+        source: what the record says was measured (default: the prompt's source); a multitask prompt's task is added.
         hard_steps: steps of the hard-prompt search.
         lens_tokens / lens_texts: the layer lens's contextual vocabulary size and the test texts it averages over.
         bootstrap: resamples of the importance intervals.
@@ -91,7 +91,8 @@ def explain(
     return ExplainRecord(
         attribution=attribution,
         triggers=triggers,
-        source=source or prompt.source,
+        source=(source or prompt.source)
+        + (f" [task {prompt.metadata['task_id']}]" if "task_id" in prompt.metadata else ""),
         step=prompt.step,
         model=canonical_name(readout.model.name),
         importance=imp,
