@@ -91,8 +91,7 @@ def explain(
     return ExplainRecord(
         attribution=attribution,
         triggers=triggers,
-        source=(source or prompt.source)
-        + (f" [task {prompt.metadata['task_id']}]" if "task_id" in prompt.metadata else ""),
+        source=_measured(source or prompt.source, prompt),
         step=prompt.step,
         model=canonical_name(readout.model.name),
         importance=imp,
@@ -191,3 +190,8 @@ def estimate_seconds(
     passes += rows_scored(readout, attribution_texts, trigger_tokens)
     vocabulary = vocabulary_seconds(readout.model, readout.index, tokens=lens_tokens)
     return passes * per_row + hard_steps * step + vocabulary
+
+
+def _measured(source: str, prompt: SoftPrompt) -> str:
+    """What a record says was measured: ``source``, and a multitask prompt's task."""
+    return source + (f" [task {prompt.metadata['task_id']}]" if "task_id" in prompt.metadata else "")
