@@ -77,6 +77,10 @@ class PromptCommand(Command):
             return run, run.snapshot(self.step) if self.step is not None else run.latest_prompt()
         if self.data is None:
             raise ValueError(f"'{self.target}' is a prompt, not a run: give its task's data with --data FILE")
+        if self.step is not None:
+            raise ValueError(
+                f"--step picks a snapshot of a run or a folder of checkpoints; '{self.target}' is one prompt"
+            )
         return None, load_prompt(self.target, task_id=self.task_id)
 
     def _prefix(self) -> Any:
@@ -93,8 +97,12 @@ class PromptCommand(Command):
 
         if self.data is None:
             raise ValueError(f"'{self.target}' is a prefix, not a run: give its task's data with --data FILE")
+        if self.task_id is not None:
+            raise ValueError(f"'{self.target}' is a prefix, which has no tasks: drop --task-id")
         steps = prefix_steps(self.target)
         if not steps:
+            if self.step is not None:
+                raise ValueError(f"--step picks a checkpoint of a folder of them; '{self.target}' is one prefix")
             return as_prompt(load_prefix(self.target))
         step = max(steps) if self.step is None else self.step
         if step not in steps:

@@ -86,8 +86,8 @@ def drift_prefix(command: Any) -> int:
     """``probe drift FOLDER`` on a folder of prefix checkpoints: a row per step, layer and part.
 
     Raises:
-        ValueError: a --step before every checkpoint, or what :func:`probe.readings.prefix_drift.prefix_drift`
-            refuses.
+        ValueError: --task-id or --summary (a prefix has neither), a --step before every checkpoint, or what
+            :func:`probe.readings.prefix_drift.prefix_drift` refuses.
     """
     from probe.cli.options import table_text
     from probe.core.models import load_model
@@ -95,6 +95,12 @@ def drift_prefix(command: Any) -> int:
     from probe.formats.prefix import load_prefix, prefix_steps
     from probe.readings.prefix_drift import prefix_drift
 
+    given = ["--task-id"] * (command.task_id is not None) + ["--summary"] * bool(command.summary_only)
+    if given:
+        raise ValueError(
+            f"'{command.run_path}' holds prefix checkpoints, which have no tasks and one table (a row per step, layer "
+            f"and part): drop {' and '.join(given)}"
+        )
     found = prefix_steps(command.run_path)
     steps = [s for s in found if command.step is None or s <= command.step]
     if not steps:

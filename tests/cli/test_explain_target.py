@@ -52,3 +52,11 @@ def test_cli_explain__a_missing_target_column_is_one_line(tiny_gpt2_path, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no target column 'answer'; it has ['summary', 'text']" in err[0]
     assert "--target-column" in err[0]
+
+
+def test_cli_explain__a_step_given_for_one_prompt_is_one_line(tiny_gpt2_path, tmp_path, capsys):
+    data, prompt = _files(tmp_path, 32)
+    args = ["explain", str(prompt), "--model", str(tiny_gpt2_path), "--data", str(data), "--target-column", "summary"]
+    assert main([*args, "--step", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--step picks a snapshot of a run or a folder of checkpoints" in err[0], err

@@ -154,6 +154,10 @@ def test_prefix_explain_cli__reports_the_model_s_own_accuracy_and_refuses_what_a
         assert main([*args, *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0] and "a prefix has none" in err[0], err
+    for extra, said in ((["--task-id", "0"], "which has no tasks: drop --task-id"), (["--step", "3"], "is one prefix")):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0], err
     assert main(["harden", str(folder), "--data", "topics"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "PREFIX_TUNING adapter" in err[0] and "probe explain --data" in err[0], err

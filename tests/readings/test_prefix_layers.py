@@ -239,6 +239,7 @@ def test_cli__drift_on_prefix_checkpoints_prints_a_row_per_step_layer_and_part(t
     for extra, message in [
         (["--layer", "3"], "layer is 3; the prefix has 2 layers"),
         (["--step", "-1"], "has no prefix checkpoint at or before step -1"),
+        (["--task-id", "0", "--summary"], "which have no tasks and one table (a row per step, layer and part): drop "),
     ]:
         assert main(["drift", folder, "--model", str(tiny_gpt2_path), *extra]) == 2
         err = capsys.readouterr().err.strip()
