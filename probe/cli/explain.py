@@ -293,6 +293,11 @@ class Explain(PromptCommand):
         from probe.tasks.base import prefix_width
 
         if prompt.metadata.get("peft_type") not in KV_KINDS:
+            if prompt.dim == prefix_width(model) != model.dim:  # a prefix's weights alone say nothing of its layout
+                raise ValueError(
+                    f"'{prompt.source}' has a prefix's width ({prompt.dim}: layers x 2 x token_dim of model "
+                    f"'{model.name}') but no adapter config: give the prefix's adapter folder"
+                )
             prompt.check_dim(model.dim, model.name)
             return 0
         if prompt.dim != prefix_width(model):

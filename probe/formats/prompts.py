@@ -97,7 +97,9 @@ def load_prompt(
         chosen = [p for p in prompts if p.role == role]
         if not chosen:
             roles = [p.role for p in prompts]
-            raise ValueError(f"'{path}' has no {role} prompt (it holds roles {roles}); drop role= or use another")
+            raise ValueError(
+                f"'{path}' has no {role} prompt (it holds roles {roles}); drop --role (role=) or pick another"
+            )
         prompt = chosen[0]
         if role == "decoder" and prompt.metadata.get("peft_type") in ("PROMPT_TUNING", "P_TUNING"):
             raise ValueError(

@@ -158,6 +158,17 @@ def test_prefix_explain_cli__reports_the_model_s_own_accuracy_and_refuses_what_a
         assert main([*args, *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0], err
+    loose = [
+        "explain",
+        str(folder / "adapter_model.safetensors"),
+        "--data",
+        "topics",
+        "--model",
+        str(tiny_bert.location),
+    ]
+    assert main(loose) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has a prefix's width" in err[0] and "give the prefix's adapter folder" in err[0], err
     assert main(["harden", str(folder), "--data", "topics"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "PREFIX_TUNING adapter" in err[0] and "probe explain --data" in err[0], err

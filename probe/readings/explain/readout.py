@@ -110,7 +110,7 @@ class Readout:
         if self.decoder_prompt is not None and (self.form != "generate" or self.model.kind != "seq2seq"):
             raise ValueError(  # errors.md 185
                 f"a seq2seq multitask prompt's decoder rows are put before the decoder's input by probe's own seq2seq "
-                f"tasks; this readout is {self.model.kind} with task {self.task_name}: drop score=/loss=/task=/head"
+                f"tasks; this readout is {self.model.kind} with task {self.task_name}: drop --loss (score=/loss=/task=)"
             )
         if self.head is not None and self.head.classes != len(self.labels):
             raise ValueError(
