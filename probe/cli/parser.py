@@ -181,6 +181,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_unknown(parser: argparse.ArgumentParser, command: str | None, extra: list[str]) -> NoReturn:
+    """Arguments no parser took, said by the subcommand's own parser (its name; its options for a "did you mean"),
+    naming the commands an option belongs to when it is another command's."""
+    commands: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands = action.choices
+    own = commands.get(command) if command else None
+    if own is None:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    options = {word.split("=")[0] for word in extra if word.startswith("-")}
+    elsewhere = [f"probe {name}" for name, sub in commands.items() if options & set(_options(sub))]
+    if not elsewhere:
+        own.error(f"unrecognized arguments: {' '.join(extra)}")
+    own.exit(
+        2,
+        f"{own.prog}: error: {', '.join(sorted(options))} is an option of {', '.join(elsewhere)}, not of {own.prog}\n",
+    )
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    return [option for action in parser._actions for option in action.option_strings]
+
+
 def _version() -> str:
     from probe import __version__
 
@@ -201,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import threading
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _refuse_unknown(parser, args.command, extra)
     if args.command is None:
         parser.print_help()
         return 2

@@ -48,6 +48,11 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     """
     expect_path(path, "run", "a run folder's path")
     p = Path(path).expanduser()
+    if p.is_file():
+        raise FileNotFoundError(
+            f"'{path}' is a file; a run is a folder (probe's own, a Trainer's output with checkpoint-N/ adapters, or a "
+            "folder of snapshots): give the folder, or read one prompt file with probe report"
+        )
     if not p.is_dir():
         raise FileNotFoundError(f"run folder '{path}' does not exist")
     if (p / MANIFEST).is_file():  # probe's own, even when corrupt: say what is wrong with it

@@ -117,6 +117,24 @@ def test_report__bad_k_is_an_argparse_error(capsys):
     assert "expected a positive integer, got 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["drift", ".", "--role", "decoder"],
+            "probe drift: error: --role is an option of probe report, probe compare, ",
+        ),
+        (["report", "x.npy", "--lenght", "3"], "probe report: error: unrecognized arguments: --lenght 3"),
+        (["--bogus"], "probe: error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_cli__an_unknown_argument_is_named_by_its_command(capsys, argv, said):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith(said), err
+
+
 @pytest.mark.slow
 def test_cli__debug_shows_the_traceback(tmp_path):
     np.save(tmp_path / "p.npy", np.ones((3, 768), np.float32))

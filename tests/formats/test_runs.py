@@ -65,6 +65,11 @@ def test_load_run__missing(tmp_path):
     with pytest.raises(ValueError, match="not a run folder in any layout probe reads. Accepted layouts: probe: "):
         load_run(tmp_path)
     assert not is_run_folder(tmp_path)
+    (tmp_path / "prompt.npy").write_bytes(b"")
+    with pytest.raises(
+        FileNotFoundError, match="is a file; a run is a folder .*read one prompt file with probe report"
+    ):
+        load_run(tmp_path / "prompt.npy")
 
 
 def test_run__missing_and_corrupt_snapshots(tmp_path):
