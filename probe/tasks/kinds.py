@@ -216,11 +216,11 @@ class Seq2SeqTask(_GenerativeTask):
         are held, so what is measured is what the encoder's prompt adds to them)."""
         if self.decoder_prompt is None:
             return {"labels": target}
-        config, table = self.model.model.config, self.model.model.get_input_embeddings()
-        start = torch.full_like(target[:, :1], int(config.decoder_start_token_id))
-        shifted = torch.cat([start, target[:, :-1]], 1)
-        shifted = shifted.masked_fill(shifted == -100, int(config.pad_token_id))
-        tokens = table(shifted)
+        from peft.utils import shift_tokens_right  # the very shift PEFT's seq2seq forward applies
+
+        config = self.model.model.config
+        shifted = shift_tokens_right(target, int(config.pad_token_id), int(config.decoder_start_token_id))
+        tokens = self.model.model.get_input_embeddings()(shifted)
         rows = torch.as_tensor(self.decoder_prompt, device=tokens.device, dtype=tokens.dtype)
         embeds = torch.cat([rows.expand(len(target), -1, -1), tokens], 1)
         return {"decoder_inputs_embeds": embeds}

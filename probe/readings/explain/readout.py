@@ -314,7 +314,7 @@ class Readout:
             ValueError: such a prompt whose decoder rows this readout does not hold (errors.md 185).
         """
         prompt = as_prompt(prompt)
-        held = decoder_rows(prompt, self.model.kind)
+        held = decoder_rows(prompt, self.model.kind)  # re-read from the adapter, for a seq2seq multitask prompt only
         if held is not None and (self.decoder_prompt is None or not np.array_equal(held, self.decoder_prompt)):
             raise ValueError(
                 f"prompt '{prompt.source}' (task {prompt.metadata.get('task_id')}) is a seq2seq multitask prompt whose "
