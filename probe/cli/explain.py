@@ -128,6 +128,32 @@ class PromptCommand(Command):
         return str(path)
 
     def _readout(self, run: Any, prompt: Any, model: Any) -> Any:
+        readout = self._readout_of(run, prompt, model)
+        self._check_task(run, prompt, readout)
+        return readout
+
+    def _check_task(self, run: Any, prompt: Any, readout: Any) -> None:
+        """Refuse a ``--task`` the readout does not run (errors.md 194): a run's or a PEFT adapter's recorded task
+        is the task, and a causal or seq2seq model has one form (it was taken without a word)."""
+        from probe.formats.files import PEFT_FORMS, recorded_task_type
+
+        task_type = recorded_task_type(prompt) if run is None else None
+        recorded = PEFT_FORMS.get(task_type or "")
+        if self.task is None or (self.task == readout.form and recorded in (None, "cosine", readout.form)):
+            return
+        if readout.form == "custom":
+            return  # --loss or --target-column say the objective; --task names the form it is read with
+        if run is not None:
+            why = "the task its run was trained with"
+        elif recorded is not None:
+            why = f"the task its PEFT {task_type} adapter was trained on"
+        else:
+            why = f"a {readout.model.kind} model's one task: each label as the continuation"
+        raise ValueError(
+            f"--task {self.task}: '{self.target}' is read under {recorded or readout.form} ({why}); drop --task"
+        )
+
+    def _readout_of(self, run: Any, prompt: Any, model: Any) -> Any:
         from probe.core.frames import as_splits
         from probe.readings.explain import Readout
 
@@ -190,7 +216,9 @@ class Explain(PromptCommand):
         "how the hard prompt is found: pez (projected gradient, default) or search (exact coordinate search, the "
         "soft prompt as teacher; about 2x the time: probe harden has its settings)",
     )
-    lens_tokens: int = option(10_000, "tokens in the layer lens's contextual vocabulary (default 10000)", positive=True)
+    lens_tokens: int | None = option(
+        None, "tokens in the layer lens's contextual vocabulary (default 10000)", positive=True
+    )
     lens_texts: int | None = option(
         None, "test texts the layer lens averages hidden states over (default 32; --full: 128)", positive=True
     )
@@ -231,21 +259,21 @@ class Explain(PromptCommand):
         readout = self._readout(run, prompt, model)
         check_counts(readout, self.attribution, self.triggers)  # before the estimate's passes
         check_method(self.hard_method, readout)
-        hard_steps, lens_texts = self.sizes()
+        (hard_steps, lens_texts), lens_tokens = self.sizes(), self.lens_tokens or 10_000
         if prefix:  # its per-layer reference instead of the lens's vocabulary
             from probe.readings.prefix import reference_bytes
 
             memory = reference_bytes(model, prefix)
             what, held, less = "per-layer prefix reference", "the prefix's per-layer reference", ""
         else:
-            memory = vocabulary_bytes(readout.model, tokens=self.lens_tokens)
+            memory = vocabulary_bytes(readout.model, tokens=lens_tokens)
             what, held, less = "layer lens", "the lens's vocabulary", "read fewer --lens-tokens"
         check_memory(memory, f"probe explain's {what}", gb=self.budget_gb, less=less)
         seconds = estimate_seconds(
             readout,
             prompt.length,
             hard_steps=hard_steps,
-            lens_tokens=self.lens_tokens,
+            lens_tokens=lens_tokens,
             lens_texts=lens_texts,
             attribution_texts=self.attribution,
             trigger_tokens=self.triggers,
@@ -267,7 +295,7 @@ class Explain(PromptCommand):
             readout,
             source=str(self.target),
             hard_steps=hard_steps,
-            lens_tokens=self.lens_tokens,
+            lens_tokens=lens_tokens,
             lens_texts=lens_texts,
             bootstrap=self.bootstrap,
             seed=self.seed,
@@ -305,7 +333,11 @@ class Explain(PromptCommand):
                 f"prefix '{prompt.source}' has width {prompt.dim} (layers x 2 x token_dim); model '{model.name}' takes "
                 f"a prefix of width {prefix_width(model)}: read it with the model it was trained on (--model)"
             )
-        given = [f"--{n.replace('_', '-')}" for n in ("hard_steps", "lens_texts") if getattr(self, n) is not None]
+        given = [
+            f"--{n.replace('_', '-')}"
+            for n in ("hard_steps", "lens_texts", "lens_tokens")
+            if getattr(self, n) is not None
+        ]
         given += ["--hard-method search"] if self.hard_method != "pez" else []
         if given:
             raise ValueError(

@@ -97,6 +97,11 @@ def load_prompt(
         chosen = [p for p in prompts if p.role == role]
         if not chosen:
             roles = [p.role for p in prompts]
+            if role == "decoder" and prompts[0].metadata.get("run"):  # errors.md 192
+                raise ValueError(
+                    f"'{path}' is read as a run of its checkpoints, which keeps each one's encoder rows; read a "
+                    "checkpoint's decoder rows from its own folder (probe report FOLDER/checkpoint-N --role decoder)"
+                )
             raise ValueError(
                 f"'{path}' has no {role} prompt (it holds roles {roles}); drop --role (role=) or pick another"
             )

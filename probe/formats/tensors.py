@@ -229,8 +229,15 @@ def multitask_prompts(
             f"'{path}': a multitask prompt's tensors {shapes} do not fit: expected [n, d], [T, n, r], [T, r, d]"
         )
     n = (metadata or {}).get("num_virtual_tokens", shared.shape[0])
+    parts = (metadata or {}).get("num_transformer_submodules") or (2 if shared.shape[0] == 2 * n else 1)
+    if shared.shape[0] != n * parts or parts > 2:  # errors.md 193: PEFT refuses such an adapter too
+        raise ValueError(
+            f"'{path}': a multitask prompt's {PEFT_PROMPT_KEY} has {shared.shape[0]} rows, but its config says "
+            f"num_virtual_tokens={n} x num_transformer_submodules={parts}; expected 1 (encoder or decoder-only "
+            "model) or 2 (seq2seq) x num_virtual_tokens rows: give the adapter's own config"
+        )
     halves: list[tuple[Role | None, slice]] = [(None, slice(0, n))]
-    if shared.shape[0] == 2 * n:  # seq2seq: the first n rows go before the encoder's input, the others the decoder's
+    if parts == 2:  # seq2seq: the first n rows go before the encoder's input, the others the decoder's
         halves = [("encoder", slice(0, n)), ("decoder", slice(n, 2 * n))]
     prompts = []
     for task in range(cols.shape[0]):

@@ -266,3 +266,63 @@ def test_cli__compare_the_decoder_rows_of_two_tasks_of_a_seq2seq_multitask_promp
     cosines = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert [row["cosine"] for row in tables["decoder"]] == pytest.approx(cosines.tolist(), abs=1e-5)
     assert [row["cosine"] for row in tables["encoder"]] != [row["cosine"] for row in tables["decoder"]]
+
+
+def test_peft_prompt__a_task_form_the_model_or_adapter_does_not_run_is_one_line(
+    tiny_gpt2_path, tmp_path, perturb, capsys
+):
+    """``probe explain --task cosine|verbaliser`` with a causal model, or any --task but the one a PEFT adapter
+    records, was taken as the readout's own task without a word (errors.md 194); the Python API keeps reading an
+    encoder form as 'generate' on such a model (users' scripts pass one form for every model)."""
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from probe.cli.parser import main
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_gpt2_path)
+    peft_model = get_peft_model(base, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
+    perturb(peft_model, seed=3)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    np.save(tmp_path / "prompt.npy", load_prompt(tmp_path / "adapter").vectors)
+    model = load_model(tiny_gpt2_path, device="cpu")
+    assert Readout.for_prompt(load_prompt(tmp_path / "adapter"), model, "feelings", form="cosine").form == "generate"
+    capsys.readouterr()
+    base_args = ["--model", str(tiny_gpt2_path), "--data", "feelings", "--test-size", "4"]
+    cases = [
+        (["adapter", "--task", "verbaliser"], "is read under generate (the task its PEFT CAUSAL_LM adapter was"),
+        (["prompt.npy", "--task", "cosine"], "is read under generate (a causal model's one task: each label as"),
+    ]
+    for (target, *task), said in cases:
+        assert main(["harden", str(tmp_path / target), *base_args, *task]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0] and err[0].endswith("drop --task"), err
+
+
+def test_peft_prompt__a_misfit_multitask_config_is_refused_and_a_checkpoint_folder_names_its_decoder_rows(
+    tiny_t5_path, tmp_path, perturb, capsys
+):
+    """A T5 multitask adapter of 2n rows whose config says one submodule was read (PEFT refuses it: errors.md 193);
+    a folder of its checkpoints is read as a run of the encoder rows, and ``--role decoder`` there names the
+    checkpoint folder to read instead (errors.md 192)."""
+    import json
+    import shutil
+
+    from probe.cli.parser import main
+
+    _adapter("seq2seq", "MULTITASK_PROMPT_TUNING", tiny_t5_path, tmp_path / "adapter", perturb)
+    for step in (2, 4):
+        shutil.copytree(tmp_path / "adapter", tmp_path / "run" / f"checkpoint-{step}")
+    decoder = load_prompt(tmp_path / "run" / "checkpoint-4", task_id=0, role="decoder")
+    assert decoder.role == "decoder" and decoder.length == 3
+    with pytest.raises(ValueError, match=r"read as a run of its checkpoints.*FOLDER/checkpoint-N --role decoder"):
+        load_prompt(tmp_path / "run", task_id=0, role="decoder")
+    assert load_prompt(tmp_path / "run", task_id=0, role="encoder").step == 4
+    config_path = tmp_path / "adapter" / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "num_transformer_submodules": 1}))
+    with pytest.raises(ValueError, match=r"has 6 rows, but its config says num_virtual_tokens=3 x num_transformer_sub"):
+        load_prompt(tmp_path / "adapter", task_id=0)
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "adapter"), "--task-id", "0", "--model", str(tiny_t5_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "num_transformer_submodules=1" in err[0], err

@@ -150,7 +150,8 @@ def test_prefix_explain_cli__reports_the_model_s_own_accuracy_and_refuses_what_a
     logits = _own_logits(peft_model, tiny_bert, readout.splits.test.texts)
     own = float((logits.argmax(-1) == torch.tensor(readout.splits.test.targets)).float().mean())
     assert data["soft_accuracy"] == pytest.approx(own) and data["hard_prompt"] is None and data["lens"] is None
-    for extra, said in ((["--hard-method", "search"], "--hard-method search"), (["--hard-steps", "5"], "--hard-steps")):
+    refused = [(["--hard-method", "search"], "--hard-method search"), (["--hard-steps", "5"], "--hard-steps")]
+    for extra, said in [*refused, (["--lens-tokens", "50"], "--lens-tokens")]:
         assert main([*args, *extra]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and said in err[0] and "a prefix has none" in err[0], err
