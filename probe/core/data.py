@@ -297,7 +297,14 @@ def split_data(data: LabelledData, *, test_fraction: float = 0.25, seed: int = 0
     """
     import random
 
-    if data.splits is not None and {"train", "test"} <= set(data.splits):
+    if data.splits is not None and not {"train", "test"} <= set(data.splits):  # errors.md 196
+        found = sorted(set(map(str, data.splits)))
+        raise ValueError(
+            f"data '{data.source}' has a split column with the values {found[:6]}; expected rows marked 'train' and "
+            "'test' (others, such as 'dev', are left out): name its held-out rows 'test', or drop the column for a "
+            "seeded split"
+        )
+    if data.splits is not None:
         train = data.subset([i for i, s in enumerate(data.splits) if s == "train"], f"{data.source}:train")
         present = sorted(set(train.labels))
         if len(present) < 2 and data.target_texts is None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from pathlib import Path
 from typing import Any
 
-from probe.core.io import dumps
+from probe.core.io import atomic_write_text, dumps
 
 
 class Result:
@@ -31,7 +33,7 @@ class Result:
 
     def to_json(self, indent: int | None = 2) -> str:
         """:meth:`to_dict` as strict JSON (NaN as null)."""
-        return dumps(self.to_dict(), indent=indent)
+        return dumps(self.to_dict(), indent=json_indent(indent))
 
     def to_csv(self) -> str:
         """:meth:`to_dataframe` as CSV text."""
@@ -41,11 +43,40 @@ class Result:
         """A readable markdown rendering (by default, :meth:`to_dataframe` as a table)."""
         return str(self.to_dataframe().to_markdown(index=False, floatfmt=".3f"))
 
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the result to ``path`` as its suffix says (``.json``, ``.csv``, ``.md``), atomically; the path.
+
+        Raises:
+            ValueError: another suffix.
+        """
+        target = Path(path)
+        export = {".json": self.to_json, ".csv": self.to_csv, ".md": self.to_markdown}.get(target.suffix.lower())
+        if export is None:
+            raise ValueError(f"save({str(path)!r}): expected a file ending in .json, .csv or .md (the format to write)")
+        text = export()
+        atomic_write_text(target, text if text.endswith("\n") else text + "\n")
+        return target
+
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.headline()})"
+
+
+def json_indent(indent: Any) -> int | None:
+    """``indent`` checked: ``to_json``'s argument is the indent, not a file (a path there was taken as the indent
+    string, and no file written).
+
+    Raises:
+        TypeError: anything but a whole number or None.
+    """
+    if indent is None or (isinstance(indent, int) and not isinstance(indent, bool)):
+        return indent
+    raise TypeError(
+        f"to_json(indent) takes the indent (a whole number or None) and returns the text; given {indent!r}. To write "
+        "a file: result.save('report.json') (.json, .csv or .md)"
+    )
 
 
 def shown(value: Any, spec: str = ".3f") -> str:

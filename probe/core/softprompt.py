@@ -80,17 +80,48 @@ def as_prompt(prompt: Any) -> SoftPrompt:
     """
     if isinstance(prompt, SoftPrompt):
         return prompt
-    encoder = getattr(prompt, "prompt_encoder", None)
-    if encoder is not None and hasattr(prompt, "active_adapter"):
-        weight = encoder[prompt.active_adapter].embedding.weight
+    if getattr(prompt, "prompt_encoder", None) is not None and hasattr(prompt, "active_adapter"):
         config = prompt.peft_config[prompt.active_adapter]
         base = getattr(config, "base_model_name_or_path", None)
+        role: Role | None = "encoder" if (getattr(config, "num_transformer_submodules", None) or 1) > 1 else None
         return SoftPrompt(
-            vectors=weight, source=f"<{type(prompt).__name__}>", base_model=base, metadata=config.to_dict()
+            vectors=live_vectors(prompt),
+            source=f"<{type(prompt).__name__}>",
+            base_model=base,
+            metadata=config.to_dict(),
+            role=role,
         )
     if callable(getattr(prompt, "flat", None)) and hasattr(prompt, "kv"):  # a prefix: PEFT's flat keys and values
         return SoftPrompt(prompt.flat(), source=prompt.source, base_model=prompt.base_model, metadata=prompt.metadata)
     return SoftPrompt(vectors=check_vectors(prompt), source="<array>")
+
+
+def live_vectors(peft_model: Any) -> np.ndarray:
+    """float32 [p, d]: the prompt a PEFT prompt-learning model feeds its model now, as PEFT saves it (P-tuning's
+    encoder output, not its encoder's input rows; CPT's tokens plus their delta), with the encoder in eval mode (no
+    dropout). A seq2seq model's prompt tuning or P-tuning: its encoder's rows, the only ones PEFT feeds.
+
+    Raises:
+        ValueError: a multitask model, whose every task has its own prompt (the shared rows alone are none).
+    """
+    adapter = peft_model.active_adapter
+    config = peft_model.peft_config[adapter]
+    kind = str(getattr(config.peft_type, "value", config.peft_type))
+    if kind == "MULTITASK_PROMPT_TUNING":
+        raise ValueError(
+            "a MULTITASK_PROMPT_TUNING model has one prompt per task, and its shared rows alone are none of them: "
+            "save it (peft_model.save_pretrained(DIR), or the Trainer's checkpoints) and read a task's prompt "
+            "with probe.load_prompt(DIR, task_id=T) (probe report DIR --task-id T)"
+        )
+    encoder = peft_model.prompt_encoder[adapter]
+    training = encoder.training
+    encoder.eval()
+    try:
+        with torch.no_grad():
+            vectors = peft_model.get_prompt_embedding_to_save(adapter).float().numpy().copy()
+    finally:
+        encoder.train(training)
+    return vectors[: config.num_virtual_tokens] if kind in ("PROMPT_TUNING", "P_TUNING", "CPT") else vectors
 
 
 def check_vectors(vectors: Any, *, what: str = "prompt") -> np.ndarray:

@@ -23,7 +23,7 @@ from probe.core.index import VocabIndex, normalize_rows
 from probe.core.io import expect, to_jsonable
 from probe.core.models import LoadedModel
 from probe.core.names import label, measure_name, with_old_keys
-from probe.core.results import Result
+from probe.core.results import Result, json_indent
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.tokens import label_token_ids, text_list
 from probe.readings.measures import (
@@ -164,7 +164,7 @@ class NearestTokenReport(Result):
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON with ``model``, ``k`` and ``positions`` (each with ``position``, ``norm``, ``neighbours``...)."""
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        return json.dumps(self.to_dict(), indent=json_indent(indent), allow_nan=False)
 
     def to_dataframe(self) -> pd.DataFrame:
         """Tidy table: one row per (position, rank) with the position's measures repeated."""

@@ -28,6 +28,7 @@ import torch
 from transformers import TrainerCallback
 
 from probe.core.models import canonical_name
+from probe.core.softprompt import live_vectors
 from probe.core.tokens import text_list
 from probe.formats.discovery import load_run
 from probe.formats.files import PEFT_FORMS, PEFT_INITS, PEFT_KINDS
@@ -105,6 +106,8 @@ class Recorder:
                 "CHECKPOINT_FOLDER (a reading per layer, and drift over the checkpoints), probe explain CHECKPOINT "
                 "--data FILE (what it does)"
             )
+        if str(getattr(config.task_type, "value", config.task_type)) == "SEQ_CLS" and labels:
+            check_head_labels(peft_model, labels)
         self.every, self.path, self.peft_model = every, Path(out), peft_model
         self.initial = self.vectors()
         self.last_step: int | None = None
@@ -143,17 +146,8 @@ class Recorder:
         return writer
 
     def vectors(self) -> np.ndarray:
-        """float32 [p, d]: the prompt the model prepends now, as PEFT saves it: P-tuning's encoder output (not the
-        encoder's own input rows), a prompt-tuning matrix as it is. The encoder runs in eval mode (no dropout)."""
-        adapter = self.peft_model.active_adapter
-        encoder = self.peft_model.prompt_encoder[adapter]
-        training = encoder.training
-        encoder.eval()
-        try:
-            with torch.no_grad():
-                return self.peft_model.get_prompt_embedding_to_save(adapter).float().numpy().copy()
-        finally:
-            encoder.train(training)
+        """float32 [p, d]: the prompt the model prepends now (:func:`probe.core.softprompt.live_vectors`)."""
+        return live_vectors(self.peft_model)
 
     def snapshot(self, step: int) -> None:
         """Write the prompt as it is now, as the snapshot at ``step`` (once per step)."""
@@ -254,6 +248,28 @@ def head_labels(peft_model: Any) -> list[str] | None:
     if not names or any(not n or n == f"LABEL_{i}" for i, n in enumerate(names)):
         return None
     return names
+
+
+def check_head_labels(peft_model: Any, labels: list[str]) -> None:
+    """Refuse ``labels`` that are not a sequence-classification model's classes in its head's order: probe reads the
+    head in the order of the labels it records (errors.md 195; they were taken over ``config.id2label``).
+
+    Raises:
+        ValueError: another order or other names than ``id2label``'s, or another number of labels than the head's.
+    """
+    named = head_labels(peft_model)
+    if named is not None and list(labels) != named:
+        raise ValueError(
+            f"labels {list(labels)} are not the model's classes in its head's order {named} (config.id2label), "
+            "the order probe reads the head in: drop labels=, or give them in that order"
+        )
+    config = getattr(getattr(peft_model, "base_model", peft_model), "config", None)
+    classes = getattr(config, "num_labels", None)
+    if isinstance(classes, int) and classes != len(labels):
+        raise ValueError(
+            f"labels {list(labels)} name {len(labels)} classes; the model's head has {classes}: give one label per "
+            "class, in the head's order"
+        )
 
 
 def record(

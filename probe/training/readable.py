@@ -15,6 +15,7 @@ them when ``TrainConfig`` asks (``faithfulness_weight``, ``project_to``, ``proje
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -97,7 +98,26 @@ def projection_loss(
         targets: int64 [p], each position's target: an index into ``vocabulary``'s rows.
         vocabulary: float [n, d] unit rows of the tokens a position may be read as (excluded tokens left out).
         temperature: τ, dividing the cosines.
+
+    Raises:
+        ValueError: τ not a positive finite number (0 gave NaN, and a negative τ a loss that pushes each position
+            away from its target), or tensors whose shapes do not fit (errors.md 198).
     """
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 < temperature < math.inf:
+        raise ValueError(f"temperature is {temperature!r}; expected a positive number (τ, default 0.1)")
+    for name, value in (("prompt", prompt), ("targets", targets), ("vocabulary", vocabulary)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"projection_loss: {name} is a {type(value).__name__}; expected a torch tensor")
+    if (
+        prompt.ndim != 2
+        or vocabulary.ndim != 2
+        or prompt.shape[1] != vocabulary.shape[1]
+        or targets.shape != (prompt.shape[0],)
+    ):
+        raise ValueError(
+            f"projection_loss: prompt {tuple(prompt.shape)}, targets {tuple(targets.shape)}, vocabulary "
+            f"{tuple(vocabulary.shape)}; expected [p, d], [p] and [n, d]"
+        )
     cosines = F.normalize(prompt.float(), dim=-1) @ vocabulary.T.to(prompt.device)
     return F.cross_entropy(cosines / temperature, targets.to(prompt.device))
 

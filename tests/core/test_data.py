@@ -94,3 +94,21 @@ def test_frames__missing_cells_and_unlabelled_rows_are_refused_in_one_line():
         as_labelled(rows)  # never the last class
     good = as_labelled(rows.filter(lambda r: r["label"] >= 0))
     assert good.labels == ["neg", "pos", "pos"] and good.texts == ["good film", "bad film", "dull film"]
+
+
+@pytest.mark.parametrize("values", [["train", "validation"], ["Train", "Test"]])
+def test_split_column__without_train_and_test_rows_is_refused_in_one_line(tmp_path, values):
+    """A split column was ignored unless it held both 'train' and 'test': its held-out rows were split again at
+    random, some trained on (errors.md 196). A DataFrame and a file read alike."""
+    import pandas as pd
+
+    from probe.core.frames import as_splits
+
+    rows = [{"text": f"text {i}", "label": "ab"[i % 2], "split": values[i // 4]} for i in range(8)]
+    (tmp_path / "data.csv").write_text(pd.DataFrame(rows).to_csv(index=False))
+    for data in (pd.DataFrame(rows), tmp_path / "data.csv"):
+        with pytest.raises(ValueError, match=r"has a split column with the values \[.*\]; expected rows marked 'tr"):
+            as_splits(data)
+    marked = [{**r, "split": ["train", "test"][i // 4]} for i, r in enumerate(rows)]
+    splits = as_splits(pd.DataFrame(marked))
+    assert splits.test.texts == [f"text {i}" for i in range(4, 8)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -182,3 +183,31 @@ def test_nearest_tokens__a_string_for_a_list_is_refused(default_model, default_i
         input_attribution(vectors, None, size=-1)
     report = nearest_tokens(vectors, default_model, k=3, index=default_index, labels=("joy", "anger"))
     assert report.labels == ["joy", "anger"]
+
+
+def test_report__save_writes_the_format_its_suffix_names_and_to_json_refuses_a_path(
+    default_model, default_index, tmp_path
+):
+    """``report.to_json('rep.json')`` took the path as the indent string: no file, and every line of the JSON began
+    with it (errors.md 197). ``save`` writes what the suffix names."""
+    from probe.readings.compare import compare_prompts
+
+    rng = np.random.default_rng(0)
+    report = nearest_tokens(rng.normal(size=(3, default_model.dim)).astype(np.float32), default_model, k=2)
+    for suffix, read in ((".json", json.loads), (".csv", lambda t: pd.read_csv(io.StringIO(t))), (".md", str)):
+        written = report.save(tmp_path / f"rep{suffix}")
+        export = getattr(report, f"to_{suffix[1:].replace('md', 'markdown')}")
+        assert written.read_text().rstrip("\n") == export().rstrip("\n")
+        assert read(written.read_text()) is not None
+    with pytest.raises(TypeError, match=r"to_json\(indent\) takes the indent .*result.save\('report.json'\)"):
+        report.to_json("rep.json")
+    with pytest.raises(ValueError, match=r"save\('rep.txt'\): expected a file ending in .json, .csv or .md"):
+        report.save("rep.txt")
+    a, b = (rng.normal(size=(2, default_model.dim)).astype(np.float32) for _ in range(2))
+    with pytest.raises(TypeError, match="to_json"):
+        compare_prompts(a, b, default_model).to_json("compare.json")  # every result: Result.to_json
+    assert not (tmp_path / "rep.txt").exists() and sorted(p.suffix for p in tmp_path.iterdir()) == [
+        ".csv",
+        ".json",
+        ".md",
+    ]

@@ -366,3 +366,28 @@ def test_record__a_string_for_labels_is_refused_before_any_write(tmp_path):
     with pytest.raises(TypeError, match="labels is 'joy', a single string"):
         track(_prompt_tuned(p=2), tmp_path / "y", labels="joy")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_track__labels_that_are_not_the_head_s_classes_in_order_are_refused_before_any_write(tmp_path, default_model):
+    """A SEQ_CLS head is read in the order of the labels a run records: labels= in another order than id2label's
+    were taken over it, and the run read under a permuted head (errors.md 195)."""
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    id2label = {0: "joy", 1: "anger", 2: "fear", 3: "sadness"}
+    base = AutoModelForSequenceClassification.from_pretrained(
+        default_model.location, id2label=id2label, label2id={v: k for k, v in id2label.items()}
+    )
+    peft_model = get_peft_model(base, PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=3))
+    with pytest.raises(ValueError, match=r"are not the model's classes in its head's order \['joy', 'anger'"):
+        track(peft_model, tmp_path / "permuted", labels=["sadness", "fear", "anger", "joy"])
+    unnamed = get_peft_model(
+        AutoModelForSequenceClassification.from_pretrained(default_model.location, num_labels=2),
+        PromptTuningConfig(task_type="SEQ_CLS", num_virtual_tokens=3),
+    )
+    with pytest.raises(ValueError, match="name 3 classes; the model's head has 2"):
+        track(unnamed, tmp_path / "three", labels=["a", "b", "c"])
+    assert not (tmp_path / "permuted").exists() and not (tmp_path / "three").exists()
+    with track(peft_model, tmp_path / "same", labels=list(id2label.values())) as recorder:
+        recorder.step(1, loss=1.0)
+    assert load_run(tmp_path / "same").labels == list(id2label.values())

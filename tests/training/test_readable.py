@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from probe.tasks.kinds import make_task, prompt_parameter, wrap_with_prompt
 from probe.training.readable import faithfulness_loss, projected, projection_loss, projection_targets
@@ -84,3 +85,17 @@ def test_train__with_both_terms_records_them_and_moves_the_reading(tmp_path, def
     assert all(np.isfinite(run.metrics()["loss"]))
     with pytest.raises(ValueError, match="project_weight needs a target"):
         replace(base, project_weight=1.0)
+
+
+def test_projection_loss__a_temperature_or_shapes_it_cannot_use_are_one_line():
+    """τ = 0 gave NaN and τ < 0 a loss that pushes each position away from its target; arrays and misfit shapes
+    failed deep in torch (errors.md 198)."""
+    prompt, targets, vocabulary = torch.randn(3, 8), torch.tensor([0, 1, 2]), F.normalize(torch.randn(5, 8), dim=-1)
+    assert float(projection_loss(prompt, targets, vocabulary)) > 0
+    for bad in (0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="temperature is .*; expected a positive number"):
+            projection_loss(prompt, targets, vocabulary, temperature=bad)
+    with pytest.raises(TypeError, match="projection_loss: prompt is a ndarray; expected a torch tensor"):
+        projection_loss(prompt.numpy(), targets, vocabulary)
+    with pytest.raises(ValueError, match=r"prompt \(3, 8\), targets \(3,\), vocabulary \(5, 4\); expected"):
+        projection_loss(prompt, targets, vocabulary[:, :4])
