@@ -34,7 +34,7 @@ class DataRecord:
     test_size: int
     changed_sha256: str | None = None
 
-    def check(self, sha256_now: str, *, allow_changed: bool, run: str) -> str | None:
+    def check(self, sha256_now: str, *, allow_changed: bool, run: str, given: str | None = None) -> str | None:
         """Compare the data read now with the data the run recorded; returns the new hash when it changed.
 
         Raises:
@@ -43,6 +43,12 @@ class DataRecord:
         if not self.sha256 or not sha256_now or sha256_now == self.sha256:
             return None
         if not allow_changed:
+            if given is not None and not _same_path(given, self.path or ""):  # another set handed in: nothing changed
+                raise ValueError(
+                    f"the data given ('{given}') is not the data run '{run}' was trained on ('{self.path}', sha256 "
+                    f"{self.sha256[:12]}; given {sha256_now[:12]}): its test rows may have been training rows. Give "
+                    "the run's own data, or pass --data-changed-ok (data_changed_ok=True) to read it on this data"
+                )
             raise ValueError(
                 f"the data '{self.path}' has changed since run '{run}' was trained on it (sha256 {self.sha256[:12]}, "
                 f"now {sha256_now[:12]}): its test rows may have been training rows. Use the data it was trained on, "
@@ -216,3 +222,8 @@ def read_manifest(folder: Path) -> Manifest:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"'{folder}' is not a probe run: it has no {MANIFEST}") from e
     return Manifest.from_dict(data, source=str(path))
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two data names are the same set (equal names, or paths of one file)."""
+    return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())

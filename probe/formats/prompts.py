@@ -92,6 +92,8 @@ def load_prompt(
         FileNotFoundError: missing path or unknown format.
         ValueError: wrong shape, non-finite values, wrong dim, or no prompt with that role.
     """
+    if role not in (None, "encoder", "decoder"):
+        raise ValueError(f"role {role!r} is not known; expected 'encoder' or 'decoder' (a seq2seq adapter's halves)")
     prompts = _task(load_prompts(path, key=key), task_id, path)
     if role is not None:
         chosen = [p for p in prompts if p.role == role]
@@ -115,6 +117,10 @@ def load_prompt(
     else:
         prompt = prompts[0]
     if model is not None:
+        if not hasattr(model, "dim"):  # a name: the model is loaded by the caller (probe.load_model)
+            raise TypeError(
+                f"model is a {type(model).__name__}; expected a loaded model (probe.load_model(...)) or None"
+            )
         prompt.check_dim(model.dim, model.name)
     return prompt
 

@@ -167,7 +167,9 @@ class Run:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        path = self.path / SNAPSHOTS / snapshot_name(step)
+        if isinstance(step, bool) or not isinstance(step, int | np.integer):
+            raise TypeError(f"step is {step!r}; expected a whole number, one of the run's steps {_span(self.steps)}")
+        path = self.path / SNAPSHOTS / snapshot_name(int(step))
         if not path.is_file():
             raise ValueError(f"run '{self.path}' has no snapshot at step {step}; it has steps {_span(self.steps)}")
         try:

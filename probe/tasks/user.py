@@ -267,3 +267,36 @@ def wrap_head_with_prompt(base: torch.nn.Module, model: LoadedModel, vectors: np
     from probe.tasks.base import attach_prompt
 
     return attach_prompt(copy.deepcopy(base), model, vectors, "SEQ_CLS")  # PEFT wraps the head in place: one copy each
+
+
+def head_labels(peft_model: Any) -> list[str] | None:
+    """A sequence-classification model's class names in its head's order (``config.id2label``), or None when the
+    model does not name them (transformers' default ``LABEL_0``, ``LABEL_1``, ...): then the order is unknown."""
+    config = getattr(getattr(peft_model, "base_model", peft_model), "config", None)
+    id2label = getattr(config, "id2label", None) or {}
+    names = [str(id2label.get(i, id2label.get(str(i), ""))) for i in range(len(id2label))]
+    if not names or any(not n or n == f"LABEL_{i}" for i, n in enumerate(names)):
+        return None
+    return names
+
+
+def check_head_labels(peft_model: Any, labels: list[str]) -> None:
+    """Refuse ``labels`` that are not a sequence-classification model's classes in its head's order: probe reads the
+    head in the order of the labels it records (errors.md 195; they were taken over ``config.id2label``).
+
+    Raises:
+        ValueError: another order or other names than ``id2label``'s, or another number of labels than the head's.
+    """
+    named = head_labels(peft_model)
+    if named is not None and list(labels) != named:
+        raise ValueError(
+            f"labels {list(labels)} are not the model's classes in its head's order {named} (config.id2label), "
+            "the order probe reads the head in: drop labels=, or give them in that order"
+        )
+    config = getattr(getattr(peft_model, "base_model", peft_model), "config", None)
+    classes = getattr(config, "num_labels", None)
+    if isinstance(classes, int) and classes != len(labels):
+        raise ValueError(
+            f"labels {list(labels)} name {len(labels)} classes; the model's head has {classes}: give one label per "
+            "class, in the head's order"
+        )

@@ -36,6 +36,7 @@ from probe.formats.manifest import Manifest
 from probe.formats.run import ADAPTER, is_run_folder
 from probe.formats.writer import RunWriter
 from probe.tasks.kinds import prompt_parameter
+from probe.tasks.user import check_head_labels, head_labels
 from probe.training.callbacks import save_adapter
 
 PER_LAYER_KINDS = ("PREFIX_TUNING", "CARTRIDGE")
@@ -156,8 +157,19 @@ class Recorder:
             self.snapshots.add(step)
 
     def step(self, step: int, *, loss: float | None = None, **metrics: float) -> None:
-        """Record a finished optimisation step: its loss and metrics, and a snapshot every ``every`` steps."""
-        self.last_step = step
+        """Record a finished optimisation step: its loss and metrics, and a snapshot every ``every`` steps.
+
+        Raises:
+            TypeError / ValueError: a step that is not a whole number from 0, or before the last one recorded.
+        """
+        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
+            raise TypeError(f"step is {step!r}; expected the whole number of optimisation steps done, from 0")
+        if self.last_step is not None and step < self.last_step:
+            raise ValueError(
+                f"step {step} comes before step {self.last_step}, already recorded; a run's steps go forward (a new "
+                "run: another folder, or track(..., overwrite=True))"
+            )
+        self.last_step = step = int(step)
         if self.writer is not None and (loss is not None or metrics):
             values = {"loss": float(loss)} if loss is not None else {}
             self.writer.log("train", step=step, **values, **{k: float(v) for k, v in metrics.items()})
@@ -237,39 +249,6 @@ def track(
                 rec.step(step, loss=loss.item())
     """
     return Recorder(peft_model, out, every=every, overwrite=overwrite, **kwargs)
-
-
-def head_labels(peft_model: Any) -> list[str] | None:
-    """A sequence-classification model's class names in its head's order (``config.id2label``), or None when the
-    model does not name them (transformers' default ``LABEL_0``, ``LABEL_1``, ...): then the order is unknown."""
-    config = getattr(getattr(peft_model, "base_model", peft_model), "config", None)
-    id2label = getattr(config, "id2label", None) or {}
-    names = [str(id2label.get(i, id2label.get(str(i), ""))) for i in range(len(id2label))]
-    if not names or any(not n or n == f"LABEL_{i}" for i, n in enumerate(names)):
-        return None
-    return names
-
-
-def check_head_labels(peft_model: Any, labels: list[str]) -> None:
-    """Refuse ``labels`` that are not a sequence-classification model's classes in its head's order: probe reads the
-    head in the order of the labels it records (errors.md 195; they were taken over ``config.id2label``).
-
-    Raises:
-        ValueError: another order or other names than ``id2label``'s, or another number of labels than the head's.
-    """
-    named = head_labels(peft_model)
-    if named is not None and list(labels) != named:
-        raise ValueError(
-            f"labels {list(labels)} are not the model's classes in its head's order {named} (config.id2label), "
-            "the order probe reads the head in: drop labels=, or give them in that order"
-        )
-    config = getattr(getattr(peft_model, "base_model", peft_model), "config", None)
-    classes = getattr(config, "num_labels", None)
-    if isinstance(classes, int) and classes != len(labels):
-        raise ValueError(
-            f"labels {list(labels)} name {len(labels)} classes; the model's head has {classes}: give one label per "
-            "class, in the head's order"
-        )
 
 
 def record(

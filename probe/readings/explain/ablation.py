@@ -20,7 +20,7 @@ from probe.core.softprompt import SoftPrompt
 from probe.core.stats import example_draws, paired_interval
 from probe.formats.explain_record import ImportanceTable, PositionImportance
 from probe.readings.explain.costs import check_rows
-from probe.readings.explain.readout import Readout
+from probe.readings.explain.readout import Readout, prompt_of
 from probe.readings.explain.standins import stand_in_rows
 
 
@@ -44,7 +44,7 @@ def importance(
     Raises:
         ValueError: a prompt of another dimension than the model's; the passes over ``budget_minutes``.
     """
-    vectors = readout.prompt_of(prompt).vectors
+    vectors = prompt_of(readout, prompt).vectors
     data = readout.splits.test
     p = vectors.shape[0]
     check_rows(readout, vectors, (3 * p + 1) * len(data), "importance", budget_minutes, less="fewer test rows")

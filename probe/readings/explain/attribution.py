@@ -47,7 +47,7 @@ from probe.readings.explain.contrast import (
     zero_shot_probabilities,
 )
 from probe.readings.explain.costs import check_rows
-from probe.readings.explain.readout import Readout
+from probe.readings.explain.readout import Readout, prompt_of
 from probe.readings.explain.triggers import scan_candidates, scan_rows, scan_texts, trigger_scan
 
 __all__ = [  # the trigger scan and the shared sides have their own modules; these names are still read from here
@@ -161,7 +161,7 @@ def input_attribution(
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size is {size!r}; expected a positive number of test texts to read")
     texts = text_list(texts, "texts") if texts is not None else readout.splits.test.texts[:size]
-    vectors = readout.prompt_of(prompt).vectors
+    vectors = prompt_of(readout, prompt).vectors
     if min_count < 1:
         raise ValueError(f"min_count is {min_count}; expected how many texts a word must occur in (1 or more)")
     least = min(min_count, max(1, len(texts)))  # one text is read whole

@@ -33,7 +33,7 @@ from probe.core.names import CLASSIFICATION, USER_LOSS
 from probe.core.stats import example_draws, gains_retained, percentile_interval
 from probe.formats.faithfulness_record import Faithfulness, StandIn
 from probe.readings.explain.costs import check_rows
-from probe.readings.explain.readout import Readout
+from probe.readings.explain.readout import Readout, prompt_of
 from probe.readings.explain.standins import stand_in_rows
 from probe.tasks.evaluation import zero_shot_predictions
 from probe.tasks.target import TargetTask
@@ -73,7 +73,7 @@ def score_stand_ins(
     Raises:
         ValueError: the passes over ``budget_minutes``.
     """
-    vectors = readout.prompt_of(prompt).vectors
+    vectors = prompt_of(readout, prompt).vectors
     test = readout.splits.test
     passes = 3 + len(stand_ins or {})
     check_rows(readout, vectors, passes * len(test), "faithfulness", budget_minutes, less="fewer test rows")

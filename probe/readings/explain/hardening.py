@@ -41,7 +41,7 @@ from probe.formats.hard_prompt import HardPrompt
 from probe.readings.explain import search as coordinate
 from probe.readings.explain.costs import input_rows
 from probe.readings.explain.readability import prompt_perplexity, word_share
-from probe.readings.explain.readout import Readout
+from probe.readings.explain.readout import Readout, prompt_of
 from probe.tasks.evaluation import eval_subset
 from probe.tasks.kinds import prompt_parameter
 
@@ -116,7 +116,7 @@ def harden(
             unknown method, a length that is not a positive multiple of the soft prompt's, or start ids that
             are not ids of the vocabulary or not as many as ``length``; the estimate over ``budget_minutes``.
     """
-    vectors = input_rows(readout.prompt_of(prompt).vectors, readout, "the hard-prompt search")  # not a prefix
+    vectors = input_rows(prompt_of(readout, prompt).vectors, readout, "the hard-prompt search")  # not a prefix
     asked: dict[str, Any] = {"method": method, "length": length, "steps": steps, "batch_size": batch_size}
     _within_budget(
         prompt, readout, budget_minutes, asked | {"eval_every": eval_every, "holdout": holdout, "search": search}
@@ -378,7 +378,7 @@ def estimate_seconds(
         ValueError: an unknown method or a length :func:`harden` refuses.
     """
     check_method(method, readout)
-    vectors = readout.prompt_of(prompt).vectors
+    vectors = prompt_of(readout, prompt).vectors
     ids = start_tokens(readout, vectors, length, None)
     train = readout.splits.train
     held = max(len(train.label_names), round(len(train) * holdout))

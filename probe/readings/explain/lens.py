@@ -29,7 +29,7 @@ from probe.core.softprompt import SoftPrompt
 from probe.core.tokens import frequency_ranks
 from probe.formats.explain_record import LayerLens, LensRow
 from probe.readings.explain.costs import check_rows, input_rows
-from probe.readings.explain.readout import Readout
+from probe.readings.explain.readout import Readout, prompt_of
 
 LENS_FORMAT = 1
 FINAL_NORMS = ("transformer.ln_f", "model.norm", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm")
@@ -210,7 +210,7 @@ def lens_neighbours(
     texts: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(token ids, cosines), each [layers, p, k]: every position's ``k`` nearest contextual tokens at every layer."""
-    vectors = readout.prompt_of(prompt).vectors
+    vectors = prompt_of(readout, prompt).vectors
     readout.set_prompt(vectors)  # sets the prompt (and checks its dimension)
     task = readout.task(vectors.shape[0])
     per_layer, _ = _prompt_states(task, readout.model, readout.splits.test.texts[:texts], vectors.shape[0])
@@ -254,7 +254,7 @@ def layer_lens(
     if texts < 1:
         raise ValueError(f"texts is {texts}; expected a positive number of test texts to average over")
     model = readout.model
-    vectors = input_rows(readout.prompt_of(prompt).vectors, readout, "the layer lens")
+    vectors = input_rows(prompt_of(readout, prompt).vectors, readout, "the layer lens")
     tokens = top_n if top_n is not None else tokens
     if budget_minutes is not None and vocabulary is None:
         extra = vocabulary_seconds(model, readout.index, tokens=tokens)

@@ -24,6 +24,7 @@ import torch
 from probe.core.data import DataSplits, LabelledData
 from probe.core.frames import Data, as_splits
 from probe.core.index import VocabIndex
+from probe.core.io import expect
 from probe.core.models import LoadedModel, load_model
 from probe.core.names import CLASSIFICATION, TARGET_LIKELIHOOD, USER_LOSS
 from probe.core.softprompt import SoftPrompt, as_prompt, check_vectors
@@ -174,6 +175,7 @@ class Readout:
             ValueError: the run records no data and none is given; its data changed since (unless
                 ``data_changed_ok``); or it is another tool's run (use :meth:`for_prompt` with its data).
         """
+        expect(model, (LoadedModel, type(None)), "model", "a loaded model (probe.load_model(...)) or None")
         config = run.manifest.config or {}
         if not config.get("data") and data is None:
             raise ValueError(f"run '{run.path}' records no training data; give the data (probe explain --data FILE)")
@@ -187,7 +189,8 @@ class Readout:
         }
         splits = as_splits(data if data is not None else config["data"], seed=seed, **columns)
         if run.manifest.data is not None:
-            run.manifest.data.check(splits.train.sha256, allow_changed=data_changed_ok, run=str(run.path))
+            given = None if data is None else str(data) if isinstance(data, str | os.PathLike) else type(data).__name__
+            run.manifest.data.check(splits.train.sha256, allow_changed=data_changed_ok, run=str(run.path), given=given)
         rows = test_size or config.get("test_size")
         if rows:
             splits = replace(splits, test=eval_subset(splits.test, int(rows), seed))
@@ -233,6 +236,7 @@ class Readout:
         Raises:
             ValueError: no task given (a one-line error that lists the choices).
         """
+        expect(model, LoadedModel, "model", "a loaded model (probe.load_model(...))")
         if form is None and score is None and task is None and loss is None and target_column is None:
             raise unknown_task(f"a prompt read on '{getattr(data, 'name', None) or type(data).__name__}'")
         columns: dict[str, Any] = {"text_column": text_column, "label_column": label_column}
@@ -253,6 +257,7 @@ class Readout:
             ValueError: the task cannot be known (a tensor file records none), an adapter's task type probe
                 cannot read without a scoring function, or a seq2seq multitask prompt's decoder half (errors.md 185).
         """
+        expect(model, LoadedModel, "model", "a loaded model (probe.load_model(...))")
         task_type, decoder = recorded_task_type(prompt), decoder_rows(prompt, model.kind)
         given = any(options.get(k) is not None for k in ("form", "score", "task", "loss", "target_column"))
         if task_type is None or given:
@@ -382,3 +387,12 @@ class Readout:
         if self.objective != CLASSIFICATION:
             return float(self.task(1).outcome(test, prompt=False)[0].mean())
         return zero_shot_accuracy(self.task(1), test.texts, test.targets)
+
+
+def prompt_of(readout: Any, prompt: Any) -> SoftPrompt:
+    """:meth:`Readout.prompt_of` where a reading takes its arguments: ``readout`` checked to be one first (a model,
+    or the two arguments swapped, failed deep inside with an AttributeError)."""
+    expect(
+        readout, Readout, "readout", "a Readout (Readout.from_run(run, model), Readout.for_prompt(prompt, model, data))"
+    )
+    return readout.prompt_of(prompt)

@@ -16,7 +16,7 @@ from probe.readings.explain.ablation import importance
 from probe.readings.explain.faithfulness import score_stand_ins
 from probe.readings.explain.hardening import Method, check_method, harden
 from probe.readings.explain.lens import layer_lens
-from probe.readings.explain.readout import Readout
+from probe.readings.explain.readout import Readout, prompt_of
 
 
 def explain(
@@ -67,7 +67,7 @@ def explain(
         from probe.readings.explain.attribution import check_occlusion_budget
 
         check_occlusion_budget(readout.splits.test.texts[:attribution_texts])
-    prompt = readout.prompt_of(prompt)
+    prompt = prompt_of(readout, prompt)
     prefix = prompt.vectors.shape[1] != readout.model.dim  # a flat prefix: no input tokens to search or lens
     settings: dict[str, Any] = {"hard_steps": hard_steps, "lens_tokens": lens_tokens, "lens_texts": lens_texts}
     settings |= {"attribution_texts": attribution_texts, "trigger_tokens": trigger_tokens, "hard_method": hard_method}

@@ -15,7 +15,7 @@ from probe.core.tokens import text_list
 from probe.formats.effects import Effects
 from probe.readings.explain.contrast import aggregate, loss_label, minus_loss, probabilities, zero_shot_probabilities
 from probe.readings.explain.costs import check_rows
-from probe.readings.explain.readout import Readout
+from probe.readings.explain.readout import Readout, prompt_of
 
 
 def scan_texts(readout: Readout, count: int = 2, words: int = 8) -> list[str]:
@@ -93,7 +93,7 @@ def trigger_scan(
         raise ValueError(f"tokens is {tokens!r}; expected a positive number of tokens to scan")
     include = text_list(include, "include")  # the arguments first, before the readout is used
     given = text_list(texts, "texts") if texts is not None else None
-    vectors = readout.prompt_of(prompt).vectors
+    vectors = prompt_of(readout, prompt).vectors
     if readout.objective != CLASSIFICATION and given is not None:
         raise ValueError(
             f"the trigger scan under the objective {readout.objective!r} reads each text against its own "
