@@ -3,6 +3,7 @@ replaces it and in which version it goes (:data:`REMOVED_IN`)."""
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 import warnings
@@ -63,8 +64,16 @@ class _CallableModule(types.ModuleType):
     __function__: str
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._function()(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The function's own (``inspect.signature``, a notebook's ``probe.explain?``), not ``(*args, **kwargs)``."""
+        return inspect.signature(self._function())
+
+    def _function(self) -> Any:
         module, _, attribute = self.__function__.rpartition(".")
-        return getattr(import_module(module), attribute)(*args, **kwargs)
+        return getattr(import_module(module), attribute)
 
 
 def callable_module(name: str, function: str) -> None:

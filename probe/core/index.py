@@ -78,6 +78,10 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise float32 rows; zero rows stay zero (their cosine with anything is 0)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms < 1e-18).any():  # a row whose squares underflow float32 (1e-30s): scaled first, as only its
+        peak = np.abs(x).max(axis=1, keepdims=True)  # direction is read by a cosine (all-zero rows stay zero)
+        x = np.where((norms < 1e-18) & (peak > 0), x / np.where(peak > 0, peak, 1.0), x)
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(norms > 0, norms, 1.0)
 
 

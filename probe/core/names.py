@@ -67,3 +67,18 @@ def measure_name(key: str) -> str:
 def label(key: str) -> str:
     """How a measure is shown (the name itself for keys that are not accuracies)."""
     return MEASURES.get(measure_name(key), key)
+
+
+def check_accuracies(accuracies: object) -> None:
+    """Refuse accuracies a report would carry as measured that are none (errors.md 203).
+
+    Raises:
+        ValueError: not a dict of measure name -> accuracy in [0, 1] (None or NaN: not measured).
+    """
+    if accuracies is None:
+        return
+    values = accuracies.values() if isinstance(accuracies, dict) else [object()]
+    if any(v is not None and not (isinstance(v, int | float) and (v != v or 0 <= v <= 1)) for v in values):
+        raise ValueError(
+            f"accuracies is {accuracies!r}; expected {{measure name: accuracy in [0, 1]}} ({{'soft_accuracy': 0.8}})"
+        )

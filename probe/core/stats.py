@@ -47,6 +47,8 @@ def example_draws(size: int, *, n: int, seed: int = 0, stream: int | None = 1) -
     ``stream`` separates independent uses of one seed: the runs' cluster bootstrap uses 1, the paired
     comparisons of one prompt's variants None (the seed alone).
     """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"bootstrap is {n!r}; expected a whole number of resamples, at least 1 (default 1000)")
     rng = np.random.default_rng(seed if stream is None else [seed, stream])
     return rng.integers(0, size, size=(n, size))
 

@@ -6,9 +6,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from probe.core.names import DISCRETISED, SOFT, ZERO_SHOT, label
+from probe.plots.inputs import takes
 from probe.plots.style import PALETTE
 
 
+@takes("a table of runs' accuracies (columns run, soft_accuracy, discretised_accuracy, zero_shot_accuracy)")
 def init_comparison(table: pd.DataFrame, *, title: str = "Accuracy by initialisation") -> go.Figure:
     """Grouped bars of soft, discretised and zero-shot accuracy per run (columns run, accuracy, ...)."""
     fig = go.Figure()
@@ -29,6 +31,7 @@ def init_comparison(table: pd.DataFrame, *, title: str = "Accuracy by initialisa
     return fig
 
 
+@takes("an importance reading's table (probe.importance(prompt, readout).to_dataframe())")
 def importance_bars(table: pd.DataFrame, *, highlight: int | None = None) -> go.Figure:
     """Per position, the accuracy drop with it removed, read as its nearest token, and as the mean vocab row."""
     fig = go.Figure()
@@ -52,6 +55,7 @@ def importance_bars(table: pd.DataFrame, *, highlight: int | None = None) -> go.
     return fig
 
 
+@takes("a table of accuracies per init, mean and standard deviation across seeds")
 def accuracy_bars(spread: pd.DataFrame, *, title: str = "Test accuracy") -> go.Figure:
     """Soft / discretised / zero-shot accuracy with the standard deviation across seeds, on a 0-1 axis."""
     fig = go.Figure(

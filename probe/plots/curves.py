@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from probe.plots.inputs import takes
 from probe.plots.style import PALETTE, palette
 
 DRIFT_METRICS = {
@@ -16,6 +17,7 @@ DRIFT_METRICS = {
 }
 
 
+@takes("drift_table(run, model)")
 def drift_curves(drift: pd.DataFrame, metric: str = "cos_to_init", *, highlight: int | None = None) -> go.Figure:
     """One line per position (and the mean, bold) of a drift metric over steps, one colour per run."""
     if metric not in DRIFT_METRICS:
@@ -52,6 +54,7 @@ def drift_curves(drift: pd.DataFrame, metric: str = "cos_to_init", *, highlight:
     return fig
 
 
+@takes("{run name: run.metrics()} (each run's metrics table)", per_run=True)
 def loss_curves(metrics: dict[str, pd.DataFrame], *, title: str = "Training loss") -> go.Figure:
     """Loss over steps per run (``{run: run.metrics()}``), smoothed over 10 steps."""
     fig = go.Figure()
@@ -71,7 +74,10 @@ def loss_curves(metrics: dict[str, pd.DataFrame], *, title: str = "Training loss
     return fig
 
 
-def travel_curve(travel: pd.DataFrame, *, title: str, y_range: tuple[float, float]) -> go.Figure:
+@takes("a table of step, mean, low and high cosine to the initial vector")
+def travel_curve(
+    travel: pd.DataFrame, *, title: str = "Cosine to the initial vector", y_range: tuple[float, float] | None = None
+) -> go.Figure:
     """Mean cosine to the initial vector over steps, with the spread across seeds as a band."""
     fig = go.Figure()
     if not travel.empty:
@@ -93,7 +99,7 @@ def travel_curve(travel: pd.DataFrame, *, title: str, y_range: tuple[float, floa
     fig.update_layout(
         title=title,
         xaxis_title="step",
-        yaxis={"title": "cos to init", "range": list(y_range)},
+        yaxis={"title": "cos to init", **({"range": list(y_range)} if y_range is not None else {})},
         height=260,
         margin={"t": 40, "l": 10, "r": 10, "b": 10},
         showlegend=False,
@@ -109,7 +115,8 @@ PREFIX_DRIFT_METRICS = {
 """Each measure of ``PrefixDrift.to_dataframe()`` drawn, in words (each a mean over the prefix's positions)."""
 
 
-def prefix_drift_curves(drift: pd.DataFrame, *, title: str) -> go.Figure:
+@takes("a prefix's drift (PrefixDrift.to_dataframe())")
+def prefix_drift_curves(drift: pd.DataFrame, *, title: str = "A prefix's drift over training") -> go.Figure:
     """A prefix's drift at one layer (``PrefixDrift.to_dataframe()``): one line per measure and part (key solid,
     value dashed) over steps."""
     fig = go.Figure()

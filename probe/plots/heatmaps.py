@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from probe.plots.inputs import takes
+
 
 def _token_heatmap(
     table: pd.DataFrame,
@@ -64,6 +66,7 @@ RIVER_SCALE = (0.0, 1.0)
 """The top-1 cosine's colour scale in every river: one scale for every run, so colours compare across them."""
 
 
+@takes("drift_table(run, model)")
 def token_river(
     drift: pd.DataFrame,
     *,
@@ -87,6 +90,7 @@ def token_river(
     )
 
 
+@takes("a report's table (probe.nearest_tokens(prompt, model).to_dataframe())")
 def neighbour_heatmap(table: pd.DataFrame, *, title: str = "Cosine of each position's neighbours") -> go.Figure:
     """Positions x rank heatmap of cosines with tokens as text (from ``NearestTokenReport.to_dataframe()``)."""
     return _token_heatmap(
@@ -103,6 +107,7 @@ def neighbour_heatmap(table: pd.DataFrame, *, title: str = "Cosine of each posit
     )
 
 
+@takes("a layer lens's table (columns position, layer, token, cosine)")
 def lens_heatmap(lens: pd.DataFrame, *, title: str = "Layer lens: top-1 contextual token") -> go.Figure:
     """Positions x layers, coloured by cosine, each cell's top-1 token written in it."""
     return _token_heatmap(

@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from probe.plots.inputs import takes
 from probe.plots.style import CLOUD_COLOR, palette
 
 
+@takes("the map's token table (columns token, x, y)")
 def vocab_cloud(tokens: pd.DataFrame, *, title: str = "Vocabulary map") -> go.Figure:
     """The vocabulary as a WebGL point cloud with the token on hover (columns token, x, y)."""
     fig = go.Figure(
@@ -33,6 +35,7 @@ def vocab_cloud(tokens: pd.DataFrame, *, title: str = "Vocabulary map") -> go.Fi
     return fig
 
 
+@takes("the map's token table (columns token, x, y), then its paths")
 def prompt_map(
     tokens: pd.DataFrame,
     paths: pd.DataFrame,
@@ -357,6 +360,7 @@ def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
+@takes("the map's token table (columns token, x, y), then its paths")
 def small_map(tokens: pd.DataFrame, paths: pd.DataFrame, *, step: int | None, highlight: int | None) -> go.Figure:
     """:func:`prompt_map` without words, legend or title, 320 px high: one column's map on the side-by-side page."""
     fig = prompt_map(tokens, paths, step=step, highlight=highlight, label_positions=False)

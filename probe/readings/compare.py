@@ -117,6 +117,11 @@ def compare_prompts(
         a.check_dim(model.dim, model.name)
     if a.dim != b.dim:
         raise ValueError(f"prompts have dims {a.dim} and {b.dim}; compare prompts of the same model")
+    if display is not None and len(display) < index.token_ids.max() + 1:
+        raise ValueError(
+            f"display has {len(display)} token texts; expected one per token id of the vocabulary "
+            f"({index.token_ids.max() + 1}), or None (the model's)"
+        )
     ua, ub = normalize_rows(a.vectors), normalize_rows(b.vectors)
     cos = ua @ ub.T
     _, ids_a = index.search(a.vectors, k)

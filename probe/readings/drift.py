@@ -137,6 +137,10 @@ def drift_table(
     expect(run, Run, "run", "an opened run (probe.load_run(path))")
     expect(model, LoadedModel, "model", "a loaded model (probe.load_model(...))")
     index = index or VocabIndex.for_model(model)
+    if steps is not None and (isinstance(steps, str | int) or not hasattr(steps, "__len__")):
+        raise TypeError(f"steps is {steps!r}; expected a list of the run's steps ([0, 50, 100]) or None (each)")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk is {chunk!r}; expected a positive number of snapshots per search")
     chosen = steps if steps is not None else run.steps
     snapshots = progress_bar(
         len(chosen), "drift", enabled=progress, unit="snapshot", iterable=run.iter_snapshots(chosen)

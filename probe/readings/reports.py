@@ -22,7 +22,7 @@ import pandas as pd
 from probe.core.index import VocabIndex, normalize_rows
 from probe.core.io import expect, to_jsonable
 from probe.core.models import LoadedModel
-from probe.core.names import label, measure_name, with_old_keys
+from probe.core.names import check_accuracies, label, measure_name, with_old_keys
 from probe.core.results import Result, json_indent
 from probe.core.softprompt import SoftPrompt, as_prompt
 from probe.core.tokens import label_token_ids, text_list
@@ -354,8 +354,10 @@ def nearest_tokens(
         index = VocabIndex.for_model(model)
     if index.dim != model.dim:
         raise ValueError(f"index has dim {index.dim}, model '{model.name}' has dim {model.dim}")
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= index.size:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= index.size:
         raise ValueError(f"k is {k!r}; expected an integer from 1 to {index.size} (searchable tokens)")
+    k = int(k)
+    check_accuracies(accuracies)
     label_ids = {label: set(label_token_ids(model.tokenizer, label)) for label in labels}
 
     readings = read_positions(prompt.vectors, index, k)

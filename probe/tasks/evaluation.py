@@ -161,8 +161,8 @@ def eval_subset(data: LabelledData, size: int, seed: int) -> LabelledData:
     Raises:
         ValueError: ``size`` is not positive.
     """
-    if size <= 0:
-        raise ValueError(f"evaluation subset size is {size}; expected a positive number of rows")
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size <= 0:
+        raise ValueError(f"test_size is {size!r}; expected a whole, positive number of rows")
     if size >= len(data):
         return data
     rng = np.random.default_rng([seed, size])

@@ -116,6 +116,11 @@ class TrainConfig:
             isinstance(self.test_size, bool) or not isinstance(self.test_size, int) or self.test_size <= 0
         ):
             raise ValueError(f"test_size is {self.test_size!r}; expected a positive integer, or none for every row")
+        scale = self.init_scale  # checked whatever the init (it was read only by random-uniform's)
+        if scale != "vocab-norm" and (
+            isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < math.inf
+        ):
+            raise ValueError(f"init_scale is {scale!r}; expected a positive number (the paper's 0.5) or 'vocab-norm'")
         if self.task not in TASK_FORMS:
             raise ValueError(f"task '{self.task}' is not known; expected one of {', '.join(TASK_FORMS)}")
         if not isinstance(self.eval_discrete, bool):

@@ -164,3 +164,12 @@ def test_threads__a_bad_probe_threads_is_refused_naming_it(monkeypatch):
     assert env_threads() == 2
     monkeypatch.setenv("PROBE_THREADS", "0")  # as before: the CPU count
     assert env_threads() is None
+
+
+def test_normalize_rows__a_row_whose_squares_underflow_reads_as_its_direction():
+    """A prompt scaled by 1e-30 kept its rows unnormalised (their float32 squares are 0): cosines of about 1e-31."""
+    x = np.random.default_rng(0).normal(size=(3, 16)).astype(np.float32)
+    scaled = x.copy()
+    scaled[1] *= 1e-30
+    np.testing.assert_allclose(normalize_rows(scaled), normalize_rows(x), atol=1e-6)
+    assert not normalize_rows(np.zeros((2, 4), np.float32)).any()  # no direction: stays zero

@@ -153,3 +153,23 @@ def test_plots__a_figure_from_the_package_saves_as_a_page(drift):
 
     fig = drift_curves(drift, "cos_to_init")
     assert len(fig.data) > 0 and "<html>" in to_html(fig)
+
+
+def test_builders__what_they_cannot_draw_is_one_line_naming_the_table_they_take():
+    """A report object, a table without a column a builder draws, or run.metrics() where loss_curves takes a dict of
+    them failed in pandas or plotly (errors.md 204); travel_curve and prefix_drift_curves now have default titles."""
+    from probe.plots import loss_curves, travel_curve
+
+    with pytest.raises(TypeError, match=r"neighbour_heatmap takes a report's table \(probe.nearest_tokens"):
+        neighbour_heatmap("a report")
+    with pytest.raises(ValueError, match=r"neighbour_heatmap: the table has no column 'rank' \(it has \['a'\]\)"):
+        neighbour_heatmap(pd.DataFrame({"a": [1]}))
+    with pytest.raises(
+        ValueError, match=r"drift_curves: the table has no column 'position'.*drift_table\(run, model\)"
+    ):
+        drift_curves(pd.DataFrame({"x": [1]}))
+    with pytest.raises(TypeError, match=r"loss_curves takes \{run name: run.metrics\(\)\}"):
+        loss_curves(pd.DataFrame({"step": [1], "loss": [1.0]}))
+    assert len(loss_curves({"r": pd.DataFrame({"step": [1, 2], "loss": [1.0, 0.5]})}).data) == 1
+    band = pd.DataFrame({"step": [0, 1], "mean": [1.0, 0.9], "low": [1.0, 0.8], "high": [1.0, 0.95]})
+    assert travel_curve(band).layout.title.text == "Cosine to the initial vector"

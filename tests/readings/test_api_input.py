@@ -62,3 +62,38 @@ def test_track__a_step_as_text_or_going_back_is_refused_before_anything_is_writt
             recorder.step(1, loss=0.4)
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines if '"train"' in line] == [1, 2]
+
+
+def test_readings__counts_and_lists_they_cannot_use_are_one_line(demo_runs, default_model):
+    """Each failed in numpy or torch, or read an empty scan (errors.md 203)."""
+    import inspect
+
+    import numpy as np
+
+    import probe
+    from probe.readings.compare import compare_prompts
+    from probe.readings.drift import drift_table
+    from probe.readings.explain import harden, layer_lens
+    from probe.readings.explain.triggers import trigger_scan
+
+    run = load_run(demo_runs / "class-label")
+    readout, prompt = Readout.from_run(run, default_model, test_size=8), run.latest_prompt()
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match=rf"bootstrap is {bad!r}; expected a whole number of resamples"):
+            importance(prompt, readout, bootstrap=bad)
+    with pytest.raises(ValueError, match=r"test_size is 2.5; expected a whole, positive number of rows"):
+        Readout.from_data(default_model, "feelings", form="cosine", test_size=2.5)
+    with pytest.raises(ValueError, match=r"lr is -1; expected a positive learning rate"):
+        harden(prompt, readout, lr=-1, steps=1)
+    with pytest.raises(TypeError, match=r"steps is 5; expected a list of the run's steps"):
+        drift_table(run, default_model, steps=5)
+    with pytest.raises(ValueError, match=r"chunk is 0; expected a positive number"):
+        drift_table(run, default_model, chunk=0)
+    with pytest.raises(ValueError, match=r"display has 1 token texts; expected one per token id"):
+        compare_prompts(prompt, prompt, default_model, display=["x"])
+    with pytest.raises(ValueError, match=r"texts is \['a text'\]; expected how many test texts"):
+        layer_lens(prompt, readout, texts=["a text"])
+    with pytest.raises(ValueError, match="texts is empty; give the texts each token is appended to"):
+        trigger_scan(prompt, readout, texts=[])
+    assert list(inspect.signature(probe.explain).parameters)[:2] == ["prompt", "readout"]  # not (*args, **kwargs)
+    assert np.isfinite(importance(prompt, readout, bootstrap=np.int64(20)).to_dataframe()["removed_loss"]).all()

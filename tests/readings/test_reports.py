@@ -211,3 +211,16 @@ def test_report__save_writes_the_format_its_suffix_names_and_to_json_refuses_a_p
         ".json",
         ".md",
     ]
+
+
+def test_nearest_tokens__accuracies_that_are_none_are_refused_and_a_numpy_k_is_taken(default_model, default_index):
+    """accuracies={'soft_accuracy': 7.0} was carried as measured, and a list failed on .items(); k=np.int64(3), an
+    integer, was refused (errors.md 203)."""
+    vectors = np.random.default_rng(1).normal(size=(2, 384)).astype(np.float32)
+    for bad in ({"soft_accuracy": 7.0}, [0.5], {"soft_accuracy": "high"}):
+        with pytest.raises(ValueError, match=r"accuracies is .*; expected \{measure name: accuracy in \[0, 1\]\}"):
+            nearest_tokens(vectors, default_model, index=default_index, accuracies=bad)
+    report = nearest_tokens(
+        vectors, default_model, k=np.int64(3), index=default_index, accuracies={"soft_accuracy": 0.5}
+    )
+    assert report.k == 3 and type(report.k) is int and report.accuracies == {"soft_accuracy": 0.5}

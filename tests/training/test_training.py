@@ -168,6 +168,8 @@ def test_seeded_batches__depend_only_on_seed_and_step():
         ({"init": "text"}, "needs init_text"),
         ({"task": "mlm"}, "task 'mlm' is not known; expected one of cosine, verbaliser"),
         ({"test_size": 0}, "test_size is 0; expected a positive integer"),
+        ({"init": "class-label", "init_scale": -1}, "init_scale is -1; expected a positive number"),
+        ({"init": "sampled-vocab", "init_scale": "huge"}, "init_scale is 'huge'; expected a positive number"),
     ],
 )
 def test_train_config__validation(kwargs, message):

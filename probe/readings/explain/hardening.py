@@ -121,10 +121,7 @@ def harden(
     _within_budget(
         prompt, readout, budget_minutes, asked | {"eval_every": eval_every, "holdout": holdout, "search": search}
     )
-    if steps < 1 or eval_every < 1 or batch_size < 1:
-        raise ValueError(f"steps {steps}, eval_every {eval_every} and batch_size {batch_size} must be positive")
-    if not 0 < holdout < 1:
-        raise ValueError(f"holdout is {holdout}; expected a share between 0 and 1")
+    _check_settings(steps, eval_every, batch_size, holdout, lr)
     check_method(method, readout)
     start_ids = start_tokens(readout, vectors, length, start)
     train, held = _holdout(readout.splits.train, holdout, seed)
@@ -177,6 +174,15 @@ def _pez(
             _save_state(state, step, pez)
     bar.close()
     return pez
+
+
+def _check_settings(steps: int, eval_every: int, batch_size: int, holdout: float, lr: float) -> None:
+    if steps < 1 or eval_every < 1 or batch_size < 1:
+        raise ValueError(f"steps {steps}, eval_every {eval_every} and batch_size {batch_size} must be positive")
+    if not 0 < holdout < 1:
+        raise ValueError(f"holdout is {holdout}; expected a share between 0 and 1")
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < float("inf"):
+        raise ValueError(f"lr is {lr!r}; expected a positive learning rate (default 0.1)")
 
 
 def start_tokens(readout: Readout, vectors: np.ndarray, length: int | None, start: Any) -> np.ndarray:

@@ -251,8 +251,8 @@ def layer_lens(
         ValueError: a prompt of another dimension than the model's (a prefix), a non-positive number of texts, or
             the reading over ``budget_minutes``.
     """
-    if texts < 1:
-        raise ValueError(f"texts is {texts}; expected a positive number of test texts to average over")
+    if isinstance(texts, bool) or not isinstance(texts, int) or texts < 1:  # a count, where other readings take texts
+        raise ValueError(f"texts is {texts!r}; expected how many test texts to average over (a positive number)")
     model = readout.model
     vectors = input_rows(prompt_of(readout, prompt).vectors, readout, "the layer lens")
     tokens = top_n if top_n is not None else tokens

@@ -93,6 +93,8 @@ def trigger_scan(
         raise ValueError(f"tokens is {tokens!r}; expected a positive number of tokens to scan")
     include = text_list(include, "include")  # the arguments first, before the readout is used
     given = text_list(texts, "texts") if texts is not None else None
+    if given == []:
+        raise ValueError("texts is empty; give the texts each token is appended to, or leave texts= out (the default)")
     vectors = prompt_of(readout, prompt).vectors
     if readout.objective != CLASSIFICATION and given is not None:
         raise ValueError(
