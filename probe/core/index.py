@@ -119,12 +119,21 @@ class VocabIndex:
     ) -> None:
         if backend not in ("faiss", "torch"):
             raise ValueError(f"backend '{backend}' is not known; expected 'faiss' or 'torch'")
+        if str(device) != "cpu":  # a GPU this machine lacks failed at the first search
+            from probe.core.models import check_device
+
+            check_device(device)
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or embeddings.shape[0] == 0:
             raise ValueError(f"vocabulary embeddings must be [V, d] with V > 0, got {embeddings.shape}")
         if token_ids is None:
             token_ids = np.arange(embeddings.shape[0], dtype=np.int64)
         token_ids = np.asarray(token_ids, dtype=np.int64)
+        if token_ids.size and (token_ids.min() < 0 or token_ids.max() >= embeddings.shape[0]):
+            raise ValueError(
+                f"token_ids run from {token_ids.min()} to {token_ids.max()}; expected rows of the "
+                f"{embeddings.shape[0]} vocabulary embeddings (0 to V - 1)"
+            )
         if token_ids.size == 0:
             raise ValueError("the token filter left no tokens to search; loosen it (e.g. top_n_frequent=None)")
         self.fingerprint = fingerprint

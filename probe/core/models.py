@@ -238,7 +238,7 @@ def _check_hub_can_serve(name: str) -> None:
         )
 
 
-def _check_device(device: str | torch.device | None) -> None:
+def check_device(device: str | torch.device | None) -> None:
     """Refuse a device this machine does not have, in one line, before anything loads.
 
     Raises:
@@ -250,6 +250,8 @@ def _check_device(device: str | torch.device | None) -> None:
         kind = torch.device(device).type
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device {device!r} is not a device torch knows; expected 'cpu', 'cuda', 'cuda:0', ...") from e
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} cannot hold a model's weights here; expected 'cpu', 'cuda' or 'mps'")
     missing = (kind == "cuda" and not torch.cuda.is_available()) or (
         kind == "mps" and not torch.backends.mps.is_available()
     )
@@ -283,7 +285,7 @@ def load_model(
         raise TypeError(
             f"model is a {type(name_or_path).__name__}; expected a model name or folder ('default' for the bundled one)"
         )
-    _check_device(device)
+    check_device(device)
     name, target, source = _resolve(str(name_or_path))
     torch_dtype = _parse_dtype(dtype)
     if source == "hub":

@@ -67,8 +67,9 @@ def load_run(path: str | os.PathLike[str]) -> Run:
 def find_runs(root: str | os.PathLike[str], *, skipped: list[str] | None = None) -> list[Run]:
     """Every readable run directly under ``root`` (or ``root`` itself), sorted by name; a broken one is skipped
     with a warning that names it (and, when ``skipped`` is given, a line appended to it)."""
+    expect_path(root, "root", "a folder of runs (or a run folder)")
     p = Path(root).expanduser()
-    if not p.is_dir():
+    if not p.is_dir():  # not yet written (a dashboard waits for it): no runs
         return []
     try:
         candidates = [p] if is_any_run(p) else sorted(c for c in p.iterdir() if is_any_run(c))

@@ -173,3 +173,18 @@ def test_normalize_rows__a_row_whose_squares_underflow_reads_as_its_direction():
     scaled[1] *= 1e-30
     np.testing.assert_allclose(normalize_rows(scaled), normalize_rows(x), atol=1e-6)
     assert not normalize_rows(np.zeros((2, 4), np.float32)).any()  # no direction: stays zero
+
+
+def test_vocab_index__token_ids_outside_the_vocabulary_and_a_missing_gpu_are_one_line():
+    """Both failed later: an IndexError in the search, an AssertionError at the first torch search (errors.md 205)."""
+    import torch
+
+    embeddings = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"token_ids run from 0 to 11; expected rows of the 10 vocabulary"):
+        VocabIndex(embeddings, np.array([0, 11]))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda' is not available on this machine"):
+            VocabIndex(embeddings, backend="torch", device="cuda")
+    with pytest.raises(ValueError, match="device 'meta' cannot hold a model's weights here"):
+        VocabIndex(embeddings, backend="torch", device="meta")
+    assert VocabIndex(embeddings, np.array([0, 9])).size == 2
