@@ -9,6 +9,8 @@ from typing import Any, ClassVar, Literal
 
 from probe.cli.options import Command, Format, budget_gb_option, budget_minutes_option, emit, option
 
+DEFAULT_COLUMNS = ("text", "label", None)
+"""--text-column, --label-column and --target-column as given when none is: a run's own are read."""
 DEFAULT_TEST_ROWS = 200
 """The test rows ``probe harden`` scores on unless told (a seeded, stratified subset)."""
 EXPLAIN_TEST_ROWS = 128
@@ -168,9 +170,10 @@ class PromptCommand(Command):
                 raise ValueError("--loss reads the data you give it: give --data FILE")
             loss = load_function(self.loss, "--loss")
         if loss is None and run is not None and (run.manifest.config is not None or head):  # its task and settings
-            data = None
-            if self.data is not None:
-                data = as_splits(self.data, seed=self.seed, target_column=self.target_column, **columns)
+            data: Any = self.data  # split as the run split it (its seed and columns), never by --seed (errors.md 207)
+            if self.data is not None and (self.text_column, self.label_column, self.target_column) != DEFAULT_COLUMNS:
+                seed = int((run.manifest.config or {}).get("seed", run.manifest.seed or 0))
+                data = as_splits(self.data, seed=seed, target_column=self.target_column, **columns)
             return Readout.from_run(run, model, data=data, data_changed_ok=self.data_changed_ok, test_size=rows)
         if self.data is None:
             raise ValueError(f"'{self.target}' records no training data; give it with --data FILE")

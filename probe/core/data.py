@@ -12,22 +12,22 @@ Two sets were written for probe, each 4 classes x 64 original sentences with a f
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import json
+import logging
 import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from probe.core.readers import file_format, rows_from_bytes
+
+logger = logging.getLogger(__name__)
+
 BUNDLED_SETS = ("feelings", "topics")
 """Names of the bundled data sets; pass one wherever a data path is expected."""
 BUNDLED = "feelings"
 """The default data set."""
-MAX_FIELD_CHARS = 2**24
-"""The longest CSV/TSV field read (a whole long document fits; csv's own default is 131,072)."""
 TARGET_CLASS = "<target>"
 """The one nominal class of data with free-text targets, so that splits and subsets treat it as any data."""
 
@@ -101,46 +101,6 @@ class DataSplits:
     test: LabelledData
 
 
-def _rows_from_bytes(blob: bytes, path: str, fmt: str) -> list[dict[str, str]]:
-    try:
-        text = blob.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"'{path}' is not UTF-8 text (byte {e.start}); re-save it as UTF-8") from e
-    if fmt == "jsonl":
-        rows = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"'{path}' line {n} is not JSON: {e}") from e
-            except RecursionError as e:
-                raise ValueError(f"'{path}' line {n} is nested too deeply to be a row of text and label") from e
-            if not isinstance(row, dict):
-                raise ValueError(f"'{path}' line {n} is a {type(row).__name__}; expected a JSON object")
-            rows.append({str(k): v for k, v in row.items()})
-        return rows
-    if csv.field_size_limit() < MAX_FIELD_CHARS:  # csv's default (131,072) is shorter than a long document
-        csv.field_size_limit(MAX_FIELD_CHARS)
-    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ",")
-    try:
-        return list(reader)
-    except csv.Error as e:
-        raise ValueError(f"'{path}' is not a readable {fmt.upper()} file (line {reader.line_num}: {e})") from e
-
-
-def _format(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in (".csv",):
-        return "csv"
-    if suffix in (".tsv", ".tab"):
-        return "tsv"
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    raise ValueError(f"'{path}' has suffix '{suffix}'; expected .csv, .tsv or .jsonl")
-
-
 def load_labelled(
     path: str | os.PathLike[str],
     *,
@@ -169,15 +129,17 @@ def load_labelled(
         source, fmt = str(path), "csv"
     else:
         p = Path(path).expanduser()
+        if p.is_dir():
+            raise ValueError(f"data file '{path}' is a folder; give a .csv, .tsv or .jsonl file in it")
         if not p.is_file():
             raise FileNotFoundError(
                 f"data file '{path}' does not exist; give a .csv, .tsv or .jsonl file, "
                 f"or one of the bundled sets {', '.join(BUNDLED_SETS)}"
             )
-        fmt = _format(p)
+        fmt = file_format(p)
         blob = p.read_bytes()
         source = str(p)
-    rows = _rows_from_bytes(blob, source, fmt)
+    rows = rows_from_bytes(blob, source, fmt)
     return from_rows(
         rows,
         source=source,
@@ -213,7 +175,7 @@ def from_rows(
     wanted = label_column if target_column is None else target_column
     if not rows:
         raise ValueError(f"data '{source}' has no rows; expected columns '{text_column}' and '{wanted}'")
-    columns = set(rows[0])
+    columns = set().union(*rows)  # JSON Lines: a key the first object lacks is still a column
     _check_columns(source, columns, text_column, label_column, target_column)
     if split is not None:
         if split_column not in columns:
@@ -223,7 +185,7 @@ def from_rows(
             raise ValueError(f"data '{source}' has no rows with {split_column}={split!r}")
     texts, values = [], []
     for n, row in enumerate(rows, 1):
-        text, value = row.get(text_column), row.get(wanted)
+        text, value = _cell(row.get(text_column), source, n, text_column), _cell(row.get(wanted), source, n, wanted)
         if text is None or not str(text).strip():
             raise ValueError(f"data '{source}' row {n} has an empty '{text_column}'")
         if value is None or not str(value).strip():
@@ -235,13 +197,43 @@ def from_rows(
     names = list(dict.fromkeys(labels))
     if len(names) < 2 and targets is None:
         raise ValueError(f"data '{source}' has a single class {names}; classification needs at least 2")
-    splits = [str(r.get(split_column)) for r in rows] if split_column in columns else None
+    splits = _split_values(rows, split_column, source) if split_column in columns else None
     if not sha256:  # in-memory rows: a digest of what they hold, so a change is noticed as a file's is
         digest = hashlib.sha256()
         for text, value, part in zip(texts, values, splits or [""] * len(texts), strict=True):
             digest.update(f"{text}\x00{value}\x00{part}\x01".encode())
         sha256 = digest.hexdigest()
     return LabelledData(texts, labels, names, source=source, sha256=sha256, splits=splits, target_texts=targets)
+
+
+def _cell(value: Any, source: str, row: int, column: str) -> Any:
+    """A JSON value as the text it stands for: a whole float as its integer (``1.0`` and ``1`` are one label).
+
+    Raises:
+        ValueError: an object or a list (its repr would be read as text, or as a class).
+    """
+    if isinstance(value, dict | list):
+        raise ValueError(
+            f"data '{source}' row {row} has a {type(value).__name__} in '{column}'; expected text or a number"
+        )
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
+def _split_values(rows: list[dict[str, Any]], column: str, source: str) -> list[str]:
+    """Each row's split, read as ``Train`` / ``test `` are meant (case and spaces aside).
+
+    Raises:
+        ValueError: a row without one (it would be left out of both sets without a word).
+    """
+    values = [str(r.get(column) if r.get(column) is not None else "").strip().lower() for r in rows]
+    if "" in values:
+        raise ValueError(
+            f"data '{source}' row {values.index('') + 1} has no '{column}' value; mark every row train or test "
+            f"(others, such as dev, are left out), or drop the column for a seeded split"
+        )
+    return values
 
 
 def _check_columns(
@@ -313,7 +305,13 @@ def split_data(data: LabelledData, *, test_fraction: float = 0.25, seed: int = 0
                 "training needs at least 2 classes"
             )
         test = data.subset([i for i, s in enumerate(data.splits) if s == "test"], f"{data.source}:test")
-        return DataSplits(train, test)
+        left = len(data) - len(train) - len(test)
+        if left:
+            others = sorted(set(data.splits) - {"train", "test"})
+            logger.warning(
+                "data '%s': %d rows with split %s left out (only train and test are read)", data.source, left, others
+            )
+        return _warn_overlap(DataSplits(train, test))
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction is {test_fraction}; expected a number between 0 and 1")
     rng = random.Random(seed)
@@ -326,7 +324,29 @@ def split_data(data: LabelledData, *, test_fraction: float = 0.25, seed: int = 0
         cut = max(1, round(len(rows) * test_fraction))
         test_idx += rows[:cut]
         train_idx += rows[cut:]
-    return DataSplits(
-        data.subset(sorted(train_idx), f"{data.source}:train"),
-        data.subset(sorted(test_idx), f"{data.source}:test"),
+    return _warn_overlap(
+        DataSplits(
+            data.subset(sorted(train_idx), f"{data.source}:train"), data.subset(sorted(test_idx), f"{data.source}:test")
+        )
     )
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_overlap(splits: DataSplits) -> DataSplits:
+    """``splits``, after a warning (once per data) when test texts are also training texts: duplicate rows, whose
+    test accuracy reads what was trained on."""
+    seen = set(splits.train.texts)
+    shared = sum(text in seen for text in splits.test.texts)
+    key = splits.train.sha256 + splits.test.source
+    if shared and key not in _WARNED:
+        _WARNED.add(key)
+        logger.warning(
+            "data '%s': %d of %d test texts are also training texts (duplicate rows); their accuracy reads what was "
+            "trained on: drop the duplicates",
+            splits.test.source.removesuffix(":test"),
+            shared,
+            len(splits.test),
+        )
+    return splits

@@ -96,19 +96,63 @@ def test_frames__missing_cells_and_unlabelled_rows_are_refused_in_one_line():
     assert good.labels == ["neg", "pos", "pos"] and good.texts == ["good film", "bad film", "dull film"]
 
 
-@pytest.mark.parametrize("values", [["train", "validation"], ["Train", "Test"]])
-def test_split_column__without_train_and_test_rows_is_refused_in_one_line(tmp_path, values):
-    """A split column was ignored unless it held both 'train' and 'test': its held-out rows were split again at
-    random, some trained on (errors.md 196). A DataFrame and a file read alike."""
+def test_split_column__its_values_are_read_as_meant_and_a_set_without_train_and_test_is_refused(tmp_path):
+    """A split column was ignored unless it held both 'train' and 'test' exactly: its held-out rows were split again
+    at random, some trained on; 'Train' and 'test ' rows, and rows without a value, were left out without a word
+    (errors.md 196). A DataFrame and a file read alike."""
     import pandas as pd
 
     from probe.core.frames import as_splits
 
-    rows = [{"text": f"text {i}", "label": "ab"[i % 2], "split": values[i // 4]} for i in range(8)]
-    (tmp_path / "data.csv").write_text(pd.DataFrame(rows).to_csv(index=False))
-    for data in (pd.DataFrame(rows), tmp_path / "data.csv"):
+    def rows(values: list[str]) -> list[dict[str, str]]:
+        return [{"text": f"text {i}", "label": "ab"[i % 2], "split": values[i // 4]} for i in range(8)]
+
+    (tmp_path / "data.csv").write_text(pd.DataFrame(rows(["train", "validation"])).to_csv(index=False))
+    for data in (pd.DataFrame(rows(["train", "validation"])), tmp_path / "data.csv"):
         with pytest.raises(ValueError, match=r"has a split column with the values \[.*\]; expected rows marked 'tr"):
             as_splits(data)
-    marked = [{**r, "split": ["train", "test"][i // 4]} for i, r in enumerate(rows)]
-    splits = as_splits(pd.DataFrame(marked))
-    assert splits.test.texts == [f"text {i}" for i in range(4, 8)]
+    splits = as_splits(pd.DataFrame(rows(["Train ", " TEST"])))
+    assert splits.test.texts == [f"text {i}" for i in range(4, 8)] and len(splits.train) == 4
+    blank = rows(["train", "test"])
+    blank[5]["split"] = " "
+    with pytest.raises(ValueError, match="row 6 has no 'split' value; mark every row train or test"):
+        as_splits(pd.DataFrame(blank))
+
+
+def test_files__a_layout_read_wrong_is_one_line_and_json_lines_are_read_as_written(tmp_path, caplog):
+    """Each was read silently wrong (a text cut at its first comma, a split key the first object lacked ignored,
+    1 and 1.0 two classes, an object's repr as a text, duplicate rows across the split) or failed unclearly (a gzip
+    file as 'not UTF-8', a TSV named .csv as missing columns, a folder as missing, CR-only lines): errors.md 206."""
+    import gzip
+    import logging
+
+    rows = "".join(f"{label},text number {i} here\n" for i, label in enumerate(["joy", "anger"] * 3))
+    cases = {
+        "cut.csv": ("label,text\n" + rows + "joy,a text, with commas, unquoted\n", r"line 8 has 4 fields; its header"),
+        "tabs.csv": ("text\tlabel\n" + rows.replace(",", "\t"), r"looks tab-separated; name it .tsv"),
+        "nested.jsonl": ('{"text": {"body": "hi"}, "label": "joy"}\n', r"row 1 has a dict in 'text'; expected text"),
+    }
+    for name, (content, said) in cases.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(ValueError, match=said):
+            load_labelled(tmp_path / name)
+    (tmp_path / "data.csv.gz").write_bytes(gzip.compress(("text,label\n" + rows).encode()))
+    (tmp_path / "zipped.csv").write_bytes((tmp_path / "data.csv.gz").read_bytes())
+    with pytest.raises(ValueError, match=r"is gzip-compressed; decompress it"):
+        load_labelled(tmp_path / "zipped.csv")
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(ValueError, match=r"is a folder; give a .csv"):
+        load_labelled(tmp_path / "folder.csv")
+    (tmp_path / "mac.csv").write_text("label,text\r" + rows.replace("\n", "\r"), newline="")
+    assert len(load_labelled(tmp_path / "mac.csv")) == 6
+    lines = [{"text": f"line {i}", "label": [1, 1.0, 0][i % 3]} for i in range(12)]
+    lines = [lines[0]] + [{**r, "split": "test" if i % 4 == 0 else "train"} for i, r in enumerate(lines[1:])]
+    (tmp_path / "later.jsonl").write_text("\n".join(json.dumps(r) for r in lines))
+    with pytest.raises(ValueError, match="row 1 has no 'split' value"):
+        train_test(tmp_path / "later.jsonl")
+    (tmp_path / "later.jsonl").write_text("\n".join(json.dumps(r) for r in lines[1:]))
+    assert load_labelled(tmp_path / "later.jsonl").label_names == ["1", "0"]  # 1 and 1.0: one class
+    (tmp_path / "dups.csv").write_text("label,text\n" + rows + rows)
+    with caplog.at_level(logging.WARNING, logger="probe"):
+        train_test(tmp_path / "dups.csv")
+    assert "test texts are also training texts (duplicate rows)" in caplog.text

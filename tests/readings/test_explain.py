@@ -251,3 +251,29 @@ def test_cli_explain__the_default_is_bounded_and_full_reads_every_row_unless_tol
     assert Explain(target=run, test_size=0).test_rows() is None
     assert Explain(target=run).sizes() == (50, 32) and Explain(target=run, full=True).sizes() == (300, 128)
     assert Explain(target=run, full=True, hard_steps=7).sizes() == (7, 128)
+
+
+def test_explain_cli__a_run_given_its_own_data_file_is_split_as_the_run_split_it(tmp_path, default_model):
+    """``probe explain RUN --data FILE`` split the file by explain's --seed (0), not the run's: with a run of seed 3,
+    4 of its 6 'test' rows had been trained on, and every figure read them (errors.md 207)."""
+    import pandas as pd
+
+    from probe import TrainConfig, train
+    from probe.cli.explain import Explain
+
+    rows = train_test("feelings").train
+    table = pd.DataFrame({"text": rows.texts[::4], "label": rows.labels[::4]})
+    table.to_csv(tmp_path / "mine.csv", index=False)
+    config = TrainConfig(data=str(tmp_path / "mine.csv"), seed=3, steps=2, length=2, eval_every=2, eval_size=8)
+    run = train(config, tmp_path / "run", model=default_model, progress=False)
+    own = Readout.from_run(run, default_model).splits.test.texts
+    command = Explain(target=str(tmp_path / "run"), data=str(tmp_path / "mine.csv"), test_size=0)
+    read = command._readout(run, run.latest_prompt(), default_model).splits
+    assert read.test.texts == own and not set(read.test.texts) & set(read.train.texts)
+    renamed = table.rename(columns={"text": "words"})
+    renamed.to_csv(tmp_path / "renamed.csv", index=False)
+    command = Explain(
+        target=str(tmp_path / "run"), data=str(tmp_path / "renamed.csv"), text_column="words", test_size=0
+    )
+    command.data_changed_ok = True  # another file's digest: the columns differ
+    assert command._readout(run, run.latest_prompt(), default_model).splits.test.texts == own
