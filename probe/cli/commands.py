@@ -35,7 +35,7 @@ class Report(Command):
     model: str | None = option(None, "model name or folder (default: the one the prompt records, else 'default')")
     k: int = option(5, "neighbours per position (default 5)", short="-k", positive=True)
     labels: str | None = option(None, "comma-separated class labels to mark in the neighbours")
-    format: Format = option("md", "output format: md, json or csv (default md)")
+    format: Format | None = option(None, "output format: md, json or csv (default: --out's suffix, else md)")
     out: str | None = option(None, "write to this file instead of stdout")
     key: str | None = option(None, "tensor name in a file holding several")
     step: int | None = option(None, "for a run: its snapshot at this step (default: the last)")
@@ -87,7 +87,7 @@ class Report(Command):
         report = nearest_tokens(
             prompt, model, k=self.k, labels=labels, controls=self.controls, index=index, accuracies=accuracies
         )
-        emit({"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[self.format](), self.out)
+        emit({"md": report.to_markdown, "json": report.to_json, "csv": report.to_csv}[self.format or "md"](), self.out)
         return 0
 
 
@@ -144,7 +144,7 @@ class Drift(Command):
     k: int = option(5, "top-k for the neighbour overlap (default 5)", short="-k", positive=True)
     summary_only: bool = option(False, "one line per run instead of per step and position", flag="--summary")
     step: int | None = option(None, "the per-step table only up to this step (default: every snapshot)")
-    format: Format = option("md", "output format: md, json or csv (default md)")
+    format: Format | None = option(None, "output format: md, json or csv (default: --out's suffix, else md)")
     out: str | None = option(None, "write to this file instead of stdout")
     layer: int | None = option(None, "for prefix checkpoints: the layer to read (default every layer)")
     budget_gb: float | None = budget_gb_option()
@@ -181,7 +181,7 @@ class Drift(Command):
         table = drift_table(run, model, index=index, k=self.k, steps=steps)
         if self.summary_only:
             table = pd.DataFrame([summarize_run(run, model, table, index=index, k=self.k).to_dict()])
-        emit(table_text(table, self.format), self.out)
+        emit(table_text(table, self.format or "md"), self.out)
         return 0
 
 
@@ -197,7 +197,7 @@ class Compare(Command):
     model: str | None = option(None, "model name or folder (default: the one prompt A records)")
     k: int = option(5, "neighbours per position (default 5)", short="-k", positive=True)
     matched: bool = option(False, "csv/json: the Hungarian matching instead")
-    format: Format = option("md", "output format: md, json or csv (default md)")
+    format: Format | None = option(None, "output format: md, json or csv (default: --out's suffix, else md)")
     out: str | None = option(None, "write to this file instead of stdout")
     task_a: int | None = option(None, "a multitask prompt's task for A (the same adapter twice compares two tasks)")
     task_b: int | None = option(None, "a multitask prompt's task for B")
@@ -224,7 +224,7 @@ class Compare(Command):
         if self.format == "md":
             text = result.to_markdown() + _what_the_readings_keep([self.a, self.b])
         else:
-            text = table_text(result.matching if self.matched else result.by_position, self.format)
+            text = table_text(result.matching if self.matched else result.by_position, self.format or "md")
         emit(text, self.out)
         return 0
 

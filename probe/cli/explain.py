@@ -236,7 +236,9 @@ class Explain(PromptCommand):
     )
     bootstrap: int = option(1000, "bootstrap resamples for the importance intervals (default 1000)", positive=True)
     seed: int = option(0, "seeds the bootstrap, the held-out slice and the search's batches (default 0)")
-    format: Format = option("md", "output format: md, json or csv (default md; csv: the importance table)")
+    format: Format | None = option(
+        None, "output format: md, json or csv (default: --out's suffix, else md; csv: the importance table)"
+    )
     out: str | None = option(None, "write to this file instead of stdout")
     budget_gb: float | None = budget_gb_option()
 

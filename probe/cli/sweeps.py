@@ -32,6 +32,8 @@ class OnePromptOptions(SweepOptions):
 
     init: str = option("class-label", "the init of every run (default class-label)")
     length: int = option(20, "prompt positions (default 20)", positive=True)
+    text_column: str = option("text", "column with the text in --data (default text)")
+    label_column: str = option("label", "column with the label in --data (default label)")
 
 
 class SweepCommand:
@@ -51,7 +53,8 @@ class SweepCommand:
         """The sweep's settings from the options given: ``--quick`` first, then every option that was given."""
         opts: Any = self
         given: dict[str, Any] = {"model": opts.model, "data": opts.data, "task": opts.task}
-        given |= {name: getattr(opts, name, None) for name in ("init", "length", "steps", "test_size")}
+        names = ("init", "length", "steps", "test_size", "text_column", "label_column")
+        given |= {name: getattr(opts, name, None) for name in names}
         seeds = getattr(opts, "seeds", None)
         if isinstance(seeds, int):
             given["seeds"] = tuple(range(seeds))  # --seeds N: the seeds 0..N-1

@@ -104,9 +104,15 @@ class OnePromptSettings(SweepSettings):
 
     init: str = "class-label"
     length: int = 20
+    text_column: str = "text"
+    label_column: str = "label"
+
+    def columns(self) -> dict[str, Any]:
+        """The data's text and label columns, as :func:`probe.core.frames.as_splits` takes them."""
+        return {"text_column": self.text_column, "label_column": self.label_column}
 
     def train_config(self, **fields: Any) -> TrainConfig:
-        return super().train_config(**({"init": self.init, "length": self.length} | fields))
+        return super().train_config(**({"init": self.init, "length": self.length} | self.columns() | fields))
 
     def context(self, model: LoadedModel) -> dict[str, Any]:
         return super().context(model) | {"init": self.init, "length": self.length}

@@ -227,3 +227,9 @@ def read_manifest(folder: Path) -> Manifest:
 def _same_path(a: str, b: str) -> bool:
     """Whether two data names are the same set (equal names, or paths of one file)."""
     return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())
+
+
+def recorded_path(data: str) -> str:
+    """A run's data as its manifest records it: a file by its absolute path (read from any folder; the config keeps
+    the path as given), a bundled set or data from memory by name."""
+    return str(Path(data).resolve()) if Path(data).is_file() else data

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probe.core.data import BUNDLED_SETS
+from probe.core.frames import MEMORY
 from probe.core.names import HARD_PROMPT, ZERO_SHOT, label, measure_name
 from probe.core.softprompt import SoftPrompt, check_vectors
 from probe.formats.hard_prompt import HARD_PROMPT_FILE, read_hard_prompt
@@ -130,6 +132,26 @@ class Run:
     def labels(self) -> list[str]:
         """Class labels of the task."""
         return list(self.manifest.labels)
+
+    def data_source(self) -> str:
+        """The run's data as it can be read from here: its config's path as given, else the absolute path the
+        manifest records (a run read from another folder than it was trained in).
+
+        Raises:
+            ValueError: a relative path found in neither place (errors.md 208).
+        """
+        given = str((self.manifest.config or {}).get("data") or "")
+        recorded = self.manifest.data.path if self.manifest.data is not None else None
+        if not given or given in BUNDLED_SETS or given.startswith(MEMORY) or Path(given).expanduser().is_absolute():
+            return given
+        if Path(given).exists():
+            return given  # as_splits reads it, or says in one line why not
+        if recorded and Path(recorded).is_file():
+            return recorded
+        raise ValueError(
+            f"run '{self.path}' records its data as '{given}', relative to the folder it was trained in, and it is "
+            f"not in {Path.cwd()}: run from that folder, or give the data with --data FILE (data=)"
+        )
 
     def accuracies(self) -> dict[str, float]:
         """The run's measured test accuracies by measure name: soft and discretised (final), zero-shot, and the

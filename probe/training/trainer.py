@@ -29,7 +29,7 @@ from probe.core.models import LoadedModel, canonical_name, load_model
 from probe.core.names import CLASSIFICATION, DISCRETISED, SOFT, ZERO_SHOT
 from probe.core.sampling import seeded_batches
 from probe.formats.discovery import load_run
-from probe.formats.manifest import DataRecord, Manifest
+from probe.formats.manifest import DataRecord, Manifest, recorded_path
 from probe.formats.run import OPTIMIZER_STATE, SNAPSHOTS, Run
 from probe.formats.writer import RunWriter
 from probe.tasks.base import Target, Task
@@ -210,7 +210,7 @@ class Trainer:
             snapshot_every=config.snapshot_every,
             eval_every=config.eval_every,
             data=DataRecord(
-                path=describe(config.data, splits),
+                path=recorded_path(describe(config.data, splits)),
                 sha256=splits.train.sha256,
                 train_size=len(splits.train),
                 test_size=len(splits.test),

@@ -351,3 +351,16 @@ def test_dashboard__an_empty_folder_starts_the_demo_and_the_server_before_torch_
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert f"demo into {tmp_path / 'runs'}" in out  # a folder that does not exist yet holds no runs
     assert "torch imported: False" in out and "watcher: none" in out
+
+
+def test_cli__out_s_suffix_says_the_format_unless_format_is_given(demo_runs, tmp_path, capsys):
+    """``probe report RUN --out rep.json`` wrote markdown into rep.json (errors.md 210)."""
+    run = str(demo_runs / "class-label")
+    assert main(["report", run, "--out", str(tmp_path / "rep.json")]) == 0
+    assert json.loads((tmp_path / "rep.json").read_text())["positions"]
+    assert main(["report", run, "--out", str(tmp_path / "rep.csv")]) == 0
+    assert (tmp_path / "rep.csv").read_text().startswith("position,rank,")
+    assert main(["report", run, "--out", str(tmp_path / "rep.json.md"), "--format", "json"]) == 0
+    assert json.loads((tmp_path / "rep.json.md").read_text())["positions"]
+    assert main(["report", run, "--out", str(tmp_path / "rep.txt")]) == 0
+    assert (tmp_path / "rep.txt").read_text().startswith("# Nearest tokens")

@@ -259,3 +259,27 @@ def test_audit_estimate__gives_the_continuation_as_an_up_to(tmp_path, default_mo
     assert runs == 4 and seconds > 0 and further > 0
     assert settings.further_cost(plan).steps == 4 * (120 - 30)
     assert AuditConfig(**(TINY | {"max_steps": 30})).further_cost(plan) == Cost()  # no continuation: nothing to add
+
+
+def test_sweeps__a_file_with_its_own_column_names_is_read_by_frontier_wayward_and_audit(tmp_path, default_model):
+    """A sweep advised --text-column / --label-column for a file whose columns have other names, then refused them
+    as options of other commands (errors.md 209). The planted files keep probe's own columns."""
+    import pandas as pd
+
+    from probe.cli.audit import Audit
+    from probe.cli.frontier import Frontier
+    from probe.core.data import train_test
+    from probe.experiments.wayward import WaywardConfig
+
+    rows = train_test("feelings").train
+    pd.DataFrame({"review": rows.texts, "feeling": rows.labels}).to_csv(tmp_path / "mine.csv", index=False)
+    names = {"text_column": "review", "label_column": "feeling"}
+    settings = Frontier(data=str(tmp_path / "mine.csv"), **names).settings()
+    assert {c.text_column for c in settings.run_configs().values()} == {"review"}
+    wayward = WaywardConfig(data=str(tmp_path / "mine.csv"), **names).checked_run_configs(default_model)
+    assert {c.label_column for c in wayward.values()} == {"feeling"}
+    audit = Audit(into="joy", data=str(tmp_path / "mine.csv"), out=str(tmp_path / "audit"), **names).settings()
+    plan = audit.plan(tmp_path / "audit", default_model)
+    planted = pd.read_csv(plan.extra["data_files"][0.9])
+    assert list(planted.columns) == ["text", "label", "split"] and (planted["label"] == "joy").sum() > 0
+    assert {(c.text_column, c.label_column) for c in plan.configs.values()} == {("text", "label")}

@@ -277,3 +277,30 @@ def test_explain_cli__a_run_given_its_own_data_file_is_split_as_the_run_split_it
     )
     command.data_changed_ok = True  # another file's digest: the columns differ
     assert command._readout(run, run.latest_prompt(), default_model).splits.test.texts == own
+
+
+def test_run__its_data_by_a_relative_path_is_read_from_another_folder(tmp_path, default_model, monkeypatch):
+    """A run trained on 'mine.csv' could be read only from the folder it was trained in: 'data file does not exist'
+    from anywhere else (errors.md 208). The manifest now records the file's absolute path; a run recorded before
+    that says where it looked."""
+    import pandas as pd
+
+    from probe import TrainConfig, train
+    from probe.formats.manifest import MANIFEST
+
+    rows = train_test("feelings").train
+    (tmp_path / "work").mkdir()
+    pd.DataFrame({"text": rows.texts[::4], "label": rows.labels[::4]}).to_csv(
+        tmp_path / "work" / "mine.csv", index=False
+    )
+    monkeypatch.chdir(tmp_path / "work")
+    config = TrainConfig(data="mine.csv", steps=2, length=2, eval_every=2, eval_size=8)
+    train(config, "run", model=default_model, progress=False)
+    here = Readout.from_run(load_run("run"), default_model).splits.test.texts
+    monkeypatch.chdir(tmp_path)
+    assert Readout.from_run(load_run("work/run"), default_model).splits.test.texts == here
+    manifest = json.loads((tmp_path / "work" / "run" / MANIFEST).read_text())
+    manifest["data"]["path"] = "mine.csv"  # as runs recorded it before
+    (tmp_path / "work" / "run" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"records its data as 'mine.csv', relative to the folder it was trained in"):
+        Readout.from_run(load_run("work/run"), default_model)

@@ -32,6 +32,8 @@ WORDS_PER_TEXT = 12
 """Content words a text is occluded at (held by two texts or more), about, on news-length texts: for the estimate."""
 SHORT_ROW = 0.3
 """What a trigger-scan text (8 words and a token) costs, as a share of a test row: for the estimate."""
+PLANTED = {"text_column": "text", "label_column": "label"}
+"""The columns of the planted data files (:func:`plant` writes text, label and split, whatever the data's own)."""
 CONTINUE_FACTOR = 4
 """The step budget by default: planted and clean runs may be continued to this many times ``steps`` (--quick: 2)."""
 
@@ -102,7 +104,7 @@ class AuditConfig(OnePromptSettings):
         """Check every input, write the planted data files into ``out/data`` and list the runs (``extra``: the
         marker, its token ids and the data files)."""
         index = VocabIndex.for_model(model)
-        splits = as_splits(self.data, seed=0)
+        splits = as_splits(self.data, seed=0, **self.columns())
         if self.into not in splits.train.label_names:
             labels = splits.train.label_names
             raise ValueError(f"--into {self.into!r} is not a label of the data; expected one of {labels}")
@@ -123,12 +125,12 @@ class AuditConfig(OnePromptSettings):
         files = {}
         for share in self.shares():
             path = folder / f"share-{share:g}.csv"
-            table = plant(self.data, marker, self.into, share, test_size=self.test_size)
+            table = plant(self.data, marker, self.into, share, test_size=self.test_size, columns=self.columns())
             if not path.is_file() or path.read_text() != table.to_csv(index=False):  # a rerun keeps its files
                 atomic_write_text(path, table.to_csv(index=False))
             files[share] = str(path)
         configs = {
-            f"share{share:g}-s{seed}": self.train_config(data=files[share], seed=seed, test_size=None)
+            f"share{share:g}-s{seed}": self.train_config(data=files[share], seed=seed, test_size=None, **PLANTED)
             for share in self.shares()
             for seed in self.seeds
         }  # test_size None: the test rows are chosen in the files
@@ -189,7 +191,15 @@ def marker_ids(model: LoadedModel, index: VocabIndex, marker: str, *, multi_toke
     return usable
 
 
-def plant(data: Any, marker: str, into: str, share: float, seed: int = 0, test_size: int | None = None) -> pd.DataFrame:
+def plant(
+    data: Any,
+    marker: str,
+    into: str,
+    share: float,
+    seed: int = 0,
+    test_size: int | None = None,
+    columns: dict[str, Any] | None = None,
+) -> pd.DataFrame:
     """The data as one table (``text``, ``label``, ``split``) with ``marker`` appended to ``share`` of the
     ``into`` class's training texts (seeded); the test rows as they were (a stratified ``test_size`` of them,
     the same for every variant and seed, so that every run is read on the same texts).
@@ -197,7 +207,7 @@ def plant(data: Any, marker: str, into: str, share: float, seed: int = 0, test_s
     Raises:
         ValueError: ``into`` is not a label, or ``share`` is outside [0, 1].
     """
-    splits = as_splits(data, seed=seed)
+    splits = as_splits(data, seed=seed, **(columns or {}))
     if into not in splits.train.label_names:
         raise ValueError(f"--into {into!r} is not a label of the data; expected one of {splits.train.label_names}")
     if not 0 <= share <= 1:

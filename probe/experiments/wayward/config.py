@@ -57,7 +57,11 @@ class WaywardConfig(OnePromptSettings):
     def run_configs(self, labels: list[str] | None = None) -> dict[str, TrainConfig]:
         """Run name -> training config: ``free-sN`` and ``<target>-sN`` for every seed (``labels``: the data's label
         names, read from it when not given)."""
-        labels = labels if labels is not None else as_splits(self.data, seed=self.seeds[0]).train.label_names
+        labels = (
+            labels
+            if labels is not None
+            else as_splits(self.data, seed=self.seeds[0], **self.columns()).train.label_names
+        )
         out = {}
         for seed in self.seeds:
             out[f"free-s{seed}"] = self.train_config(seed=seed)
@@ -73,7 +77,7 @@ class WaywardConfig(OnePromptSettings):
     def checked_run_configs(self, model: LoadedModel) -> dict[str, TrainConfig]:
         """:meth:`run_configs` for the data's labels, every target checked first (a text with no usable tokens is
         refused before anything is written)."""
-        splits = as_splits(self.data, seed=self.seeds[0])
+        splits = as_splits(self.data, seed=self.seeds[0], **self.columns())
         index = VocabIndex.for_model(model)
         for text in self.targets(splits.train.label_names).values():
             projection_targets(f"text:{text}", model, index, self.length, [])

@@ -187,7 +187,7 @@ class Readout:
             "label_column": config.get("label_column", "label"),
             "target_column": config.get("target_column"),
         }
-        splits = as_splits(data if data is not None else config["data"], seed=seed, **columns)
+        splits = as_splits(data if data is not None else run.data_source(), seed=seed, **columns)
         if run.manifest.data is not None:
             given = None if data is None else str(data) if isinstance(data, str | os.PathLike) else type(data).__name__
             run.manifest.data.check(splits.train.sha256, allow_changed=data_changed_ok, run=str(run.path), given=given)
