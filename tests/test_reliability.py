@@ -411,7 +411,7 @@ def test_wrong_results__changed_data_is_refused_unless_allowed_and_both_hashes_k
     data.write_bytes(resources.files("probe").joinpath("bundled", "feelings.csv").read_bytes())
     config = replace(TrainConfig(), data=str(data), steps=2, length=2, eval_every=2, snapshot_every=2)
     run = train(config, tmp_path / "r", model=default_model, progress=False)
-    data.write_text(data.read_text() + "a new sentence about joy,joy\n")
+    data.write_text(data.read_text() + "a new sentence about joy,joy,train\n")  # a training row added
     with pytest.raises(ValueError, match="has changed since run .* was trained on it"):
         Readout.from_run(run, default_model)
     with pytest.raises(ValueError, match="--data-changed-ok"):
