@@ -156,7 +156,6 @@ class PromptCommand(Command):
         )
 
     def _readout_of(self, run: Any, prompt: Any, model: Any) -> Any:
-        from probe.core.frames import as_splits
         from probe.readings.explain import Readout
 
         rows = self.test_rows()
@@ -169,18 +168,15 @@ class PromptCommand(Command):
             if self.data is None:
                 raise ValueError("--loss reads the data you give it: give --data FILE")
             loss = load_function(self.loss, "--loss")
+        data = self._run_data(run) if run is not None else self.data
         if loss is None and run is not None and (run.manifest.config is not None or head):  # its task and settings
-            data: Any = self.data  # split as the run split it (its seed and columns), never by --seed (errors.md 207)
-            if self.data is not None and (self.text_column, self.label_column, self.target_column) != DEFAULT_COLUMNS:
-                seed = int((run.manifest.config or {}).get("seed", run.manifest.seed or 0))
-                data = as_splits(self.data, seed=seed, target_column=self.target_column, **columns)
             return Readout.from_run(run, model, data=data, data_changed_ok=self.data_changed_ok, test_size=rows)
         if self.data is None:
             raise ValueError(f"'{self.target}' records no training data; give it with --data FILE")
         return Readout.for_prompt(
             prompt,
             model,
-            self.data,
+            data,
             form=self.task,
             loss=loss,
             seed=self.seed,
@@ -188,6 +184,24 @@ class PromptCommand(Command):
             target_column=self.target_column,
             **columns,
         )
+
+    def _run_data(self, run: Any) -> Any:
+        """``--data`` split as ``run`` split it: its seed and its columns (an option given overrides its own), never by
+        ``--seed`` (errors.md 207), and checked against the data it recorded; None when no --data is given."""
+        from probe.core.frames import as_splits
+
+        if self.data is None:
+            return None
+        config = run.manifest.config or {}
+        names = ("text_column", "label_column", "target_column")
+        columns: dict[str, Any] = {n: config.get(n, d) for n, d in zip(names, DEFAULT_COLUMNS, strict=True)}
+        given = (self.text_column, self.label_column, self.target_column)
+        columns |= {n: v for n, v, d in zip(names, given, DEFAULT_COLUMNS, strict=True) if v != d}
+        splits = as_splits(self.data, seed=int(config.get("seed", run.manifest.seed or 0)), **columns)
+        if run.manifest.data is not None:
+            changed_ok, where = self.data_changed_ok, str(run.path)
+            run.manifest.data.check(splits.train.sha256, allow_changed=changed_ok, run=where, given=str(self.data))
+        return splits
 
 
 @dataclass

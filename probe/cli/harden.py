@@ -42,7 +42,7 @@ class Harden(PromptCommand):
     eval_every: int = option(10, "choose on the held-out slice every this many steps (default 10)", positive=True)
     lr: float = option(0.1, "PEZ's learning rate (default 0.1)", positive=True)
     bootstrap: int = option(1000, "bootstrap resamples for the faithfulness intervals (default 1000)", positive=True)
-    format: Literal["md", "json"] = option("md", "output format: md or json (default md)")
+    format: Literal["md", "json"] | None = option(None, "output format: md or json (default: --out's suffix, else md)")
     out: str | None = option(None, "write the report to this file instead of stdout")
     save: str | None = option(None, "write the hard prompt's record (JSON) to this file")
 

@@ -97,9 +97,10 @@ class Command:
             value = getattr(self, f.name)
             if f.metadata.get("exists") and value is not None and not Path(value).exists():
                 raise FileNotFoundError(f"{option_flag(f)} '{value}' does not exist (expected: {f.metadata['help']})")
-        if getattr(self, "format", "") is None:  # not given: --out's suffix (rep.json), else md
-            suffix = Path(getattr(self, "out", None) or "").suffix.lower()
-            setattr(self, "format", {".json": "json", ".csv": "csv"}.get(suffix, "md"))  # noqa: B010
+        if getattr(self, "format", "") is None:  # not given: --out's suffix (rep.json) when the command writes it
+            suffix = Path(getattr(self, "out", None) or "").suffix.lower().lstrip(".")
+            formats = literal_choices(hints["format"])
+            setattr(self, "format", suffix if suffix in formats and suffix != "md" else "md")  # noqa: B010
 
     def run(self) -> int:
         """Do the work; returns the exit status."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import numbers
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -180,7 +181,7 @@ def from_rows(
     if split is not None:
         if split_column not in columns:
             raise ValueError(f"data '{source}' has no '{split_column}' column to pick split '{split}'")
-        rows = [r for r in rows if r.get(split_column) == split]
+        rows = [r for r in rows if str(r.get(split_column) or "").strip().lower() == split.strip().lower()]
         if not rows:
             raise ValueError(f"data '{source}' has no rows with {split_column}={split!r}")
     texts, values = [], []
@@ -216,8 +217,8 @@ def _cell(value: Any, source: str, row: int, column: str) -> Any:
         raise ValueError(
             f"data '{source}' row {row} has a {type(value).__name__} in '{column}'; expected text or a number"
         )
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and float(value).is_integer():
+        return str(int(float(value)))  # a float, numpy's too
     return value
 
 
@@ -227,7 +228,8 @@ def _split_values(rows: list[dict[str, Any]], column: str, source: str) -> list[
     Raises:
         ValueError: a row without one (it would be left out of both sets without a word).
     """
-    values = [str(r.get(column) if r.get(column) is not None else "").strip().lower() for r in rows]
+    cells = [r.get(column) for r in rows]  # None or NaN (a DataFrame's empty cell): no split value
+    values = ["" if v is None or v != v else str(v).strip().lower() for v in cells]
     if "" in values:
         raise ValueError(
             f"data '{source}' row {values.index('') + 1} has no '{column}' value; mark every row train or test "

@@ -135,6 +135,14 @@ def describe(data: Data, splits: DataSplits) -> str:
     return f"{MEMORY}{_kind(data) or type(data).__name__}:{splits.train.sha256[:16]}{splits.test.sha256[:16]}"
 
 
+def data_name(data: Any) -> str:
+    """Data as a message names it: a path or a set's name as given, split data by its source, else its type."""
+    if isinstance(data, str | os.PathLike):
+        return str(data)
+    source = getattr(getattr(data, "train", None), "source", None)
+    return source.removesuffix(":train") if isinstance(source, str) else type(data).__name__
+
+
 def _kind(data: Data) -> str:
     for cls in type(data).__mro__:
         if cls.__name__ in ("DataFrame", "Dataset", "DatasetDict") and cls.__module__.split(".")[0] in (

@@ -250,8 +250,8 @@ def check_device(device: str | torch.device | None) -> None:
         kind = torch.device(device).type
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device {device!r} is not a device torch knows; expected 'cpu', 'cuda', 'cuda:0', ...") from e
-    if kind not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {device!r} cannot hold a model's weights here; expected 'cpu', 'cuda' or 'mps'")
+    if kind == "meta":
+        raise ValueError(f"device {device!r} holds no weights; expected a device that computes: 'cpu', 'cuda', ...")
     missing = (kind == "cuda" and not torch.cuda.is_available()) or (
         kind == "mps" and not torch.backends.mps.is_available()
     )

@@ -6,6 +6,8 @@ pass every key through :func:`measure_name`, so those files still read.
 
 from __future__ import annotations
 
+import numbers
+
 SOFT = "soft_accuracy"
 """The soft prompt's test accuracy."""
 DISCRETISED = "discretised_accuracy"
@@ -78,7 +80,7 @@ def check_accuracies(accuracies: object) -> None:
     if accuracies is None:
         return
     values = accuracies.values() if isinstance(accuracies, dict) else [object()]
-    if any(v is not None and not (isinstance(v, int | float) and (v != v or 0 <= v <= 1)) for v in values):
+    if any(v is not None and not (isinstance(v, numbers.Real) and (v != v or 0 <= float(v) <= 1)) for v in values):
         raise ValueError(
             f"accuracies is {accuracies!r}; expected {{measure name: accuracy in [0, 1]}} ({{'soft_accuracy': 0.8}})"
         )

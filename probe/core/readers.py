@@ -27,7 +27,7 @@ def rows_from_bytes(blob: bytes, path: str, fmt: str) -> list[dict[str, str]]:
         raise ValueError(f"'{path}' is not UTF-8 text (byte {e.start}); re-save it as UTF-8") from e
     if fmt == "jsonl":
         rows = []
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(text.split("\n"), 1):  # only a newline ends a line (U+2028 may be in a text)
             if not line.strip():
                 continue
             try:
@@ -45,25 +45,28 @@ def rows_from_bytes(blob: bytes, path: str, fmt: str) -> list[dict[str, str]]:
         return rows
     if csv.field_size_limit() < MAX_FIELD_CHARS:  # csv's default (131,072) is shorter than a long document
         csv.field_size_limit(MAX_FIELD_CHARS)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")  # CR-only line endings (old Mac) read as lines too
     delimiter, other = ("\t", ",") if fmt == "tsv" else (",", "\t")
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    # newline="": csv itself ends a line at \n, \r\n or a lone \r (old Mac files), and keeps those in quoted texts
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = []
     try:
+        names = list(reader.fieldnames or [])
+        if len(names) == 1 and other in names[0]:
+            right = ".csv" if fmt == "tsv" else ".tsv"
+            raise ValueError(f"'{path}' looks {'comma' if other == ',' else 'tab'}-separated; name it {right}")
         for row in reader:
-            if None in row:  # more fields than the header: a text holding an unquoted delimiter, cut where it stood
+            # more fields than the header: a text holding an unquoted delimiter, cut where it stood (a trailing empty
+            # field, as some exporters write on every row, is none)
+            if any(str(v or "").strip() for v in row.get(None) or []):
                 header = len(reader.fieldnames or [])
                 raise ValueError(
                     f"'{path}' line {reader.line_num} has {header + len(row[None])} fields; its header has {header}:"
                     f' quote a field that holds a {"tab" if fmt == "tsv" else "comma"} ("like, this")'
                 )
+            row.pop(None, None)
             rows.append(row)
     except csv.Error as e:
         raise ValueError(f"'{path}' is not a readable {fmt.upper()} file (line {reader.line_num}: {e})") from e
-    names = list(reader.fieldnames or [])
-    if len(names) == 1 and other in names[0]:
-        right = ".csv" if fmt == "tsv" else ".tsv"
-        raise ValueError(f"'{path}' looks {'comma' if other == ',' else 'tab'}-separated; name it {right}")
     return rows
 
 

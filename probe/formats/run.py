@@ -134,8 +134,8 @@ class Run:
         return list(self.manifest.labels)
 
     def data_source(self) -> str:
-        """The run's data as it can be read from here: its config's path as given, else the absolute path the
-        manifest records (a run read from another folder than it was trained in).
+        """The run's data as it can be read from here: the absolute path its manifest records, else (a run recorded
+        before that) its config's path as given.
 
         Raises:
             ValueError: a relative path found in neither place (errors.md 208).
@@ -143,11 +143,11 @@ class Run:
         given = str((self.manifest.config or {}).get("data") or "")
         recorded = self.manifest.data.path if self.manifest.data is not None else None
         if not given or given in BUNDLED_SETS or given.startswith(MEMORY) or Path(given).expanduser().is_absolute():
-            return given
-        if Path(given).exists():
             return given  # as_splits reads it, or says in one line why not
-        if recorded and Path(recorded).is_file():
-            return recorded
+        if recorded and Path(recorded).is_absolute() and Path(recorded).is_file():
+            return recorded  # the file it trained on, not one of the same name where this is run
+        if Path(given).exists():
+            return given  # a run recorded before the manifest kept the absolute path
         raise ValueError(
             f"run '{self.path}' records its data as '{given}', relative to the folder it was trained in, and it is "
             f"not in {Path.cwd()}: run from that folder, or give the data with --data FILE (data=)"

@@ -129,7 +129,7 @@ def test_files__a_layout_read_wrong_is_one_line_and_json_lines_are_read_as_writt
     rows = "".join(f"{label},text number {i} here\n" for i, label in enumerate(["joy", "anger"] * 3))
     cases = {
         "cut.csv": ("label,text\n" + rows + "joy,a text, with commas, unquoted\n", r"line 8 has 4 fields; its header"),
-        "tabs.csv": ("text\tlabel\n" + rows.replace(",", "\t"), r"looks tab-separated; name it .tsv"),
+        "tabs.csv": ("text\tlabel\n" + rows.replace(",", "\t") + "a text, with a comma\tjoy\n", r"looks tab-separated"),
         "nested.jsonl": ('{"text": {"body": "hi"}, "label": "joy"}\n', r"row 1 has a dict in 'text'; expected text"),
     }
     for name, (content, said) in cases.items():
@@ -152,6 +152,20 @@ def test_files__a_layout_read_wrong_is_one_line_and_json_lines_are_read_as_writt
         train_test(tmp_path / "later.jsonl")
     (tmp_path / "later.jsonl").write_text("\n".join(json.dumps(r) for r in lines[1:]))
     assert load_labelled(tmp_path / "later.jsonl").label_names == ["1", "0"]  # 1 and 1.0: one class
+    (tmp_path / "trailing.csv").write_text("label,text\n" + rows.replace("\n", ",\n"))  # an exporter's empty field
+    assert len(load_labelled(tmp_path / "trailing.csv")) == 6
+    (tmp_path / "cased.csv").write_text("text,label,split\n" + "".join(f"t{i},{'ab'[i % 2]},Train\n" for i in range(4)))
+    assert len(load_labelled(tmp_path / "cased.csv", split="train")) == 4
+    import numpy as np
+    import pandas as pd
+
+    from probe.core.frames import as_splits
+
+    table = pd.DataFrame({"text": [f"t{i}" for i in range(8)], "label": np.float32([1, 0] * 4), "split": ["train"] * 8})
+    table.loc[5, "split"] = np.nan
+    with pytest.raises(ValueError, match="row 6 has no 'split' value"):
+        as_splits(table)
+    assert as_splits(table.assign(split=["train"] * 4 + ["test"] * 4)).train.label_names == ["1", "0"]
     (tmp_path / "dups.csv").write_text("label,text\n" + rows + rows)
     with caplog.at_level(logging.WARNING, logger="probe"):
         train_test(tmp_path / "dups.csv")

@@ -162,7 +162,9 @@ def test_builders__what_they_cannot_draw_is_one_line_naming_the_table_they_take(
 
     with pytest.raises(TypeError, match=r"neighbour_heatmap takes a report's table \(probe.nearest_tokens"):
         neighbour_heatmap("a report")
-    with pytest.raises(ValueError, match=r"neighbour_heatmap: the table has no column 'rank' \(it has \['a'\]\)"):
+    with pytest.raises(
+        ValueError, match=r"neighbour_heatmap: the table has no column 'rank' \(the tables have \['a'\]\)"
+    ):
         neighbour_heatmap(pd.DataFrame({"a": [1]}))
     with pytest.raises(
         ValueError, match=r"drift_curves: the table has no column 'position'.*drift_table\(run, model\)"

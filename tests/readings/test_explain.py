@@ -298,7 +298,9 @@ def test_run__its_data_by_a_relative_path_is_read_from_another_folder(tmp_path, 
     train(config, "run", model=default_model, progress=False)
     here = Readout.from_run(load_run("run"), default_model).splits.test.texts
     monkeypatch.chdir(tmp_path)
-    assert Readout.from_run(load_run("work/run"), default_model).splits.test.texts == here
+    pd.DataFrame({"text": rows.texts[1::4], "label": rows.labels[1::4]}).to_csv(tmp_path / "mine.csv", index=False)
+    assert Readout.from_run(load_run("work/run"), default_model).splits.test.texts == here  # not ./mine.csv
+    (tmp_path / "mine.csv").unlink()
     manifest = json.loads((tmp_path / "work" / "run" / MANIFEST).read_text())
     manifest["data"]["path"] = "mine.csv"  # as runs recorded it before
     (tmp_path / "work" / "run" / MANIFEST).write_text(json.dumps(manifest))

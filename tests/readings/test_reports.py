@@ -224,3 +224,5 @@ def test_nearest_tokens__accuracies_that_are_none_are_refused_and_a_numpy_k_is_t
         vectors, default_model, k=np.int64(3), index=default_index, accuracies={"soft_accuracy": 0.5}
     )
     assert report.k == 3 and type(report.k) is int and report.accuracies == {"soft_accuracy": 0.5}
+    kept = nearest_tokens(vectors, default_model, index=default_index, accuracies={"soft_accuracy": np.float32(0.25)})
+    assert kept.accuracies == {"soft_accuracy": 0.25}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from probe.core.data import DataSplits, LabelledData
-from probe.core.frames import Data, as_splits
+from probe.core.frames import Data, as_splits, data_name
 from probe.core.index import VocabIndex
 from probe.core.io import expect
 from probe.core.models import LoadedModel, load_model
@@ -189,7 +189,7 @@ class Readout:
         }
         splits = as_splits(data if data is not None else run.data_source(), seed=seed, **columns)
         if run.manifest.data is not None:
-            given = None if data is None else str(data) if isinstance(data, str | os.PathLike) else type(data).__name__
+            given = None if data is None else data_name(data)
             run.manifest.data.check(splits.train.sha256, allow_changed=data_changed_ok, run=str(run.path), given=given)
         rows = test_size or config.get("test_size")
         if rows:
