@@ -198,7 +198,9 @@ class PromptCommand(Command):
         given = (self.text_column, self.label_column, self.target_column)
         columns |= {n: v for n, v, d in zip(names, given, DEFAULT_COLUMNS, strict=True) if v != d}
         splits = as_splits(self.data, seed=int(config.get("seed", run.manifest.seed or 0)), **columns)
-        if run.manifest.data is not None:
+        if (
+            run.manifest.data is not None
+        ):  # here, not only in Readout.from_run: the --loss path reads through for_prompt
             changed_ok, where = self.data_changed_ok, str(run.path)
             run.manifest.data.check(splits.train.sha256, allow_changed=changed_ok, run=where, given=str(self.data))
         return splits

@@ -100,7 +100,7 @@ class Command:
         if getattr(self, "format", "") is None:  # not given: --out's suffix (rep.json) when the command writes it
             suffix = Path(getattr(self, "out", None) or "").suffix.lower().lstrip(".")
             formats = literal_choices(hints["format"])
-            setattr(self, "format", suffix if suffix in formats and suffix != "md" else "md")  # noqa: B010
+            setattr(self, "format", suffix if suffix in formats else "md")  # noqa: B010
 
     def run(self) -> int:
         """Do the work; returns the exit status."""

@@ -272,8 +272,7 @@ def wrap_head_with_prompt(base: torch.nn.Module, model: LoadedModel, vectors: np
 def head_labels(peft_model: Any) -> list[str] | None:
     """A sequence-classification model's class names in its head's order (``config.id2label``), or None when the
     model does not name them (transformers' default ``LABEL_0``, ``LABEL_1``, ...): then the order is unknown."""
-    config = getattr(getattr(peft_model, "base_model", peft_model), "config", None)
-    id2label = getattr(config, "id2label", None) or {}
+    id2label = getattr(_config_of(peft_model), "id2label", None) or {}
     names = [str(id2label.get(i, id2label.get(str(i), ""))) for i in range(len(id2label))]
     if not names or any(not n or n == f"LABEL_{i}" for i, n in enumerate(names)):
         return None
@@ -293,10 +292,14 @@ def check_head_labels(peft_model: Any, labels: list[str]) -> None:
             f"labels {list(labels)} are not the model's classes in its head's order {named} (config.id2label), "
             "the order probe reads the head in: drop labels=, or give them in that order"
         )
-    config = getattr(getattr(peft_model, "base_model", peft_model), "config", None)
-    classes = getattr(config, "num_labels", None)
+    classes = getattr(_config_of(peft_model), "num_labels", None)
     if isinstance(classes, int) and classes != len(labels):
         raise ValueError(
             f"labels {list(labels)} name {len(labels)} classes; the model's head has {classes}: give one label per "
             "class, in the head's order"
         )
+
+
+def _config_of(peft_model: Any) -> Any:
+    """The wrapped model's transformers config (None when there is none)."""
+    return getattr(getattr(peft_model, "base_model", peft_model), "config", None)
